@@ -1,0 +1,65 @@
+//! Command-line definitions: every flag and its help text live here.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  some actions failed, or a runtime error
+  2  invalid manifest or usage
+  3  changes pending (plan --detailed-exitcode)
+  4  saved plan is stale
+  5  another run holds the lock
+  130 interrupted
+
+Examples:
+  haul init haul.yaml            write a commented starter manifest
+  haul validate haul.yaml        check it; every problem with file:line:column
+  haul schema > manifest.schema.json";
+
+/// Declarative S3 transfers: one YAML manifest, validated, planned and applied.
+#[derive(Debug, Parser)]
+#[command(name = "haul", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// When to use colors in messages.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check manifests: YAML, keys, values, S3 naming rules, overlapping destinations.
+    ///
+    /// Prints one line per transfer, or every problem found with file:line:column and how to
+    /// fix it. Exits 2 when any manifest is invalid. Touches no network.
+    #[command(after_help = "Example:\n  haul validate examples/*.yaml")]
+    Validate {
+        /// Manifest files to check.
+        #[arg(required = true, value_name = "MANIFEST")]
+        manifests: Vec<PathBuf>,
+    },
+
+    /// Print the manifest's JSON schema (for editors: yaml-language-server, VS Code).
+    #[command(after_help = "Example:\n  haul schema > schemas/manifest.schema.json")]
+    Schema,
+
+    /// Write a commented starter manifest. Never overwrites an existing file.
+    #[command(after_help = "Example:\n  haul init nightly.yaml && $EDITOR nightly.yaml")]
+    Init {
+        /// Where to write it.
+        #[arg(default_value = "haul.yaml", value_name = "FILE")]
+        path: PathBuf,
+    },
+}

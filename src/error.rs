@@ -1,0 +1,80 @@
+//! haul's top-level error and its exit codes: a public contract that cron scripts rely on.
+
+use std::path::PathBuf;
+
+use crate::manifest::ManifestError;
+
+/// What the process exits with. Documented in the README; extend, never renumber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Everything worked.
+    Success = 0,
+    /// Some actions failed, or a runtime error.
+    Failure = 1,
+    /// Invalid manifest or usage.
+    Invalid = 2,
+    /// Changes pending (`plan --detailed-exitcode` only).
+    ChangesPending = 3,
+    /// A saved plan is stale.
+    StalePlan = 4,
+    /// Another run holds the lock.
+    Locked = 5,
+    /// Interrupted by SIGINT / SIGTERM.
+    Interrupted = 130,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// Everything that can stop a haul command.
+#[derive(Debug, thiserror::Error)]
+pub enum HaulError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("`{}` already exists; haul init does not overwrite files", path.display())]
+    InitTargetExists { path: PathBuf },
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl HaulError {
+    /// How to fix it, when there is something to say.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            HaulError::Manifest(ManifestError::Read { path, source })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Some(format!(
+                    "check the path, or create a starter manifest with `haul init {}`",
+                    path.display()
+                ))
+            }
+            HaulError::Manifest(ManifestError::Read { .. }) => {
+                Some("check the file's permissions".into())
+            }
+            HaulError::Manifest(ManifestError::IsDirectory { path }) => Some(format!(
+                "name the YAML file inside it, such as `{}`",
+                path.join("haul.yaml").display()
+            )),
+            HaulError::Manifest(ManifestError::Invalid { .. }) => None,
+            HaulError::InitTargetExists { .. } => {
+                Some("choose another file name, or remove the file first".into())
+            }
+            HaulError::Write { .. } => Some("check that the folder exists and is writable".into()),
+        }
+    }
+
+    pub fn exit(&self) -> Exit {
+        match self {
+            HaulError::Manifest(_) => Exit::Invalid,
+            HaulError::InitTargetExists { .. } => Exit::Invalid,
+            HaulError::Write { .. } => Exit::Failure,
+        }
+    }
+}

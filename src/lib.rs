@@ -1,0 +1,20 @@
+//! haul: declarative S3 transfers.
+//!
+//! The pipeline is manifest → listing → plan → exec → report, one module per stage (see
+//! DESIGN.md). `run` is what the binary calls; integration tests call the same code.
+
+pub mod cli;
+pub mod error;
+pub mod filter;
+pub mod manifest;
+pub mod render;
+pub mod s3;
+
+mod commands;
+
+pub use error::{Exit, HaulError};
+
+/// Runs one parsed command line. Output goes to stdout; the caller renders the error.
+pub fn run(cli: cli::Cli, style: render::Style) -> Result<Exit, HaulError> {
+    commands::run(cli, style)
+}

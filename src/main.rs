@@ -1,0 +1,36 @@
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use haul::cli::{Cli, ColorChoice};
+use haul::render::{self, Style};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            // --help and --version are successes; every other parse failure is a usage error.
+            return ExitCode::from(if err.use_stderr() {
+                haul::Exit::Invalid.code()
+            } else {
+                0
+            });
+        }
+    };
+    let color = match cli.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    };
+    let style = Style { color };
+    match haul::run(cli, style) {
+        Ok(exit) => ExitCode::from(exit.code()),
+        Err(err) => {
+            eprint!("{}", render::error(&err, style));
+            ExitCode::from(err.exit().code())
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The manifest stage: load the YAML with positions, check it, and merge `defaults` into one
+//! resolved `Job` per transfer. No network here.
+
+mod load;
+mod model;
+mod problem;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use model::{
+    ByteSize, CompareMode, Direction, MANIFEST_VERSION, ManifestSpec, RequestPayer,
+    ServerSideEncryption, Settings, StorageClass, TransferSpec, manifest_schema,
+};
+pub use problem::{Location, Problem, Severity, SourceFile};
+
+use crate::filter::Filter;
+
+/// Keys that only make sense for one transfer and so may not sit in `defaults`.
+pub const TRANSFER_ONLY_KEYS: [&str; 5] = ["name", "direction", "bucket", "local", "prefix"];
+
+/// Built-in defaults for settings neither `defaults` nor the transfer sets.
+pub mod builtin {
+    use super::ByteSize;
+    pub const CONCURRENCY: u32 = 32;
+    pub const MULTIPART_THRESHOLD: ByteSize = ByteSize(8 * ByteSize::MIB);
+    pub const PART_SIZE: ByteSize = ByteSize(8 * ByteSize::MIB);
+    pub const RETRIES: u32 = 3;
+}
+
+/// Why a manifest could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read manifest `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{}` is a directory, not a manifest file", path.display())]
+    IsDirectory { path: PathBuf },
+    #[error("{} has {} problem(s)", file.path.display(), problems.len())]
+    Invalid {
+        file: SourceFile,
+        problems: Vec<Problem>,
+    },
+}
+
+/// Where and as whom to reach S3 for one transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct S3Target {
+    pub profile: Option<String>,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
+    pub path_style: bool,
+    pub request_payer: bool,
+    /// Extra attempts after the first, for the SDK's retry policy.
+    pub retries: u32,
+}
+
+/// How uploads are stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadOptions {
+    pub storage_class: Option<StorageClass>,
+    pub sse: Option<ServerSideEncryption>,
+    pub sse_kms_key_id: Option<String>,
+}
+
+/// One transfer with `defaults` merged in, paths resolved and filters compiled.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    pub direction: Direction,
+    pub bucket: String,
+    /// Empty (the whole bucket) or ending in `/`.
+    pub prefix: String,
+    /// Absolute, with `~` and `${ENV}` expanded.
+    pub local: PathBuf,
+    pub filter: Filter,
+    /// The filter's source text, for display.
+    pub filter_summary: FilterSummary,
+    pub compare: CompareMode,
+    pub delete: bool,
+    pub max_delete: Option<u64>,
+    pub target: S3Target,
+    pub concurrency: u32,
+    pub multipart_threshold: ByteSize,
+    pub part_size: ByteSize,
+    pub upload: UploadOptions,
+    pub follow_symlinks: bool,
+}
+
+/// The filter rules as written (after normalization), for `validate` and `plan` output.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterSummary {
+    pub extensions: Vec<String>,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl Job {
+    /// `s3://bucket/prefix`, as people write it.
+    pub fn remote_url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// A loaded, valid manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub source: SourceFile,
+    pub jobs: Vec<Job>,
+    /// Problems that do not stop a run (printed by every command).
+    pub warnings: Vec<Problem>,
+}
+
+/// Reads, checks and resolves a manifest. Every problem found is returned at once.
+pub fn load_manifest(path: &Path) -> Result<Manifest, ManifestError> {
+    let source = load::read_source(path)?;
+    let (parsed, mut problems) = match load::parse_spec(&source) {
+        Ok(parsed) => parsed,
+        Err(problems) => {
+            return Err(ManifestError::Invalid {
+                file: source,
+                problems,
+            });
+        }
+    };
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let jobs = validate::resolve(&parsed, &base, &mut problems);
+    // A bad value in `defaults` is found once per transfer that inherits it: report it once.
+    let mut seen = std::collections::HashSet::new();
+    problems.retain(|p| seen.insert((p.location, p.message.clone())));
+    problems.sort_by_key(|p| p.location.map(|l| (l.line, l.column)));
+    if problems.iter().any(Problem::is_error) {
+        return Err(ManifestError::Invalid {
+            file: source,
+            problems,
+        });
+    }
+    Ok(Manifest {
+        source,
+        jobs,
+        warnings: problems,
+    })
+}

@@ -1,0 +1,303 @@
+//! The manifest as written: serde types that are also the JSON schema (via schemars).
+//!
+//! These types say what a manifest may contain. Loading them with positions and collecting
+//! every error is `load`'s job; checking the values against S3's rules is `validate`'s.
+
+use std::fmt;
+use std::str::FromStr;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// The only manifest format version this build reads.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// A haul manifest: declarative S3 transfers.
+///
+/// Only the schema is derived: `load` reads manifests key by key to report every problem.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "haul manifest, version 1")]
+pub struct ManifestSpec {
+    /// Manifest format version. Must be `1`.
+    pub version: u32,
+    /// Settings every transfer inherits; any of them may be overridden per transfer.
+    #[serde(default)]
+    pub defaults: Settings,
+    /// The transfers to run, in order.
+    pub transfers: Vec<TransferSpec>,
+}
+
+/// One transfer: what moves where, plus any setting that overrides `defaults`.
+#[derive(Debug, Clone, JsonSchema)]
+#[schemars(extend("additionalProperties" = false))]
+pub struct TransferSpec {
+    /// Unique name, used in output, reports and `--only`.
+    pub name: String,
+    /// `download` copies from S3 to `local`; `upload` copies from `local` to S3.
+    pub direction: Direction,
+    /// Bucket name only (no `s3://`, no slash); put the folder part in `prefix`.
+    pub bucket: String,
+    /// Local folder, relative to the manifest's folder; `~` and `${ENV}` expand.
+    pub local: String,
+    /// Key prefix inside the bucket (a folder: `reports/2026/`). Empty: the whole bucket.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(flatten)]
+    pub settings: Settings,
+}
+
+/// Settings that may sit in `defaults` or in a transfer (the transfer wins).
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// File extensions to include, without the dot: `[csv, parquet]`. Case-insensitive.
+    /// Shorthand for `include: ["*.csv", "*.parquet"]`.
+    pub extensions: Option<Vec<String>>,
+    /// Glob patterns to include. No `/`: matches the file name at any depth; with `/`: anchored
+    /// at the transfer's root; `**` crosses folders. Empty: everything.
+    pub include: Option<Vec<String>>,
+    /// Glob patterns to exclude, same rules as `include`. Exclude wins over include.
+    pub exclude: Option<Vec<String>>,
+    /// Remove from the destination what the source no longer has. Requires `max_delete`.
+    pub delete: Option<bool>,
+    /// The most objects one run of this transfer may delete; a plan that would delete more stops
+    /// with an error. Required when `delete: true`.
+    pub max_delete: Option<u64>,
+    /// How to decide that an object is unchanged.
+    pub compare: Option<CompareMode>,
+    /// AWS profile from `~/.aws/config` / `~/.aws/credentials`. Omitted: the standard chain.
+    pub profile: Option<String>,
+    /// Region of the bucket, such as `ap-northeast-2`.
+    pub region: Option<String>,
+    /// Endpoint URL of an S3-compatible server, such as `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    /// Address buckets as `endpoint/bucket` instead of `bucket.endpoint` (most local servers).
+    pub path_style: Option<bool>,
+    /// `requester`: you pay for requests and transfer on a requester-pays bucket.
+    pub request_payer: Option<RequestPayer>,
+    /// Objects in flight at once (1 to 1024).
+    pub concurrency: Option<u32>,
+    /// Objects at least this large move in parts (`8MiB`; 5MiB to 5GiB).
+    pub multipart_threshold: Option<ByteSize>,
+    /// Size of one part of a multipart transfer (`8MiB`; 5MiB to 5GiB).
+    pub part_size: Option<ByteSize>,
+    /// Extra attempts for a failed request or object (0 to 20).
+    pub retries: Option<u32>,
+    /// Storage class for uploads.
+    pub storage_class: Option<StorageClass>,
+    /// Server-side encryption for uploads.
+    pub sse: Option<ServerSideEncryption>,
+    /// KMS key ID or ARN, with `sse: aws:kms`.
+    pub sse_kms_key_id: Option<String>,
+    /// Follow symbolic links when walking the local side (loops are detected).
+    pub follow_symlinks: Option<bool>,
+}
+
+/// Which way a transfer copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// S3 to the local folder.
+    Download,
+    /// The local folder to S3.
+    Upload,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Download => "download",
+            Direction::Upload => "upload",
+        })
+    }
+}
+
+/// How a plan decides that the destination already has an object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompareMode {
+    /// Same size and the destination is not older than the source (what `aws s3 sync` does).
+    #[default]
+    SizeMtime,
+    /// Same size.
+    Size,
+    /// Same size and the same content checksum.
+    Checksum,
+    /// Never unchanged: copy everything.
+    Always,
+}
+
+/// Who pays for requests on the bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestPayer {
+    /// The requester pays (requester-pays buckets).
+    Requester,
+}
+
+/// S3 storage classes for uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum StorageClass {
+    Standard,
+    ReducedRedundancy,
+    StandardIa,
+    OnezoneIa,
+    IntelligentTiering,
+    Glacier,
+    GlacierIr,
+    DeepArchive,
+    ExpressOnezone,
+}
+
+impl StorageClass {
+    /// The name S3 uses on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageClass::Standard => "STANDARD",
+            StorageClass::ReducedRedundancy => "REDUCED_REDUNDANCY",
+            StorageClass::StandardIa => "STANDARD_IA",
+            StorageClass::OnezoneIa => "ONEZONE_IA",
+            StorageClass::IntelligentTiering => "INTELLIGENT_TIERING",
+            StorageClass::Glacier => "GLACIER",
+            StorageClass::GlacierIr => "GLACIER_IR",
+            StorageClass::DeepArchive => "DEEP_ARCHIVE",
+            StorageClass::ExpressOnezone => "EXPRESS_ONEZONE",
+        }
+    }
+}
+
+/// Server-side encryption for uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum ServerSideEncryption {
+    /// S3-managed keys (SSE-S3).
+    #[serde(rename = "AES256")]
+    Aes256,
+    /// AWS KMS keys (SSE-KMS); set `sse_kms_key_id` for a key other than the default.
+    #[serde(rename = "aws:kms")]
+    AwsKms,
+}
+
+/// A size in bytes, written as a number of bytes or with a unit: `8MiB`, `512KiB`, `1GiB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub const KIB: u64 = 1024;
+    pub const MIB: u64 = 1024 * 1024;
+    pub const GIB: u64 = 1024 * 1024 * 1024;
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Exact binary units as people write them in manifests (`8MiB`), bytes otherwise.
+        for (unit, size) in [
+            ("GiB", ByteSize::GIB),
+            ("MiB", ByteSize::MIB),
+            ("KiB", ByteSize::KIB),
+        ] {
+            if self.0 >= size && self.0 % size == 0 {
+                return write!(f, "{}{unit}", self.0 / size);
+            }
+        }
+        write!(f, "{}B", self.0)
+    }
+}
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let trimmed = text.trim();
+        if let Ok(bytes) = trimmed.parse::<u64>() {
+            return Ok(ByteSize(bytes));
+        }
+        trimmed
+            .parse::<bytesize::ByteSize>()
+            .map(|size| ByteSize(size.as_u64()))
+            .map_err(|_| {
+                format!("`{text}` is not a size; write it like `8MiB`, `512KiB` or `1GiB`")
+            })
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // YAML scalars arrive as text; a bare number is a count of bytes.
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for ByteSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ByteSize".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A size: a number of bytes, or a number with a unit such as `8MiB`, `512KiB`, `1GiB`.",
+            "anyOf": [
+                { "type": "integer", "minimum": 0 },
+                { "type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*([KMGT]i?B|[KMGT]|B)?\\s*$" }
+            ]
+        })
+    }
+}
+
+/// The JSON schema of a manifest, as checked in under `schemas/`.
+pub fn manifest_schema() -> schemars::Schema {
+    schemars::schema_for!(ManifestSpec)
+}
+
+/// The keys a mapping of type `T` accepts, read from its schema so the list cannot drift.
+pub fn schema_keys<T: JsonSchema>() -> Vec<String> {
+    let schema = schemars::schema_for!(T);
+    schema
+        .get("properties")
+        .and_then(|properties| properties.as_object())
+        .map(|properties| properties.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes_parse_with_binary_units() {
+        assert_eq!(
+            "8MiB".parse::<ByteSize>().unwrap(),
+            ByteSize(8 * ByteSize::MIB)
+        );
+        assert_eq!("512KiB".parse::<ByteSize>().unwrap(), ByteSize(512 * 1024));
+        assert_eq!(
+            "1048576".parse::<ByteSize>().unwrap(),
+            ByteSize(ByteSize::MIB)
+        );
+        assert_eq!(
+            "1 GiB".parse::<ByteSize>().unwrap(),
+            ByteSize(ByteSize::GIB)
+        );
+        assert!("eight megs".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn transfer_keys_include_settings_keys() {
+        let keys = schema_keys::<TransferSpec>();
+        for key in [
+            "name",
+            "direction",
+            "bucket",
+            "local",
+            "prefix",
+            "extensions",
+            "retries",
+        ] {
+            assert!(keys.contains(&key.to_string()), "missing {key} in {keys:?}");
+        }
+        let settings = schema_keys::<Settings>();
+        assert!(!settings.contains(&"bucket".to_string()));
+        assert_eq!(settings.len(), 20, "{settings:?}");
+    }
+}

@@ -1,0 +1,727 @@
+//! The semantic checks (S3 naming rules, ranges, overlaps) and the `defaults` merge that turns
+//! each `TransferSpec` into a `Job`. Every problem points at the value that caused it.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+
+use marked_yaml::Node;
+use marked_yaml::types::MarkedMappingNode;
+
+use super::load::{ParsedSpec, value_location};
+use super::model::{ByteSize, Direction, ServerSideEncryption, Settings, TransferSpec};
+use super::problem::{Location, Problem, did_you_mean};
+use super::{FilterSummary, Job, S3Target, UploadOptions, builtin};
+use crate::filter::{Filter, PatternList};
+
+/// S3's smallest part (except the last) and largest single part.
+const MIN_PART: u64 = 5 * ByteSize::MIB;
+const MAX_PART: u64 = 5 * ByteSize::GIB;
+const MAX_CONCURRENCY: u32 = 1024;
+const MAX_RETRIES: u32 = 20;
+
+/// Checks every transfer and builds its `Job`. Returns the jobs of the transfers without errors
+/// and every problem (errors and warnings) found.
+pub(super) fn resolve(parsed: &ParsedSpec, base: &Path, problems: &mut Vec<Problem>) -> Vec<Job> {
+    let positions = Positions {
+        root: parsed.root.as_mapping(),
+    };
+    let mut jobs = Vec::new();
+    let mut first_seen_names: HashMap<&str, usize> = HashMap::new();
+    for (index, transfer) in &parsed.transfers {
+        let index = *index;
+        if let Some(&first) = first_seen_names.get(transfer.name.as_str()) {
+            problems.push(
+                Problem::error(positions.at(index, "name"), format!("duplicate transfer name `{}`", transfer.name))
+                    .label(format!("also the name of transfer #{}", first + 1))
+                    .help("give every transfer its own name; names select transfers in `--only` and reports"),
+            );
+        } else {
+            first_seen_names.insert(&transfer.name, index);
+        }
+        let mut check = TransferCheck {
+            index,
+            positions: &positions,
+            problems,
+        };
+        if let Some(job) = check.job(transfer, base) {
+            jobs.push((index, job));
+        }
+    }
+    check_destinations(&jobs, &positions, problems);
+    jobs.into_iter().map(|(_, job)| job).collect()
+}
+
+/// Finds values in the YAML tree, so problems can name a line and column.
+struct Positions<'a> {
+    root: Option<&'a MarkedMappingNode>,
+}
+
+impl<'a> Positions<'a> {
+    fn transfer(&self, index: usize) -> Option<&'a MarkedMappingNode> {
+        self.root?.get_sequence("transfers")?.get_mapping(index)
+    }
+
+    /// The node that gave transfer `index` its `key`: its own, or the one in `defaults`.
+    fn setting(&self, index: usize, key: &str) -> Option<&'a Node> {
+        self.transfer(index)
+            .and_then(|transfer| transfer.get_node(key))
+            .or_else(|| self.root?.get_mapping("defaults")?.get_node(key))
+    }
+
+    fn at(&self, index: usize, key: &str) -> Option<Location> {
+        self.setting(index, key).and_then(value_location)
+    }
+
+    fn item_at(&self, index: usize, key: &str, item: usize) -> Option<Location> {
+        self.setting(index, key)?
+            .as_sequence()?
+            .get_node(item)
+            .and_then(value_location)
+    }
+
+    fn transfer_at(&self, index: usize) -> Option<Location> {
+        self.transfer(index)
+            .and_then(|t| Location::of_span(t.span(), 1))
+    }
+}
+
+struct TransferCheck<'p, 'a> {
+    index: usize,
+    positions: &'p Positions<'a>,
+    problems: &'p mut Vec<Problem>,
+}
+
+impl TransferCheck<'_, '_> {
+    fn error(&mut self, key: &str, message: impl Into<String>, help: impl Into<String>) {
+        let location = self.positions.at(self.index, key);
+        self.problems
+            .push(Problem::error(location, message).help(help));
+    }
+
+    fn warning(
+        &mut self,
+        location: Option<Location>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.problems
+            .push(Problem::warning(location, message).help(help));
+    }
+
+    fn job(&mut self, transfer: &TransferSpec, base: &Path) -> Option<Job> {
+        let errors_before = self.error_count();
+        let settings = &transfer.settings;
+        if transfer.name.trim().is_empty() || transfer.name.chars().any(char::is_control) {
+            self.error(
+                "name",
+                "the transfer name is empty or has control characters",
+                "use a short name such as `daily-reports`",
+            );
+        }
+        self.check_bucket(&transfer.bucket);
+        let prefix = self.prefix(transfer.prefix.as_deref().unwrap_or(""));
+        let local = self.local(&transfer.local, base);
+        let target = self.target(settings);
+        let (filter, filter_summary) = self.filter(settings);
+        let concurrency = self.ranged(
+            "concurrency",
+            settings.concurrency,
+            builtin::CONCURRENCY,
+            1,
+            MAX_CONCURRENCY,
+        );
+        let _ = self.ranged(
+            "retries",
+            settings.retries,
+            builtin::RETRIES,
+            0,
+            MAX_RETRIES,
+        );
+        let multipart_threshold = self.part_bound(
+            "multipart_threshold",
+            settings.multipart_threshold,
+            builtin::MULTIPART_THRESHOLD,
+        );
+        let part_size = self.part_bound("part_size", settings.part_size, builtin::PART_SIZE);
+        let (delete, max_delete) = self.deletes(settings);
+        let upload = self.upload_options(settings, transfer.direction);
+        if self.error_count() > errors_before {
+            return None;
+        }
+        Some(Job {
+            name: transfer.name.clone(),
+            direction: transfer.direction,
+            bucket: transfer.bucket.clone(),
+            prefix,
+            local: local?,
+            filter: filter?,
+            filter_summary,
+            compare: settings.compare.unwrap_or_default(),
+            delete,
+            max_delete,
+            target,
+            concurrency,
+            multipart_threshold,
+            part_size,
+            upload,
+            follow_symlinks: settings.follow_symlinks.unwrap_or(false),
+        })
+    }
+
+    fn error_count(&self) -> usize {
+        self.problems.iter().filter(|p| p.is_error()).count()
+    }
+
+    fn check_bucket(&mut self, bucket: &str) {
+        if let Some(rest) = bucket
+            .strip_prefix("s3://")
+            .or_else(|| bucket.strip_prefix("S3://"))
+        {
+            let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let fix = if prefix.is_empty() {
+                format!("write `bucket: {name}`")
+            } else {
+                format!("write `bucket: {name}` and `prefix: {prefix}` as two keys")
+            };
+            self.error(
+                "bucket",
+                format!("`bucket` is a URL, not a bucket name: `{bucket}`"),
+                fix,
+            );
+            return;
+        }
+        if let Some((message, help)) = bucket_name_problem(bucket) {
+            self.error(
+                "bucket",
+                format!("invalid bucket name `{bucket}`: {message}"),
+                help,
+            );
+        }
+    }
+
+    fn prefix(&mut self, prefix: &str) -> String {
+        if prefix.starts_with("s3://") {
+            self.error(
+                "prefix",
+                "`prefix` is a URL",
+                "write only the folder part of the key, such as `reports/2026/`",
+            );
+        } else if prefix.starts_with('/') {
+            let trimmed = prefix.trim_start_matches('/');
+            self.error(
+                "prefix",
+                format!("`prefix` starts with `/`: `{prefix}`"),
+                format!("S3 keys do not start with `/`; write `prefix: {trimmed}`"),
+            );
+        }
+        // A prefix names a folder: `reports/2026` must not also take `reports/2026-old/`.
+        if prefix.is_empty() || prefix.ends_with('/') {
+            prefix.to_string()
+        } else {
+            format!("{prefix}/")
+        }
+    }
+
+    fn local(&mut self, local: &str, base: &Path) -> Option<PathBuf> {
+        if local.trim().is_empty() {
+            self.error(
+                "local",
+                "`local` is empty",
+                "write a folder such as `./data`; use `.` for the manifest's folder",
+            );
+            return None;
+        }
+        match shellexpand::full(local) {
+            Ok(expanded) => Some(normalize(&base.join(expanded.as_ref()))),
+            Err(err) => {
+                self.error(
+                    "local",
+                    format!("`local` uses `${{{}}}`, which is not set", err.var_name),
+                    format!(
+                        "set {} in the environment before running haul, or write the path out",
+                        err.var_name
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn target(&mut self, settings: &Settings) -> S3Target {
+        if let Some(region) = &settings.region {
+            self.check_region(region, settings.endpoint.is_some());
+        }
+        if let Some(endpoint) = &settings.endpoint {
+            let rest = endpoint
+                .strip_prefix("http://")
+                .or_else(|| endpoint.strip_prefix("https://"));
+            if rest.is_none_or(|host| host.is_empty() || host.contains(char::is_whitespace)) {
+                self.error(
+                    "endpoint",
+                    format!("`endpoint` is not an http(s) URL: `{endpoint}`"),
+                    "write the server's URL, such as `http://127.0.0.1:9000` or `https://s3.example.com`",
+                );
+            }
+        }
+        if settings
+            .profile
+            .as_deref()
+            .is_some_and(|p| p.trim().is_empty())
+        {
+            self.error(
+                "profile",
+                "`profile` is empty",
+                "name a profile from ~/.aws/config, or remove the key",
+            );
+        }
+        S3Target {
+            profile: settings.profile.clone(),
+            region: settings.region.clone(),
+            endpoint: settings.endpoint.clone(),
+            path_style: settings.path_style.unwrap_or(false),
+            request_payer: settings.request_payer.is_some(),
+            retries: settings.retries.unwrap_or(builtin::RETRIES),
+        }
+    }
+
+    fn check_region(&mut self, region: &str, custom_endpoint: bool) {
+        // A custom endpoint may use any region name its server expects (`garage`, `us-east-1`, ...).
+        let shape_ok = if custom_endpoint {
+            !region.is_empty()
+                && region
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        } else {
+            is_aws_region_shape(region)
+        };
+        if !shape_ok {
+            let help = match did_you_mean(region, KNOWN_REGIONS) {
+                Some(known) => {
+                    format!("did you mean `{known}`? AWS regions look like `ap-northeast-2`")
+                }
+                None => "AWS regions look like `us-east-1` or `ap-northeast-2`".to_string(),
+            };
+            self.error("region", format!("`{region}` is not a region name"), help);
+        }
+    }
+
+    fn filter(&mut self, settings: &Settings) -> (Option<Filter>, FilterSummary) {
+        let mut extensions = Vec::new();
+        for (item, raw) in settings.extensions.iter().flatten().enumerate() {
+            let location = self.positions.item_at(self.index, "extensions", item);
+            let trimmed = raw.trim();
+            let bare = trimmed
+                .strip_prefix("*.")
+                .or_else(|| trimmed.strip_prefix('.'))
+                .unwrap_or(trimmed);
+            if bare.is_empty()
+                || bare.contains(['/', '\\', '*', '?', '[', ']', '{', '}'])
+                || bare.contains(char::is_whitespace)
+            {
+                self.problems.push(
+                    Problem::error(location, format!("`{raw}` is not a file extension"))
+                        .help("write extensions bare, like `csv`; put patterns such as `data/*.csv` in `include:`"),
+                );
+                continue;
+            }
+            if bare != trimmed {
+                self.warning(
+                    location,
+                    format!("extension `{raw}` is read as `{bare}`"),
+                    format!("write `{bare}` (extensions are written without `*.` or `.`)"),
+                );
+            }
+            extensions.push(bare.to_string());
+        }
+        let include = settings.include.clone().unwrap_or_default();
+        let exclude = settings.exclude.clone().unwrap_or_default();
+        let filter = match Filter::new(&include, &exclude, &extensions) {
+            Ok(filter) => Some(filter),
+            Err(err) => {
+                let key = match err.list {
+                    PatternList::Include => "include",
+                    PatternList::Exclude => "exclude",
+                    PatternList::Extensions => "extensions",
+                };
+                let location = self
+                    .positions
+                    .item_at(self.index, key, err.index)
+                    .or(self.positions.at(self.index, key));
+                self.problems.push(
+                    Problem::error(
+                        location,
+                        format!(
+                            "invalid pattern `{}` in `{key}`: {}",
+                            err.pattern, err.reason
+                        ),
+                    )
+                    .help(
+                        "patterns use `*`, `?`, `**`, `[abc]` and `{a,b}`; close every `[` and `{`",
+                    ),
+                );
+                None
+            }
+        };
+        (
+            filter,
+            FilterSummary {
+                extensions,
+                include,
+                exclude,
+            },
+        )
+    }
+
+    fn ranged(&mut self, key: &str, value: Option<u32>, default: u32, min: u32, max: u32) -> u32 {
+        let Some(value) = value else { return default };
+        if !(min..=max).contains(&value) {
+            let help = match key {
+                "concurrency" => format!(
+                    "use {min} to {max}; {default} (the default) suits most links, more helps many small files"
+                ),
+                _ => format!("use {min} to {max}; the default is {default}"),
+            };
+            self.error(key, format!("`{key}: {value}` is out of range"), help);
+        }
+        value
+    }
+
+    fn part_bound(&mut self, key: &str, value: Option<ByteSize>, default: ByteSize) -> ByteSize {
+        let Some(value) = value else { return default };
+        if !(MIN_PART..=MAX_PART).contains(&value.0) {
+            self.error(
+                key,
+                format!("`{key}: {value}` is out of range"),
+                format!("S3 parts are 5MiB to 5GiB; use for example `{default}` (the default)"),
+            );
+        }
+        value
+    }
+
+    fn deletes(&mut self, settings: &Settings) -> (bool, Option<u64>) {
+        let delete = settings.delete.unwrap_or(false);
+        match (delete, settings.max_delete) {
+            (true, None) => self.error(
+                "delete",
+                "`delete: true` needs `max_delete`",
+                "add `max_delete: N`: the most objects one run may delete (a plan deleting more stops); \
+                 this guards against a wrong prefix or an empty source wiping the destination",
+            ),
+            (true, Some(0)) => self.error(
+                "max_delete",
+                "`max_delete: 0` forbids every deletion while `delete: true` asks for them",
+                "set `max_delete` to the most objects one run may delete, or set `delete: false`",
+            ),
+            (false, Some(_)) => {
+                let location = self.positions.at(self.index, "max_delete");
+                self.warning(location, "`max_delete` has no effect without `delete: true`", "remove it, or add `delete: true`");
+            }
+            _ => {}
+        }
+        (delete, settings.max_delete)
+    }
+
+    fn upload_options(&mut self, settings: &Settings, direction: Direction) -> UploadOptions {
+        if settings.sse_kms_key_id.is_some() && settings.sse != Some(ServerSideEncryption::AwsKms) {
+            self.error(
+                "sse_kms_key_id",
+                "`sse_kms_key_id` needs `sse: aws:kms`",
+                "add `sse: aws:kms`, or remove the key id",
+            );
+        }
+        if direction == Direction::Download {
+            // Only the transfer's own keys: a `defaults` meant for the uploads is not a mistake.
+            for key in ["storage_class", "sse", "sse_kms_key_id"] {
+                if let Some(node) = self
+                    .positions
+                    .transfer(self.index)
+                    .and_then(|t| t.get_node(key))
+                {
+                    let location = value_location(node);
+                    self.warning(
+                        location,
+                        format!("`{key}` applies to uploads; this transfer downloads"),
+                        "remove it from this transfer",
+                    );
+                }
+            }
+        }
+        UploadOptions {
+            storage_class: settings.storage_class,
+            sse: settings.sse,
+            sse_kms_key_id: settings.sse_kms_key_id.clone(),
+        }
+    }
+}
+
+/// Two transfers may not write the same place, nor one inside the other: one would overwrite
+/// (or with `delete`, remove) what the other wrote.
+fn check_destinations(jobs: &[(usize, Job)], positions: &Positions, problems: &mut Vec<Problem>) {
+    for (later, (index_b, b)) in jobs.iter().enumerate() {
+        for (_, a) in jobs.iter().take(later) {
+            if a.direction != b.direction {
+                continue;
+            }
+            let (overlaps, key, shown_a, shown_b) = match b.direction {
+                Direction::Download => (
+                    a.local.starts_with(&b.local) || b.local.starts_with(&a.local),
+                    "local",
+                    a.local.display().to_string(),
+                    b.local.display().to_string(),
+                ),
+                Direction::Upload => (
+                    a.bucket == b.bucket
+                        && a.target.endpoint == b.target.endpoint
+                        && (a.prefix.starts_with(&b.prefix) || b.prefix.starts_with(&a.prefix)),
+                    "prefix",
+                    a.remote_url(),
+                    b.remote_url(),
+                ),
+            };
+            if overlaps {
+                let location = positions
+                    .at(*index_b, key)
+                    .or(positions.transfer_at(*index_b));
+                let what = if shown_a == shown_b {
+                    "the same destination as"
+                } else {
+                    "a destination overlapping"
+                };
+                problems.push(
+                    Problem::error(location, format!("transfer `{}` writes {what} transfer `{}`", b.name, a.name))
+                        .label(format!("`{}` writes {shown_a}", a.name))
+                        .help(format!(
+                            "give each transfer its own destination ({shown_b} is inside or equal to {shown_a}); \
+                             to combine sources, use one transfer with `include:` patterns"
+                        )),
+                );
+            }
+        }
+    }
+}
+
+/// Checks S3's bucket naming rules; returns what is wrong and how to fix it.
+pub fn bucket_name_problem(name: &str) -> Option<(String, String)> {
+    let suggestion = || {
+        let fixed: String = name
+            .to_lowercase()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        fixed.trim_matches(|c| c == '-' || c == '.').to_string()
+    };
+    let len = name.chars().count();
+    if len < 3 || len > 63 {
+        return Some((
+            format!("it has {len} characters"),
+            "bucket names have 3 to 63 characters".into(),
+        ));
+    }
+    if name.chars().any(|c| c.is_ascii_uppercase()) || name.contains('_') {
+        return Some((
+            "bucket names use only lowercase letters, digits, `-` and `.`".into(),
+            format!(
+                "did you mean `{}`? Check the exact name with `aws s3 ls`",
+                suggestion()
+            ),
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
+    {
+        return Some((
+            format!("`{bad}` is not allowed"),
+            if bad == '/' {
+                "the bucket is only the first part; put the rest in `prefix:`".into()
+            } else {
+                "bucket names use only lowercase letters, digits, `-` and `.`".into()
+            },
+        ));
+    }
+    let first_last_ok =
+        |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !first_last_ok(name.chars().next()) || !first_last_ok(name.chars().last()) {
+        return Some((
+            "it must start and end with a letter or digit".into(),
+            format!("did you mean `{}`?", suggestion()),
+        ));
+    }
+    if name.contains("..") {
+        return Some((
+            "it has two dots in a row".into(),
+            format!("did you mean `{}`?", name.replace("..", ".")),
+        ));
+    }
+    if name.split('.').count() == 4 && name.split('.').all(|part| part.parse::<u8>().is_ok()) {
+        return Some((
+            "it looks like an IP address".into(),
+            "bucket names may not be IP addresses".into(),
+        ));
+    }
+    for reserved in ["xn--", "sthree-", "amzn-s3-demo-"] {
+        if name.starts_with(reserved) {
+            return Some((
+                format!("names starting with `{reserved}` are reserved"),
+                "choose another name".into(),
+            ));
+        }
+    }
+    for reserved in ["-s3alias", "--ol-s3", ".mrap", "--x-s3"] {
+        if name.ends_with(reserved) {
+            return Some((
+                format!("names ending with `{reserved}` are reserved"),
+                "choose another name".into(),
+            ));
+        }
+    }
+    None
+}
+
+/// `us-east-1`, `ap-northeast-2`, `us-gov-west-1`: letters, dash-separated words, a number.
+fn is_aws_region_shape(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|n| !n.is_empty() && n.len() <= 2 && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+const KNOWN_REGIONS: [&str; 34] = [
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "af-south-1",
+    "ap-east-1",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ca-central-1",
+    "ca-west-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "il-central-1",
+    "me-south-1",
+    "me-central-1",
+    "sa-east-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "us-gov-west-1",
+    "us-gov-east-1",
+];
+
+/// Removes `.` and resolves `..` lexically (the folder may not exist yet).
+fn normalize(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_rules() {
+        for good in [
+            "abc",
+            "analytics-exports",
+            "my.bucket.name",
+            "a1b2c3",
+            &"a".repeat(63),
+        ] {
+            assert_eq!(bucket_name_problem(good), None, "{good}");
+        }
+        let cases = [
+            ("ab", "2 characters"),
+            (&"a".repeat(64), "64 characters"),
+            ("My-Bucket", "lowercase"),
+            ("my_bucket", "lowercase"),
+            ("-bucket", "start and end"),
+            ("bucket-", "start and end"),
+            (".bucket", "start and end"),
+            ("bucket.", "start and end"),
+            ("my..bucket", "two dots"),
+            ("192.168.5.4", "IP address"),
+            ("xn--bucket", "reserved"),
+            ("bucket-s3alias", "reserved"),
+            ("bucket/x", "`/` is not allowed"),
+        ];
+        for (bad, expected) in cases {
+            let (message, _) = bucket_name_problem(bad).unwrap_or_else(|| panic!("{bad} accepted"));
+            assert!(message.contains(expected), "{bad}: {message}");
+        }
+        let (_, help) = bucket_name_problem("My_Bucket").unwrap();
+        assert!(help.contains("my-bucket"), "{help}");
+    }
+
+    #[test]
+    fn region_shapes() {
+        for good in [
+            "us-east-1",
+            "ap-northeast-2",
+            "us-gov-west-1",
+            "eu-central-2",
+            "cn-northwest-1",
+        ] {
+            assert!(is_aws_region_shape(good), "{good}");
+        }
+        for bad in [
+            "ap-northeast2",
+            "Seoul",
+            "us-east",
+            "useast1",
+            "us-east-123",
+            "US-EAST-1",
+            "",
+        ] {
+            assert!(!is_aws_region_shape(bad), "{bad}");
+        }
+        assert_eq!(
+            did_you_mean("ap-northeast2", KNOWN_REGIONS),
+            Some("ap-northeast-2")
+        );
+    }
+
+    #[test]
+    fn normalize_resolves_dots() {
+        assert_eq!(
+            normalize(Path::new("/a/b/../c/./d")),
+            PathBuf::from("/a/c/d")
+        );
+        assert_eq!(normalize(Path::new("/a/./")), PathBuf::from("/a"));
+    }
+}
