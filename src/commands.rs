@@ -26,28 +26,19 @@ fn validate(paths: &[std::path::PathBuf], style: Style) -> Result<Exit, HaulErro
         match manifest::load_manifest(path) {
             Ok(loaded) => {
                 if !loaded.warnings.is_empty() {
-                    eprint!(
-                        "{}",
-                        render::problems(&loaded.source, &loaded.warnings, style)
-                    );
+                    eprint!("{}", render::problems(&loaded.source, &loaded.warnings, style));
                 }
                 let mut out = stdout.lock();
                 let count = loaded.jobs.len();
-                let _ = writeln!(
-                    out,
-                    "{}: valid, {count} transfer{}",
-                    path.display(),
-                    if count == 1 { "" } else { "s" }
-                );
+                let _ =
+                    writeln!(out, "{}: valid, {count} transfer{}", path.display(), if count == 1 { "" } else { "s" });
                 for job in &loaded.jobs {
                     let _ = writeln!(out, "  {}", describe(job));
                 }
             }
             // Every file is checked and reported, so one run shows all that needs fixing.
             Err(
-                err @ (ManifestError::Invalid { .. }
-                | ManifestError::Read { .. }
-                | ManifestError::IsDirectory { .. }),
+                err @ (ManifestError::Invalid { .. } | ManifestError::Read { .. } | ManifestError::IsDirectory { .. }),
             ) => {
                 eprint!("{}", render::error(&HaulError::Manifest(err), style));
                 exit = Exit::Invalid;
@@ -79,11 +70,7 @@ fn describe(job: &Job) -> String {
     if job.delete {
         filters.push(format!("delete up to {}", job.max_delete.unwrap_or(0)));
     }
-    let filters = if filters.is_empty() {
-        "all files".to_string()
-    } else {
-        filters.join("; ")
-    };
+    let filters = if filters.is_empty() { "all files".to_string() } else { filters.join("; ") };
     format!("{}  {}  {route}  [{filters}]", job.name, job.direction)
 }
 
@@ -100,33 +87,17 @@ pub fn schema_json() -> String {
 
 fn init(path: &Path) -> Result<Exit, HaulError> {
     // create_new: never overwrite, even if the file appears between a check and the write.
-    let mut file = match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-    {
+    let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(HaulError::InitTargetExists {
-                path: path.to_path_buf(),
-            });
+            return Err(HaulError::InitTargetExists { path: path.to_path_buf() });
         }
         Err(source) => {
-            return Err(HaulError::Write {
-                path: path.to_path_buf(),
-                source,
-            });
+            return Err(HaulError::Write { path: path.to_path_buf(), source });
         }
     };
     file.write_all(STARTER_MANIFEST.as_bytes())
-        .map_err(|source| HaulError::Write {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    println!(
-        "wrote {}; edit it, then run `haul validate {}`",
-        path.display(),
-        path.display()
-    );
+        .map_err(|source| HaulError::Write { path: path.to_path_buf(), source })?;
+    println!("wrote {}; edit it, then run `haul validate {}`", path.display(), path.display());
     Ok(Exit::Success)
 }

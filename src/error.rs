@@ -37,10 +37,7 @@ pub enum HaulError {
     #[error("`{}` already exists; haul init does not overwrite files", path.display())]
     InitTargetExists { path: PathBuf },
     #[error("cannot write `{}`: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
 }
 
 impl HaulError {
@@ -50,22 +47,14 @@ impl HaulError {
             HaulError::Manifest(ManifestError::Read { path, source })
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
-                Some(format!(
-                    "check the path, or create a starter manifest with `haul init {}`",
-                    path.display()
-                ))
+                Some(format!("check the path, or create a starter manifest with `haul init {}`", path.display()))
             }
-            HaulError::Manifest(ManifestError::Read { .. }) => {
-                Some("check the file's permissions".into())
+            HaulError::Manifest(ManifestError::Read { .. }) => Some("check the file's permissions".into()),
+            HaulError::Manifest(ManifestError::IsDirectory { path }) => {
+                Some(format!("name the YAML file inside it, such as `{}`", path.join("haul.yaml").display()))
             }
-            HaulError::Manifest(ManifestError::IsDirectory { path }) => Some(format!(
-                "name the YAML file inside it, such as `{}`",
-                path.join("haul.yaml").display()
-            )),
             HaulError::Manifest(ManifestError::Invalid { .. }) => None,
-            HaulError::InitTargetExists { .. } => {
-                Some("choose another file name, or remove the file first".into())
-            }
+            HaulError::InitTargetExists { .. } => Some("choose another file name, or remove the file first".into()),
             HaulError::Write { .. } => Some("check that the folder exists and is writable".into()),
         }
     }

@@ -52,18 +52,11 @@ pub struct Filter {
 impl Filter {
     /// A filter that lets everything through.
     pub fn everything() -> Self {
-        Filter {
-            include: None,
-            exclude: GlobSet::empty(),
-        }
+        Filter { include: None, exclude: GlobSet::empty() }
     }
 
     /// Compiles the three lists. `extensions` are bare names (`csv`), already normalized.
-    pub fn new(
-        include: &[String],
-        exclude: &[String],
-        extensions: &[String],
-    ) -> Result<Self, PatternError> {
+    pub fn new(include: &[String], exclude: &[String], extensions: &[String]) -> Result<Self, PatternError> {
         let include_set = if include.is_empty() && extensions.is_empty() {
             None
         } else {
@@ -76,9 +69,7 @@ impl Filter {
                     .literal_separator(true)
                     .case_insensitive(true)
                     .build()
-                    .map_err(|err| {
-                        pattern_error(extension, PatternList::Extensions, index, &err)
-                    })?;
+                    .map_err(|err| pattern_error(extension, PatternList::Extensions, index, &err))?;
                 builder.add(glob);
             }
             Some(build(builder)?)
@@ -87,21 +78,14 @@ impl Filter {
         for (index, pattern) in exclude.iter().enumerate() {
             builder.add(compile(pattern, PatternList::Exclude, index)?);
         }
-        Ok(Filter {
-            include: include_set,
-            exclude: build(builder)?,
-        })
+        Ok(Filter { include: include_set, exclude: build(builder)? })
     }
 
     /// Decides one key (relative to the transfer's root, `/`-separated).
     pub fn verdict(&self, key: &str) -> Verdict {
         if self.exclude.is_match(key) {
             Verdict::Excluded
-        } else if self
-            .include
-            .as_ref()
-            .is_some_and(|include| !include.is_match(key))
-        {
+        } else if self.include.as_ref().is_some_and(|include| !include.is_match(key)) {
             Verdict::NotIncluded
         } else {
             Verdict::Included
@@ -121,11 +105,7 @@ fn to_glob(pattern: &str) -> String {
     };
     let anchored = body.contains('/');
     let body = body.trim_start_matches('/');
-    let mut glob = if anchored || body.starts_with("**") {
-        body.to_string()
-    } else {
-        format!("**/{body}")
-    };
+    let mut glob = if anchored || body.starts_with("**") { body.to_string() } else { format!("**/{body}") };
     if folder {
         glob.push_str("/**");
     }
@@ -134,12 +114,7 @@ fn to_glob(pattern: &str) -> String {
 
 fn compile(pattern: &str, list: PatternList, index: usize) -> Result<Glob, PatternError> {
     if pattern.trim().is_empty() {
-        return Err(PatternError {
-            list,
-            index,
-            pattern: pattern.to_string(),
-            reason: "the pattern is empty".into(),
-        });
+        return Err(PatternError { list, index, pattern: pattern.to_string(), reason: "the pattern is empty".into() });
     }
     GlobBuilder::new(&to_glob(pattern))
         .literal_separator(true)
@@ -148,18 +123,8 @@ fn compile(pattern: &str, list: PatternList, index: usize) -> Result<Glob, Patte
         .map_err(|err| pattern_error(pattern, list, index, &err))
 }
 
-fn pattern_error(
-    pattern: &str,
-    list: PatternList,
-    index: usize,
-    err: &globset::Error,
-) -> PatternError {
-    PatternError {
-        list,
-        index,
-        pattern: pattern.to_string(),
-        reason: err.kind().to_string(),
-    }
+fn pattern_error(pattern: &str, list: PatternList, index: usize, err: &globset::Error) -> PatternError {
+    PatternError { list, index, pattern: pattern.to_string(), reason: err.kind().to_string() }
 }
 
 fn build(builder: GlobSetBuilder) -> Result<GlobSet, PatternError> {
@@ -262,7 +227,8 @@ mod tests {
         let f = filter(&["보고서/**"], &["*임시*"], &["csv"]);
         assert!(f.is_included("보고서/2026/매출.csv"));
         assert_eq!(f.verdict("보고서/임시파일.csv"), Verdict::Excluded);
-        assert_eq!(f.verdict("기타/매출.csv"), Verdict::NotIncluded);
+        assert!(f.is_included("기타/매출.csv"), "extensions add to include");
+        assert_eq!(f.verdict("기타/매출.txt"), Verdict::NotIncluded);
         let by_name = filter(&["매출*.csv"], &[], &[]);
         assert!(by_name.is_included("지역/서울/매출_1월.csv"));
     }
@@ -277,10 +243,7 @@ mod tests {
     #[test]
     fn invalid_patterns_name_their_list_and_index() {
         let err = Filter::new(&strings(&["*.csv", "a[b"]), &[], &[]).unwrap_err();
-        assert_eq!(
-            (err.list, err.index, err.pattern.as_str()),
-            (PatternList::Include, 1, "a[b")
-        );
+        assert_eq!((err.list, err.index, err.pattern.as_str()), (PatternList::Include, 1, "a[b"));
         let err = Filter::new(&[], &strings(&[""]), &[]).unwrap_err();
         assert_eq!((err.list, err.index), (PatternList::Exclude, 0));
         assert!(err.reason.contains("empty"));

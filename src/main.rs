@@ -11,19 +11,13 @@ fn main() -> ExitCode {
         Err(err) => {
             let _ = err.print();
             // --help and --version are successes; every other parse failure is a usage error.
-            return ExitCode::from(if err.use_stderr() {
-                haul::Exit::Invalid.code()
-            } else {
-                0
-            });
+            return ExitCode::from(if err.use_stderr() { haul::Exit::Invalid.code() } else { 0 });
         }
     };
     let color = match cli.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-        }
+        ColorChoice::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
     let style = Style { color };
     match haul::run(cli, style) {

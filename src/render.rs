@@ -5,10 +5,7 @@
 
 use std::fmt::Write as _;
 
-use miette::{
-    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource,
-    SourceOffset,
-};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource, SourceOffset};
 
 use crate::error::HaulError;
 use crate::manifest::{ManifestError, Problem, Severity, SourceFile};
@@ -21,14 +18,8 @@ pub struct Style {
 
 impl Style {
     fn handler(self) -> GraphicalReportHandler {
-        let theme = if self.color {
-            GraphicalTheme::unicode()
-        } else {
-            GraphicalTheme::unicode_nocolor()
-        };
-        GraphicalReportHandler::new_themed(theme)
-            .with_context_lines(1)
-            .with_width(100)
+        let theme = if self.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+        GraphicalReportHandler::new_themed(theme).with_context_lines(1).with_width(100)
     }
 }
 
@@ -45,28 +36,18 @@ pub fn problem(source: &SourceFile, problem: &Problem, style: Style) -> String {
     let mut out = String::new();
     match problem.location {
         Some(location) => {
-            let offset =
-                SourceOffset::from_location(source.text.as_ref(), location.line, location.column)
-                    .offset();
-            let len =
-                byte_len_of_chars(&source.text[offset.min(source.text.len())..], location.len);
-            diagnostic =
-                diagnostic.with_label(LabeledSpan::new(problem.label.clone(), offset, len));
-            let report = miette::Report::new(diagnostic).with_source_code(NamedSource::new(
-                source.path.display().to_string(),
-                source.text.to_string(),
-            ));
+            let offset = SourceOffset::from_location(source.text.as_ref(), location.line, location.column).offset();
+            let len = byte_len_of_chars(&source.text[offset.min(source.text.len())..], location.len);
+            diagnostic = diagnostic.with_label(LabeledSpan::new(problem.label.clone(), offset, len));
+            let report = miette::Report::new(diagnostic)
+                .with_source_code(NamedSource::new(source.path.display().to_string(), source.text.to_string()));
             let _ = style.handler().render_report(&mut out, report.as_ref());
         }
         None => {
             let report = miette::Report::new(diagnostic);
             let _ = style.handler().render_report(&mut out, report.as_ref());
             // No line to point at: still name the file.
-            out = out.replacen(
-                &problem.message,
-                &format!("{}: {}", source.path.display(), problem.message),
-                1,
-            );
+            out = out.replacen(&problem.message, &format!("{}: {}", source.path.display(), problem.message), 1);
         }
     }
     out
@@ -94,10 +75,7 @@ pub fn problems(source: &SourceFile, problems: &[Problem], style: Style) -> Stri
 /// Renders any error for stderr, with what to do about it.
 pub fn error(err: &HaulError, style: Style) -> String {
     match err {
-        HaulError::Manifest(ManifestError::Invalid {
-            file,
-            problems: list,
-        }) => problems(file, list, style),
+        HaulError::Manifest(ManifestError::Invalid { file, problems: list }) => problems(file, list, style),
         other => {
             let mut out = format!("error: {other}\n");
             if let Some(help) = other.help() {
@@ -110,8 +88,5 @@ pub fn error(err: &HaulError, style: Style) -> String {
 
 fn byte_len_of_chars(text: &str, chars: usize) -> usize {
     let line_end = text.find('\n').unwrap_or(text.len());
-    text[..line_end]
-        .char_indices()
-        .nth(chars)
-        .map_or(line_end, |(index, _)| index)
+    text[..line_end].char_indices().nth(chars).map_or(line_end, |(index, _)| index)
 }

@@ -5,8 +5,7 @@ use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{
-    ConfigBag, Intercept, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-    RuntimeComponents,
+    ConfigBag, Intercept, Region, RequestChecksumCalculation, ResponseChecksumValidation, RuntimeComponents,
 };
 use aws_sdk_s3::error::BoxError;
 
@@ -59,10 +58,7 @@ impl Intercept for RequesterPays {
         _components: &RuntimeComponents,
         _config: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        context
-            .request_mut()
-            .headers_mut()
-            .insert("x-amz-request-payer", "requester");
+        context.request_mut().headers_mut().insert("x-amz-request-payer", "requester");
         Ok(())
     }
 }

@@ -12,9 +12,7 @@ use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoadError, LoaderOptions, Node};
 use serde::de::DeserializeOwned;
 
-use super::model::{
-    Direction, MANIFEST_VERSION, ManifestSpec, Settings, TransferSpec, schema_keys,
-};
+use super::model::{Direction, MANIFEST_VERSION, ManifestSpec, Settings, TransferSpec, schema_keys};
 use super::problem::{Location, Problem, SourceFile, did_you_mean};
 use super::{ManifestError, TRANSFER_ONLY_KEYS};
 
@@ -22,43 +20,25 @@ use super::{ManifestError, TRANSFER_ONLY_KEYS};
 /// UTF-8) come back as `ManifestError`s.
 pub fn read_source(path: &Path) -> Result<SourceFile, ManifestError> {
     if path.is_dir() {
-        return Err(ManifestError::IsDirectory {
-            path: path.to_path_buf(),
-        });
+        return Err(ManifestError::IsDirectory { path: path.to_path_buf() });
     }
-    let bytes = std::fs::read(path).map_err(|source| ManifestError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| ManifestError::Read { path: path.to_path_buf(), source })?;
     match String::from_utf8(bytes) {
-        Ok(text) => Ok(SourceFile {
-            path: path.to_path_buf(),
-            text: Arc::from(text),
-        }),
+        Ok(text) => Ok(SourceFile { path: path.to_path_buf(), text: Arc::from(text) }),
         Err(err) => {
             let valid = err.utf8_error().valid_up_to();
             let bytes = err.into_bytes();
             let prefix = String::from_utf8_lossy(&bytes[..valid]);
             let line = prefix.matches('\n').count() + 1;
-            let column = prefix
-                .rsplit('\n')
-                .next()
-                .map_or(0, |tail| tail.chars().count())
-                + 1;
-            let source = SourceFile {
-                path: path.to_path_buf(),
-                text: Arc::from(String::from_utf8_lossy(&bytes)),
-            };
+            let column = prefix.rsplit('\n').next().map_or(0, |tail| tail.chars().count()) + 1;
+            let source = SourceFile { path: path.to_path_buf(), text: Arc::from(String::from_utf8_lossy(&bytes)) };
             let problem = Problem::error(
                 Some(Location::new(line, column, 1)),
                 format!("the manifest is not valid UTF-8 (byte {valid} is not part of a UTF-8 character)"),
             )
             .label("not UTF-8")
             .help("save the file as UTF-8; Hangul and other non-ASCII names are fine in UTF-8");
-            Err(ManifestError::Invalid {
-                file: source,
-                problems: vec![problem],
-            })
+            Err(ManifestError::Invalid { file: source, problems: vec![problem] })
         }
     }
 }
@@ -100,25 +80,15 @@ fn is_blank(text: &str) -> bool {
 fn yaml_problem(err: &LoadError) -> Problem {
     let at = |mark: &marked_yaml::Marker| Some(Location::new(mark.line(), mark.column(), 1));
     match err {
-        LoadError::TopLevelMustBeMapping(mark) => {
-            Problem::error(at(mark), "the manifest must be a mapping of keys")
-                .help("start with `version: 1` on its own line, then `transfers:`")
-        }
-        LoadError::TopLevelMustBeSequence(mark) => {
-            Problem::error(at(mark), "unexpected YAML layout")
-        }
-        LoadError::UnexpectedAnchor(mark) => {
-            Problem::error(at(mark), "YAML anchors and aliases are not supported")
-                .help("put shared settings under `defaults:`; every transfer inherits them")
-        }
-        LoadError::MappingKeyMustBeScalar(mark) => {
-            Problem::error(at(mark), "a key must be a plain word")
-                .help("write keys like `bucket:`; lists and mappings cannot be keys")
-        }
-        LoadError::UnexpectedTag(mark) => {
-            Problem::error(at(mark), "YAML tags (`!tag`) are not supported")
-                .help("remove the tag; write the plain value")
-        }
+        LoadError::TopLevelMustBeMapping(mark) => Problem::error(at(mark), "the manifest must be a mapping of keys")
+            .help("start with `version: 1` on its own line, then `transfers:`"),
+        LoadError::TopLevelMustBeSequence(mark) => Problem::error(at(mark), "unexpected YAML layout"),
+        LoadError::UnexpectedAnchor(mark) => Problem::error(at(mark), "YAML anchors and aliases are not supported")
+            .help("put shared settings under `defaults:`; every transfer inherits them"),
+        LoadError::MappingKeyMustBeScalar(mark) => Problem::error(at(mark), "a key must be a plain word")
+            .help("write keys like `bucket:`; lists and mappings cannot be keys"),
+        LoadError::UnexpectedTag(mark) => Problem::error(at(mark), "YAML tags (`!tag`) are not supported")
+            .help("remove the tag; write the plain value"),
         LoadError::ScanError(mark, scan) => {
             let detail = scan.info().to_string();
             Problem::error(at(mark), format!("invalid YAML: {detail}"))
@@ -140,21 +110,13 @@ fn yaml_problem(err: &LoadError) -> Problem {
 
 fn read_root(root: &Node, problems: &mut Vec<Problem>) -> Vec<(usize, TransferSpec)> {
     let Some(map) = root.as_mapping() else {
-        problems.push(Problem::error(
-            Location::of_span(root.span(), 1),
-            "the manifest must be a mapping of keys",
-        ));
+        problems.push(Problem::error(Location::of_span(root.span(), 1), "the manifest must be a mapping of keys"));
         return Vec::new();
     };
     let root_keys = schema_keys::<ManifestSpec>();
     for (key, _) in map.iter() {
         if !root_keys.iter().any(|known| known == key.as_str()) {
-            problems.push(unknown_key(
-                key,
-                &root_keys,
-                "at the top level",
-                top_level_hint(key.as_str()),
-            ));
+            problems.push(unknown_key(key, &root_keys, "at the top level", top_level_hint(key.as_str())));
         }
     }
     check_version(map, problems);
@@ -178,9 +140,8 @@ fn read_root(root: &Node, problems: &mut Vec<Problem>) -> Vec<(usize, TransferSp
 fn check_version(map: &MarkedMappingNode, problems: &mut Vec<Problem>) {
     let Some(version) = map.get_node("version") else {
         problems.push(
-            Problem::error(Some(Location::new(1, 1, 1)), "missing `version:`").help(format!(
-                "add `version: {MANIFEST_VERSION}` as the first line"
-            )),
+            Problem::error(Some(Location::new(1, 1, 1)), "missing `version:`")
+                .help(format!("add `version: {MANIFEST_VERSION}` as the first line")),
         );
         return;
     };
@@ -188,14 +149,9 @@ fn check_version(map: &MarkedMappingNode, problems: &mut Vec<Problem>) {
     if text.as_deref() != Some(&MANIFEST_VERSION.to_string()) {
         let shown = text.unwrap_or_else(|| "a list or mapping".into());
         problems.push(
-            Problem::error(
-                value_location(version),
-                format!("unsupported manifest version `{shown}`"),
-            )
-            .label(format!("this haul reads version {MANIFEST_VERSION}"))
-            .help(format!(
-                "write `version: {MANIFEST_VERSION}`; a newer manifest needs a newer haul"
-            )),
+            Problem::error(value_location(version), format!("unsupported manifest version `{shown}`"))
+                .label(format!("this haul reads version {MANIFEST_VERSION}"))
+                .help(format!("write `version: {MANIFEST_VERSION}`; a newer manifest needs a newer haul")),
         );
     }
 }
@@ -210,15 +166,9 @@ fn read_defaults(defaults: &Node, problems: &mut Vec<Problem>) -> MarkedMappingN
     for (key, value) in map.iter() {
         if TRANSFER_ONLY_KEYS.contains(&key.as_str()) {
             problems.push(
-                Problem::error(
-                    key_location(key),
-                    format!("`{}` cannot be set in `defaults`", key.as_str()),
-                )
-                .label("only per transfer")
-                .help(format!(
-                    "move `{}:` into each transfer under `transfers:`",
-                    key.as_str()
-                )),
+                Problem::error(key_location(key), format!("`{}` cannot be set in `defaults`", key.as_str()))
+                    .label("only per transfer")
+                    .help(format!("move `{}:` into each transfer under `transfers:`", key.as_str())),
             );
         } else if !settings_keys.iter().any(|known| known == key.as_str()) {
             problems.push(unknown_key(key, &settings_keys, "in `defaults`", None));
@@ -275,12 +225,7 @@ fn read_transfer(
     let mut identity_valid = true;
     for (key, value) in map.iter() {
         let valid = if !transfer_keys.iter().any(|known| known == key.as_str()) {
-            problems.push(unknown_key(
-                key,
-                &transfer_keys,
-                &format!("in {what}"),
-                None,
-            ));
+            problems.push(unknown_key(key, &transfer_keys, &format!("in {what}"), None));
             false
         } else if key.as_str() == "direction" {
             parse_value::<Direction>(key, value, problems).is_some()
@@ -300,15 +245,8 @@ fn read_transfer(
     for required in ["name", "direction", "bucket", "local"] {
         if map.get_node(required).is_none() {
             missing = true;
-            let name = map
-                .get_scalar("name")
-                .map(|n| format!(" `{}`", n.as_str()))
-                .unwrap_or_default();
-            let at = map
-                .iter()
-                .next()
-                .and_then(|(key, _)| key_location(key))
-                .or(value_location(item));
+            let name = map.get_scalar("name").map(|n| format!(" `{}`", n.as_str())).unwrap_or_default();
+            let at = map.iter().next().and_then(|(key, _)| key_location(key)).or(value_location(item));
             problems.push(
                 Problem::error(at, format!("{what}{name} is missing `{required}`"))
                     .label(format!("add `{required}:` to this transfer"))
@@ -335,8 +273,7 @@ fn settings_of(valid: MarkedMappingNode, problems: &mut Vec<Problem>) -> Setting
     marked_yaml::from_node::<Settings>(&Node::Mapping(valid)).unwrap_or_else(|err| {
         // Each key deserialized on its own above; this is a combination they cannot see.
         problems.push(Problem::error(
-            err.start_mark()
-                .map(|mark| Location::new(mark.line(), mark.column(), 1)),
+            err.start_mark().map(|mark| Location::new(mark.line(), mark.column(), 1)),
             format!("the settings do not match manifest version 1: {err}"),
         ));
         Settings::default()
@@ -346,9 +283,7 @@ fn settings_of(valid: MarkedMappingNode, problems: &mut Vec<Problem>) -> Setting
 fn required_help(key: &str) -> &'static str {
     match key {
         "name" => "give the transfer a unique `name:`; it is used in output, reports and `--only`",
-        "direction" => {
-            "add `direction: download` (S3 to local) or `direction: upload` (local to S3)"
-        }
+        "direction" => "add `direction: download` (S3 to local) or `direction: upload` (local to S3)",
         "bucket" => "add `bucket: <bucket-name>`; put any folder part in `prefix:`",
         _ => "add `local: <folder>`; relative paths start at the manifest's folder",
     }
@@ -367,44 +302,24 @@ fn check_setting(key: &MarkedScalarNode, value: &Node, problems: &mut Vec<Proble
     }
 }
 
-fn parse_value<T: DeserializeOwned>(
-    key: &MarkedScalarNode,
-    value: &Node,
-    problems: &mut Vec<Problem>,
-) -> Option<T> {
-    marked_yaml::from_node::<T>(value)
-        .map_err(|err| problems.push(value_problem(key, value, &err.to_string())))
-        .ok()
+fn parse_value<T: DeserializeOwned>(key: &MarkedScalarNode, value: &Node, problems: &mut Vec<Problem>) -> Option<T> {
+    marked_yaml::from_node::<T>(value).map_err(|err| problems.push(value_problem(key, value, &err.to_string()))).ok()
 }
 
-fn text_value<'a>(
-    key: &MarkedScalarNode,
-    value: &'a Node,
-    problems: &mut Vec<Problem>,
-) -> Option<&'a str> {
+fn text_value<'a>(key: &MarkedScalarNode, value: &'a Node, problems: &mut Vec<Problem>) -> Option<&'a str> {
     let text = value.as_scalar().map(|s| s.as_str());
     if text.is_none() {
-        problems.push(value_problem(
-            key,
-            value,
-            "expected text, found a list or mapping",
-        ));
+        problems.push(value_problem(key, value, "expected text, found a list or mapping"));
     }
     text
 }
 
 fn value_problem(key: &MarkedScalarNode, value: &Node, detail: &str) -> Problem {
     let key = key.as_str();
-    let found = scalar_text(value).map_or_else(
-        || "a list or mapping".to_string(),
-        |text| format!("`{text}`"),
-    );
-    Problem::error(
-        value_location(value),
-        format!("invalid value for `{key}`: {}", tidy_serde_message(detail)),
-    )
-    .label(format!("found {found}"))
-    .help(key_help(key))
+    let found = scalar_text(value).map_or_else(|| "a list or mapping".to_string(), |text| format!("`{text}`"));
+    Problem::error(value_location(value), format!("invalid value for `{key}`: {}", tidy_serde_message(detail)))
+        .label(format!("found {found}"))
+        .help(key_help(key))
 }
 
 /// Serde's wording, made readable for people who write YAML, not Rust.
@@ -423,14 +338,11 @@ fn tidy_serde_message(detail: &str) -> String {
 /// The `help:` line for a key: its description from the schema (the doc comment on the field).
 fn key_help(key: &str) -> String {
     let schema = super::model::manifest_schema();
-    let description = [
-        "/$defs/Settings/properties/",
-        "/$defs/TransferSpec/properties/",
-    ]
-    .iter()
-    .find_map(|base| schema.pointer(&format!("{base}{key}/description")))
-    .and_then(|d| d.as_str())
-    .map(|d| d.replace('\n', " "));
+    let description = ["/$defs/Settings/properties/", "/$defs/TransferSpec/properties/"]
+        .iter()
+        .find_map(|base| schema.pointer(&format!("{base}{key}/description")))
+        .and_then(|d| d.as_str())
+        .map(|d| d.replace('\n', " "));
     match description {
         Some(description) => format!("`{key}`: {description}"),
         None => format!("see the manifest reference in the README for `{key}`"),
@@ -439,53 +351,37 @@ fn key_help(key: &str) -> String {
 
 /// Why a key that exists elsewhere in a manifest is not valid at the top level.
 fn top_level_hint(key: &str) -> Option<String> {
-    if schema_keys::<Settings>().iter().any(|k| k == key) {
-        Some(format!(
-            "`{key}` belongs under `defaults:` or inside a transfer"
-        ))
+    let settings = schema_keys::<Settings>();
+    if settings.iter().any(|k| k == key) {
+        Some(format!("`{key}` belongs under `defaults:` or inside a transfer"))
     } else if TRANSFER_ONLY_KEYS.contains(&key) {
-        Some(format!(
-            "`{key}` belongs inside a transfer, under `transfers:`"
-        ))
+        Some(format!("`{key}` belongs inside a transfer, under `transfers:`"))
     } else {
-        None
+        did_you_mean(key, settings.iter().map(String::as_str))
+            .map(|setting| format!("did you mean `{setting}`? It belongs under `defaults:` or inside a transfer"))
     }
 }
 
-fn unknown_key(
-    key: &MarkedScalarNode,
-    known: &[String],
-    place: &str,
-    hint: Option<String>,
-) -> Problem {
+fn unknown_key(key: &MarkedScalarNode, known: &[String], place: &str, hint: Option<String>) -> Problem {
     let name = key.as_str();
     let problem = Problem::error(key_location(key), format!("unknown key `{name}` {place}"));
     if let Some(hint) = hint {
         return problem.label("not valid here").help(hint);
     }
     match did_you_mean(name, known.iter().map(String::as_str)) {
-        Some(suggestion) => problem
-            .label(format!("did you mean `{suggestion}`?"))
-            .help(format!("rename `{name}` to `{suggestion}`")),
-        None => problem
-            .label("unknown key")
-            .help(format!("valid keys here: {}", known.join(", "))),
+        Some(suggestion) => {
+            problem.label(format!("did you mean `{suggestion}`?")).help(format!("rename `{name}` to `{suggestion}`"))
+        }
+        None => problem.label("unknown key").help(format!("valid keys here: {}", known.join(", "))),
     }
 }
 
-fn mapping_or_problem<'a>(
-    node: &'a Node,
-    what: &str,
-    problems: &mut Vec<Problem>,
-) -> Option<&'a MarkedMappingNode> {
+fn mapping_or_problem<'a>(node: &'a Node, what: &str, problems: &mut Vec<Problem>) -> Option<&'a MarkedMappingNode> {
     let map = node.as_mapping();
     if map.is_none() {
         problems.push(
-            Problem::error(
-                value_location(node),
-                format!("{what} must be a mapping of `key: value` lines"),
-            )
-            .help("indent its keys under it, one `key: value` per line"),
+            Problem::error(value_location(node), format!("{what} must be a mapping of `key: value` lines"))
+                .help("indent its keys under it, one `key: value` per line"),
         );
     }
     map

@@ -9,8 +9,8 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use model::{
-    ByteSize, CompareMode, Direction, MANIFEST_VERSION, ManifestSpec, RequestPayer,
-    ServerSideEncryption, Settings, StorageClass, TransferSpec, manifest_schema,
+    ByteSize, CompareMode, Direction, MANIFEST_VERSION, ManifestSpec, RequestPayer, ServerSideEncryption, Settings,
+    StorageClass, TransferSpec, manifest_schema,
 };
 pub use problem::{Location, Problem, Severity, SourceFile};
 
@@ -32,17 +32,11 @@ pub mod builtin {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("cannot read manifest `{}`: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("`{}` is a directory, not a manifest file", path.display())]
     IsDirectory { path: PathBuf },
     #[error("{} has {} problem(s)", file.path.display(), problems.len())]
-    Invalid {
-        file: SourceFile,
-        problems: Vec<Problem>,
-    },
+    Invalid { file: SourceFile, problems: Vec<Problem> },
 }
 
 /// Where and as whom to reach S3 for one transfer.
@@ -119,10 +113,7 @@ pub fn load_manifest(path: &Path) -> Result<Manifest, ManifestError> {
     let (parsed, mut problems) = match load::parse_spec(&source) {
         Ok(parsed) => parsed,
         Err(problems) => {
-            return Err(ManifestError::Invalid {
-                file: source,
-                problems,
-            });
+            return Err(ManifestError::Invalid { file: source, problems });
         }
     };
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -132,14 +123,7 @@ pub fn load_manifest(path: &Path) -> Result<Manifest, ManifestError> {
     problems.retain(|p| seen.insert((p.location, p.message.clone())));
     problems.sort_by_key(|p| p.location.map(|l| (l.line, l.column)));
     if problems.iter().any(Problem::is_error) {
-        return Err(ManifestError::Invalid {
-            file: source,
-            problems,
-        });
+        return Err(ManifestError::Invalid { file: source, problems });
     }
-    Ok(Manifest {
-        source,
-        jobs,
-        warnings: problems,
-    })
+    Ok(Manifest { source, jobs, warnings: problems })
 }

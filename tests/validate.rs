@@ -1,0 +1,419 @@
+//! `haul validate`, `haul init` and `haul schema` as a user runs them: every bad input gets
+//! file:line:column, what is wrong, how to fix it, and exit code 2, never a panic.
+
+mod common;
+
+use common::{haul, repo_root, write};
+
+/// A valid one-transfer manifest; tests replace one line to break it.
+const VALID: &str = "\
+version: 1
+defaults:
+  region: ap-northeast-2
+transfers:
+  - name: daily
+    direction: download
+    bucket: analytics-exports
+    prefix: reports/
+    local: ./data
+    extensions: [csv, parquet]
+";
+
+fn check(manifest: &str) -> common::Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "m.yaml", manifest);
+    haul(dir.path(), &["validate", "m.yaml"])
+}
+
+/// `VALID` with `from` replaced by `to`.
+fn variant(from: &str, to: &str) -> String {
+    assert!(VALID.contains(from), "{from} not in VALID");
+    VALID.replacen(from, to, 1)
+}
+
+#[test]
+fn a_valid_manifest_prints_one_line_per_transfer() {
+    let out = check(VALID);
+    out.expect_code(0).expect_output(&[
+        "m.yaml: valid, 1 transfer",
+        "daily  download  s3://analytics-exports/reports/ -> ",
+        "extensions: csv, parquet",
+    ]);
+    assert!(out.stderr.is_empty(), "no warnings expected: {}", out.stderr);
+}
+
+#[test]
+fn yaml_syntax_error_names_line_and_column() {
+    check(&variant("    local: ./data", "    local: [./data")).expect_code(2).expect_output(&[
+        "invalid YAML",
+        "m.yaml:",
+        "help:",
+        "not a valid manifest",
+    ]);
+    check("version: 1\ntransfers:\n\t- name: x\n").expect_code(2).expect_output(&[
+        "invalid YAML: tabs disallowed",
+        "[m.yaml:3:",
+        "spaces, not tabs",
+    ]);
+}
+
+#[test]
+fn empty_file_is_explained() {
+    for empty in ["", "\n\n", "# only a comment\n"] {
+        check(empty).expect_code(2).expect_output(&["m.yaml: the manifest is empty", "haul init"]);
+    }
+}
+
+#[test]
+fn missing_file_and_directory_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    haul(dir.path(), &["validate", "nope.yaml"]).expect_code(2).expect_output(&[
+        "cannot read manifest `nope.yaml`",
+        "help: check the path",
+        "haul init nope.yaml",
+    ]);
+    std::fs::create_dir(dir.path().join("conf")).unwrap();
+    haul(dir.path(), &["validate", "conf"]).expect_code(2).expect_output(&["`conf` is a directory", "conf/haul.yaml"]);
+}
+
+#[test]
+fn non_utf8_bytes_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = b"version: 1\ntransfers:\n  - name: caf".to_vec();
+    bytes.extend_from_slice(&[0xE9, b'\n']); // Latin-1 é
+    std::fs::write(dir.path().join("m.yaml"), bytes).unwrap();
+    haul(dir.path(), &["validate", "m.yaml"]).expect_code(2).expect_output(&[
+        "not valid UTF-8",
+        "[m.yaml:3:14]",
+        "save the file as UTF-8",
+    ]);
+}
+
+#[test]
+fn unknown_key_suggests_the_close_one() {
+    check(&variant("    bucket: analytics-exports", "    bukcet: analytics-exports")).expect_code(2).expect_output(&[
+        "unknown key `bukcet` in transfer #1",
+        "[m.yaml:7:5]",
+        "did you mean `bucket`?",
+    ]);
+    check(&variant("  region: ap-northeast-2", "  regoin: ap-northeast-2")).expect_code(2).expect_output(&[
+        "unknown key `regoin` in `defaults`",
+        "[m.yaml:3:3]",
+        "rename `regoin` to `region`",
+    ]);
+    check(&format!("{VALID}concurency: 4\n"))
+        .expect_code(2)
+        .expect_output(&["unknown key `concurency` at the top level", "did you mean `concurrency`"]);
+    check(&variant("version: 1", "version: 1\nbucket: x"))
+        .expect_code(2)
+        .expect_output(&["unknown key `bucket` at the top level", "belongs inside a transfer"]);
+}
+
+#[test]
+fn wrong_types_are_named() {
+    check(&variant("  region: ap-northeast-2", "  region: ap-northeast-2\n  concurrency: [1, 2]"))
+        .expect_code(2)
+        .expect_output(&[
+            "invalid value for `concurrency`",
+            "[m.yaml:4:16]",
+            "found a list or mapping",
+            "Objects in flight",
+        ]);
+    check(&variant("    local: ./data", "    local: ./data\n    delete: yes-please"))
+        .expect_code(2)
+        .expect_output(&["invalid value for `delete`", "found `yes-please`"]);
+    check(&variant("    local: ./data", "    local:\n      path: ./data"))
+        .expect_code(2)
+        .expect_output(&["invalid value for `local`", "expected text"]);
+    check("version: 1\ntransfers: daily\n")
+        .expect_code(2)
+        .expect_output(&["`transfers` must be a list", "[m.yaml:2:12]"]);
+}
+
+#[test]
+fn missing_required_keys_are_named() {
+    check(&variant("    local: ./data\n", "")).expect_code(2).expect_output(&[
+        "transfer #1 `daily` is missing `local`",
+        "[m.yaml:5:5]",
+        "relative paths start at the manifest",
+    ]);
+    check(&variant("    direction: download\n", ""))
+        .expect_code(2)
+        .expect_output(&["is missing `direction`", "direction: upload"]);
+    check("version: 1\n").expect_code(2).expect_output(&["missing `transfers:`"]);
+}
+
+#[test]
+fn missing_or_unsupported_version() {
+    check(&variant("version: 1\n", "")).expect_code(2).expect_output(&["missing `version:`", "add `version: 1`"]);
+    check(&variant("version: 1", "version: 2")).expect_code(2).expect_output(&[
+        "unsupported manifest version `2`",
+        "[m.yaml:1:10]",
+        "a newer manifest needs a newer haul",
+    ]);
+}
+
+#[test]
+fn bucket_names_follow_s3_rules() {
+    let cases = [
+        ("Analytics", "lowercase letters", "did you mean `analytics`"),
+        ("my_bucket", "lowercase letters", "did you mean `my-bucket`"),
+        ("ab", "it has 2 characters", "3 to 63"),
+        (&"x".repeat(64), "it has 64 characters", "3 to 63"),
+        ("192.168.1.20", "IP address", "may not be IP addresses"),
+        ("-bucket", "start and end with a letter or digit", "did you mean `bucket`"),
+        ("bucket-", "start and end with a letter or digit", "did you mean `bucket`"),
+        (".bucket", "start and end with a letter or digit", "did you mean `bucket`"),
+        ("bucket.", "start and end with a letter or digit", "did you mean `bucket`"),
+        ("my..bucket", "two dots in a row", "did you mean `my.bucket`"),
+    ];
+    for (bucket, what, help) in cases {
+        check(&variant("bucket: analytics-exports", &format!("bucket: \"{bucket}\""))).expect_code(2).expect_output(&[
+            &format!("invalid bucket name `{bucket}`"),
+            what,
+            help,
+            "[m.yaml:7:13]",
+        ]);
+    }
+}
+
+#[test]
+fn s3_url_in_bucket_says_how_to_split_it() {
+    let manifest = variant(
+        "    bucket: analytics-exports\n    prefix: reports/\n",
+        "    bucket: s3://analytics-exports/reports/2026/\n",
+    );
+    check(&manifest).expect_code(2).expect_output(&[
+        "`bucket` is a URL, not a bucket name",
+        "write `bucket: analytics-exports` and `prefix: reports/2026/` as two keys",
+    ]);
+}
+
+#[test]
+fn bad_region_shape_suggests_the_real_one() {
+    check(&variant("region: ap-northeast-2", "region: ap-northeast2")).expect_code(2).expect_output(&[
+        "`ap-northeast2` is not a region name",
+        "[m.yaml:3:11]",
+        "did you mean `ap-northeast-2`?",
+    ]);
+    check(&variant("region: ap-northeast-2", "region: Seoul"))
+        .expect_code(2)
+        .expect_output(&["`Seoul` is not a region name", "like `us-east-1`"]);
+    // A custom endpoint may use its server's own region name.
+    check(&variant("region: ap-northeast-2", "region: garage\n  endpoint: http://127.0.0.1:3900")).expect_code(0);
+}
+
+#[test]
+fn bad_direction() {
+    check(&variant("direction: download", "direction: sideways")).expect_code(2).expect_output(&[
+        "invalid value for `direction`",
+        "expected `download` or `upload`",
+        "[m.yaml:6:16]",
+    ]);
+}
+
+#[test]
+fn invalid_glob_points_at_the_pattern() {
+    check(&variant("    extensions: [csv, parquet]", "    include: [\"*.csv\", \"data/[2026\"]"))
+        .expect_code(2)
+        .expect_output(&["invalid pattern `data/[2026` in `include`", "[m.yaml:10:24]", "close every `[`"]);
+    check(&variant("    extensions: [csv, parquet]", "    exclude: [\"{a,b\"]"))
+        .expect_code(2)
+        .expect_output(&["invalid pattern `{a,b` in `exclude`"]);
+}
+
+#[test]
+fn extensions_with_dots_are_normalized_with_a_warning() {
+    let out = check(&variant("extensions: [csv, parquet]", "extensions: [.csv, \"*.parquet\"]"));
+    out.expect_code(0).expect_output(&[
+        "extension `.csv` is read as `csv`",
+        "extension `*.parquet` is read as `parquet`",
+        "extensions: csv, parquet",
+    ]);
+    check(&variant("extensions: [csv, parquet]", "extensions: [\"data/*.csv\"]"))
+        .expect_code(2)
+        .expect_output(&["`data/*.csv` is not a file extension", "put patterns such as `data/*.csv` in `include:`"]);
+}
+
+#[test]
+fn duplicate_names_and_shared_destinations() {
+    let two =
+        format!("{VALID}  - name: daily\n    direction: download\n    bucket: other-bucket\n    local: ./data/sub\n");
+    check(&two).expect_code(2).expect_output(&[
+        "duplicate transfer name `daily`",
+        "also the name of transfer #1",
+        "writes a destination overlapping transfer `daily`",
+    ]);
+    let same =
+        format!("{VALID}  - name: second\n    direction: download\n    bucket: other-bucket\n    local: data/\n");
+    check(&same)
+        .expect_code(2)
+        .expect_output(&["transfer `second` writes the same destination as transfer `daily`", "[m.yaml:14:12]"]);
+    let uploads = "version: 1\ntransfers:\n  - {name: a, direction: upload, bucket: b-1, prefix: x/, local: ./a}\n  - {name: b, direction: upload, bucket: b-1, prefix: x/y/, local: ./b}\n";
+    check(uploads).expect_code(2).expect_output(&["transfer `b` writes a destination overlapping transfer `a`"]);
+    // Different buckets, or prefixes side by side, are fine.
+    let fine = "version: 1\ntransfers:\n  - {name: a, direction: upload, bucket: b-1, prefix: x/, local: ./a}\n  - {name: b, direction: upload, bucket: b-1, prefix: xy/, local: ./a}\n";
+    check(fine).expect_code(0);
+}
+
+#[test]
+fn concurrency_and_sizes_are_range_checked() {
+    for bad in ["0", "5000"] {
+        check(&variant("region: ap-northeast-2", &format!("region: ap-northeast-2\n  concurrency: {bad}")))
+            .expect_code(2)
+            .expect_output(&[&format!("`concurrency: {bad}` is out of range"), "use 1 to 1024"]);
+    }
+    check(&variant("local: ./data", "local: ./data\n    concurrency: -3"))
+        .expect_code(2)
+        .expect_output(&["invalid value for `concurrency`", "found `-3`"]);
+    check(&variant("local: ./data", "local: ./data\n    part_size: 1MiB"))
+        .expect_code(2)
+        .expect_output(&["`part_size: 1MiB` is out of range", "5MiB to 5GiB"]);
+    check(&variant("local: ./data", "local: ./data\n    multipart_threshold: lots"))
+        .expect_code(2)
+        .expect_output(&["invalid value for `multipart_threshold`", "`8MiB`"]);
+    check(&variant("local: ./data", "local: ./data\n    retries: 99"))
+        .expect_code(2)
+        .expect_output(&["`retries: 99` is out of range"]);
+}
+
+#[test]
+fn delete_needs_a_cap() {
+    check(&variant("local: ./data", "local: ./data\n    delete: true")).expect_code(2).expect_output(&[
+        "`delete: true` needs `max_delete`",
+        "[m.yaml:10:13]",
+        "add `max_delete: N`",
+    ]);
+    check(&variant("local: ./data", "local: ./data\n    delete: true\n    max_delete: 0"))
+        .expect_code(2)
+        .expect_output(&["`max_delete: 0` forbids every deletion"]);
+    check(&variant("local: ./data", "local: ./data\n    delete: true\n    max_delete: 500"))
+        .expect_code(0)
+        .expect_output(&["delete up to 500"]);
+    check(&variant("local: ./data", "local: ./data\n    max_delete: 5"))
+        .expect_code(0)
+        .expect_output(&["`max_delete` has no effect without `delete: true`"]);
+}
+
+#[test]
+fn every_problem_is_reported_not_only_the_first() {
+    let manifest = "\
+version: 1
+defaults:
+  concurrency: 0
+transfers:
+  - name: one
+    direction: download
+    bucket: Bad_Bucket
+    local: ./one
+    compare: fast
+  - name: two
+    direction: upload
+    bucket: good-bucket
+    local: ./two
+    region: nowhere
+";
+    let out = check(manifest);
+    out.expect_code(2).expect_output(&[
+        "[m.yaml:3:16]",
+        "[m.yaml:7:13]",
+        "[m.yaml:9:14]",
+        "[m.yaml:14:13]",
+        "not a valid manifest (4 errors)",
+    ]);
+}
+
+#[test]
+fn hangul_names_and_locations() {
+    let manifest =
+        "version: 1\ntransfers:\n  - name: 보고서\n    direction: download\n    bucket: 버킷이름\n    local: ./매출\n";
+    check(manifest).expect_code(2).expect_output(&[
+        "invalid bucket name `버킷이름`",
+        "[m.yaml:5:13]",
+        "`버` is not allowed",
+    ]);
+}
+
+#[test]
+fn several_files_are_all_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "good.yaml", VALID);
+    write(dir.path(), "bad.yaml", &variant("version: 1", "version: 7"));
+    haul(dir.path(), &["validate", "bad.yaml", "good.yaml"])
+        .expect_code(2)
+        .expect_output(&["unsupported manifest version `7`", "good.yaml: valid, 1 transfer"]);
+}
+
+#[test]
+fn local_paths_expand_env_and_report_unset_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "m.yaml", &variant("local: ./data", "local: ${HAUL_TEST_ROOT}/data"));
+    let out = common::haul_command(dir.path())
+        .env("HAUL_TEST_ROOT", "/srv/haul")
+        .args(["validate", "m.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("-> /srv/haul/data"));
+    check(&variant("local: ./data", "local: ${HAUL_SURELY_UNSET_VAR}/data"))
+        .expect_code(2)
+        .expect_output(&["`local` uses `${HAUL_SURELY_UNSET_VAR}`, which is not set"]);
+}
+
+#[test]
+fn examples_are_valid() {
+    let examples = repo_root().join("examples");
+    let mut files: Vec<String> = std::fs::read_dir(&examples)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .map(|path| path.display().to_string())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "examples/ should hold at least three manifests: {files:?}");
+    let mut args = vec!["validate"];
+    args.extend(files.iter().map(String::as_str));
+    let out = haul(&examples, &args);
+    out.expect_code(0);
+    assert!(out.stderr.is_empty(), "examples should validate without warnings:\n{}", out.stderr);
+}
+
+#[test]
+fn init_writes_a_valid_manifest_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    haul(dir.path(), &["init", "nightly.yaml"]).expect_code(0).expect_output(&["wrote nightly.yaml"]);
+    haul(dir.path(), &["validate", "nightly.yaml"]).expect_code(0).expect_output(&["daily-reports  download"]);
+    let before = std::fs::read_to_string(dir.path().join("nightly.yaml")).unwrap();
+    haul(dir.path(), &["init", "nightly.yaml"])
+        .expect_code(2)
+        .expect_output(&["`nightly.yaml` already exists", "does not overwrite"]);
+    assert_eq!(std::fs::read_to_string(dir.path().join("nightly.yaml")).unwrap(), before);
+}
+
+#[test]
+fn checked_in_schema_is_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = haul(dir.path(), &["schema"]);
+    out.expect_code(0);
+    let checked_in = std::fs::read_to_string(repo_root().join("schemas/manifest.schema.json")).unwrap();
+    assert!(
+        out.stdout.trim() == checked_in.trim(),
+        "schemas/manifest.schema.json is stale: run `cargo run -- schema > schemas/manifest.schema.json`"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&checked_in).unwrap();
+    let transfer = &schema["$defs"]["TransferSpec"];
+    assert_eq!(transfer["additionalProperties"], false);
+    let required: Vec<&str> = transfer["required"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    for key in ["name", "direction", "bucket", "local"] {
+        assert!(required.contains(&key), "{key} should be required: {required:?}");
+    }
+    assert!(transfer["properties"]["max_delete"].is_object(), "settings are flattened into transfers");
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    haul(dir.path(), &["validate"]).expect_code(2).expect_output(&["MANIFEST"]);
+    haul(dir.path(), &["frobnicate"]).expect_code(2);
+    haul(dir.path(), &["--help"]).expect_code(0).expect_output(&["Exit codes:", "validate"]);
+}
