@@ -19,7 +19,7 @@ pub struct Style {
 impl Style {
     fn handler(self) -> GraphicalReportHandler {
         let theme = if self.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-        GraphicalReportHandler::new_themed(theme).with_context_lines(1).with_width(100)
+        GraphicalReportHandler::new_themed(theme).with_context_lines(1).with_width(1000).with_wrap_lines(false)
     }
 }
 

@@ -418,7 +418,7 @@ pub fn bucket_name_problem(name: &str) -> Option<(String, String)> {
         fixed.trim_matches(|c| c == '-' || c == '.').to_string()
     };
     let len = name.chars().count();
-    if len < 3 || len > 63 {
+    if !(3..=63).contains(&len) {
         return Some((format!("it has {len} characters"), "bucket names have 3 to 63 characters".into()));
     }
     if name.chars().any(|c| c.is_ascii_uppercase()) || name.contains('_') {
