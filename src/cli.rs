@@ -38,6 +38,12 @@ pub enum ColorChoice {
     Never,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check manifests: YAML, keys, values, S3 naming rules, overlapping destinations.
@@ -49,6 +55,28 @@ pub enum Command {
         /// Manifest files to check.
         #[arg(required = true, value_name = "MANIFEST")]
         manifests: Vec<PathBuf>,
+    },
+
+    /// Show what apply would do: list both sides, diff them, print every action and skip.
+    ///
+    /// A dry run: reads listings only, changes nothing. Memory stays flat however many objects
+    /// there are (the listings are merged as sorted streams).
+    #[command(
+        after_help = "Examples:\n  haul plan nightly.yaml\n  haul plan nightly.yaml --only daily-reports --output json\n  haul plan nightly.yaml --detailed-exitcode   # 0: nothing to do, 3: changes pending"
+    )]
+    Plan {
+        /// The manifest.
+        #[arg(value_name = "MANIFEST")]
+        manifest: PathBuf,
+        /// Plan only this transfer (repeatable).
+        #[arg(long, value_name = "NAME")]
+        only: Vec<String>,
+        /// Table for people, JSON for programs.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+        /// Exit 3 when anything would change, 0 when nothing would.
+        #[arg(long)]
+        detailed_exitcode: bool,
     },
 
     /// Print the manifest's JSON schema (for editors: yaml-language-server, VS Code).

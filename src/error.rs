@@ -38,6 +38,18 @@ pub enum HaulError {
     InitTargetExists { path: PathBuf },
     #[error("cannot write `{}`: {source}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("no transfer named `{name}` in the manifest")]
+    UnknownTransfer { name: String, known: Vec<String> },
+    #[error("transfer `{transfer}`: cannot read local folder `{}`: {source}", path.display())]
+    LocalFolder { transfer: String, path: PathBuf, source: std::io::Error },
+    #[error("transfer `{transfer}`: {source}")]
+    Listing { transfer: String, source: crate::listing::remote::ListError },
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    #[error("transfer `{transfer}`: `compare: checksum` is not supported by plan yet")]
+    ChecksumCompareUnsupported { transfer: String },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 impl HaulError {
@@ -56,6 +68,17 @@ impl HaulError {
             HaulError::Manifest(ManifestError::Invalid { .. }) => None,
             HaulError::InitTargetExists { .. } => Some("choose another file name, or remove the file first".into()),
             HaulError::Write { .. } => Some("check that the folder exists and is writable".into()),
+            HaulError::UnknownTransfer { known, .. } => Some(format!("transfers in this manifest: {}", known.join(", "))),
+            HaulError::LocalFolder { .. } => Some("check that `local` names a readable folder".into()),
+            HaulError::Listing { source, .. } => Some(listing_help(source)),
+            HaulError::Plan(crate::plan::PlanError::TooManyDeletes { .. }) => Some(
+                "check the prefix and the source first; if the deletions are right, raise `max_delete` for this transfer"
+                    .into(),
+            ),
+            HaulError::ChecksumCompareUnsupported { .. } => {
+                Some("use `compare: size-mtime` (the default) or `compare: size` for now".into())
+            }
+            HaulError::Runtime(_) => None,
         }
     }
 
@@ -63,7 +86,29 @@ impl HaulError {
         match self {
             HaulError::Manifest(_) => Exit::Invalid,
             HaulError::InitTargetExists { .. } => Exit::Invalid,
-            HaulError::Write { .. } => Exit::Failure,
+            HaulError::UnknownTransfer { .. } => Exit::Invalid,
+            HaulError::ChecksumCompareUnsupported { .. } => Exit::Invalid,
+            HaulError::Write { .. }
+            | HaulError::LocalFolder { .. }
+            | HaulError::Listing { .. }
+            | HaulError::Plan(_)
+            | HaulError::Runtime(_) => Exit::Failure,
         }
+    }
+}
+
+fn listing_help(err: &crate::listing::remote::ListError) -> String {
+    use crate::listing::remote::ListError;
+    match err {
+        ListError::Request { code: Some(code), .. } if code == "NoSuchBucket" => {
+            "check the bucket name; `aws s3 ls` lists the buckets these credentials see".into()
+        }
+        ListError::Request { code: Some(code), .. } if code == "AccessDenied" => {
+            "these credentials may not list this prefix: check the profile and the bucket policy".into()
+        }
+        ListError::Request { code: None, .. } => {
+            "check the endpoint and the network; for AWS, check the region and credentials".into()
+        }
+        _ => "check the bucket, prefix, region and credentials".into(),
     }
 }

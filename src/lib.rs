@@ -6,7 +6,9 @@
 pub mod cli;
 pub mod error;
 pub mod filter;
+pub mod listing;
 pub mod manifest;
+pub mod plan;
 pub mod render;
 pub mod s3;
 

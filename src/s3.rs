@@ -62,3 +62,27 @@ impl Intercept for RequesterPays {
         Ok(())
     }
 }
+
+/// One line for people from any SDK error: the S3 error code and message when the server
+/// answered, otherwise what went wrong on the way (no credentials, connection refused, ...).
+pub fn describe_error<E>(err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+    match err {
+        SdkError::ServiceError(service) => {
+            let inner = service.err();
+            match (inner.code(), inner.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_string(),
+                _ => format!("HTTP {} with no error code", service.raw().status().as_u16()),
+            }
+        }
+        other => {
+            // The context chain names the real cause (e.g. "Connection refused").
+            let text = DisplayErrorContext(other).to_string();
+            text.replace('\n', " ")
+        }
+    }
+}

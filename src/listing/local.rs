@@ -1,0 +1,253 @@
+//! The local side: a depth-first walk that yields files in key order.
+//!
+//! Each folder's children are read and sorted when the walk reaches it, with folders sorted
+//! as `name/` (see `sort_key`), so the whole walk comes out in key order while memory holds
+//! only the folders on the current path, never the whole tree.
+
+use std::collections::HashSet;
+use std::fs::Metadata;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use super::{Entry, Item, SkipReason, Skipped, nfc, sort_key};
+
+/// A streaming, key-ordered walk of a local folder.
+pub struct LocalWalk {
+    /// Children not yet visited, per open folder; the innermost folder is last.
+    stack: Vec<std::vec::IntoIter<Child>>,
+    follow_symlinks: bool,
+    /// Folders on the current path (device, inode), to stop symlink loops.
+    open_folders: Vec<(u64, u64)>,
+    seen_folders: HashSet<(u64, u64)>,
+}
+
+struct Child {
+    /// Relative key (NFC, `/`-separated); a folder's ends in `/` only for sorting.
+    sort: String,
+    key: String,
+    stored: String,
+    path: PathBuf,
+    kind: ChildKind,
+}
+
+enum ChildKind {
+    File { size: u64, mtime: i64 },
+    Folder { id: (u64, u64) },
+    Skip(SkipReason),
+}
+
+impl LocalWalk {
+    /// Starts a walk at `root`. A missing root is an empty tree (a first download creates it).
+    pub fn new(root: &Path, follow_symlinks: bool) -> std::io::Result<Self> {
+        let mut walk =
+            LocalWalk { stack: Vec::new(), follow_symlinks, open_folders: Vec::new(), seen_folders: HashSet::new() };
+        match std::fs::metadata(root) {
+            Ok(meta) if meta.is_dir() => {
+                let id = folder_id(&meta);
+                walk.open_folders.push(id);
+                walk.seen_folders.insert(id);
+                let children = walk.read_folder(root, "", "")?;
+                walk.stack.push(children.into_iter());
+            }
+            Ok(_) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a folder"));
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
+        Ok(walk)
+    }
+
+    /// Reads one folder; `prefix` is its key (NFC) and `stored_prefix` its real relative path.
+    fn read_folder(&self, folder: &Path, prefix: &str, stored_prefix: &str) -> std::io::Result<Vec<Child>> {
+        let mut children = Vec::new();
+        for dirent in std::fs::read_dir(folder)? {
+            let dirent = match dirent {
+                Ok(dirent) => dirent,
+                Err(err) => {
+                    children.push(skip_child(
+                        prefix,
+                        &folder.display().to_string(),
+                        SkipReason::Unreadable(err.to_string()),
+                    ));
+                    continue;
+                }
+            };
+            let path = dirent.path();
+            let Some(name) = dirent.file_name().to_str().map(str::to_string) else {
+                let shown = dirent.file_name().to_string_lossy().into_owned();
+                children.push(skip_child(prefix, &shown, SkipReason::NotUtf8));
+                continue;
+            };
+            let stored = format!("{stored_prefix}{name}");
+            let key = format!("{prefix}{}", nfc(&name));
+            let kind = match self.classify(&path) {
+                Ok(kind) => kind,
+                Err(err) => ChildKind::Skip(SkipReason::Unreadable(err.to_string())),
+            };
+            let sort = sort_key(&key, matches!(kind, ChildKind::Folder { .. }));
+            children.push(Child { sort, key, stored, path, kind });
+        }
+        children.sort_unstable_by(|a, b| a.sort.cmp(&b.sort));
+        Ok(children)
+    }
+
+    fn classify(&self, path: &Path) -> std::io::Result<ChildKind> {
+        let link_meta = std::fs::symlink_metadata(path)?;
+        let meta = if link_meta.file_type().is_symlink() {
+            if !self.follow_symlinks {
+                return Ok(ChildKind::Skip(SkipReason::Symlink));
+            }
+            match std::fs::metadata(path) {
+                Ok(meta) => meta,
+                // A dangling link: nothing to transfer.
+                Err(_) => return Ok(ChildKind::Skip(SkipReason::Symlink)),
+            }
+        } else {
+            link_meta
+        };
+        Ok(if meta.is_file() {
+            ChildKind::File { size: meta.len(), mtime: mtime_seconds(&meta) }
+        } else if meta.is_dir() {
+            ChildKind::Folder { id: folder_id(&meta) }
+        } else {
+            ChildKind::Skip(SkipReason::NotAFile)
+        })
+    }
+}
+
+impl Iterator for LocalWalk {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            let top = self.stack.last_mut()?;
+            let Some(child) = top.next() else {
+                self.stack.pop();
+                self.open_folders.pop();
+                continue;
+            };
+            match child.kind {
+                ChildKind::File { size, mtime } => {
+                    let stored_key = (child.key != child.stored).then_some(child.stored);
+                    return Some(Item::Entry(Entry { key: child.key, stored_key, size, mtime, etag: None }));
+                }
+                ChildKind::Skip(reason) => return Some(Item::Skipped(Skipped { key: child.key, reason })),
+                ChildKind::Folder { id } => {
+                    // A followed link back into a folder already walked would loop or repeat.
+                    if self.open_folders.contains(&id) || !self.seen_folders.insert(id) {
+                        return Some(Item::Skipped(Skipped { key: child.key, reason: SkipReason::Symlink }));
+                    }
+                    match self.read_folder(&child.path, &format!("{}/", child.key), &format!("{}/", child.stored)) {
+                        Ok(children) => {
+                            self.open_folders.push(id);
+                            self.stack.push(children.into_iter());
+                        }
+                        Err(err) => {
+                            return Some(Item::Skipped(Skipped {
+                                key: format!("{}/", child.key),
+                                reason: SkipReason::Unreadable(err.to_string()),
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn skip_child(prefix: &str, shown: &str, reason: SkipReason) -> Child {
+    let key = format!("{prefix}{shown}");
+    Child { sort: key.clone(), key: key.clone(), stored: key, path: PathBuf::new(), kind: ChildKind::Skip(reason) }
+}
+
+fn folder_id(meta: &Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+/// Whole seconds: S3's LastModified has no finer precision, so comparing finer would call
+/// every file changed.
+pub fn mtime_seconds(meta: &Metadata) -> i64 {
+    match meta.modified() {
+        Ok(time) => match time.duration_since(UNIX_EPOCH) {
+            Ok(after) => after.as_secs() as i64,
+            Err(before) => -(before.duration().as_secs() as i64),
+        },
+        Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(root: &Path, follow: bool) -> Vec<String> {
+        LocalWalk::new(root, follow)
+            .unwrap()
+            .map(|item| match item {
+                Item::Entry(e) => e.key,
+                Item::Skipped(s) => format!("skip:{}:{:?}", s.key, s.reason),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn walk_yields_key_byte_order_not_directory_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for path in ["a/b", "a-b", "a0", "a/c/d", "b", "가/나.csv", "Z"] {
+            let full = root.join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, path).unwrap();
+        }
+        let got = keys(root, false);
+        let mut sorted = got.clone();
+        sorted.sort();
+        assert_eq!(got, sorted);
+        assert_eq!(got, vec!["Z", "a-b", "a/b", "a/c/d", "a0", "b", "가/나.csv"]);
+    }
+
+    #[test]
+    fn missing_root_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(keys(&dir.path().join("nope"), false).is_empty());
+    }
+
+    #[test]
+    fn symlinks_are_skipped_unless_followed_and_loops_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("real")).unwrap();
+        std::fs::write(root.join("real/f.csv"), "x").unwrap();
+        std::os::unix::fs::symlink(root.join("real"), root.join("link")).unwrap();
+        std::os::unix::fs::symlink(root, root.join("real/loop")).unwrap();
+        assert_eq!(keys(root, false), vec!["skip:link:Symlink", "real/f.csv", "skip:real/loop:Symlink"]);
+        let followed = keys(root, true);
+        assert!(followed.contains(&"link/f.csv".to_string()), "{followed:?}");
+        assert!(followed.iter().any(|k| k.contains("loop") && k.contains("Symlink")), "{followed:?}");
+    }
+
+    #[test]
+    fn non_utf8_names_are_skipped_with_a_reason() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.csv")), "x").unwrap();
+        std::fs::write(dir.path().join("ok.csv"), "x").unwrap();
+        let got = keys(dir.path(), false);
+        assert_eq!(got.len(), 2);
+        assert!(got.iter().any(|k| k.starts_with("skip:caf") && k.ends_with("NotUtf8")), "{got:?}");
+    }
+
+    #[test]
+    fn nfd_names_get_nfc_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let nfd = "\u{1112}\u{1161}\u{11AB}"; // 한, decomposed
+        std::fs::create_dir(dir.path().join(nfd)).unwrap();
+        std::fs::write(dir.path().join(nfd).join("x.csv"), "x").unwrap();
+        let walk: Vec<Item> = LocalWalk::new(dir.path(), false).unwrap().collect();
+        let Item::Entry(entry) = &walk[0] else { panic!("{walk:?}") };
+        assert_eq!(entry.key, "한/x.csv");
+        assert_eq!(entry.stored(), format!("{nfd}/x.csv"));
+    }
+}

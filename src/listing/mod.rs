@@ -1,0 +1,199 @@
+//! The listing stage: the local tree and the remote prefix as streams of entries in the same
+//! key order (UTF-8 byte order of the NFC-normalized key), so `plan` can merge them in one
+//! pass without holding either listing in memory.
+
+pub mod local;
+pub mod remote;
+
+use std::path::{Path, PathBuf};
+
+use unicode_normalization::UnicodeNormalization;
+
+/// One object or file, keyed relative to the transfer's root with `/` separators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The join key: NFC-normalized, relative, `/`-separated.
+    pub key: String,
+    /// The name as stored, when it differs from `key` (an NFD name written on macOS): the
+    /// remote key to request, or the local name to open.
+    pub stored_key: Option<String>,
+    pub size: u64,
+    /// Modification time (local) or LastModified (remote), whole seconds since the epoch.
+    pub mtime: i64,
+    /// The remote ETag, quotes removed.
+    pub etag: Option<String>,
+}
+
+impl Entry {
+    pub fn new(stored: &str, size: u64, mtime: i64, etag: Option<String>) -> Self {
+        let key = nfc(stored);
+        let stored_key = (key != stored).then(|| stored.to_string());
+        Entry { key, stored_key, size, mtime, etag }
+    }
+
+    /// The name as stored on its side.
+    pub fn stored(&self) -> &str {
+        self.stored_key.as_deref().unwrap_or(&self.key)
+    }
+}
+
+/// Something a listing saw but will not offer for transfer, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The key or path as far as it could be shown.
+    pub key: String,
+    pub reason: SkipReason,
+}
+
+/// Why a listing leaves an item out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// A remote key ending in `/` with no content: a folder placeholder, not a file.
+    DirectoryMarker,
+    /// A remote key that cannot be written safely under the target folder.
+    UnsafeKey(UnsafeKey),
+    /// A local symbolic link, not followed (`follow_symlinks: false`), or a loop.
+    Symlink,
+    /// A local name that is not valid UTF-8 and so cannot be an S3 key.
+    NotUtf8,
+    /// A local folder or file that could not be read.
+    Unreadable(String),
+    /// Neither a file, a folder nor a followed link (a socket, a device, a FIFO).
+    NotAFile,
+    /// A remote key whose NFC form equals another key's (NFD and NFC twins): both cannot be
+    /// one local file, so the later one is left out.
+    SameNormalizedName,
+}
+
+/// A listing's item: an entry to compare, or a skip to report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Item {
+    Entry(Entry),
+    Skipped(Skipped),
+}
+
+/// Why a remote key may not be written locally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UnsafeKey {
+    #[error("has a `..` segment")]
+    ParentSegment,
+    #[error("has a `.` segment")]
+    CurrentSegment,
+    #[error("is an absolute path")]
+    Absolute,
+    #[error("has a backslash")]
+    Backslash,
+    #[error("has an empty segment (`//`)")]
+    EmptySegment,
+    #[error("has a NUL or control character")]
+    ControlCharacter,
+    #[error("has a name longer than 255 bytes")]
+    NameTooLong,
+    #[error("is empty")]
+    Empty,
+}
+
+/// NFC form of a name: what macOS writes as NFD Hangul and Linux as NFC compare equal.
+pub fn nfc(text: &str) -> String {
+    if unicode_normalization::is_nfc_quick(text.chars()) == unicode_normalization::IsNormalized::Yes {
+        text.to_string()
+    } else {
+        text.nfc().collect()
+    }
+}
+
+/// Checks a remote key (relative to the prefix) before it becomes a local path: it must stay
+/// under the target folder on every platform haul runs on.
+pub fn check_key(key: &str) -> Result<(), UnsafeKey> {
+    if key.is_empty() {
+        return Err(UnsafeKey::Empty);
+    }
+    if key.starts_with('/') {
+        return Err(UnsafeKey::Absolute);
+    }
+    if key.contains('\\') {
+        return Err(UnsafeKey::Backslash);
+    }
+    if key.chars().any(char::is_control) {
+        return Err(UnsafeKey::ControlCharacter);
+    }
+    for segment in key.split('/') {
+        match segment {
+            "" => return Err(UnsafeKey::EmptySegment),
+            "." => return Err(UnsafeKey::CurrentSegment),
+            ".." => return Err(UnsafeKey::ParentSegment),
+            // Windows drive letters (`C:`) would make an absolute path there.
+            s if s.len() == 2 && s.ends_with(':') => return Err(UnsafeKey::Absolute),
+            s if s.len() > 255 => return Err(UnsafeKey::NameTooLong),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The local path for a checked key under `root`.
+pub fn local_path(root: &Path, key: &str) -> Result<PathBuf, UnsafeKey> {
+    check_key(key)?;
+    let mut path = root.to_path_buf();
+    path.extend(key.split('/'));
+    Ok(path)
+}
+
+/// Orders names the way their keys sort: a folder `a` holds keys `a/...`, which sort after
+/// `a-b` (`-` < `/`) and before `a0` (`/` < `0`).
+pub fn sort_key(name: &str, is_dir: bool) -> String {
+    if is_dir { format!("{name}/") } else { name.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_keys_are_refused() {
+        let cases = [
+            ("../x", UnsafeKey::ParentSegment),
+            ("../../etc/passwd", UnsafeKey::ParentSegment),
+            ("a/../../b", UnsafeKey::ParentSegment),
+            ("/abs", UnsafeKey::Absolute),
+            ("C:/windows", UnsafeKey::Absolute),
+            ("a\\..\\b", UnsafeKey::Backslash),
+            ("a//b", UnsafeKey::EmptySegment),
+            ("./a", UnsafeKey::CurrentSegment),
+            ("a\0b", UnsafeKey::ControlCharacter),
+            ("a\nb", UnsafeKey::ControlCharacter),
+            ("", UnsafeKey::Empty),
+        ];
+        for (key, expected) in cases {
+            assert_eq!(check_key(key), Err(expected), "{key:?}");
+        }
+        assert_eq!(check_key(&"x".repeat(256)), Err(UnsafeKey::NameTooLong));
+        for fine in ["a", "a/b/c.csv", "보고서/매출.csv", "a..b", "...", "a b+c%d#e?f=g"] {
+            assert_eq!(check_key(fine), Ok(()), "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn local_paths_stay_under_root() {
+        let root = Path::new("/data/target");
+        assert_eq!(local_path(root, "a/b.csv").unwrap(), PathBuf::from("/data/target/a/b.csv"));
+        assert!(local_path(root, "../x").is_err());
+    }
+
+    #[test]
+    fn nfd_and_nfc_hangul_share_a_key() {
+        let nfd = "\u{1100}\u{1161}\u{11A8}.csv"; // 각 decomposed, as macOS writes it
+        let entry = Entry::new(nfd, 1, 0, None);
+        assert_eq!(entry.key, "각.csv");
+        assert_eq!(entry.stored(), nfd);
+        let plain = Entry::new("각.csv", 1, 0, None);
+        assert_eq!(plain.stored_key, None);
+    }
+
+    #[test]
+    fn folder_names_sort_like_their_keys() {
+        let mut names = vec![sort_key("a", true), sort_key("a-b", false), sort_key("a0", false)];
+        names.sort();
+        assert_eq!(names, vec!["a-b", "a/", "a0"]);
+    }
+}

@@ -1,0 +1,179 @@
+//! The remote side: ListObjectsV2 under the prefix, page by page, in key order.
+//!
+//! S3 returns keys in UTF-8 byte order, and the walk holds one page (≤ 1,000 keys) at a time.
+//! Not every S3-compatible server keeps that order, and NFC-normalizing an NFD key can move
+//! it: when a key arrives out of order the listing stops with `OutOfOrder`, and the caller
+//! lists again with `Order::SortInMemory`, which is exact but holds the whole listing.
+
+use std::collections::VecDeque;
+
+use aws_sdk_s3::Client;
+use tokio::runtime::Handle;
+
+use super::{Entry, Item, SkipReason, Skipped, check_key};
+
+/// How the listing guarantees key order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Trust the server's order and check it (constant memory).
+    Streamed,
+    /// Collect every key and sort (for servers that do not sort).
+    SortInMemory,
+}
+
+/// Why listing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error("the server returned `{key}` after `{previous}`: its listing is not in key order")]
+    OutOfOrder { previous: String, key: String },
+    #[error("listing s3://{bucket}/{prefix} failed: {message}")]
+    Request { bucket: String, prefix: String, code: Option<String>, message: String },
+}
+
+/// A key-ordered stream of the objects under `s3://bucket/prefix`.
+pub struct RemoteListing {
+    runtime: Handle,
+    client: Client,
+    bucket: String,
+    prefix: String,
+    /// Downloads refuse keys that could escape the target folder; uploads only write them.
+    check_keys: bool,
+    order: Order,
+    page: VecDeque<Item>,
+    continuation: Option<String>,
+    finished: bool,
+    last_key: Option<String>,
+    failed: bool,
+}
+
+impl RemoteListing {
+    pub fn new(runtime: Handle, client: Client, bucket: &str, prefix: &str, check_keys: bool, order: Order) -> Self {
+        RemoteListing {
+            runtime,
+            client,
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            check_keys,
+            order,
+            page: VecDeque::new(),
+            continuation: None,
+            finished: false,
+            last_key: None,
+            failed: false,
+        }
+    }
+
+    /// Fetches the next page into `self.page`.
+    fn fetch_page(&mut self) -> Result<(), ListError> {
+        let request = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&self.prefix)
+            .set_continuation_token(self.continuation.take());
+        let response = self.runtime.block_on(request.send()).map_err(|err| {
+            let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&err).map(str::to_string);
+            ListError::Request {
+                bucket: self.bucket.clone(),
+                prefix: self.prefix.clone(),
+                code,
+                message: crate::s3::describe_error(&err),
+            }
+        })?;
+        self.continuation = response.next_continuation_token().map(str::to_string);
+        self.finished = !response.is_truncated().unwrap_or(false) || self.continuation.is_none();
+        for object in response.contents() {
+            let Some(full_key) = object.key() else { continue };
+            let relative = full_key.strip_prefix(self.prefix.as_str()).unwrap_or(full_key);
+            let size = object.size().unwrap_or(0).max(0) as u64;
+            let item = if relative.is_empty() || (relative.ends_with('/') && size == 0) {
+                Item::Skipped(Skipped { key: relative.to_string(), reason: SkipReason::DirectoryMarker })
+            } else if let Err(unsafe_key) = if self.check_keys { check_key(relative) } else { Ok(()) } {
+                Item::Skipped(Skipped { key: relative.to_string(), reason: SkipReason::UnsafeKey(unsafe_key) })
+            } else {
+                let mtime = object.last_modified().map_or(0, |t| t.secs());
+                let etag = object.e_tag().map(|e| e.trim_matches('"').to_string());
+                Item::Entry(Entry::new(relative, size, mtime, etag))
+            };
+            self.page.push_back(item);
+        }
+        Ok(())
+    }
+
+    fn next_streamed(&mut self) -> Option<Result<Item, ListError>> {
+        loop {
+            if let Some(item) = self.page.pop_front() {
+                if let Item::Entry(entry) = &item {
+                    if let Some(previous) = &self.last_key
+                        && entry.key <= *previous
+                    {
+                        self.failed = true;
+                        return Some(Err(ListError::OutOfOrder { previous: previous.clone(), key: entry.key.clone() }));
+                    }
+                    self.last_key = Some(entry.key.clone());
+                }
+                return Some(Ok(item));
+            }
+            if self.finished {
+                return None;
+            }
+            if let Err(err) = self.fetch_page() {
+                self.failed = true;
+                return Some(Err(err));
+            }
+        }
+    }
+
+    /// Reads every page, then sorts: for servers whose listing is not in key order.
+    fn collect_sorted(&mut self) -> Result<(), ListError> {
+        while !self.finished {
+            self.fetch_page()?;
+        }
+        let mut items: Vec<Item> = self.page.drain(..).collect();
+        items.sort_by(|a, b| item_key(a).cmp(item_key(b)));
+        // Two stored names with one NFC form (NFD and NFC twins) cannot both map to one file.
+        let mut previous: Option<String> = None;
+        for item in items {
+            let item = match item {
+                Item::Entry(entry) if previous.as_deref() == Some(entry.key.as_str()) => {
+                    Item::Skipped(Skipped { key: entry.stored().to_string(), reason: SkipReason::SameNormalizedName })
+                }
+                other => other,
+            };
+            if let Item::Entry(entry) = &item {
+                previous = Some(entry.key.clone());
+            }
+            self.page.push_back(item);
+        }
+        Ok(())
+    }
+}
+
+fn item_key(item: &Item) -> &str {
+    match item {
+        Item::Entry(entry) => &entry.key,
+        Item::Skipped(skipped) => &skipped.key,
+    }
+}
+
+impl Iterator for RemoteListing {
+    type Item = Result<Item, ListError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.order {
+            Order::Streamed => self.next_streamed(),
+            Order::SortInMemory => {
+                if !self.finished
+                    && let Err(err) = self.collect_sorted()
+                {
+                    self.failed = true;
+                    return Some(Err(err));
+                }
+                self.page.pop_front().map(Ok)
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Plans for people (an aligned table per transfer) and for programs (JSON).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use unicode_width::UnicodeWidthStr;
+
+use super::{Tally, TransferPlan};
+use crate::manifest::Direction;
+
+/// Version of the JSON shape below; bumped only for incompatible changes.
+pub const PLAN_JSON_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    version: u32,
+    /// True when any transfer has an action.
+    changes: bool,
+    transfers: &'a [TransferPlan],
+}
+
+/// `plan --output json`.
+pub fn json(plans: &[TransferPlan]) -> String {
+    let doc =
+        PlanJson { version: PLAN_JSON_VERSION, changes: plans.iter().any(TransferPlan::has_changes), transfers: plans };
+    serde_json::to_string_pretty(&doc).expect("plans serialize")
+}
+
+/// The table for one transfer: every action and notable skip, then the totals.
+pub fn table(plan: &TransferPlan) -> String {
+    let remote = format!("s3://{}/{}", plan.bucket, plan.prefix);
+    let local = plan.local.display().to_string();
+    let route = match plan.direction {
+        Direction::Download => format!("{remote} -> {local}"),
+        Direction::Upload => format!("{local} -> {remote}"),
+    };
+    let mut out = format!("{}  {}  {route}\n", plan.name, plan.direction);
+    let mut rows: Vec<[String; 4]> = vec![["ACTION".into(), "SIZE".into(), "KEY".into(), "REASON".into()]];
+    for action in &plan.actions {
+        let size = if action.size == 0 && action.source.is_none() { "-".into() } else { human_bytes(action.size) };
+        rows.push([action.action.label().into(), size, printable(&action.key), action.reason.label().into()]);
+    }
+    for skip in &plan.skipped {
+        rows.push(["skip".into(), "-".into(), printable(&skip.key), skip.reason.clone()]);
+    }
+    if rows.len() > 1 {
+        let widths: Vec<usize> = (0..4).map(|col| rows.iter().map(|row| row[col].width()).max().unwrap_or(0)).collect();
+        for row in &rows {
+            let _ = writeln!(
+                out,
+                "  {}  {}  {}  {}",
+                pad(&row[0], widths[0]),
+                pad_left(&row[1], widths[1]),
+                pad(&row[2], widths[2]),
+                row[3]
+            );
+        }
+    }
+    let _ = writeln!(out, "  {}", summary_line(plan));
+    out
+}
+
+/// `3 to download (3.6 KiB); 1 unchanged (10 B); 2 filtered`.
+pub fn summary_line(plan: &TransferPlan) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for (action, tally) in &plan.by_action {
+        if action.starts_with("delete") {
+            parts.push(format!("{} to {action}", tally.objects));
+        } else {
+            parts.push(format!("{} to {action} ({})", tally.objects, human_bytes(tally.bytes)));
+        }
+    }
+    if parts.is_empty() {
+        parts.push("nothing to do".into());
+    }
+    for (reason, Tally { objects, .. }) in &plan.by_reason {
+        if matches!(*reason, "unchanged" | "filtered") || plan.skipped.iter().any(|s| s.reason.starts_with(reason)) {
+            parts.push(format!("{objects} {reason}"));
+        }
+    }
+    parts.join("; ")
+}
+
+/// `1.5 MiB`, `10 B`.
+pub fn human_bytes(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).display().iec().to_string()
+}
+
+/// Keys may hold control characters (a hostile key): show them escaped, never raw.
+fn printable(key: &str) -> String {
+    key.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
+}
+
+fn pad(text: &str, width: usize) -> String {
+    format!("{text}{}", " ".repeat(width.saturating_sub(text.width())))
+}
+
+fn pad_left(text: &str, width: usize) -> String {
+    format!("{}{text}", " ".repeat(width.saturating_sub(text.width())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hangul_is_padded_by_display_width() {
+        assert_eq!(pad("매출", 6), "매출  ");
+        assert_eq!(pad("ab", 6), "ab    ");
+        assert_eq!(pad_left("가", 3), " 가");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("a\nb\0"), "a\\nb\\u{0}");
+    }
+}

@@ -1,0 +1,310 @@
+//! `haul plan` against a real S3 server on 127.0.0.1: what it lists, how it decides, what it
+//! prints, and its exit codes. Nothing is written by plan; the tests seed both sides themselves.
+
+mod common;
+
+use aws_sdk_s3::primitives::ByteStream;
+use common::{haul, write};
+
+/// A server, a bucket, and a folder for the local side.
+struct Fixture {
+    runtime: tokio::runtime::Runtime,
+    client: aws_sdk_s3::Client,
+    endpoint: String,
+    dir: tempfile::TempDir,
+    _s3s: Option<haul_testkit::S3sFs>,
+    _moto: Option<haul_testkit::Moto>,
+}
+
+const BUCKET: &str = "plan-test";
+
+impl Fixture {
+    fn s3s_fs() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = haul_testkit::S3sFs::start(&dir.path().join("server")).unwrap();
+        Self::new(server.endpoint().to_string(), dir, Some(server), None)
+    }
+
+    fn moto() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = haul_testkit::Moto::start().expect("moto_server (installed by ./scripts/test)");
+        Self::new(server.endpoint().to_string(), dir, None, Some(server))
+    }
+
+    fn new(
+        endpoint: String,
+        dir: tempfile::TempDir,
+        s3s: Option<haul_testkit::S3sFs>,
+        moto: Option<haul_testkit::Moto>,
+    ) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let credentials = aws_sdk_s3::config::Credentials::new(
+            haul_testkit::ACCESS_KEY,
+            haul_testkit::SECRET_KEY,
+            None,
+            None,
+            "test",
+        );
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_s3::config::Region::new(haul_testkit::REGION))
+            .endpoint_url(&endpoint)
+            .force_path_style(true)
+            .credentials_provider(credentials)
+            .build();
+        let client = aws_sdk_s3::Client::from_conf(config);
+        runtime.block_on(client.create_bucket().bucket(BUCKET).send()).expect("create bucket");
+        std::fs::create_dir_all(dir.path().join("local")).unwrap();
+        Fixture { runtime, client, endpoint, dir, _s3s: s3s, _moto: moto }
+    }
+
+    fn put(&self, key: &str, body: &[u8]) {
+        let request = self.client.put_object().bucket(BUCKET).key(key).body(ByteStream::from(body.to_vec()));
+        self.runtime.block_on(request.send()).unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    }
+
+    /// Writes a local file with an mtime far in the future (so it is never "older").
+    fn local(&self, relative: &str, body: &[u8]) {
+        let path = self.dir.path().join("local").join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, body).unwrap();
+        let future = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(future).unwrap();
+    }
+
+    fn manifest(&self, direction: &str, extra: &str) -> String {
+        let text = format!(
+            "version: 1\ndefaults:\n  endpoint: {}\n  path_style: true\n  region: us-east-1\ntransfers:\n  - name: t\n    direction: {direction}\n    bucket: {BUCKET}\n    prefix: data/\n    local: ./local\n{extra}",
+            self.endpoint
+        );
+        write(self.dir.path(), "m.yaml", &text);
+        "m.yaml".into()
+    }
+
+    fn plan(&self, args: &[&str]) -> common::Outcome {
+        let mut all = vec!["plan"];
+        all.extend_from_slice(args);
+        haul(self.dir.path(), &all)
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let out = self.plan(&all);
+        out.expect_code(0);
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+    }
+}
+
+fn actions(plan: &serde_json::Value) -> Vec<(String, String, String)> {
+    plan["transfers"][0]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().into(),
+                a["key"].as_str().unwrap().into(),
+                a["reason"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn empty_destination_downloads_everything() {
+    let f = Fixture::s3s_fs();
+    f.put("data/a.csv", b"1,2\n");
+    f.put("data/sub/매출.parquet", b"PAR1");
+    let m = f.manifest("download", "");
+    let out = f.plan(&[&m]);
+    out.expect_code(0).expect_output(&[
+        "t  download  s3://plan-test/data/ -> ",
+        "a.csv",
+        "sub/매출.parquet",
+        "new",
+        "2 to download (8 B)",
+    ]);
+    f.plan(&[&m, "--detailed-exitcode"]).expect_code(3);
+    let plan = f.json(&[&m]);
+    assert_eq!(plan["version"], 1);
+    assert_eq!(plan["changes"], true);
+    assert_eq!(
+        actions(&plan),
+        vec![
+            ("download".into(), "a.csv".into(), "new".into()),
+            ("download".into(), "sub/매출.parquet".into(), "new".into())
+        ]
+    );
+    assert_eq!(plan["transfers"][0]["actions"][0]["source"]["size"], 4);
+    // Planning wrote nothing.
+    assert_eq!(std::fs::read_dir(f.dir.path().join("local")).unwrap().count(), 0);
+}
+
+#[test]
+fn identical_destination_plans_nothing_and_one_change_moves_alone() {
+    let f = Fixture::s3s_fs();
+    f.put("data/a.csv", b"same");
+    f.put("data/b.csv", b"same");
+    f.local("a.csv", b"same");
+    f.local("b.csv", b"same");
+    let m = f.manifest("download", "");
+    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_output(&["nothing to do; 2 unchanged"]);
+    f.local("b.csv", b"longer now");
+    let plan = f.json(&[&m]);
+    assert_eq!(actions(&plan), vec![("download".into(), "b.csv".into(), "size-differs".into())]);
+    assert_eq!(plan["transfers"][0]["by_reason"]["unchanged"]["objects"], 1);
+}
+
+#[test]
+fn upload_plan_compares_against_the_bucket() {
+    let f = Fixture::s3s_fs();
+    f.local("x.csv", b"local");
+    f.local("deep/er/y.log", b"log");
+    f.put("data/x.csv", b"local");
+    f.put("data/stale.csv", b"old");
+    let m = f.manifest("upload", "    delete: true\n    max_delete: 5\n");
+    let plan = f.json(&[&m]);
+    // The bucket copy of x.csv is older than the local file's (future) mtime.
+    assert_eq!(
+        actions(&plan),
+        vec![
+            ("upload".into(), "deep/er/y.log".into(), "new".into()),
+            ("delete-remote".into(), "stale.csv".into(), "missing-at-source".into()),
+            ("upload".into(), "x.csv".into(), "source-newer".into()),
+        ]
+    );
+}
+
+#[test]
+fn extension_filters_apply_to_both_sides() {
+    let f = Fixture::s3s_fs();
+    for key in ["data/a.csv", "data/b.parquet", "data/c.json", "data/d.log"] {
+        f.put(key, b"x");
+    }
+    f.local("old.json", b"keep me");
+    let m = f.manifest("download", "    extensions: [csv, parquet]\n    delete: true\n    max_delete: 10\n");
+    let plan = f.json(&[&m]);
+    assert_eq!(
+        actions(&plan),
+        vec![("download".into(), "a.csv".into(), "new".into()), ("download".into(), "b.parquet".into(), "new".into())]
+    );
+    assert_eq!(plan["transfers"][0]["by_reason"]["filtered"]["objects"], 2);
+}
+
+#[test]
+fn nfd_and_nfc_hangul_names_are_one_file() {
+    let f = Fixture::s3s_fs();
+    let nfd = "\u{1112}\u{1161}\u{11AB}\u{1100}\u{1173}\u{11AF}.csv"; // 한글.csv as macOS writes it
+    f.put(&format!("data/{nfd}"), b"12345");
+    f.local("한글.csv", b"12345");
+    let m = f.manifest("download", "");
+    let plan = f.json(&[&m]);
+    assert_eq!(actions(&plan), Vec::<(String, String, String)>::new(), "{plan:#}");
+    assert_eq!(plan["transfers"][0]["by_reason"]["unchanged"]["objects"], 1);
+}
+
+#[test]
+fn directory_markers_are_skipped_with_a_reason() {
+    // s3s-fs stores `folder/` as a folder and never lists it; moto keeps it as an object.
+    let f = Fixture::moto();
+    f.put("data/folder/", b"");
+    f.put("data/folder/a.csv", b"a");
+    let m = f.manifest("download", "");
+    let out = f.plan(&[&m]);
+    out.expect_code(0).expect_output(&["folder/a.csv", "directory marker"]);
+}
+
+#[test]
+fn listing_pages_past_1000_keys() {
+    let f = Fixture::s3s_fs();
+    let keys: Vec<String> = (0..1050).map(|i| format!("data/p{:02}/obj-{i:05}.csv", i % 7)).collect();
+    f.runtime.block_on(async {
+        let puts = keys
+            .iter()
+            .map(|key| f.client.put_object().bucket(BUCKET).key(key).body(ByteStream::from_static(b"x")).send());
+        for result in futures_join(puts).await {
+            result.expect("put");
+        }
+    });
+    let m = f.manifest("download", "");
+    let plan = f.json(&[&m]);
+    let listed = actions(&plan);
+    assert_eq!(listed.len(), 1050);
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(listed, sorted, "actions come out in key order");
+}
+
+/// Runs the futures with at most 32 in flight.
+async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut results = Vec::new();
+    let mut futures = futures.peekable();
+    while futures.peek().is_some() {
+        let batch: Vec<F> = futures.by_ref().take(32).collect();
+        let handles: Vec<_> = batch.into_iter().map(Box::pin).collect();
+        for handle in handles {
+            results.push(handle.await);
+        }
+    }
+    results
+}
+
+#[test]
+fn hostile_keys_are_skipped_never_planned() {
+    let f = Fixture::moto();
+    for key in ["data/../evil.csv", "data/../../etc/x.csv", "data/a//b.csv", "data/ok.csv", "data/back\\slash.csv"] {
+        f.put(key, b"x");
+    }
+    let m = f.manifest("download", "");
+    let out = f.plan(&[&m]);
+    out.expect_code(0).expect_output(&[
+        "unsafe key: has a `..` segment",
+        "unsafe key: has an empty segment",
+        "unsafe key: has a backslash",
+        "1 to download",
+    ]);
+    let plan = f.json(&[&m]);
+    assert_eq!(actions(&plan), vec![("download".into(), "ok.csv".into(), "new".into())]);
+    let etag = &plan["transfers"][0]["actions"][0]["source"]["etag"];
+    assert!(etag.as_str().is_some_and(|e| !e.contains('"')), "fingerprint keeps the unquoted ETag: {etag}");
+}
+
+#[test]
+fn max_delete_stops_a_plan_that_deletes_too_much() {
+    let f = Fixture::s3s_fs();
+    for name in ["a", "b", "c"] {
+        f.local(&format!("{name}.csv"), b"x");
+    }
+    let m = f.manifest("download", "    delete: true\n    max_delete: 2\n");
+    f.plan(&[&m])
+        .expect_code(1)
+        .expect_output(&["transfer `t` would delete 3 objects, more than its `max_delete: 2`", "raise `max_delete`"]);
+}
+
+#[test]
+fn only_selects_transfers_and_rejects_unknown_names() {
+    let f = Fixture::s3s_fs();
+    let m = f.manifest("download", "");
+    f.plan(&[&m, "--only", "t"]).expect_code(0).expect_output(&["nothing to do"]);
+    f.plan(&[&m, "--only", "nope"])
+        .expect_code(2)
+        .expect_output(&["no transfer named `nope`", "transfers in this manifest: t"]);
+}
+
+#[test]
+fn missing_bucket_and_unreachable_server_are_explained() {
+    let f = Fixture::s3s_fs();
+    let m = f.manifest("download", "");
+    std::fs::write(
+        f.dir.path().join(&m),
+        std::fs::read_to_string(f.dir.path().join(&m)).unwrap().replace(BUCKET, "no-such-bucket-here"),
+    )
+    .unwrap();
+    f.plan(&[&m]).expect_code(1).expect_output(&["NoSuchBucket", "check the bucket name"]);
+    let dead = std::fs::read_to_string(f.dir.path().join(&m)).unwrap().replace(&f.endpoint, "http://127.0.0.1:9");
+    std::fs::write(f.dir.path().join(&m), dead).unwrap();
+    f.plan(&[&m])
+        .expect_code(1)
+        .expect_output(&["listing s3://no-such-bucket-here/data/ failed", "check the endpoint"]);
+}
