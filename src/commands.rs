@@ -59,12 +59,7 @@ fn validate(paths: &[std::path::PathBuf], style: Style) -> Result<Exit, HaulErro
 
 /// One line per transfer: name, direction, where from and to, and its filters.
 fn describe(job: &Job) -> String {
-    let remote = job.remote_url();
-    let local = job.local.display();
-    let route = match job.direction {
-        manifest::Direction::Download => format!("{remote} -> {local}"),
-        manifest::Direction::Upload => format!("{local} -> {remote}"),
-    };
+    let route = manifest::route(job.direction, &job.bucket, &job.prefix, &job.local);
     let summary = &job.filter_summary;
     let mut filters = Vec::new();
     if !summary.extensions.is_empty() {

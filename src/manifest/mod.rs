@@ -98,6 +98,15 @@ impl Job {
     }
 }
 
+/// `source -> destination` for output: `s3://b/p/ -> /local` or `/local -> s3://b/p/`.
+pub fn route(direction: Direction, bucket: &str, prefix: &str, local: &Path) -> String {
+    let remote = format!("s3://{bucket}/{prefix}");
+    match direction {
+        Direction::Download => format!("{remote} -> {}", local.display()),
+        Direction::Upload => format!("{} -> {remote}", local.display()),
+    }
+}
+
 /// A loaded, valid manifest.
 #[derive(Debug, Clone)]
 pub struct Manifest {

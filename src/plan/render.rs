@@ -6,7 +6,6 @@ use serde::Serialize;
 use unicode_width::UnicodeWidthStr;
 
 use super::{Tally, TransferPlan};
-use crate::manifest::Direction;
 
 /// Version of the JSON shape below; bumped only for incompatible changes.
 pub const PLAN_JSON_VERSION: u32 = 1;
@@ -28,12 +27,7 @@ pub fn json(plans: &[TransferPlan]) -> String {
 
 /// The table for one transfer: every action and notable skip, then the totals.
 pub fn table(plan: &TransferPlan) -> String {
-    let remote = format!("s3://{}/{}", plan.bucket, plan.prefix);
-    let local = plan.local.display().to_string();
-    let route = match plan.direction {
-        Direction::Download => format!("{remote} -> {local}"),
-        Direction::Upload => format!("{local} -> {remote}"),
-    };
+    let route = crate::manifest::route(plan.direction, &plan.bucket, &plan.prefix, &plan.local);
     let mut out = format!("{}  {}  {route}\n", plan.name, plan.direction);
     let mut rows: Vec<[String; 4]> = vec![["ACTION".into(), "SIZE".into(), "KEY".into(), "REASON".into()]];
     for action in &plan.actions {
