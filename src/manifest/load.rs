@@ -12,7 +12,7 @@ use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoadError, LoaderOptions, Node};
 use serde::de::DeserializeOwned;
 
-use super::model::{Direction, MANIFEST_VERSION, ManifestSpec, Settings, TransferSpec, schema_keys};
+use super::model::{Direction, MANIFEST_VERSION, Settings, TransferSpec, schema_index};
 use super::problem::{Location, Problem, SourceFile, did_you_mean};
 use super::{ManifestError, TRANSFER_ONLY_KEYS};
 
@@ -113,10 +113,10 @@ fn read_root(root: &Node, problems: &mut Vec<Problem>) -> Vec<(usize, TransferSp
         problems.push(Problem::error(Location::of_span(root.span(), 1), "the manifest must be a mapping of keys"));
         return Vec::new();
     };
-    let root_keys = schema_keys::<ManifestSpec>();
+    let root_keys = &schema_index().root_keys;
     for (key, _) in map.iter() {
         if !root_keys.iter().any(|known| known == key.as_str()) {
-            problems.push(unknown_key(key, &root_keys, "at the top level", top_level_hint(key.as_str())));
+            problems.push(unknown_key(key, root_keys, "at the top level", top_level_hint(key.as_str())));
         }
     }
     check_version(map, problems);
@@ -162,7 +162,7 @@ fn read_defaults(defaults: &Node, problems: &mut Vec<Problem>) -> MarkedMappingN
     let Some(map) = mapping_or_problem(defaults, "`defaults`", problems) else {
         return valid;
     };
-    let settings_keys = schema_keys::<Settings>();
+    let settings_keys = &schema_index().settings_keys;
     for (key, value) in map.iter() {
         if TRANSFER_ONLY_KEYS.contains(&key.as_str()) {
             problems.push(
@@ -171,7 +171,7 @@ fn read_defaults(defaults: &Node, problems: &mut Vec<Problem>) -> MarkedMappingN
                     .help(format!("move `{}:` into each transfer under `transfers:`", key.as_str())),
             );
         } else if !settings_keys.iter().any(|known| known == key.as_str()) {
-            problems.push(unknown_key(key, &settings_keys, "in `defaults`", None));
+            problems.push(unknown_key(key, settings_keys, "in `defaults`", None));
         } else if check_setting(key, value, problems) {
             valid.insert(key.clone(), value.clone());
         }
@@ -216,7 +216,7 @@ fn read_transfer(
 ) -> Option<TransferSpec> {
     let what = format!("transfer #{}", index + 1);
     let map = mapping_or_problem(item, &what, problems)?;
-    let transfer_keys = schema_keys::<TransferSpec>();
+    let transfer_keys = &schema_index().transfer_keys;
     // The merge happens on the YAML entries: the transfer's own valid entries win, and a key
     // the transfer sets badly is dropped rather than silently taken from `defaults`.
     let mut settings = defaults.clone();
@@ -225,7 +225,7 @@ fn read_transfer(
     let mut identity_valid = true;
     for (key, value) in map.iter() {
         let valid = if !transfer_keys.iter().any(|known| known == key.as_str()) {
-            problems.push(unknown_key(key, &transfer_keys, &format!("in {what}"), None));
+            problems.push(unknown_key(key, transfer_keys, &format!("in {what}"), None));
             false
         } else if key.as_str() == "direction" {
             parse_value::<Direction>(key, value, problems).is_some()
@@ -337,13 +337,7 @@ fn tidy_serde_message(detail: &str) -> String {
 
 /// The `help:` line for a key: its description from the schema (the doc comment on the field).
 fn key_help(key: &str) -> String {
-    let schema = super::model::manifest_schema();
-    let description = ["/$defs/Settings/properties/", "/$defs/TransferSpec/properties/"]
-        .iter()
-        .find_map(|base| schema.pointer(&format!("{base}{key}/description")))
-        .and_then(|d| d.as_str())
-        .map(|d| d.replace('\n', " "));
-    match description {
+    match schema_index().description(key) {
         Some(description) => format!("`{key}`: {description}"),
         None => format!("see the manifest reference in the README for `{key}`"),
     }
@@ -351,7 +345,7 @@ fn key_help(key: &str) -> String {
 
 /// Why a key that exists elsewhere in a manifest is not valid at the top level.
 fn top_level_hint(key: &str) -> Option<String> {
-    let settings = schema_keys::<Settings>();
+    let settings = &schema_index().settings_keys;
     if settings.iter().any(|k| k == key) {
         Some(format!("`{key}` belongs under `defaults:` or inside a transfer"))
     } else if TRANSFER_ONLY_KEYS.contains(&key) {

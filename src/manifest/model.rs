@@ -246,14 +246,48 @@ pub fn manifest_schema() -> schemars::Schema {
     schemars::schema_for!(ManifestSpec)
 }
 
-/// The keys a mapping of type `T` accepts, read from its schema so the list cannot drift.
-pub fn schema_keys<T: JsonSchema>() -> Vec<String> {
-    let schema = schemars::schema_for!(T);
-    schema
-        .get("properties")
-        .and_then(|properties| properties.as_object())
-        .map(|properties| properties.keys().cloned().collect())
-        .unwrap_or_default()
+/// The manifest's schema with the keys each mapping accepts, read from it once, so loading
+/// holds no second key list that could drift from the types.
+pub struct SchemaIndex {
+    pub schema: schemars::Schema,
+    /// Top-level keys (`version`, `defaults`, `transfers`).
+    pub root_keys: Vec<String>,
+    /// Keys of one transfer: the transfer-only ones plus every setting.
+    pub transfer_keys: Vec<String>,
+    /// Keys of `defaults` (the settings).
+    pub settings_keys: Vec<String>,
+}
+
+impl SchemaIndex {
+    /// The doc comment of a transfer or settings key, on one line.
+    pub fn description(&self, key: &str) -> Option<String> {
+        ["/$defs/Settings/properties/", "/$defs/TransferSpec/properties/"]
+            .iter()
+            .find_map(|base| self.schema.pointer(&format!("{base}{key}/description")))
+            .and_then(|d| d.as_str())
+            .map(|d| d.replace('\n', " "))
+    }
+}
+
+/// The schema index, built on first use.
+pub fn schema_index() -> &'static SchemaIndex {
+    static INDEX: std::sync::LazyLock<SchemaIndex> = std::sync::LazyLock::new(|| {
+        let schema = manifest_schema();
+        let keys = |pointer: &str| -> Vec<String> {
+            schema
+                .pointer(pointer)
+                .and_then(|properties| properties.as_object())
+                .map(|properties| properties.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        SchemaIndex {
+            root_keys: keys("/properties"),
+            transfer_keys: keys("/$defs/TransferSpec/properties"),
+            settings_keys: keys("/$defs/Settings/properties"),
+            schema,
+        }
+    });
+    &INDEX
 }
 
 #[cfg(test)]
@@ -271,11 +305,12 @@ mod tests {
 
     #[test]
     fn transfer_keys_include_settings_keys() {
-        let keys = schema_keys::<TransferSpec>();
+        let index = schema_index();
+        let keys = &index.transfer_keys;
         for key in ["name", "direction", "bucket", "local", "prefix", "extensions", "retries"] {
             assert!(keys.contains(&key.to_string()), "missing {key} in {keys:?}");
         }
-        let settings = schema_keys::<Settings>();
+        let settings = &index.settings_keys;
         assert!(!settings.contains(&"bucket".to_string()));
         assert_eq!(settings.len(), 19, "{settings:?}");
     }
