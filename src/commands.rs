@@ -9,7 +9,7 @@ use crate::cli::{Cli, Command, OutputFormat};
 use crate::error::{Exit, HaulError};
 use crate::listing::local::LocalWalk;
 use crate::listing::remote::{ListError, Order, RemoteListing};
-use crate::manifest::{self, Job, ManifestError};
+use crate::manifest::{self, Job};
 use crate::manifest::{CompareMode, Direction, S3Target};
 use crate::plan::TransferPlan;
 use crate::render::{self, Style};
@@ -46,9 +46,7 @@ fn validate(paths: &[std::path::PathBuf], style: Style) -> Result<Exit, HaulErro
                 }
             }
             // Every file is checked and reported, so one run shows all that needs fixing.
-            Err(
-                err @ (ManifestError::Invalid { .. } | ManifestError::Read { .. } | ManifestError::IsDirectory { .. }),
-            ) => {
+            Err(err) => {
                 eprint!("{}", render::error(&HaulError::Manifest(err), style));
                 exit = Exit::Invalid;
             }
@@ -180,6 +178,14 @@ fn plan_job(
     if job.compare == CompareMode::Checksum {
         return Err(HaulError::ChecksumCompareUnsupported { transfer: job.name.clone() });
     }
+    // A download creates its folder; an upload of a folder that is not there is a mistake.
+    if job.direction == Direction::Upload && !job.local.is_dir() {
+        return Err(HaulError::LocalFolder {
+            transfer: job.name.clone(),
+            path: job.local.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "the folder to upload does not exist"),
+        });
+    }
     let mut order = Order::Streamed;
     loop {
         let local = LocalWalk::new(&job.local, job.follow_symlinks).map_err(|source| HaulError::LocalFolder {
@@ -187,13 +193,6 @@ fn plan_job(
             path: job.local.clone(),
             source,
         })?;
-        if job.direction == Direction::Upload && !job.local.is_dir() {
-            return Err(HaulError::LocalFolder {
-                transfer: job.name.clone(),
-                path: job.local.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "the folder to upload does not exist"),
-            });
-        }
         let check_keys = job.direction == Direction::Download;
         let remote = RemoteListing::new(runtime.clone(), client.clone(), &job.bucket, &job.prefix, check_keys, order);
         let mut listing_error = None;

@@ -29,7 +29,12 @@ pub fn problem(source: &SourceFile, problem: &Problem, style: Style) -> String {
         Severity::Error => miette::Severity::Error,
         Severity::Warning => miette::Severity::Warning,
     };
-    let mut diagnostic = MietteDiagnostic::new(problem.message.clone()).with_severity(severity);
+    // A problem with no line to point at still names the file in its message.
+    let message = match problem.location {
+        Some(_) => problem.message.clone(),
+        None => format!("{}: {}", source.path.display(), problem.message),
+    };
+    let mut diagnostic = MietteDiagnostic::new(message).with_severity(severity);
     if let Some(help) = &problem.help {
         diagnostic = diagnostic.with_help(help.clone());
     }
@@ -46,8 +51,6 @@ pub fn problem(source: &SourceFile, problem: &Problem, style: Style) -> String {
         None => {
             let report = miette::Report::new(diagnostic);
             let _ = style.handler().render_report(&mut out, report.as_ref());
-            // No line to point at: still name the file.
-            out = out.replacen(&problem.message, &format!("{}: {}", source.path.display(), problem.message), 1);
         }
     }
     out

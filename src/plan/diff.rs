@@ -25,6 +25,15 @@ pub enum Reason {
 }
 
 impl Reason {
+    pub const ALL: [Reason; 6] = [
+        Reason::New,
+        Reason::SizeDiffers,
+        Reason::SourceNewer,
+        Reason::ChecksumDiffers,
+        Reason::Always,
+        Reason::MissingAtSource,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Reason::New => "new",

@@ -199,20 +199,24 @@ pub fn skip_label(kind: &SkipKind) -> &'static str {
     match kind {
         SkipKind::Unchanged => "unchanged",
         SkipKind::Filtered => "filtered",
-        SkipKind::Listing(reason) => match reason {
-            SkipReason::DirectoryMarker => "directory marker",
-            SkipReason::UnsafeKey(_) => "unsafe key",
-            SkipReason::Symlink => "symlink",
-            SkipReason::NotUtf8 => "not UTF-8",
-            SkipReason::Unreadable(_) => "unreadable",
-            SkipReason::NotAFile => "not a file",
-            SkipReason::SameNormalizedName => "same name as another key",
-        },
+        SkipKind::Listing(reason) => listing_skip_label(reason),
+    }
+}
+
+fn listing_skip_label(reason: &SkipReason) -> &'static str {
+    match reason {
+        SkipReason::DirectoryMarker => "directory marker",
+        SkipReason::UnsafeKey(_) => "unsafe key",
+        SkipReason::Symlink => "symlink",
+        SkipReason::NotUtf8 => "not UTF-8",
+        SkipReason::Unreadable(_) => "unreadable",
+        SkipReason::NotAFile => "not a file",
+        SkipReason::SameNormalizedName => "same name as another key",
     }
 }
 
 fn skip_detail(reason: &SkipReason) -> String {
-    let label = skip_label(&SkipKind::Listing(reason.clone()));
+    let label = listing_skip_label(reason);
     match reason {
         SkipReason::UnsafeKey(why) => format!("{label}: {why}"),
         SkipReason::Unreadable(why) => format!("{label}: {why}"),

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use unicode_width::UnicodeWidthStr;
 
-use super::{Tally, TransferPlan};
+use super::{Reason, Tally, TransferPlan};
 
 /// Version of the JSON shape below; bumped only for incompatible changes.
 pub const PLAN_JSON_VERSION: u32 = 1;
@@ -67,8 +67,9 @@ pub fn summary_line(plan: &TransferPlan) -> String {
     if parts.is_empty() {
         parts.push("nothing to do".into());
     }
+    // `by_reason` counts moves and skips; the moves are already in the `to ...` parts.
     for (reason, Tally { objects, .. }) in &plan.by_reason {
-        if matches!(*reason, "unchanged" | "filtered") || plan.skipped.iter().any(|s| s.reason.starts_with(reason)) {
+        if !Reason::ALL.iter().any(|moved| moved.label() == *reason) {
             parts.push(format!("{objects} {reason}"));
         }
     }
