@@ -17,6 +17,8 @@ Exit codes:
 Examples:
   haul init haul.yaml            write a commented starter manifest
   haul validate haul.yaml        check it; every problem with file:line:column
+  haul plan haul.yaml            what would move, and why (changes nothing)
+  haul apply haul.yaml           do it
   haul schema > manifest.schema.json";
 
 /// Declarative S3 transfers: one YAML manifest, validated, planned and applied.
@@ -77,6 +79,38 @@ pub enum Command {
         /// Exit 3 when anything would change, 0 when nothing would.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Also save the plan to FILE, for `haul apply FILE` to carry out exactly.
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+
+    /// Carry out a manifest (plan, then transfer) or a plan saved with `haul plan -o`.
+    ///
+    /// Transfers run in parallel (`concurrency` per transfer); a failed object is recorded and
+    /// the run goes on. A saved plan is checked first: when any object it acts on changed since,
+    /// nothing is written and haul exits 4. Exits 1 when any object failed.
+    #[command(
+        after_help = "Examples:\n  haul apply nightly.yaml\n  haul apply nightly.yaml --only daily-reports --report run.json\n  haul plan nightly.yaml -o plan.json && haul apply plan.json"
+    )]
+    Apply {
+        /// A manifest, or a plan file written by `haul plan -o`.
+        #[arg(value_name = "MANIFEST|PLAN")]
+        target: PathBuf,
+        /// Apply only this transfer (repeatable; manifests only).
+        #[arg(long, value_name = "NAME")]
+        only: Vec<String>,
+        /// The run report for people (table) or programs (json), on stdout.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+        /// Also write the run report as JSON to FILE.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// No progress; only the report (and errors).
+        #[arg(short, long)]
+        quiet: bool,
+        /// Seconds between progress lines when stderr is not a terminal (cron, pipes).
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        progress_interval: u64,
     },
 
     /// Print the manifest's JSON schema (for editors: yaml-language-server, VS Code).

@@ -1,18 +1,21 @@
 //! One function per subcommand: glue between the CLI and the pipeline stages.
 
-use std::io::Write as _;
-use std::path::Path;
-
 use std::collections::HashMap;
+use std::io::{IsTerminal as _, Write as _};
+use std::path::Path;
 
 use crate::cli::{Cli, Command, OutputFormat};
 use crate::error::{Exit, HaulError};
+use crate::exec::Transfer;
+use crate::listing::Item;
 use crate::listing::local::LocalWalk;
 use crate::listing::remote::{ListError, Order, RemoteListing};
 use crate::manifest::{self, Job};
 use crate::manifest::{CompareMode, Direction, S3Target};
-use crate::plan::TransferPlan;
+use crate::plan::{ManifestRef, PlanDocument, TransferPlan};
+use crate::progress::{Counters, ProgressMode, Ticker};
 use crate::render::{self, Style};
+use crate::report::{RunReport, TransferReport};
 
 /// The starter manifest `haul init` writes (also checked by the tests to be valid).
 pub const STARTER_MANIFEST: &str = include_str!("starter.yaml");
@@ -20,8 +23,23 @@ pub const STARTER_MANIFEST: &str = include_str!("starter.yaml");
 pub fn run(cli: Cli, style: Style) -> Result<Exit, HaulError> {
     match cli.command {
         Command::Validate { manifests } => validate(&manifests, style),
-        Command::Plan { manifest, only, output, detailed_exitcode } => {
-            plan(&manifest, &only, output, detailed_exitcode, style)
+        Command::Plan { manifest, only, output, detailed_exitcode, out } => {
+            plan(&manifest, &only, output, detailed_exitcode, out.as_deref(), style)
+        }
+        Command::Apply { target, only, output, report, quiet, progress_interval } => {
+            let options = ApplyOptions {
+                only,
+                output,
+                report,
+                progress: if quiet {
+                    ProgressMode::Quiet
+                } else if std::io::stderr().is_terminal() {
+                    ProgressMode::Bars
+                } else {
+                    ProgressMode::Lines(std::time::Duration::from_secs(progress_interval.max(1)))
+                },
+            };
+            apply(&target, &options, style)
         }
         Command::Schema => schema(),
         Command::Init { path } => init(&path),
@@ -109,6 +127,7 @@ fn plan(
     only: &[String],
     output: OutputFormat,
     detailed_exitcode: bool,
+    out: Option<&Path>,
     style: Style,
 ) -> Result<Exit, HaulError> {
     let loaded = manifest::load_manifest(path)?;
@@ -117,14 +136,11 @@ fn plan(
     }
     let jobs = select_jobs(&loaded.jobs, only)?;
     let runtime = runtime()?;
-    let mut clients: HashMap<S3Target, aws_sdk_s3::Client> = HashMap::new();
+    let mut clients = Clients::default();
     let mut plans = Vec::new();
     let mut failed = false;
     for job in jobs {
-        let client = clients
-            .entry(job.target.clone())
-            .or_insert_with(|| runtime.block_on(crate::s3::client(&job.target)))
-            .clone();
+        let client = clients.get(&runtime, job);
         match plan_job(job, &client, runtime.handle()) {
             Ok(plan) => {
                 if output == OutputFormat::Table {
@@ -139,16 +155,165 @@ fn plan(
             }
         }
     }
+    let changes = plans.iter().any(TransferPlan::has_changes);
+    let document = PlanDocument::new(manifest_ref(path, &loaded.source.text), plans);
     if output == OutputFormat::Json {
-        println!("{}", crate::plan::render::json(&plans));
+        println!("{}", document.to_json());
+    }
+    if let Some(out) = out {
+        if failed {
+            // A partial plan saved under the name cron will apply would be a trap.
+            eprintln!("not saving {}: some transfers could not be planned", out.display());
+        } else {
+            std::fs::write(out, document.to_json() + "\n")
+                .map_err(|source| HaulError::Write { path: out.to_path_buf(), source })?;
+            if output == OutputFormat::Table {
+                println!("saved to {}; carry it out with `haul apply {}`", out.display(), out.display());
+            }
+        }
     }
     Ok(if failed {
         Exit::Failure
-    } else if detailed_exitcode && plans.iter().any(TransferPlan::has_changes) {
+    } else if detailed_exitcode && changes {
         Exit::ChangesPending
     } else {
         Exit::Success
     })
+}
+
+/// The manifest as a saved plan names it: absolute path and digest.
+fn manifest_ref(path: &Path, text: &str) -> ManifestRef {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    ManifestRef::new(absolute, text)
+}
+
+/// One SDK client per distinct target (profile, region, endpoint, ...), shared by its jobs.
+#[derive(Default)]
+struct Clients(HashMap<S3Target, aws_sdk_s3::Client>);
+
+impl Clients {
+    fn get(&mut self, runtime: &tokio::runtime::Runtime, job: &Job) -> aws_sdk_s3::Client {
+        self.0.entry(job.target.clone()).or_insert_with(|| runtime.block_on(crate::s3::client(&job.target))).clone()
+    }
+}
+
+struct ApplyOptions {
+    only: Vec<String>,
+    output: OutputFormat,
+    report: Option<std::path::PathBuf>,
+    progress: ProgressMode,
+}
+
+fn apply(target: &Path, options: &ApplyOptions, style: Style) -> Result<Exit, HaulError> {
+    let text = std::fs::read_to_string(target)
+        .map_err(|source| HaulError::Manifest(manifest::ManifestError::Read { path: target.to_path_buf(), source }));
+    // A saved plan is JSON that says so; anything else is read as a manifest.
+    if let Ok(text) = &text
+        && let Some(document) = PlanDocument::from_json(text)
+            .map_err(|source| HaulError::PlanFile { path: target.to_path_buf(), source })?
+    {
+        if !options.only.is_empty() {
+            return Err(HaulError::OnlyWithSavedPlan);
+        }
+        return apply_saved(document, options, style);
+    }
+    let loaded = manifest::load_manifest(target)?;
+    if !loaded.warnings.is_empty() {
+        eprint!("{}", render::problems(&loaded.source, &loaded.warnings, style));
+    }
+    let jobs = select_jobs(&loaded.jobs, &options.only)?;
+    let runtime = runtime()?;
+    let mut clients = Clients::default();
+    let run = Run::start(options);
+    let mut reports = Vec::new();
+    // Each transfer is planned right before it runs, so a transfer sees what the ones before
+    // it wrote (an upload, then a download of the same prefix).
+    for job in jobs {
+        let client = clients.get(&runtime, job);
+        match plan_job(job, &client, runtime.handle()) {
+            Ok(plan) => {
+                let transfer = Transfer { job, plan: &plan, client };
+                reports.push(crate::exec::execute_transfer(&transfer, runtime.handle(), &run.counters));
+            }
+            Err(err) => {
+                run.suspend(|| eprint!("{}", render::error(&err, style)));
+                reports.push(TransferReport::not_run(&job.name, job.direction, err.to_string()));
+            }
+        }
+    }
+    run.finish(reports, options)
+}
+
+/// Carries out a saved plan after checking that nothing it acts on changed since.
+fn apply_saved(document: PlanDocument, options: &ApplyOptions, style: Style) -> Result<Exit, HaulError> {
+    let manifest_path = &document.manifest.path;
+    let loaded = manifest::load_manifest(manifest_path)?;
+    if ManifestRef::new(manifest_path.clone(), &loaded.source.text) != document.manifest {
+        return Err(HaulError::ManifestChanged { path: manifest_path.clone() });
+    }
+    if !loaded.warnings.is_empty() {
+        eprint!("{}", render::problems(&loaded.source, &loaded.warnings, style));
+    }
+    let runtime = runtime()?;
+    let mut clients = Clients::default();
+    let mut transfers = Vec::new();
+    let mut stale = Vec::new();
+    for plan in &document.transfers {
+        // The digest matched, so every transfer in the plan is in the manifest.
+        let Some(job) = loaded.jobs.iter().find(|job| job.name == plan.name) else {
+            return Err(HaulError::ManifestChanged { path: manifest_path.clone() });
+        };
+        let client = clients.get(&runtime, job);
+        if plan.has_changes() {
+            let found = with_listings(job, &client, runtime.handle(), |source, destination| {
+                plan.stale_objects(source, destination)
+            })?;
+            stale.extend(found);
+        }
+        transfers.push(Transfer { job, plan, client });
+    }
+    if !stale.is_empty() {
+        return Err(HaulError::StalePlan { objects: stale });
+    }
+    let run = Run::start(options);
+    let reports = transfers.iter().map(|t| crate::exec::execute_transfer(t, runtime.handle(), &run.counters)).collect();
+    run.finish(reports, options)
+}
+
+/// One `apply`: the clock, the progress display, and the report at the end.
+struct Run {
+    started: std::time::SystemTime,
+    clock: std::time::Instant,
+    counters: std::sync::Arc<Counters>,
+    ticker: Ticker,
+}
+
+impl Run {
+    fn start(options: &ApplyOptions) -> Run {
+        let counters = std::sync::Arc::new(Counters::default());
+        let ticker = Ticker::start(counters.clone(), options.progress);
+        Run { started: std::time::SystemTime::now(), clock: std::time::Instant::now(), counters, ticker }
+    }
+
+    /// Prints a message without tearing the progress display.
+    fn suspend(&self, print: impl FnOnce()) {
+        self.ticker.suspend(print);
+    }
+
+    fn finish(self, reports: Vec<TransferReport>, options: &ApplyOptions) -> Result<Exit, HaulError> {
+        self.ticker.finish();
+        let report = RunReport::new(self.started, self.clock.elapsed(), reports);
+        if let Some(path) = &options.report {
+            std::fs::write(path, report.to_json() + "\n")
+                .map_err(|source| HaulError::Write { path: path.clone(), source })?;
+        }
+        let mut stdout = std::io::stdout().lock();
+        let _ = match options.output {
+            OutputFormat::Table => write!(stdout, "{}", report.table()),
+            OutputFormat::Json => writeln!(stdout, "{}", report.to_json()),
+        };
+        Ok(if report.succeeded() { Exit::Success } else { Exit::Failure })
+    }
 }
 
 /// The jobs `--only` names (all of them without it), in manifest order.
@@ -168,8 +333,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, HaulError> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(HaulError::Runtime)
 }
 
-/// Lists both sides of one job and diffs them. A server whose listing is not in key order is
-/// listed again and sorted in memory.
+/// Lists both sides of one job and diffs them.
 fn plan_job(
     job: &Job,
     client: &aws_sdk_s3::Client,
@@ -178,6 +342,19 @@ fn plan_job(
     if job.compare == CompareMode::Checksum {
         return Err(HaulError::ChecksumCompareUnsupported { transfer: job.name.clone() });
     }
+    Ok(with_listings(job, client, runtime, |source, destination| {
+        crate::plan::plan_transfer(job, source, destination)
+    })??)
+}
+
+/// Hands the job's source and destination listings (key-ordered streams) to `consume`. A
+/// server whose listing turns out not to be in key order is listed again and sorted in memory.
+fn with_listings<T>(
+    job: &Job,
+    client: &aws_sdk_s3::Client,
+    runtime: &tokio::runtime::Handle,
+    mut consume: impl FnMut(&mut dyn Iterator<Item = Item>, &mut dyn Iterator<Item = Item>) -> T,
+) -> Result<T, HaulError> {
     // A download creates its folder; an upload of a folder that is not there is a mistake.
     if job.direction == Direction::Upload && !job.local.is_dir() {
         return Err(HaulError::LocalFolder {
@@ -188,7 +365,7 @@ fn plan_job(
     }
     let mut order = Order::Streamed;
     loop {
-        let local = LocalWalk::new(&job.local, job.follow_symlinks).map_err(|source| HaulError::LocalFolder {
+        let mut local = LocalWalk::new(&job.local, job.follow_symlinks).map_err(|source| HaulError::LocalFolder {
             transfer: job.name.clone(),
             path: job.local.clone(),
             source,
@@ -196,10 +373,10 @@ fn plan_job(
         let check_keys = job.direction == Direction::Download;
         let remote = RemoteListing::new(runtime.clone(), client.clone(), &job.bucket, &job.prefix, check_keys, order);
         let mut listing_error = None;
-        let remote = remote.map_while(|item| item.map_err(|err| listing_error = Some(err)).ok());
-        let planned = match job.direction {
-            Direction::Download => crate::plan::plan_transfer(job, remote, local),
-            Direction::Upload => crate::plan::plan_transfer(job, local, remote),
+        let mut remote = remote.map_while(|item| item.map_err(|err| listing_error = Some(err)).ok());
+        let result = match job.direction {
+            Direction::Download => consume(&mut remote, &mut local),
+            Direction::Upload => consume(&mut local, &mut remote),
         };
         match listing_error {
             Some(ListError::OutOfOrder { .. }) if order == Order::Streamed => {
@@ -207,7 +384,7 @@ fn plan_job(
                 continue;
             }
             Some(source) => return Err(HaulError::Listing { transfer: job.name.clone(), source }),
-            None => return Ok(planned?),
+            None => return Ok(result),
         }
     }
 }

@@ -50,6 +50,50 @@ pub enum HaulError {
     ChecksumCompareUnsupported { transfer: String },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("`{}` is not a usable plan: {source}", path.display())]
+    PlanFile { path: PathBuf, source: crate::plan::PlanFileError },
+    #[error("`--only` applies to manifests; a saved plan is applied whole")]
+    OnlyWithSavedPlan,
+    #[error("the manifest `{}` changed since the plan was saved; nothing was done", path.display())]
+    ManifestChanged { path: PathBuf },
+    #[error("the saved plan is stale: {} changed since it was made; nothing was done\n{}", count_objects(objects.len()), stale_list(objects))]
+    StalePlan { objects: Vec<crate::plan::StaleObject> },
+}
+
+fn count_objects(count: usize) -> String {
+    if count == 1 { "1 object".into() } else { format!("{count} objects") }
+}
+
+/// One line per stale object: transfer, key, side, what the plan saw and what is there now.
+fn stale_list(objects: &[crate::plan::StaleObject]) -> String {
+    fn state(fingerprint: &Option<crate::plan::Fingerprint>) -> String {
+        match fingerprint {
+            None => "absent".into(),
+            Some(f) => format!("{} bytes, mtime {}", f.size, f.mtime),
+        }
+    }
+    const SHOWN: usize = 20;
+    let mut lines: Vec<String> = objects
+        .iter()
+        .take(SHOWN)
+        .map(|o| {
+            let side = match o.side {
+                crate::plan::Side::Source => "source",
+                crate::plan::Side::Destination => "destination",
+            };
+            format!(
+                "  {}: {} ({side}: planned {}, now {})",
+                o.transfer,
+                crate::plan::render::printable(&o.key),
+                state(&o.planned),
+                state(&o.now)
+            )
+        })
+        .collect();
+    if objects.len() > SHOWN {
+        lines.push(format!("  ... and {} more", objects.len() - SHOWN));
+    }
+    lines.join("\n")
 }
 
 impl HaulError {
@@ -79,6 +123,18 @@ impl HaulError {
                 Some("use `compare: size-mtime` (the default) or `compare: size` for now".into())
             }
             HaulError::Runtime(_) => None,
+            HaulError::PlanFile { .. } => {
+                Some("make a new plan with `haul plan MANIFEST -o FILE` using this version of haul".into())
+            }
+            HaulError::OnlyWithSavedPlan => {
+                Some("make a plan of only those transfers: `haul plan MANIFEST --only NAME -o FILE`".into())
+            }
+            HaulError::ManifestChanged { path } => {
+                Some(format!("review and save a new plan: `haul plan {} -o FILE`", path.display()))
+            }
+            HaulError::StalePlan { .. } => {
+                Some("review and save a new plan: `haul plan MANIFEST -o FILE`, then apply that".into())
+            }
         }
     }
 
@@ -88,6 +144,8 @@ impl HaulError {
             HaulError::InitTargetExists { .. } => Exit::Invalid,
             HaulError::UnknownTransfer { .. } => Exit::Invalid,
             HaulError::ChecksumCompareUnsupported { .. } => Exit::Invalid,
+            HaulError::PlanFile { .. } | HaulError::OnlyWithSavedPlan => Exit::Invalid,
+            HaulError::ManifestChanged { .. } | HaulError::StalePlan { .. } => Exit::StalePlan,
             HaulError::Write { .. }
             | HaulError::LocalFolder { .. }
             | HaulError::Listing { .. }

@@ -5,11 +5,14 @@
 
 pub mod cli;
 pub mod error;
+pub mod exec;
 pub mod filter;
 pub mod listing;
 pub mod manifest;
 pub mod plan;
+pub mod progress;
 pub mod render;
+pub mod report;
 pub mod s3;
 
 mod commands;

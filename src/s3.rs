@@ -86,3 +86,72 @@ where
         }
     }
 }
+
+/// A failed request as the executor records it: what the server said (or what went wrong on
+/// the way) and whether trying again may help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestFailure {
+    /// The S3 error code (`AccessDenied`, `NoSuchKey`, `SlowDown`, ...). HEAD answers carry no
+    /// body, so their 403 / 404 are named from the status.
+    pub code: Option<String>,
+    pub status: Option<u16>,
+    pub message: String,
+    /// 5xx, throttling, timeouts, dropped connections: worth another attempt.
+    pub transient: bool,
+    /// The bucket's real region, when the server said (`x-amz-bucket-region`).
+    pub bucket_region: Option<String>,
+}
+
+impl RequestFailure {
+    /// A failure haul found itself (a short body, a checksum mismatch, a local I/O error).
+    pub fn local(code: &str, message: impl Into<String>, transient: bool) -> Self {
+        RequestFailure {
+            code: Some(code.into()),
+            status: None,
+            message: message.into(),
+            transient,
+            bucket_region: None,
+        }
+    }
+}
+
+/// Error codes that mean "the server is busy or hiccuped", not "this cannot work".
+const TRANSIENT_CODES: &[&str] = &[
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestTimeTooSkewed",
+];
+
+pub fn request_failure<E>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> RequestFailure
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    use aws_sdk_s3::error::SdkError;
+    let message = describe_error(err);
+    match err {
+        SdkError::ServiceError(service) => {
+            let raw = service.raw();
+            let status = raw.status().as_u16();
+            let code = service.err().code().map(str::to_string).or_else(|| match status {
+                301 => Some("PermanentRedirect".into()),
+                403 => Some("AccessDenied".into()),
+                404 => Some("NotFound".into()),
+                412 => Some("PreconditionFailed".into()),
+                _ => None,
+            });
+            let transient = status >= 500 || code.as_deref().is_some_and(|code| TRANSIENT_CODES.contains(&code));
+            let bucket_region = raw.headers().get("x-amz-bucket-region").map(str::to_string);
+            RequestFailure { code, status: Some(status), message, transient, bucket_region }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            RequestFailure { code: None, status: None, message, transient: true, bucket_region: None }
+        }
+        _ => RequestFailure { code: None, status: None, message, transient: false, bucket_region: None },
+    }
+}

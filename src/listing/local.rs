@@ -79,6 +79,10 @@ impl LocalWalk {
                 children.push(skip_child(prefix, &shown, SkipReason::NotUtf8));
                 continue;
             };
+            if super::is_temp_name(&name) {
+                // A download in progress (or one a killed run left): haul's own, never data.
+                continue;
+            }
             let stored = format!("{stored_prefix}{name}");
             let key = format!("{prefix}{}", nfc(&name));
             let kind = match self.classify(&path) {

@@ -139,6 +139,15 @@ pub fn local_path(root: &Path, key: &str) -> Result<PathBuf, UnsafeKey> {
     Ok(path)
 }
 
+/// How the executor names a download in progress, next to its target: `.haul-XXXXXX.tmp`.
+pub const TEMP_PREFIX: &str = ".haul-";
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// A file name the executor uses for a download in progress (never listed, never uploaded).
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
+}
+
 /// Orders names the way their keys sort: a folder `a` holds keys `a/...`, which sort after
 /// `a-b` (`-` < `/`) and before `a0` (`/` < `0`).
 pub fn sort_key(name: &str, is_dir: bool) -> String {

@@ -34,6 +34,18 @@ impl Reason {
         Reason::MissingAtSource,
     ];
 
+    /// The stable name in JSON (also how it serializes).
+    pub fn slug(self) -> &'static str {
+        match self {
+            Reason::New => "new",
+            Reason::SizeDiffers => "size-differs",
+            Reason::SourceNewer => "source-newer",
+            Reason::ChecksumDiffers => "checksum-differs",
+            Reason::Always => "always",
+            Reason::MissingAtSource => "missing-at-source",
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Reason::New => "new",

@@ -3,19 +3,21 @@
 
 pub mod diff;
 pub mod render;
+pub mod saved;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use diff::{Decision, DiffRules, Reason, SkipKind};
+pub use saved::{ManifestRef, PlanDocument, PlanFileError, Side, StaleObject};
 
 use crate::listing::{Entry, Item, SkipReason};
 use crate::manifest::{Direction, Job};
 
 /// What one action does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActionKind {
     Upload,
@@ -35,65 +37,88 @@ impl ActionKind {
             ActionKind::DeleteLocal => "delete (local)",
         }
     }
+
+    pub fn is_delete(self) -> bool {
+        matches!(self, ActionKind::DeleteRemote | ActionKind::DeleteLocal)
+    }
 }
 
 /// The state of one side of an object that the plan relied on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
     pub size: u64,
     /// Seconds since the epoch.
     pub mtime: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// The name as stored on this side when it differs from the action's (NFC) key: an NFD
+    /// name written on macOS. The executor reads, overwrites or removes this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_key: Option<String>,
 }
 
 impl From<&Entry> for Fingerprint {
     fn from(entry: &Entry) -> Self {
-        Fingerprint { size: entry.size, mtime: entry.mtime, etag: entry.etag.clone() }
+        Fingerprint {
+            size: entry.size,
+            mtime: entry.mtime,
+            etag: entry.etag.clone(),
+            stored_key: entry.stored_key.clone(),
+        }
     }
 }
 
 /// One thing the executor will do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Action {
     pub action: ActionKind,
     /// Relative to the transfer's root (NFC).
     pub key: String,
-    /// The source's stored name when it differs from `key` (an NFD name).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_key: Option<String>,
     /// Bytes to move (0 for a delete).
     pub size: u64,
     pub reason: Reason,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Fingerprint>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<Fingerprint>,
 }
 
+impl Action {
+    /// The name to read from the source side.
+    pub fn source_name(&self) -> &str {
+        self.source.as_ref().and_then(|s| s.stored_key.as_deref()).unwrap_or(&self.key)
+    }
+
+    /// The name to write (or remove) on the destination side: the existing one when the
+    /// destination already has this key under another normalization, so no twin appears.
+    pub fn destination_name(&self) -> &str {
+        self.destination.as_ref().and_then(|d| d.stored_key.as_deref()).unwrap_or(&self.key)
+    }
+}
+
 /// A skip worth listing (unchanged and filtered objects are only counted).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotableSkip {
     pub key: String,
     pub reason: String,
 }
 
 /// Objects and bytes under one heading.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     pub objects: u64,
     pub bytes: u64,
 }
 
 impl Tally {
-    fn add(&mut self, bytes: u64) {
+    pub fn add(&mut self, bytes: u64) {
         self.objects += 1;
         self.bytes += bytes;
     }
 }
 
 /// One transfer's plan.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TransferPlan {
     pub name: String,
     pub direction: Direction,
@@ -102,10 +127,11 @@ pub struct TransferPlan {
     pub local: PathBuf,
     pub actions: Vec<Action>,
     pub skipped: Vec<NotableSkip>,
-    /// Per action kind (`upload`, `download`, `delete (local)`, ...).
-    pub by_action: BTreeMap<&'static str, Tally>,
-    /// Per reason, moves and skips alike (`new`, `unchanged`, `filtered`, `unsafe key`, ...).
-    pub by_reason: BTreeMap<&'static str, Tally>,
+    /// Per action kind (`upload`, `download`, `delete-local`, `delete-remote`).
+    pub by_action: BTreeMap<ActionKind, Tally>,
+    /// Per reason slug, moves and skips alike (`new`, `size-differs`, `unchanged`,
+    /// `filtered`, `unsafe-key`, ...): see [`REASONS`].
+    pub by_reason: BTreeMap<String, Tally>,
 }
 
 impl TransferPlan {
@@ -114,8 +140,7 @@ impl TransferPlan {
     }
 
     pub fn deletes(&self) -> u64 {
-        self.actions.iter().filter(|a| matches!(a.action, ActionKind::DeleteLocal | ActionKind::DeleteRemote)).count()
-            as u64
+        self.actions.iter().filter(|a| a.action.is_delete()).count() as u64
     }
 }
 
@@ -151,12 +176,11 @@ pub fn plan_transfer(
     for decision in diff::diff(source, destination, rules) {
         match decision {
             Decision::Copy { source, destination, reason } => {
-                plan.by_action.entry(copy.label()).or_default().add(source.size);
-                plan.by_reason.entry(reason.label()).or_default().add(source.size);
+                plan.by_action.entry(copy).or_default().add(source.size);
+                count(&mut plan.by_reason, reason.slug(), source.size);
                 plan.actions.push(Action {
                     action: copy,
                     key: source.key.clone(),
-                    source_key: source.stored_key.clone(),
                     size: source.size,
                     reason,
                     source: Some(Fingerprint::from(&source)),
@@ -164,12 +188,11 @@ pub fn plan_transfer(
                 });
             }
             Decision::Delete { destination } => {
-                plan.by_action.entry(delete.label()).or_default().add(0);
-                plan.by_reason.entry(Reason::MissingAtSource.label()).or_default().add(destination.size);
+                plan.by_action.entry(delete).or_default().add(0);
+                count(&mut plan.by_reason, Reason::MissingAtSource.slug(), destination.size);
                 plan.actions.push(Action {
                     action: delete,
                     key: destination.key.clone(),
-                    source_key: None,
                     size: 0,
                     reason: Reason::MissingAtSource,
                     source: None,
@@ -177,8 +200,7 @@ pub fn plan_transfer(
                 });
             }
             Decision::Skip { key, size, kind } => {
-                let label = skip_label(&kind);
-                plan.by_reason.entry(label).or_default().add(size);
+                count(&mut plan.by_reason, skip_slug(&kind), size);
                 if let SkipKind::Listing(reason) = kind {
                     plan.skipped.push(NotableSkip { key, reason: skip_detail(&reason) });
                 }
@@ -194,29 +216,70 @@ pub fn plan_transfer(
     Ok(plan)
 }
 
-/// The reason label a skip is counted under.
-pub fn skip_label(kind: &SkipKind) -> &'static str {
-    match kind {
-        SkipKind::Unchanged => "unchanged",
-        SkipKind::Filtered => "filtered",
-        SkipKind::Listing(reason) => listing_skip_label(reason),
+/// Every reason an object is counted under: the slug (JSON keys, stable) and the label (for
+/// people). Moves first, in [`Reason::ALL`] order, then skips.
+pub const REASONS: [(&str, &str); 15] = [
+    ("new", "new"),
+    ("size-differs", "size differs"),
+    ("source-newer", "source newer"),
+    ("checksum-differs", "checksum differs"),
+    ("always", "compare: always"),
+    ("missing-at-source", "missing at source"),
+    ("unchanged", "unchanged"),
+    ("filtered", "filtered"),
+    ("directory-marker", "directory marker"),
+    ("unsafe-key", "unsafe key"),
+    ("symlink", "symlink"),
+    ("not-utf8", "not UTF-8"),
+    ("unreadable", "unreadable"),
+    ("not-a-file", "not a file"),
+    ("same-normalized-name", "same name as another key"),
+];
+
+/// The label for people of a reason slug.
+pub fn reason_label(slug: &str) -> &str {
+    REASONS.iter().find(|(s, _)| *s == slug).map_or(slug, |(_, label)| label)
+}
+
+/// Whether a reason slug is a move (as opposed to a skip).
+pub fn is_move_reason(slug: &str) -> bool {
+    Reason::ALL.iter().any(|reason| reason.slug() == slug)
+}
+
+fn count(tallies: &mut BTreeMap<String, Tally>, slug: &str, bytes: u64) {
+    match tallies.get_mut(slug) {
+        Some(tally) => tally.add(bytes),
+        None => {
+            let mut tally = Tally::default();
+            tally.add(bytes);
+            tallies.insert(slug.to_string(), tally);
+        }
     }
 }
 
-fn listing_skip_label(reason: &SkipReason) -> &'static str {
+/// The reason slug a skip is counted under.
+pub fn skip_slug(kind: &SkipKind) -> &'static str {
+    match kind {
+        SkipKind::Unchanged => "unchanged",
+        SkipKind::Filtered => "filtered",
+        SkipKind::Listing(reason) => listing_skip_slug(reason),
+    }
+}
+
+fn listing_skip_slug(reason: &SkipReason) -> &'static str {
     match reason {
-        SkipReason::DirectoryMarker => "directory marker",
-        SkipReason::UnsafeKey(_) => "unsafe key",
+        SkipReason::DirectoryMarker => "directory-marker",
+        SkipReason::UnsafeKey(_) => "unsafe-key",
         SkipReason::Symlink => "symlink",
-        SkipReason::NotUtf8 => "not UTF-8",
+        SkipReason::NotUtf8 => "not-utf8",
         SkipReason::Unreadable(_) => "unreadable",
-        SkipReason::NotAFile => "not a file",
-        SkipReason::SameNormalizedName => "same name as another key",
+        SkipReason::NotAFile => "not-a-file",
+        SkipReason::SameNormalizedName => "same-normalized-name",
     }
 }
 
 fn skip_detail(reason: &SkipReason) -> String {
-    let label = listing_skip_label(reason);
+    let label = reason_label(listing_skip_slug(reason));
     match reason {
         SkipReason::UnsafeKey(why) => format!("{label}: {why}"),
         SkipReason::Unreadable(why) => format!("{label}: {why}"),
@@ -270,13 +333,24 @@ mod tests {
             entries(&[("b", 20), ("c", 6), ("z", 7)]),
         )
         .unwrap();
-        assert_eq!(plan.by_action["download"], Tally { objects: 2, bytes: 15 });
-        assert_eq!(plan.by_action["delete (local)"], Tally { objects: 1, bytes: 0 });
+        assert_eq!(plan.by_action[&ActionKind::Download], Tally { objects: 2, bytes: 15 });
+        assert_eq!(plan.by_action[&ActionKind::DeleteLocal], Tally { objects: 1, bytes: 0 });
         assert_eq!(plan.by_reason["new"], Tally { objects: 1, bytes: 10 });
-        assert_eq!(plan.by_reason["size differs"], Tally { objects: 1, bytes: 5 });
+        assert_eq!(plan.by_reason["size-differs"], Tally { objects: 1, bytes: 5 });
         assert_eq!(plan.by_reason["unchanged"], Tally { objects: 1, bytes: 20 });
-        assert_eq!(plan.by_reason["missing at source"], Tally { objects: 1, bytes: 7 });
-        assert_eq!(plan.actions[1].destination, Some(Fingerprint { size: 6, mtime: 10, etag: None }));
+        assert_eq!(plan.by_reason["missing-at-source"], Tally { objects: 1, bytes: 7 });
+        assert_eq!(plan.actions[1].destination, Some(Fingerprint { size: 6, mtime: 10, etag: None, stored_key: None }));
+    }
+
+    #[test]
+    fn every_reason_has_one_slug_and_label() {
+        for reason in Reason::ALL {
+            assert_eq!(reason_label(reason.slug()), reason.label());
+            // The slug is also how the reason serializes in an action.
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.slug());
+        }
+        let slugs: std::collections::BTreeSet<_> = REASONS.iter().map(|(slug, _)| slug).collect();
+        assert_eq!(slugs.len(), REASONS.len());
     }
 
     #[test]

@@ -2,28 +2,9 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
 use unicode_width::UnicodeWidthStr;
 
-use super::{Reason, Tally, TransferPlan};
-
-/// Version of the JSON shape below; bumped only for incompatible changes.
-pub const PLAN_JSON_VERSION: u32 = 1;
-
-#[derive(Serialize)]
-struct PlanJson<'a> {
-    version: u32,
-    /// True when any transfer has an action.
-    changes: bool,
-    transfers: &'a [TransferPlan],
-}
-
-/// `plan --output json`.
-pub fn json(plans: &[TransferPlan]) -> String {
-    let doc =
-        PlanJson { version: PLAN_JSON_VERSION, changes: plans.iter().any(TransferPlan::has_changes), transfers: plans };
-    serde_json::to_string_pretty(&doc).expect("plans serialize")
-}
+use super::{Tally, TransferPlan};
 
 /// The table for one transfer: every action and notable skip, then the totals.
 pub fn table(plan: &TransferPlan) -> String {
@@ -58,19 +39,19 @@ pub fn table(plan: &TransferPlan) -> String {
 pub fn summary_line(plan: &TransferPlan) -> String {
     let mut parts: Vec<String> = Vec::new();
     for (action, tally) in &plan.by_action {
-        if action.starts_with("delete") {
-            parts.push(format!("{} to {action}", tally.objects));
+        if action.is_delete() {
+            parts.push(format!("{} to {}", tally.objects, action.label()));
         } else {
-            parts.push(format!("{} to {action} ({})", tally.objects, human_bytes(tally.bytes)));
+            parts.push(format!("{} to {} ({})", tally.objects, action.label(), human_bytes(tally.bytes)));
         }
     }
     if parts.is_empty() {
         parts.push("nothing to do".into());
     }
     // `by_reason` counts moves and skips; the moves are already in the `to ...` parts.
-    for (reason, Tally { objects, .. }) in &plan.by_reason {
-        if !Reason::ALL.iter().any(|moved| moved.label() == *reason) {
-            parts.push(format!("{objects} {reason}"));
+    for (slug, Tally { objects, .. }) in &plan.by_reason {
+        if !super::is_move_reason(slug) {
+            parts.push(format!("{objects} {}", super::reason_label(slug)));
         }
     }
     parts.join("; ")
@@ -82,7 +63,7 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 /// Keys may hold control characters (a hostile key): show them escaped, never raw.
-fn printable(key: &str) -> String {
+pub fn printable(key: &str) -> String {
     key.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
 }
 

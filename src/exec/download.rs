@@ -1,0 +1,168 @@
+//! Downloads: into a temp file next to the target, fsynced, given the object's LastModified
+//! as mtime, then renamed into place. Until the rename nothing sits under the real name; a
+//! failed or interrupted download leaves at most a `.haul-*.tmp` file, never listed as data.
+
+use std::fs::File;
+use std::io::Write as _;
+use std::os::unix::fs::FileExt as _;
+
+use std::path::Path;
+
+use aws_sdk_s3::types::ChecksumMode;
+use futures_util::{StreamExt as _, TryStreamExt as _};
+
+use super::{Context, io_failure};
+use crate::plan::Action;
+use crate::progress::ObjectProgress;
+use crate::s3::{RequestFailure, request_failure};
+
+pub(super) async fn download(context: &Context<'_>, action: &Action) -> Result<(), RequestFailure> {
+    let key = context.remote_key(action.source_name());
+    // The listing refused unsafe keys already; checking again costs nothing and keeps this
+    // function safe on its own (a hand-edited plan file, say).
+    let target = crate::listing::local_path(&context.job.local, action.destination_name())
+        .map_err(|why| RequestFailure::local("UnsafeKey", format!("the key {why}"), false))?;
+    let folder = target.parent().expect("a key has at least one segment");
+    std::fs::create_dir_all(folder).map_err(|err| io_failure(&format!("cannot create {}", folder.display()), err))?;
+    let temp = tempfile::Builder::new()
+        .prefix(crate::listing::TEMP_PREFIX)
+        .suffix(crate::listing::TEMP_SUFFIX)
+        // tempfile's default is 0600; a download gets what any new file gets under the umask.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(folder)
+        .map_err(|err| io_failure(&format!("cannot create a temp file in {}", folder.display()), err))?;
+    let progress = context.counters.start(&action.key, action.size);
+    let etag = action.source.as_ref().and_then(|source| source.etag.clone());
+    let last_modified = if action.size > context.job.part_size.0 && action.size >= context.job.multipart_threshold.0 {
+        ranged(context, &key, action.size, etag, temp.as_file(), &progress).await?
+    } else {
+        whole(context, &key, etag, temp.as_file(), &progress).await?
+    };
+    let file = temp.as_file();
+    if let Some(modified) = last_modified {
+        file.set_modified(modified).map_err(|err| io_failure("cannot set the modification time", err))?;
+    }
+    file.sync_all().map_err(|err| io_failure("cannot flush the file to disk", err))?;
+    temp.persist(&target).map_err(|err| io_failure(&format!("cannot rename into {}", target.display()), err.error))?;
+    sync_folder(folder);
+    progress.finish();
+    Ok(())
+}
+
+/// One GET for the whole object. With checksum mode on, the SDK checks the body against the
+/// object's full checksum where it has one and fails the read on a mismatch.
+async fn whole(
+    context: &Context<'_>,
+    key: &str,
+    etag: Option<String>,
+    file: &File,
+    progress: &ObjectProgress<'_>,
+) -> Result<Option<std::time::SystemTime>, RequestFailure> {
+    let mut request =
+        context.client.get_object().bucket(&context.job.bucket).key(key).checksum_mode(ChecksumMode::Enabled);
+    if let Some(etag) = etag {
+        request = request.if_match(format!("\"{etag}\""));
+    }
+    let response = request.send().await.map_err(|err| request_failure(&err))?;
+    let expected = response.content_length().map(|length| length as u64);
+    let last_modified = response.last_modified().and_then(|time| std::time::SystemTime::try_from(*time).ok());
+    let mut body = response.body;
+    let mut writer = std::io::BufWriter::with_capacity(256 * 1024, file);
+    let mut written = 0u64;
+    while let Some(chunk) = body.try_next().await.map_err(body_failure)? {
+        writer.write_all(&chunk).map_err(|err| io_failure("cannot write", err))?;
+        written += chunk.len() as u64;
+        progress.add(chunk.len() as u64);
+    }
+    writer.flush().map_err(|err| io_failure("cannot write", err))?;
+    check_length(expected, written)?;
+    Ok(last_modified)
+}
+
+/// Parallel ranged GETs written in place. The first range learns the object's size and ETag;
+/// the others ask `If-Match` on that ETag, so an object replaced mid-download fails instead
+/// of being stitched from two versions.
+async fn ranged(
+    context: &Context<'_>,
+    key: &str,
+    size: u64,
+    etag: Option<String>,
+    file: &File,
+    progress: &ObjectProgress<'_>,
+) -> Result<Option<std::time::SystemTime>, RequestFailure> {
+    let part_size = context.job.part_size.0;
+    let ranges: Vec<(u64, u64)> =
+        (0..size.div_ceil(part_size)).map(|i| (i * part_size, ((i + 1) * part_size).min(size) - 1)).collect();
+    let (first, rest) = ranges.split_first().expect("a ranged download has parts");
+    let (total, etag, last_modified) = get_range(context, key, *first, etag, file, progress).await?;
+    if total != Some(size) {
+        return Err(RequestFailure::local(
+            "ObjectChanged",
+            format!("the object is {} bytes now, {size} when planned", total.map_or("?".into(), |t| t.to_string())),
+            false,
+        ));
+    }
+    let parts = futures_util::stream::iter(rest.iter().map(|range| {
+        let etag = etag.clone();
+        async move { get_range(context, key, *range, etag, file, progress).await.map(|_| ()) }
+    }))
+    .buffer_unordered(context.job.concurrency as usize);
+    parts.try_collect::<Vec<()>>().await?;
+    file.set_len(size).map_err(|err| io_failure("cannot size the file", err))?;
+    Ok(last_modified)
+}
+
+type RangeAnswer = (Option<u64>, Option<String>, Option<std::time::SystemTime>);
+
+async fn get_range(
+    context: &Context<'_>,
+    key: &str,
+    (start, end): (u64, u64),
+    etag: Option<String>,
+    file: &File,
+    progress: &ObjectProgress<'_>,
+) -> Result<RangeAnswer, RequestFailure> {
+    let _permit = context.parts.acquire().await.expect("the part semaphore is never closed");
+    let mut request =
+        context.client.get_object().bucket(&context.job.bucket).key(key).range(format!("bytes={start}-{end}"));
+    if let Some(etag) = &etag {
+        request = request.if_match(format!("\"{etag}\""));
+    }
+    let response = request.send().await.map_err(|err| request_failure(&err))?;
+    // `Content-Range: bytes 0-99/12345`: the total after the slash.
+    let total = response.content_range().and_then(|range| range.rsplit('/').next()?.parse().ok());
+    let answer_etag = response.e_tag().map(|tag| tag.trim_matches('"').to_string()).or(etag);
+    let last_modified = response.last_modified().and_then(|time| std::time::SystemTime::try_from(*time).ok());
+    let mut body = response.body;
+    let mut offset = start;
+    while let Some(chunk) = body.try_next().await.map_err(body_failure)? {
+        file.write_all_at(&chunk, offset).map_err(|err| io_failure("cannot write", err))?;
+        offset += chunk.len() as u64;
+        progress.add(chunk.len() as u64);
+    }
+    check_length(Some(end - start + 1), offset - start)?;
+    Ok((total, answer_etag, last_modified))
+}
+
+fn check_length(expected: Option<u64>, written: u64) -> Result<(), RequestFailure> {
+    match expected {
+        Some(expected) if expected != written => {
+            Err(RequestFailure::local("ShortBody", format!("the body ended after {written} of {expected} bytes"), true))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A body that broke off, or failed the checksum check: worth another attempt.
+fn body_failure(err: aws_sdk_s3::primitives::ByteStreamError) -> RequestFailure {
+    let text = aws_sdk_s3::error::DisplayErrorContext(&err).to_string().replace('\n', " ");
+    let code = if text.to_lowercase().contains("checksum") { "ChecksumMismatch" } else { "ShortBody" };
+    RequestFailure::local(code, format!("reading the body: {text}"), true)
+}
+
+/// Makes the rename durable. Best effort: not every filesystem lets a folder be fsynced.
+fn sync_folder(folder: &Path) {
+    if let Ok(handle) = File::open(folder) {
+        let _ = handle.sync_all();
+    }
+}

@@ -1,0 +1,194 @@
+//! The executor: the only code that writes. It carries out a plan's actions on a rayon pool of
+//! `concurrency` workers per transfer; each worker drives the async SDK on the one shared
+//! tokio runtime. A failed object is recorded and the run goes on.
+
+mod delete;
+mod download;
+mod upload;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rayon::prelude::*;
+
+use crate::manifest::Job;
+use crate::plan::{Action, ActionKind, TransferPlan};
+use crate::progress::Counters;
+use crate::report::TransferReport;
+use crate::s3::RequestFailure;
+
+/// One transfer to carry out: its job (settings), its plan (actions) and its client.
+pub struct Transfer<'a> {
+    pub job: &'a Job,
+    pub plan: &'a TransferPlan,
+    pub client: aws_sdk_s3::Client,
+}
+
+/// What each action needs while it runs.
+struct Context<'a> {
+    job: &'a Job,
+    client: &'a aws_sdk_s3::Client,
+    counters: &'a Counters,
+    /// Bounds the parts of large objects in flight across all workers (memory: at most
+    /// `concurrency` part buffers).
+    parts: Arc<tokio::sync::Semaphore>,
+}
+
+impl Context<'_> {
+    fn remote_key(&self, name: &str) -> String {
+        format!("{}{name}", self.job.prefix)
+    }
+}
+
+/// Carries out one transfer's plan: copies on a pool of `concurrency` workers, then deletes
+/// (held back when any copy failed). Adds its work to `counters` for the progress display.
+pub fn execute_transfer(
+    transfer: &Transfer<'_>,
+    runtime: &tokio::runtime::Handle,
+    counters: &Counters,
+) -> TransferReport {
+    let job = transfer.job;
+    let copies = transfer.plan.actions.iter().filter(|a| !a.action.is_delete());
+    let (objects, bytes) = copies.fold((0, 0), |(n, b), a| (n + 1, b + a.size));
+    counters.add_planned(objects, bytes);
+    let context = Context {
+        job,
+        client: &transfer.client,
+        counters,
+        parts: Arc::new(tokio::sync::Semaphore::new(job.concurrency as usize)),
+    };
+    let report = Mutex::new(TransferReport::new(transfer.plan));
+    let moved_extensions = Mutex::new(BTreeSet::new());
+    let pool = match rayon::ThreadPoolBuilder::new()
+        .num_threads(job.concurrency as usize)
+        .thread_name(|i| format!("haul-worker-{i}"))
+        .build()
+    {
+        Ok(pool) => pool,
+        Err(err) => {
+            return TransferReport::not_run(&job.name, job.direction, format!("cannot start worker threads: {err}"));
+        }
+    };
+    let (deletes, copies): (Vec<&Action>, Vec<&Action>) =
+        transfer.plan.actions.iter().partition(|action| action.action.is_delete());
+    pool.install(|| {
+        // One action per task: objects differ in size by orders of magnitude, so rayon's
+        // splitting must not bundle a large one with many small ones on a worker.
+        copies.par_iter().with_max_len(1).for_each(|action| {
+            let outcome = with_retries(job.target.retries, || runtime.block_on(copy(&context, action)));
+            let mut report = report.lock().expect("report lock");
+            match outcome {
+                Ok(()) => {
+                    report.moved.add(action.size);
+                    drop(report);
+                    let extension = crate::report::extension(&action.key);
+                    let mut seen = moved_extensions.lock().expect("extensions lock");
+                    if !seen.contains(&extension) {
+                        seen.insert(extension);
+                    }
+                }
+                Err((failure, attempts)) => {
+                    counters.fail();
+                    report.record_failure(&action.key, action.action, action.size, failure, attempts);
+                }
+            }
+        });
+    });
+    let mut report = report.into_inner().expect("report lock");
+    if !deletes.is_empty() {
+        if report.failed.objects > 0 {
+            report.deletes_held_back = deletes.len() as u64;
+        } else {
+            let outcomes = pool.install(|| delete::delete_all(&context, &deletes, runtime));
+            for (action, outcome) in deletes.iter().zip(outcomes) {
+                match outcome {
+                    Ok(()) => report.deleted.add(0),
+                    Err(failure) => {
+                        counters.fail();
+                        report.record_failure(&action.key, action.action, 0, failure, 1);
+                    }
+                }
+            }
+        }
+    }
+    report.group_failures(&moved_extensions.into_inner().expect("extensions lock"));
+    report
+}
+
+async fn copy(context: &Context<'_>, action: &Action) -> Result<(), RequestFailure> {
+    match action.action {
+        ActionKind::Download => download::download(context, action).await,
+        ActionKind::Upload => upload::upload(context, action).await,
+        ActionKind::DeleteLocal | ActionKind::DeleteRemote => unreachable!("deletes run after the copies"),
+    }
+}
+
+/// Tries `attempt` until it succeeds, fails for good, or `retries` more attempts failed
+/// transiently (5xx, throttling, dropped connections, a short or damaged body). This is on
+/// top of the SDK's own retries of single requests: it also covers a body that broke off
+/// halfway, which the SDK cannot retry. Backoff doubles from 200 ms up to 10 s, with jitter.
+fn with_retries<T>(
+    retries: u32,
+    mut attempt: impl FnMut() -> Result<T, RequestFailure>,
+) -> Result<T, (RequestFailure, u32)> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match attempt() {
+            Ok(value) => return Ok(value),
+            Err(failure) if failure.transient && attempts <= retries => {
+                std::thread::sleep(backoff(attempts));
+            }
+            Err(failure) => return Err((failure, attempts)),
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(200).saturating_mul(1 << attempt.min(6)).min(Duration::from_secs(10));
+    base.mul_f64(0.5 + fastrand::f64() / 2.0)
+}
+
+fn io_failure(what: &str, err: std::io::Error) -> RequestFailure {
+    RequestFailure::local("LocalIo", format!("{what}: {err}"), false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_failures_are_retried_up_to_the_limit() {
+        let mut calls = 0;
+        let result: Result<(), _> = with_retries(2, || {
+            calls += 1;
+            Err(RequestFailure::local("SlowDown", "busy", true))
+        });
+        let (failure, attempts) = result.unwrap_err();
+        assert_eq!((calls, attempts, failure.code.as_deref()), (3, 3, Some("SlowDown")));
+    }
+
+    #[test]
+    fn permanent_failures_are_not_retried_and_success_stops() {
+        let mut calls = 0;
+        let result: Result<(), _> = with_retries(5, || {
+            calls += 1;
+            Err(RequestFailure::local("AccessDenied", "no", false))
+        });
+        assert_eq!((calls, result.unwrap_err().1), (1, 1));
+        let mut calls = 0;
+        let result = with_retries(5, || {
+            calls += 1;
+            if calls < 2 { Err(RequestFailure::local("InternalError", "oops", true)) } else { Ok(calls) }
+        });
+        assert_eq!(result.unwrap(), 2);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) <= Duration::from_millis(400));
+        assert!(backoff(1) >= Duration::from_millis(200));
+        assert!(backoff(20) <= Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,215 @@
+//! Uploads: one PUT below `multipart_threshold`, a multipart upload with parallel parts above
+//! it. Every request carries a CRC32C computed by haul up front, as a plain header: servers
+//! such as Garage reject the SDK's streaming-trailer checksum, and a header works everywhere.
+//! A multipart upload that fails is aborted, so no orphaned parts accrue storage charges.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt as _;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use base64::Engine as _;
+use futures_util::StreamExt as _;
+
+use super::{Context, io_failure};
+use crate::manifest::{ServerSideEncryption, UploadOptions};
+use crate::plan::Action;
+use crate::progress::ObjectProgress;
+use crate::s3::{RequestFailure, request_failure};
+
+/// S3 allows at most this many parts in one upload.
+const MAX_PARTS: u64 = 10_000;
+
+pub(super) async fn upload(context: &Context<'_>, action: &Action) -> Result<(), RequestFailure> {
+    let path = crate::listing::local_path(&context.job.local, action.source_name())
+        .map_err(|why| RequestFailure::local("UnsafeKey", format!("the name {why}"), false))?;
+    let file = File::open(&path).map_err(|err| io_failure(&format!("cannot open {}", path.display()), err))?;
+    // The size now, not the planned one: a file that grew since is uploaded whole.
+    let size = file.metadata().map_err(|err| io_failure(&format!("cannot read {}", path.display()), err))?.len();
+    let key = context.remote_key(action.destination_name());
+    let progress = context.counters.start(&action.key, size);
+    if size < context.job.multipart_threshold.0 {
+        put(context, &key, &file, size, &progress).await?;
+    } else {
+        multipart(context, &key, &file, size, &progress).await?;
+    }
+    progress.finish();
+    Ok(())
+}
+
+async fn put(
+    context: &Context<'_>,
+    key: &str,
+    file: &File,
+    size: u64,
+    progress: &ObjectProgress<'_>,
+) -> Result<(), RequestFailure> {
+    let body = read_at(file, 0, size)?;
+    let options = &context.job.upload;
+    let request = context
+        .client
+        .put_object()
+        .bucket(&context.job.bucket)
+        .key(key)
+        .content_length(size as i64)
+        .content_type(content_type(key))
+        .checksum_crc32_c(crc32c(&body))
+        .set_storage_class(options.storage_class.map(|class| class.as_str().into()))
+        .set_server_side_encryption(sse(options))
+        .set_ssekms_key_id(options.sse_kms_key_id.clone())
+        .body(ByteStream::from(body));
+    request.send().await.map_err(|err| request_failure(&err))?;
+    progress.add(size);
+    Ok(())
+}
+
+async fn multipart(
+    context: &Context<'_>,
+    key: &str,
+    file: &File,
+    size: u64,
+    progress: &ObjectProgress<'_>,
+) -> Result<(), RequestFailure> {
+    let options = &context.job.upload;
+    let bucket = &context.job.bucket;
+    let created = context
+        .client
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .content_type(content_type(key))
+        .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+        .set_storage_class(options.storage_class.map(|class| class.as_str().into()))
+        .set_server_side_encryption(sse(options))
+        .set_ssekms_key_id(options.sse_kms_key_id.clone())
+        .send()
+        .await
+        .map_err(|err| request_failure(&err))?;
+    let upload_id = created.upload_id().unwrap_or_default().to_string();
+    let result = upload_parts(context, key, &upload_id, file, size, progress).await;
+    if result.is_err() {
+        // Best effort; the original failure is what the report needs.
+        let abort = context.client.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id);
+        let _ = abort.send().await;
+    }
+    result
+}
+
+async fn upload_parts(
+    context: &Context<'_>,
+    key: &str,
+    upload_id: &str,
+    file: &File,
+    size: u64,
+    progress: &ObjectProgress<'_>,
+) -> Result<(), RequestFailure> {
+    let part_size = part_size_for(size, context.job.part_size.0);
+    let count = size.div_ceil(part_size).max(1);
+    let parts = futures_util::stream::iter((0..count).map(|index| async move {
+        let _permit = context.parts.acquire().await.expect("the part semaphore is never closed");
+        let offset = index * part_size;
+        let length = part_size.min(size - offset);
+        let body = read_at(file, offset, length)?;
+        let checksum = crc32c(&body);
+        let number = (index + 1) as i32;
+        let answer = context
+            .client
+            .upload_part()
+            .bucket(&context.job.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .content_length(length as i64)
+            .checksum_crc32_c(&checksum)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|err| request_failure(&err))?;
+        progress.add(length);
+        Ok::<_, RequestFailure>(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(answer.e_tag().map(str::to_string))
+                .checksum_crc32_c(checksum)
+                .build(),
+        )
+    }))
+    .buffer_unordered(context.job.concurrency as usize);
+    let mut completed: Vec<CompletedPart> = futures_util::TryStreamExt::try_collect(parts).await?;
+    completed.sort_by_key(|part| part.part_number());
+    context
+        .client
+        .complete_multipart_upload()
+        .bucket(&context.job.bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+        .send()
+        .await
+        .map_err(|err| request_failure(&err))?;
+    Ok(())
+}
+
+/// The configured part size, grown (in whole MiB) when the file would need more than 10,000
+/// parts.
+pub(super) fn part_size_for(size: u64, configured: u64) -> u64 {
+    if size.div_ceil(configured) <= MAX_PARTS {
+        return configured;
+    }
+    const MIB: u64 = 1024 * 1024;
+    size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB
+}
+
+fn read_at(file: &File, offset: u64, length: u64) -> Result<Vec<u8>, RequestFailure> {
+    let mut buffer = vec![0; length as usize];
+    file.read_exact_at(&mut buffer, offset).map_err(|err| io_failure("cannot read the file", err))?;
+    Ok(buffer)
+}
+
+/// Base64 of the big-endian CRC32C, as `x-amz-checksum-crc32c` wants it.
+fn crc32c(bytes: &[u8]) -> String {
+    let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32;
+    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
+}
+
+fn content_type(key: &str) -> String {
+    mime_guess::from_path(key).first_or_octet_stream().essence_str().to_string()
+}
+
+fn sse(options: &UploadOptions) -> Option<aws_sdk_s3::types::ServerSideEncryption> {
+    options.sse.map(|sse| match sse {
+        ServerSideEncryption::Aes256 => aws_sdk_s3::types::ServerSideEncryption::Aes256,
+        ServerSideEncryption::AwsKms => aws_sdk_s3::types::ServerSideEncryption::AwsKms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_size_grows_to_stay_within_ten_thousand_parts() {
+        const MIB: u64 = 1024 * 1024;
+        assert_eq!(part_size_for(100 * MIB, 8 * MIB), 8 * MIB);
+        assert_eq!(part_size_for(80_000 * MIB, 8 * MIB), 8 * MIB);
+        let grown = part_size_for(80_001 * MIB, 8 * MIB);
+        assert_eq!(grown, 9 * MIB);
+        assert!((80_001 * MIB).div_ceil(grown) <= MAX_PARTS);
+        let huge = 5 * 1024 * 1024 * MIB; // 5 TiB, the S3 maximum object size
+        assert!(huge.div_ceil(part_size_for(huge, 8 * MIB)) <= MAX_PARTS);
+    }
+
+    #[test]
+    fn crc32c_is_base64_big_endian() {
+        // CRC32C("123456789") = 0xE3069283, the standard check value.
+        assert_eq!(crc32c(b"123456789"), base64::engine::general_purpose::STANDARD.encode([0xE3, 0x06, 0x92, 0x83]));
+    }
+
+    #[test]
+    fn content_types_are_guessed_from_the_name() {
+        assert_eq!(content_type("a/매출.csv"), "text/csv");
+        assert_eq!(content_type("a/b.parquet"), "application/vnd.apache.parquet");
+        assert_eq!(content_type("a/b.unknown-ext"), "application/octet-stream");
+        assert_eq!(content_type("a/b.json"), "application/json");
+    }
+}

@@ -1,0 +1,398 @@
+//! The run report: what moved, what was skipped, what failed and what to do about it.
+//! Failures are grouped by S3 error code and file extension, each group with a hint.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::manifest::Direction;
+use crate::plan::render::{human_bytes, printable};
+use crate::plan::{ActionKind, Tally, TransferPlan};
+use crate::s3::RequestFailure;
+
+/// Version of the report's JSON shape.
+pub const REPORT_VERSION: u32 = 1;
+
+/// One run of `haul apply`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub version: u32,
+    /// Seconds since the epoch.
+    pub started: i64,
+    pub duration_seconds: f64,
+    pub moved: Tally,
+    pub deleted: Tally,
+    pub failed: Tally,
+    /// Bytes moved per second of the whole run.
+    pub bytes_per_second: f64,
+    pub transfers: Vec<TransferReport>,
+}
+
+impl RunReport {
+    pub fn new(started: std::time::SystemTime, duration: Duration, transfers: Vec<TransferReport>) -> Self {
+        let mut moved = Tally::default();
+        let mut deleted = Tally::default();
+        let mut failed = Tally::default();
+        for transfer in &transfers {
+            moved.objects += transfer.moved.objects;
+            moved.bytes += transfer.moved.bytes;
+            deleted.objects += transfer.deleted.objects;
+            failed.objects += transfer.failed.objects;
+            failed.bytes += transfer.failed.bytes;
+        }
+        let seconds = duration.as_secs_f64();
+        RunReport {
+            version: REPORT_VERSION,
+            started: started.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64),
+            duration_seconds: seconds,
+            moved,
+            deleted,
+            failed,
+            bytes_per_second: if seconds > 0.0 { moved.bytes as f64 / seconds } else { 0.0 },
+            transfers,
+        }
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.transfers.iter().all(|t| t.failed.objects == 0 && t.error.is_none())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("reports serialize")
+    }
+
+    /// The report for people.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        for transfer in &self.transfers {
+            out.push_str(&transfer.table());
+        }
+        let _ = write!(
+            out,
+            "moved {} objects ({}) in {:.1} s, {}/s",
+            self.moved.objects,
+            human_bytes(self.moved.bytes),
+            self.duration_seconds,
+            human_bytes(self.bytes_per_second as u64)
+        );
+        if self.deleted.objects > 0 {
+            let _ = write!(out, "; deleted {}", self.deleted.objects);
+        }
+        if self.failed.objects > 0 {
+            let _ = write!(out, "; {} FAILED", self.failed.objects);
+        }
+        out.push('\n');
+        out
+    }
+}
+
+/// One transfer's part of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransferReport {
+    pub name: String,
+    pub direction: Direction,
+    pub moved: Tally,
+    pub deleted: Tally,
+    pub failed: Tally,
+    /// Skips the plan decided, per reason slug (`unchanged`, `filtered`, ...).
+    pub skipped: BTreeMap<String, Tally>,
+    /// Deletions held back because copies failed (a partial copy must not drive deletes).
+    pub deletes_held_back: u64,
+    /// Why the transfer did not run at all (its listing failed, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub failure_groups: Vec<FailureGroup>,
+    pub failures: Vec<Failure>,
+}
+
+/// One object that did not make it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub key: String,
+    pub action: ActionKind,
+    pub size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub message: String,
+    pub attempts: u32,
+    #[serde(skip)]
+    pub bucket_region: Option<String>,
+}
+
+/// Failures sharing an error code and a file extension.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureGroup {
+    /// The S3 error code, or `network` when no server answered.
+    pub code: String,
+    /// The extension, lowercase, without the dot (empty for names without one).
+    pub extension: String,
+    pub objects: u64,
+    pub bytes: u64,
+    /// A few keys, for a first look.
+    pub examples: Vec<String>,
+    pub hint: String,
+}
+
+impl TransferReport {
+    pub fn new(plan: &TransferPlan) -> Self {
+        TransferReport {
+            name: plan.name.clone(),
+            direction: plan.direction,
+            moved: Tally::default(),
+            deleted: Tally::default(),
+            failed: Tally::default(),
+            skipped: plan
+                .by_reason
+                .iter()
+                .filter(|(slug, _)| !crate::plan::is_move_reason(slug))
+                .map(|(slug, tally)| (slug.clone(), *tally))
+                .collect(),
+            deletes_held_back: 0,
+            error: None,
+            failure_groups: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// A transfer that could not start (listing or planning failed).
+    pub fn not_run(name: &str, direction: Direction, error: String) -> Self {
+        TransferReport {
+            name: name.to_string(),
+            direction,
+            moved: Tally::default(),
+            deleted: Tally::default(),
+            failed: Tally::default(),
+            skipped: BTreeMap::new(),
+            deletes_held_back: 0,
+            error: Some(error),
+            failure_groups: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    pub fn record_failure(&mut self, key: &str, action: ActionKind, size: u64, failure: RequestFailure, attempts: u32) {
+        self.failed.add(size);
+        self.failures.push(Failure {
+            key: key.to_string(),
+            action,
+            size,
+            code: failure.code,
+            status: failure.status,
+            message: failure.message,
+            attempts,
+            bucket_region: failure.bucket_region,
+        });
+    }
+
+    /// Groups the failures and attaches hints; `moved_extensions` are the extensions of the
+    /// objects that did move (the evidence for "only some extensions are allowed").
+    pub fn group_failures(&mut self, moved_extensions: &BTreeSet<String>) {
+        self.failures.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut groups: BTreeMap<(String, String), FailureGroup> = BTreeMap::new();
+        for failure in &self.failures {
+            let code = failure.code.clone().unwrap_or_else(|| "network".into());
+            let extension = extension(&failure.key);
+            let group = groups.entry((code.clone(), extension.clone())).or_insert_with(|| FailureGroup {
+                code,
+                extension,
+                objects: 0,
+                bytes: 0,
+                examples: Vec::new(),
+                hint: String::new(),
+            });
+            group.objects += 1;
+            group.bytes += failure.size;
+            if group.examples.len() < 3 {
+                group.examples.push(failure.key.clone());
+            }
+        }
+        let denied: BTreeSet<String> =
+            groups.values().filter(|g| g.code == "AccessDenied").map(|g| g.extension.clone()).collect();
+        let region = self.failures.iter().find_map(|f| f.bucket_region.clone());
+        for group in groups.values_mut() {
+            group.hint = hint(&group.code, self.direction, moved_extensions, &denied, region.as_deref());
+        }
+        self.failure_groups = groups.into_values().collect();
+    }
+
+    fn table(&self) -> String {
+        let mut out = format!("{}  {}\n", self.name, self.direction);
+        if let Some(error) = &self.error {
+            let _ = writeln!(out, "  not run: {error}");
+            return out;
+        }
+        let verb = match self.direction {
+            Direction::Download => "downloaded",
+            Direction::Upload => "uploaded",
+        };
+        let mut parts = vec![format!("{verb} {} ({})", self.moved.objects, human_bytes(self.moved.bytes))];
+        if self.deleted.objects > 0 {
+            parts.push(format!("deleted {}", self.deleted.objects));
+        }
+        for (slug, tally) in &self.skipped {
+            parts.push(format!("{} {}", tally.objects, crate::plan::reason_label(slug)));
+        }
+        if self.failed.objects > 0 {
+            parts.push(format!("FAILED {} ({})", self.failed.objects, human_bytes(self.failed.bytes)));
+        }
+        let _ = writeln!(out, "  {}", parts.join("; "));
+        if self.deletes_held_back > 0 {
+            let _ = writeln!(
+                out,
+                "  {} deletions held back: copies failed, and a partial copy must not drive deletes",
+                self.deletes_held_back
+            );
+        }
+        for group in &self.failure_groups {
+            let extension =
+                if group.extension.is_empty() { "(no extension)".into() } else { format!("*.{}", group.extension) };
+            let examples: Vec<String> = group.examples.iter().map(|k| printable(k)).collect();
+            let _ = writeln!(
+                out,
+                "  failed: {} on {extension}: {} object{}, e.g. {}",
+                group.code,
+                group.objects,
+                if group.objects == 1 { "" } else { "s" },
+                examples.join(", ")
+            );
+            let _ = writeln!(out, "    hint: {}", group.hint);
+        }
+        if let Some(failure) = self.failures.first() {
+            let _ = writeln!(out, "  first error: {}: {}", printable(&failure.key), failure.message);
+        }
+        out
+    }
+}
+
+/// The lowercase extension of a key's file name, without the dot.
+pub fn extension(key: &str) -> String {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    match name.rfind('.') {
+        Some(dot) if dot > 0 => name[dot + 1..].to_lowercase(),
+        _ => String::new(),
+    }
+}
+
+/// What to do about one group of failures.
+fn hint(
+    code: &str,
+    direction: Direction,
+    moved_extensions: &BTreeSet<String>,
+    denied: &BTreeSet<String>,
+    region: Option<&str>,
+) -> String {
+    let verb = match direction {
+        Direction::Download => "read",
+        Direction::Upload => "write",
+    };
+    match code {
+        "AccessDenied" if !moved_extensions.is_empty() && moved_extensions.is_disjoint(denied) => {
+            let allowed: Vec<String> = moved_extensions.iter().filter(|e| !e.is_empty()).cloned().collect();
+            let globs: Vec<String> = allowed.iter().map(|e| format!("*.{e}")).collect();
+            format!(
+                "your credentials may only allow {}: add `extensions: [{}]` to this transfer",
+                globs.join(", "),
+                allowed.join(", ")
+            )
+        }
+        "AccessDenied" => format!(
+            "these credentials may not {verb} these objects: check the profile, the bucket policy, the object owner \
+             and, for a requester-pays bucket, `request_payer: requester`"
+        ),
+        "PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException" => match region {
+            Some(region) => format!("the bucket is in `{region}`: set `region: {region}` for this transfer"),
+            None => "the bucket is in another region: set `region:` to the bucket's region".into(),
+        },
+        "NoSuchBucket" => "check the bucket name; `haul ls` lists the buckets these credentials see".into(),
+        "ExpiredToken" | "TokenRefreshRequired" | "RequestExpired" => {
+            "the credentials expired: renew them (`aws sso login`, or new session credentials) and run again".into()
+        }
+        "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
+            "the access key or secret is wrong for this endpoint: check the profile and the environment".into()
+        }
+        "NoSuchKey" | "NotFound" => "the object went away after it was listed; the next run sees the change".into(),
+        "PreconditionFailed" | "ObjectChanged" => {
+            "the object changed while it was being copied; the next run copies the new version".into()
+        }
+        "SlowDown" | "Throttling" | "ThrottlingException" => {
+            "the server asked to slow down: lower `concurrency` for this transfer, or raise `retries`".into()
+        }
+        "ChecksumMismatch" | "ShortBody" => {
+            "the data arrived damaged or cut short on every attempt: check the network or proxy, then run again".into()
+        }
+        "LocalIo" => "check free space and permissions of the local folder".into(),
+        "network" => "no answer from the server: check the endpoint, the network and any proxy".into(),
+        _ => "see the message; the next run retries what failed".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(code: &str) -> RequestFailure {
+        RequestFailure::local(code, "denied", false)
+    }
+
+    #[test]
+    fn extensions_are_lowercase_and_dotless() {
+        assert_eq!(extension("a/b/매출.CSV"), "csv");
+        assert_eq!(extension("a/.hidden"), "");
+        assert_eq!(extension("dir.d/noext"), "");
+        assert_eq!(extension("x.tar.gz"), "gz");
+    }
+
+    #[test]
+    fn access_denied_on_some_extensions_suggests_the_filter() {
+        let plan = TransferPlan {
+            name: "t".into(),
+            direction: Direction::Download,
+            bucket: "b".into(),
+            prefix: String::new(),
+            local: "/l".into(),
+            actions: vec![],
+            skipped: vec![],
+            by_action: BTreeMap::new(),
+            by_reason: BTreeMap::new(),
+        };
+        let mut report = TransferReport::new(&plan);
+        report.record_failure("a.json", ActionKind::Download, 5, failure("AccessDenied"), 1);
+        report.record_failure("b.json", ActionKind::Download, 5, failure("AccessDenied"), 1);
+        report.record_failure("c.log", ActionKind::Download, 1, failure("AccessDenied"), 1);
+        let moved: BTreeSet<String> = ["csv".to_string(), "parquet".to_string()].into();
+        report.group_failures(&moved);
+        assert_eq!(report.failure_groups.len(), 2);
+        let json = &report.failure_groups[0];
+        assert_eq!(
+            (json.code.as_str(), json.extension.as_str(), json.objects, json.bytes),
+            ("AccessDenied", "json", 2, 10)
+        );
+        assert_eq!(
+            json.hint,
+            "your credentials may only allow *.csv, *.parquet: add `extensions: [csv, parquet]` to this transfer"
+        );
+        assert_eq!(report.failed, Tally { objects: 3, bytes: 11 });
+        // With nothing moved there is no evidence of an extension rule.
+        report.group_failures(&BTreeSet::new());
+        assert!(report.failure_groups[0].hint.starts_with("these credentials may not read"));
+    }
+
+    #[test]
+    fn wrong_region_names_the_real_one() {
+        let mut with_region = failure("PermanentRedirect");
+        with_region.bucket_region = Some("ap-northeast-2".into());
+        let plan_name = "t";
+        let mut report = TransferReport::not_run(plan_name, Direction::Download, String::new());
+        report.error = None;
+        report.record_failure("a.csv", ActionKind::Download, 1, with_region, 1);
+        report.group_failures(&BTreeSet::new());
+        assert_eq!(
+            report.failure_groups[0].hint,
+            "the bucket is in `ap-northeast-2`: set `region: ap-northeast-2` for this transfer"
+        );
+    }
+}
