@@ -69,7 +69,13 @@ fn stale_list(objects: &[crate::plan::StaleObject]) -> String {
     fn state(fingerprint: &Option<crate::plan::Fingerprint>) -> String {
         match fingerprint {
             None => "absent".into(),
-            Some(f) => format!("{} bytes, mtime {}", f.size, f.mtime),
+            Some(f) => {
+                let time = u64::try_from(f.mtime).map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s));
+                match time {
+                    Ok(time) => format!("{} bytes, modified {}", f.size, humantime::format_rfc3339_seconds(time)),
+                    Err(_) => format!("{} bytes", f.size),
+                }
+            }
         }
     }
     const SHOWN: usize = 20;

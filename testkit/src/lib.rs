@@ -167,6 +167,29 @@ impl Moto {
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
+
+    /// Starts moto enforcing IAM, with `bucket` holding `keys` (body: the key) and a user whose
+    /// only rights are `policy`; returns the server and that user's access key and secret.
+    pub fn with_iam_user(bucket: &str, policy: &str, keys: &[&str]) -> std::io::Result<(Self, String, String)> {
+        // The seeding script makes 1 + keys + 3 requests; after those, moto checks every one.
+        let unchecked = (1 + keys.len() + 3).to_string();
+        let moto = Self::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", &unchecked)])?;
+        let python = Self::binary().with_file_name("python");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/moto_iam_user.py");
+        let output = Command::new(python).arg(script).args([moto.endpoint(), bucket, policy]).args(keys).output()?;
+        if !output.status.success() {
+            return Err(std::io::Error::other(format!(
+                "seeding moto failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let mut words = text.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some(id), Some(secret)) => Ok((moto, id.to_string(), secret.to_string())),
+            _ => Err(std::io::Error::other(format!("unexpected seeding output: {text}"))),
+        }
+    }
 }
 
 impl Drop for Moto {

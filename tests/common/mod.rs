@@ -66,3 +66,167 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// A server, a bucket, and a folder for the local side.
+pub struct Fixture {
+    pub runtime: tokio::runtime::Runtime,
+    pub client: aws_sdk_s3::Client,
+    pub endpoint: String,
+    pub dir: tempfile::TempDir,
+    _s3s: Option<haul_testkit::S3sFs>,
+    _moto: Option<haul_testkit::Moto>,
+}
+
+pub const BUCKET: &str = "plan-test";
+
+impl Fixture {
+    pub fn s3s_fs() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = haul_testkit::S3sFs::start(&dir.path().join("server")).unwrap();
+        Self::new(server.endpoint().to_string(), dir, Some(server), None)
+    }
+
+    pub fn moto() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = haul_testkit::Moto::start().expect("moto_server (installed by ./scripts/test)");
+        Self::new(server.endpoint().to_string(), dir, None, Some(server))
+    }
+
+    pub fn new(
+        endpoint: String,
+        dir: tempfile::TempDir,
+        s3s: Option<haul_testkit::S3sFs>,
+        moto: Option<haul_testkit::Moto>,
+    ) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let credentials = aws_sdk_s3::config::Credentials::new(
+            haul_testkit::ACCESS_KEY,
+            haul_testkit::SECRET_KEY,
+            None,
+            None,
+            "test",
+        );
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_s3::config::Region::new(haul_testkit::REGION))
+            .endpoint_url(&endpoint)
+            .force_path_style(true)
+            .credentials_provider(credentials)
+            .build();
+        let client = aws_sdk_s3::Client::from_conf(config);
+        runtime.block_on(client.create_bucket().bucket(BUCKET).send()).expect("create bucket");
+        std::fs::create_dir_all(dir.path().join("local")).unwrap();
+        Fixture { runtime, client, endpoint, dir, _s3s: s3s, _moto: moto }
+    }
+
+    pub fn put(&self, key: &str, body: &[u8]) {
+        let request = self
+            .client
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body.to_vec()));
+        self.runtime.block_on(request.send()).unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    }
+
+    /// Writes a local file with an mtime far in the future (so it is never "older").
+    pub fn local(&self, relative: &str, body: &[u8]) {
+        let path = self.dir.path().join("local").join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, body).unwrap();
+        let future = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(future).unwrap();
+    }
+
+    pub fn manifest(&self, direction: &str, extra: &str) -> String {
+        let text = format!(
+            "version: 1\ndefaults:\n  endpoint: {}\n  path_style: true\n  region: us-east-1\ntransfers:\n  - name: t\n    direction: {direction}\n    bucket: {BUCKET}\n    prefix: data/\n    local: ./local\n{extra}",
+            self.endpoint
+        );
+        write(self.dir.path(), "m.yaml", &text);
+        "m.yaml".into()
+    }
+
+    /// Writes a local file as a user would: mtime now.
+    pub fn file(&self, relative: &str, body: &[u8]) {
+        let path = self.dir.path().join("local").join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, body).unwrap();
+    }
+
+    pub fn plan(&self, args: &[&str]) -> Outcome {
+        let mut all = vec!["plan"];
+        all.extend_from_slice(args);
+        haul(self.dir.path(), &all)
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let out = self.plan(&all);
+        out.expect_code(0);
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+    }
+}
+
+impl Fixture {
+    /// The object's bytes.
+    pub fn get(&self, key: &str) -> Vec<u8> {
+        let request = self.client.get_object().bucket(BUCKET).key(key);
+        let answer = self.runtime.block_on(request.send()).unwrap_or_else(|e| panic!("get {key}: {e:?}"));
+        self.runtime.block_on(answer.body.collect()).unwrap().into_bytes().to_vec()
+    }
+
+    /// Every key in the bucket, in order.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut pages = self.client.list_objects_v2().bucket(BUCKET).into_paginator().send();
+        while let Some(page) = self.runtime.block_on(pages.next()) {
+            keys.extend(page.unwrap().contents().iter().filter_map(|o| o.key().map(str::to_string)));
+        }
+        keys
+    }
+
+    /// Runs `haul apply ARGS` in the fixture's folder.
+    pub fn apply(&self, args: &[&str]) -> Outcome {
+        let mut all = vec!["apply"];
+        all.extend_from_slice(args);
+        haul(self.dir.path(), &all)
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+}
+
+/// Every file under `root` (relative paths with `/`) with its bytes, for byte-for-byte checks.
+pub fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, folder: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(folder) else { return };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let relative = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Deterministic bytes (no two files alike): a simple xorshift stream seeded by `seed`.
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}

@@ -1,0 +1,313 @@
+//! `haul apply` against a real S3 server on 127.0.0.1: round trips byte for byte, re-plans
+//! that find nothing to do, deletes within and beyond their cap, saved plans and staleness,
+//! and an interrupted download that leaves nothing under the real name.
+
+mod common;
+
+use common::{BUCKET, Fixture, bytes, tree, write};
+
+const MIB: usize = 1024 * 1024;
+
+/// An upload of `./local` to `data/` and a download of `data/` to `./back`, with 5 MiB
+/// multipart threshold and parts so that multipart paths run on small files.
+fn round_trip_manifest(f: &Fixture, extra: &str) -> String {
+    let text = format!(
+        "version: 1
+defaults:
+  endpoint: {}
+  path_style: true
+  region: us-east-1
+  multipart_threshold: 5MiB
+  part_size: 5MiB
+  concurrency: 4
+{extra}transfers:
+  - name: up
+    direction: upload
+    bucket: {BUCKET}
+    prefix: data/
+    local: ./local
+  - name: down
+    direction: download
+    bucket: {BUCKET}
+    prefix: data/
+    local: ./back
+",
+        f.endpoint
+    );
+    write(f.dir.path(), "m.yaml", &text);
+    "m.yaml".into()
+}
+
+fn report(out: &common::Outcome) -> serde_json::Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr))
+}
+
+fn moved(report: &serde_json::Value, transfer: usize) -> (u64, u64) {
+    let moved = &report["transfers"][transfer]["moved"];
+    (moved["objects"].as_u64().unwrap(), moved["bytes"].as_u64().unwrap())
+}
+
+#[test]
+fn round_trip_is_byte_identical_and_a_second_run_does_nothing() {
+    let f = Fixture::s3s_fs();
+    let files: Vec<(&str, usize)> = vec![
+        ("zero.csv", 0),
+        ("one.csv", 1),
+        ("edge/below-threshold.bin", 5 * MIB - 1),
+        ("edge/at-threshold.bin", 5 * MIB),
+        ("edge/above-threshold.bin", 5 * MIB + 1),
+        ("edge/three-parts.bin", 12 * MIB),
+        ("보고서/2026/매출 요약.csv", 100),
+        ("odd/a b+c%d#e?f=g.csv", 10),
+        ("deep/1/2/3/4/5/6/7/8/9/leaf.parquet", 20),
+    ];
+    for (seed, (name, len)) in files.iter().enumerate() {
+        f.file(name, &bytes(*len, seed as u64));
+    }
+    let m = round_trip_manifest(&f, "");
+    let out = f.apply(&[&m, "--output", "json", "--quiet"]);
+    out.expect_code(0);
+    let run = report(&out);
+    let total: u64 = files.iter().map(|(_, len)| *len as u64).sum();
+    assert_eq!(moved(&run, 0), (files.len() as u64, total));
+    assert_eq!(moved(&run, 1), (files.len() as u64, total));
+    assert_eq!(run["failed"]["objects"], 0);
+
+    // Every name arrived as the same key, and came back as the same bytes.
+    let mut expected_keys: Vec<String> = files.iter().map(|(name, _)| format!("data/{name}")).collect();
+    expected_keys.sort();
+    assert_eq!(f.keys(), expected_keys);
+    assert_eq!(f.get("data/edge/three-parts.bin"), bytes(12 * MIB, 5));
+    assert_eq!(tree(&f.path("back")), tree(&f.path("local")));
+
+    // Downloads carry the object's LastModified, so nothing looks changed afterwards.
+    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_output(&["nothing to do; 9 unchanged"]);
+    let again = f.apply(&[&m, "--output", "json", "--quiet"]);
+    again.expect_code(0);
+    assert_eq!(moved(&report(&again), 0), (0, 0));
+    assert_eq!(moved(&report(&again), 1), (0, 0));
+}
+
+#[test]
+fn one_changed_file_moves_alone() {
+    let f = Fixture::s3s_fs();
+    for (seed, name) in ["a.csv", "b.csv", "c/d.csv"].iter().enumerate() {
+        f.file(name, &bytes(1000, seed as u64));
+    }
+    let m = round_trip_manifest(&f, "");
+    f.apply(&[&m, "--quiet"]).expect_code(0);
+    f.file("c/d.csv", b"changed");
+    let out = f.apply(&[&m, "--output", "json", "--quiet"]);
+    out.expect_code(0);
+    let run = report(&out);
+    assert_eq!(moved(&run, 0), (1, 7));
+    assert_eq!(moved(&run, 1), (1, 7));
+    assert_eq!(run["transfers"][0]["skipped"]["unchanged"]["objects"], 2);
+    assert_eq!(std::fs::read(f.path("back/c/d.csv")).unwrap(), b"changed");
+}
+
+#[test]
+fn the_table_report_says_what_moved() {
+    let f = Fixture::s3s_fs();
+    f.file("a.csv", b"1,2\n");
+    f.file("skip.log", b"x");
+    let m = round_trip_manifest(&f, "  exclude: ['*.log']\n");
+    f.apply(&[&m]).expect_code(0).expect_output(&[
+        "up  upload\n  uploaded 1 (4 B); 1 filtered",
+        "down  download\n  downloaded 1 (4 B)",
+        "moved 2 objects (8 B)",
+    ]);
+}
+
+#[test]
+fn deletes_stay_within_max_delete() {
+    let f = Fixture::s3s_fs();
+    for name in ["keep.csv", "a.csv", "b.csv", "c.csv", "d.csv", "e.csv"] {
+        f.file(name, name.as_bytes());
+    }
+    let m = round_trip_manifest(&f, "  delete: true\n  max_delete: 2\n");
+    f.apply(&[&m, "--quiet"]).expect_code(0);
+
+    // Two gone locally: the upload deletes them remotely, then the download deletes them from ./back.
+    for name in ["a.csv", "b.csv"] {
+        std::fs::remove_file(f.path("local").join(name)).unwrap();
+    }
+    let out = f.apply(&[&m, "--output", "json", "--quiet"]);
+    out.expect_code(0);
+    let run = report(&out);
+    assert_eq!(run["transfers"][0]["deleted"]["objects"], 2);
+    assert_eq!(run["transfers"][1]["deleted"]["objects"], 2);
+    assert_eq!(f.keys(), vec!["data/c.csv", "data/d.csv", "data/e.csv", "data/keep.csv"]);
+    assert_eq!(tree(&f.path("back")), tree(&f.path("local")));
+
+    // Three more would exceed the cap: that transfer stops, nothing is deleted, exit 1.
+    for name in ["c.csv", "d.csv", "e.csv"] {
+        std::fs::remove_file(f.path("local").join(name)).unwrap();
+    }
+    f.apply(&[&m, "--quiet"])
+        .expect_code(1)
+        .expect_output(&["transfer `up` would delete 3 objects, more than its `max_delete: 2`", "raise `max_delete`"]);
+    assert_eq!(f.keys(), vec!["data/c.csv", "data/d.csv", "data/e.csv", "data/keep.csv"]);
+}
+
+#[test]
+fn saved_plan_applies_exactly_and_refuses_when_stale() {
+    let f = Fixture::s3s_fs();
+    f.file("a.csv", b"first");
+    f.file("b.csv", b"second");
+    let m = round_trip_manifest(&f, "");
+    f.plan(&[&m, "--only", "up", "-o", "plan.json"]).expect_code(0).expect_output(&["saved to plan.json"]);
+    let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(f.path("plan.json")).unwrap()).unwrap();
+    assert_eq!(saved["format"], "haul-plan");
+    assert_eq!(saved["manifest"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(saved["transfers"][0]["actions"][0]["source"]["size"], 5);
+
+    // A file that appears after the plan is not in it: apply does what the plan says, only.
+    f.file("c.csv", b"late");
+    f.apply(&["plan.json", "--quiet"]).expect_code(0);
+    assert_eq!(f.keys(), vec!["data/a.csv", "data/b.csv"]);
+
+    // A plan whose source changed since is stale: exit 4, and nothing is written.
+    f.plan(&[&m, "--only", "up", "-o", "plan2.json"]).expect_code(0);
+    f.file("c.csv", b"changed after planning");
+    f.apply(&["plan2.json"]).expect_code(4).expect_output(&[
+        "the saved plan is stale: 1 object changed since it was made; nothing was done",
+        "up: c.csv (source: planned 4 bytes",
+        "now 22 bytes",
+        "review and save a new plan",
+    ]);
+    assert_eq!(f.keys(), vec!["data/a.csv", "data/b.csv"]);
+
+    // An edited manifest makes every plan made from it stale.
+    f.plan(&[&m, "--only", "up", "-o", "plan3.json"]).expect_code(0);
+    let text = std::fs::read_to_string(f.path(&m)).unwrap();
+    write(f.dir.path(), &m, &text.replace("concurrency: 4", "concurrency: 3"));
+    f.apply(&["plan3.json"]).expect_code(4).expect_output(&["changed since the plan was saved"]);
+    assert_eq!(f.keys(), vec!["data/a.csv", "data/b.csv"]);
+
+    f.apply(&["plan3.json", "--only", "up"]).expect_code(2).expect_output(&["a saved plan is applied whole"]);
+}
+
+#[test]
+fn an_interrupted_download_leaves_no_file_under_its_real_name_and_the_rerun_finishes() {
+    let f = Fixture::s3s_fs();
+    let size = 64 * MIB;
+    let body = bytes(size, 7);
+    f.put("data/big.bin", &body);
+    let m = round_trip_manifest(&f, "");
+    let back = f.path("back");
+    std::fs::create_dir_all(&back).unwrap();
+
+    let mut child = common::haul_command(f.dir.path())
+        .args(["apply", &m, "--only", "down", "--quiet"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it (SIGKILL: no cleanup) as soon as the download is under way.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut saw_temp = false;
+    while std::time::Instant::now() < deadline {
+        let names: Vec<String> =
+            std::fs::read_dir(&back).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        if names.iter().any(|n| n.starts_with(".haul-") && n.ends_with(".tmp")) {
+            saw_temp = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(saw_temp, "the download should have been caught in progress");
+    // Under its real name there is nothing, or (if it finished just before the kill) all of it.
+    if let Ok(found) = std::fs::read(back.join("big.bin")) {
+        assert!(found == body, "a partial file sits under the real name");
+    }
+
+    // The rerun finishes the job; the killed run's temp file is never taken for data.
+    f.apply(&[&m, "--only", "down", "--quiet"]).expect_code(0);
+    assert!(std::fs::read(back.join("big.bin")).unwrap() == body);
+    f.plan(&[&m, "--only", "down", "--detailed-exitcode"]).expect_code(0);
+}
+
+#[test]
+fn requester_pays_transfers_work_end_to_end() {
+    // s3s-fs ignores the header; this checks that the header does not break any request of a
+    // whole run (multipart included). That it is sent is checked in tests/s3_client.rs.
+    let f = Fixture::s3s_fs();
+    f.file("a.csv", &bytes(6 * MIB, 1));
+    let m = round_trip_manifest(&f, "  request_payer: requester\n");
+    f.apply(&[&m, "--quiet"]).expect_code(0);
+    assert_eq!(tree(&f.path("back")), tree(&f.path("local")));
+}
+
+/// Read and write only `*.csv` and `*.parquet` under the bucket; list everything.
+const CSV_PARQUET_ONLY: &str = r#"{"Version": "2012-10-17", "Statement": [
+  {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::iam-test"},
+  {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+   "Resource": ["arn:aws:s3:::iam-test/*.csv", "arn:aws:s3:::iam-test/*.parquet"]}]}"#;
+
+#[test]
+fn access_denied_on_some_extensions_is_reported_with_the_filter_to_add() {
+    let keys = ["data/a.csv", "data/매출.csv", "data/b.parquet", "data/c.json", "data/d.json", "data/e.log"];
+    let (moto, key_id, secret) =
+        haul_testkit::Moto::with_iam_user("iam-test", CSV_PARQUET_ONLY, &keys).expect("moto_server with IAM");
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = |extra: &str| {
+        let text = format!(
+            "version: 1\ndefaults:\n  endpoint: {}\n  path_style: true\n  region: us-east-1\n{extra}transfers:\n  - name: down\n    direction: download\n    bucket: iam-test\n    prefix: data/\n    local: ./back\n  - name: up\n    direction: upload\n    bucket: iam-test\n    prefix: up/\n    local: ./local\n",
+            moto.endpoint()
+        );
+        write(dir.path(), "m.yaml", &text);
+    };
+    for name in ["x.csv", "y.parquet", "z.json"] {
+        std::fs::create_dir_all(dir.path().join("local")).unwrap();
+        std::fs::write(dir.path().join("local").join(name), name).unwrap();
+    }
+    let run = |args: &[&str]| {
+        let output = common::haul_command(dir.path())
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", &key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &secret)
+            .output()
+            .unwrap();
+        common::Outcome {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    };
+
+    manifest("");
+    let out = run(&["apply", "m.yaml", "--quiet", "--report", "run.json"]);
+    out.expect_code(1).expect_output(&[
+        "down  download\n  downloaded 3",
+        "FAILED 3",
+        "failed: AccessDenied on *.json: 2 objects, e.g. c.json, d.json",
+        "failed: AccessDenied on *.log: 1 object, e.g. e.log",
+        "hint: your credentials may only allow *.csv, *.parquet: add `extensions: [csv, parquet]` to this transfer",
+        "up  upload\n  uploaded 2",
+        "failed: AccessDenied on *.json: 1 object, e.g. z.json",
+    ]);
+    // The allowed ones arrived whole; the denied ones left nothing behind.
+    assert_eq!(std::fs::read(dir.path().join("back/매출.csv")).unwrap(), "data/매출.csv".as_bytes());
+    let mut arrived: Vec<String> = tree(&dir.path().join("back")).into_keys().collect();
+    arrived.sort();
+    assert_eq!(arrived, vec!["a.csv", "b.parquet", "매출.csv"]);
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    let groups = &report["transfers"][0]["failure_groups"];
+    assert_eq!(groups[0]["code"], "AccessDenied");
+    assert_eq!(groups[0]["extension"], "json");
+    assert_eq!(groups[0]["objects"], 2);
+    assert_eq!(report["failed"]["objects"], 4);
+    assert_eq!(report["transfers"][0]["failures"][0]["status"], 403);
+
+    // Following the hint makes the run clean.
+    manifest("  extensions: [csv, parquet]\n");
+    run(&["apply", "m.yaml", "--quiet"]).expect_code(0);
+}
