@@ -11,10 +11,14 @@ const MIB: usize = 1024 * 1024;
 /// An upload of `./local` to `data/` and a download of `data/` to `./back`, with 5 MiB
 /// multipart threshold and parts so that multipart paths run on small files.
 fn round_trip_manifest(f: &Fixture, extra: &str) -> String {
+    round_trip_manifest_at(f, &f.endpoint, extra)
+}
+
+fn round_trip_manifest_at(f: &Fixture, endpoint: &str, extra: &str) -> String {
     let text = format!(
         "version: 1
 defaults:
-  endpoint: {}
+  endpoint: {endpoint}
   path_style: true
   region: us-east-1
   multipart_threshold: 5MiB
@@ -31,8 +35,7 @@ defaults:
     bucket: {BUCKET}
     prefix: data/
     local: ./back
-",
-        f.endpoint
+"
     );
     write(f.dir.path(), "m.yaml", &text);
     "m.yaml".into()
@@ -234,14 +237,36 @@ fn an_interrupted_download_leaves_no_file_under_its_real_name_and_the_rerun_fini
 }
 
 #[test]
-fn requester_pays_transfers_work_end_to_end() {
-    // s3s-fs ignores the header; this checks that the header does not break any request of a
-    // whole run (multipart included). That it is sent is checked in tests/s3_client.rs.
+fn requester_pays_sends_the_header_on_every_request_and_only_then() {
     let f = Fixture::s3s_fs();
-    f.file("a.csv", &bytes(6 * MIB, 1));
-    let m = round_trip_manifest(&f, "  request_payer: requester\n");
+    let proxy = haul_testkit::RecordingProxy::start(&f.endpoint).unwrap();
+    f.file("small.csv", b"1,2\n");
+    f.file("big.bin", &bytes(6 * MIB, 1)); // multipart up, ranged down
+    let m = round_trip_manifest_at(&f, proxy.endpoint(), "  request_payer: requester\n");
+    f.plan(&[&m]).expect_code(0);
     f.apply(&[&m, "--quiet"]).expect_code(0);
     assert_eq!(tree(&f.path("back")), tree(&f.path("local")));
+    let requests = proxy.requests();
+    // Listing, PUT, multipart create / part / complete, GET and ranged GET all went through.
+    let seen = |test: &dyn Fn(&haul_testkit::RecordedRequest) -> bool| requests.iter().any(test);
+    assert!(seen(&|r| r.method == "GET" && r.uri.contains("list-type=2")));
+    assert!(seen(&|r| r.method == "POST" && r.uri.contains("uploads")));
+    assert!(seen(&|r| r.method == "PUT" && r.uri.contains("partNumber=2")));
+    assert!(seen(&|r| r.method == "POST" && r.uri.contains("uploadId=")));
+    assert!(seen(&|r| r.method == "PUT" && !r.uri.contains("uploadId")));
+    assert!(seen(&|r| r.method == "GET" && r.header("range").is_some()));
+    assert!(seen(&|r| r.method == "GET" && r.header("range").is_none() && !r.uri.contains("list-type")));
+    for request in &requests {
+        assert_eq!(request.header("x-amz-request-payer"), Some("requester"), "{} {}", request.method, request.uri);
+        // Part of what is signed, so a server that checks requester pays sees it as sent.
+        assert!(request.header("authorization").unwrap().contains("x-amz-request-payer"));
+    }
+
+    let quiet = haul_testkit::RecordingProxy::start(&f.endpoint).unwrap();
+    let m = round_trip_manifest_at(&f, quiet.endpoint(), "");
+    f.plan(&[&m]).expect_code(0);
+    assert!(!quiet.requests().is_empty());
+    assert!(quiet.requests().iter().all(|r| r.header("x-amz-request-payer").is_none()));
 }
 
 /// Read and write only `*.csv` and `*.parquet` under the bucket; list everything.

@@ -6,8 +6,15 @@
 //! - [`Moto`]: `moto_server` (PyPI `moto[server]`) as a child process, for STS, owner IDs,
 //!   IAM-enforced access and keys a filesystem cannot hold. `scripts/test` installs it.
 //!
+//! - [`RecordingProxy`]: forwards to either and records each request's headers, so a test can
+//!   check what went over the wire (the request-payer header, say).
+//!
 //! Every server gets its own free port and data folder and stops when dropped, so tests run
 //! in parallel without sharing state.
+
+mod proxy;
+
+pub use proxy::{RecordedRequest, RecordingProxy};
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
