@@ -8,6 +8,7 @@ use crate::cli::{Cli, Command, OutputFormat};
 use crate::error::{Exit, HaulError};
 use crate::exec::Transfer;
 use crate::listing::Item;
+use crate::listing::content::ContentChecker;
 use crate::listing::local::LocalWalk;
 use crate::listing::remote::{ListError, Order, RemoteListing};
 use crate::manifest::{self, Job};
@@ -339,11 +340,24 @@ fn plan_job(
     client: &aws_sdk_s3::Client,
     runtime: &tokio::runtime::Handle,
 ) -> Result<TransferPlan, HaulError> {
-    if job.compare == CompareMode::Checksum {
-        return Err(HaulError::ChecksumCompareUnsupported { transfer: job.name.clone() });
-    }
+    let checker = match job.compare {
+        CompareMode::Checksum => Some(ContentChecker {
+            client,
+            runtime,
+            bucket: &job.bucket,
+            prefix: &job.prefix,
+            local_root: &job.local,
+            remote_is_source: job.direction == Direction::Download,
+            pool: rayon::ThreadPoolBuilder::new()
+                .num_threads(job.concurrency as usize)
+                .build()
+                .map_err(|err| HaulError::Runtime(std::io::Error::other(err)))?,
+        }),
+        _ => None,
+    };
+    let check = checker.as_ref().map(|checker| checker as &dyn crate::plan::ContentCheck);
     Ok(with_listings(job, client, runtime, |source, destination| {
-        crate::plan::plan_transfer(job, source, destination)
+        crate::plan::plan_transfer(job, source, destination, check)
     })??)
 }
 

@@ -46,8 +46,6 @@ pub enum HaulError {
     Listing { transfer: String, source: crate::listing::remote::ListError },
     #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
-    #[error("transfer `{transfer}`: `compare: checksum` is not supported by plan yet")]
-    ChecksumCompareUnsupported { transfer: String },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("`{}` is not a usable plan: {source}", path.display())]
@@ -125,9 +123,6 @@ impl HaulError {
                 "check the prefix and the source first; if the deletions are right, raise `max_delete` for this transfer"
                     .into(),
             ),
-            HaulError::ChecksumCompareUnsupported { .. } => {
-                Some("use `compare: size-mtime` (the default) or `compare: size` for now".into())
-            }
             HaulError::Runtime(_) => None,
             HaulError::PlanFile { .. } => {
                 Some("make a new plan with `haul plan MANIFEST -o FILE` using this version of haul".into())
@@ -149,7 +144,6 @@ impl HaulError {
             HaulError::Manifest(_) => Exit::Invalid,
             HaulError::InitTargetExists { .. } => Exit::Invalid,
             HaulError::UnknownTransfer { .. } => Exit::Invalid,
-            HaulError::ChecksumCompareUnsupported { .. } => Exit::Invalid,
             HaulError::PlanFile { .. } | HaulError::OnlyWithSavedPlan => Exit::Invalid,
             HaulError::ManifestChanged { .. } | HaulError::StalePlan { .. } => Exit::StalePlan,
             HaulError::Write { .. }

@@ -198,3 +198,60 @@ fn missing_bucket_and_unreachable_server_are_explained() {
         .expect_code(1)
         .expect_output(&["listing s3://no-such-bucket-here/data/ failed", "check the endpoint"]);
 }
+
+#[test]
+fn checksum_compare_reads_content_where_sizes_match() {
+    let f = Fixture::moto();
+    // Objects as haul uploads them: a full-object CRC32C, and a composite one over 5 MiB parts.
+    let big: Vec<u8> = (0..6 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    f.file("a.csv", b"1,2,3\n");
+    f.file("big.bin", &big);
+    f.file("sized.csv", b"short");
+    let m = f.manifest("upload", "    compare: checksum\n    multipart_threshold: 5MiB\n    part_size: 5MiB\n");
+    common::haul(f.dir.path(), &["apply", &m, "--quiet"]).expect_code(0);
+    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_output(&["nothing to do; 3 unchanged"]);
+
+    // Same sizes, new content (and an mtime that would say "unchanged" under size-mtime).
+    let mut changed = big.clone();
+    changed[5 * 1024 * 1024 + 7] ^= 1;
+    f.file("a.csv", b"1,2,4\n");
+    f.file("big.bin", &changed);
+    f.file("sized.csv", b"longer");
+    let plan = f.json(&[&m]);
+    assert_eq!(
+        actions(&plan),
+        vec![
+            ("upload".into(), "a.csv".into(), "checksum-differs".into()),
+            ("upload".into(), "big.bin".into(), "checksum-differs".into()),
+            ("upload".into(), "sized.csv".into(), "size-differs".into()),
+        ]
+    );
+}
+
+#[test]
+fn checksum_compare_falls_back_to_the_md5_etag() {
+    // An object put without a checksum (by another tool): moto's ETag is the MD5.
+    let f = Fixture::moto();
+    f.put("data/same.csv", b"same content");
+    f.put("data/other.csv", b"old content!");
+    f.file("same.csv", b"same content");
+    f.file("other.csv", b"new content!");
+    let m = f.manifest("download", "    compare: checksum\n");
+    let plan = f.json(&[&m]);
+    assert_eq!(actions(&plan), vec![("download".into(), "other.csv".into(), "checksum-differs".into())]);
+    assert_eq!(plan["transfers"][0]["by_reason"]["unchanged"]["objects"], 1);
+}
+
+#[test]
+fn checksum_compare_says_so_when_the_server_kept_no_checksum() {
+    // s3s-fs stores no checksum for a multipart upload, and its ETag is `md5-of-md5s-N`:
+    // nothing to compare, so the object is copied, with that reason (never "unchanged").
+    let f = Fixture::s3s_fs();
+    f.file("big.bin", &vec![7u8; 6 * 1024 * 1024]);
+    f.file("small.csv", b"1,2\n");
+    let m = f.manifest("upload", "    compare: checksum\n    multipart_threshold: 5MiB\n    part_size: 5MiB\n");
+    common::haul(f.dir.path(), &["apply", &m, "--quiet"]).expect_code(0);
+    let plan = f.json(&[&m]);
+    assert_eq!(actions(&plan), vec![("upload".into(), "big.bin".into(), "checksum-unavailable".into())]);
+    f.plan(&[&m]).expect_output(&["big.bin  no checksum to compare", "1 unchanged"]);
+}

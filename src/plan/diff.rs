@@ -18,6 +18,9 @@ pub enum Reason {
     /// Same size, but the source was modified after the destination.
     SourceNewer,
     ChecksumDiffers,
+    /// `compare: checksum`, same size, but one side has no checksum haul can compare (an
+    /// object from another tool with a multipart ETag, say): copied to be sure.
+    ChecksumUnavailable,
     /// `compare: always`.
     Always,
     /// The source no longer has it (`delete: true`).
@@ -25,11 +28,12 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 7] = [
         Reason::New,
         Reason::SizeDiffers,
         Reason::SourceNewer,
         Reason::ChecksumDiffers,
+        Reason::ChecksumUnavailable,
         Reason::Always,
         Reason::MissingAtSource,
     ];
@@ -41,6 +45,7 @@ impl Reason {
             Reason::SizeDiffers => "size-differs",
             Reason::SourceNewer => "source-newer",
             Reason::ChecksumDiffers => "checksum-differs",
+            Reason::ChecksumUnavailable => "checksum-unavailable",
             Reason::Always => "always",
             Reason::MissingAtSource => "missing-at-source",
         }
@@ -52,6 +57,7 @@ impl Reason {
             Reason::SizeDiffers => "size differs",
             Reason::SourceNewer => "source newer",
             Reason::ChecksumDiffers => "checksum differs",
+            Reason::ChecksumUnavailable => "no checksum to compare",
             Reason::Always => "compare: always",
             Reason::MissingAtSource => "missing at source",
         }
@@ -76,6 +82,9 @@ pub enum Decision {
     Delete { destination: Entry },
     /// Leave it; `size` counts the source's bytes where there is one.
     Skip { key: String, size: u64, kind: SkipKind },
+    /// Same size under `compare: checksum`: the content decides, which takes reading both
+    /// sides (the caller's job; this module does no I/O).
+    Verify { source: Entry, destination: Entry },
 }
 
 /// How to compare a pair that exists on both sides.
@@ -164,6 +173,7 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
             (Some(source), None) => Some(Decision::Copy { source, destination: None, reason: Reason::New }),
             (Some(source), Some(destination)) => match compare(&source, &destination, self.rules.compare) {
                 Some(reason) => Some(Decision::Copy { source, destination: Some(destination), reason }),
+                None if self.rules.compare == CompareMode::Checksum => Some(Decision::Verify { source, destination }),
                 None => Some(Decision::Skip { key: source.key, size: source.size, kind: SkipKind::Unchanged }),
             },
             (None, Some(destination)) => self.rules.delete.then_some(Decision::Delete { destination }),
@@ -183,7 +193,7 @@ pub fn compare(source: &Entry, destination: &Entry, mode: CompareMode) -> Option
         _ if source.size != destination.size => Some(Reason::SizeDiffers),
         CompareMode::SizeMtime if source.mtime > destination.mtime => Some(Reason::SourceNewer),
         CompareMode::SizeMtime | CompareMode::Size => None,
-        // Same size: content is compared by the caller, which can read both sides.
+        // Same size: the content decides (`Decision::Verify`).
         CompareMode::Checksum => None,
     }
 }
@@ -208,8 +218,18 @@ mod tests {
                 Decision::Copy { source, reason, .. } => format!("copy {} ({})", source.key, reason.label()),
                 Decision::Delete { destination } => format!("delete {}", destination.key),
                 Decision::Skip { key, kind, .. } => format!("skip {key} ({kind:?})"),
+                Decision::Verify { source, .. } => format!("verify {}", source.key),
             })
             .collect()
+    }
+
+    #[test]
+    fn checksum_mode_verifies_only_pairs_of_equal_size() {
+        let everything = Filter::everything();
+        let source = vec![entry("a", 5, 100), entry("b", 5, 100), entry("c", 1, 1)];
+        let destination = vec![entry("a", 6, 100), entry("b", 5, 900)];
+        let got = summarize(diff(source, destination, rules(&everything, CompareMode::Checksum, false)).collect());
+        assert_eq!(got, vec!["copy a (size differs)", "verify b", "copy c (new)"]);
     }
 
     #[test]
@@ -342,6 +362,7 @@ mod tests {
                         Decision::Copy { source, .. } => { model.insert(source.key, (source.size, source.mtime)); }
                         Decision::Delete { destination } => { model.remove(&destination.key); }
                         Decision::Skip { .. } => {}
+                        Decision::Verify { .. } => unreachable!("not under size-mtime"),
                     }
                 }
                 for (key, value) in &source {

@@ -151,11 +151,33 @@ pub enum PlanError {
     TooManyDeletes { transfer: String, count: u64, cap: u64 },
 }
 
+/// What reading both sides found for a pair of the same size (`compare: checksum`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentVerdict {
+    Same,
+    Differs,
+    /// No checksum to compare (or it could not be read): copy to be sure.
+    Unavailable,
+}
+
+/// Compares the content of same-size pairs for `compare: checksum`. Planning stays pure:
+/// the caller supplies the reading (a HEAD with checksum mode, a local hash).
+pub trait ContentCheck {
+    /// One verdict per `(source, destination)` pair, in order.
+    fn compare(&self, pairs: &[(&Entry, &Entry)]) -> Vec<ContentVerdict>;
+}
+
+/// Pairs to verify are resolved in batches of this many, so the reading can run in
+/// parallel while memory stays bounded.
+const VERIFY_BATCH: usize = 256;
+
 /// Builds a transfer's plan from its source and destination listings (each in key order).
+/// `check` reads content for `compare: checksum`; other modes never call it.
 pub fn plan_transfer(
     job: &Job,
     source: impl IntoIterator<Item = Item>,
     destination: impl IntoIterator<Item = Item>,
+    check: Option<&dyn ContentCheck>,
 ) -> Result<TransferPlan, PlanError> {
     let (copy, delete) = match job.direction {
         Direction::Download => (ActionKind::Download, ActionKind::DeleteLocal),
@@ -173,40 +195,23 @@ pub fn plan_transfer(
         by_reason: BTreeMap::new(),
     };
     let rules = DiffRules { compare: job.compare, delete: job.delete, filter: &job.filter };
+    // Decisions wait here (in key order) while pairs in them are being verified.
+    let mut pending: Vec<Decision> = Vec::new();
+    let mut verifications = 0;
     for decision in diff::diff(source, destination, rules) {
-        match decision {
-            Decision::Copy { source, destination, reason } => {
-                plan.by_action.entry(copy).or_default().add(source.size);
-                count(&mut plan.by_reason, reason.slug(), source.size);
-                plan.actions.push(Action {
-                    action: copy,
-                    key: source.key.clone(),
-                    size: source.size,
-                    reason,
-                    source: Some(Fingerprint::from(&source)),
-                    destination: destination.as_ref().map(Fingerprint::from),
-                });
-            }
-            Decision::Delete { destination } => {
-                plan.by_action.entry(delete).or_default().add(0);
-                count(&mut plan.by_reason, Reason::MissingAtSource.slug(), destination.size);
-                plan.actions.push(Action {
-                    action: delete,
-                    key: destination.key.clone(),
-                    size: 0,
-                    reason: Reason::MissingAtSource,
-                    source: None,
-                    destination: Some(Fingerprint::from(&destination)),
-                });
-            }
-            Decision::Skip { key, size, kind } => {
-                count(&mut plan.by_reason, skip_slug(&kind), size);
-                if let SkipKind::Listing(reason) = kind {
-                    plan.skipped.push(NotableSkip { key, reason: skip_detail(&reason) });
-                }
-            }
+        let verify = matches!(decision, Decision::Verify { .. });
+        if !verify && pending.is_empty() {
+            plan.record(decision, copy, delete);
+            continue;
+        }
+        verifications += usize::from(verify);
+        pending.push(decision);
+        if verifications >= VERIFY_BATCH {
+            plan.resolve(&mut pending, check, copy, delete);
+            verifications = 0;
         }
     }
+    plan.resolve(&mut pending, check, copy, delete);
     if let Some(cap) = job.max_delete.filter(|_| job.delete) {
         let count = plan.deletes();
         if count > cap {
@@ -216,13 +221,91 @@ pub fn plan_transfer(
     Ok(plan)
 }
 
+impl TransferPlan {
+    /// Verifies the pending pairs and records every pending decision, in order.
+    fn resolve(
+        &mut self,
+        pending: &mut Vec<Decision>,
+        check: Option<&dyn ContentCheck>,
+        copy: ActionKind,
+        delete: ActionKind,
+    ) {
+        let pairs: Vec<(&Entry, &Entry)> = pending
+            .iter()
+            .filter_map(|decision| match decision {
+                Decision::Verify { source, destination } => Some((source, destination)),
+                _ => None,
+            })
+            .collect();
+        let mut verdicts = match check {
+            Some(check) if !pairs.is_empty() => check.compare(&pairs),
+            _ => vec![ContentVerdict::Unavailable; pairs.len()],
+        }
+        .into_iter();
+        for decision in pending.drain(..) {
+            let decision = match decision {
+                Decision::Verify { source, destination } => match verdicts.next() {
+                    Some(ContentVerdict::Same) => {
+                        Decision::Skip { key: source.key, size: source.size, kind: SkipKind::Unchanged }
+                    }
+                    Some(ContentVerdict::Differs) => {
+                        Decision::Copy { source, destination: Some(destination), reason: Reason::ChecksumDiffers }
+                    }
+                    Some(ContentVerdict::Unavailable) | None => {
+                        Decision::Copy { source, destination: Some(destination), reason: Reason::ChecksumUnavailable }
+                    }
+                },
+                other => other,
+            };
+            self.record(decision, copy, delete);
+        }
+    }
+
+    fn record(&mut self, decision: Decision, copy: ActionKind, delete: ActionKind) {
+        match decision {
+            Decision::Copy { source, destination, reason } => {
+                self.by_action.entry(copy).or_default().add(source.size);
+                count(&mut self.by_reason, reason.slug(), source.size);
+                self.actions.push(Action {
+                    action: copy,
+                    key: source.key.clone(),
+                    size: source.size,
+                    reason,
+                    source: Some(Fingerprint::from(&source)),
+                    destination: destination.as_ref().map(Fingerprint::from),
+                });
+            }
+            Decision::Delete { destination } => {
+                self.by_action.entry(delete).or_default().add(0);
+                count(&mut self.by_reason, Reason::MissingAtSource.slug(), destination.size);
+                self.actions.push(Action {
+                    action: delete,
+                    key: destination.key.clone(),
+                    size: 0,
+                    reason: Reason::MissingAtSource,
+                    source: None,
+                    destination: Some(Fingerprint::from(&destination)),
+                });
+            }
+            Decision::Skip { key, size, kind } => {
+                count(&mut self.by_reason, skip_slug(&kind), size);
+                if let SkipKind::Listing(reason) = kind {
+                    self.skipped.push(NotableSkip { key, reason: skip_detail(&reason) });
+                }
+            }
+            Decision::Verify { .. } => unreachable!("verifications are resolved before they are recorded"),
+        }
+    }
+}
+
 /// Every reason an object is counted under: the slug (JSON keys, stable) and the label (for
 /// people). Moves first, in [`Reason::ALL`] order, then skips.
-pub const REASONS: [(&str, &str); 15] = [
+pub const REASONS: [(&str, &str); 16] = [
     ("new", "new"),
     ("size-differs", "size differs"),
     ("source-newer", "source newer"),
     ("checksum-differs", "checksum differs"),
+    ("checksum-unavailable", "no checksum to compare"),
     ("always", "compare: always"),
     ("missing-at-source", "missing at source"),
     ("unchanged", "unchanged"),
@@ -331,6 +414,7 @@ mod tests {
             &job(Direction::Download, true, Some(5)),
             entries(&[("a", 10), ("b", 20), ("c", 5)]),
             entries(&[("b", 20), ("c", 6), ("z", 7)]),
+            None,
         )
         .unwrap();
         assert_eq!(plan.by_action[&ActionKind::Download], Tally { objects: 2, bytes: 15 });
@@ -340,6 +424,50 @@ mod tests {
         assert_eq!(plan.by_reason["unchanged"], Tally { objects: 1, bytes: 20 });
         assert_eq!(plan.by_reason["missing-at-source"], Tally { objects: 1, bytes: 7 });
         assert_eq!(plan.actions[1].destination, Some(Fingerprint { size: 6, mtime: 10, etag: None, stored_key: None }));
+    }
+
+    /// Says "same" for keys starting with `same`, "differs" for `diff`, else unavailable.
+    struct ByName(std::cell::Cell<usize>);
+
+    impl ContentCheck for ByName {
+        fn compare(&self, pairs: &[(&Entry, &Entry)]) -> Vec<ContentVerdict> {
+            self.0.set(self.0.get() + 1);
+            pairs
+                .iter()
+                .map(|(source, _)| match &source.key {
+                    key if key.starts_with("same") => ContentVerdict::Same,
+                    key if key.starts_with("diff") => ContentVerdict::Differs,
+                    _ => ContentVerdict::Unavailable,
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn checksum_verdicts_become_reasons_in_key_order_in_batches() {
+        let mut job = job(Direction::Upload, false, None);
+        job.compare = CompareMode::Checksum;
+        let mut keys: Vec<String> = (0..600).map(|i| format!("same{i:04}")).collect();
+        keys.extend(["diff".to_string(), "new".to_string(), "other".to_string(), "sized".to_string()]);
+        keys.sort();
+        let source: Vec<(&str, u64)> = keys.iter().map(|k| (k.as_str(), 5)).collect();
+        let destination: Vec<(&str, u64)> =
+            keys.iter().filter(|k| *k != "new").map(|k| (k.as_str(), if k == "sized" { 6 } else { 5 })).collect();
+        let check = ByName(std::cell::Cell::new(0));
+        let plan = plan_transfer(&job, entries(&source), entries(&destination), Some(&check)).unwrap();
+        let moved: Vec<(&str, Reason)> = plan.actions.iter().map(|a| (a.key.as_str(), a.reason)).collect();
+        assert_eq!(
+            moved,
+            vec![
+                ("diff", Reason::ChecksumDiffers),
+                ("new", Reason::New),
+                ("other", Reason::ChecksumUnavailable),
+                ("sized", Reason::SizeDiffers),
+            ]
+        );
+        assert_eq!(plan.by_reason["unchanged"].objects, 600);
+        // 602 pairs to verify in batches of 256: three calls.
+        assert_eq!(check.0.get(), 3);
     }
 
     #[test]
@@ -355,11 +483,13 @@ mod tests {
 
     #[test]
     fn too_many_deletes_stops_the_transfer() {
-        let err = plan_transfer(&job(Direction::Upload, true, Some(1)), entries(&[]), entries(&[("x", 1), ("y", 1)]))
-            .unwrap_err();
+        let err =
+            plan_transfer(&job(Direction::Upload, true, Some(1)), entries(&[]), entries(&[("x", 1), ("y", 1)]), None)
+                .unwrap_err();
         assert_eq!(err.to_string(), "transfer `t` would delete 2 objects, more than its `max_delete: 1`");
         assert!(
-            plan_transfer(&job(Direction::Upload, true, Some(2)), entries(&[]), entries(&[("x", 1), ("y", 1)])).is_ok()
+            plan_transfer(&job(Direction::Upload, true, Some(2)), entries(&[]), entries(&[("x", 1), ("y", 1)]), None)
+                .is_ok()
         );
     }
 }
