@@ -21,7 +21,8 @@ args = parser.parse_args()
 
 extensions = args.extensions.split(",")
 syllables = "가나다라마바사아자차카타파하매출고객보고서월간분기"
-block = random.Random(42).randbytes(max(args.size, 1) + 64)
+CHUNK = 1024 * 1024
+block = random.Random(42).randbytes(min(max(args.size, 1), CHUNK) + 64)
 for folder in range(args.folders):
     os.makedirs(os.path.join(args.dir, f"d{folder:03}"), exist_ok=True)
 for i in range(args.files):
@@ -31,6 +32,8 @@ for i in range(args.files):
     else:
         name = f"f{i:07}.{extension}"
     path = os.path.join(args.dir, f"d{i % args.folders:03}", name)
-    offset = i % 64
     with open(path, "wb") as f:
-        f.write(block[offset:offset + args.size])
+        # Large files: 1 MiB chunks of the block at shifting offsets (no two chunks alike).
+        for chunk, start in enumerate(range(0, args.size, CHUNK)):
+            offset = (i + chunk) % 64
+            f.write(block[offset:offset + min(CHUNK, args.size - start)])

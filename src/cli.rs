@@ -19,6 +19,8 @@ Examples:
   haul validate haul.yaml        check it; every problem with file:line:column
   haul plan haul.yaml            what would move, and why (changes nothing)
   haul apply haul.yaml           do it
+  haul whoami                    which credentials, account and owner ID are in use
+  haul check haul.yaml           can these credentials do what the manifest asks?
   haul schema > manifest.schema.json";
 
 /// Declarative S3 transfers: one YAML manifest, validated, planned and applied.
@@ -38,6 +40,23 @@ pub enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+/// Where to send requests, for commands that take no manifest.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TargetArgs {
+    /// A profile from ~/.aws/config and ~/.aws/credentials (default: AWS_PROFILE, or `default`).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The region (default: AWS_REGION, AWS_DEFAULT_REGION, or the profile's).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// An S3-compatible endpoint, such as http://127.0.0.1:9000.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Address buckets as endpoint/bucket (most S3-compatible servers want this).
+    #[arg(long)]
+    pub path_style: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -111,6 +130,69 @@ pub enum Command {
         /// Seconds between progress lines when stderr is not a terminal (cron, pipes).
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         progress_interval: u64,
+    },
+
+    /// Who am I: where the credentials come from, the masked access key, the region, the
+    /// caller identity (STS) and the canonical user ID (the owner ID in S3 ACLs).
+    ///
+    /// With `--manifest`, the same for every distinct profile / region / endpoint it uses.
+    /// The secret key is never shown.
+    #[command(after_help = "Examples:\n  haul whoami\n  haul whoami --profile analytics\n  haul whoami --manifest nightly.yaml --output json")]
+    Whoami {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Check the credentials of every transfer in this manifest.
+        #[arg(long, value_name = "MANIFEST", conflicts_with_all = ["profile", "region", "endpoint"])]
+        manifest: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+
+    /// List buckets, or the objects and folders under s3://bucket/prefix (like `aws s3 ls`).
+    ///
+    /// Streams page by page: a million keys are never held at once.
+    #[command(
+        after_help = "Examples:\n  haul ls\n  haul ls s3://analytics-exports/reports/\n  haul ls s3://analytics-exports/reports/ --recursive --human-readable --summarize\n  haul ls s3://shared-data/ --request-payer --owner"
+    )]
+    Ls {
+        /// `s3://bucket` or `s3://bucket/prefix`; without it, the buckets.
+        #[arg(value_name = "S3_URL")]
+        url: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Every object under the prefix, not just one level.
+        #[arg(short, long)]
+        recursive: bool,
+        /// Sizes as `1.5 MiB`.
+        #[arg(long)]
+        human_readable: bool,
+        /// Print the object count and total size at the end.
+        #[arg(long)]
+        summarize: bool,
+        /// Show each object's owner ID.
+        #[arg(long)]
+        owner: bool,
+        /// Accept the request charges of a requester-pays bucket.
+        #[arg(long)]
+        request_payer: bool,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+    },
+
+    /// Check a manifest against the account without moving anything: buckets and regions,
+    /// listing rights, read rights per extension, write rights, object owners.
+    ///
+    /// Exits 1 when any check fails. Writes nothing: the write check starts a multipart upload
+    /// and aborts it, so no object is created.
+    #[command(after_help = "Examples:\n  haul check nightly.yaml\n  haul check nightly.yaml --only daily-reports --output json")]
+    Check {
+        #[arg(value_name = "MANIFEST")]
+        manifest: PathBuf,
+        /// Check only this transfer (repeatable).
+        #[arg(long, value_name = "NAME")]
+        only: Vec<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
     },
 
     /// Print the manifest's JSON schema (for editors: yaml-language-server, VS Code).

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::io::{IsTerminal as _, Write as _};
 use std::path::Path;
 
-use crate::cli::{Cli, Command, OutputFormat};
+use crate::account::ls::{LsOptions, S3Url};
+use crate::cli::{Cli, Command, OutputFormat, TargetArgs};
 use crate::error::{Exit, HaulError};
 use crate::exec::Transfer;
 use crate::listing::Item;
@@ -42,6 +43,18 @@ pub fn run(cli: Cli, style: Style) -> Result<Exit, HaulError> {
             };
             apply(&target, &options, style)
         }
+        Command::Whoami { target, manifest, output } => whoami(&target, manifest.as_deref(), output, style),
+        Command::Ls { url, target, recursive, human_readable, summarize, owner, request_payer, output } => {
+            let options = crate::account::ls::LsOptions {
+                recursive,
+                human_readable,
+                summarize,
+                owner,
+                json: output == OutputFormat::Json,
+            };
+            ls(url.as_deref(), &target, request_payer, options)
+        }
+        Command::Check { manifest, only, output } => check(&manifest, &only, output, style),
         Command::Schema => schema(),
         Command::Init { path } => init(&path),
     }
@@ -315,6 +328,105 @@ impl Run {
         };
         Ok(if report.succeeded() { Exit::Success } else { Exit::Failure })
     }
+}
+
+/// The target of a command that takes flags instead of a manifest.
+fn flag_target(args: &TargetArgs, request_payer: bool) -> S3Target {
+    S3Target {
+        profile: args.profile.clone(),
+        region: args.region.clone(),
+        endpoint: args.endpoint.clone(),
+        path_style: args.path_style,
+        request_payer,
+        retries: 3,
+    }
+}
+
+fn whoami(args: &TargetArgs, manifest: Option<&Path>, output: OutputFormat, style: Style) -> Result<Exit, HaulError> {
+    let runtime = runtime()?;
+    let targets: Vec<(S3Target, &str)> = match manifest {
+        None => vec![(flag_target(args, false), "--region")],
+        Some(path) => {
+            let loaded = manifest::load_manifest(path)?;
+            if !loaded.warnings.is_empty() {
+                eprint!("{}", render::problems(&loaded.source, &loaded.warnings, style));
+            }
+            let mut distinct: Vec<S3Target> = Vec::new();
+            for job in &loaded.jobs {
+                // Request payer and retries do not change who one is.
+                let target = S3Target { request_payer: false, retries: 3, ..job.target.clone() };
+                if !distinct.contains(&target) {
+                    distinct.push(target);
+                }
+            }
+            distinct.into_iter().map(|t| (t, "the manifest")).collect()
+        }
+    };
+    let identities: Vec<_> =
+        targets.iter().map(|(target, explicit)| runtime.block_on(crate::account::whoami::whoami(target, explicit))).collect();
+    let mut stdout = std::io::stdout().lock();
+    match output {
+        OutputFormat::Json => {
+            let value = if manifest.is_some() {
+                serde_json::to_string_pretty(&identities)
+            } else {
+                serde_json::to_string_pretty(&identities[0])
+            };
+            let _ = writeln!(stdout, "{}", value.expect("identities serialize"));
+        }
+        OutputFormat::Table => {
+            for (index, identity) in identities.iter().enumerate() {
+                if index > 0 {
+                    let _ = writeln!(stdout);
+                }
+                let _ = write!(stdout, "{}", crate::account::whoami::table(identity));
+            }
+        }
+    }
+    Ok(if identities.iter().all(|i| i.ok()) { Exit::Success } else { Exit::Failure })
+}
+
+fn ls(url: Option<&str>, args: &TargetArgs, request_payer: bool, options: LsOptions) -> Result<Exit, HaulError> {
+    let runtime = runtime()?;
+    let target = flag_target(args, request_payer);
+    let client = runtime.block_on(crate::s3::client(&target));
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let result = match url {
+        None => runtime
+            .block_on(crate::account::ls::list_buckets(&client, options, &mut stdout))
+            .map_err(|failure| HaulError::Request { what: "cannot list buckets".into(), failure }),
+        Some(text) => {
+            let url = S3Url::parse(text).ok_or_else(|| HaulError::BadS3Url { url: text.to_string() })?;
+            runtime.block_on(crate::account::ls::list_objects(&client, &url, options, &mut stdout)).map_err(|failure| {
+                HaulError::Request { what: format!("cannot list s3://{}/{}", url.bucket, url.prefix), failure }
+            })
+        }
+    };
+    let _ = stdout.flush();
+    result.map(|()| Exit::Success)
+}
+
+fn check(path: &Path, only: &[String], output: OutputFormat, style: Style) -> Result<Exit, HaulError> {
+    let loaded = manifest::load_manifest(path)?;
+    if !loaded.warnings.is_empty() {
+        eprint!("{}", render::problems(&loaded.source, &loaded.warnings, style));
+    }
+    let jobs = select_jobs(&loaded.jobs, only)?;
+    let runtime = runtime()?;
+    let mut clients = Clients::default();
+    let mut rows = Vec::new();
+    for job in jobs {
+        let client = clients.get(&runtime, job);
+        let region = client.config().region().map(|r| r.to_string());
+        rows.extend(runtime.block_on(crate::account::check::check_transfer(job, &client, region.as_deref())));
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = match output {
+        OutputFormat::Table => write!(stdout, "{}", crate::account::check::table(&rows)),
+        OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&rows).expect("rows serialize")),
+    };
+    let failed = rows.iter().any(|row| row.status == crate::account::check::Status::Fail);
+    Ok(if failed { Exit::Failure } else { Exit::Success })
 }
 
 /// The jobs `--only` names (all of them without it), in manifest order.

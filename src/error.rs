@@ -54,6 +54,10 @@ pub enum HaulError {
     OnlyWithSavedPlan,
     #[error("the manifest `{}` changed since the plan was saved; nothing was done", path.display())]
     ManifestChanged { path: PathBuf },
+    #[error("{what}: {}", failure.message)]
+    Request { what: String, failure: crate::s3::RequestFailure },
+    #[error("`{url}` is not an S3 URL")]
+    BadS3Url { url: String },
     #[error("the saved plan is stale: {} changed since it was made; nothing was done\n{}", count_objects(objects.len()), stale_list(objects))]
     StalePlan { objects: Vec<crate::plan::StaleObject> },
 }
@@ -133,6 +137,8 @@ impl HaulError {
             HaulError::ManifestChanged { path } => {
                 Some(format!("review and save a new plan: `haul plan {} -o FILE`", path.display()))
             }
+            HaulError::Request { failure, .. } => Some(request_help(failure)),
+            HaulError::BadS3Url { .. } => Some("write it as `s3://bucket` or `s3://bucket/prefix/`".into()),
             HaulError::StalePlan { .. } => {
                 Some("review and save a new plan: `haul plan MANIFEST -o FILE`, then apply that".into())
             }
@@ -144,7 +150,8 @@ impl HaulError {
             HaulError::Manifest(_) => Exit::Invalid,
             HaulError::InitTargetExists { .. } => Exit::Invalid,
             HaulError::UnknownTransfer { .. } => Exit::Invalid,
-            HaulError::PlanFile { .. } | HaulError::OnlyWithSavedPlan => Exit::Invalid,
+            HaulError::PlanFile { .. } | HaulError::OnlyWithSavedPlan | HaulError::BadS3Url { .. } => Exit::Invalid,
+            HaulError::Request { .. } => Exit::Failure,
             HaulError::ManifestChanged { .. } | HaulError::StalePlan { .. } => Exit::StalePlan,
             HaulError::Write { .. }
             | HaulError::LocalFolder { .. }
@@ -152,6 +159,32 @@ impl HaulError {
             | HaulError::Plan(_)
             | HaulError::Runtime(_) => Exit::Failure,
         }
+    }
+}
+
+/// One sentence on what to do about a failed request of the account commands.
+pub fn request_help(failure: &crate::s3::RequestFailure) -> String {
+    match failure.code.as_deref() {
+        Some("NoCredentials") => format!(
+            "no credentials were found; haul looked in: {}. Run `aws configure`, or set AWS_PROFILE",
+            crate::account::whoami::CREDENTIAL_PLACES
+        ),
+        Some("ExpiredToken" | "TokenRefreshRequired" | "RequestExpired" | "ExpiredTokenException") => {
+            "the credentials expired: renew them (`aws sso login`, or new session credentials)".into()
+        }
+        Some("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidClientTokenId") => {
+            "the access key or secret is wrong for this endpoint: check `haul whoami`".into()
+        }
+        Some("PermanentRedirect" | "AuthorizationHeaderMalformed") => match &failure.bucket_region {
+            Some(region) => format!("the bucket is in {region}: add `--region {region}`"),
+            None => "the bucket is in another region: add `--region` with the bucket's region".into(),
+        },
+        Some("NoSuchBucket" | "NotFound") => "check the bucket name; `haul ls` lists the buckets you can see".into(),
+        Some("AccessDenied") => {
+            "these credentials may not do this: check which identity is in use (`haul whoami`) and its policy".into()
+        }
+        None => "no answer from the server: check the endpoint URL, that the server runs, and the network".into(),
+        _ => "see the message above".into(),
     }
 }
 

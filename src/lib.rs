@@ -3,6 +3,7 @@
 //! The pipeline is manifest → listing → plan → exec → report, one module per stage (see
 //! DESIGN.md). `run` is what the binary calls; integration tests call the same code.
 
+pub mod account;
 pub mod cli;
 pub mod error;
 pub mod exec;

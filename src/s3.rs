@@ -14,6 +14,11 @@ use crate::manifest::S3Target;
 /// Builds an S3 client for `target`. Loading the shared config reads the environment and
 /// `~/.aws/*` files but makes no request; credentials are resolved on first use.
 pub async fn client(target: &S3Target) -> aws_sdk_s3::Client {
+    client_from(&shared_config(target).await, target)
+}
+
+/// The AWS CLI's view of the world for `target`: credentials chain, region, retry policy.
+pub async fn shared_config(target: &S3Target) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(target.retries + 1));
     if let Some(profile) = &target.profile {
@@ -22,8 +27,12 @@ pub async fn client(target: &S3Target) -> aws_sdk_s3::Client {
     if let Some(region) = &target.region {
         loader = loader.region(Region::new(region.clone()));
     }
-    let shared = loader.load().await;
-    let mut config = aws_sdk_s3::config::Builder::from(&shared)
+    loader.load().await
+}
+
+/// An S3 client for `target` from an already loaded shared config.
+pub fn client_from(shared: &aws_config::SdkConfig, target: &S3Target) -> aws_sdk_s3::Client {
+    let mut config = aws_sdk_s3::config::Builder::from(shared)
         .force_path_style(target.path_style)
         // Checksums are computed up front by haul where it wants them, not as a streaming
         // trailer: some S3-compatible servers (Garage) reject the SDK's aws-chunked trailer.
@@ -40,6 +49,18 @@ pub async fn client(target: &S3Target) -> aws_sdk_s3::Client {
         config = config.interceptor(RequesterPays);
     }
     aws_sdk_s3::Client::from_conf(config.build())
+}
+
+/// An STS client for `target` (same credentials, region and endpoint as its S3 client).
+pub fn sts_client(shared: &aws_config::SdkConfig, target: &S3Target) -> aws_sdk_sts::Client {
+    let mut config = aws_sdk_sts::config::Builder::from(shared);
+    if let Some(endpoint) = &target.endpoint {
+        config = config.endpoint_url(endpoint);
+        if shared.region().is_none() {
+            config = config.region(aws_sdk_sts::config::Region::new("us-east-1"));
+        }
+    }
+    aws_sdk_sts::Client::from_conf(config.build())
 }
 
 /// Adds `x-amz-request-payer: requester` to every request of a requester-pays job, so no
@@ -148,6 +169,10 @@ where
             let transient = status >= 500 || code.as_deref().is_some_and(|code| TRANSIENT_CODES.contains(&code));
             let bucket_region = raw.headers().get("x-amz-bucket-region").map(str::to_string);
             RequestFailure { code, status: Some(status), message, transient, bucket_region }
+        }
+        // The credentials chain fails before any request is sent: not worth retrying.
+        _ if message.to_lowercase().contains("credentials") && message.to_lowercase().contains("no ") => {
+            RequestFailure { code: Some("NoCredentials".into()), status: None, message, transient: false, bucket_region: None }
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             RequestFailure { code: None, status: None, message, transient: true, bucket_region: None }

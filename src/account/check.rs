@@ -1,0 +1,278 @@
+//! `haul check`: can these credentials do what the manifest asks, before a run finds out
+//! 500 objects in? Per transfer: the bucket and its region, listing the prefix, reading one
+//! object per extension (downloads), writing per extension (uploads), and object owners that
+//! differ from the bucket owner. Nothing is transferred and nothing is left behind.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::listing::Item;
+use crate::listing::local::LocalWalk;
+use crate::manifest::{Direction, Job};
+use crate::report::extension;
+use crate::s3::{RequestFailure, request_failure};
+
+/// How one check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    /// Worth knowing; does not fail the check.
+    Warn,
+    Fail,
+    /// Could not be run (an earlier check failed, or nothing to check).
+    Skip,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+            Status::Skip => "skip",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckRow {
+    pub transfer: String,
+    pub check: String,
+    pub status: Status,
+    pub detail: String,
+}
+
+/// Objects looked at for extensions and owners: the first listing page.
+const SAMPLE: i32 = 1000;
+
+/// Runs every check of one transfer.
+pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Option<&str>) -> Vec<CheckRow> {
+    let mut rows = Vec::new();
+    let mut row = |check: &str, status: Status, detail: String| {
+        rows.push(CheckRow { transfer: job.name.clone(), check: check.to_string(), status, detail });
+    };
+
+    // 1. The bucket exists, and is where the manifest says.
+    match client.head_bucket().bucket(&job.bucket).send().await {
+        Ok(head) => {
+            let actual = head.bucket_region().map(str::to_string);
+            match (actual.as_deref(), region) {
+                (Some(actual), Some(expected)) if actual != expected && job.target.endpoint.is_none() => row(
+                    "bucket",
+                    Status::Fail,
+                    format!("`{}` is in {actual}, not {expected}: set `region: {actual}`", job.bucket),
+                ),
+                (Some(actual), _) => row("bucket", Status::Ok, format!("`{}` exists, region {actual}", job.bucket)),
+                (None, _) => row("bucket", Status::Ok, format!("`{}` exists", job.bucket)),
+            }
+        }
+        Err(err) => {
+            let failure = request_failure(&err);
+            match failure.code.as_deref() {
+                Some("NotFound" | "NoSuchBucket") => {
+                    row("bucket", Status::Fail, format!("no bucket `{}` (check the name; `haul ls` lists buckets)", job.bucket));
+                    return rows;
+                }
+                Some("PermanentRedirect") | Some("AuthorizationHeaderMalformed") => {
+                    let real = failure.bucket_region.as_deref().unwrap_or("another region");
+                    row("bucket", Status::Fail, format!("`{}` is in {real}: set `region: {real}`", job.bucket));
+                    return rows;
+                }
+                Some("AccessDenied") => row(
+                    "bucket",
+                    Status::Warn,
+                    "HeadBucket denied (s3:ListBucket): existence and region not confirmed".into(),
+                ),
+                _ => {
+                    row("bucket", Status::Fail, failure.message.clone());
+                    return rows;
+                }
+            }
+        }
+    }
+
+    // 2. The prefix can be listed; its first page samples extensions and owners.
+    let listing = client
+        .list_objects_v2()
+        .bucket(&job.bucket)
+        .prefix(&job.prefix)
+        .max_keys(SAMPLE)
+        .fetch_owner(true)
+        .send()
+        .await;
+    let page = match listing {
+        Ok(page) => {
+            let shown = if job.prefix.is_empty() { "the bucket".to_string() } else { format!("`{}`", job.prefix) };
+            row("list", Status::Ok, format!("can list {shown} ({} objects in the first page)", page.contents().len()));
+            page
+        }
+        Err(err) => {
+            let failure = request_failure(&err);
+            row("list", Status::Fail, format!("cannot list `{}`: {}", job.prefix, failure.message));
+            return rows;
+        }
+    };
+    let objects: Vec<&aws_sdk_s3::types::Object> = page
+        .contents()
+        .iter()
+        .filter(|o| o.key().is_some_and(|k| k.len() > job.prefix.len() && job.filter.is_included(&k[job.prefix.len()..])))
+        .collect();
+
+    // 3. Reading (downloads) or writing (uploads), once per extension.
+    match job.direction {
+        Direction::Download => {
+            let mut by_extension: BTreeMap<String, &str> = BTreeMap::new();
+            for object in &objects {
+                let key = object.key().unwrap_or_default();
+                by_extension.entry(extension(key)).or_insert(key);
+            }
+            if by_extension.is_empty() {
+                row("read", Status::Skip, "no objects under the prefix pass the filters".into());
+            }
+            for (ext, key) in by_extension {
+                let name = extension_name(&ext);
+                match client.head_object().bucket(&job.bucket).key(key).send().await {
+                    Ok(_) => row(&format!("read {name}"), Status::Ok, format!("can read `{key}`")),
+                    Err(err) => {
+                        let failure = request_failure(&err);
+                        row(&format!("read {name}"), Status::Fail, format!("cannot read `{key}`: {}", describe(&failure)));
+                    }
+                }
+            }
+        }
+        Direction::Upload => {
+            for ext in local_extensions(job) {
+                let name = extension_name(&ext);
+                let (status, detail) = write_probe(client, job, &ext).await;
+                row(&format!("write {name}"), status, detail);
+            }
+        }
+    }
+
+    // 4. Object owners that differ from the bucket owner (the ACL checks of the manual routine).
+    match client.get_bucket_acl().bucket(&job.bucket).send().await {
+        Ok(acl) => {
+            let bucket_owner = acl.owner().and_then(|o| o.id()).unwrap_or_default().to_string();
+            let foreign: Vec<(&str, &str)> = objects
+                .iter()
+                .filter_map(|o| Some((o.key()?, o.owner()?.id()?)))
+                .filter(|(_, owner)| *owner != bucket_owner)
+                .collect();
+            if foreign.is_empty() {
+                row("owners", Status::Ok, format!("sampled objects are owned by the bucket owner {bucket_owner}"));
+            } else {
+                let examples: Vec<String> = foreign.iter().take(3).map(|(key, owner)| format!("{key} ({owner})")).collect();
+                row(
+                    "owners",
+                    Status::Warn,
+                    format!(
+                        "{} sampled objects are owned by another account than the bucket owner {bucket_owner}, e.g. {}",
+                        foreign.len(),
+                        examples.join(", ")
+                    ),
+                );
+            }
+        }
+        Err(err) => {
+            let failure = request_failure(&err);
+            row("owners", Status::Skip, format!("cannot read the bucket's owner (GetBucketAcl: {})", describe(&failure)));
+        }
+    }
+    rows
+}
+
+/// `*.csv`, or `(no extension)`.
+fn extension_name(ext: &str) -> String {
+    if ext.is_empty() { "(no extension)".into() } else { format!("*.{ext}") }
+}
+
+fn describe(failure: &RequestFailure) -> String {
+    failure.code.clone().unwrap_or_else(|| failure.message.clone())
+}
+
+/// The extensions of the local files an upload would send (a sample of the first 10,000).
+fn local_extensions(job: &Job) -> Vec<String> {
+    let mut found: Vec<String> = match LocalWalk::new(&job.local, job.follow_symlinks) {
+        Ok(walk) => walk
+            .take(10_000)
+            .filter_map(|item| match item {
+                Item::Entry(entry) if job.filter.is_included(&entry.key) => Some(extension(&entry.key)),
+                _ => None,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    found.sort();
+    found.dedup();
+    if found.is_empty() {
+        found = job.filter_summary.extensions.clone();
+    }
+    if found.is_empty() {
+        found.push("csv".into());
+    }
+    found
+}
+
+/// Tests whether a PutObject of `*.ext` under the prefix is allowed without storing anything:
+/// the request carries a Content-MD5 that does not match its body. S3 checks permission first
+/// (403: not allowed), then refuses the body (400 BadDigest: allowed). A server that accepts it
+/// anyway gets the probe deleted at once.
+async fn write_probe(client: &aws_sdk_s3::Client, job: &Job, ext: &str) -> (Status, String) {
+    let name = if ext.is_empty() { ".haul-write-check".to_string() } else { format!(".haul-write-check.{ext}") };
+    let key = format!("{}{name}", job.prefix);
+    let wrong_md5 = "AAAAAAAAAAAAAAAAAAAAAA=="; // 16 zero bytes: the MD5 of no body
+    let put = client
+        .put_object()
+        .bucket(&job.bucket)
+        .key(&key)
+        .content_md5(wrong_md5)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"haul write check"))
+        .send()
+        .await;
+    let how = "PutObject with a mismatched Content-MD5, which S3 rejects after checking permission";
+    match put {
+        Err(err) => {
+            let failure = request_failure(&err);
+            match failure.code.as_deref() {
+                Some("BadDigest" | "InvalidDigest") => (Status::Ok, format!("can write `{key}` (tested by {how}; nothing stored)")),
+                Some("AccessDenied") => (Status::Fail, format!("cannot write `{key}`: AccessDenied")),
+                _ => (Status::Fail, format!("write test of `{key}` failed: {}", failure.message)),
+            }
+        }
+        Ok(_) => match client.delete_object().bucket(&job.bucket).key(&key).send().await {
+            Ok(_) => (
+                Status::Ok,
+                format!("can write `{key}` (this server ignores Content-MD5: the probe was stored and deleted at once)"),
+            ),
+            Err(err) => (
+                Status::Warn,
+                format!(
+                    "can write, but the probe `{key}` could not be deleted ({}); delete it by hand",
+                    describe(&request_failure(&err))
+                ),
+            ),
+        },
+    }
+}
+
+/// The checks as an aligned table.
+pub fn table(rows: &[CheckRow]) -> String {
+    use unicode_width::UnicodeWidthStr;
+    let width = |f: &dyn Fn(&CheckRow) -> &str| rows.iter().map(|r| f(r).width()).max().unwrap_or(0);
+    let transfer_width = width(&|r| &r.transfer).max("TRANSFER".len());
+    let check_width = width(&|r| &r.check).max("CHECK".len());
+    let mut out = format!("{:<transfer_width$}  {:<check_width$}  STATUS  DETAIL\n", "TRANSFER", "CHECK");
+    for row in rows {
+        let pad = |text: &str, w: usize| format!("{text}{}", " ".repeat(w.saturating_sub(text.width())));
+        out.push_str(&format!(
+            "{}  {}  {:<6}  {}\n",
+            pad(&row.transfer, transfer_width),
+            pad(&row.check, check_width),
+            row.status.label(),
+            crate::plan::render::printable(&row.detail)
+        ));
+    }
+    out
+}

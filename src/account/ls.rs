@@ -1,0 +1,180 @@
+//! `haul ls`: buckets, or objects and common prefixes under s3://bucket/prefix, printed page
+//! by page as they arrive (a million keys are never held at once), like `aws s3 ls`.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::plan::render::{human_bytes, printable};
+use crate::s3::{RequestFailure, request_failure};
+
+/// `s3://bucket/prefix` split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Url {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl S3Url {
+    pub fn parse(text: &str) -> Option<S3Url> {
+        let rest = text.strip_prefix("s3://")?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        (!bucket.is_empty()).then(|| S3Url { bucket: bucket.to_string(), prefix: prefix.to_string() })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LsOptions {
+    pub recursive: bool,
+    pub human_readable: bool,
+    pub summarize: bool,
+    pub owner: bool,
+    pub json: bool,
+}
+
+/// `2026-11-25 14:00:00` (UTC).
+fn when(time: Option<&aws_smithy_types::DateTime>) -> String {
+    time.and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+        .map(|text| text.replace('T', " ").trim_end_matches('Z').chars().take(19).collect())
+        .unwrap_or_else(|| " ".repeat(19))
+}
+
+#[derive(Serialize)]
+struct BucketJson<'a> {
+    name: &'a str,
+    created: String,
+}
+
+/// Lists the buckets the credentials see.
+pub async fn list_buckets(client: &aws_sdk_s3::Client, options: LsOptions, out: &mut impl Write) -> Result<(), RequestFailure> {
+    let mut pages = client.list_buckets().into_paginator().send();
+    let mut first = true;
+    if options.json {
+        let _ = write!(out, "{{\"buckets\":[");
+    }
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| request_failure(&err))?;
+        for bucket in page.buckets() {
+            let name = bucket.name().unwrap_or_default();
+            let created = when(bucket.creation_date());
+            if options.json {
+                let item = serde_json::to_string(&BucketJson { name, created: created.trim().to_string() }).expect("json");
+                let _ = write!(out, "{}\n{item}", if first { "" } else { "," });
+            } else {
+                let _ = writeln!(out, "{created} {}", printable(name));
+            }
+            first = false;
+        }
+    }
+    if options.json {
+        let _ = writeln!(out, "\n]}}");
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum EntryJson<'a> {
+    Prefix { key: &'a str },
+    Object {
+        key: &'a str,
+        size: u64,
+        last_modified: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        etag: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        storage_class: Option<&'a str>,
+    },
+}
+
+/// Lists objects (and, without `recursive`, the common prefixes) under `url`.
+pub async fn list_objects(
+    client: &aws_sdk_s3::Client,
+    url: &S3Url,
+    options: LsOptions,
+    out: &mut impl Write,
+) -> Result<(), RequestFailure> {
+    let mut request = client.list_objects_v2().bucket(&url.bucket).prefix(&url.prefix).fetch_owner(options.owner);
+    if !options.recursive {
+        request = request.delimiter("/");
+    }
+    // Without --recursive, names are shown relative to the prefix's folder, as `aws s3 ls` does.
+    let shown_from = if options.recursive { 0 } else { url.prefix.rfind('/').map_or(0, |i| i + 1) };
+    let mut pages = request.into_paginator().send();
+    let (mut objects, mut bytes) = (0u64, 0u64);
+    let mut first = true;
+    if options.json {
+        let head = serde_json::json!({ "bucket": url.bucket, "prefix": url.prefix }).to_string();
+        let _ = write!(out, "{},\"entries\":[", head.trim_end_matches('}'));
+    }
+    let mut emit = |out: &mut dyn Write, line: String, json: String| {
+        if options.json {
+            let _ = write!(out, "{}\n{json}", if first { "" } else { "," });
+        } else {
+            let _ = writeln!(out, "{line}");
+        }
+        first = false;
+    };
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|err| request_failure(&err))?;
+        // One page holds prefixes and objects separately; print them merged in key order.
+        let mut rows: Vec<(&str, Option<&aws_sdk_s3::types::Object>)> = Vec::new();
+        rows.extend(page.common_prefixes().iter().filter_map(|p| p.prefix()).map(|p| (p, None)));
+        rows.extend(page.contents().iter().filter_map(|o| o.key().map(|k| (k, Some(o)))));
+        rows.sort_by(|a, b| a.0.cmp(b.0));
+        for (key, object) in rows {
+            let shown = key.get(shown_from..).unwrap_or(key);
+            match object {
+                None => emit(
+                    out,
+                    format!("{:>30} {}", "PRE", printable(shown)),
+                    serde_json::to_string(&EntryJson::Prefix { key }).expect("json"),
+                ),
+                Some(object) => {
+                    let size = object.size().unwrap_or(0).max(0) as u64;
+                    objects += 1;
+                    bytes += size;
+                    let size_text = if options.human_readable { human_bytes(size) } else { size.to_string() };
+                    let owner = object.owner().and_then(|o| o.id().or(o.display_name()));
+                    let owner_column = if options.owner { format!("{} ", owner.unwrap_or("-")) } else { String::new() };
+                    let json = EntryJson::Object {
+                        key,
+                        size,
+                        last_modified: when(object.last_modified()),
+                        etag: object.e_tag().map(|e| e.trim_matches('"')),
+                        owner,
+                        storage_class: object.storage_class().map(|c| c.as_str()),
+                    };
+                    emit(
+                        out,
+                        format!("{} {size_text:>10} {owner_column}{}", when(object.last_modified()), printable(shown)),
+                        serde_json::to_string(&json).expect("json"),
+                    );
+                }
+            }
+        }
+    }
+    if options.json {
+        let summary = serde_json::json!({ "objects": objects, "bytes": bytes });
+        let _ = writeln!(out, "\n],\"summary\":{summary}}}");
+    } else if options.summarize {
+        let total = if options.human_readable { human_bytes(bytes) } else { format!("{bytes} Bytes") };
+        let _ = writeln!(out, "\nTotal Objects: {objects}\n   Total Size: {total}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_urls_split_into_bucket_and_prefix() {
+        assert_eq!(S3Url::parse("s3://b/p/q/"), Some(S3Url { bucket: "b".into(), prefix: "p/q/".into() }));
+        assert_eq!(S3Url::parse("s3://b"), Some(S3Url { bucket: "b".into(), prefix: String::new() }));
+        assert_eq!(S3Url::parse("b/p"), None);
+        assert_eq!(S3Url::parse("s3:///p"), None);
+    }
+}
