@@ -182,8 +182,8 @@ pub enum Command {
     /// Check a manifest against the account without moving anything: buckets and regions,
     /// listing rights, read rights per extension, write rights, object owners.
     ///
-    /// Exits 1 when any check fails. Writes nothing: the write check starts a multipart upload
-    /// and aborts it, so no object is created.
+    /// Exits 1 when any check fails. Creates no object: the write check starts a multipart
+    /// upload (same permission as a PUT) and aborts it.
     #[command(after_help = "Examples:\n  haul check nightly.yaml\n  haul check nightly.yaml --only daily-reports --output json")]
     Check {
         #[arg(value_name = "MANIFEST")]

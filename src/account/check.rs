@@ -1,7 +1,7 @@
 //! `haul check`: can these credentials do what the manifest asks, before a run finds out
 //! 500 objects in? Per transfer: the bucket and its region, listing the prefix, reading one
 //! object per extension (downloads), writing per extension (uploads), and object owners that
-//! differ from the bucket owner. Nothing is transferred and nothing is left behind.
+//! differ from the bucket owner. Nothing is transferred and no object is created.
 
 use std::collections::BTreeMap;
 
@@ -110,7 +110,8 @@ pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Opti
         }
         Err(err) => {
             let failure = request_failure(&err);
-            row("list", Status::Fail, format!("cannot list `{}`: {}", job.prefix, failure.message));
+            let shown = if job.prefix.is_empty() { "the bucket".to_string() } else { format!("`{}`", job.prefix) };
+            row("list", Status::Fail, format!("cannot list {shown}: {}", failure.message));
             return rows;
         }
     };
@@ -215,45 +216,34 @@ fn local_extensions(job: &Job) -> Vec<String> {
     found
 }
 
-/// Tests whether a PutObject of `*.ext` under the prefix is allowed without storing anything:
-/// the request carries a Content-MD5 that does not match its body. S3 checks permission first
-/// (403: not allowed), then refuses the body (400 BadDigest: allowed). A server that accepts it
-/// anyway gets the probe deleted at once.
+/// Tests whether writing `*.ext` under the prefix is allowed without storing anything: it
+/// starts a multipart upload (which needs the same s3:PutObject permission as a PUT) and
+/// aborts it at once. No object is ever created; an upload that cannot be aborted holds no
+/// data, and is reported so it can be cleaned up.
 async fn write_probe(client: &aws_sdk_s3::Client, job: &Job, ext: &str) -> (Status, String) {
     let name = if ext.is_empty() { ".haul-write-check".to_string() } else { format!(".haul-write-check.{ext}") };
     let key = format!("{}{name}", job.prefix);
-    let wrong_md5 = "AAAAAAAAAAAAAAAAAAAAAA=="; // 16 zero bytes: the MD5 of no body
-    let put = client
-        .put_object()
-        .bucket(&job.bucket)
-        .key(&key)
-        .content_md5(wrong_md5)
-        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"haul write check"))
-        .send()
-        .await;
-    let how = "PutObject with a mismatched Content-MD5, which S3 rejects after checking permission";
-    match put {
+    let how = "a multipart upload was started and aborted; nothing was stored";
+    let created = client.create_multipart_upload().bucket(&job.bucket).key(&key).send().await;
+    let upload_id = match created {
+        Ok(created) => created.upload_id().unwrap_or_default().to_string(),
         Err(err) => {
             let failure = request_failure(&err);
-            match failure.code.as_deref() {
-                Some("BadDigest" | "InvalidDigest") => (Status::Ok, format!("can write `{key}` (tested by {how}; nothing stored)")),
-                Some("AccessDenied") => (Status::Fail, format!("cannot write `{key}`: AccessDenied")),
-                _ => (Status::Fail, format!("write test of `{key}` failed: {}", failure.message)),
-            }
+            return (Status::Fail, format!("cannot write `{key}`: {}", describe(&failure)));
         }
-        Ok(_) => match client.delete_object().bucket(&job.bucket).key(&key).send().await {
-            Ok(_) => (
-                Status::Ok,
-                format!("can write `{key}` (this server ignores Content-MD5: the probe was stored and deleted at once)"),
+    };
+    match client.abort_multipart_upload().bucket(&job.bucket).key(&key).upload_id(&upload_id).send().await {
+        Ok(_) => (Status::Ok, format!("can write `{key}` ({how})")),
+        Err(err) => (
+            Status::Warn,
+            format!(
+                "can write `{key}`, but aborting the test upload was refused ({}): it holds no data; \
+                 remove it with `aws s3api abort-multipart-upload --bucket {} --key {key} --upload-id {upload_id}` \
+                 or a lifecycle rule, and allow s3:AbortMultipartUpload so failed uploads can be cleaned up",
+                describe(&request_failure(&err)),
+                job.bucket
             ),
-            Err(err) => (
-                Status::Warn,
-                format!(
-                    "can write, but the probe `{key}` could not be deleted ({}); delete it by hand",
-                    describe(&request_failure(&err))
-                ),
-            ),
-        },
+        ),
     }
 }
 
