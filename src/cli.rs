@@ -137,7 +137,9 @@ pub enum Command {
     ///
     /// With `--manifest`, the same for every distinct profile / region / endpoint it uses.
     /// The secret key is never shown.
-    #[command(after_help = "Examples:\n  haul whoami\n  haul whoami --profile analytics\n  haul whoami --manifest nightly.yaml --output json")]
+    #[command(
+        after_help = "Examples:\n  haul whoami\n  haul whoami --profile analytics\n  haul whoami --manifest nightly.yaml --output json"
+    )]
     Whoami {
         #[command(flatten)]
         target: TargetArgs,
@@ -184,7 +186,9 @@ pub enum Command {
     ///
     /// Exits 1 when any check fails. Creates no object: the write check starts a multipart
     /// upload (same permission as a PUT) and aborts it.
-    #[command(after_help = "Examples:\n  haul check nightly.yaml\n  haul check nightly.yaml --only daily-reports --output json")]
+    #[command(
+        after_help = "Examples:\n  haul check nightly.yaml\n  haul check nightly.yaml --only daily-reports --output json"
+    )]
     Check {
         #[arg(value_name = "MANIFEST")]
         manifest: PathBuf,

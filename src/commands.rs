@@ -362,8 +362,10 @@ fn whoami(args: &TargetArgs, manifest: Option<&Path>, output: OutputFormat, styl
             distinct.into_iter().map(|t| (t, "the manifest")).collect()
         }
     };
-    let identities: Vec<_> =
-        targets.iter().map(|(target, explicit)| runtime.block_on(crate::account::whoami::whoami(target, explicit))).collect();
+    let identities: Vec<_> = targets
+        .iter()
+        .map(|(target, explicit)| runtime.block_on(crate::account::whoami::whoami(target, explicit)))
+        .collect();
     let mut stdout = std::io::stdout().lock();
     match output {
         OutputFormat::Json => {

@@ -203,3 +203,29 @@ fn listing_help(err: &crate::listing::remote::ListError) -> String {
         _ => "check the bucket, prefix, region and credentials".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::s3::RequestFailure;
+
+    fn help(code: Option<&str>, region: Option<&str>) -> String {
+        let mut failure = RequestFailure::local("x", "m", false);
+        failure.code = code.map(str::to_string);
+        failure.bucket_region = region.map(str::to_string);
+        request_help(&failure)
+    }
+
+    #[test]
+    fn each_common_failure_gets_its_own_fix() {
+        assert!(help(Some("NoCredentials"), None).contains("~/.aws/credentials"));
+        assert!(help(Some("ExpiredToken"), None).contains("aws sso login"));
+        assert_eq!(
+            help(Some("PermanentRedirect"), Some("ap-northeast-2")),
+            "the bucket is in ap-northeast-2: add `--region ap-northeast-2`"
+        );
+        assert!(help(Some("NoSuchBucket"), None).contains("`haul ls` lists the buckets"));
+        assert!(help(Some("AccessDenied"), None).contains("haul whoami"));
+        assert!(help(None, None).contains("check the endpoint URL"));
+    }
+}

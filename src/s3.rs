@@ -172,7 +172,13 @@ where
         }
         // The credentials chain fails before any request is sent: not worth retrying.
         _ if message.to_lowercase().contains("credentials") && message.to_lowercase().contains("no ") => {
-            RequestFailure { code: Some("NoCredentials".into()), status: None, message, transient: false, bucket_region: None }
+            RequestFailure {
+                code: Some("NoCredentials".into()),
+                status: None,
+                message,
+                transient: false,
+                bucket_region: None,
+            }
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             RequestFailure { code: None, status: None, message, transient: true, bucket_region: None }

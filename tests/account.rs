@@ -125,11 +125,7 @@ fn ls_lists_buckets_prefixes_and_objects_with_hangul_names() {
     assert_eq!(lines[2].trim(), "PRE 보고서/");
 
     let out = ls(&f, &["s3://plan-test/data/", "--recursive", "--human-readable", "--summarize", "--owner"]);
-    out.expect_code(0).expect_output(&[
-        "data/보고서/매출.csv",
-        "10 B",
-        "Total Objects: 3\n   Total Size: 19 B",
-    ]);
+    out.expect_code(0).expect_output(&["data/보고서/매출.csv", "10 B", "Total Objects: 3\n   Total Size: 19 B"]);
     // The owner column: moto's object owner, a 64-hex canonical ID.
     let first = out.stdout.lines().next().unwrap();
     let hex64 = |word: &str| word.len() == 64 && word.bytes().all(|b| b.is_ascii_hexdigit());
@@ -193,7 +189,10 @@ fn check_reports_allowed_and_denied_extensions_and_leaves_nothing_behind() {
     let expect_row = |transfer: &str, check: &str, status: &str| {
         let found = out.stdout.lines().any(|line| {
             let words: Vec<&str> = line.split_whitespace().collect();
-            words.len() >= 3 && words[0] == transfer && line.contains(&format!(" {check} ")) && line.contains(&format!(" {status} "))
+            words.len() >= 3
+                && words[0] == transfer
+                && line.contains(&format!(" {check} "))
+                && line.contains(&format!(" {status} "))
         });
         assert!(found, "no row {transfer} {check} {status} in:\n{}", out.stdout);
     };

@@ -336,3 +336,22 @@ fn access_denied_on_some_extensions_is_reported_with_the_filter_to_add() {
     manifest("  extensions: [csv, parquet]\n");
     run(&["apply", "m.yaml", "--quiet"]).expect_code(0);
 }
+
+#[test]
+fn under_a_pipe_progress_is_plain_timestamped_lines() {
+    let f = Fixture::s3s_fs();
+    for i in 0..20 {
+        f.file(&format!("f{i}.csv"), &bytes(1000, i));
+    }
+    let m = round_trip_manifest(&f, "");
+    // stderr is a pipe here, as under cron.
+    let out = f.apply(&[&m, "--only", "up", "--progress-interval", "1"]);
+    out.expect_code(0);
+    let line = out.stderr.lines().find(|l| l.contains(" haul: ")).expect("a progress line");
+    // `2026-11-25T14:32:59Z haul: 20/20 objects, 19.5 KiB of 19.5 KiB (...)`
+    assert!(line.starts_with("20") && line.as_bytes()[10] == b'T' && line.contains("Z haul: 20/20 objects"), "{line}");
+    assert!(!out.stderr.contains('\x1b') && !out.stderr.contains('\r'), "control characters under a pipe");
+    let quiet = f.apply(&[&m, "--only", "up", "--quiet"]);
+    quiet.expect_code(0);
+    assert_eq!(quiet.stderr, "");
+}

@@ -72,7 +72,11 @@ pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Opti
             let failure = request_failure(&err);
             match failure.code.as_deref() {
                 Some("NotFound" | "NoSuchBucket") => {
-                    row("bucket", Status::Fail, format!("no bucket `{}` (check the name; `haul ls` lists buckets)", job.bucket));
+                    row(
+                        "bucket",
+                        Status::Fail,
+                        format!("no bucket `{}` (check the name; `haul ls` lists buckets)", job.bucket),
+                    );
                     return rows;
                 }
                 Some("PermanentRedirect") | Some("AuthorizationHeaderMalformed") => {
@@ -118,7 +122,9 @@ pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Opti
     let objects: Vec<&aws_sdk_s3::types::Object> = page
         .contents()
         .iter()
-        .filter(|o| o.key().is_some_and(|k| k.len() > job.prefix.len() && job.filter.is_included(&k[job.prefix.len()..])))
+        .filter(|o| {
+            o.key().is_some_and(|k| k.len() > job.prefix.len() && job.filter.is_included(&k[job.prefix.len()..]))
+        })
         .collect();
 
     // 3. Reading (downloads) or writing (uploads), once per extension.
@@ -138,7 +144,11 @@ pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Opti
                     Ok(_) => row(&format!("read {name}"), Status::Ok, format!("can read `{key}`")),
                     Err(err) => {
                         let failure = request_failure(&err);
-                        row(&format!("read {name}"), Status::Fail, format!("cannot read `{key}`: {}", describe(&failure)));
+                        row(
+                            &format!("read {name}"),
+                            Status::Fail,
+                            format!("cannot read `{key}`: {}", describe(&failure)),
+                        );
                     }
                 }
             }
@@ -164,7 +174,8 @@ pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Opti
             if foreign.is_empty() {
                 row("owners", Status::Ok, format!("sampled objects are owned by the bucket owner {bucket_owner}"));
             } else {
-                let examples: Vec<String> = foreign.iter().take(3).map(|(key, owner)| format!("{key} ({owner})")).collect();
+                let examples: Vec<String> =
+                    foreign.iter().take(3).map(|(key, owner)| format!("{key} ({owner})")).collect();
                 row(
                     "owners",
                     Status::Warn,
@@ -178,7 +189,11 @@ pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Opti
         }
         Err(err) => {
             let failure = request_failure(&err);
-            row("owners", Status::Skip, format!("cannot read the bucket's owner (GetBucketAcl: {})", describe(&failure)));
+            row(
+                "owners",
+                Status::Skip,
+                format!("cannot read the bucket's owner (GetBucketAcl: {})", describe(&failure)),
+            );
         }
     }
     rows

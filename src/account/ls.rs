@@ -46,7 +46,11 @@ struct BucketJson<'a> {
 }
 
 /// Lists the buckets the credentials see.
-pub async fn list_buckets(client: &aws_sdk_s3::Client, options: LsOptions, out: &mut impl Write) -> Result<(), RequestFailure> {
+pub async fn list_buckets(
+    client: &aws_sdk_s3::Client,
+    options: LsOptions,
+    out: &mut impl Write,
+) -> Result<(), RequestFailure> {
     let mut pages = client.list_buckets().into_paginator().send();
     let mut first = true;
     if options.json {
@@ -58,7 +62,8 @@ pub async fn list_buckets(client: &aws_sdk_s3::Client, options: LsOptions, out: 
             let name = bucket.name().unwrap_or_default();
             let created = when(bucket.creation_date());
             if options.json {
-                let item = serde_json::to_string(&BucketJson { name, created: created.trim().to_string() }).expect("json");
+                let item =
+                    serde_json::to_string(&BucketJson { name, created: created.trim().to_string() }).expect("json");
                 let _ = write!(out, "{}\n{item}", if first { "" } else { "," });
             } else {
                 let _ = writeln!(out, "{created} {}", printable(name));
@@ -75,7 +80,9 @@ pub async fn list_buckets(client: &aws_sdk_s3::Client, options: LsOptions, out: 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 enum EntryJson<'a> {
-    Prefix { key: &'a str },
+    Prefix {
+        key: &'a str,
+    },
     Object {
         key: &'a str,
         size: u64,
