@@ -130,6 +130,9 @@ pub enum Command {
         /// Seconds between progress lines when stderr is not a terminal (cron, pipes).
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         progress_interval: u64,
+        /// The run lock (default: one per manifest in $XDG_RUNTIME_DIR or the temp folder).
+        #[arg(long, value_name = "PATH")]
+        lock_file: Option<PathBuf>,
     },
 
     /// Who am I: where the credentials come from, the masked access key, the region, the

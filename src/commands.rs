@@ -28,11 +28,12 @@ pub fn run(cli: Cli, style: Style) -> Result<Exit, HaulError> {
         Command::Plan { manifest, only, output, detailed_exitcode, out } => {
             plan(&manifest, &only, output, detailed_exitcode, out.as_deref(), style)
         }
-        Command::Apply { target, only, output, report, quiet, progress_interval } => {
+        Command::Apply { target, only, output, report, quiet, progress_interval, lock_file } => {
             let options = ApplyOptions {
                 only,
                 output,
                 report,
+                lock_file,
                 progress: if quiet {
                     ProgressMode::Quiet
                 } else if std::io::stderr().is_terminal() {
@@ -215,10 +216,12 @@ struct ApplyOptions {
     only: Vec<String>,
     output: OutputFormat,
     report: Option<std::path::PathBuf>,
+    lock_file: Option<std::path::PathBuf>,
     progress: ProgressMode,
 }
 
 fn apply(target: &Path, options: &ApplyOptions, style: Style) -> Result<Exit, HaulError> {
+    crate::interrupt::install().map_err(HaulError::Runtime)?;
     let text = std::fs::read_to_string(target)
         .map_err(|source| HaulError::Manifest(manifest::ManifestError::Read { path: target.to_path_buf(), source }));
     // A saved plan is JSON that says so; anything else is read as a manifest.
@@ -236,6 +239,7 @@ fn apply(target: &Path, options: &ApplyOptions, style: Style) -> Result<Exit, Ha
         eprint!("{}", render::problems(&loaded.source, &loaded.warnings, style));
     }
     let jobs = select_jobs(&loaded.jobs, &options.only)?;
+    let _lock = take_lock(target, options)?;
     let runtime = runtime()?;
     let mut clients = Clients::default();
     let run = Run::start(options);
@@ -243,6 +247,10 @@ fn apply(target: &Path, options: &ApplyOptions, style: Style) -> Result<Exit, Ha
     // Each transfer is planned right before it runs, so a transfer sees what the ones before
     // it wrote (an upload, then a download of the same prefix).
     for job in jobs {
+        if crate::interrupt::requested() {
+            reports.push(TransferReport::not_run(&job.name, job.direction, "interrupted before it started".into()));
+            continue;
+        }
         let client = clients.get(&runtime, job);
         match plan_job(job, &client, runtime.handle()) {
             Ok(plan) => {
@@ -261,6 +269,7 @@ fn apply(target: &Path, options: &ApplyOptions, style: Style) -> Result<Exit, Ha
 /// Carries out a saved plan after checking that nothing it acts on changed since.
 fn apply_saved(document: PlanDocument, options: &ApplyOptions, style: Style) -> Result<Exit, HaulError> {
     let manifest_path = &document.manifest.path;
+    let _lock = take_lock(manifest_path, options)?;
     let loaded = manifest::load_manifest(manifest_path)?;
     if ManifestRef::new(manifest_path.clone(), &loaded.source.text) != document.manifest {
         return Err(HaulError::ManifestChanged { path: manifest_path.clone() });
@@ -279,7 +288,7 @@ fn apply_saved(document: PlanDocument, options: &ApplyOptions, style: Style) -> 
         };
         let client = clients.get(&runtime, job);
         if plan.has_changes() {
-            let found = with_listings(job, &client, runtime.handle(), |source, destination| {
+            let (found, _) = with_listings(job, &client, runtime.handle(), |source, destination| {
                 plan.stale_objects(source, destination)
             })?;
             stale.extend(found);
@@ -292,6 +301,12 @@ fn apply_saved(document: PlanDocument, options: &ApplyOptions, style: Style) -> 
     let run = Run::start(options);
     let reports = transfers.iter().map(|t| crate::exec::execute_transfer(t, runtime.handle(), &run.counters)).collect();
     run.finish(reports, options)
+}
+
+/// The run lock of a manifest: `--lock-file`, or the default one for its path.
+fn take_lock(manifest: &Path, options: &ApplyOptions) -> Result<crate::lock::RunLock, HaulError> {
+    let path = options.lock_file.clone().unwrap_or_else(|| crate::lock::default_path(manifest));
+    Ok(crate::lock::acquire(&path)?)
 }
 
 /// One `apply`: the clock, the progress display, and the report at the end.
@@ -326,7 +341,13 @@ impl Run {
             OutputFormat::Table => write!(stdout, "{}", report.table()),
             OutputFormat::Json => writeln!(stdout, "{}", report.to_json()),
         };
-        Ok(if report.succeeded() { Exit::Success } else { Exit::Failure })
+        Ok(if report.interrupted {
+            Exit::Interrupted
+        } else if report.succeeded() {
+            Exit::Success
+        } else {
+            Exit::Failure
+        })
     }
 }
 
@@ -470,19 +491,23 @@ fn plan_job(
         _ => None,
     };
     let check = checker.as_ref().map(|checker| checker as &dyn crate::plan::ContentCheck);
-    Ok(with_listings(job, client, runtime, |source, destination| {
+    let (planned, temp_files) = with_listings(job, client, runtime, |source, destination| {
         crate::plan::plan_transfer(job, source, destination, check)
-    })??)
+    })?;
+    let mut plan = planned?;
+    plan.temp_files = temp_files;
+    Ok(plan)
 }
 
-/// Hands the job's source and destination listings (key-ordered streams) to `consume`. A
-/// server whose listing turns out not to be in key order is listed again and sorted in memory.
+/// Hands the job's source and destination listings (key-ordered streams) to `consume`, and
+/// returns its result with the haul temp files the local walk passed. A server whose listing
+/// turns out not to be in key order is listed again and sorted in memory.
 fn with_listings<T>(
     job: &Job,
     client: &aws_sdk_s3::Client,
     runtime: &tokio::runtime::Handle,
     mut consume: impl FnMut(&mut dyn Iterator<Item = Item>, &mut dyn Iterator<Item = Item>) -> T,
-) -> Result<T, HaulError> {
+) -> Result<(T, Vec<String>), HaulError> {
     // A download creates its folder; an upload of a folder that is not there is a mistake.
     if job.direction == Direction::Upload && !job.local.is_dir() {
         return Err(HaulError::LocalFolder {
@@ -512,7 +537,7 @@ fn with_listings<T>(
                 continue;
             }
             Some(source) => return Err(HaulError::Listing { transfer: job.name.clone(), source }),
-            None => return Ok(result),
+            None => return Ok((result, local.temp_files().to_vec())),
         }
     }
 }

@@ -54,6 +54,8 @@ pub enum HaulError {
     OnlyWithSavedPlan,
     #[error("the manifest `{}` changed since the plan was saved; nothing was done", path.display())]
     ManifestChanged { path: PathBuf },
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     #[error("{what}: {}", failure.message)]
     Request { what: String, failure: crate::s3::RequestFailure },
     #[error("`{url}` is not an S3 URL")]
@@ -138,6 +140,12 @@ impl HaulError {
                 Some(format!("review and save a new plan: `haul plan {} -o FILE`", path.display()))
             }
             HaulError::Request { failure, .. } => Some(request_help(failure)),
+            HaulError::Lock(crate::lock::LockError::Held { .. }) => Some(
+                "wait for it to finish (runs of one manifest never overlap); a killed run's lock is released by the system".into(),
+            ),
+            HaulError::Lock(crate::lock::LockError::Io { .. }) => {
+                Some("choose a writable place with `--lock-file PATH`".into())
+            }
             HaulError::BadS3Url { .. } => Some("write it as `s3://bucket` or `s3://bucket/prefix/`".into()),
             HaulError::StalePlan { .. } => {
                 Some("review and save a new plan: `haul plan MANIFEST -o FILE`, then apply that".into())
@@ -152,6 +160,8 @@ impl HaulError {
             HaulError::UnknownTransfer { .. } => Exit::Invalid,
             HaulError::PlanFile { .. } | HaulError::OnlyWithSavedPlan | HaulError::BadS3Url { .. } => Exit::Invalid,
             HaulError::Request { .. } => Exit::Failure,
+            HaulError::Lock(crate::lock::LockError::Held { .. }) => Exit::Locked,
+            HaulError::Lock(crate::lock::LockError::Io { .. }) => Exit::Failure,
             HaulError::ManifestChanged { .. } | HaulError::StalePlan { .. } => Exit::StalePlan,
             HaulError::Write { .. }
             | HaulError::LocalFolder { .. }

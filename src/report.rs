@@ -27,6 +27,8 @@ pub struct RunReport {
     pub failed: Tally,
     /// Bytes moved per second of the whole run.
     pub bytes_per_second: f64,
+    /// Stopped by SIGINT / SIGTERM before everything was done.
+    pub interrupted: bool,
     pub transfers: Vec<TransferReport>,
 }
 
@@ -51,6 +53,8 @@ impl RunReport {
             deleted,
             failed,
             bytes_per_second: if seconds > 0.0 { moved.bytes as f64 / seconds } else { 0.0 },
+            interrupted: transfers.iter().any(|t| t.interrupted.objects > 0)
+                || transfers.iter().any(|t| t.error.as_deref() == Some("interrupted before it started")),
             transfers,
         }
     }
@@ -83,6 +87,9 @@ impl RunReport {
         if self.failed.objects > 0 {
             let _ = write!(out, "; {} FAILED", self.failed.objects);
         }
+        if self.interrupted {
+            out.push_str("; INTERRUPTED: the next run does the rest");
+        }
         out.push('\n');
         out
     }
@@ -96,8 +103,12 @@ pub struct TransferReport {
     pub moved: Tally,
     pub deleted: Tally,
     pub failed: Tally,
+    /// Not done because the run was interrupted (not started, or stopped and rolled back).
+    pub interrupted: Tally,
     /// Skips the plan decided, per reason slug (`unchanged`, `filtered`, ...).
     pub skipped: BTreeMap<String, Tally>,
+    /// Temp files of an earlier, killed run that were removed before starting.
+    pub temp_files_removed: u64,
     /// Deletions held back because copies failed (a partial copy must not drive deletes).
     pub deletes_held_back: u64,
     /// Why the transfer did not run at all (its listing failed, ...).
@@ -145,12 +156,14 @@ impl TransferReport {
             moved: Tally::default(),
             deleted: Tally::default(),
             failed: Tally::default(),
+            interrupted: Tally::default(),
             skipped: plan
                 .by_reason
                 .iter()
                 .filter(|(slug, _)| !crate::plan::is_move_reason(slug))
                 .map(|(slug, tally)| (slug.clone(), *tally))
                 .collect(),
+            temp_files_removed: 0,
             deletes_held_back: 0,
             error: None,
             failure_groups: Vec::new(),
@@ -166,7 +179,9 @@ impl TransferReport {
             moved: Tally::default(),
             deleted: Tally::default(),
             failed: Tally::default(),
+            interrupted: Tally::default(),
             skipped: BTreeMap::new(),
+            temp_files_removed: 0,
             deletes_held_back: 0,
             error: Some(error),
             failure_groups: Vec::new(),
@@ -239,7 +254,13 @@ impl TransferReport {
         if self.failed.objects > 0 {
             parts.push(format!("FAILED {} ({})", self.failed.objects, human_bytes(self.failed.bytes)));
         }
+        if self.interrupted.objects > 0 {
+            parts.push(format!("{} not done (interrupted)", self.interrupted.objects));
+        }
         let _ = writeln!(out, "  {}", parts.join("; "));
+        if self.temp_files_removed > 0 {
+            let _ = writeln!(out, "  removed {} temp files left by an interrupted run", self.temp_files_removed);
+        }
         if self.deletes_held_back > 0 {
             let _ = writeln!(
                 out,
@@ -356,6 +377,7 @@ mod tests {
             local: "/l".into(),
             actions: vec![],
             skipped: vec![],
+            temp_files: vec![],
             by_action: BTreeMap::new(),
             by_reason: BTreeMap::new(),
         };

@@ -59,7 +59,9 @@ pub fn execute_transfer(
         counters,
         parts: Arc::new(tokio::sync::Semaphore::new(job.concurrency as usize)),
     };
-    let report = Mutex::new(TransferReport::new(transfer.plan));
+    let mut first = TransferReport::new(transfer.plan);
+    first.temp_files_removed = remove_stale_temp_files(job, &transfer.plan.temp_files);
+    let report = Mutex::new(first);
     let moved_extensions = Mutex::new(BTreeSet::new());
     let pool = match rayon::ThreadPoolBuilder::new()
         .num_threads(job.concurrency as usize)
@@ -77,6 +79,10 @@ pub fn execute_transfer(
         // One action per task: objects differ in size by orders of magnitude, so rayon's
         // splitting must not bundle a large one with many small ones on a worker.
         copies.par_iter().with_max_len(1).for_each(|action| {
+            if crate::interrupt::requested() {
+                report.lock().expect("report lock").interrupted.add(action.size);
+                return;
+            }
             let outcome = with_retries(job.target.retries, || runtime.block_on(copy(&context, action)));
             let mut report = report.lock().expect("report lock");
             match outcome {
@@ -89,6 +95,9 @@ pub fn execute_transfer(
                         seen.insert(extension);
                     }
                 }
+                Err((failure, _)) if failure.code.as_deref() == Some(INTERRUPTED) => {
+                    report.interrupted.add(action.size);
+                }
                 Err((failure, attempts)) => {
                     counters.fail();
                     report.record_failure(&action.key, action.action, action.size, failure, attempts);
@@ -98,7 +107,7 @@ pub fn execute_transfer(
     });
     let mut report = report.into_inner().expect("report lock");
     if !deletes.is_empty() {
-        if report.failed.objects > 0 {
+        if report.failed.objects > 0 || report.interrupted.objects > 0 {
             report.deletes_held_back = deletes.len() as u64;
         } else {
             let outcomes = pool.install(|| delete::delete_all(&context, &deletes, runtime));
@@ -115,6 +124,32 @@ pub fn execute_transfer(
     }
     report.group_failures(&moved_extensions.into_inner().expect("extensions lock"));
     report
+}
+
+/// Removes the temp files of downloads whose run is gone (killed, crashed, power lost): the
+/// PID in the name is not a live process. Files of live runs, this one included, stay.
+fn remove_stale_temp_files(job: &Job, temp_files: &[String]) -> u64 {
+    let mut removed = 0;
+    for relative in temp_files {
+        let name = relative.rsplit('/').next().unwrap_or(relative);
+        let Some(pid) = crate::listing::temp_name_pid(name) else { continue };
+        if pid == std::process::id() || process_alive(pid) {
+            continue;
+        }
+        let path = job.local.join(relative);
+        if std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let result = unsafe { libc::kill(pid, 0) };
+    // EPERM: it exists, under another user.
+    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Part buffers (MiBs each, allocated and freed by many threads) must go back to the OS when
@@ -153,7 +188,7 @@ fn with_retries<T>(
         attempts += 1;
         match attempt() {
             Ok(value) => return Ok(value),
-            Err(failure) if failure.transient && attempts <= retries => {
+            Err(failure) if failure.transient && attempts <= retries && !crate::interrupt::requested() => {
                 std::thread::sleep(backoff(attempts));
             }
             Err(failure) => return Err((failure, attempts)),
@@ -164,6 +199,18 @@ fn with_retries<T>(
 fn backoff(attempt: u32) -> Duration {
     let base = Duration::from_millis(200).saturating_mul(1 << attempt.min(6)).min(Duration::from_secs(10));
     base.mul_f64(0.5 + fastrand::f64() / 2.0)
+}
+
+/// The failure code of an object stopped by SIGINT / SIGTERM (counted apart from failures).
+const INTERRUPTED: &str = "Interrupted";
+
+/// Stops a multipart transfer between parts once a stop was asked for; the caller's error
+/// path aborts the upload or drops the temp file.
+fn check_interrupt() -> Result<(), RequestFailure> {
+    if crate::interrupt::requested() {
+        return Err(RequestFailure::local(INTERRUPTED, "interrupted", false));
+    }
+    Ok(())
 }
 
 fn io_failure(what: &str, err: std::io::Error) -> RequestFailure {

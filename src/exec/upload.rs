@@ -107,6 +107,7 @@ async fn upload_parts(
     let count = size.div_ceil(part_size).max(1);
     let parts = futures_util::stream::iter((0..count).map(|index| async move {
         let _permit = context.parts.acquire().await.expect("the part semaphore is never closed");
+        super::check_interrupt()?;
         let offset = index * part_size;
         let length = part_size.min(size - offset);
         let body = read_at(file, offset, length)?;

@@ -19,6 +19,8 @@ pub struct LocalWalk {
     /// Folders on the current path (device, inode), to stop symlink loops.
     open_folders: Vec<(u64, u64)>,
     seen_folders: HashSet<(u64, u64)>,
+    /// haul's own download temp files seen on the way (stored relative paths).
+    temp_files: Vec<String>,
 }
 
 struct Child {
@@ -39,8 +41,13 @@ enum ChildKind {
 impl LocalWalk {
     /// Starts a walk at `root`. A missing root is an empty tree (a first download creates it).
     pub fn new(root: &Path, follow_symlinks: bool) -> std::io::Result<Self> {
-        let mut walk =
-            LocalWalk { stack: Vec::new(), follow_symlinks, open_folders: Vec::new(), seen_folders: HashSet::new() };
+        let mut walk = LocalWalk {
+            stack: Vec::new(),
+            follow_symlinks,
+            open_folders: Vec::new(),
+            seen_folders: HashSet::new(),
+            temp_files: Vec::new(),
+        };
         match std::fs::metadata(root) {
             Ok(meta) if meta.is_dir() => {
                 let id = folder_id(&meta);
@@ -59,7 +66,13 @@ impl LocalWalk {
     }
 
     /// Reads one folder; `prefix` is its key (NFC) and `stored_prefix` its real relative path.
-    fn read_folder(&self, folder: &Path, prefix: &str, stored_prefix: &str) -> std::io::Result<Vec<Child>> {
+    /// haul's download temp files the walk passed over (never yielded as entries): a killed
+    /// run's leftovers, or another run's downloads in progress. Relative, as stored.
+    pub fn temp_files(&self) -> &[String] {
+        &self.temp_files
+    }
+
+    fn read_folder(&mut self, folder: &Path, prefix: &str, stored_prefix: &str) -> std::io::Result<Vec<Child>> {
         let mut children = Vec::new();
         for dirent in std::fs::read_dir(folder)? {
             let dirent = match dirent {
@@ -81,6 +94,7 @@ impl LocalWalk {
             };
             if super::is_temp_name(&name) {
                 // A download in progress (or one a killed run left): haul's own, never data.
+                self.temp_files.push(format!("{stored_prefix}{name}"));
                 continue;
             }
             let stored = format!("{stored_prefix}{name}");

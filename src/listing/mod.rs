@@ -140,13 +140,18 @@ pub fn local_path(root: &Path, key: &str) -> Result<PathBuf, UnsafeKey> {
     Ok(path)
 }
 
-/// How the executor names a download in progress, next to its target: `.haul-XXXXXX.tmp`.
+/// How the executor names a download in progress, next to its target: `.haul-PID-XXXXXX.tmp`.
 pub const TEMP_PREFIX: &str = ".haul-";
 pub const TEMP_SUFFIX: &str = ".tmp";
 
 /// A file name the executor uses for a download in progress (never listed, never uploaded).
 pub fn is_temp_name(name: &str) -> bool {
     name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
+}
+
+/// The PID in a temp file's name (`.haul-PID-XXXXXX.tmp`), naming the run that wrote it.
+pub fn temp_name_pid(name: &str) -> Option<u32> {
+    name.strip_prefix(TEMP_PREFIX)?.split('-').next()?.parse().ok()
 }
 
 /// Orders names the way their keys sort: a folder `a` holds keys `a/...`, which sort after

@@ -44,6 +44,8 @@ pub struct RemoteListing {
     finished: bool,
     last_key: Option<String>,
     failed: bool,
+    /// Pages are asked for with `encoding-type=url` (after one could not be parsed).
+    url_encoded: bool,
 }
 
 impl RemoteListing {
@@ -60,18 +62,33 @@ impl RemoteListing {
             finished: false,
             last_key: None,
             failed: false,
+            url_encoded: false,
         }
+    }
+
+    fn request_page(&self, token: Option<String>) -> Result<ListPage, ListPageError> {
+        let mut request =
+            self.client.list_objects_v2().bucket(&self.bucket).prefix(&self.prefix).set_continuation_token(token);
+        if self.url_encoded {
+            request = request.encoding_type(aws_sdk_s3::types::EncodingType::Url);
+        }
+        self.runtime.block_on(request.send())
     }
 
     /// Fetches the next page into `self.page`.
     fn fetch_page(&mut self) -> Result<(), ListError> {
-        let request = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&self.prefix)
-            .set_continuation_token(self.continuation.take());
-        let response = self.runtime.block_on(request.send()).map_err(|err| {
+        let token = self.continuation.take();
+        let response = match self.request_page(token.clone()) {
+            // A key with a character XML 1.0 cannot carry (a control character) makes the page
+            // unreadable. Ask again with keys URL-encoded, as the AWS CLI always does. Not by
+            // default: some S3-compatible servers (s3s-fs) echo the encoding but send raw keys.
+            Err(err) if !self.url_encoded && unreadable_page(&err) => {
+                self.url_encoded = true;
+                self.request_page(token)
+            }
+            other => other,
+        };
+        let response = response.map_err(|err| {
             let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&err).map(str::to_string);
             ListError::Request {
                 bucket: self.bucket.clone(),
@@ -82,8 +99,24 @@ impl RemoteListing {
         })?;
         self.continuation = response.next_continuation_token().map(str::to_string);
         self.finished = !response.is_truncated().unwrap_or(false) || self.continuation.is_none();
+        let encoded = self.url_encoded && response.encoding_type() == Some(&aws_sdk_s3::types::EncodingType::Url);
         for object in response.contents() {
-            let Some(full_key) = object.key() else { continue };
+            let Some(raw_key) = object.key() else { continue };
+            let full_key = if encoded {
+                match url_decode(raw_key) {
+                    Some(key) => key,
+                    None => {
+                        self.page.push_back(Item::Skipped(Skipped {
+                            key: raw_key.to_string(),
+                            reason: SkipReason::NotUtf8,
+                        }));
+                        continue;
+                    }
+                }
+            } else {
+                raw_key.to_string()
+            };
+            let full_key = full_key.as_str();
             let relative = full_key.strip_prefix(self.prefix.as_str()).unwrap_or(full_key);
             let size = object.size().unwrap_or(0).max(0) as u64;
             let item = if relative.is_empty() || (relative.ends_with('/') && size == 0) {
@@ -176,4 +209,26 @@ impl Iterator for RemoteListing {
             }
         }
     }
+}
+
+type ListPage = aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+type ListPageError = aws_sdk_s3::error::SdkError<
+    aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error,
+    aws_sdk_s3::config::http::HttpResponse,
+>;
+
+/// A listing answer that came back (HTTP 2xx) but could not be parsed.
+fn unreadable_page(err: &ListPageError) -> bool {
+    match err {
+        aws_sdk_s3::error::SdkError::ServiceError(service) => service.raw().status().is_success(),
+        aws_sdk_s3::error::SdkError::ResponseError(_) => true,
+        _ => false,
+    }
+}
+
+/// Decodes a key from a listing with `encoding-type=url` (`+` is a space, `%XX` a byte), as
+/// the AWS CLI does; `None` when the bytes are not UTF-8.
+pub fn url_decode(key: &str) -> Option<String> {
+    let spaced = key.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).decode_utf8().ok().map(|key| key.into_owned())
 }

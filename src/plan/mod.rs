@@ -129,6 +129,10 @@ pub struct TransferPlan {
     pub skipped: Vec<NotableSkip>,
     /// Per action kind (`upload`, `download`, `delete-local`, `delete-remote`).
     pub by_action: BTreeMap<ActionKind, Tally>,
+    /// haul temp files under the local folder (relative paths), from downloads in progress
+    /// or from a run that was killed; `apply` removes those whose run is gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub temp_files: Vec<String>,
     /// Per reason slug, moves and skips alike (`new`, `size-differs`, `unchanged`,
     /// `filtered`, `unsafe-key`, ...): see [`REASONS`].
     pub by_reason: BTreeMap<String, Tally>,
@@ -191,6 +195,7 @@ pub fn plan_transfer(
         local: job.local.clone(),
         actions: Vec::new(),
         skipped: Vec::new(),
+        temp_files: Vec::new(),
         by_action: BTreeMap::new(),
         by_reason: BTreeMap::new(),
     };

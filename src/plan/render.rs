@@ -48,6 +48,9 @@ pub fn summary_line(plan: &TransferPlan) -> String {
     if parts.is_empty() {
         parts.push("nothing to do".into());
     }
+    if !plan.temp_files.is_empty() {
+        parts.push(format!("{} haul temp files (removed by apply when their run is gone)", plan.temp_files.len()));
+    }
     // `by_reason` counts moves and skips; the moves are already in the `to ...` parts.
     for (slug, Tally { objects, .. }) in &plan.by_reason {
         if !super::is_move_reason(slug) {

@@ -219,6 +219,7 @@ mod tests {
             local: "/tmp/l".into(),
             actions,
             skipped: vec![],
+            temp_files: vec![],
             by_action: Default::default(),
             by_reason: Default::default(),
         }

@@ -14,7 +14,7 @@
 
 mod proxy;
 
-pub use proxy::{RecordedRequest, RecordingProxy};
+pub use proxy::{Fault, FaultRule, RecordedRequest, RecordingProxy};
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -1,11 +1,17 @@
-//! A recording HTTP proxy on 127.0.0.1 between a client and a real S3 server: it forwards
-//! every request unchanged (Host included, so SigV4 signatures stay valid) and keeps each
-//! request's method, path and headers for the test to inspect.
+//! A recording, fault-injecting HTTP proxy on 127.0.0.1 between a client and a real S3
+//! server: it forwards every request unchanged (Host included, so SigV4 signatures stay
+//! valid), keeps each request's method, path and headers for the test to inspect, and, when
+//! told to, injects faults into a bounded number of requests: 500 InternalError, 503
+//! SlowDown, a dropped connection, a delay, and for object GETs a body cut short or a
+//! flipped byte.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use hyper::body::Incoming;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame, Incoming};
 use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -28,9 +34,80 @@ impl RecordedRequest {
     }
 }
 
+/// A fault the proxy can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `500 InternalError` instead of forwarding.
+    InternalError,
+    /// `503 SlowDown` instead of forwarding.
+    SlowDown,
+    /// The connection is closed without an answer.
+    Reset,
+    /// Forwarded after a pause.
+    Delay(Duration),
+    /// Object GETs only: the body stops halfway (the headers promise all of it).
+    TruncateBody,
+    /// Whole-object GETs only (no Range): one byte in the middle of the body is flipped.
+    FlipByte,
+}
+
+impl Fault {
+    fn object_get_only(self) -> bool {
+        matches!(self, Fault::TruncateBody | Fault::FlipByte)
+    }
+}
+
+/// Inject `fault` into every `every`-th request it applies to, at most `max` times.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultRule {
+    pub fault: Fault,
+    pub every: u64,
+    pub max: u64,
+    /// Only object GETs (never listings, PUTs or multipart calls).
+    pub object_gets_only: bool,
+}
+
+impl FaultRule {
+    pub fn new(fault: Fault, every: u64, max: u64) -> Self {
+        FaultRule { fault, every, max, object_gets_only: fault.object_get_only() }
+    }
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    rules: Vec<FaultRule>,
+    /// Per rule: requests it applied to, and faults injected.
+    seen: Vec<u64>,
+    injected: Vec<u64>,
+}
+
+impl FaultState {
+    /// The fault for this request, if any rule fires.
+    fn pick(&mut self, object_get: bool, ranged: bool) -> Option<Fault> {
+        for (index, rule) in self.rules.iter().enumerate() {
+            if (rule.object_gets_only || rule.fault.object_get_only()) && !object_get {
+                continue;
+            }
+            if rule.fault == Fault::FlipByte && ranged {
+                continue;
+            }
+            self.seen[index] += 1;
+            if self.seen[index] % rule.every == 0 && self.injected[index] < rule.max {
+                self.injected[index] += 1;
+                return Some(rule.fault);
+            }
+        }
+        None
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+type ProxyBody = BoxBody<Bytes, BoxError>;
+
 pub struct RecordingProxy {
     endpoint: String,
     recorded: Arc<Mutex<Vec<RecordedRequest>>>,
+    faults: Arc<Mutex<FaultState>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -44,6 +121,8 @@ impl RecordingProxy {
         let local = listener.local_addr()?;
         let recorded = Arc::new(Mutex::new(Vec::new()));
         let seen = recorded.clone();
+        let faults = Arc::new(Mutex::new(FaultState::default()));
+        let fault_state = faults.clone();
         let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name(format!("proxy:{}", local.port())).spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -69,11 +148,13 @@ impl RecordingProxy {
                     let client = client.clone();
                     let seen = seen.clone();
                     let upstream = upstream.clone();
+                    let fault_state = fault_state.clone();
                     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                         let client = client.clone();
                         let seen = seen.clone();
                         let upstream = upstream.clone();
-                        async move { forward(request, &client, &upstream, &seen).await }
+                        let fault_state = fault_state.clone();
+                        forward(request, client, upstream, seen, fault_state)
                     });
                     let connection = http.serve_connection(TokioIo::new(socket), service).into_owned();
                     tokio::spawn(async move {
@@ -85,6 +166,7 @@ impl RecordingProxy {
         Ok(RecordingProxy {
             endpoint: format!("http://{local}"),
             recorded,
+            faults,
             shutdown: Some(shutdown),
             thread: Some(thread),
         })
@@ -99,14 +181,37 @@ impl RecordingProxy {
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.recorded.lock().expect("recorded requests").clone()
     }
+
+    /// Replaces the fault rules (and their counts).
+    pub fn set_faults(&self, rules: &[FaultRule]) {
+        let mut state = self.faults.lock().expect("fault state");
+        *state = FaultState { rules: rules.to_vec(), seen: vec![0; rules.len()], injected: vec![0; rules.len()] };
+    }
+
+    /// How many faults each rule injected so far, in rule order.
+    pub fn injected(&self) -> Vec<u64> {
+        self.faults.lock().expect("fault state").injected.clone()
+    }
+}
+
+fn error_response(status: u16, code: &str) -> Response<ProxyBody> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>"
+    );
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/xml")
+        .body(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed())
+        .expect("a valid response")
 }
 
 async fn forward(
     mut request: Request<Incoming>,
-    client: &Client<HttpConnector, Incoming>,
-    upstream: &hyper::Uri,
-    seen: &Mutex<Vec<RecordedRequest>>,
-) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+    client: Client<HttpConnector, Incoming>,
+    upstream: hyper::Uri,
+    seen: Arc<Mutex<Vec<RecordedRequest>>>,
+    faults: Arc<Mutex<FaultState>>,
+) -> Result<Response<ProxyBody>, BoxError> {
     let path = request.uri().path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
     seen.lock().expect("recorded requests").push(RecordedRequest {
         method: request.method().to_string(),
@@ -117,10 +222,47 @@ async fn forward(
             .map(|(name, value)| (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
             .collect(),
     });
+    // An object GET: a key in the path (path style: /bucket/key) and no listing query.
+    let object_get = request.method() == hyper::Method::GET
+        && path.trim_start_matches('/').contains('/')
+        && !path.contains("list-type")
+        && !path.contains("uploads");
+    let ranged = request.headers().contains_key("range");
+    let fault = faults.lock().expect("fault state").pick(object_get, ranged);
+    match fault {
+        Some(Fault::InternalError) => return Ok(error_response(500, "InternalError")),
+        Some(Fault::SlowDown) => return Ok(error_response(503, "SlowDown")),
+        Some(Fault::Reset) => return Err(BoxError::from("injected connection reset")),
+        Some(Fault::Delay(pause)) => tokio::time::sleep(pause).await,
+        _ => {}
+    }
     let target =
         format!("{}://{}{path}", upstream.scheme_str().unwrap_or("http"), upstream.authority().expect("upstream host"));
     *request.uri_mut() = target.parse().expect("a valid upstream URI");
-    client.request(request).await
+    let response = client.request(request).await.map_err(|err| Box::new(err) as BoxError)?;
+    match fault {
+        Some(Fault::TruncateBody) | Some(Fault::FlipByte) if response.status().is_success() => {
+            let (parts, body) = response.into_parts();
+            let mut bytes = body.collect().await.map_err(|err| Box::new(err) as BoxError)?.to_bytes().to_vec();
+            if fault == Some(Fault::FlipByte) {
+                let middle = bytes.len() / 2;
+                if let Some(byte) = bytes.get_mut(middle) {
+                    *byte ^= 0x01;
+                }
+                return Ok(Response::from_parts(
+                    parts,
+                    Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed(),
+                ));
+            }
+            // Half the body, then the connection breaks: Content-Length still promises it all.
+            bytes.truncate(bytes.len() / 2);
+            let frames: Vec<Result<Frame<Bytes>, BoxError>> =
+                vec![Ok(Frame::data(Bytes::from(bytes))), Err(BoxError::from("injected truncation"))];
+            let body = StreamBody::new(futures_util::stream::iter(frames));
+            Ok(Response::from_parts(parts, BodyExt::boxed(body)))
+        }
+        _ => Ok(response.map(|body| body.map_err(|err| Box::new(err) as BoxError).boxed())),
+    }
 }
 
 impl Drop for RecordingProxy {

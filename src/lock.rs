@@ -1,0 +1,83 @@
+//! The run lock: one `apply` per manifest at a time. An advisory lock (flock) on a small file;
+//! the kernel drops it when the holder dies, so a killed run never blocks the next one. The
+//! file holds the holder's PID and start time, for the message the second run prints.
+
+use std::io::{Read as _, Seek as _, Write as _};
+use std::path::{Path, PathBuf};
+
+/// A held lock; released when dropped (or when the process ends, however it ends).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another haul run holds the lock `{}`{}", path.display(), holder.as_deref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Held { path: PathBuf, holder: Option<String> },
+    #[error("cannot open the lock file `{}`: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// The default lock file of a manifest: in `$XDG_RUNTIME_DIR` (or the temp folder), named
+/// after the user and the manifest's absolute path, so runs of one manifest exclude each
+/// other wherever they are started from.
+pub fn default_path(manifest: &Path) -> PathBuf {
+    use sha2::Digest as _;
+    let absolute = std::path::absolute(manifest).unwrap_or_else(|_| manifest.to_path_buf());
+    let digest = sha2::Sha256::digest(absolute.as_os_str().as_encoded_bytes());
+    let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let folder = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    folder.join(format!("haul-{uid}-{short}.lock"))
+}
+
+/// Takes the lock at `path` without waiting.
+pub fn acquire(path: &Path) -> Result<RunLock, LockError> {
+    let io = |source| LockError::Io { path: path.to_path_buf(), source };
+    let mut file =
+        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.lines().next().map(str::to_string).filter(|h| !h.is_empty());
+            return Err(LockError::Held { path: path.to_path_buf(), holder });
+        }
+        Err(std::fs::TryLockError::Error(err)) => return Err(io(err)),
+    }
+    let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    let record = format!("PID {}, started {started}\n", std::process::id());
+    file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(record.as_bytes())).map_err(io)?;
+    Ok(RunLock { _file: file, path: path.to_path_buf() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_names_the_holder_and_a_released_one_is_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.lock");
+        let held = acquire(&path).unwrap();
+        match acquire(&path) {
+            Err(LockError::Held { holder: Some(holder), .. }) => {
+                assert!(holder.starts_with(&format!("PID {}, started ", std::process::id())), "{holder}")
+            }
+            other => panic!("expected Held, got {other:?}"),
+        }
+        drop(held);
+        // What a killed run leaves: the file with its old record, but no lock.
+        assert!(acquire(&path).is_ok());
+    }
+
+    #[test]
+    fn default_paths_differ_per_manifest() {
+        assert_ne!(default_path(Path::new("/a/m.yaml")), default_path(Path::new("/b/m.yaml")));
+        assert_eq!(default_path(Path::new("/a/m.yaml")), default_path(Path::new("/a/m.yaml")));
+    }
+}

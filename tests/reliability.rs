@@ -1,0 +1,308 @@
+//! Cron-grade reliability against real servers: the run lock, SIGINT / SIGTERM, kill -9 at
+//! several points and the run after it, injected faults (5xx, throttling, resets, delays,
+//! truncated and corrupted bodies), and hostile keys that must never write outside the target.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{BUCKET, Fixture, bytes, tree, write};
+use haul_testkit::{Fault, FaultRule, RecordingProxy};
+
+const MIB: usize = 1024 * 1024;
+
+fn manifest_at(f: &Fixture, endpoint: &str, extra: &str) -> String {
+    let text = format!(
+        "version: 1
+defaults:
+  endpoint: {endpoint}
+  path_style: true
+  region: us-east-1
+  multipart_threshold: 5MiB
+  part_size: 5MiB
+{extra}transfers:
+  - name: up
+    direction: upload
+    bucket: {BUCKET}
+    prefix: data/
+    local: ./local
+  - name: down
+    direction: download
+    bucket: {BUCKET}
+    prefix: data/
+    local: ./back
+"
+    );
+    write(f.dir.path(), "m.yaml", &text);
+    "m.yaml".into()
+}
+
+fn temp_files(root: &std::path::Path) -> Vec<String> {
+    tree(root).into_keys().filter(|k| k.rsplit('/').next().unwrap().starts_with(".haul-")).collect()
+}
+
+fn signal(child: &std::process::Child, signal: i32) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, signal) };
+}
+
+/// Waits until a `.haul-*.tmp` file shows up under `folder` (the download is under way).
+fn wait_for_temp(folder: &std::path::Path, child: &mut std::process::Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if folder.exists() && !temp_files(folder).is_empty() {
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
+
+#[test]
+fn a_second_run_waits_for_no_one_and_exits_5_naming_the_holder() {
+    let f = Fixture::s3s_fs();
+    f.file("a.csv", b"1");
+    let m = manifest_at(&f, &f.endpoint.clone(), "");
+    let lock = f.path("run.lock");
+    let held = std::fs::File::create(&lock).unwrap();
+    held.try_lock().unwrap();
+    std::fs::write(&lock, "PID 4242, started 2026-11-25T02:00:00Z\n").unwrap();
+    f.apply(&[&m, "--lock-file", "run.lock"]).expect_code(5).expect_output(&[
+        "another haul run holds the lock",
+        "(PID 4242, started 2026-11-25T02:00:00Z)",
+        "runs of one manifest never overlap",
+    ]);
+    assert!(f.keys().is_empty(), "nothing may happen while another run holds the lock");
+    // What a killed holder leaves: the file and its record, but no lock. It does not block.
+    drop(held);
+    f.apply(&[&m, "--lock-file", "run.lock", "--quiet"]).expect_code(0);
+    assert_eq!(f.keys(), vec!["data/a.csv"]);
+    // The default lock (one per manifest) is taken and released the same way.
+    f.apply(&[&m, "--quiet"]).expect_code(0);
+}
+
+#[test]
+fn sigint_mid_download_stops_cleanly_with_130_and_the_next_run_finishes() {
+    let f = Fixture::s3s_fs();
+    let body = bytes(64 * MIB, 3);
+    f.put("data/big.bin", &body);
+    let m = manifest_at(&f, &f.endpoint.clone(), "  concurrency: 1\n");
+    let back = f.path("back");
+    let mut child = common::haul_command(f.dir.path())
+        .args(["apply", &m, "--only", "down", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_for_temp(&back, &mut child), "the download should be caught under way");
+    signal(&child, libc::SIGINT);
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if output.status.code() == Some(130) {
+        assert!(stdout.contains("INTERRUPTED: the next run does the rest"), "{stdout}");
+        assert!(!back.join("big.bin").exists(), "a partial file under the real name");
+    } else {
+        // It finished between the check and the signal: then it is whole.
+        assert_eq!(output.status.code(), Some(0), "{stdout}");
+    }
+    assert_eq!(temp_files(&back), Vec::<String>::new(), "the stopped download's temp file was removed");
+    f.apply(&[&m, "--only", "down", "--quiet"]).expect_code(0);
+    assert!(std::fs::read(back.join("big.bin")).unwrap() == body);
+}
+
+#[test]
+fn sigterm_mid_multipart_upload_aborts_it() {
+    let f = Fixture::moto();
+    f.file("big.bin", &bytes(40 * MIB, 4));
+    let m = manifest_at(&f, &f.endpoint.clone(), "  concurrency: 1\n");
+    let mut child = common::haul_command(f.dir.path())
+        .args(["apply", &m, "--only", "up", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the multipart upload exists on the server, then stop the run.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let uploads = || {
+        let request = f.client.list_multipart_uploads().bucket(BUCKET);
+        f.runtime.block_on(request.send()).unwrap().uploads().len()
+    };
+    while uploads() == 0 && Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(&child, libc::SIGTERM);
+    let output = child.wait_with_output().unwrap();
+    if output.status.code() == Some(130) {
+        assert!(f.keys().is_empty(), "an interrupted upload must not complete");
+    } else {
+        assert_eq!(output.status.code(), Some(0));
+    }
+    assert_eq!(uploads(), 0, "the interrupted multipart upload was aborted");
+}
+
+#[test]
+fn kill_9_at_any_point_then_one_run_finishes_exactly() {
+    let f = Fixture::s3s_fs();
+    for i in 0..40u64 {
+        f.file(&format!("small/{i:02}.csv"), &bytes(3000 + i as usize, i));
+    }
+    f.file("large/a.bin", &bytes(12 * MIB, 100));
+    f.file("large/b.bin", &bytes(7 * MIB, 101));
+    let m = manifest_at(&f, &f.endpoint.clone(), "  concurrency: 4\n");
+    let delays = [10u64, 60, 150, 400];
+    let mut kill_points = 0;
+    for direction in ["up", "down"] {
+        for delay in delays {
+            // Start each round from an empty destination.
+            if direction == "up" {
+                for key in f.keys() {
+                    f.runtime.block_on(f.client.delete_object().bucket(BUCKET).key(&key).send()).unwrap();
+                }
+            } else {
+                let _ = std::fs::remove_dir_all(f.path("back"));
+            }
+            let mut child = common::haul_command(f.dir.path())
+                .args(["apply", &m, "--only", direction, "--quiet"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(delay));
+            child.kill().unwrap(); // SIGKILL: no handler runs, nothing is cleaned up
+            child.wait().unwrap();
+            kill_points += 1;
+            f.apply(&[&m, "--only", direction, "--quiet"]).expect_code(0);
+            if direction == "down" {
+                assert_eq!(tree(&f.path("back")), tree(&f.path("local")), "after a kill at {delay} ms");
+            } else {
+                // Then download to compare the bucket byte for byte.
+                let _ = std::fs::remove_dir_all(f.path("back"));
+                f.apply(&[&m, "--only", "down", "--quiet"]).expect_code(0);
+                assert_eq!(tree(&f.path("back")), tree(&f.path("local")), "after a kill at {delay} ms");
+            }
+            f.plan(&[&m, "--detailed-exitcode"]).expect_code(0);
+        }
+    }
+    assert_eq!(kill_points, 8);
+}
+
+#[test]
+fn a_few_percent_of_faults_still_end_byte_identical() {
+    let f = Fixture::s3s_fs();
+    let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+    for i in 0..60u64 {
+        f.file(&format!("f/{i:02}.csv"), &bytes(10_000, i));
+    }
+    f.file("large.bin", &bytes(11 * MIB, 99));
+    let rules = [
+        FaultRule::new(Fault::InternalError, 13, 4),
+        FaultRule::new(Fault::SlowDown, 17, 4),
+        FaultRule::new(Fault::Reset, 19, 4),
+        FaultRule::new(Fault::Delay(Duration::from_millis(300)), 23, 3),
+        FaultRule::new(Fault::TruncateBody, 7, 4),
+        FaultRule::new(Fault::FlipByte, 11, 3),
+    ];
+    proxy.set_faults(&rules);
+    let m = manifest_at(&f, proxy.endpoint(), "  concurrency: 4\n  retries: 4\n");
+    let out = f.apply(&[&m, "--quiet", "--output", "json"]);
+    out.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["failed"]["objects"], 0);
+    assert_eq!(tree(&f.path("back")), tree(&f.path("local")));
+    let injected = proxy.injected();
+    for (rule, count) in rules.iter().zip(&injected) {
+        assert!(*count > 0, "{:?} was never injected: {injected:?}", rule.fault);
+    }
+}
+
+#[test]
+fn a_corrupted_body_is_never_written_under_the_real_name() {
+    let f = Fixture::s3s_fs();
+    let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+    f.file("a.csv", &bytes(5000, 1));
+    let m = manifest_at(&f, proxy.endpoint(), "  retries: 2\n");
+    // Uploaded by haul, so the object carries a CRC32C the download can check.
+    f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
+    proxy.set_faults(&[FaultRule::new(Fault::FlipByte, 1, 1000)]);
+    let out = f.apply(&[&m, "--only", "down", "--quiet", "--output", "json"]);
+    out.expect_code(1);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let failure = &report["transfers"][0]["failures"][0];
+    assert_eq!(failure["key"], "a.csv");
+    assert_eq!(failure["code"], "ChecksumMismatch", "{failure}");
+    assert_eq!(failure["attempts"], 3);
+    assert!(!f.path("back/a.csv").exists());
+    assert_eq!(temp_files(&f.path("back")), Vec::<String>::new());
+    // Once the path is clean, the next run downloads it.
+    proxy.set_faults(&[]);
+    f.apply(&[&m, "--only", "down", "--quiet"]).expect_code(0);
+    assert_eq!(tree(&f.path("back")), tree(&f.path("local")));
+}
+
+#[test]
+fn out_of_retries_is_reported_as_failed_never_as_done() {
+    let f = Fixture::s3s_fs();
+    let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+    for i in 0..5u64 {
+        f.file(&format!("{i}.csv"), &bytes(100, i));
+    }
+    let m = manifest_at(&f, proxy.endpoint(), "  retries: 1\n");
+    f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
+    let mut always_500 = FaultRule::new(Fault::InternalError, 1, 10_000);
+    always_500.object_gets_only = true;
+    proxy.set_faults(&[always_500]);
+    let out = f.apply(&[&m, "--only", "down", "--report", "run.json"]);
+    out.expect_code(1).expect_output(&["FAILED 5", "failed: InternalError on *.csv: 5 objects"]);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(f.path("run.json")).unwrap()).unwrap();
+    assert_eq!(report["moved"]["objects"], 0);
+    assert_eq!(report["failed"]["objects"], 5);
+    assert!(!f.path("back").exists() || tree(&f.path("back")).is_empty());
+}
+
+#[test]
+fn hostile_keys_never_write_outside_the_target() {
+    let f = Fixture::moto();
+    let hostile = [
+        "data/../x.csv",
+        "data/../../etc/x.csv",
+        "data//abs.csv",
+        "data/a/../../b.csv",
+        "data/a\\..\\b.csv",
+        "data/a//b.csv",
+        "data/./a.csv",
+        "data/dir/",
+        "data/ctl\u{1}.csv",
+        "data/nul\u{7f}x.csv",
+    ];
+    for key in hostile {
+        f.put(key, b"evil");
+    }
+    let long = format!("data/{}.csv", "x".repeat(300));
+    f.put(&long, b"evil");
+    f.put("data/good/fine.csv", b"fine");
+    // The target sits two folders down; everything around it is watched.
+    let outside = f.path("outer");
+    std::fs::create_dir_all(outside.join("inner")).unwrap();
+    std::fs::write(outside.join("keep.csv"), b"keep").unwrap();
+    let text = format!(
+        "version: 1\ntransfers:\n  - name: down\n    direction: download\n    bucket: {BUCKET}\n    prefix: data/\n    local: ./outer/inner/target\n    endpoint: {}\n    path_style: true\n    region: us-east-1\n",
+        f.endpoint
+    );
+    write(f.dir.path(), "m.yaml", &text);
+    let before_dir = tree(f.dir.path());
+    let out = f.apply(&["m.yaml", "--quiet", "--output", "json"]);
+    out.expect_code(0);
+    let mut after = tree(f.dir.path());
+    // The one file that may appear is the good one, inside the target.
+    assert_eq!(after.remove("outer/inner/target/good/fine.csv").as_deref(), Some(&b"fine"[..]));
+    assert_eq!(after, before_dir, "something outside the target changed");
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["transfers"][0]["moved"]["objects"], 1);
+    let skipped = &report["transfers"][0]["skipped"];
+    assert!(skipped["unsafe-key"]["objects"].as_u64().unwrap() >= 8, "{skipped}");
+    assert!(!std::path::Path::new("/etc/x.csv").exists());
+}
