@@ -66,13 +66,13 @@ impl RemoteListing {
         }
     }
 
-    fn request_page(&self, token: Option<String>) -> Result<ListPage, ListPageError> {
+    fn request_page(&self, token: Option<String>) -> Result<ListPage, Box<ListPageError>> {
         let mut request =
             self.client.list_objects_v2().bucket(&self.bucket).prefix(&self.prefix).set_continuation_token(token);
         if self.url_encoded {
             request = request.encoding_type(aws_sdk_s3::types::EncodingType::Url);
         }
-        self.runtime.block_on(request.send())
+        self.runtime.block_on(request.send()).map_err(Box::new)
     }
 
     /// Fetches the next page into `self.page`.
@@ -89,7 +89,7 @@ impl RemoteListing {
             other => other,
         };
         let response = response.map_err(|err| {
-            let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&err).map(str::to_string);
+            let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&*err).map(str::to_string);
             ListError::Request {
                 bucket: self.bucket.clone(),
                 prefix: self.prefix.clone(),

@@ -92,7 +92,7 @@ impl FaultState {
                 continue;
             }
             self.seen[index] += 1;
-            if self.seen[index] % rule.every == 0 && self.injected[index] < rule.max {
+            if self.seen[index].is_multiple_of(rule.every) && self.injected[index] < rule.max {
                 self.injected[index] += 1;
                 return Some(rule.fault);
             }
