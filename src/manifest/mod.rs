@@ -119,14 +119,20 @@ pub struct Manifest {
 /// Reads, checks and resolves a manifest. Every problem found is returned at once.
 pub fn load_manifest(path: &Path) -> Result<Manifest, ManifestError> {
     let source = load::read_source(path)?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    load_source(source, &base)
+}
+
+/// Checks and resolves manifest text already read (`base`: the folder relative `local`
+/// paths start from).
+pub fn load_source(source: SourceFile, base: &Path) -> Result<Manifest, ManifestError> {
     let (parsed, mut problems) = match load::parse_spec(&source) {
         Ok(parsed) => parsed,
         Err(problems) => {
             return Err(ManifestError::Invalid { file: source, problems });
         }
     };
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let jobs = validate::resolve(&parsed, &base, &mut problems);
+    let jobs = validate::resolve(&parsed, base, &mut problems);
     // A bad value in `defaults` is found once per transfer that inherits it: report it once.
     let mut seen = std::collections::HashSet::new();
     problems.retain(|p| seen.insert((p.location, p.message.clone())));

@@ -1,0 +1,116 @@
+//! Property-based fuzzing of manifest loading, validation and error rendering: whatever the
+//! bytes, haul answers with a manifest or with problems it can point at, never a panic.
+//!
+//! `./scripts/test --extended` runs many more cases (PROPTEST_CASES); the default run is quick.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use haul::manifest::{ManifestError, SourceFile, load_source};
+use haul::render::{Style, problems};
+use proptest::prelude::*;
+
+const SEEDS: [&str; 3] = [
+    include_str!("../examples/requester-pays-download.yaml"),
+    include_str!("../examples/upload-with-excludes.yaml"),
+    include_str!("../examples/local-demo.yaml"),
+];
+
+/// Loads `text` and renders whatever it says; checks that every problem points into the text.
+fn load_and_render(text: &str) -> Result<(), TestCaseError> {
+    let source = SourceFile { path: "fuzz.yaml".into(), text: Arc::from(text) };
+    match load_source(source, Path::new("/tmp")) {
+        Ok(manifest) => {
+            let _ = problems(&manifest.source, &manifest.warnings, Style { color: false });
+        }
+        Err(ManifestError::Invalid { file, problems: found }) => {
+            prop_assert!(!found.is_empty(), "invalid with no problem");
+            let lines = text.lines().count().max(1) + 1;
+            for problem in &found {
+                if let Some(location) = problem.location {
+                    prop_assert!(location.line >= 1 && location.line <= lines, "{problem:?} outside the text");
+                }
+            }
+            let shown = problems(&file, &found, Style { color: false });
+            prop_assert!(!shown.is_empty());
+        }
+        Err(other) => prop_assert!(false, "unexpected error kind: {other}"),
+    }
+    Ok(())
+}
+
+/// One edit of a seed manifest: replace, insert or delete a run of characters.
+fn mutated() -> impl Strategy<Value = String> {
+    let pieces = prop::sample::select(vec![
+        "",
+        " ",
+        "\n",
+        "\t",
+        ":",
+        "- ",
+        "{",
+        "}",
+        "[",
+        "]",
+        "'",
+        "\"",
+        "#",
+        "&a",
+        "*a",
+        "!!str ",
+        "~",
+        "0",
+        "-1",
+        "99999999999999999999",
+        "5GiB",
+        "s3://x/y",
+        "../..",
+        "매출",
+        "\u{0}",
+        "\u{feff}",
+        "---\n",
+        "version: 2",
+        "bucket:",
+        "transfers:",
+        "defaults:",
+        "\n  - name: t\n",
+        "extensions: [csv]",
+        "  ",
+    ]);
+    (prop::sample::select(SEEDS.to_vec()), any::<prop::sample::Index>(), 0usize..12, pieces, any::<bool>()).prop_map(
+        |(seed, at, delete, piece, insert)| {
+            let chars: Vec<char> = seed.chars().collect();
+            let start = at.index(chars.len() + 1);
+            let end = (start + if insert { 0 } else { delete }).min(chars.len());
+            let mut out: String = chars[..start].iter().collect();
+            out.push_str(piece);
+            out.extend(&chars[end..]);
+            out
+        },
+    )
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+        load_and_render(&text)?;
+    }
+
+    #[test]
+    fn yaml_shaped_text_never_panics(text in "([a-z_]{1,12}: ?[a-z0-9./\\[\\]{}\"' -]{0,20}\n( {2,4}- ?)?){0,20}") {
+        load_and_render(&text)?;
+    }
+
+    #[test]
+    fn edited_examples_never_panic(text in mutated()) {
+        load_and_render(&text)?;
+    }
+}
+
+#[test]
+fn the_seeds_are_valid() {
+    for seed in SEEDS {
+        let source = SourceFile { path: "seed.yaml".into(), text: Arc::from(seed) };
+        assert!(load_source(source, Path::new("/tmp")).is_ok());
+    }
+}
