@@ -106,7 +106,18 @@ fn describe(job: &Job) -> String {
         filters.push(format!("delete up to {}", job.max_delete.unwrap_or(0)));
     }
     let filters = if filters.is_empty() { "all files".to_string() } else { filters.join("; ") };
-    format!("{}  {}  {route}  [{filters}]", job.name, job.direction)
+    let mut line = format!("{}  {}  {route}  [{filters}]", job.name, job.direction);
+    // A folder reached through a symbolic link is written through it: say where that is.
+    if let Ok(real) = std::fs::canonicalize(&job.local)
+        && real != job.local
+    {
+        line.push_str(&format!(
+            "\n    note: `{}` is reached through a symbolic link: it is `{}`",
+            job.local.display(),
+            real.display()
+        ));
+    }
+    line
 }
 
 fn schema() -> Result<Exit, HaulError> {
@@ -254,6 +265,7 @@ fn apply(target: &Path, options: &ApplyOptions, style: Style) -> Result<Exit, Ha
         let client = clients.get(&runtime, job);
         match plan_job(job, &client, runtime.handle()) {
             Ok(plan) => {
+                tracing::info!(transfer = %job.name, "planned: {}", crate::plan::render::summary_line(&plan));
                 let transfer = Transfer { job, plan: &plan, client };
                 reports.push(crate::exec::execute_transfer(&transfer, runtime.handle(), &run.counters));
             }
@@ -332,6 +344,14 @@ impl Run {
     fn finish(self, reports: Vec<TransferReport>, options: &ApplyOptions) -> Result<Exit, HaulError> {
         self.ticker.finish();
         let report = RunReport::new(self.started, self.clock.elapsed(), reports);
+        tracing::info!(
+            moved = report.moved.objects,
+            bytes = report.moved.bytes,
+            failed = report.failed.objects,
+            seconds = report.duration_seconds,
+            interrupted = report.interrupted,
+            "run finished"
+        );
         if let Some(path) = &options.report {
             std::fs::write(path, report.to_json() + "\n")
                 .map_err(|source| HaulError::Write { path: path.clone(), source })?;

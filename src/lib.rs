@@ -11,6 +11,7 @@ pub mod filter;
 pub mod interrupt;
 pub mod listing;
 pub mod lock;
+pub mod logging;
 pub mod manifest;
 pub mod plan;
 pub mod progress;
@@ -24,5 +25,7 @@ pub use error::{Exit, HaulError};
 
 /// Runs one parsed command line. Output goes to stdout; the caller renders the error.
 pub fn run(cli: cli::Cli, style: render::Style) -> Result<Exit, HaulError> {
+    logging::init(cli.log_level, cli.log_format, cli.log_file.as_deref())
+        .map_err(|source| HaulError::Write { path: cli.log_file.clone().unwrap_or_default(), source })?;
     commands::run(cli, style)
 }

@@ -417,3 +417,19 @@ fn usage_errors_exit_2_and_help_exits_0() {
     haul(dir.path(), &["frobnicate"]).expect_code(2);
     haul(dir.path(), &["--help"]).expect_code(0).expect_output(&["Exit codes:", "validate"]);
 }
+
+#[test]
+fn a_local_folder_through_a_symlink_is_resolved_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("real/data")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
+    let path = write(
+        dir.path(),
+        "m.yaml",
+        "version: 1\ntransfers:\n  - name: t\n    direction: download\n    bucket: some-bucket\n    local: ./link/data\n",
+    );
+    let real = std::fs::canonicalize(dir.path().join("real/data")).unwrap();
+    haul(dir.path(), &["validate", path.to_str().unwrap()])
+        .expect_code(0)
+        .expect_output(&["is reached through a symbolic link: it is", &real.display().to_string()]);
+}

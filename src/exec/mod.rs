@@ -83,7 +83,27 @@ pub fn execute_transfer(
                 report.lock().expect("report lock").interrupted.add(action.size);
                 return;
             }
-            let outcome = with_retries(job.target.retries, || runtime.block_on(copy(&context, action)));
+            let started = std::time::Instant::now();
+            let outcome = with_retries(job.target.retries, &action.key, || runtime.block_on(copy(&context, action)));
+            match &outcome {
+                Ok(()) => tracing::debug!(
+                    transfer = %job.name,
+                    key = %action.key,
+                    bytes = action.size,
+                    ms = started.elapsed().as_millis() as u64,
+                    "{} done",
+                    action.action.label()
+                ),
+                Err((failure, attempts)) => tracing::info!(
+                    transfer = %job.name,
+                    key = %action.key,
+                    attempts,
+                    code = failure.code.as_deref().unwrap_or("network"),
+                    "{} failed: {}",
+                    action.action.label(),
+                    failure.message
+                ),
+            }
             let mut report = report.lock().expect("report lock");
             match outcome {
                 Ok(()) => {
@@ -181,6 +201,7 @@ async fn copy(context: &Context<'_>, action: &Action) -> Result<(), RequestFailu
 /// halfway, which the SDK cannot retry. Backoff doubles from 200 ms up to 10 s, with jitter.
 fn with_retries<T>(
     retries: u32,
+    what: &str,
     mut attempt: impl FnMut() -> Result<T, RequestFailure>,
 ) -> Result<T, (RequestFailure, u32)> {
     let mut attempts = 0;
@@ -189,7 +210,9 @@ fn with_retries<T>(
         match attempt() {
             Ok(value) => return Ok(value),
             Err(failure) if failure.transient && attempts <= retries && !crate::interrupt::requested() => {
-                std::thread::sleep(backoff(attempts));
+                let pause = backoff(attempts);
+                tracing::debug!(key = %what, attempt = attempts, pause_ms = pause.as_millis() as u64, "retrying: {}", failure.message);
+                std::thread::sleep(pause);
             }
             Err(failure) => return Err((failure, attempts)),
         }
@@ -224,7 +247,7 @@ mod tests {
     #[test]
     fn transient_failures_are_retried_up_to_the_limit() {
         let mut calls = 0;
-        let result: Result<(), _> = with_retries(2, || {
+        let result: Result<(), _> = with_retries(2, "k", || {
             calls += 1;
             Err(RequestFailure::local("SlowDown", "busy", true))
         });
@@ -235,13 +258,13 @@ mod tests {
     #[test]
     fn permanent_failures_are_not_retried_and_success_stops() {
         let mut calls = 0;
-        let result: Result<(), _> = with_retries(5, || {
+        let result: Result<(), _> = with_retries(5, "k", || {
             calls += 1;
             Err(RequestFailure::local("AccessDenied", "no", false))
         });
         assert_eq!((calls, result.unwrap_err().1), (1, 1));
         let mut calls = 0;
-        let result = with_retries(5, || {
+        let result = with_retries(5, "k", || {
             calls += 1;
             if calls < 2 { Err(RequestFailure::local("InternalError", "oops", true)) } else { Ok(calls) }
         });
