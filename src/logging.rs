@@ -26,14 +26,20 @@ impl LogLevel {
 }
 
 /// The filter for a level: haul at `level`, the SDK's retry decisions at most at `debug`,
-/// everything else of the SDK (orchestration, HTTP internals, signing) at `warn`.
+/// everything else (SDK orchestration, HTTP internals, signing) at most at `warn`.
 pub fn filter(level: LogLevel) -> String {
     let haul = level.as_str();
     let sdk = match level {
         LogLevel::Trace | LogLevel::Debug => "debug",
         other => other.as_str(),
     };
-    format!("warn,haul={haul},aws_smithy_runtime::client::retries={sdk},aws_sigv4=off")
+    // Other crates' warnings (a missing ~/.aws/config named by AWS_CONFIG_FILE, say) show
+    // from `info` up; by default only their errors do.
+    let others = match level {
+        LogLevel::Error | LogLevel::Warn => "error",
+        _ => "warn",
+    };
+    format!("{others},haul={haul},aws_smithy_runtime::client::retries={sdk},aws_sigv4=off")
 }
 
 /// Installs the global subscriber. With `file`, logs are appended there.
@@ -56,4 +62,18 @@ pub fn init(level: LogLevel, format: LogFormat, file: Option<&Path>) -> std::io:
     // Already installed (a test calling `run` twice): keep the first.
     let _ = result;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_and_keep_other_crates_quiet_by_default() {
+        for level in [LogLevel::Error, LogLevel::Warn, LogLevel::Info, LogLevel::Debug, LogLevel::Trace] {
+            let parsed = EnvFilter::try_new(filter(level));
+            assert!(parsed.is_ok(), "{}: {parsed:?}", filter(level));
+        }
+        assert_eq!(filter(LogLevel::Warn), "error,haul=warn,aws_smithy_runtime::client::retries=warn,aws_sigv4=off");
+    }
 }
