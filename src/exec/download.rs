@@ -44,7 +44,10 @@ pub(super) async fn download(context: &Context<'_>, action: &Action) -> Result<(
     }
     file.sync_all().map_err(|err| io_failure("cannot flush the file to disk", err))?;
     temp.persist(&target).map_err(|err| io_failure(&format!("cannot rename into {}", target.display()), err.error))?;
-    sync_folder(folder);
+    // The rename is made durable by one fsync per folder at the end of the transfer, not one
+    // per file (the data itself is already on disk, so a crash before then loses the name at
+    // worst, and the next run downloads it again).
+    context.touched_folders.lock().expect("folder set").insert(folder.to_path_buf());
     progress.finish();
     Ok(())
 }
@@ -160,8 +163,9 @@ fn body_failure(err: aws_sdk_s3::primitives::ByteStreamError) -> RequestFailure 
     RequestFailure::local(code, format!("reading the body: {text}"), true)
 }
 
-/// Makes the rename durable. Best effort: not every filesystem lets a folder be fsynced.
-fn sync_folder(folder: &Path) {
+/// Makes renames in `folder` durable. Best effort: not every filesystem lets a folder be
+/// fsynced.
+pub(super) fn sync_folder(folder: &Path) {
     if let Ok(handle) = File::open(folder) {
         let _ = handle.sync_all();
     }

@@ -33,6 +33,8 @@ struct Context<'a> {
     /// Bounds the parts of large objects in flight across all workers (memory: at most
     /// `concurrency` part buffers).
     parts: Arc<tokio::sync::Semaphore>,
+    /// Folders downloads renamed files into, fsynced once at the end of the transfer.
+    touched_folders: Mutex<std::collections::HashSet<std::path::PathBuf>>,
 }
 
 impl Context<'_> {
@@ -57,7 +59,8 @@ pub fn execute_transfer(
         job,
         client: &transfer.client,
         counters,
-        parts: Arc::new(tokio::sync::Semaphore::new(job.concurrency as usize)),
+        parts: Arc::new(tokio::sync::Semaphore::new(part_slots(job.concurrency, job.part_size.0))),
+        touched_folders: Mutex::new(std::collections::HashSet::new()),
     };
     let mut first = TransferReport::new(transfer.plan);
     first.temp_files_removed = remove_stale_temp_files(job, &transfer.plan.temp_files);
@@ -125,6 +128,8 @@ pub fn execute_transfer(
             }
         });
     });
+    let folders: Vec<std::path::PathBuf> = context.touched_folders.lock().expect("folder set").drain().collect();
+    pool.install(|| folders.par_iter().for_each(|folder| download::sync_folder(folder)));
     let mut report = report.into_inner().expect("report lock");
     if !deletes.is_empty() {
         if report.failed.objects > 0 || report.interrupted.objects > 0 {
@@ -144,6 +149,14 @@ pub fn execute_transfer(
     }
     report.group_failures(&moved_extensions.into_inner().expect("extensions lock"));
     report
+}
+
+/// Part buffers of large objects in flight at once, per transfer: `concurrency`, but never
+/// more than 256 MiB of them (high concurrency is for many small objects' latency, and must
+/// not turn into gigabytes of buffers when the objects are large).
+fn part_slots(concurrency: u32, part_size: u64) -> usize {
+    const BUDGET: u64 = 256 * 1024 * 1024;
+    (concurrency as u64).min(BUDGET / part_size.max(1)).max(1) as usize
 }
 
 /// Removes the temp files of downloads whose run is gone (killed, crashed, power lost): the
@@ -269,6 +282,15 @@ mod tests {
             if calls < 2 { Err(RequestFailure::local("InternalError", "oops", true)) } else { Ok(calls) }
         });
         assert_eq!(result.unwrap(), 2);
+    }
+
+    #[test]
+    fn part_buffers_stay_within_256_mib() {
+        const MIB: u64 = 1024 * 1024;
+        assert_eq!(part_slots(32, 8 * MIB), 32);
+        assert_eq!(part_slots(256, 8 * MIB), 32);
+        assert_eq!(part_slots(4, 8 * MIB), 4);
+        assert_eq!(part_slots(64, 512 * MIB), 1);
     }
 
     #[test]
