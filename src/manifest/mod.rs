@@ -22,7 +22,7 @@ pub const TRANSFER_ONLY_KEYS: [&str; 5] = ["name", "direction", "bucket", "local
 /// Built-in defaults for settings neither `defaults` nor the transfer sets.
 pub mod builtin {
     use super::ByteSize;
-    pub const CONCURRENCY: u32 = 32;
+    pub const CONCURRENCY: u32 = 64;
     pub const MULTIPART_THRESHOLD: ByteSize = ByteSize(8 * ByteSize::MIB);
     pub const PART_SIZE: ByteSize = ByteSize(8 * ByteSize::MIB);
     pub const RETRIES: u32 = 3;
