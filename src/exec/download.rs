@@ -144,7 +144,28 @@ async fn get_range(
         progress.add(chunk.len() as u64);
     }
     check_length(Some(end - start + 1), offset - start)?;
+    start_writeback(file, start, offset - start);
     Ok((total, answer_etag, last_modified))
+}
+
+/// Starts writing a finished range to disk without waiting for it, so the fsync before the
+/// rename finds little left to do instead of flushing the whole file at once.
+fn start_writeback(file: &File, offset: u64, length: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: a valid open descriptor; the call only schedules writeback of that range.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset as libc::off64_t,
+                length as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, length);
 }
 
 fn check_length(expected: Option<u64>, written: u64) -> Result<(), RequestFailure> {
