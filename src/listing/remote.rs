@@ -46,6 +46,14 @@ pub struct RemoteListing {
     failed: bool,
     /// Pages are asked for with `encoding-type=url` (after one could not be parsed).
     url_encoded: bool,
+    /// The request for the next page, already sent.
+    prefetched: Option<PendingPage>,
+}
+
+/// A page request in flight on the runtime.
+struct PendingPage {
+    token: Option<String>,
+    handle: tokio::task::JoinHandle<Result<ListPage, Box<ListPageError>>>,
 }
 
 impl RemoteListing {
@@ -63,22 +71,59 @@ impl RemoteListing {
             last_key: None,
             failed: false,
             url_encoded: false,
+            prefetched: None,
         }
     }
 
-    fn request_page(&self, token: Option<String>) -> Result<ListPage, Box<ListPageError>> {
-        let mut request =
-            self.client.list_objects_v2().bucket(&self.bucket).prefix(&self.prefix).set_continuation_token(token);
+    /// Sends the request for the page after `token` on the runtime, without waiting for it.
+    fn start_page(&self, token: Option<String>) -> PendingPage {
+        let mut request = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&self.prefix)
+            .set_continuation_token(token.clone());
         if self.url_encoded {
             request = request.encoding_type(aws_sdk_s3::types::EncodingType::Url);
         }
-        self.runtime.block_on(request.send()).map_err(Box::new)
+        let handle = self.runtime.spawn(async move { request.send().await.map_err(Box::new) });
+        PendingPage { token, handle }
     }
 
-    /// Fetches the next page into `self.page`.
+    fn request_page(&self, token: Option<String>) -> Result<ListPage, Box<ListPageError>> {
+        let pending = self.start_page(token);
+        self.finish_page(pending)
+    }
+
+    fn finish_page(&self, pending: PendingPage) -> Result<ListPage, Box<ListPageError>> {
+        match self.runtime.block_on(pending.handle) {
+            Ok(answer) => answer,
+            // The task cannot be cancelled or panic short of a bug in the SDK: ask again.
+            Err(_) => self.runtime.block_on(async {
+                let mut request = self
+                    .client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(&self.prefix)
+                    .set_continuation_token(pending.token);
+                if self.url_encoded {
+                    request = request.encoding_type(aws_sdk_s3::types::EncodingType::Url);
+                }
+                request.send().await.map_err(Box::new)
+            }),
+        }
+    }
+
+    /// Fetches the next page into `self.page`. The request for the page after it is sent at
+    /// once, so the network wait overlaps with the caller's work on this page (a listing is a
+    /// chain: each page names the next).
     fn fetch_page(&mut self) -> Result<(), ListError> {
         let token = self.continuation.take();
-        let response = match self.request_page(token.clone()) {
+        let first = match self.prefetched.take() {
+            Some(pending) if pending.token == token => self.finish_page(pending),
+            _ => self.request_page(token.clone()),
+        };
+        let response = match first {
             // A key with a character XML 1.0 cannot carry (a control character) makes the page
             // unreadable. Ask again with keys URL-encoded, as the AWS CLI always does. Not by
             // default: some S3-compatible servers (s3s-fs) echo the encoding but send raw keys.
@@ -99,6 +144,9 @@ impl RemoteListing {
         })?;
         self.continuation = response.next_continuation_token().map(str::to_string);
         self.finished = !response.is_truncated().unwrap_or(false) || self.continuation.is_none();
+        if !self.finished {
+            self.prefetched = Some(self.start_page(self.continuation.clone()));
+        }
         let encoded = self.url_encoded && response.encoding_type() == Some(&aws_sdk_s3::types::EncodingType::Url);
         for object in response.contents() {
             let Some(raw_key) = object.key() else { continue };
