@@ -67,9 +67,7 @@ fn validate(paths: &[std::path::PathBuf], style: Style) -> Result<Exit, HaulErro
     for path in paths {
         match manifest::load_manifest(path) {
             Ok(loaded) => {
-                if !loaded.warnings.is_empty() {
-                    eprint!("{}", render::problems(&loaded.source, &loaded.warnings, style));
-                }
+                print_warnings(&loaded, style);
                 let mut out = stdout.lock();
                 let count = loaded.jobs.len();
                 let _ =
@@ -156,10 +154,7 @@ fn plan(
     out: Option<&Path>,
     style: Style,
 ) -> Result<Exit, HaulError> {
-    let loaded = manifest::load_manifest(path)?;
-    if !loaded.warnings.is_empty() {
-        eprint!("{}", render::problems(&loaded.source, &loaded.warnings, style));
-    }
+    let loaded = load_with_warnings(path, style)?;
     let jobs = select_jobs(&loaded.jobs, only)?;
     let runtime = runtime()?;
     let mut clients = Clients::default();
@@ -245,10 +240,7 @@ fn apply(target: &Path, options: &ApplyOptions, style: Style) -> Result<Exit, Ha
         }
         return apply_saved(document, options, style);
     }
-    let loaded = manifest::load_manifest(target)?;
-    if !loaded.warnings.is_empty() {
-        eprint!("{}", render::problems(&loaded.source, &loaded.warnings, style));
-    }
+    let loaded = load_with_warnings(target, style)?;
     let jobs = select_jobs(&loaded.jobs, &options.only)?;
     let _lock = take_lock(target, options)?;
     let runtime = runtime()?;
@@ -259,7 +251,7 @@ fn apply(target: &Path, options: &ApplyOptions, style: Style) -> Result<Exit, Ha
     // it wrote (an upload, then a download of the same prefix).
     for job in jobs {
         if crate::interrupt::requested() {
-            reports.push(TransferReport::not_run(&job.name, job.direction, "interrupted before it started".into()));
+            reports.push(TransferReport::interrupted_before_start(&job.name, job.direction));
             continue;
         }
         let client = clients.get(&runtime, job);
@@ -286,9 +278,7 @@ fn apply_saved(document: PlanDocument, options: &ApplyOptions, style: Style) -> 
     if ManifestRef::new(manifest_path.clone(), &loaded.source.text) != document.manifest {
         return Err(HaulError::ManifestChanged { path: manifest_path.clone() });
     }
-    if !loaded.warnings.is_empty() {
-        eprint!("{}", render::problems(&loaded.source, &loaded.warnings, style));
-    }
+    print_warnings(&loaded, style);
     let runtime = runtime()?;
     let mut clients = Clients::default();
     let mut transfers = Vec::new();
@@ -388,10 +378,7 @@ fn whoami(args: &TargetArgs, manifest: Option<&Path>, output: OutputFormat, styl
     let targets: Vec<(S3Target, &str)> = match manifest {
         None => vec![(flag_target(args, false), "--region")],
         Some(path) => {
-            let loaded = manifest::load_manifest(path)?;
-            if !loaded.warnings.is_empty() {
-                eprint!("{}", render::problems(&loaded.source, &loaded.warnings, style));
-            }
+            let loaded = load_with_warnings(path, style)?;
             let mut distinct: Vec<S3Target> = Vec::new();
             for job in &loaded.jobs {
                 // Request payer and retries do not change who one is.
@@ -450,10 +437,7 @@ fn ls(url: Option<&str>, args: &TargetArgs, request_payer: bool, options: LsOpti
 }
 
 fn check(path: &Path, only: &[String], output: OutputFormat, style: Style) -> Result<Exit, HaulError> {
-    let loaded = manifest::load_manifest(path)?;
-    if !loaded.warnings.is_empty() {
-        eprint!("{}", render::problems(&loaded.source, &loaded.warnings, style));
-    }
+    let loaded = load_with_warnings(path, style)?;
     let jobs = select_jobs(&loaded.jobs, only)?;
     let runtime = runtime()?;
     let mut clients = Clients::default();
@@ -470,6 +454,19 @@ fn check(path: &Path, only: &[String], output: OutputFormat, style: Style) -> Re
     };
     let failed = rows.iter().any(|row| row.status == crate::account::check::Status::Fail);
     Ok(if failed { Exit::Failure } else { Exit::Success })
+}
+
+/// Loads a manifest for a command that goes on to use it; its warnings go to stderr.
+fn load_with_warnings(path: &Path, style: Style) -> Result<manifest::Manifest, HaulError> {
+    let loaded = manifest::load_manifest(path)?;
+    print_warnings(&loaded, style);
+    Ok(loaded)
+}
+
+fn print_warnings(loaded: &manifest::Manifest, style: Style) {
+    if !loaded.warnings.is_empty() {
+        eprint!("{}", render::problems(&loaded.source, &loaded.warnings, style));
+    }
 }
 
 /// The jobs `--only` names (all of them without it), in manifest order.

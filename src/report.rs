@@ -53,8 +53,7 @@ impl RunReport {
             deleted,
             failed,
             bytes_per_second: if seconds > 0.0 { moved.bytes as f64 / seconds } else { 0.0 },
-            interrupted: transfers.iter().any(|t| t.interrupted.objects > 0)
-                || transfers.iter().any(|t| t.error.as_deref() == Some("interrupted before it started")),
+            interrupted: transfers.iter().any(|t| t.interrupted.objects > 0 || t.stopped_before_start),
             transfers,
         }
     }
@@ -114,6 +113,9 @@ pub struct TransferReport {
     /// Why the transfer did not run at all (its listing failed, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Not started because the run was interrupted before its turn (`error` says so too).
+    #[serde(skip)]
+    pub stopped_before_start: bool,
     pub failure_groups: Vec<FailureGroup>,
     pub failures: Vec<Failure>,
 }
@@ -166,6 +168,7 @@ impl TransferReport {
             temp_files_removed: 0,
             deletes_held_back: 0,
             error: None,
+            stopped_before_start: false,
             failure_groups: Vec::new(),
             failures: Vec::new(),
         }
@@ -184,9 +187,17 @@ impl TransferReport {
             temp_files_removed: 0,
             deletes_held_back: 0,
             error: Some(error),
+            stopped_before_start: false,
             failure_groups: Vec::new(),
             failures: Vec::new(),
         }
+    }
+
+    /// A transfer whose turn never came: the run was interrupted first.
+    pub fn interrupted_before_start(name: &str, direction: Direction) -> Self {
+        let mut report = Self::not_run(name, direction, "interrupted before it started".into());
+        report.stopped_before_start = true;
+        report
     }
 
     pub fn record_failure(&mut self, key: &str, action: ActionKind, size: u64, failure: RequestFailure, attempts: u32) {

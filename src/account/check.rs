@@ -106,15 +106,14 @@ pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Opti
         .fetch_owner(true)
         .send()
         .await;
+    let shown = if job.prefix.is_empty() { "the bucket".to_string() } else { format!("`{}`", job.prefix) };
     let page = match listing {
         Ok(page) => {
-            let shown = if job.prefix.is_empty() { "the bucket".to_string() } else { format!("`{}`", job.prefix) };
             row("list", Status::Ok, format!("can list {shown} ({} objects in the first page)", page.contents().len()));
             page
         }
         Err(err) => {
             let failure = request_failure(&err);
-            let shown = if job.prefix.is_empty() { "the bucket".to_string() } else { format!("`{}`", job.prefix) };
             row("list", Status::Fail, format!("cannot list {shown}: {}", failure.message));
             return rows;
         }

@@ -113,10 +113,7 @@ pub fn execute_transfer(
                     report.moved.add(action.size);
                     drop(report);
                     let extension = crate::report::extension(&action.key);
-                    let mut seen = moved_extensions.lock().expect("extensions lock");
-                    if !seen.contains(&extension) {
-                        seen.insert(extension);
-                    }
+                    moved_extensions.lock().expect("extensions lock").insert(extension);
                 }
                 Err((failure, _)) if failure.code.as_deref() == Some(INTERRUPTED) => {
                     report.interrupted.add(action.size);

@@ -75,17 +75,19 @@ impl RemoteListing {
         }
     }
 
+    /// The request for the page after `token`.
+    fn page_request(
+        &self,
+        token: Option<String>,
+    ) -> aws_sdk_s3::operation::list_objects_v2::builders::ListObjectsV2FluentBuilder {
+        let request =
+            self.client.list_objects_v2().bucket(&self.bucket).prefix(&self.prefix).set_continuation_token(token);
+        if self.url_encoded { request.encoding_type(aws_sdk_s3::types::EncodingType::Url) } else { request }
+    }
+
     /// Sends the request for the page after `token` on the runtime, without waiting for it.
     fn start_page(&self, token: Option<String>) -> PendingPage {
-        let mut request = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&self.prefix)
-            .set_continuation_token(token.clone());
-        if self.url_encoded {
-            request = request.encoding_type(aws_sdk_s3::types::EncodingType::Url);
-        }
+        let request = self.page_request(token.clone());
         let handle = self.runtime.spawn(async move { request.send().await.map_err(Box::new) });
         PendingPage { token, handle }
     }
@@ -98,19 +100,8 @@ impl RemoteListing {
     fn finish_page(&self, pending: PendingPage) -> Result<ListPage, Box<ListPageError>> {
         match self.runtime.block_on(pending.handle) {
             Ok(answer) => answer,
-            // The task cannot be cancelled or panic short of a bug in the SDK: ask again.
-            Err(_) => self.runtime.block_on(async {
-                let mut request = self
-                    .client
-                    .list_objects_v2()
-                    .bucket(&self.bucket)
-                    .prefix(&self.prefix)
-                    .set_continuation_token(pending.token);
-                if self.url_encoded {
-                    request = request.encoding_type(aws_sdk_s3::types::EncodingType::Url);
-                }
-                request.send().await.map_err(Box::new)
-            }),
+            // The task cannot be cancelled or panic short of a bug in the SDK: ask again, here.
+            Err(_) => self.runtime.block_on(self.page_request(pending.token).send()).map_err(Box::new),
         }
     }
 
