@@ -3,21 +3,7 @@
 
 mod common;
 
-use common::{Fixture, Outcome, write};
-
-/// Runs haul with `env` on top of the test credentials.
-fn haul_with(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Outcome {
-    let mut command = common::haul_command(dir);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let output = command.args(args).output().unwrap();
-    Outcome {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
+use common::{Fixture, Outcome, haul_with, write};
 
 #[test]
 fn whoami_names_the_source_masks_the_key_and_never_shows_the_secret() {
@@ -71,35 +57,26 @@ fn whoami_reads_every_target_of_a_manifest() {
 #[test]
 fn whoami_without_credentials_lists_where_it_looked() {
     let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_haul"))
-        .args(["whoami", "--endpoint", "http://127.0.0.1:1", "--region", "us-east-1"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
-        .env("HOME", dir.path())
-        .env("AWS_CONFIG_FILE", dir.path().join("none"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
-    let out = Outcome {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    // Nothing from this machine's environment: no keys, no profile files, no IMDS.
+    let bare = |command: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_haul"))
+            .args([command, "--endpoint", "http://127.0.0.1:1", "--region", "us-east-1"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .env("HOME", dir.path())
+            .env("AWS_CONFIG_FILE", dir.path().join("none"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap();
+        Outcome::from(output)
     };
-    out.expect_code(1).expect_output(&["credentials   none found", "no credentials found", "~/.aws/credentials"]);
-
-    let ls = std::process::Command::new(env!("CARGO_BIN_EXE_haul"))
-        .args(["ls", "--endpoint", "http://127.0.0.1:1", "--region", "us-east-1"])
-        .env_clear()
-        .env("HOME", dir.path())
-        .env("AWS_CONFIG_FILE", dir.path().join("none"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&ls.stderr);
-    assert_eq!(ls.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("no credentials were found; haul looked in: environment"), "{stderr}");
+    bare("whoami").expect_code(1).expect_output(&[
+        "credentials   none found",
+        "no credentials found",
+        "~/.aws/credentials",
+    ]);
+    bare("ls").expect_code(1).expect_output(&["no credentials were found; haul looked in: environment"]);
 }
 
 fn ls(f: &Fixture, args: &[&str]) -> Outcome {

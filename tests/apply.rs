@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{BUCKET, Fixture, bytes, tree, write};
+use common::{Fixture, bytes, tree, write};
 
 const MIB: usize = 1024 * 1024;
 
@@ -15,30 +15,7 @@ fn round_trip_manifest(f: &Fixture, extra: &str) -> String {
 }
 
 fn round_trip_manifest_at(f: &Fixture, endpoint: &str, extra: &str) -> String {
-    let text = format!(
-        "version: 1
-defaults:
-  endpoint: {endpoint}
-  path_style: true
-  region: us-east-1
-  multipart_threshold: 5MiB
-  part_size: 5MiB
-  concurrency: 4
-{extra}transfers:
-  - name: up
-    direction: upload
-    bucket: {BUCKET}
-    prefix: data/
-    local: ./local
-  - name: down
-    direction: download
-    bucket: {BUCKET}
-    prefix: data/
-    local: ./back
-"
-    );
-    write(f.dir.path(), "m.yaml", &text);
-    "m.yaml".into()
+    f.two_way_manifest(endpoint, &format!("  concurrency: 4\n{extra}"))
 }
 
 fn report(out: &common::Outcome) -> serde_json::Value {
@@ -292,19 +269,8 @@ fn access_denied_on_some_extensions_is_reported_with_the_filter_to_add() {
         std::fs::create_dir_all(dir.path().join("local")).unwrap();
         std::fs::write(dir.path().join("local").join(name), name).unwrap();
     }
-    let run = |args: &[&str]| {
-        let output = common::haul_command(dir.path())
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", &key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &secret)
-            .output()
-            .unwrap();
-        common::Outcome {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    };
+    let env = [("AWS_ACCESS_KEY_ID", key_id.as_str()), ("AWS_SECRET_ACCESS_KEY", secret.as_str())];
+    let run = |args: &[&str]| common::haul_with(dir.path(), &env, args);
 
     manifest("");
     let out = run(&["apply", "m.yaml", "--quiet", "--report", "run.json"]);

@@ -12,32 +12,6 @@ use haul_testkit::{Fault, FaultRule, RecordingProxy};
 
 const MIB: usize = 1024 * 1024;
 
-fn manifest_at(f: &Fixture, endpoint: &str, extra: &str) -> String {
-    let text = format!(
-        "version: 1
-defaults:
-  endpoint: {endpoint}
-  path_style: true
-  region: us-east-1
-  multipart_threshold: 5MiB
-  part_size: 5MiB
-{extra}transfers:
-  - name: up
-    direction: upload
-    bucket: {BUCKET}
-    prefix: data/
-    local: ./local
-  - name: down
-    direction: download
-    bucket: {BUCKET}
-    prefix: data/
-    local: ./back
-"
-    );
-    write(f.dir.path(), "m.yaml", &text);
-    "m.yaml".into()
-}
-
 fn temp_files(root: &std::path::Path) -> Vec<String> {
     tree(root).into_keys().filter(|k| k.rsplit('/').next().unwrap().starts_with(".haul-")).collect()
 }
@@ -66,7 +40,7 @@ fn wait_for_temp(folder: &std::path::Path, child: &mut std::process::Child) -> b
 fn a_second_run_waits_for_no_one_and_exits_5_naming_the_holder() {
     let f = Fixture::s3s_fs();
     f.file("a.csv", b"1");
-    let m = manifest_at(&f, &f.endpoint.clone(), "");
+    let m = f.two_way_manifest(&f.endpoint, "");
     let lock = f.path("run.lock");
     let held = std::fs::File::create(&lock).unwrap();
     held.try_lock().unwrap();
@@ -90,7 +64,7 @@ fn sigint_mid_download_stops_cleanly_with_130_and_the_next_run_finishes() {
     let f = Fixture::s3s_fs();
     let body = bytes(64 * MIB, 3);
     f.put("data/big.bin", &body);
-    let m = manifest_at(&f, &f.endpoint.clone(), "  concurrency: 1\n");
+    let m = f.two_way_manifest(&f.endpoint, "  concurrency: 1\n");
     let back = f.path("back");
     let mut child = common::haul_command(f.dir.path())
         .args(["apply", &m, "--only", "down", "--quiet"])
@@ -118,7 +92,7 @@ fn sigint_mid_download_stops_cleanly_with_130_and_the_next_run_finishes() {
 fn sigterm_mid_multipart_upload_aborts_it() {
     let f = Fixture::moto();
     f.file("big.bin", &bytes(40 * MIB, 4));
-    let m = manifest_at(&f, &f.endpoint.clone(), "  concurrency: 1\n");
+    let m = f.two_way_manifest(&f.endpoint, "  concurrency: 1\n");
     let mut child = common::haul_command(f.dir.path())
         .args(["apply", &m, "--only", "up", "--quiet"])
         .stdout(Stdio::piped())
@@ -152,7 +126,7 @@ fn kill_9_at_any_point_then_one_run_finishes_exactly() {
     }
     f.file("large/a.bin", &bytes(12 * MIB, 100));
     f.file("large/b.bin", &bytes(7 * MIB, 101));
-    let m = manifest_at(&f, &f.endpoint.clone(), "  concurrency: 4\n");
+    let m = f.two_way_manifest(&f.endpoint, "  concurrency: 4\n");
     let delays = [10u64, 60, 150, 400];
     let mut kill_points = 0;
     for direction in ["up", "down"] {
@@ -207,7 +181,7 @@ fn a_few_percent_of_faults_still_end_byte_identical() {
         FaultRule::new(Fault::FlipByte, 11, 3),
     ];
     proxy.set_faults(&rules);
-    let m = manifest_at(&f, proxy.endpoint(), "  concurrency: 4\n  retries: 4\n");
+    let m = f.two_way_manifest(proxy.endpoint(), "  concurrency: 4\n  retries: 4\n");
     let out = f.apply(&[&m, "--quiet", "--output", "json"]);
     out.expect_code(0);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
@@ -224,7 +198,7 @@ fn a_corrupted_body_is_never_written_under_the_real_name() {
     let f = Fixture::s3s_fs();
     let proxy = RecordingProxy::start(&f.endpoint).unwrap();
     f.file("a.csv", &bytes(5000, 1));
-    let m = manifest_at(&f, proxy.endpoint(), "  retries: 2\n");
+    let m = f.two_way_manifest(proxy.endpoint(), "  retries: 2\n");
     // Uploaded by haul, so the object carries a CRC32C the download can check.
     f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
     proxy.set_faults(&[FaultRule::new(Fault::FlipByte, 1, 1000)]);
@@ -250,7 +224,7 @@ fn out_of_retries_is_reported_as_failed_never_as_done() {
     for i in 0..5u64 {
         f.file(&format!("{i}.csv"), &bytes(100, i));
     }
-    let m = manifest_at(&f, proxy.endpoint(), "  retries: 1\n");
+    let m = f.two_way_manifest(proxy.endpoint(), "  retries: 1\n");
     f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
     let mut always_500 = FaultRule::new(Fault::InternalError, 1, 10_000);
     always_500.object_gets_only = true;
@@ -314,7 +288,7 @@ fn logs_are_json_lines_with_retries_and_timings_and_no_secrets() {
     for i in 0..4u64 {
         f.file(&format!("{i}.csv"), &bytes(500, i));
     }
-    let m = manifest_at(&f, proxy.endpoint(), "");
+    let m = f.two_way_manifest(proxy.endpoint(), "");
     f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
     let mut every_get = FaultRule::new(Fault::InternalError, 2, 2);
     every_get.object_gets_only = true;

@@ -50,8 +50,59 @@ pub fn client_env() -> Vec<(&'static str, String)> {
 pub struct S3sFs {
     endpoint: String,
     root: PathBuf,
+    _server: BackgroundServer,
+}
+
+/// An accept loop on a thread of its own with a small tokio runtime, until dropped. Every
+/// accepted socket gets TCP_NODELAY (without it each small response waits for the client's
+/// delayed ACK) and is handed to `serve` on a task of its own.
+pub(crate) struct BackgroundServer {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BackgroundServer {
+    pub(crate) fn start<F, Fut>(listener: TcpListener, name: String, serve: F) -> std::io::Result<Self>
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        listener.set_nonblocking(true)?;
+        let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new().name(name).spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime for a test server");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                loop {
+                    let socket = tokio::select! {
+                        accepted = listener.accept() => match accepted {
+                            Ok((socket, _)) => socket,
+                            Err(_) => continue,
+                        },
+                        _ = &mut stop => break,
+                    };
+                    let _ = socket.set_nodelay(true);
+                    tokio::spawn(serve(socket));
+                }
+            });
+        })?;
+        Ok(BackgroundServer { shutdown: Some(shutdown), thread: Some(thread) })
+    }
+}
+
+impl Drop for BackgroundServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl S3sFs {
@@ -69,41 +120,15 @@ impl S3sFs {
         let service = builder.build();
 
         let listener = TcpListener::bind(addr)?;
-        listener.set_nonblocking(true)?;
         let local = listener.local_addr()?;
-        let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name(format!("s3s-fs:{}", local.port())).spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("tokio runtime for the test server");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let http = ConnBuilder::new(TokioExecutor::new());
-                loop {
-                    let socket = tokio::select! {
-                        accepted = listener.accept() => match accepted {
-                            Ok((socket, _)) => socket,
-                            Err(_) => continue,
-                        },
-                        _ = &mut stop => break,
-                    };
-                    // Without this each small response waits for the client's delayed ACK.
-                    let _ = socket.set_nodelay(true);
-                    let connection = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    });
-                }
-            });
+        let http = ConnBuilder::new(TokioExecutor::new());
+        let server = BackgroundServer::start(listener, format!("s3s-fs:{}", local.port()), move |socket| {
+            let connection = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+            async move {
+                let _ = connection.await;
+            }
         })?;
-        Ok(S3sFs {
-            endpoint: format!("http://{local}"),
-            root: root.to_path_buf(),
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        })
+        Ok(S3sFs { endpoint: format!("http://{local}"), root: root.to_path_buf(), _server: server })
     }
 
     /// `http://127.0.0.1:PORT`
@@ -114,17 +139,6 @@ impl S3sFs {
     /// The folder holding the buckets.
     pub fn root(&self) -> &Path {
         &self.root
-    }
-}
-
-impl Drop for S3sFs {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -108,8 +108,7 @@ pub struct RecordingProxy {
     endpoint: String,
     recorded: Arc<Mutex<Vec<RecordedRequest>>>,
     faults: Arc<Mutex<FaultState>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _server: crate::BackgroundServer,
 }
 
 impl RecordingProxy {
@@ -117,59 +116,26 @@ impl RecordingProxy {
     pub fn start(upstream: &str) -> std::io::Result<Self> {
         let upstream: hyper::Uri = upstream.parse().map_err(std::io::Error::other)?;
         let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-        listener.set_nonblocking(true)?;
         let local = listener.local_addr()?;
         let recorded = Arc::new(Mutex::new(Vec::new()));
-        let seen = recorded.clone();
         let faults = Arc::new(Mutex::new(FaultState::default()));
-        let fault_state = faults.clone();
-        let (shutdown, mut stop) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name(format!("proxy:{}", local.port())).spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("tokio runtime for the proxy");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let mut connector = HttpConnector::new();
-                connector.set_nodelay(true);
-                let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new()).build(connector);
-                let http = ConnBuilder::new(TokioExecutor::new());
-                loop {
-                    let socket = tokio::select! {
-                        accepted = listener.accept() => match accepted {
-                            Ok((socket, _)) => socket,
-                            Err(_) => continue,
-                        },
-                        _ = &mut stop => break,
-                    };
-                    let _ = socket.set_nodelay(true);
-                    let client = client.clone();
-                    let seen = seen.clone();
-                    let upstream = upstream.clone();
-                    let fault_state = fault_state.clone();
-                    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                        let client = client.clone();
-                        let seen = seen.clone();
-                        let upstream = upstream.clone();
-                        let fault_state = fault_state.clone();
-                        forward(request, client, upstream, seen, fault_state)
-                    });
-                    let connection = http.serve_connection(TokioIo::new(socket), service).into_owned();
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    });
-                }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new()).build(connector);
+        let http = ConnBuilder::new(TokioExecutor::new());
+        let (seen, fault_state) = (recorded.clone(), faults.clone());
+        let server = crate::BackgroundServer::start(listener, format!("proxy:{}", local.port()), move |socket| {
+            let (client, seen, upstream, fault_state) =
+                (client.clone(), seen.clone(), upstream.clone(), fault_state.clone());
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                forward(request, client.clone(), upstream.clone(), seen.clone(), fault_state.clone())
             });
+            let connection = http.serve_connection(TokioIo::new(socket), service).into_owned();
+            async move {
+                let _ = connection.await;
+            }
         })?;
-        Ok(RecordingProxy {
-            endpoint: format!("http://{local}"),
-            recorded,
-            faults,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        })
+        Ok(RecordingProxy { endpoint: format!("http://{local}"), recorded, faults, _server: server })
     }
 
     /// `http://127.0.0.1:PORT`: point the client here.
@@ -262,16 +228,5 @@ async fn forward(
             Ok(Response::from_parts(parts, BodyExt::boxed(body)))
         }
         _ => Ok(response.map(|body| body.map_err(|err| Box::new(err) as BoxError).boxed())),
-    }
-}
-
-impl Drop for RecordingProxy {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

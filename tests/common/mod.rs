@@ -47,11 +47,25 @@ pub fn haul_command(dir: &Path) -> Command {
 
 /// Runs `haul ARGS` in `dir`.
 pub fn haul(dir: &Path, args: &[&str]) -> Outcome {
-    let output = haul_command(dir).args(args).output().expect("run haul");
-    Outcome {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    haul_with(dir, &[], args)
+}
+
+/// Runs `haul ARGS` in `dir` with `env` on top of the test credentials.
+pub fn haul_with(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Outcome {
+    let mut command = haul_command(dir);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Outcome::from(command.args(args).output().expect("run haul"))
+}
+
+impl From<std::process::Output> for Outcome {
+    fn from(output: std::process::Output) -> Self {
+        Outcome {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
     }
 }
 
@@ -172,6 +186,35 @@ impl Fixture {
 }
 
 impl Fixture {
+    /// `m.yaml` with an upload of `./local` to `data/` and a download of `data/` to `./back`
+    /// through `endpoint`, 5 MiB multipart threshold and parts (so multipart paths run on
+    /// small files); `extra` adds lines to `defaults`.
+    pub fn two_way_manifest(&self, endpoint: &str, extra: &str) -> String {
+        let text = format!(
+            "version: 1
+defaults:
+  endpoint: {endpoint}
+  path_style: true
+  region: us-east-1
+  multipart_threshold: 5MiB
+  part_size: 5MiB
+{extra}transfers:
+  - name: up
+    direction: upload
+    bucket: {BUCKET}
+    prefix: data/
+    local: ./local
+  - name: down
+    direction: download
+    bucket: {BUCKET}
+    prefix: data/
+    local: ./back
+"
+        );
+        write(self.dir.path(), "m.yaml", &text);
+        "m.yaml".into()
+    }
+
     /// The object's bytes.
     pub fn get(&self, key: &str) -> Vec<u8> {
         let request = self.client.get_object().bucket(BUCKET).key(key);
