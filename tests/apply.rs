@@ -321,3 +321,26 @@ fn under_a_pipe_progress_is_plain_timestamped_lines() {
     quiet.expect_code(0);
     assert_eq!(quiet.stderr, "");
 }
+
+#[test]
+fn unusable_plan_files_and_lock_paths_are_explained() {
+    let f = Fixture::s3s_fs();
+    f.file("a.csv", b"1");
+    let m = round_trip_manifest(&f, "");
+    f.plan(&[&m, "-o", "plan.json"]).expect_code(0);
+    let text = std::fs::read_to_string(f.path("plan.json")).unwrap();
+    write(f.dir.path(), "future.json", &text.replacen("\"version\": 1", "\"version\": 99", 1));
+    f.apply(&["future.json"]).expect_code(2).expect_output(&[
+        "`future.json` is not a usable plan: plan format version 99 is not supported (this haul reads version 1)",
+        "make a new plan with `haul plan MANIFEST -o FILE`",
+    ]);
+    write(f.dir.path(), "broken.json", &text.replacen("\"transfers\"", "\"transfers_gone\"", 1));
+    f.apply(&["broken.json"])
+        .expect_code(2)
+        .expect_output(&["`broken.json` is not a usable plan: the plan file is damaged"]);
+    f.apply(&[&m, "--lock-file", "no/such/folder/run.lock"]).expect_code(1).expect_output(&[
+        "cannot open the lock file `no/such/folder/run.lock`",
+        "choose a writable place with `--lock-file PATH`",
+    ]);
+    assert!(f.keys().is_empty(), "nothing may run without its lock");
+}
