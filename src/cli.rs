@@ -21,6 +21,7 @@ Examples:
   haul apply haul.yaml           do it
   haul whoami                    which credentials, account and owner ID are in use
   haul check haul.yaml           can these credentials do what the manifest asks?
+  haul apply haul.yaml --shard auto   one copy of a Kubernetes / AWS Batch / Slurm array
   haul schema > manifest.schema.json";
 
 /// Declarative S3 transfers: one YAML manifest, validated, planned and applied.
@@ -87,6 +88,20 @@ pub struct TargetArgs {
     pub path_style: bool,
 }
 
+/// Splitting one manifest across several copies of haul.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ShardArgs {
+    /// Move only this copy's share of the keys: `INDEX/COUNT` (from 0, such as `2/8`), or
+    /// `auto` to read it from a Kubernetes Indexed Job, an AWS Batch array job or a Slurm array.
+    /// Each key belongs to exactly one shard (a stable hash of transfer name and key).
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<String>,
+    /// The shard count for `--shard auto` where the engine gives only the index (Kubernetes:
+    /// the Job's `completions`); also read from HAUL_SHARD_COUNT.
+    #[arg(long, value_name = "N", requires = "shard")]
+    pub shard_count: Option<u32>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Table,
@@ -126,9 +141,12 @@ pub enum Command {
         /// Exit 3 when anything would change, 0 when nothing would.
         #[arg(long)]
         detailed_exitcode: bool,
-        /// Also save the plan to FILE, for `haul apply FILE` to carry out exactly.
+        /// Also save the plan to FILE, for `haul apply FILE` to carry out exactly. `{shard}` in
+        /// the name becomes the shard (`2-of-4`).
         #[arg(short = 'o', long = "out", value_name = "FILE")]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        shard: ShardArgs,
     },
 
     /// Carry out a manifest (plan, then transfer) or a plan saved with `haul plan -o`.
@@ -149,9 +167,14 @@ pub enum Command {
         /// The run report for people (table) or programs (json), on stdout.
         #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
         output: OutputFormat,
-        /// Also write the run report as JSON to FILE.
+        /// Also write the run report as JSON to FILE. `{shard}` in the name becomes the shard
+        /// (`2-of-4`, or `all`).
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// Write Prometheus metrics of the run to FILE (for node_exporter's textfile collector;
+        /// written to a temp file and renamed). `{shard}` works as in `--report`.
+        #[arg(long, value_name = "FILE")]
+        metrics_file: Option<PathBuf>,
         /// No progress; only the report (and errors).
         #[arg(short, long)]
         quiet: bool,
@@ -159,8 +182,11 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         progress_interval: u64,
         /// The run lock (default: one per manifest in $XDG_RUNTIME_DIR or the temp folder).
+        /// Shards also lock `PATH` shared and `PATH.shard-I-of-N.lock` exclusively.
         #[arg(long, value_name = "PATH")]
         lock_file: Option<PathBuf>,
+        #[command(flatten)]
+        shard: ShardArgs,
     },
 
     /// Who am I: where the credentials come from, the masked access key, the region, the

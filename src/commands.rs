@@ -5,7 +5,7 @@ use std::io::{IsTerminal as _, Write as _};
 use std::path::Path;
 
 use crate::account::ls::{LsOptions, S3Url};
-use crate::cli::{Cli, Command, OutputFormat, TargetArgs};
+use crate::cli::{Cli, Command, OutputFormat, ShardArgs, TargetArgs};
 use crate::error::{Exit, HaulError};
 use crate::exec::Transfer;
 use crate::listing::Item;
@@ -18,6 +18,7 @@ use crate::plan::{ManifestRef, PlanDocument, TransferPlan};
 use crate::progress::{Counters, ProgressMode, Ticker};
 use crate::render::{self, Style};
 use crate::report::{RunReport, TransferReport};
+use crate::shard::Shard;
 
 /// The starter manifest `haul init` writes (also checked by the tests to be valid).
 pub const STARTER_MANIFEST: &str = include_str!("starter.yaml");
@@ -25,14 +26,16 @@ pub const STARTER_MANIFEST: &str = include_str!("starter.yaml");
 pub fn run(cli: Cli, style: Style) -> Result<Exit, HaulError> {
     match cli.command {
         Command::Validate { manifests } => validate(&manifests, style),
-        Command::Plan { manifest, only, output, detailed_exitcode, out } => {
-            plan(&manifest, &only, output, detailed_exitcode, out.as_deref(), style)
+        Command::Plan { manifest, only, output, detailed_exitcode, out, shard } => {
+            let shard = resolve_shard(&shard)?;
+            plan(&manifest, &only, output, detailed_exitcode, out.as_deref(), shard, style)
         }
-        Command::Apply { target, only, output, report, quiet, progress_interval, lock_file } => {
-            let options = ApplyOptions {
+        Command::Apply { target, only, output, report, metrics_file, quiet, progress_interval, lock_file, shard } => {
+            let mut options = ApplyOptions {
                 only,
                 output,
                 report,
+                metrics_file,
                 lock_file,
                 progress: if quiet {
                     ProgressMode::Quiet
@@ -41,8 +44,20 @@ pub fn run(cli: Cli, style: Style) -> Result<Exit, HaulError> {
                 } else {
                     ProgressMode::Lines(std::time::Duration::from_secs(progress_interval.max(1)))
                 },
+                shard: resolve_shard(&shard)?,
+                manifest: target.clone(),
             };
-            apply(&target, &options, style)
+            let started = std::time::SystemTime::now();
+            let result = apply(&target, &mut options, style);
+            // A successful or failed run wrote its metrics with its report; a run that stopped
+            // before transferring says so too, so a broken nightly job shows up. (Not a run
+            // that found the lock held: the holder will write them.)
+            if let (Err(err), Some(path)) = (&result, &options.metrics_file)
+                && !matches!(err, HaulError::Lock(crate::lock::LockError::Held { .. }))
+            {
+                write_metrics(path, &options, started, err.exit(), None);
+            }
+            result
         }
         Command::Whoami { target, manifest, output } => whoami(&target, manifest.as_deref(), output, style),
         Command::Ls { url, target, recursive, human_readable, summarize, owner, request_payer, output } => {
@@ -58,6 +73,40 @@ pub fn run(cli: Cli, style: Style) -> Result<Exit, HaulError> {
         Command::Check { manifest, only, output } => check(&manifest, &only, output, style),
         Command::Schema => schema(),
         Command::Init { path } => init(&path),
+    }
+}
+
+/// The shard of `--shard I/N` or `--shard auto` (from the batch engine's environment).
+fn resolve_shard(args: &ShardArgs) -> Result<Option<Shard>, HaulError> {
+    let shard = match args.shard.as_deref() {
+        None => return Ok(None),
+        Some("auto") => Shard::from_environment(|name| std::env::var(name).ok(), args.shard_count)?,
+        Some(text) => Shard::parse(text)?,
+    };
+    tracing::info!(%shard, "running one shard");
+    Ok(Some(shard))
+}
+
+/// Writes the metrics file; a failure to write it is reported but does not change the run's
+/// outcome (the transfers are what matter).
+fn write_metrics(
+    path: &Path,
+    options: &ApplyOptions,
+    started: std::time::SystemTime,
+    exit: Exit,
+    report: Option<&RunReport>,
+) {
+    let path = crate::shard::expand_path(path, options.shard);
+    let run = crate::metrics::RunMetrics {
+        manifest: &options.manifest,
+        shard: options.shard,
+        started,
+        finished: std::time::SystemTime::now(),
+        exit_code: exit.code(),
+        report,
+    };
+    if let Err(err) = crate::metrics::write(&path, &run) {
+        eprintln!("warning: cannot write the metrics file `{}`: {err}", path.display());
     }
 }
 
@@ -152,6 +201,7 @@ fn plan(
     output: OutputFormat,
     detailed_exitcode: bool,
     out: Option<&Path>,
+    shard: Option<Shard>,
     style: Style,
 ) -> Result<Exit, HaulError> {
     let loaded = load_with_warnings(path, style)?;
@@ -162,7 +212,7 @@ fn plan(
     let mut failed = false;
     for job in jobs {
         let client = clients.get(&runtime, job);
-        match plan_job(job, &client, runtime.handle()) {
+        match plan_job(job, &client, runtime.handle(), shard) {
             Ok(plan) => {
                 if output == OutputFormat::Table {
                     print!("{}", crate::plan::render::table(&plan));
@@ -177,11 +227,12 @@ fn plan(
         }
     }
     let changes = plans.iter().any(TransferPlan::has_changes);
-    let document = PlanDocument::new(manifest_ref(path, &loaded.source.text), plans);
+    let document = PlanDocument::new(manifest_ref(path, &loaded.source.text), plans, shard);
     if output == OutputFormat::Json {
         println!("{}", document.to_json());
     }
-    if let Some(out) = out {
+    if let Some(out) = out.map(|out| crate::shard::expand_path(out, shard)) {
+        let out = out.as_path();
         if failed {
             // A partial plan saved under the name cron will apply would be a trap.
             eprintln!("not saving {}: some transfers could not be planned", out.display());
@@ -222,11 +273,16 @@ struct ApplyOptions {
     only: Vec<String>,
     output: OutputFormat,
     report: Option<std::path::PathBuf>,
+    metrics_file: Option<std::path::PathBuf>,
     lock_file: Option<std::path::PathBuf>,
     progress: ProgressMode,
+    /// From `--shard`, or from the saved plan.
+    shard: Option<Shard>,
+    /// The manifest the run carries out (a saved plan's own, once it is read).
+    manifest: std::path::PathBuf,
 }
 
-fn apply(target: &Path, options: &ApplyOptions, style: Style) -> Result<Exit, HaulError> {
+fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit, HaulError> {
     crate::interrupt::install().map_err(HaulError::Runtime)?;
     let text = std::fs::read_to_string(target)
         .map_err(|source| HaulError::Manifest(manifest::ManifestError::Read { path: target.to_path_buf(), source }));
@@ -238,6 +294,11 @@ fn apply(target: &Path, options: &ApplyOptions, style: Style) -> Result<Exit, Ha
         if !options.only.is_empty() {
             return Err(HaulError::OnlyWithSavedPlan);
         }
+        if options.shard.is_some() {
+            return Err(HaulError::ShardWithSavedPlan);
+        }
+        options.shard = document.shard;
+        options.manifest = document.manifest.path.clone();
         return apply_saved(document, options, style);
     }
     let loaded = load_with_warnings(target, style)?;
@@ -255,7 +316,7 @@ fn apply(target: &Path, options: &ApplyOptions, style: Style) -> Result<Exit, Ha
             continue;
         }
         let client = clients.get(&runtime, job);
-        match plan_job(job, &client, runtime.handle()) {
+        match plan_job(job, &client, runtime.handle(), options.shard) {
             Ok(plan) => {
                 tracing::info!(transfer = %job.name, "planned: {}", crate::plan::render::summary_line(&plan));
                 let transfer = Transfer { job, plan: &plan, client };
@@ -306,9 +367,9 @@ fn apply_saved(document: PlanDocument, options: &ApplyOptions, style: Style) -> 
 }
 
 /// The run lock of a manifest: `--lock-file`, or the default one for its path.
-fn take_lock(manifest: &Path, options: &ApplyOptions) -> Result<crate::lock::RunLock, HaulError> {
+fn take_lock(manifest: &Path, options: &ApplyOptions) -> Result<Vec<crate::lock::RunLock>, HaulError> {
     let path = options.lock_file.clone().unwrap_or_else(|| crate::lock::default_path(manifest));
-    Ok(crate::lock::acquire(&path)?)
+    Ok(crate::lock::acquire_for(&path, options.shard)?)
 }
 
 /// One `apply`: the clock, the progress display, and the report at the end.
@@ -333,7 +394,8 @@ impl Run {
 
     fn finish(self, reports: Vec<TransferReport>, options: &ApplyOptions) -> Result<Exit, HaulError> {
         self.ticker.finish();
-        let report = RunReport::new(self.started, self.clock.elapsed(), reports);
+        let mut report = RunReport::new(self.started, self.clock.elapsed(), reports);
+        report.shard = options.shard;
         tracing::info!(
             moved = report.moved.objects,
             bytes = report.moved.bytes,
@@ -342,22 +404,26 @@ impl Run {
             interrupted = report.interrupted,
             "run finished"
         );
+        let exit = if report.interrupted {
+            Exit::Interrupted
+        } else if report.succeeded() {
+            Exit::Success
+        } else {
+            Exit::Failure
+        };
+        if let Some(path) = &options.metrics_file {
+            write_metrics(path, options, self.started, exit, Some(&report));
+        }
         if let Some(path) = &options.report {
-            std::fs::write(path, report.to_json() + "\n")
-                .map_err(|source| HaulError::Write { path: path.clone(), source })?;
+            let path = crate::shard::expand_path(path, options.shard);
+            std::fs::write(&path, report.to_json() + "\n").map_err(|source| HaulError::Write { path, source })?;
         }
         let mut stdout = std::io::stdout().lock();
         let _ = match options.output {
             OutputFormat::Table => write!(stdout, "{}", report.table()),
             OutputFormat::Json => writeln!(stdout, "{}", report.to_json()),
         };
-        Ok(if report.interrupted {
-            Exit::Interrupted
-        } else if report.succeeded() {
-            Exit::Success
-        } else {
-            Exit::Failure
-        })
+        Ok(exit)
     }
 }
 
@@ -491,6 +557,7 @@ fn plan_job(
     job: &Job,
     client: &aws_sdk_s3::Client,
     runtime: &tokio::runtime::Handle,
+    shard: Option<Shard>,
 ) -> Result<TransferPlan, HaulError> {
     let checker = match job.compare {
         CompareMode::Checksum => Some(ContentChecker {
@@ -509,7 +576,7 @@ fn plan_job(
     };
     let check = checker.as_ref().map(|checker| checker as &dyn crate::plan::ContentCheck);
     let (planned, temp_files) = with_listings(job, client, runtime, |source, destination| {
-        crate::plan::plan_transfer(job, source, destination, check)
+        crate::plan::plan_transfer(job, source, destination, check, shard)
     })?;
     let mut plan = planned?;
     plan.temp_files = temp_files;

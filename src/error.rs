@@ -52,6 +52,10 @@ pub enum HaulError {
     PlanFile { path: PathBuf, source: crate::plan::PlanFileError },
     #[error("`--only` applies to manifests; a saved plan is applied whole")]
     OnlyWithSavedPlan,
+    #[error("`--shard` applies to manifests; a saved plan carries the shard it was made for")]
+    ShardWithSavedPlan,
+    #[error(transparent)]
+    Shard(#[from] crate::shard::ShardError),
     #[error("the manifest `{}` changed since the plan was saved; nothing was done", path.display())]
     ManifestChanged { path: PathBuf },
     #[error(transparent)]
@@ -136,6 +140,10 @@ impl HaulError {
             HaulError::OnlyWithSavedPlan => {
                 Some("make a plan of only those transfers: `haul plan MANIFEST --only NAME -o FILE`".into())
             }
+            HaulError::ShardWithSavedPlan => {
+                Some("make one plan per shard: `haul plan MANIFEST --shard I/N -o plan-{shard}.json`".into())
+            }
+            HaulError::Shard(_) => None,
             HaulError::ManifestChanged { path } => {
                 Some(format!("review and save a new plan: `haul plan {} -o FILE`", path.display()))
             }
@@ -159,6 +167,7 @@ impl HaulError {
             HaulError::InitTargetExists { .. } => Exit::Invalid,
             HaulError::UnknownTransfer { .. } => Exit::Invalid,
             HaulError::PlanFile { .. } | HaulError::OnlyWithSavedPlan | HaulError::BadS3Url { .. } => Exit::Invalid,
+            HaulError::ShardWithSavedPlan | HaulError::Shard(_) => Exit::Invalid,
             HaulError::Request { .. } => Exit::Failure,
             HaulError::Lock(crate::lock::LockError::Held { .. }) => Exit::Locked,
             HaulError::Lock(crate::lock::LockError::Io { .. }) => Exit::Failure,

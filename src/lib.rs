@@ -13,11 +13,13 @@ pub mod listing;
 pub mod lock;
 pub mod logging;
 pub mod manifest;
+pub mod metrics;
 pub mod plan;
 pub mod progress;
 pub mod render;
 pub mod report;
 pub mod s3;
+pub mod shard;
 
 mod commands;
 

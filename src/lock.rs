@@ -1,6 +1,10 @@
 //! The run lock: one `apply` per manifest at a time. An advisory lock (flock) on a small file;
 //! the kernel drops it when the holder dies, so a killed run never blocks the next one. The
 //! file holds the holder's PID and start time, for the message the second run prints.
+//!
+//! Shards (`--shard I/N`) of one manifest run side by side: each holds the manifest's lock
+//! shared and its own shard lock exclusively, so two copies of one shard exclude each other,
+//! and a whole (unsharded) run excludes, and is excluded by, any shard.
 
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -34,12 +38,37 @@ pub fn default_path(manifest: &Path) -> PathBuf {
     folder.join(format!("haul-{uid}-{short}.lock"))
 }
 
+/// The locks of one run: the manifest's `base` lock alone, or with a shard its shared lock
+/// and the shard's own (`<base>.shard-2-of-4.lock`). Released when dropped.
+pub fn acquire_for(base: &Path, shard: Option<crate::shard::Shard>) -> Result<Vec<RunLock>, LockError> {
+    let Some(shard) = shard else { return Ok(vec![acquire(base)?]) };
+    let shared = lock(base, Mode::Shared, &format!("shards of this manifest are running, such as shard {shard}"))?;
+    let own = base.with_extension(format!("shard-{}.lock", shard.file_label()));
+    Ok(vec![shared, acquire(&own)?])
+}
+
 /// Takes the lock at `path` without waiting.
 pub fn acquire(path: &Path) -> Result<RunLock, LockError> {
+    lock(path, Mode::Exclusive, "")
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Exclusive,
+    Shared,
+}
+
+/// Takes the lock at `path` without waiting, and writes who holds it (`what`, then the PID and
+/// start time) for the message a run that finds it held prints.
+fn lock(path: &Path, mode: Mode, what: &str) -> Result<RunLock, LockError> {
     let io = |source| LockError::Io { path: path.to_path_buf(), source };
     let mut file =
         std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
-    match file.try_lock() {
+    let taken = match mode {
+        Mode::Exclusive => file.try_lock(),
+        Mode::Shared => file.try_lock_shared(),
+    };
+    match taken {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let mut holder = String::new();
@@ -50,7 +79,8 @@ pub fn acquire(path: &Path) -> Result<RunLock, LockError> {
         Err(std::fs::TryLockError::Error(err)) => return Err(io(err)),
     }
     let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-    let record = format!("PID {}, started {started}\n", std::process::id());
+    let record =
+        format!("{what}{}PID {}, started {started}\n", if what.is_empty() { "" } else { ": " }, std::process::id());
     file.set_len(0).and_then(|()| file.rewind()).and_then(|()| file.write_all(record.as_bytes())).map_err(io)?;
     Ok(RunLock { _file: file, path: path.to_path_buf() })
 }
@@ -73,6 +103,34 @@ mod tests {
         drop(held);
         // What a killed run leaves: the file with its old record, but no lock.
         assert!(acquire(&path).is_ok());
+    }
+
+    #[test]
+    fn shards_run_side_by_side_but_not_beside_a_whole_run_or_a_twin() {
+        use crate::shard::Shard;
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("run.lock");
+        let zero = acquire_for(&base, Shard::new(0, 2).ok()).unwrap();
+        let one = acquire_for(&base, Shard::new(1, 2).ok()).unwrap();
+        assert!(dir.path().join("run.shard-1-of-2.lock").exists());
+        match acquire_for(&base, Shard::new(1, 2).ok()) {
+            Err(LockError::Held { path, holder: Some(holder) }) => {
+                assert_eq!(path, dir.path().join("run.shard-1-of-2.lock"));
+                assert!(holder.starts_with("PID "), "{holder}");
+            }
+            other => panic!("a second copy of shard 1 must be refused, got {other:?}"),
+        }
+        match acquire_for(&base, None) {
+            Err(LockError::Held { path, holder: Some(holder) }) => {
+                assert_eq!(path, base);
+                assert!(holder.contains("shards of this manifest are running"), "{holder}");
+            }
+            other => panic!("a whole run beside shards must be refused, got {other:?}"),
+        }
+        drop((zero, one));
+        let whole = acquire_for(&base, None).unwrap();
+        assert!(matches!(acquire_for(&base, Shard::new(0, 2).ok()), Err(LockError::Held { .. })));
+        drop(whole);
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct RunReport {
     pub bytes_per_second: f64,
     /// Stopped by SIGINT / SIGTERM before everything was done.
     pub interrupted: bool,
+    /// The shard this run moved (`--shard`); all keys when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
     pub transfers: Vec<TransferReport>,
 }
 
@@ -54,6 +57,7 @@ impl RunReport {
             failed,
             bytes_per_second: if seconds > 0.0 { moved.bytes as f64 / seconds } else { 0.0 },
             interrupted: transfers.iter().any(|t| t.interrupted.objects > 0 || t.stopped_before_start),
+            shard: None,
             transfers,
         }
     }
@@ -88,6 +92,9 @@ impl RunReport {
         }
         if self.interrupted {
             out.push_str("; INTERRUPTED: the next run does the rest");
+        }
+        if let Some(shard) = self.shard {
+            let _ = write!(out, " (shard {shard})");
         }
         out.push('\n');
         out
@@ -391,6 +398,7 @@ mod tests {
             temp_files: vec![],
             by_action: BTreeMap::new(),
             by_reason: BTreeMap::new(),
+            shard: None,
         };
         let mut report = TransferReport::new(&plan);
         report.record_failure("a.json", ActionKind::Download, 5, failure("AccessDenied"), 1);

@@ -25,7 +25,7 @@ pub(super) async fn download(context: &Context<'_>, action: &Action) -> Result<(
     let folder = target.parent().expect("a key has at least one segment");
     std::fs::create_dir_all(folder).map_err(|err| io_failure(&format!("cannot create {}", folder.display()), err))?;
     let temp = tempfile::Builder::new()
-        .prefix(&format!("{}{}-", crate::listing::TEMP_PREFIX, std::process::id()))
+        .prefix(&crate::listing::temp_prefix())
         .suffix(crate::listing::TEMP_SUFFIX)
         // tempfile's default is 0600; a download gets what any new file gets under the umask.
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))

@@ -63,7 +63,7 @@ pub fn execute_transfer(
         touched_folders: Mutex::new(std::collections::HashSet::new()),
     };
     let mut first = TransferReport::new(transfer.plan);
-    first.temp_files_removed = remove_stale_temp_files(job, &transfer.plan.temp_files);
+    first.temp_files_removed = remove_stale_temp_files(&job.local, &transfer.plan.temp_files);
     let report = Mutex::new(first);
     let moved_extensions = Mutex::new(BTreeSet::new());
     let pool = match rayon::ThreadPoolBuilder::new()
@@ -156,23 +156,35 @@ fn part_slots(concurrency: u32, part_size: u64) -> usize {
     (concurrency as u64).min(BUDGET / part_size.max(1)).max(1) as usize
 }
 
-/// Removes the temp files of downloads whose run is gone (killed, crashed, power lost): the
-/// PID in the name is not a live process. Files of live runs, this one included, stay.
-fn remove_stale_temp_files(job: &Job, temp_files: &[String]) -> u64 {
+/// Removes the temp files of downloads whose run is gone (killed, crashed, power lost).
+/// A file from this host is stale when the PID in its name is not a live process; files of
+/// live runs, this one included, stay. A file from another host (a shard on another machine
+/// writing the same shared folder) cannot be judged by PID: it is stale when nothing has
+/// written to it for [`FOREIGN_TEMP_AGE`], as a live download writes all the time.
+fn remove_stale_temp_files(local: &std::path::Path, temp_files: &[String]) -> u64 {
     let mut removed = 0;
     for relative in temp_files {
         let name = relative.rsplit('/').next().unwrap_or(relative);
-        let Some(pid) = crate::listing::temp_name_pid(name) else { continue };
-        if pid == std::process::id() || process_alive(pid) {
-            continue;
-        }
-        let path = job.local.join(relative);
-        if std::fs::remove_file(&path).is_ok() {
+        let Some(owner) = crate::listing::temp_owner(name) else { continue };
+        let path = local.join(relative);
+        let stale = match owner.host.as_deref() {
+            None => owner.pid != std::process::id() && !process_alive(owner.pid),
+            Some(host) if host == crate::listing::this_host() => {
+                owner.pid != std::process::id() && !process_alive(owner.pid)
+            }
+            Some(_) => std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age > FOREIGN_TEMP_AGE)),
+        };
+        if stale && std::fs::remove_file(&path).is_ok() {
             removed += 1;
         }
     }
     removed
 }
+
+/// How long another host's temp file may sit unwritten before it counts as abandoned.
+const FOREIGN_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 fn process_alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
@@ -252,6 +264,36 @@ fn io_failure(what: &str, err: std::io::Error) -> RequestFailure {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stale_temp_files_are_judged_by_pid_here_and_by_age_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let here = crate::listing::this_host();
+        // PID 0x7ffffff0 exists on no Linux (pid_max is at most 2^22).
+        let dead = 0x7fff_fff0u32;
+        let names = [
+            (format!(".haul-{}@{here}-aaaaaa.tmp", std::process::id()), false, "this run's own"),
+            (format!(".haul-{dead}@{here}-bbbbbb.tmp"), true, "a dead run here"),
+            (format!(".haul-{dead}-cccccc.tmp"), true, "a dead run, old-style name"),
+            (format!(".haul-{dead}@other-pod-7-dddddd.tmp"), false, "another host's, being written"),
+            (format!(".haul-{dead}@other-pod-7-eeeeee.tmp"), true, "another host's, untouched for 2 h"),
+        ];
+        for (name, _, _) in &names {
+            std::fs::write(dir.path().join(name), b"partial").unwrap();
+        }
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        std::fs::File::options()
+            .write(true)
+            .open(dir.path().join(&names[4].0))
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+        let listed: Vec<String> = names.iter().map(|(n, _, _)| n.clone()).collect();
+        assert_eq!(remove_stale_temp_files(dir.path(), &listed), 3);
+        for (name, removed, what) in &names {
+            assert_eq!(!dir.path().join(name).exists(), *removed, "{what}: {name}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -140,7 +140,8 @@ pub fn local_path(root: &Path, key: &str) -> Result<PathBuf, UnsafeKey> {
     Ok(path)
 }
 
-/// How the executor names a download in progress, next to its target: `.haul-PID-XXXXXX.tmp`.
+/// How the executor names a download in progress, next to its target:
+/// `.haul-PID@HOST-XXXXXX.tmp` (`.haul-PID-XXXXXX.tmp` before hosts were named).
 pub const TEMP_PREFIX: &str = ".haul-";
 pub const TEMP_SUFFIX: &str = ".tmp";
 
@@ -149,9 +150,50 @@ pub fn is_temp_name(name: &str) -> bool {
     name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
 }
 
-/// The PID in a temp file's name (`.haul-PID-XXXXXX.tmp`), naming the run that wrote it.
-pub fn temp_name_pid(name: &str) -> Option<u32> {
-    name.strip_prefix(TEMP_PREFIX)?.split('-').next()?.parse().ok()
+/// The run that wrote a temp file, from its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TempOwner {
+    pub pid: u32,
+    /// `None` for names from before hosts were named (taken as this host).
+    pub host: Option<String>,
+}
+
+/// The writer named in a temp file's name.
+pub fn temp_owner(name: &str) -> Option<TempOwner> {
+    let middle = name.strip_prefix(TEMP_PREFIX)?.strip_suffix(TEMP_SUFFIX)?;
+    // The random part is last, after the last `-` (host names may hold `-` themselves).
+    let (writer, _random) = middle.rsplit_once('-')?;
+    let (pid, host) = match writer.split_once('@') {
+        Some((pid, host)) => (pid, Some(host.to_string())),
+        None => (writer, None),
+    };
+    Some(TempOwner { pid: pid.parse().ok()?, host })
+}
+
+/// The start of this process's temp file names: `.haul-PID@HOST-`. The host tells the copies
+/// of a sharded run that share one folder (a Kubernetes volume) apart: a PID means nothing in
+/// another machine's or container's process table.
+pub fn temp_prefix() -> String {
+    format!("{TEMP_PREFIX}{}@{}-", std::process::id(), this_host())
+}
+
+/// This machine's host name (a pod's name under Kubernetes), cut to what is safe in a file name.
+pub fn this_host() -> &'static str {
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let mut buffer = [0u8; 256];
+        // SAFETY: the buffer is writable for its whole length; gethostname NUL-terminates
+        // within it on success.
+        let ok = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } == 0;
+        let raw = if ok {
+            String::from_utf8_lossy(buffer.split(|b| *b == 0).next().unwrap_or(&[])).into_owned()
+        } else {
+            String::new()
+        };
+        let host: String =
+            raw.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')).take(64).collect();
+        if host.is_empty() { "localhost".into() } else { host }
+    })
 }
 
 /// Orders names the way their keys sort: a folder `a` holds keys `a/...`, which sort after
@@ -163,6 +205,20 @@ pub fn sort_key(name: &str, is_dir: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_names_tell_their_writer() {
+        let name = format!("{}Ab12Cd{TEMP_SUFFIX}", temp_prefix());
+        assert!(is_temp_name(&name));
+        assert_eq!(temp_owner(&name), Some(TempOwner { pid: std::process::id(), host: Some(this_host().into()) }));
+        assert_eq!(
+            temp_owner(".haul-42@haul-nightly-3-x7k2p-Zz9yX1.tmp"),
+            Some(TempOwner { pid: 42, host: Some("haul-nightly-3-x7k2p".into()) })
+        );
+        assert_eq!(temp_owner(".haul-42-Zz9yX1.tmp"), Some(TempOwner { pid: 42, host: None }));
+        assert_eq!(temp_owner(".haul-x@h-Zz9yX1.tmp"), None);
+        assert_eq!(temp_owner(".haul-write-check.csv"), None);
+    }
 
     #[test]
     fn hostile_keys_are_refused() {

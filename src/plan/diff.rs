@@ -7,6 +7,7 @@ use std::iter::Peekable;
 use crate::filter::Filter;
 use crate::listing::{Entry, Item, SkipReason};
 use crate::manifest::CompareMode;
+use crate::shard::Shard;
 
 /// Why an object moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -69,6 +70,8 @@ impl Reason {
 pub enum SkipKind {
     Unchanged,
     Filtered,
+    /// Another shard's key (`--shard`): that copy of haul moves it.
+    OtherShard,
     /// Seen by a listing and left out there (marker, unsafe key, symlink, ...).
     Listing(SkipReason),
 }
@@ -93,6 +96,15 @@ pub struct DiffRules<'a> {
     pub compare: CompareMode,
     pub delete: bool,
     pub filter: &'a Filter,
+    /// Under `--shard`, only the keys this shard owns (by transfer name and key) are copied,
+    /// deleted or counted; the others are counted once, as `other-shard`.
+    pub shard: Option<(&'a str, Shard)>,
+}
+
+impl DiffRules<'_> {
+    fn owns(&self, key: &str) -> bool {
+        self.shard.is_none_or(|(transfer, shard)| shard.owns(transfer, key))
+    }
 }
 
 /// Merges `source` and `destination` (each in key order) into decisions, in key order.
@@ -120,14 +132,22 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Iterator for Diff<'_, S
             // join: report the source's, pass over the destination's (never deleted).
             if let Some(Item::Skipped(_)) = self.source.peek() {
                 let Some(Item::Skipped(skipped)) = self.source.next() else { unreachable!() };
-                return Some(Decision::Skip { key: skipped.key, size: 0, kind: SkipKind::Listing(skipped.reason) });
+                let kind = if self.rules.owns(&skipped.key) {
+                    SkipKind::Listing(skipped.reason)
+                } else {
+                    SkipKind::OtherShard
+                };
+                return Some(Decision::Skip { key: skipped.key, size: 0, kind });
             }
             match self.destination.peek() {
                 Some(Item::Skipped(_)) => {
                     self.destination.next();
                     continue;
                 }
-                Some(Item::Entry(entry)) if !self.rules.filter.is_included(&entry.key) => {
+                // Another shard's key is never this shard's to delete.
+                Some(Item::Entry(entry))
+                    if !self.rules.filter.is_included(&entry.key) || !self.rules.owns(&entry.key) =>
+                {
                     self.destination.next();
                     continue;
                 }
@@ -166,6 +186,11 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
 
     fn decide(&self, source: Option<Entry>, destination: Option<Entry>) -> Option<Decision> {
         match (source, destination) {
+            // The shard comes first, so each key is counted by exactly one shard.
+            (Some(source), destination) if !self.rules.owns(&source.key) => {
+                drop(destination);
+                Some(Decision::Skip { key: source.key, size: source.size, kind: SkipKind::OtherShard })
+            }
             (Some(source), destination) if !self.rules.filter.is_included(&source.key) => {
                 drop(destination);
                 Some(Decision::Skip { key: source.key, size: source.size, kind: SkipKind::Filtered })
@@ -208,7 +233,7 @@ mod tests {
     }
 
     fn rules(filter: &Filter, compare: CompareMode, delete: bool) -> DiffRules<'_> {
-        DiffRules { compare, delete, filter }
+        DiffRules { compare, delete, filter, shard: None }
     }
 
     fn summarize(decisions: Vec<Decision>) -> Vec<String> {
@@ -355,7 +380,7 @@ mod tests {
             #[test]
             fn applying_the_plan_converges(source in listing(), destination in listing(), delete: bool, use_filter: bool) {
                 let filter = if use_filter { Filter::new(&[], &[], &["csv".to_string()]).unwrap() } else { Filter::everything() };
-                let rules = DiffRules { compare: CompareMode::SizeMtime, delete, filter: &filter };
+                let rules = DiffRules { compare: CompareMode::SizeMtime, delete, filter: &filter, shard: None };
                 let mut model = destination.clone();
                 for decision in diff(items(&source), items(&destination), rules) {
                     match decision {

@@ -15,6 +15,7 @@ pub use saved::{ManifestRef, PlanDocument, PlanFileError, Side, StaleObject};
 
 use crate::listing::{Entry, Item, SkipReason};
 use crate::manifest::{Direction, Job};
+use crate::shard::Shard;
 
 /// What one action does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -136,6 +137,9 @@ pub struct TransferPlan {
     /// Per reason slug, moves and skips alike (`new`, `size-differs`, `unchanged`,
     /// `filtered`, `unsafe-key`, ...): see [`REASONS`].
     pub by_reason: BTreeMap<String, Tally>,
+    /// The share of the keys this plan covers (`--shard`); every key when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
 }
 
 impl TransferPlan {
@@ -182,6 +186,7 @@ pub fn plan_transfer(
     source: impl IntoIterator<Item = Item>,
     destination: impl IntoIterator<Item = Item>,
     check: Option<&dyn ContentCheck>,
+    shard: Option<Shard>,
 ) -> Result<TransferPlan, PlanError> {
     let (copy, delete) = match job.direction {
         Direction::Download => (ActionKind::Download, ActionKind::DeleteLocal),
@@ -198,8 +203,14 @@ pub fn plan_transfer(
         temp_files: Vec::new(),
         by_action: BTreeMap::new(),
         by_reason: BTreeMap::new(),
+        shard,
     };
-    let rules = DiffRules { compare: job.compare, delete: job.delete, filter: &job.filter };
+    let rules = DiffRules {
+        compare: job.compare,
+        delete: job.delete,
+        filter: &job.filter,
+        shard: shard.map(|shard| (job.name.as_str(), shard)),
+    };
     // Decisions wait here (in key order) while pairs in them are being verified.
     let mut pending: Vec<Decision> = Vec::new();
     let mut verifications = 0;
@@ -305,7 +316,7 @@ impl TransferPlan {
 
 /// Every reason an object is counted under: the slug (JSON keys, stable) and the label (for
 /// people). Moves first, in [`Reason::ALL`] order, then skips.
-pub const REASONS: [(&str, &str); 16] = [
+pub const REASONS: [(&str, &str); 17] = [
     ("new", "new"),
     ("size-differs", "size differs"),
     ("source-newer", "source newer"),
@@ -315,6 +326,7 @@ pub const REASONS: [(&str, &str); 16] = [
     ("missing-at-source", "missing at source"),
     ("unchanged", "unchanged"),
     ("filtered", "filtered"),
+    ("other-shard", "in other shards"),
     ("directory-marker", "directory marker"),
     ("unsafe-key", "unsafe key"),
     ("symlink", "symlink"),
@@ -350,6 +362,7 @@ pub fn skip_slug(kind: &SkipKind) -> &'static str {
     match kind {
         SkipKind::Unchanged => "unchanged",
         SkipKind::Filtered => "filtered",
+        SkipKind::OtherShard => "other-shard",
         SkipKind::Listing(reason) => listing_skip_slug(reason),
     }
 }
@@ -420,6 +433,7 @@ mod tests {
             entries(&[("a", 10), ("b", 20), ("c", 5)]),
             entries(&[("b", 20), ("c", 6), ("z", 7)]),
             None,
+            None,
         )
         .unwrap();
         assert_eq!(plan.by_action[&ActionKind::Download], Tally { objects: 2, bytes: 15 });
@@ -459,7 +473,7 @@ mod tests {
         let destination: Vec<(&str, u64)> =
             keys.iter().filter(|k| *k != "new").map(|k| (k.as_str(), if k == "sized" { 6 } else { 5 })).collect();
         let check = ByName(std::cell::Cell::new(0));
-        let plan = plan_transfer(&job, entries(&source), entries(&destination), Some(&check)).unwrap();
+        let plan = plan_transfer(&job, entries(&source), entries(&destination), Some(&check), None).unwrap();
         let moved: Vec<(&str, Reason)> = plan.actions.iter().map(|a| (a.key.as_str(), a.reason)).collect();
         assert_eq!(
             moved,
@@ -488,13 +502,59 @@ mod tests {
 
     #[test]
     fn too_many_deletes_stops_the_transfer() {
-        let err =
-            plan_transfer(&job(Direction::Upload, true, Some(1)), entries(&[]), entries(&[("x", 1), ("y", 1)]), None)
-                .unwrap_err();
+        let err = plan_transfer(
+            &job(Direction::Upload, true, Some(1)),
+            entries(&[]),
+            entries(&[("x", 1), ("y", 1)]),
+            None,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), "transfer `t` would delete 2 objects, more than its `max_delete: 1`");
         assert!(
-            plan_transfer(&job(Direction::Upload, true, Some(2)), entries(&[]), entries(&[("x", 1), ("y", 1)]), None)
-                .is_ok()
+            plan_transfer(
+                &job(Direction::Upload, true, Some(2)),
+                entries(&[]),
+                entries(&[("x", 1), ("y", 1)]),
+                None,
+                None
+            )
+            .is_ok()
         );
+    }
+
+    #[test]
+    fn shards_split_a_plan_into_disjoint_parts_that_add_up_to_it() {
+        let job = job(Direction::Upload, true, None);
+        let names: Vec<String> = (0..300).map(|i| format!("k{i:03}")).collect();
+        // Sources: every name; destinations: every third (some unchanged, some stale) plus
+        // names the source no longer has (deletes).
+        let source: Vec<(&str, u64)> = names.iter().map(|k| (k.as_str(), 1)).collect();
+        let mut destination: Vec<(String, u64)> =
+            names.iter().step_by(3).enumerate().map(|(i, k)| (k.clone(), 1 + (i % 2) as u64)).collect();
+        destination.extend((0..40).map(|i| (format!("z{i:02}"), 1)));
+        let destination: Vec<(&str, u64)> = destination.iter().map(|(k, s)| (k.as_str(), *s)).collect();
+        let whole = plan_transfer(&job, entries(&source), entries(&destination), None, None).unwrap();
+        let whole_actions: BTreeMap<String, ActionKind> =
+            whole.actions.iter().map(|a| (a.key.clone(), a.action)).collect();
+        assert!(whole.deletes() == 40 && whole.actions.len() > 200, "{}", whole.actions.len());
+        let mut union = BTreeMap::new();
+        let mut unchanged = 0;
+        for index in 0..3 {
+            let shard = Shard::new(index, 3).unwrap();
+            let part = plan_transfer(&job, entries(&source), entries(&destination), None, Some(shard)).unwrap();
+            for action in &part.actions {
+                assert!(shard.owns("t", &action.key), "{} is not shard {shard}'s", action.key);
+                assert!(union.insert(action.key.clone(), action.action).is_none(), "{} planned twice", action.key);
+            }
+            unchanged += part.by_reason.get("unchanged").map_or(0, |t| t.objects);
+            // Every source key is counted once: moved or skipped here, or in another shard.
+            let counted: u64 =
+                part.by_reason.iter().filter(|(slug, _)| *slug != "missing-at-source").map(|(_, t)| t.objects).sum();
+            assert_eq!(counted, 300);
+            assert_eq!(part.shard, Some(shard));
+        }
+        assert_eq!(union, whole_actions);
+        assert_eq!(unchanged, whole.by_reason["unchanged"].objects);
     }
 }

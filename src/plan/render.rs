@@ -9,7 +9,11 @@ use super::{Tally, TransferPlan};
 /// The table for one transfer: every action and notable skip, then the totals.
 pub fn table(plan: &TransferPlan) -> String {
     let route = crate::manifest::route(plan.direction, &plan.bucket, &plan.prefix, &plan.local);
-    let mut out = format!("{}  {}  {route}\n", plan.name, plan.direction);
+    let mut out = format!("{}  {}  {route}", plan.name, plan.direction);
+    if let Some(shard) = plan.shard {
+        let _ = write!(out, "  (shard {shard})");
+    }
+    out.push('\n');
     let mut rows: Vec<[String; 4]> = vec![["ACTION".into(), "SIZE".into(), "KEY".into(), "REASON".into()]];
     for action in &plan.actions {
         let size = if action.size == 0 && action.source.is_none() { "-".into() } else { human_bytes(action.size) };

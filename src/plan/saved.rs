@@ -43,11 +43,14 @@ pub struct PlanDocument {
     pub created: i64,
     /// True when any transfer has an action.
     pub changes: bool,
+    /// The shard the plan covers (`plan --shard`); `apply` runs it as that shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
     pub transfers: Vec<TransferPlan>,
 }
 
 impl PlanDocument {
-    pub fn new(manifest: ManifestRef, transfers: Vec<TransferPlan>) -> Self {
+    pub fn new(manifest: ManifestRef, transfers: Vec<TransferPlan>, shard: Option<crate::shard::Shard>) -> Self {
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs() as i64);
@@ -57,6 +60,7 @@ impl PlanDocument {
             manifest,
             created,
             changes: transfers.iter().any(TransferPlan::has_changes),
+            shard,
             transfers,
         }
     }
@@ -222,6 +226,7 @@ mod tests {
             temp_files: vec![],
             by_action: Default::default(),
             by_reason: Default::default(),
+            shard: None,
         }
     }
 
@@ -275,6 +280,7 @@ mod tests {
         let doc = PlanDocument::new(
             ManifestRef::new("/m.yaml".into(), "version: 1\n"),
             vec![plan(vec![action("매출.csv", Some(fp(1, 10, Some("e"))), None)])],
+            None,
         );
         assert_eq!(doc.manifest.sha256.len(), 64);
         let back = PlanDocument::from_json(&doc.to_json()).unwrap().expect("a plan");

@@ -42,8 +42,25 @@ pub fn haul_command(dir: &Path) -> Command {
     for (key, value) in haul_testkit::client_env() {
         command.env(key, value);
     }
+    // A test run inside a batch engine must not turn into one shard of it.
+    for variable in SHARD_VARIABLES {
+        command.env_remove(variable);
+    }
     command
 }
+
+/// Every variable `--shard auto` reads.
+pub const SHARD_VARIABLES: [&str; 9] = [
+    "JOB_COMPLETION_INDEX",
+    "HAUL_SHARD_COUNT",
+    "AWS_BATCH_JOB_ARRAY_INDEX",
+    "AWS_BATCH_JOB_ARRAY_SIZE",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_ARRAY_TASK_COUNT",
+    "SLURM_ARRAY_TASK_MIN",
+    "SLURM_ARRAY_TASK_MAX",
+    "SLURM_ARRAY_TASK_STEP",
+];
 
 /// Runs `haul ARGS` in `dir`.
 pub fn haul(dir: &Path, args: &[&str]) -> Outcome {

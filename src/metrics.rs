@@ -1,0 +1,169 @@
+//! `--metrics-file`: the run in the Prometheus text format, for node_exporter's textfile
+//! collector (or anything else that reads it). Written to a temp file beside the target and
+//! renamed, so the collector never reads half a file.
+//!
+//! Every series carries the manifest's file name (and the shard, when sharded), so several
+//! manifests can write files into one collector folder without clashing.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus::{Encoder as _, Gauge, GaugeVec, Opts, Registry, TextEncoder};
+
+use crate::report::RunReport;
+use crate::shard::Shard;
+
+/// What one run of `apply` tells the metrics file.
+pub struct RunMetrics<'a> {
+    /// The manifest (its file name becomes the `manifest` label).
+    pub manifest: &'a Path,
+    pub shard: Option<Shard>,
+    pub started: SystemTime,
+    pub finished: SystemTime,
+    /// The process's exit code.
+    pub exit_code: u8,
+    /// The report, when the run got as far as transferring (not for an invalid manifest, say).
+    pub report: Option<&'a RunReport>,
+}
+
+/// The metric that survives failed runs: read back from the previous file.
+const LAST_SUCCESS: &str = "haul_last_success_timestamp_seconds";
+
+/// Writes the metrics of `run` to `path` (temp file + rename; readable by everyone, as the
+/// collector usually runs as another user).
+pub fn write(path: &Path, run: &RunMetrics) -> std::io::Result<()> {
+    let previous_success = std::fs::read_to_string(path).ok().and_then(|text| last_success(&text));
+    let text = render(run, previous_success).map_err(std::io::Error::other)?;
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut temp = tempfile::Builder::new().prefix(".haul-metrics-").suffix(".tmp").tempfile_in(folder)?;
+    temp.write_all(text.as_bytes())?;
+    use std::os::unix::fs::PermissionsExt as _;
+    temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    temp.persist(path).map_err(|err| err.error)?;
+    Ok(())
+}
+
+/// The text of the metrics file.
+pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> prometheus::Result<String> {
+    let manifest =
+        run.manifest.file_name().map_or_else(|| run.manifest.to_string_lossy(), |name| name.to_string_lossy());
+    let mut labels = std::collections::HashMap::from([("manifest".to_string(), manifest.into_owned())]);
+    if let Some(shard) = run.shard {
+        labels.insert("shard".into(), shard.to_string());
+    }
+    let registry = Registry::new_custom(None, Some(labels))?;
+    let gauge = |name: &str, help: &str, value: f64| -> prometheus::Result<()> {
+        let gauge = Gauge::with_opts(Opts::new(name, help))?;
+        gauge.set(value);
+        registry.register(Box::new(gauge))
+    };
+    let seconds = |time: SystemTime| time.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let succeeded = run.exit_code == 0;
+    gauge("haul_last_run_start_timestamp_seconds", "When the last run started.", seconds(run.started))?;
+    gauge("haul_last_run_end_timestamp_seconds", "When the last run ended.", seconds(run.finished))?;
+    let duration = run.finished.duration_since(run.started).map_or(0.0, |d| d.as_secs_f64());
+    gauge("haul_last_run_duration_seconds", "How long the last run took.", duration)?;
+    gauge(
+        "haul_last_run_success",
+        "1 when the last run moved everything it planned, else 0.",
+        f64::from(u8::from(succeeded)),
+    )?;
+    gauge("haul_last_run_exit_code", "The exit code of the last run (see haul --help).", f64::from(run.exit_code))?;
+    let last_success = if succeeded { Some(seconds(run.finished)) } else { previous_success };
+    if let Some(time) = last_success {
+        gauge(LAST_SUCCESS, "When a run last succeeded (kept across failed runs).", time)?;
+    }
+    if let Some(report) = run.report {
+        let objects = GaugeVec::new(
+            Opts::new("haul_last_run_objects", "Objects per transfer and outcome in the last run."),
+            &["transfer", "outcome"],
+        )?;
+        let bytes = GaugeVec::new(
+            Opts::new("haul_last_run_bytes", "Bytes per transfer and outcome in the last run."),
+            &["transfer", "outcome"],
+        )?;
+        for transfer in &report.transfers {
+            // Another shard's keys are that shard's to count.
+            let skipped = transfer.skipped.iter().filter(|(slug, _)| *slug != "other-shard").fold(
+                crate::plan::Tally::default(),
+                |sum, (_, tally)| crate::plan::Tally {
+                    objects: sum.objects + tally.objects,
+                    bytes: sum.bytes + tally.bytes,
+                },
+            );
+            for (outcome, tally) in [
+                ("moved", transfer.moved),
+                ("skipped", skipped),
+                ("failed", transfer.failed),
+                ("deleted", transfer.deleted),
+                ("interrupted", transfer.interrupted),
+            ] {
+                objects.with_label_values(&[transfer.name.as_str(), outcome]).set(tally.objects as f64);
+                bytes.with_label_values(&[transfer.name.as_str(), outcome]).set(tally.bytes as f64);
+            }
+        }
+        registry.register(Box::new(objects))?;
+        registry.register(Box::new(bytes))?;
+    }
+    let mut out = Vec::new();
+    TextEncoder::new().encode(&registry.gather(), &mut out)?;
+    String::from_utf8(out).map_err(|err| prometheus::Error::Msg(err.to_string()))
+}
+
+/// The last-success time in an earlier metrics file.
+fn last_success(text: &str) -> Option<f64> {
+    text.lines().filter(|line| line.starts_with(LAST_SUCCESS)).find_map(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(exit_code: u8) -> RunMetrics<'static> {
+        RunMetrics {
+            manifest: Path::new("/etc/haul/nightly.yaml"),
+            shard: Shard::new(1, 4).ok(),
+            started: UNIX_EPOCH + std::time::Duration::from_secs(1_000),
+            finished: UNIX_EPOCH + std::time::Duration::from_secs(1_090),
+            exit_code,
+            report: None,
+        }
+    }
+
+    #[test]
+    fn the_last_success_is_kept_across_failures_and_moved_by_a_success() {
+        let failed = render(&run(1), None).unwrap();
+        assert_eq!(value(&failed, "haul_last_run_success"), Some("0"), "{failed}");
+        assert!(!failed.contains(LAST_SUCCESS), "no success yet: {failed}");
+        let succeeded = render(&run(0), None).unwrap();
+        assert_eq!(last_success(&succeeded), Some(1_090.0));
+        let failed_later = render(&run(1), last_success(&succeeded)).unwrap();
+        assert_eq!(last_success(&failed_later), Some(1_090.0));
+        assert_eq!(value(&failed_later, "haul_last_run_duration_seconds"), Some("90"));
+    }
+
+    /// The value of a metric, after checking that it carries the manifest and shard labels.
+    fn value<'a>(text: &'a str, metric: &str) -> Option<&'a str> {
+        let line = text.lines().find(|line| line.starts_with(&format!("{metric}{{")))?;
+        assert!(line.contains("manifest=\"nightly.yaml\"") && line.contains("shard=\"1/4\""), "{line}");
+        line.rsplit(' ').next()
+    }
+
+    #[test]
+    fn the_file_is_replaced_whole_and_readable_by_the_collector() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("haul.prom");
+        std::fs::write(&path, "old").unwrap();
+        write(&path, &run(0)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("haul_last_run_exit_code"), "{text}");
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("haul.prom")], "no temp file left");
+    }
+}

@@ -1,0 +1,228 @@
+//! Running at scale: shards (`--shard`) and the metrics file (`--metrics-file`), against a
+//! real S3 server on 127.0.0.1.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{Fixture, bytes, haul_command, haul_with};
+use haul_testkit::{Fault, FaultRule, RecordingProxy};
+
+fn actions(plan: &serde_json::Value) -> Vec<(String, String)> {
+    plan["transfers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["actions"].as_array().unwrap().iter())
+        .map(|a| (a["key"].as_str().unwrap().to_string(), a["action"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn four_concurrent_shards_move_the_whole_tree_exactly_once() {
+    let f = Fixture::s3s_fs();
+    const FILES: usize = 10_000;
+    for n in 0..FILES {
+        f.file(&format!("d{:02}/f{n:05}.csv", n % 20), n.to_string().as_bytes());
+    }
+    let m = f.manifest("upload", "");
+
+    // The plans: disjoint, complete, and even (within 10% of a quarter each).
+    let mut owner: BTreeMap<String, u32> = BTreeMap::new();
+    let mut planned = [0u64; 4];
+    for index in 0..4u32 {
+        let plan = f.json(&[&m, "--shard", &format!("{index}/4")]);
+        assert_eq!(plan["shard"], serde_json::json!({"index": index, "count": 4}));
+        for (key, action) in actions(&plan) {
+            assert_eq!(action, "upload");
+            if let Some(other) = owner.insert(key.clone(), index) {
+                panic!("{key} is planned by shards {other} and {index}");
+            }
+            planned[index as usize] += 1;
+        }
+        assert_eq!(plan["transfers"][0]["by_reason"]["other-shard"]["objects"], FILES as u64 - planned[index as usize]);
+    }
+    assert_eq!(owner.len(), FILES, "every file is some shard's");
+    for count in planned {
+        assert!((2_250..=2_750).contains(&count), "shares {planned:?} are not within 10% of 2,500");
+    }
+
+    // The four copies side by side, each with its own lock and report.
+    let children: Vec<_> = (0..4)
+        .map(|index| {
+            haul_command(f.dir.path())
+                .args(["apply", &m, "--shard", &format!("{index}/4"), "--quiet", "--report", "report-{shard}.json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        common::Outcome::from(child.wait_with_output().unwrap()).expect_code(0);
+    }
+    let mut moved = 0;
+    for (index, planned) in planned.iter().enumerate() {
+        let report = read_json(&f.path(&format!("report-{index}-of-4.json")));
+        assert_eq!(report["shard"], serde_json::json!({"index": index, "count": 4}));
+        assert_eq!(report["moved"]["objects"], *planned);
+        assert_eq!(report["failed"]["objects"], 0);
+        moved += report["moved"]["objects"].as_u64().unwrap();
+    }
+    assert_eq!(moved, FILES as u64, "each file moved once");
+    let expected: Vec<String> = owner.keys().map(|k| format!("data/{k}")).collect();
+    assert_eq!(f.keys(), expected);
+    // And the whole manifest, unsharded, has nothing left to do.
+    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0);
+}
+
+#[test]
+fn a_shard_deletes_only_its_own_keys() {
+    let f = Fixture::s3s_fs();
+    for n in 0..30 {
+        f.file(&format!("keep/{n:02}.csv"), b"kept");
+    }
+    let gone: Vec<String> = (0..90).map(|n| format!("gone/{n:02}.csv")).collect();
+    for key in &gone {
+        f.put(&format!("data/{key}"), b"old");
+    }
+    let m = f.manifest("upload", "    delete: true\n    max_delete: 100\n");
+    let out = f.apply(&[&m, "--shard", "0/3", "--quiet"]);
+    out.expect_code(0).expect_output(&["(shard 0/3)"]);
+    // The shard of a key is the documented hash of (transfer name, key under the prefix).
+    let mine = |key: &str| haul::shard::shard_of("t", key, 3) == 0;
+    let keys: BTreeSet<String> = f.keys().into_iter().collect();
+    for key in &gone {
+        assert_eq!(keys.contains(&format!("data/{key}")), !mine(key), "{key}");
+    }
+    for n in 0..30 {
+        let key = format!("keep/{n:02}.csv");
+        assert_eq!(keys.contains(&format!("data/{key}")), mine(&key), "{key}");
+    }
+    assert!(gone.iter().any(|k| mine(k)) && gone.iter().any(|k| !mine(k)), "the test needs both kinds");
+
+    f.apply(&[&m, "--shard", "1/3", "--quiet"]).expect_code(0);
+    f.apply(&[&m, "--shard", "2/3", "--quiet"]).expect_code(0);
+    let expected: Vec<String> = (0..30).map(|n| format!("data/keep/{n:02}.csv")).collect();
+    assert_eq!(f.keys(), expected);
+}
+
+#[test]
+fn shard_auto_reads_the_batch_engines_and_says_what_is_missing() {
+    let f = Fixture::s3s_fs();
+    f.file("a.csv", b"a");
+    let m = f.manifest("upload", "");
+    let plan = |env: &[(&str, &str)], extra: &[&str]| {
+        let mut args = vec!["plan", m.as_str(), "--output", "json", "--shard", "auto"];
+        args.extend_from_slice(extra);
+        haul_with(f.dir.path(), env, &args)
+    };
+    let shard_of = |out: &common::Outcome| {
+        out.expect_code(0);
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["shard"].clone()
+    };
+    let batch = plan(&[("AWS_BATCH_JOB_ARRAY_INDEX", "1"), ("AWS_BATCH_JOB_ARRAY_SIZE", "4")], &[]);
+    assert_eq!(shard_of(&batch), serde_json::json!({"index": 1, "count": 4}));
+    let slurm =
+        plan(&[("SLURM_ARRAY_TASK_ID", "3"), ("SLURM_ARRAY_TASK_MIN", "1"), ("SLURM_ARRAY_TASK_COUNT", "3")], &[]);
+    assert_eq!(shard_of(&slurm), serde_json::json!({"index": 2, "count": 3}));
+    let k8s = [("JOB_COMPLETION_INDEX", "2")];
+    assert_eq!(shard_of(&plan(&k8s, &["--shard-count", "5"])), serde_json::json!({"index": 2, "count": 5}));
+    let k8s_env = [("JOB_COMPLETION_INDEX", "2"), ("HAUL_SHARD_COUNT", "6")];
+    assert_eq!(shard_of(&plan(&k8s_env, &[])), serde_json::json!({"index": 2, "count": 6}));
+
+    plan(&k8s, &[]).expect_code(2).expect_output(&["JOB_COMPLETION_INDEX=2", "--shard-count N", "HAUL_SHARD_COUNT"]);
+    plan(&[], &[]).expect_code(2).expect_output(&["found no shard", "--shard INDEX/COUNT"]);
+    f.plan(&[&m, "--shard", "4/4"]).expect_code(2).expect_output(&["the index must be below the count (0 to 3)"]);
+    f.plan(&[&m, "--shard", "two"]).expect_code(2).expect_output(&["INDEX/COUNT"]);
+    // A saved plan carries its shard; applying it names it, and --shard on it is refused.
+    f.plan(&[&m, "--shard", "0/1", "-o", "plan-{shard}.json"]).expect_code(0);
+    assert_eq!(read_json(&f.path("plan-0-of-1.json"))["shard"], serde_json::json!({"index": 0, "count": 1}));
+    f.apply(&["plan-0-of-1.json", "--shard", "0/1"]).expect_code(2).expect_output(&["a saved plan carries the shard"]);
+    f.apply(&["plan-0-of-1.json", "--quiet"]).expect_code(0).expect_output(&["moved 1 objects", "(shard 0/1)"]);
+}
+
+/// The samples of a metrics file, parsed by a Prometheus text-format parser, keyed by metric
+/// name and the labels that vary (transfer, outcome).
+fn metrics(path: &std::path::Path) -> BTreeMap<String, f64> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let mut samples = BTreeMap::new();
+    for sample in scrape.samples {
+        assert_eq!(sample.labels.get("manifest"), Some("m.yaml"), "{sample:?}");
+        let value = match sample.value {
+            prometheus_parse::Value::Gauge(value) => value,
+            other => panic!("{} should be a gauge: {other:?}", sample.metric),
+        };
+        let mut name = sample.metric.clone();
+        for label in ["transfer", "outcome"] {
+            if let Some(value) = sample.labels.get(label) {
+                name.push_str(&format!("/{value}"));
+            }
+        }
+        samples.insert(name, value);
+    }
+    samples
+}
+
+#[test]
+fn the_metrics_file_tells_what_the_report_tells() {
+    let f = Fixture::s3s_fs();
+    let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+    for n in 0..5u64 {
+        f.file(&format!("{n}.csv"), &bytes(1_000 + n as usize, n));
+    }
+    f.file("skip.tmp", b"filtered out");
+    let m = f.two_way_manifest(proxy.endpoint(), "  retries: 1\n  exclude: [\"*.tmp\"]\n");
+    std::fs::create_dir(f.path("textfile")).unwrap();
+    let prom = f.path("textfile/haul.prom");
+    let args = [m.as_str(), "--quiet", "--report", "run.json", "--metrics-file", "textfile/haul.prom"];
+
+    // A good run: every number is the report's.
+    f.apply(&[&args[..], &["--only", "up"]].concat()).expect_code(0);
+    let report = read_json(&f.path("run.json"));
+    let good = metrics(&prom);
+    let number = |v: &serde_json::Value| v.as_f64().unwrap();
+    assert_eq!(good["haul_last_run_success"], 1.0);
+    assert_eq!(good["haul_last_run_exit_code"], 0.0);
+    let up = &report["transfers"][0];
+    assert_eq!(good["haul_last_run_objects/up/moved"], number(&up["moved"]["objects"]));
+    assert_eq!(good["haul_last_run_objects/up/moved"], 5.0);
+    assert_eq!(good["haul_last_run_bytes/up/moved"], number(&up["moved"]["bytes"]));
+    assert_eq!(good["haul_last_run_objects/up/skipped"], number(&up["skipped"]["filtered"]["objects"]));
+    assert_eq!(good["haul_last_run_objects/up/failed"], 0.0);
+    let started = number(&report["started"]);
+    assert!((good["haul_last_run_start_timestamp_seconds"] - started).abs() < 1.0);
+    let end = good["haul_last_run_end_timestamp_seconds"];
+    assert!(end >= good["haul_last_run_start_timestamp_seconds"]);
+    assert!(good["haul_last_run_duration_seconds"] >= number(&report["duration_seconds"]));
+    assert_eq!(good["haul_last_success_timestamp_seconds"], end);
+
+    // A run whose downloads all fail: failures counted, success 0, last success kept.
+    let mut always_500 = FaultRule::new(Fault::InternalError, 1, 10_000);
+    always_500.object_gets_only = true;
+    proxy.set_faults(&[always_500]);
+    f.apply(&[&args[..], &["--only", "down"]].concat()).expect_code(1);
+    let report = read_json(&f.path("run.json"));
+    let failed = metrics(&prom);
+    assert_eq!(failed["haul_last_run_success"], 0.0);
+    assert_eq!(failed["haul_last_run_exit_code"], 1.0);
+    assert_eq!(failed["haul_last_run_objects/down/failed"], 5.0);
+    assert_eq!(failed["haul_last_run_bytes/down/failed"], number(&report["failed"]["bytes"]));
+    assert_eq!(failed["haul_last_run_objects/down/moved"], 0.0);
+    assert_eq!(failed["haul_last_success_timestamp_seconds"], end);
+
+    // A run that cannot start (the manifest broke) still says it failed.
+    common::write(f.dir.path(), &m, "version: 1\ntransfers: nope\n");
+    f.apply(&args).expect_code(2);
+    let broken = metrics(&prom);
+    assert_eq!(broken["haul_last_run_success"], 0.0);
+    assert_eq!(broken["haul_last_run_exit_code"], 2.0);
+    assert_eq!(broken["haul_last_success_timestamp_seconds"], end);
+    assert!(!broken.keys().any(|k| k.starts_with("haul_last_run_objects")), "no transfer ran: {broken:?}");
+}
