@@ -237,7 +237,7 @@ fn plan(
             // A partial plan saved under the name cron will apply would be a trap.
             eprintln!("not saving {}: some transfers could not be planned", out.display());
         } else {
-            std::fs::write(out, document.to_json() + "\n")
+            crate::output_file::write(out, (document.to_json() + "\n").as_bytes())
                 .map_err(|source| HaulError::Write { path: out.to_path_buf(), source })?;
             if output == OutputFormat::Table {
                 println!("saved to {}; carry it out with `haul apply {}`", out.display(), out.display());
@@ -416,7 +416,8 @@ impl Run {
         }
         if let Some(path) = &options.report {
             let path = crate::shard::expand_path(path, options.shard);
-            std::fs::write(&path, report.to_json() + "\n").map_err(|source| HaulError::Write { path, source })?;
+            crate::output_file::write(&path, (report.to_json() + "\n").as_bytes())
+                .map_err(|source| HaulError::Write { path, source })?;
         }
         let mut stdout = std::io::stdout().lock();
         let _ = match options.output {

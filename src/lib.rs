@@ -14,6 +14,7 @@ pub mod lock;
 pub mod logging;
 pub mod manifest;
 pub mod metrics;
+pub mod output_file;
 pub mod plan;
 pub mod progress;
 pub mod render;

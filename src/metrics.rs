@@ -5,7 +5,6 @@
 //! Every series carries the manifest's file name (and the shard, when sharded), so several
 //! manifests can write files into one collector folder without clashing.
 
-use std::io::Write as _;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -30,21 +29,11 @@ pub struct RunMetrics<'a> {
 /// The metric that survives failed runs: read back from the previous file.
 const LAST_SUCCESS: &str = "haul_last_success_timestamp_seconds";
 
-/// Writes the metrics of `run` to `path` (temp file + rename; readable by everyone, as the
-/// collector usually runs as another user).
+/// Writes the metrics of `run` to `path` (whole, by rename: see [`crate::output_file`]).
 pub fn write(path: &Path, run: &RunMetrics) -> std::io::Result<()> {
     let previous_success = std::fs::read_to_string(path).ok().and_then(|text| last_success(&text));
     let text = render(run, previous_success).map_err(std::io::Error::other)?;
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut temp = tempfile::Builder::new().prefix(".haul-metrics-").suffix(".tmp").tempfile_in(folder)?;
-    temp.write_all(text.as_bytes())?;
-    use std::os::unix::fs::PermissionsExt as _;
-    temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    temp.persist(path).map_err(|err| err.error)?;
-    Ok(())
+    crate::output_file::write(path, text.as_bytes())
 }
 
 /// The text of the metrics file.
@@ -151,19 +140,5 @@ mod tests {
         let line = text.lines().find(|line| line.starts_with(&format!("{metric}{{")))?;
         assert!(line.contains("manifest=\"nightly.yaml\"") && line.contains("shard=\"1/4\""), "{line}");
         line.rsplit(' ').next()
-    }
-
-    #[test]
-    fn the_file_is_replaced_whole_and_readable_by_the_collector() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("haul.prom");
-        std::fs::write(&path, "old").unwrap();
-        write(&path, &run(0)).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("haul_last_run_exit_code"), "{text}");
-        use std::os::unix::fs::PermissionsExt as _;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("haul.prom")], "no temp file left");
     }
 }

@@ -1,0 +1,160 @@
+//! The scheduling and scale-out examples under examples/ must keep working as haul changes:
+//! each file parses as what it is, the haul command line in it is accepted by haul's own
+//! parser, and where a checker exists on the machine (systemd-analyze, bash -n) it is run.
+
+mod common;
+
+use clap::Parser as _;
+use common::repo_root;
+use haul::cli::{Cli, Command};
+
+fn example(path: &str) -> String {
+    let path = repo_root().join("examples").join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Parses a haul command line (`haul ...` or `/usr/local/bin/haul ...`) with haul's parser;
+/// it must be `haul apply`. Returns the target, the `--shard` value and the whole command.
+fn haul_apply(words: &[String]) -> (String, Option<String>, Command) {
+    let program = words.first().expect("a command");
+    assert!(program == "haul" || program.ends_with("/haul"), "not a haul command: {words:?}");
+    let cli = Cli::try_parse_from(words).unwrap_or_else(|e| panic!("haul rejects {words:?}:\n{e}"));
+    match cli.command {
+        Command::Apply { ref target, ref shard, .. } => {
+            (target.to_string_lossy().into_owned(), shard.shard.clone(), cli.command)
+        }
+        other => panic!("expected `haul apply`, got {other:?}"),
+    }
+}
+
+/// A YAML document as JSON (scalars are strings: marked-yaml keeps them as written).
+fn yaml_documents(text: &str) -> Vec<serde_json::Value> {
+    text.split("\n---\n")
+        .map(|doc| marked_yaml::from_yaml(0, doc).unwrap_or_else(|e| panic!("YAML: {e}\n{doc}")))
+        .collect()
+}
+
+/// The manifest's lines without comments and blank lines, for comparing copies of it.
+fn manifest_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.trim_end().to_string())
+        .collect()
+}
+
+#[test]
+fn kubernetes_indexed_job_runs_the_manifest_as_shards() {
+    let docs = yaml_documents(&example("kubernetes/haul-indexed-job.yaml"));
+    let config_map = docs.iter().find(|d| d["kind"] == "ConfigMap").expect("a ConfigMap");
+    let job = docs.iter().find(|d| d["kind"] == "Job").expect("a Job");
+    assert_eq!(job["apiVersion"], "batch/v1");
+
+    // The ConfigMap carries the example manifest, and it is valid.
+    let manifest = config_map["data"]["nightly.yaml"].as_str().unwrap();
+    assert_eq!(manifest_lines(manifest), manifest_lines(&example("nightly-sharded.yaml")));
+    let dir = tempfile::tempdir().unwrap();
+    common::write(dir.path(), "nightly.yaml", manifest);
+    common::haul(dir.path(), &["validate", "nightly.yaml"]).expect_code(0);
+
+    let spec = &job["spec"];
+    assert_eq!(spec["completionMode"], "Indexed");
+    assert_eq!(spec["completions"], spec["parallelism"]);
+    let pod = &spec["template"]["spec"];
+    let container = &pod["containers"][0];
+    let mut words: Vec<String> =
+        container["command"].as_array().unwrap().iter().map(|w| w.as_str().unwrap().into()).collect();
+    words.extend(container["args"].as_array().unwrap().iter().map(|w| w.as_str().unwrap().to_string()));
+    let (target, shard, _) = haul_apply(&words);
+    assert_eq!(shard.as_deref(), Some("auto"));
+    // Kubernetes gives the index only: the count must be the Job's completions.
+    let count = container["env"].as_array().unwrap().iter().find(|e| e["name"] == "HAUL_SHARD_COUNT").unwrap();
+    assert_eq!(count["value"], spec["completions"]);
+    // The manifest path is where the ConfigMap is mounted.
+    let volume =
+        pod["volumes"].as_array().unwrap().iter().find(|v| v["configMap"]["name"] == config_map["metadata"]["name"]);
+    let mount =
+        container["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == volume.unwrap()["name"]).unwrap();
+    assert_eq!(target, format!("{}/nightly.yaml", mount["mountPath"].as_str().unwrap()));
+}
+
+#[test]
+fn aws_batch_array_job_runs_the_manifest_as_shards() {
+    let definition: serde_json::Value = serde_json::from_str(&example("aws-batch/job-definition.json")).unwrap();
+    let submit: serde_json::Value = serde_json::from_str(&example("aws-batch/submit-array-job.json")).unwrap();
+    assert_eq!(submit["jobDefinition"], definition["jobDefinitionName"]);
+    assert!(submit["arrayProperties"]["size"].as_u64().unwrap() >= 2, "an array job has at least two children");
+    let words: Vec<String> = definition["containerProperties"]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().into())
+        .collect();
+    let (target, shard, _) = haul_apply(&words);
+    assert_eq!(shard.as_deref(), Some("auto"));
+    assert_eq!(target, "/etc/haul/nightly.yaml");
+}
+
+#[test]
+fn slurm_array_script_runs_the_manifest_as_shards() {
+    let script = example("slurm/haul-array.sbatch");
+    let status = std::process::Command::new("bash")
+        .args(["-n", repo_root().join("examples/slurm/haul-array.sbatch").to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "bash -n rejects the script");
+    assert!(script.lines().any(|l| l.starts_with("#SBATCH --array=")), "an array job");
+    // The command, with its continuation lines joined, as the shell would read it.
+    let joined = script.replace("\\\n", " ");
+    let line = joined.lines().find(|l| l.contains("haul apply")).expect("a haul apply line");
+    let mut words = shell_words::split(line).unwrap();
+    if words[0] == "srun" {
+        words.remove(0);
+    }
+    let (_, shard, command) = haul_apply(&words);
+    assert_eq!(shard.as_deref(), Some("auto"));
+    let Command::Apply { report, metrics_file, .. } = command else { unreachable!() };
+    // Every task writes its own files.
+    assert!(report.unwrap().to_string_lossy().contains("{shard}"));
+    assert!(metrics_file.unwrap().to_string_lossy().contains("{shard}"));
+}
+
+#[test]
+fn crontab_line_is_one_valid_entry() {
+    let text = example("cron/crontab");
+    let entries: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let fields: Vec<&str> = entries[0].splitn(6, char::is_whitespace).collect();
+    let time_field = |f: &str| !f.is_empty() && f.chars().all(|c| c.is_ascii_digit() || "*,-/".contains(c));
+    assert!(fields[..5].iter().all(|f| time_field(f)), "five time fields: {fields:?}");
+    // cron turns `%` into a newline.
+    assert!(!fields[5].contains('%'), "{}", fields[5]);
+    let (_, shard, command) = haul_apply(&shell_words::split(fields[5]).unwrap());
+    assert_eq!(shard, None, "one machine, no shards");
+    let Command::Apply { quiet, metrics_file, .. } = command else { unreachable!() };
+    assert!(quiet && metrics_file.is_some());
+}
+
+#[test]
+fn systemd_units_verify_and_run_haul() {
+    let service = example("systemd/haul-nightly.service");
+    let exec = service.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart=");
+    let words = shell_words::split(exec).unwrap();
+    let (_, shard, _) = haul_apply(&words);
+    assert_eq!(shard, None);
+    assert!(service.contains("SuccessExitStatus=5"), "a held lock is not a failure");
+    assert!(example("systemd/haul-nightly.timer").contains("OnCalendar="));
+
+    // systemd's own checker, with the binary path pointed at the haul under test.
+    if std::process::Command::new("systemd-analyze").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        let dir = tempfile::tempdir().unwrap();
+        let service = service.replace(&words[0], env!("CARGO_BIN_EXE_haul"));
+        common::write(dir.path(), "haul-nightly.service", &service);
+        common::write(dir.path(), "haul-nightly.timer", &example("systemd/haul-nightly.timer"));
+        let out = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .args([dir.path().join("haul-nightly.service"), dir.path().join("haul-nightly.timer")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "systemd-analyze verify:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
