@@ -324,3 +324,42 @@ fn logs_are_json_lines_with_retries_and_timings_and_no_secrets() {
     let who = common::haul(f.dir.path(), &["whoami", "--endpoint", &f.endpoint, "--log-level", "trace"]);
     assert!(!who.all().contains(haul_testkit::SECRET_KEY) && !who.all().contains(haul_testkit::ACCESS_KEY));
 }
+
+#[test]
+fn an_object_replaced_during_a_ranged_download_fails_instead_of_being_stitched() {
+    // moto answers If-Match on GET (s3s-fs ignores it).
+    let f = Fixture::moto();
+    let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+    let old = bytes(12 * MIB, 1);
+    let new = bytes(12 * MIB, 2);
+    f.put("data/big.bin", &old);
+    // 5 MiB parts: three ranges, each held back 2 s on its way to the server.
+    let m = f.two_way_manifest(proxy.endpoint(), "  retries: 0\n");
+    let mut held_back = FaultRule::new(Fault::Delay(Duration::from_secs(2)), 1, 1_000);
+    held_back.object_gets_only = true;
+    proxy.set_faults(&[held_back]);
+    let child = common::haul_command(f.dir.path())
+        .args(["apply", &m, "--only", "down", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the first range is on its way, the object is replaced (same size, other bytes).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !proxy.requests().iter().any(|r| r.method == "GET" && r.header("range").is_some()) {
+        assert!(Instant::now() < deadline, "no ranged GET seen");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    f.put("data/big.bin", &new);
+    let out = common::Outcome::from(child.wait_with_output().unwrap());
+    out.expect_code(1).expect_output(&["PreconditionFailed"]);
+    assert!(!f.path("back/big.bin").exists(), "a mix of two versions must never land");
+    assert!(temp_files(&f.path("back")).is_empty());
+    // Every range asked for the version the listing saw.
+    let ranged: Vec<_> = proxy.requests().into_iter().filter(|r| r.header("range").is_some()).collect();
+    assert!(ranged.len() >= 3 && ranged.iter().all(|r| r.header("if-match").is_some()), "{ranged:?}");
+
+    proxy.set_faults(&[]);
+    f.apply(&[&m, "--only", "down", "--quiet"]).expect_code(0);
+    assert!(std::fs::read(f.path("back/big.bin")).unwrap() == new);
+}
