@@ -363,3 +363,39 @@ fn an_object_replaced_during_a_ranged_download_fails_instead_of_being_stitched()
     f.apply(&[&m, "--only", "down", "--quiet"]).expect_code(0);
     assert!(std::fs::read(f.path("back/big.bin")).unwrap() == new);
 }
+
+#[test]
+fn a_corrupted_range_fails_the_objects_checksum_and_is_downloaded_again() {
+    let f = Fixture::moto();
+    let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+    // haul uploads this in 5 MiB parts with CRC32C: a composite checksum over 3 parts.
+    let multipart = bytes(12 * MIB, 3);
+    f.file("multipart.bin", &multipart);
+    let m = f.two_way_manifest(proxy.endpoint(), "  retries: 3\n");
+    f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
+    // Another tool's single PUT with a full-object CRC32C.
+    let whole = bytes(11 * MIB, 4);
+    let put = f
+        .client
+        .put_object()
+        .bucket(BUCKET)
+        .key("data/whole.bin")
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32C)
+        .body(aws_sdk_s3::primitives::ByteStream::from(whole.clone()));
+    f.runtime.block_on(put.send()).unwrap();
+
+    // Two ranges come back with a flipped byte: their downloads fail the checksum and are
+    // tried again; the files land intact.
+    proxy.set_faults(&[FaultRule::new(Fault::FlipByteInRange, 3, 2)]);
+    f.apply(&[&m, "--only", "down", "--quiet"]).expect_code(0);
+    assert_eq!(proxy.injected(), vec![2]);
+    assert!(std::fs::read(f.path("back/multipart.bin")).unwrap() == multipart);
+    assert!(std::fs::read(f.path("back/whole.bin")).unwrap() == whole);
+
+    // Every range corrupted: reported as a checksum failure, and nothing lands.
+    std::fs::remove_dir_all(f.path("back")).unwrap();
+    proxy.set_faults(&[FaultRule::new(Fault::FlipByteInRange, 1, 10_000)]);
+    f.apply(&[&m, "--only", "down"]).expect_code(1).expect_output(&["ChecksumMismatch", "FAILED 2"]);
+    assert!(!f.path("back/multipart.bin").exists() && !f.path("back/whole.bin").exists());
+    assert!(temp_files(&f.path("back")).is_empty());
+}

@@ -11,7 +11,9 @@ use std::path::Path;
 use aws_sdk_s3::types::ChecksumMode;
 use futures_util::StreamExt as _;
 
+use super::range_checksum::{self, RangeVerification};
 use super::{Context, io_failure};
+use crate::listing::content::RemoteChecksum;
 use crate::plan::Action;
 use crate::progress::ObjectProgress;
 use crate::s3::{RequestFailure, request_failure};
@@ -82,10 +84,12 @@ async fn whole(
     Ok(last_modified)
 }
 
-/// Parallel ranged GETs written in place, each `If-Match` on the object's ETag, so an object
-/// replaced mid-download fails instead of being stitched from two versions. The ETag is the
-/// one the listing saw, so every range starts at once; a server that lists no ETag has the
-/// first range learn it (and the size) before the others start.
+/// Parallel ranged GETs written in place. One HEAD first (`If-Match` on the listed ETag)
+/// learns the object's ETag, time and checksum; every range then asks `If-Match` on that
+/// ETag, so an object replaced mid-download fails instead of being stitched from two
+/// versions. Each range is hashed as it arrives and the hashes are combined into the object's
+/// CRC checksum (full-object or composite, see [`range_checksum`]), so a corrupted range fails
+/// the download like a corrupted whole-object GET does.
 ///
 /// Each range runs as its own tokio task and writes its chunks where they arrive: on the
 /// runtime thread that read them from the socket. Polling them all from the one worker
@@ -99,64 +103,87 @@ async fn ranged(
     file: &File,
     progress: &ObjectProgress<'_>,
 ) -> Result<Option<std::time::SystemTime>, RequestFailure> {
-    let part_size = context.job.part_size.0;
-    let ranges: Vec<(u64, u64)> =
-        (0..size.div_ceil(part_size)).map(|i| (i * part_size, ((i + 1) * part_size).min(size) - 1)).collect();
-    let file = std::sync::Arc::new(file.try_clone().map_err(|err| io_failure("cannot share the temp file", err))?);
-    let mut source =
-        RangeSource { client: context.client.clone(), bucket: context.job.bucket.clone(), key: key.to_string(), etag };
-    let spawn = |source: &std::sync::Arc<RangeSource>, range: (u64, u64)| {
-        let (source, file, parts) = (source.clone(), file.clone(), context.parts.clone());
-        AbortOnDrop(tokio::spawn(async move {
-            let _permit = parts.acquire_owned().await.expect("the part semaphore is never closed");
-            super::check_interrupt()?;
-            get_range(&source, range, &file).await
-        }))
+    let head = head_object(context, key, etag.as_deref(), None).await?;
+    check_total(head.content_length().map(|length| length as u64), size)?;
+    let last_modified = head.last_modified().and_then(|time| std::time::SystemTime::try_from(*time).ok());
+    let checksum = RemoteChecksum::from_head(&head);
+    let first_part = match checksum.as_ref().and_then(|c| c.parts) {
+        // Without If-Match: moto compares it with the part's ETag. The ranges check the ETag.
+        Some(_) => head_object(context, key, None, Some(1)).await?.content_length().map(|length| length as u64),
+        None => None,
     };
-    let mut rest = &ranges[..];
-    let mut last_modified = None;
-    if source.etag.is_none() {
-        let (first, others) = ranges.split_first().expect("a ranged download has parts");
-        let answer = joined(spawn(&std::sync::Arc::new(source.clone()), *first).await)?;
-        check_total(&answer, size)?;
-        progress.add(first.1 - first.0 + 1);
-        (source.etag, last_modified) = (answer.etag, answer.last_modified);
-        rest = others;
-    }
-    let source = std::sync::Arc::new(source);
+    let verification = checksum.and_then(|checksum| RangeVerification::new(&checksum, size, first_part));
+    let ranges = range_checksum::layout(size, context.job.part_size.0, verification.as_ref().and_then(|v| v.part_size));
+    let source = std::sync::Arc::new(RangeSource {
+        client: context.client.clone(),
+        bucket: context.job.bucket.clone(),
+        key: key.to_string(),
+        etag: head.e_tag().map(|tag| tag.trim_matches('"').to_string()).or(etag),
+        crc: verification.as_ref().map(|v| v.algorithm),
+    });
+    let file = std::sync::Arc::new(file.try_clone().map_err(|err| io_failure("cannot share the temp file", err))?);
     // Spawned in order; the part semaphore is fair, so ranges start in order too. A failure
     // drops the rest, which aborts them.
-    let mut tasks: futures_util::stream::FuturesUnordered<_> =
-        rest.iter().map(|&range| spawn(&source, range)).collect();
+    let mut tasks: futures_util::stream::FuturesUnordered<_> = ranges
+        .iter()
+        .map(|&range| {
+            let (source, file, parts) = (source.clone(), file.clone(), context.parts.clone());
+            AbortOnDrop(tokio::spawn(async move {
+                let _permit = parts.acquire_owned().await.expect("the part semaphore is never closed");
+                super::check_interrupt()?;
+                get_range(&source, range, &file).await
+            }))
+        })
+        .collect();
+    let mut crcs = Vec::with_capacity(ranges.len());
     while let Some(result) = tasks.next().await {
-        let answer = joined(result)?;
-        check_total(&answer, size)?;
+        let answer =
+            result.map_err(|err| RequestFailure::local("Internal", format!("a range task failed: {err}"), true))??;
+        check_total(answer.total, size)?;
         progress.add(answer.length);
-        if answer.start == 0 {
-            last_modified = answer.last_modified;
-        }
+        crcs.push((answer.start, answer.length, answer.crc.unwrap_or(0)));
+    }
+    if let Some(verification) = verification
+        && !verification.matches(&mut crcs)
+    {
+        return Err(RequestFailure::local(
+            "ChecksumMismatch",
+            "the ranges downloaded do not add up to the object's checksum".to_string(),
+            true,
+        ));
     }
     file.set_len(size).map_err(|err| io_failure("cannot size the file", err))?;
     Ok(last_modified)
 }
 
-/// The object's size in a range answer must be the planned one (else it changed since).
-fn check_total(answer: &RangeAnswer, size: u64) -> Result<(), RequestFailure> {
-    if answer.total == Some(size) {
+/// A HEAD with checksum mode, `If-Match` on `etag`, of the whole object or of one part.
+async fn head_object(
+    context: &Context<'_>,
+    key: &str,
+    etag: Option<&str>,
+    part: Option<i32>,
+) -> Result<aws_sdk_s3::operation::head_object::HeadObjectOutput, RequestFailure> {
+    let mut request =
+        context.client.head_object().bucket(&context.job.bucket).key(key).checksum_mode(ChecksumMode::Enabled);
+    if let Some(etag) = etag {
+        request = request.if_match(format!("\"{}\"", etag.trim_matches('"')));
+    }
+    if let Some(part) = part {
+        request = request.part_number(part);
+    }
+    request.send().await.map_err(|err| request_failure(&err))
+}
+
+/// The object's size as an answer gives it must be the planned one (else it changed since).
+fn check_total(total: Option<u64>, size: u64) -> Result<(), RequestFailure> {
+    if total == Some(size) {
         return Ok(());
     }
     Err(RequestFailure::local(
         "ObjectChanged",
-        format!("the object is {} bytes now, {size} when planned", answer.total.map_or("?".into(), |t| t.to_string())),
+        format!("the object is {} bytes now, {size} when planned", total.map_or("?".into(), |t| t.to_string())),
         false,
     ))
-}
-
-/// A range task's result, with a task that died counted as a transient failure.
-fn joined(
-    result: Result<Result<RangeAnswer, RequestFailure>, tokio::task::JoinError>,
-) -> Result<RangeAnswer, RequestFailure> {
-    result.map_err(|err| RequestFailure::local("Internal", format!("a range task failed: {err}"), true))?
 }
 
 /// A spawned task that is aborted when its handle is dropped.
@@ -178,23 +205,23 @@ impl<T> std::future::Future for AbortOnDrop<T> {
 
 /// The object a ranged download reads, owned so that range tasks can outlive the caller's
 /// borrows.
-#[derive(Clone)]
 struct RangeSource {
     client: aws_sdk_s3::Client,
     bucket: String,
     key: String,
     /// The ETag every range must match (`If-Match`).
     etag: Option<String>,
+    /// The CRC to hash each range with, when the object's checksum can be rebuilt from them.
+    crc: Option<crc_fast::CrcAlgorithm>,
 }
 
-/// What one range's answer said about the object, and where the range was.
+/// One range's answer: where it was, the object's size it reported, and the range's CRC.
 struct RangeAnswer {
     start: u64,
     length: u64,
     /// The object's whole size, from `Content-Range`.
     total: Option<u64>,
-    etag: Option<String>,
-    last_modified: Option<std::time::SystemTime>,
+    crc: Option<u64>,
 }
 
 async fn get_range(source: &RangeSource, (start, end): (u64, u64), file: &File) -> Result<RangeAnswer, RequestFailure> {
@@ -206,17 +233,19 @@ async fn get_range(source: &RangeSource, (start, end): (u64, u64), file: &File) 
     let response = request.send().await.map_err(|err| request_failure(&err))?;
     // `Content-Range: bytes 0-99/12345`: the total after the slash.
     let total = response.content_range().and_then(|range| range.rsplit('/').next()?.parse().ok());
-    let etag = response.e_tag().map(|tag| tag.trim_matches('"').to_string()).or(source.etag.clone());
-    let last_modified = response.last_modified().and_then(|time| std::time::SystemTime::try_from(*time).ok());
+    let mut digest = source.crc.map(crc_fast::Digest::new);
     let mut body = response.body;
     let mut offset = start;
     while let Some(chunk) = body.try_next().await.map_err(body_failure)? {
         file.write_all_at(&chunk, offset).map_err(|err| io_failure("cannot write", err))?;
+        if let Some(digest) = &mut digest {
+            digest.update(&chunk);
+        }
         offset += chunk.len() as u64;
     }
     check_length(Some(end - start + 1), offset - start)?;
     start_writeback(file, start, offset - start);
-    Ok(RangeAnswer { start, length: offset - start, total, etag, last_modified })
+    Ok(RangeAnswer { start, length: offset - start, total, crc: digest.map(|d| d.finalize()) })
 }
 
 /// Starts writing a finished range to disk without waiting for it, so the fsync before the

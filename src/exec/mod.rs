@@ -4,6 +4,7 @@
 
 mod delete;
 mod download;
+mod range_checksum;
 mod upload;
 
 use std::collections::BTreeSet;

@@ -42,7 +42,7 @@ pub struct RemoteChecksum {
 }
 
 impl RemoteChecksum {
-    fn from_head(head: &HeadObjectOutput) -> Option<Self> {
+    pub fn from_head(head: &HeadObjectOutput) -> Option<Self> {
         let candidates = [
             (Algorithm::Crc64Nvme, head.checksum_crc64_nvme()),
             (Algorithm::Crc32c, head.checksum_crc32_c()),

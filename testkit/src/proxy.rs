@@ -49,11 +49,13 @@ pub enum Fault {
     TruncateBody,
     /// Whole-object GETs only (no Range): one byte in the middle of the body is flipped.
     FlipByte,
+    /// Ranged GETs only: one byte in the middle of the range's body is flipped.
+    FlipByteInRange,
 }
 
 impl Fault {
     fn object_get_only(self) -> bool {
-        matches!(self, Fault::TruncateBody | Fault::FlipByte)
+        matches!(self, Fault::TruncateBody | Fault::FlipByte | Fault::FlipByteInRange)
     }
 }
 
@@ -88,7 +90,7 @@ impl FaultState {
             if (rule.object_gets_only || rule.fault.object_get_only()) && !object_get {
                 continue;
             }
-            if rule.fault == Fault::FlipByte && ranged {
+            if (rule.fault == Fault::FlipByte && ranged) || (rule.fault == Fault::FlipByteInRange && !ranged) {
                 continue;
             }
             self.seen[index] += 1;
@@ -207,10 +209,10 @@ async fn forward(
     *request.uri_mut() = target.parse().expect("a valid upstream URI");
     let response = client.request(request).await.map_err(|err| Box::new(err) as BoxError)?;
     match fault {
-        Some(Fault::TruncateBody) | Some(Fault::FlipByte) if response.status().is_success() => {
+        Some(Fault::TruncateBody | Fault::FlipByte | Fault::FlipByteInRange) if response.status().is_success() => {
             let (parts, body) = response.into_parts();
             let mut bytes = body.collect().await.map_err(|err| Box::new(err) as BoxError)?.to_bytes().to_vec();
-            if fault == Some(Fault::FlipByte) {
+            if fault != Some(Fault::TruncateBody) {
                 let middle = bytes.len() / 2;
                 if let Some(byte) = bytes.get_mut(middle) {
                     *byte ^= 0x01;
