@@ -109,7 +109,6 @@ pub async fn list_objects(
     }
     // Without --recursive, names are shown relative to the prefix's folder, as `aws s3 ls` does.
     let shown_from = if options.recursive { 0 } else { url.prefix.rfind('/').map_or(0, |i| i + 1) };
-    let mut pages = request.into_paginator().send();
     let (mut objects, mut bytes) = (0u64, 0u64);
     let mut first = true;
     if options.json {
@@ -124,14 +123,37 @@ pub async fn list_objects(
         }
         first = false;
     };
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|err| request_failure(&err))?;
+    let mut token: Option<String> = None;
+    let mut url_encoded = false;
+    loop {
+        let mut page_request = request.clone().set_continuation_token(token.clone());
+        if url_encoded {
+            page_request = page_request.encoding_type(aws_sdk_s3::types::EncodingType::Url);
+        }
+        let page = match page_request.send().await {
+            // A key with a control character makes the page unreadable XML: ask for the page
+            // again with keys URL-encoded (as the listing stage does).
+            Err(err) if !url_encoded && crate::listing::remote::unreadable_page(&err) => {
+                url_encoded = true;
+                continue;
+            }
+            answer => answer.map_err(|err| request_failure(&err))?,
+        };
+        let encoded = url_encoded && page.encoding_type() == Some(&aws_sdk_s3::types::EncodingType::Url);
+        let decode = |key: &str| -> String {
+            if encoded {
+                crate::listing::remote::url_decode(key).unwrap_or_else(|| key.to_string())
+            } else {
+                key.to_string()
+            }
+        };
         // One page holds prefixes and objects separately; print them merged in key order.
-        let mut rows: Vec<(&str, Option<&aws_sdk_s3::types::Object>)> = Vec::new();
-        rows.extend(page.common_prefixes().iter().filter_map(|p| p.prefix()).map(|p| (p, None)));
-        rows.extend(page.contents().iter().filter_map(|o| o.key().map(|k| (k, Some(o)))));
-        rows.sort_by(|a, b| a.0.cmp(b.0));
+        let mut rows: Vec<(String, Option<&aws_sdk_s3::types::Object>)> = Vec::new();
+        rows.extend(page.common_prefixes().iter().filter_map(|p| p.prefix()).map(|p| (decode(p), None)));
+        rows.extend(page.contents().iter().filter_map(|o| o.key().map(|k| (decode(k), Some(o)))));
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
         for (key, object) in rows {
+            let key = key.as_str();
             let shown = key.get(shown_from..).unwrap_or(key);
             match object {
                 None => emit(
@@ -161,6 +183,10 @@ pub async fn list_objects(
                     );
                 }
             }
+        }
+        token = page.next_continuation_token().map(str::to_string);
+        if !page.is_truncated().unwrap_or(false) || token.is_none() {
+            break;
         }
     }
     if options.json {

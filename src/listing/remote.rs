@@ -251,13 +251,13 @@ impl Iterator for RemoteListing {
 }
 
 type ListPage = aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
-type ListPageError = aws_sdk_s3::error::SdkError<
+pub type ListPageError = aws_sdk_s3::error::SdkError<
     aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error,
     aws_sdk_s3::config::http::HttpResponse,
 >;
 
 /// A listing answer that came back (HTTP 2xx) but could not be parsed.
-fn unreadable_page(err: &ListPageError) -> bool {
+pub fn unreadable_page(err: &ListPageError) -> bool {
     match err {
         aws_sdk_s3::error::SdkError::ServiceError(service) => service.raw().status().is_success(),
         aws_sdk_s3::error::SdkError::ResponseError(_) => true,
