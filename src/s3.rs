@@ -90,7 +90,7 @@ pub fn describe_error<E>(err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+    use aws_sdk_s3::error::SdkError;
     match err {
         SdkError::ServiceError(service) => {
             let inner = service.err();
@@ -100,12 +100,24 @@ where
                 _ => format!("HTTP {} with no error code", service.raw().status().as_u16()),
             }
         }
-        other => {
-            // The context chain names the real cause (e.g. "Connection refused").
-            let text = DisplayErrorContext(other).to_string();
-            text.replace('\n', " ")
-        }
+        // The chain of causes names the real one (e.g. "Connection refused"); each cause's
+        // message only, without the Debug dump the SDK's own context display ends with.
+        other => error_chain(other),
     }
+}
+
+/// An error and its causes, `: `-joined, each once (a cause often repeats its wrapper).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(err) = next {
+        let text = err.to_string().replace('\n', " ");
+        if !text.is_empty() && !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
 }
 
 /// A failed request as the executor records it: what the server said (or what went wrong on

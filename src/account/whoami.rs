@@ -133,7 +133,7 @@ pub async fn whoami(target: &S3Target, explicit: &str) -> Identity {
             identity.session_token = credentials.session_token().is_some();
         }
         Err(err) => {
-            let why = aws_sdk_s3::error::DisplayErrorContext(&err).to_string().replace('\n', " ");
+            let why = crate::s3::error_chain(&err);
             identity.problems.push(format!("no credentials found ({why}); looked in: {CREDENTIAL_PLACES}"));
             return identity;
         }

@@ -279,7 +279,7 @@ fn check_length(expected: Option<u64>, written: u64) -> Result<(), RequestFailur
 
 /// A body that broke off, or failed the checksum check: worth another attempt.
 fn body_failure(err: aws_sdk_s3::primitives::ByteStreamError) -> RequestFailure {
-    let text = aws_sdk_s3::error::DisplayErrorContext(&err).to_string().replace('\n', " ");
+    let text = crate::s3::error_chain(&err);
     let code = if text.to_lowercase().contains("checksum") { "ChecksumMismatch" } else { "ShortBody" };
     RequestFailure::local(code, format!("reading the body: {text}"), true)
 }
