@@ -122,11 +122,12 @@ async fn ranged(
         crc: verification.as_ref().map(|v| v.algorithm),
     });
     let file = std::sync::Arc::new(file.try_clone().map_err(|err| io_failure("cannot share the temp file", err))?);
-    // Spawned in order; the part semaphore is fair, so ranges start in order too. A failure
-    // drops the rest, which aborts them.
-    let mut tasks: futures_util::stream::FuturesUnordered<_> = ranges
-        .iter()
-        .map(|&range| {
+    // Spawned in order, at most `concurrency` at a time (a 5 TB object has 600,000 ranges:
+    // spawning them all up front would hold a task each); the part semaphore, shared by the
+    // transfer's files, is fair, so ranges start in order too. A failure drops the rest,
+    // which aborts them.
+    let mut tasks = futures_util::stream::iter(ranges.iter().copied())
+        .map(|range| {
             let (source, file, parts) = (source.clone(), file.clone(), context.parts.clone());
             AbortOnDrop(tokio::spawn(async move {
                 let _permit = parts.acquire_owned().await.expect("the part semaphore is never closed");
@@ -134,7 +135,7 @@ async fn ranged(
                 get_range(&source, range, &file).await
             }))
         })
-        .collect();
+        .buffer_unordered(context.job.concurrency as usize);
     let mut crcs = Vec::with_capacity(ranges.len());
     while let Some(result) = tasks.next().await {
         let answer =
