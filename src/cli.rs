@@ -155,7 +155,7 @@ pub enum Command {
     /// the run goes on. A saved plan is checked first: when any object it acts on changed since,
     /// nothing is written and haul exits 4. Exits 1 when any object failed.
     #[command(
-        after_help = "Examples:\n  haul apply nightly.yaml\n  haul apply nightly.yaml --only daily-reports --report run.json\n  haul plan nightly.yaml -o plan.json && haul apply plan.json"
+        after_help = "Examples:\n  haul apply nightly.yaml\n  haul apply nightly.yaml --only daily-reports --report run.json\n  haul plan nightly.yaml -o plan.json && haul apply plan.json\n  haul apply nightly.yaml --quiet --metrics-file /var/lib/node_exporter/textfile/haul.prom\n  haul apply nightly.yaml --shard auto --report report-{shard}.json   # one copy of an array job"
     )]
     Apply {
         /// A manifest, or a plan file written by `haul plan -o`.
