@@ -399,3 +399,26 @@ fn a_corrupted_range_fails_the_objects_checksum_and_is_downloaded_again() {
     assert!(!f.path("back/multipart.bin").exists() && !f.path("back/whole.bin").exists());
     assert!(temp_files(&f.path("back")).is_empty());
 }
+
+#[test]
+fn a_multipart_object_below_the_threshold_is_still_checked_against_its_composite_checksum() {
+    let f = Fixture::moto();
+    let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+    let data = bytes(6 * MIB, 5);
+    f.file("six.bin", &data);
+    // Uploaded in two 5 MiB parts: its checksum is composite (the SDK checks only full ones).
+    let m = f.two_way_manifest(proxy.endpoint(), "  retries: 1\n");
+    f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
+    // Downloaded with a threshold above its size, every object GET corrupted.
+    let down = std::fs::read_to_string(f.path(&m))
+        .unwrap()
+        .replace("multipart_threshold: 5MiB", "multipart_threshold: 16MiB")
+        .replace("part_size: 5MiB", "part_size: 16MiB");
+    write(f.dir.path(), "down.yaml", &down);
+    proxy.set_faults(&[FaultRule::new(Fault::FlipByte, 1, 10_000), FaultRule::new(Fault::FlipByteInRange, 1, 10_000)]);
+    f.apply(&["down.yaml", "--only", "down"]).expect_code(1).expect_output(&["ChecksumMismatch"]);
+    assert!(!f.path("back/six.bin").exists(), "a corrupted copy must never land");
+    proxy.set_faults(&[]);
+    f.apply(&["down.yaml", "--only", "down", "--quiet"]).expect_code(0);
+    assert!(std::fs::read(f.path("back/six.bin")).unwrap() == data);
+}

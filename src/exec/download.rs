@@ -35,7 +35,12 @@ pub(super) async fn download(context: &Context<'_>, action: &Action) -> Result<(
         .map_err(|err| io_failure(&format!("cannot create a temp file in {}", folder.display()), err))?;
     let progress = context.counters.start(&action.key, action.size);
     let etag = action.source.as_ref().and_then(|source| source.etag.clone());
-    let last_modified = if action.size > context.job.part_size.0 && action.size >= context.job.multipart_threshold.0 {
+    let large = action.size > context.job.part_size.0 && action.size >= context.job.multipart_threshold.0;
+    // A multipart object (ETag `…-N`) has at most a composite checksum, which the SDK does not
+    // check on a whole GET; the ranged path rebuilds and checks it, whatever the size.
+    let multipart =
+        etag.as_deref().is_some_and(|etag| etag.rsplit_once('-').is_some_and(|(_, n)| n.parse::<u32>().is_ok()));
+    let last_modified = if large || (multipart && action.size > 0) {
         ranged(context, &key, action.size, etag, temp.as_file(), &progress).await?
     } else {
         whole(context, &key, etag, temp.as_file(), &progress).await?
