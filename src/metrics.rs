@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use prometheus::{Encoder as _, Gauge, GaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder as _, GaugeVec, Opts, Registry, TextEncoder};
 
 use crate::report::RunReport;
 use crate::shard::Shard;
@@ -40,14 +40,19 @@ pub fn write(path: &Path, run: &RunMetrics) -> std::io::Result<()> {
 pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> prometheus::Result<String> {
     let manifest =
         run.manifest.file_name().map_or_else(|| run.manifest.to_string_lossy(), |name| name.to_string_lossy());
-    let mut labels = std::collections::HashMap::from([("manifest".to_string(), manifest.into_owned())]);
-    if let Some(shard) = run.shard {
-        labels.insert("shard".into(), shard.to_string());
+    // Plain labels, not the registry's constant ones (kept in a hash map): the encoder sorts
+    // plain labels by name, so the file reads the same from run to run.
+    let shard = run.shard.map(|shard| shard.to_string());
+    let mut names = vec!["manifest"];
+    let mut values = vec![manifest.as_ref()];
+    if let Some(shard) = &shard {
+        names.push("shard");
+        values.push(shard.as_str());
     }
-    let registry = Registry::new_custom(None, Some(labels))?;
+    let registry = Registry::new();
     let gauge = |name: &str, help: &str, value: f64| -> prometheus::Result<()> {
-        let gauge = Gauge::with_opts(Opts::new(name, help))?;
-        gauge.set(value);
+        let gauge = GaugeVec::new(Opts::new(name, help), &names)?;
+        gauge.with_label_values(&values).set(value);
         registry.register(Box::new(gauge))
     };
     let seconds = |time: SystemTime| time.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
@@ -69,11 +74,11 @@ pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> prometheus::Re
     if let Some(report) = run.report {
         let objects = GaugeVec::new(
             Opts::new("haul_last_run_objects", "Objects per transfer and outcome in the last run."),
-            &["transfer", "outcome"],
+            &[&names[..], &["transfer", "outcome"]].concat(),
         )?;
         let bytes = GaugeVec::new(
             Opts::new("haul_last_run_bytes", "Bytes per transfer and outcome in the last run."),
-            &["transfer", "outcome"],
+            &[&names[..], &["transfer", "outcome"]].concat(),
         )?;
         for transfer in &report.transfers {
             // Another shard's keys are that shard's to count.
@@ -91,8 +96,9 @@ pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> prometheus::Re
                 ("deleted", transfer.deleted),
                 ("interrupted", transfer.interrupted),
             ] {
-                objects.with_label_values(&[transfer.name.as_str(), outcome]).set(tally.objects as f64);
-                bytes.with_label_values(&[transfer.name.as_str(), outcome]).set(tally.bytes as f64);
+                let labels = [&values[..], &[transfer.name.as_str(), outcome]].concat();
+                objects.with_label_values(&labels).set(tally.objects as f64);
+                bytes.with_label_values(&labels).set(tally.bytes as f64);
             }
         }
         registry.register(Box::new(objects))?;
@@ -127,6 +133,8 @@ mod tests {
     fn the_last_success_is_kept_across_failures_and_moved_by_a_success() {
         let failed = render(&run(1), None).unwrap();
         assert_eq!(value(&failed, "haul_last_run_success"), Some("0"), "{failed}");
+        // Labels sorted by name, the same every run (the file diffs cleanly).
+        assert!(failed.contains("haul_last_run_success{manifest=\"nightly.yaml\",shard=\"1/4\"} 0"), "{failed}");
         assert!(!failed.contains(LAST_SUCCESS), "no success yet: {failed}");
         let succeeded = render(&run(0), None).unwrap();
         assert_eq!(last_success(&succeeded), Some(1_090.0));
