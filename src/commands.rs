@@ -81,7 +81,12 @@ fn resolve_shard(args: &ShardArgs) -> Result<Option<Shard>, HaulError> {
     let shard = match args.shard.as_deref() {
         None => return Ok(None),
         Some("auto") => Shard::from_environment(|name| std::env::var(name).ok(), args.shard_count)?,
-        Some(text) => Shard::parse(text)?,
+        Some(text) => {
+            if let Some(count) = args.shard_count {
+                return Err(crate::shard::ShardError::CountWithoutAuto { count }.into());
+            }
+            Shard::parse(text)?
+        }
     };
     tracing::info!(%shard, "running one shard");
     Ok(Some(shard))

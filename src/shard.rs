@@ -27,6 +27,8 @@ pub enum ShardError {
         "`--shard auto` found two different shards: {first} and {second}; unset one of them or pass `--shard INDEX/COUNT`"
     )]
     Conflicting { first: String, second: String },
+    #[error("`--shard-count {count}` goes with `--shard auto`; `--shard INDEX/COUNT` carries its own count")]
+    CountWithoutAuto { count: u32 },
 }
 
 impl Shard {

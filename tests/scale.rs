@@ -140,6 +140,7 @@ fn shard_auto_reads_the_batch_engines_and_says_what_is_missing() {
     plan(&[], &[]).expect_code(2).expect_output(&["found no shard", "--shard INDEX/COUNT"]);
     f.plan(&[&m, "--shard", "4/4"]).expect_code(2).expect_output(&["the index must be below the count (0 to 3)"]);
     f.plan(&[&m, "--shard", "two"]).expect_code(2).expect_output(&["INDEX/COUNT"]);
+    f.plan(&[&m, "--shard", "1/4", "--shard-count", "8"]).expect_code(2).expect_output(&["goes with `--shard auto`"]);
     // A saved plan carries its shard; applying it names it, and --shard on it is refused.
     f.plan(&[&m, "--shard", "0/1", "-o", "plan-{shard}.json"]).expect_code(0);
     assert_eq!(read_json(&f.path("plan-0-of-1.json"))["shard"], serde_json::json!({"index": 0, "count": 1}));
