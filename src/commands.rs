@@ -11,7 +11,7 @@ use crate::exec::Transfer;
 use crate::listing::Item;
 use crate::listing::content::ContentChecker;
 use crate::listing::local::LocalWalk;
-use crate::listing::remote::{ListError, Order, RemoteListing};
+use crate::listing::remote::{FolderListing, ListError, Order, RemoteListing};
 use crate::manifest::{self, Job};
 use crate::manifest::{CompareMode, Direction, S3Target};
 use crate::plan::{ManifestRef, PlanDocument, TransferPlan};
@@ -614,7 +614,19 @@ fn with_listings<T>(
             source,
         })?;
         let check_keys = job.direction == Direction::Download;
-        let remote = RemoteListing::new(runtime.clone(), client.clone(), &job.bucket, &job.prefix, check_keys, order);
+        let remote: Box<dyn Iterator<Item = Result<Item, ListError>>> = match order {
+            Order::Streamed => {
+                Box::new(FolderListing::new(runtime.clone(), client.clone(), &job.bucket, &job.prefix, check_keys))
+            }
+            Order::SortInMemory => Box::new(RemoteListing::new(
+                runtime.clone(),
+                client.clone(),
+                &job.bucket,
+                &job.prefix,
+                check_keys,
+                order,
+            )),
+        };
         let mut listing_error = None;
         let mut remote = remote.map_while(|item| item.map_err(|err| listing_error = Some(err)).ok());
         let result = match job.direction {
@@ -622,7 +634,11 @@ fn with_listings<T>(
             Direction::Upload => consume(&mut local, &mut remote),
         };
         match listing_error {
-            Some(ListError::OutOfOrder { .. }) if order == Order::Streamed => {
+            Some(ListError::OutOfOrder { previous, key }) if order == Order::Streamed => {
+                tracing::info!(
+                    transfer = %job.name,
+                    "the listing is not in key order (`{key}` after `{previous}`): listing again, sorted in memory"
+                );
                 order = Order::SortInMemory;
                 continue;
             }

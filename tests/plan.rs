@@ -255,3 +255,32 @@ fn checksum_compare_says_so_when_the_server_kept_no_checksum() {
     assert_eq!(actions(&plan), vec![("upload".into(), "big.bin".into(), "checksum-unavailable".into())]);
     f.plan(&[&m]).expect_output(&["big.bin  no checksum to compare", "1 unchanged"]);
 }
+
+/// Keys around folder boundaries (`-` sorts before `/`, `0` after it), nested and empty
+/// folders, many folders: the folder-by-folder listing must splice them in exact key order,
+/// with no fall back to sorting in memory.
+#[test]
+fn folder_by_folder_listing_keeps_key_order_at_folder_boundaries() {
+    for f in [Fixture::s3s_fs(), Fixture::moto()] {
+        let mut keys: Vec<String> =
+            ["a-b.csv", "a/x.csv", "a/b/c.csv", "a/b-c.csv", "a0.csv", "b.csv", "한/글.csv", "z"]
+                .iter()
+                .map(|k| k.to_string())
+                .collect();
+        keys.extend((0..30).map(|i| format!("f{i:02}/g{}/h.csv", i % 3)));
+        for key in &keys {
+            f.put(&format!("data/{key}"), key.as_bytes());
+        }
+        // Outside the prefix, and a sibling of it: never listed.
+        f.put("data-x/a.csv", b"no");
+        f.put("datum.csv", b"no");
+        let m = f.manifest("download", "");
+        let out = common::haul(f.dir.path(), &["plan", &m, "--output", "json", "--log-level", "info"]);
+        out.expect_code(0);
+        assert!(!out.stderr.contains("not in key order"), "fell back to sorting:\n{}", out.stderr);
+        let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let listed: Vec<String> = actions(&plan).into_iter().map(|(_, key, _)| key).collect();
+        keys.sort();
+        assert_eq!(listed, keys);
+    }
+}

@@ -35,11 +35,16 @@ pub struct RemoteListing {
     runtime: Handle,
     client: Client,
     bucket: String,
+    /// What this listing lists: the transfer's prefix, or one folder under it.
     prefix: String,
+    /// What keys are made relative to: the transfer's prefix.
+    key_base: String,
+    /// List one level (`delimiter=/`): folders come back as [`PageEntry::Folder`].
+    delimited: bool,
     /// Downloads refuse keys that could escape the target folder; uploads only write them.
     check_keys: bool,
     order: Order,
-    page: VecDeque<Item>,
+    page: VecDeque<PageEntry>,
     continuation: Option<String>,
     finished: bool,
     last_key: Option<String>,
@@ -63,6 +68,8 @@ impl RemoteListing {
             client,
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
+            key_base: prefix.to_string(),
+            delimited: false,
             check_keys,
             order,
             page: VecDeque::new(),
@@ -80,8 +87,11 @@ impl RemoteListing {
         &self,
         token: Option<String>,
     ) -> aws_sdk_s3::operation::list_objects_v2::builders::ListObjectsV2FluentBuilder {
-        let request =
+        let mut request =
             self.client.list_objects_v2().bucket(&self.bucket).prefix(&self.prefix).set_continuation_token(token);
+        if self.delimited {
+            request = request.delimiter("/");
+        }
         if self.url_encoded { request.encoding_type(aws_sdk_s3::types::EncodingType::Url) } else { request }
     }
 
@@ -139,43 +149,71 @@ impl RemoteListing {
             self.prefetched = Some(self.start_page(self.continuation.clone()));
         }
         let encoded = self.url_encoded && response.encoding_type() == Some(&aws_sdk_s3::types::EncodingType::Url);
+        let decode = |raw: &str| if encoded { url_decode(raw) } else { Some(raw.to_string()) };
+        // A delimited page holds objects and folders apart; both go out merged in key order.
+        let mut entries: Vec<(String, PageEntry)> = Vec::with_capacity(response.contents().len());
         for object in response.contents() {
             let Some(raw_key) = object.key() else { continue };
-            let full_key = if encoded {
-                match url_decode(raw_key) {
-                    Some(key) => key,
-                    None => {
-                        self.page.push_back(Item::Skipped(Skipped {
-                            key: raw_key.to_string(),
-                            reason: SkipReason::NotUtf8,
-                        }));
-                        continue;
-                    }
-                }
-            } else {
-                raw_key.to_string()
+            let Some(full_key) = decode(raw_key) else {
+                let skipped = Skipped { key: raw_key.to_string(), reason: SkipReason::NotUtf8 };
+                entries.push((raw_key.to_string(), PageEntry::Item(Item::Skipped(skipped))));
+                continue;
             };
-            let full_key = full_key.as_str();
-            let relative = full_key.strip_prefix(self.prefix.as_str()).unwrap_or(full_key);
-            let size = object.size().unwrap_or(0).max(0) as u64;
-            let item = if relative.is_empty() || (relative.ends_with('/') && size == 0) {
-                Item::Skipped(Skipped { key: relative.to_string(), reason: SkipReason::DirectoryMarker })
-            } else if let Err(unsafe_key) = if self.check_keys { check_key(relative) } else { Ok(()) } {
-                Item::Skipped(Skipped { key: relative.to_string(), reason: SkipReason::UnsafeKey(unsafe_key) })
-            } else {
-                let mtime = object.last_modified().map_or(0, |t| t.secs());
-                let etag = object.e_tag().map(|e| e.trim_matches('"').to_string());
-                Item::Entry(Entry::new(relative, size, mtime, etag))
-            };
-            self.page.push_back(item);
+            let item = self.object_item(&full_key, object);
+            entries.push((full_key, PageEntry::Item(item)));
         }
+        for folder in response.common_prefixes().iter().filter_map(|p| p.prefix()) {
+            match decode(folder) {
+                Some(full) => entries.push((full.clone(), PageEntry::Folder(full))),
+                None => {
+                    let skipped = Skipped { key: folder.to_string(), reason: SkipReason::NotUtf8 };
+                    entries.push((folder.to_string(), PageEntry::Item(Item::Skipped(skipped))));
+                }
+            }
+        }
+        if self.delimited {
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        self.page.extend(entries.into_iter().map(|(_, entry)| entry));
         Ok(())
     }
 
-    fn next_streamed(&mut self) -> Option<Result<Item, ListError>> {
+    /// One listed object as an item, keyed relative to the transfer's prefix.
+    fn object_item(&self, full_key: &str, object: &aws_sdk_s3::types::Object) -> Item {
+        let relative = full_key.strip_prefix(self.key_base.as_str()).unwrap_or(full_key);
+        let size = object.size().unwrap_or(0).max(0) as u64;
+        if relative.is_empty() || (relative.ends_with('/') && size == 0) {
+            Item::Skipped(Skipped { key: relative.to_string(), reason: SkipReason::DirectoryMarker })
+        } else if let Err(unsafe_key) = if self.check_keys { check_key(relative) } else { Ok(()) } {
+            Item::Skipped(Skipped { key: relative.to_string(), reason: SkipReason::UnsafeKey(unsafe_key) })
+        } else {
+            let mtime = object.last_modified().map_or(0, |t| t.secs());
+            let etag = object.e_tag().map(|e| e.trim_matches('"').to_string());
+            Item::Entry(Entry::new(relative, size, mtime, etag))
+        }
+    }
+
+    /// The listing of `folder` (a full prefix this delimited listing returned), keyed like
+    /// this one, with its first page already requested.
+    fn folder_listing(&self, folder: &str) -> RemoteListing {
+        let mut listing = RemoteListing::new(
+            self.runtime.clone(),
+            self.client.clone(),
+            &self.bucket,
+            folder,
+            self.check_keys,
+            Order::Streamed,
+        );
+        listing.key_base = self.key_base.clone();
+        listing.url_encoded = self.url_encoded;
+        listing.prefetched = Some(listing.start_page(None));
+        listing
+    }
+
+    fn next_streamed(&mut self) -> Option<Result<PageEntry, ListError>> {
         loop {
-            if let Some(item) = self.page.pop_front() {
-                if let Item::Entry(entry) = &item {
+            if let Some(entry) = self.page.pop_front() {
+                if let PageEntry::Item(Item::Entry(entry)) = &entry {
                     if let Some(previous) = &self.last_key
                         && entry.key <= *previous
                     {
@@ -184,7 +222,7 @@ impl RemoteListing {
                     }
                     self.last_key = Some(entry.key.clone());
                 }
-                return Some(Ok(item));
+                return Some(Ok(entry));
             }
             if self.finished {
                 return None;
@@ -201,7 +239,14 @@ impl RemoteListing {
         while !self.finished {
             self.fetch_page()?;
         }
-        let mut items: Vec<Item> = self.page.drain(..).collect();
+        let mut items: Vec<Item> = self
+            .page
+            .drain(..)
+            .filter_map(|entry| match entry {
+                PageEntry::Item(item) => Some(item),
+                PageEntry::Folder(_) => None, // never: a sorted listing is not delimited
+            })
+            .collect();
         items.sort_by(|a, b| item_key(a).cmp(item_key(b)));
         // Two stored names with one NFC form (NFD and NFC twins) cannot both map to one file.
         let mut previous: Option<String> = None;
@@ -215,7 +260,7 @@ impl RemoteListing {
             if let Item::Entry(entry) = &item {
                 previous = Some(entry.key.clone());
             }
-            self.page.push_back(item);
+            self.page.push_back(PageEntry::Item(item));
         }
         Ok(())
     }
@@ -232,19 +277,133 @@ impl Iterator for RemoteListing {
     type Item = Result<Item, ListError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.failed {
+                return None;
+            }
+            let entry = match self.order {
+                Order::Streamed => self.next_streamed()?,
+                Order::SortInMemory => {
+                    if !self.finished
+                        && let Err(err) = self.collect_sorted()
+                    {
+                        self.failed = true;
+                        return Some(Err(err));
+                    }
+                    Ok(self.page.pop_front()?)
+                }
+            };
+            match entry {
+                Ok(PageEntry::Item(item)) => return Some(Ok(item)),
+                Err(err) => return Some(Err(err)),
+                // Only a delimited listing has folders, and only `FolderListing` reads one.
+                Ok(PageEntry::Folder(_)) => continue,
+            }
+        }
+    }
+}
+
+/// What a page of a listing holds: an object (as an item), or, in a delimited listing, a
+/// folder (its full prefix).
+enum PageEntry {
+    Item(Item),
+    Folder(String),
+}
+
+/// The remote side folder by folder: the prefix's top level is listed with `delimiter=/`, and
+/// each folder's own listing is started as soon as the top level names it, several ahead of
+/// the one being read, then spliced in where it belongs in key order. A listing is a chain
+/// of pages (each names the next), so one chain per folder in parallel is how a large tree
+/// lists faster than one page at a time; memory stays a few pages per started folder.
+pub struct FolderListing {
+    top: RemoteListing,
+    /// Top-level entries read ahead of the consumer, folders already started.
+    ahead: VecDeque<Ahead>,
+    folders_ahead: usize,
+    top_done: bool,
+    current: Option<RemoteListing>,
+    last_key: Option<String>,
+    failed: bool,
+}
+
+enum Ahead {
+    Item(Item),
+    Folder(RemoteListing),
+}
+
+/// Folder listings in flight beyond the one being read.
+const FOLDERS_AHEAD: usize = 8;
+/// Top-level objects read ahead at most while looking for folders to start.
+const TOP_AHEAD: usize = 2_000;
+
+impl FolderListing {
+    pub fn new(runtime: Handle, client: Client, bucket: &str, prefix: &str, check_keys: bool) -> Self {
+        let mut top = RemoteListing::new(runtime, client, bucket, prefix, check_keys, Order::Streamed);
+        top.delimited = true;
+        FolderListing {
+            top,
+            ahead: VecDeque::new(),
+            folders_ahead: 0,
+            top_done: false,
+            current: None,
+            last_key: None,
+            failed: false,
+        }
+    }
+
+    /// Passes an item on, checking the key order across folders (an NFD folder name that
+    /// normalizes past its neighbour would break it; the caller then sorts in memory).
+    fn checked(&mut self, item: Item) -> Option<Result<Item, ListError>> {
+        if let Item::Entry(entry) = &item {
+            if let Some(previous) = &self.last_key
+                && entry.key <= *previous
+            {
+                self.failed = true;
+                return Some(Err(ListError::OutOfOrder { previous: previous.clone(), key: entry.key.clone() }));
+            }
+            self.last_key = Some(entry.key.clone());
+        }
+        Some(Ok(item))
+    }
+
+    fn fail(&mut self, err: ListError) -> Option<Result<Item, ListError>> {
+        self.failed = true;
+        Some(Err(err))
+    }
+}
+
+impl Iterator for FolderListing {
+    type Item = Result<Item, ListError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;
         }
-        match self.order {
-            Order::Streamed => self.next_streamed(),
-            Order::SortInMemory => {
-                if !self.finished
-                    && let Err(err) = self.collect_sorted()
-                {
-                    self.failed = true;
-                    return Some(Err(err));
+        loop {
+            if let Some(current) = &mut self.current {
+                match current.next() {
+                    Some(Ok(item)) => return self.checked(item),
+                    Some(Err(err)) => return self.fail(err),
+                    None => self.current = None,
                 }
-                self.page.pop_front().map(Ok)
+            }
+            while !self.top_done && self.folders_ahead < FOLDERS_AHEAD && self.ahead.len() < TOP_AHEAD {
+                match self.top.next_streamed() {
+                    None => self.top_done = true,
+                    Some(Err(err)) => return self.fail(err),
+                    Some(Ok(PageEntry::Item(item))) => self.ahead.push_back(Ahead::Item(item)),
+                    Some(Ok(PageEntry::Folder(folder))) => {
+                        self.folders_ahead += 1;
+                        self.ahead.push_back(Ahead::Folder(self.top.folder_listing(&folder)));
+                    }
+                }
+            }
+            match self.ahead.pop_front()? {
+                Ahead::Item(item) => return self.checked(item),
+                Ahead::Folder(listing) => {
+                    self.folders_ahead -= 1;
+                    self.current = Some(listing);
+                }
             }
         }
     }
