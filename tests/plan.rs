@@ -284,3 +284,38 @@ fn folder_by_folder_listing_keeps_key_order_at_folder_boundaries() {
         assert_eq!(listed, keys);
     }
 }
+
+/// A prefix larger than the flat pages haul lists before going folder by folder, with the
+/// hand-over inside a folder: every key is listed once, in order, without sorting in memory.
+#[test]
+fn a_large_prefix_hands_over_to_folder_listings_mid_folder() {
+    let f = Fixture::s3s_fs();
+    // 5,600 keys, 700 per folder: the fifth page of 1,000 ends inside the eighth folder.
+    let mut keys = Vec::new();
+    for folder in 0..8 {
+        for n in 0..700 {
+            keys.push(format!("part-{folder}/{n:04}.csv"));
+        }
+    }
+    keys.push("top-level.csv".into());
+    keys.push("zz-last.csv".into());
+    for key in &keys {
+        let path = f.path(&format!("server/{BUCKET}/data/{key}"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"x").unwrap();
+    }
+    let m = f.manifest("download", "");
+    let out = common::haul(f.dir.path(), &["plan", &m, "--output", "json", "--log-level", "debug"]);
+    out.expect_code(0);
+    assert!(!out.stderr.contains("not in key order"), "fell back to sorting:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains("listing the rest folder by folder") && out.stderr.contains("part-7/"),
+        "{}",
+        out.stderr
+    );
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let listed: Vec<String> = actions(&plan).into_iter().map(|(_, key, _)| key).collect();
+    keys.sort();
+    assert_eq!(listed.len(), keys.len());
+    assert!(listed == keys, "keys missing, repeated or out of order");
+}

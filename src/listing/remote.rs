@@ -41,6 +41,12 @@ pub struct RemoteListing {
     key_base: String,
     /// List one level (`delimiter=/`): folders come back as [`PageEntry::Folder`].
     delimited: bool,
+    /// List only keys after this one (a listing taking over from another).
+    start_after: Option<String>,
+    /// Pages fetched so far.
+    pages: usize,
+    /// The last key (as stored) of the last page fetched.
+    last_listed: Option<String>,
     /// Downloads refuse keys that could escape the target folder; uploads only write them.
     check_keys: bool,
     order: Order,
@@ -70,6 +76,9 @@ impl RemoteListing {
             prefix: prefix.to_string(),
             key_base: prefix.to_string(),
             delimited: false,
+            start_after: None,
+            pages: 0,
+            last_listed: None,
             check_keys,
             order,
             page: VecDeque::new(),
@@ -87,10 +96,14 @@ impl RemoteListing {
         &self,
         token: Option<String>,
     ) -> aws_sdk_s3::operation::list_objects_v2::builders::ListObjectsV2FluentBuilder {
+        let first = token.is_none();
         let mut request =
             self.client.list_objects_v2().bucket(&self.bucket).prefix(&self.prefix).set_continuation_token(token);
         if self.delimited {
             request = request.delimiter("/");
+        }
+        if first {
+            request = request.set_start_after(self.start_after.clone());
         }
         if self.url_encoded { request.encoding_type(aws_sdk_s3::types::EncodingType::Url) } else { request }
     }
@@ -171,6 +184,10 @@ impl RemoteListing {
                 }
             }
         }
+        self.pages += 1;
+        if let Some(last) = response.contents().last().and_then(|o| o.key()).and_then(decode) {
+            self.last_listed = Some(last);
+        }
         if self.delimited {
             entries.sort_by(|a, b| a.0.cmp(&b.0));
         }
@@ -206,6 +223,27 @@ impl RemoteListing {
         );
         listing.key_base = self.key_base.clone();
         listing.url_encoded = self.url_encoded;
+        // Only keys after where the flat listing stopped (a no-op for folders wholly after it).
+        listing.start_after = self.start_after.clone();
+        listing.prefetched = Some(listing.start_page(None));
+        listing
+    }
+
+    /// The delimited listing of this listing's prefix that takes over after the keys listed so
+    /// far (its first page already requested).
+    fn delimited_after(&self) -> RemoteListing {
+        let mut listing = RemoteListing::new(
+            self.runtime.clone(),
+            self.client.clone(),
+            &self.bucket,
+            &self.prefix,
+            self.check_keys,
+            Order::Streamed,
+        );
+        listing.delimited = true;
+        listing.url_encoded = self.url_encoded;
+        listing.start_after = self.last_listed.clone();
+        listing.last_key = self.last_key.clone();
         listing.prefetched = Some(listing.start_page(None));
         listing
     }
@@ -310,18 +348,25 @@ enum PageEntry {
     Folder(String),
 }
 
-/// The remote side folder by folder: the prefix's top level is listed with `delimiter=/`, and
-/// each folder's own listing is started as soon as the top level names it, several ahead of
-/// the one being read, then spliced in where it belongs in key order. A listing is a chain
-/// of pages (each names the next), so one chain per folder in parallel is how a large tree
-/// lists faster than one page at a time; memory stays a few pages per started folder.
+/// The remote side of a large prefix folder by folder. A listing is a chain of pages, each
+/// naming the next, so one chain lists at one page per round trip. The listing starts as one
+/// flat chain; a prefix still unfinished after [`FLAT_PAGES`] pages is large, and the rest is
+/// listed folder by folder: the top level with `delimiter=/` (after the last key listed), and
+/// each folder's own chain started as soon as the top level names it, up to [`FOLDERS_AHEAD`]
+/// ahead of the one being read, spliced back in key order. Memory stays a few pages per
+/// started folder. (Small prefixes stay flat: a request per folder would cost more than the
+/// few pages it saves.)
 pub struct FolderListing {
-    top: RemoteListing,
+    flat: Option<RemoteListing>,
+    top: Option<RemoteListing>,
     /// Top-level entries read ahead of the consumer, folders already started.
     ahead: VecDeque<Ahead>,
     folders_ahead: usize,
     top_done: bool,
     current: Option<RemoteListing>,
+    /// The folder the flat listing stopped inside: listed first, on its own, and passed over
+    /// if the top level names it again (servers differ on whether it does).
+    partial_folder: Option<String>,
     last_key: Option<String>,
     failed: bool,
 }
@@ -331,21 +376,24 @@ enum Ahead {
     Folder(RemoteListing),
 }
 
+/// Pages listed flat before a prefix counts as large.
+const FLAT_PAGES: usize = 5;
 /// Folder listings in flight beyond the one being read.
-const FOLDERS_AHEAD: usize = 8;
+const FOLDERS_AHEAD: usize = 16;
 /// Top-level objects read ahead at most while looking for folders to start.
 const TOP_AHEAD: usize = 2_000;
 
 impl FolderListing {
     pub fn new(runtime: Handle, client: Client, bucket: &str, prefix: &str, check_keys: bool) -> Self {
-        let mut top = RemoteListing::new(runtime, client, bucket, prefix, check_keys, Order::Streamed);
-        top.delimited = true;
+        let flat = RemoteListing::new(runtime, client, bucket, prefix, check_keys, Order::Streamed);
         FolderListing {
-            top,
+            flat: Some(flat),
+            top: None,
             ahead: VecDeque::new(),
             folders_ahead: 0,
             top_done: false,
             current: None,
+            partial_folder: None,
             last_key: None,
             failed: false,
         }
@@ -379,6 +427,30 @@ impl Iterator for FolderListing {
         if self.failed {
             return None;
         }
+        if let Some(flat) = &mut self.flat {
+            // Between pages of a large prefix: hand over to the folder-by-folder listing.
+            if flat.pages >= FLAT_PAGES && flat.page.is_empty() && !flat.finished && flat.last_listed.is_some() {
+                tracing::debug!(
+                    prefix = %flat.prefix,
+                    after = flat.last_listed.as_deref().unwrap_or_default(),
+                    "large prefix: listing the rest folder by folder"
+                );
+                let top = flat.delimited_after();
+                let stopped_in = flat.last_listed.as_deref().and_then(|key| key.strip_prefix(flat.prefix.as_str()));
+                if let Some(folder) = stopped_in.and_then(|rest| rest.find('/').map(|end| &rest[..=end])) {
+                    let folder = format!("{}{folder}", flat.prefix);
+                    self.current = Some(top.folder_listing(&folder));
+                    self.partial_folder = Some(folder);
+                }
+                self.top = Some(top);
+                self.flat = None;
+            } else {
+                return match flat.next()? {
+                    Ok(item) => self.checked(item),
+                    Err(err) => self.fail(err),
+                };
+            }
+        }
         loop {
             if let Some(current) = &mut self.current {
                 match current.next() {
@@ -387,14 +459,16 @@ impl Iterator for FolderListing {
                     None => self.current = None,
                 }
             }
+            let top = self.top.as_mut().expect("a folder listing has its top level");
             while !self.top_done && self.folders_ahead < FOLDERS_AHEAD && self.ahead.len() < TOP_AHEAD {
-                match self.top.next_streamed() {
+                match top.next_streamed() {
                     None => self.top_done = true,
                     Some(Err(err)) => return self.fail(err),
                     Some(Ok(PageEntry::Item(item))) => self.ahead.push_back(Ahead::Item(item)),
+                    Some(Ok(PageEntry::Folder(folder))) if self.partial_folder.as_ref() == Some(&folder) => {}
                     Some(Ok(PageEntry::Folder(folder))) => {
                         self.folders_ahead += 1;
-                        self.ahead.push_back(Ahead::Folder(self.top.folder_listing(&folder)));
+                        self.ahead.push_back(Ahead::Folder(top.folder_listing(&folder)));
                     }
                 }
             }
