@@ -211,8 +211,9 @@ impl RemoteListing {
     }
 
     /// The listing of `folder` (a full prefix this delimited listing returned), keyed like
-    /// this one, with its first page already requested.
-    fn folder_listing(&self, folder: &str) -> RemoteListing {
+    /// this one, of the keys after `start_after` when given, with its first page already
+    /// requested.
+    fn folder_listing(&self, folder: &str, start_after: Option<String>) -> RemoteListing {
         let mut listing = RemoteListing::new(
             self.runtime.clone(),
             self.client.clone(),
@@ -223,8 +224,9 @@ impl RemoteListing {
         );
         listing.key_base = self.key_base.clone();
         listing.url_encoded = self.url_encoded;
-        // Only keys after where the flat listing stopped (a no-op for folders wholly after it).
-        listing.start_after = self.start_after.clone();
+        // Only for the folder a flat listing stopped in: Garage 2.5 answers a StartAfter below
+        // the prefix with no keys at all, so folders wholly after it get none.
+        listing.start_after = start_after;
         listing.prefetched = Some(listing.start_page(None));
         listing
     }
@@ -439,7 +441,7 @@ impl Iterator for FolderListing {
                 let stopped_in = flat.last_listed.as_deref().and_then(|key| key.strip_prefix(flat.prefix.as_str()));
                 if let Some(folder) = stopped_in.and_then(|rest| rest.find('/').map(|end| &rest[..=end])) {
                     let folder = format!("{}{folder}", flat.prefix);
-                    self.current = Some(top.folder_listing(&folder));
+                    self.current = Some(top.folder_listing(&folder, flat.last_listed.clone()));
                     self.partial_folder = Some(folder);
                 }
                 self.top = Some(top);
@@ -468,7 +470,7 @@ impl Iterator for FolderListing {
                     Some(Ok(PageEntry::Folder(folder))) if self.partial_folder.as_ref() == Some(&folder) => {}
                     Some(Ok(PageEntry::Folder(folder))) => {
                         self.folders_ahead += 1;
-                        self.ahead.push_back(Ahead::Folder(top.folder_listing(&folder)));
+                        self.ahead.push_back(Ahead::Folder(top.folder_listing(&folder, None)));
                     }
                 }
             }
