@@ -106,6 +106,18 @@ where
     }
 }
 
+/// Whether the credentials provider, not the request, failed (somewhere in the causes).
+fn credentials_failed(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if err.downcast_ref::<aws_credential_types::provider::error::CredentialsError>().is_some() {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
+
 /// An error and its causes, `: `-joined, each once (a cause often repeats its wrapper).
 pub fn error_chain(err: &dyn std::error::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -183,7 +195,9 @@ where
             RequestFailure { code, status: Some(status), message, transient, bucket_region }
         }
         // The credentials chain fails before any request is sent: not worth retrying.
-        _ if message.to_lowercase().contains("credentials") && message.to_lowercase().contains("no ") => {
+        _ if credentials_failed(err)
+            || (message.to_lowercase().contains("credentials") && message.to_lowercase().contains("no ")) =>
+        {
             RequestFailure {
                 code: Some("NoCredentials".into()),
                 status: None,
