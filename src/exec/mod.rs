@@ -173,14 +173,12 @@ fn remove_stale_temp_files(local: &std::path::Path, temp_files: &[String]) -> u6
         let name = relative.rsplit('/').next().unwrap_or(relative);
         let Some(owner) = crate::listing::temp_owner(name) else { continue };
         let path = local.join(relative);
+        // A name without a host is from before hosts were named: taken as this host's.
         let stale = match owner.host.as_deref() {
-            None => owner.pid != std::process::id() && !process_alive(owner.pid),
-            Some(host) if host == crate::listing::this_host() => {
-                owner.pid != std::process::id() && !process_alive(owner.pid)
-            }
-            Some(_) => std::fs::metadata(&path)
+            Some(host) if host != crate::listing::this_host() => std::fs::metadata(&path)
                 .and_then(|m| m.modified())
                 .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age > FOREIGN_TEMP_AGE)),
+            _ => owner.pid != std::process::id() && !process_alive(owner.pid),
         };
         if stale && std::fs::remove_file(&path).is_ok() {
             removed += 1;

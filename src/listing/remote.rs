@@ -53,7 +53,6 @@ pub struct RemoteListing {
     page: VecDeque<PageEntry>,
     continuation: Option<String>,
     finished: bool,
-    last_key: Option<String>,
     failed: bool,
     /// Pages are asked for with `encoding-type=url` (after one could not be parsed).
     url_encoded: bool,
@@ -84,7 +83,6 @@ impl RemoteListing {
             page: VecDeque::new(),
             continuation: None,
             finished: false,
-            last_key: None,
             failed: false,
             url_encoded: false,
             prefetched: None,
@@ -212,56 +210,43 @@ impl RemoteListing {
 
     /// The listing of `folder` (a full prefix this delimited listing returned), keyed like
     /// this one, of the keys after `start_after` when given, with its first page already
-    /// requested.
+    /// requested. `start_after` only for the folder a flat listing stopped in: Garage 2.5
+    /// answers a StartAfter below the prefix with no keys at all, so folders wholly after it
+    /// get none.
     fn folder_listing(&self, folder: &str, start_after: Option<String>) -> RemoteListing {
-        let mut listing = RemoteListing::new(
-            self.runtime.clone(),
-            self.client.clone(),
-            &self.bucket,
-            folder,
-            self.check_keys,
-            Order::Streamed,
-        );
-        listing.key_base = self.key_base.clone();
-        listing.url_encoded = self.url_encoded;
-        // Only for the folder a flat listing stopped in: Garage 2.5 answers a StartAfter below
-        // the prefix with no keys at all, so folders wholly after it get none.
-        listing.start_after = start_after;
-        listing.prefetched = Some(listing.start_page(None));
-        listing
+        self.started_listing(folder, false, start_after)
     }
 
     /// The delimited listing of this listing's prefix that takes over after the keys listed so
     /// far (its first page already requested).
     fn delimited_after(&self) -> RemoteListing {
+        self.started_listing(&self.prefix, true, self.last_listed.clone())
+    }
+
+    /// A listing of `prefix` in the same bucket, keyed and encoded like this one, its first
+    /// page already requested.
+    fn started_listing(&self, prefix: &str, delimited: bool, start_after: Option<String>) -> RemoteListing {
         let mut listing = RemoteListing::new(
             self.runtime.clone(),
             self.client.clone(),
             &self.bucket,
-            &self.prefix,
+            prefix,
             self.check_keys,
             Order::Streamed,
         );
-        listing.delimited = true;
+        listing.key_base = self.key_base.clone();
+        listing.delimited = delimited;
         listing.url_encoded = self.url_encoded;
-        listing.start_after = self.last_listed.clone();
-        listing.last_key = self.last_key.clone();
+        listing.start_after = start_after;
         listing.prefetched = Some(listing.start_page(None));
         listing
     }
 
+    /// The next entry as the pages come. The key order is checked by [`FolderListing`], which
+    /// reads every streamed listing.
     fn next_streamed(&mut self) -> Option<Result<PageEntry, ListError>> {
         loop {
             if let Some(entry) = self.page.pop_front() {
-                if let PageEntry::Item(Item::Entry(entry)) = &entry {
-                    if let Some(previous) = &self.last_key
-                        && entry.key <= *previous
-                    {
-                        self.failed = true;
-                        return Some(Err(ListError::OutOfOrder { previous: previous.clone(), key: entry.key.clone() }));
-                    }
-                    self.last_key = Some(entry.key.clone());
-                }
                 return Some(Ok(entry));
             }
             if self.finished {
