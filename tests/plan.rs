@@ -256,6 +256,17 @@ fn checksum_compare_says_so_when_the_server_kept_no_checksum() {
     f.plan(&[&m]).expect_output(&["big.bin  no checksum to compare", "1 unchanged"]);
 }
 
+/// The keys a download plan of `data/` lists (all new), after checking that the listing came
+/// in key order without sorting in memory; and the debug log.
+fn keys_listed_in_order(f: &Fixture) -> (Vec<String>, String) {
+    let m = f.manifest("download", "");
+    let out = common::haul(f.dir.path(), &["plan", &m, "--output", "json", "--log-level", "debug"]);
+    out.expect_code(0);
+    assert!(!out.stderr.contains("not in key order"), "fell back to sorting:\n{}", out.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    (actions(&plan).into_iter().map(|(_, key, _)| key).collect(), out.stderr)
+}
+
 /// Keys around folder boundaries (`-` sorts before `/`, `0` after it), nested and empty
 /// folders, many folders: the folder-by-folder listing must splice them in exact key order,
 /// with no fall back to sorting in memory.
@@ -274,12 +285,7 @@ fn folder_by_folder_listing_keeps_key_order_at_folder_boundaries() {
         // Outside the prefix, and a sibling of it: never listed.
         f.put("data-x/a.csv", b"no");
         f.put("datum.csv", b"no");
-        let m = f.manifest("download", "");
-        let out = common::haul(f.dir.path(), &["plan", &m, "--output", "json", "--log-level", "info"]);
-        out.expect_code(0);
-        assert!(!out.stderr.contains("not in key order"), "fell back to sorting:\n{}", out.stderr);
-        let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-        let listed: Vec<String> = actions(&plan).into_iter().map(|(_, key, _)| key).collect();
+        let (listed, _) = keys_listed_in_order(&f);
         keys.sort();
         assert_eq!(listed, keys);
     }
@@ -304,17 +310,8 @@ fn a_large_prefix_hands_over_to_folder_listings_mid_folder() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, b"x").unwrap();
     }
-    let m = f.manifest("download", "");
-    let out = common::haul(f.dir.path(), &["plan", &m, "--output", "json", "--log-level", "debug"]);
-    out.expect_code(0);
-    assert!(!out.stderr.contains("not in key order"), "fell back to sorting:\n{}", out.stderr);
-    assert!(
-        out.stderr.contains("listing the rest folder by folder") && out.stderr.contains("part-7/"),
-        "{}",
-        out.stderr
-    );
-    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let listed: Vec<String> = actions(&plan).into_iter().map(|(_, key, _)| key).collect();
+    let (listed, log) = keys_listed_in_order(&f);
+    assert!(log.contains("listing the rest folder by folder") && log.contains("part-7/"), "{log}");
     keys.sort();
     assert_eq!(listed.len(), keys.len());
     assert!(listed == keys, "keys missing, repeated or out of order");
