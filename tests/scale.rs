@@ -227,3 +227,16 @@ fn the_metrics_file_tells_what_the_report_tells() {
     assert_eq!(broken["haul_last_success_timestamp_seconds"], end);
     assert!(!broken.keys().any(|k| k.starts_with("haul_last_run_objects")), "no transfer ran: {broken:?}");
 }
+
+#[test]
+fn an_unwritable_metrics_file_is_a_warning_not_a_failed_run() {
+    let f = Fixture::s3s_fs();
+    f.file("a.csv", b"a");
+    let m = f.manifest("upload", "");
+    // A file where the metrics folder should be.
+    common::write(f.dir.path(), "blocked", "not a folder");
+    f.apply(&[&m, "--quiet", "--metrics-file", "blocked/haul.prom"])
+        .expect_code(0)
+        .expect_output(&["warning: cannot write the metrics file `blocked/haul.prom`", "moved 1 objects"]);
+    assert_eq!(f.keys(), vec!["data/a.csv"]);
+}
