@@ -14,6 +14,7 @@ use crate::listing::local::LocalWalk;
 use crate::listing::remote::{FolderListing, ListError, Order, RemoteListing};
 use crate::manifest::{self, Job};
 use crate::manifest::{CompareMode, Direction, S3Target};
+use crate::plan::expected::ExpectedWrites;
 use crate::plan::{ManifestRef, PlanDocument, TransferPlan};
 use crate::progress::{Counters, ProgressMode, Ticker};
 use crate::render::{self, Style};
@@ -213,15 +214,20 @@ fn plan(
     let jobs = select_jobs(&loaded.jobs, only)?;
     let runtime = runtime()?;
     let mut clients = Clients::default();
+    let created = crate::plan::saved::now_seconds();
+    let mut planned: Vec<&Job> = Vec::new();
     let mut plans = Vec::new();
     let mut failed = false;
     for job in jobs {
         let client = clients.get(&runtime, job);
-        match plan_job(job, &client, runtime.handle(), shard) {
+        // `apply` will run the transfers before this one first: plan it on what they write.
+        let expected = ExpectedWrites::for_source_of(job, planned.iter().copied().zip(&plans), created * 1000);
+        match plan_job(job, &client, runtime.handle(), shard, &expected) {
             Ok(plan) => {
                 if output == OutputFormat::Table {
                     print!("{}", crate::plan::render::table(&plan));
                 }
+                planned.push(job);
                 plans.push(plan);
             }
             Err(err) => {
@@ -232,7 +238,7 @@ fn plan(
         }
     }
     let changes = plans.iter().any(TransferPlan::has_changes);
-    let document = PlanDocument::new(manifest_ref(path, &loaded.source.text), plans, shard);
+    let document = PlanDocument::new(manifest_ref(path, &loaded.source.text), created, plans, shard);
     if output == OutputFormat::Json {
         println!("{}", document.to_json());
     }
@@ -321,7 +327,7 @@ fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit
             continue;
         }
         let client = clients.get(&runtime, job);
-        match plan_job(job, &client, runtime.handle(), options.shard) {
+        match plan_job(job, &client, runtime.handle(), options.shard, &ExpectedWrites::default()) {
             Ok(plan) => {
                 tracing::info!(transfer = %job.name, "planned: {}", crate::plan::render::summary_line(&plan));
                 let transfer = Transfer { job, plan: &plan, client };
@@ -347,7 +353,7 @@ fn apply_saved(document: PlanDocument, options: &ApplyOptions, style: Style) -> 
     print_warnings(&loaded, style);
     let runtime = runtime()?;
     let mut clients = Clients::default();
-    let mut transfers = Vec::new();
+    let mut transfers: Vec<Transfer> = Vec::new();
     let mut stale = Vec::new();
     for plan in &document.transfers {
         // The digest matched, so every transfer in the plan is in the manifest.
@@ -356,8 +362,11 @@ fn apply_saved(document: PlanDocument, options: &ApplyOptions, style: Style) -> 
         };
         let client = clients.get(&runtime, job);
         if plan.has_changes() {
+            // What the transfers before this one will write was planned in, as `plan` did.
+            let earlier = transfers.iter().map(|t| (t.job, t.plan));
+            let expected = ExpectedWrites::for_source_of(job, earlier, document.created * 1000);
             let (found, _) = with_listings(job, &client, runtime.handle(), |source, destination| {
-                plan.stale_objects(source, destination)
+                plan.stale_objects(expected.overlay(source), destination)
             })?;
             stale.extend(found);
         }
@@ -564,6 +573,7 @@ fn plan_job(
     client: &aws_sdk_s3::Client,
     runtime: &tokio::runtime::Handle,
     shard: Option<Shard>,
+    expected: &ExpectedWrites,
 ) -> Result<TransferPlan, HaulError> {
     let checker = match job.compare {
         CompareMode::Checksum => Some(ContentChecker {
@@ -582,9 +592,10 @@ fn plan_job(
     };
     let check = checker.as_ref().map(|checker| checker as &dyn crate::plan::ContentCheck);
     let (planned, temp_files) = with_listings(job, client, runtime, |source, destination| {
-        crate::plan::plan_transfer(job, source, destination, check, shard)
+        crate::plan::plan_transfer(job, expected.overlay(source), destination, check, shard)
     })?;
     let mut plan = planned?;
+    expected.mark(&mut plan);
     plan.temp_files = temp_files;
     Ok(plan)
 }

@@ -78,9 +78,10 @@ fn stale_list(objects: &[crate::plan::StaleObject]) -> String {
         match fingerprint {
             None => "absent".into(),
             Some(f) => {
-                let time = u64::try_from(f.mtime).map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(s));
+                let millis = f.mtime_ms.unwrap_or(f.mtime.saturating_mul(1000));
+                let time = u64::try_from(millis).map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms));
                 match time {
-                    Ok(time) => format!("{} bytes, modified {}", f.size, humantime::format_rfc3339_seconds(time)),
+                    Ok(time) => format!("{} bytes, modified {}", f.size, humantime::format_rfc3339_millis(time)),
                     Err(_) => format!("{} bytes", f.size),
                 }
             }

@@ -40,13 +40,13 @@ pub(super) async fn download(context: &Context<'_>, action: &Action) -> Result<(
     // check on a whole GET; the ranged path rebuilds and checks it, whatever the size.
     let multipart =
         etag.as_deref().is_some_and(|etag| etag.rsplit_once('-').is_some_and(|(_, n)| n.parse::<u32>().is_ok()));
-    let last_modified = if large || (multipart && action.size > 0) {
+    let fetched = if large || (multipart && action.size > 0) {
         ranged(context, &key, action.size, etag, temp.as_file(), &progress).await?
     } else {
         whole(context, &key, etag, temp.as_file(), &progress).await?
     };
     let file = temp.as_file();
-    if let Some(modified) = last_modified {
+    if let Some(modified) = modification_time(context, action, &key, &fetched).await {
         file.set_modified(modified).map_err(|err| io_failure("cannot set the modification time", err))?;
     }
     file.sync_all().map_err(|err| io_failure("cannot flush the file to disk", err))?;
@@ -59,6 +59,66 @@ pub(super) async fn download(context: &Context<'_>, action: &Action) -> Result<(
     Ok(())
 }
 
+/// What a GET or HEAD said about the object it read.
+struct Fetched {
+    /// Whole seconds: HTTP dates have no finer precision.
+    last_modified: Option<std::time::SystemTime>,
+    etag: Option<String>,
+}
+
+impl Fetched {
+    fn new(last_modified: Option<&aws_smithy_types::DateTime>, etag: Option<&str>) -> Self {
+        Fetched {
+            last_modified: last_modified.and_then(|time| std::time::SystemTime::try_from(*time).ok()),
+            etag: etag.map(|etag| etag.trim_matches('"').to_string()),
+        }
+    }
+}
+
+/// The mtime a download gets: the object's LastModified to the millisecond, as listings give
+/// it. A GET's Last-Modified header has whole seconds only; a file stamped with that would be
+/// older than its object by the milliseconds and fetched again on every run.
+///
+/// The listed time is taken when it falls in the second the GET answered (the same version:
+/// the GET asked `If-Match` on the listed ETag where there was one). Too old a time is only
+/// ever a second fetch; too new a one would hide a later change, so a listed time is never
+/// taken for a later version. A plan that expected an earlier transfer to write the object (a
+/// saved plan of an upload, then a download of the same prefix) did not list it: its time
+/// comes from listing the key now.
+async fn modification_time(
+    context: &Context<'_>,
+    action: &Action,
+    key: &str,
+    fetched: &Fetched,
+) -> Option<std::time::SystemTime> {
+    let from_millis =
+        |ms: i64| u64::try_from(ms).ok().map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms));
+    let answered = fetched.last_modified.map(crate::listing::local::millis_since_epoch);
+    let same_second = |ms: i64| answered.is_none_or(|answered| answered.div_euclid(1000) == ms.div_euclid(1000));
+    let planned = action.source.as_ref().filter(|planned| planned.written_by.is_none());
+    if let Some(ms) = planned.and_then(|planned| planned.mtime_ms).filter(|ms| same_second(*ms)) {
+        return from_millis(ms);
+    }
+    let listed = context
+        .client
+        .list_objects_v2()
+        .bucket(&context.job.bucket)
+        .prefix(key)
+        .max_keys(1)
+        .send()
+        .await
+        .ok()
+        .and_then(|page| page.contents().first().cloned())
+        .filter(|object| object.key() == Some(key))
+        .filter(|object| match (object.e_tag(), fetched.etag.as_deref()) {
+            (Some(listed), Some(fetched)) => listed.trim_matches('"') == fetched,
+            _ => true,
+        })
+        .and_then(|object| object.last_modified().map(crate::listing::remote::millis))
+        .filter(|ms| same_second(*ms));
+    listed.and_then(from_millis).or(fetched.last_modified)
+}
+
 /// One GET for the whole object. With checksum mode on, the SDK checks the body against the
 /// object's full checksum where it has one and fails the read on a mismatch.
 async fn whole(
@@ -67,7 +127,7 @@ async fn whole(
     etag: Option<String>,
     file: &File,
     progress: &ObjectProgress<'_>,
-) -> Result<Option<std::time::SystemTime>, RequestFailure> {
+) -> Result<Fetched, RequestFailure> {
     let mut request =
         context.client.get_object().bucket(&context.job.bucket).key(key).checksum_mode(ChecksumMode::Enabled);
     if let Some(etag) = etag {
@@ -75,7 +135,7 @@ async fn whole(
     }
     let response = request.send().await.map_err(|err| request_failure(&err))?;
     let expected = response.content_length().map(|length| length as u64);
-    let last_modified = response.last_modified().and_then(|time| std::time::SystemTime::try_from(*time).ok());
+    let fetched = Fetched::new(response.last_modified(), response.e_tag());
     let mut body = response.body;
     let mut writer = std::io::BufWriter::with_capacity(256 * 1024, file);
     let mut written = 0u64;
@@ -86,7 +146,7 @@ async fn whole(
     }
     writer.flush().map_err(|err| io_failure("cannot write", err))?;
     check_length(expected, written)?;
-    Ok(last_modified)
+    Ok(fetched)
 }
 
 /// Parallel ranged GETs written in place. One HEAD first (`If-Match` on the listed ETag)
@@ -107,10 +167,10 @@ async fn ranged(
     etag: Option<String>,
     file: &File,
     progress: &ObjectProgress<'_>,
-) -> Result<Option<std::time::SystemTime>, RequestFailure> {
+) -> Result<Fetched, RequestFailure> {
     let head = head_object(context, key, etag.as_deref(), None).await?;
     check_total(head.content_length().map(|length| length as u64), size)?;
-    let last_modified = head.last_modified().and_then(|time| std::time::SystemTime::try_from(*time).ok());
+    let fetched = Fetched::new(head.last_modified(), head.e_tag());
     let checksum = RemoteChecksum::from_head(&head);
     let first_part = match checksum.as_ref().and_then(|c| c.parts) {
         // Without If-Match: moto compares it with the part's ETag. The ranges check the ETag.
@@ -159,7 +219,7 @@ async fn ranged(
         ));
     }
     file.set_len(size).map_err(|err| io_failure("cannot size the file", err))?;
-    Ok(last_modified)
+    Ok(fetched)
 }
 
 /// A HEAD with checksum mode, `If-Match` on `etag`, of the whole object or of one part.

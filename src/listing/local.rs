@@ -33,7 +33,7 @@ struct Child {
 }
 
 enum ChildKind {
-    File { size: u64, mtime: i64 },
+    File { size: u64, mtime_ms: i64 },
     Folder { id: (u64, u64) },
     Skip(SkipReason),
 }
@@ -106,7 +106,8 @@ impl LocalWalk {
             let sort = sort_key(&key, matches!(kind, ChildKind::Folder { .. }));
             children.push(Child { sort, key, stored, path, kind });
         }
-        children.sort_unstable_by(|a, b| a.sort.cmp(&b.sort));
+        children.sort_unstable_by(|a, b| (&a.sort, &a.stored).cmp(&(&b.sort, &b.stored)));
+        skip_twin_folders(&mut children);
         Ok(children)
     }
 
@@ -125,7 +126,7 @@ impl LocalWalk {
             link_meta
         };
         Ok(if meta.is_file() {
-            ChildKind::File { size: meta.len(), mtime: mtime_seconds(&meta) }
+            ChildKind::File { size: meta.len(), mtime_ms: mtime_millis(&meta) }
         } else if meta.is_dir() {
             ChildKind::Folder { id: folder_id(&meta) }
         } else {
@@ -146,9 +147,9 @@ impl Iterator for LocalWalk {
                 continue;
             };
             match child.kind {
-                ChildKind::File { size, mtime } => {
+                ChildKind::File { size, mtime_ms } => {
                     let stored_key = (child.key != child.stored).then_some(child.stored);
-                    return Some(Item::Entry(Entry { key: child.key, stored_key, size, mtime, etag: None }));
+                    return Some(Item::Entry(Entry { key: child.key, stored_key, size, mtime_ms, etag: None }));
                 }
                 ChildKind::Skip(reason) => return Some(Item::Skipped(Skipped { key: child.key, reason })),
                 ChildKind::Folder { id } => {
@@ -174,6 +175,29 @@ impl Iterator for LocalWalk {
     }
 }
 
+/// Two folders whose names have one NFC form (`한` written as NFC and as NFD, possible on
+/// Linux) would both be walked as one key prefix, out of key order and with twin files in
+/// each. One is walked: the one named in NFC, else the first in byte order; the others are
+/// skipped as `same-normalized-name`, with everything in them. (Twin files are kept: the
+/// diff decides between them.)
+fn skip_twin_folders(children: &mut [Child]) {
+    let mut start = 0;
+    while start < children.len() {
+        let end = start + children[start..].iter().take_while(|c| c.sort == children[start].sort).count();
+        let twins = &mut children[start..end];
+        if twins.len() > 1 && twins.iter().all(|c| matches!(c.kind, ChildKind::Folder { .. })) {
+            let is_nfc = |c: &Child| c.stored.rsplit('/').next() == c.key.rsplit('/').next();
+            let walked = twins.iter().position(is_nfc).unwrap_or(0);
+            for (index, twin) in twins.iter_mut().enumerate() {
+                if index != walked {
+                    twin.kind = ChildKind::Skip(SkipReason::SameNormalizedName);
+                }
+            }
+        }
+        start = end;
+    }
+}
+
 fn skip_child(prefix: &str, shown: &str, reason: SkipReason) -> Child {
     let key = format!("{prefix}{shown}");
     Child { sort: key.clone(), key: key.clone(), stored: key, path: PathBuf::new(), kind: ChildKind::Skip(reason) }
@@ -184,15 +208,22 @@ fn folder_id(meta: &Metadata) -> (u64, u64) {
     (meta.dev(), meta.ino())
 }
 
-/// Whole seconds: S3's LastModified has no finer precision, so comparing finer would call
-/// every file changed.
-pub fn mtime_seconds(meta: &Metadata) -> i64 {
-    match meta.modified() {
-        Ok(time) => match time.duration_since(UNIX_EPOCH) {
-            Ok(after) => after.as_secs() as i64,
-            Err(before) => -(before.duration().as_secs() as i64),
-        },
-        Err(_) => 0,
+/// Milliseconds since the epoch, rounded down: S3's LastModified has no finer precision,
+/// so comparing finer would call every downloaded file changed.
+pub fn mtime_millis(meta: &Metadata) -> i64 {
+    meta.modified().map_or(0, millis_since_epoch)
+}
+
+/// A time as milliseconds since the epoch, rounded down (towards the past before 1970 too).
+pub fn millis_since_epoch(time: std::time::SystemTime) -> i64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => {
+            let before = before.duration();
+            let whole = i64::try_from(before.as_millis()).unwrap_or(i64::MAX);
+            // 1.5 ms before the epoch is -2 ms, not -1.
+            if before.as_nanos() % 1_000_000 == 0 { -whole } else { -whole - 1 }
+        }
     }
 }
 

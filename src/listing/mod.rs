@@ -19,17 +19,19 @@ pub struct Entry {
     /// remote key to request, or the local name to open.
     pub stored_key: Option<String>,
     pub size: u64,
-    /// Modification time (local) or LastModified (remote), whole seconds since the epoch.
-    pub mtime: i64,
+    /// Modification time (local) or LastModified (remote), in milliseconds since the epoch:
+    /// the precision both sides have (S3 lists milliseconds; a file system keeps finer, which
+    /// is cut to milliseconds so a file haul downloaded compares equal to its object).
+    pub mtime_ms: i64,
     /// The remote ETag, quotes removed.
     pub etag: Option<String>,
 }
 
 impl Entry {
-    pub fn new(stored: &str, size: u64, mtime: i64, etag: Option<String>) -> Self {
+    pub fn new(stored: &str, size: u64, mtime_ms: i64, etag: Option<String>) -> Self {
         let key = nfc(stored);
         let stored_key = (key != stored).then(|| stored.to_string());
-        Entry { key, stored_key, size, mtime, etag }
+        Entry { key, stored_key, size, mtime_ms, etag }
     }
 
     /// The name as stored on its side.
@@ -61,8 +63,8 @@ pub enum SkipReason {
     Unreadable(String),
     /// Neither a file, a folder nor a followed link (a socket, a device, a FIFO).
     NotAFile,
-    /// A remote key whose NFC form equals another key's (NFD and NFC twins): both cannot be
-    /// one local file, so the later one is left out.
+    /// A name whose NFC form equals another name's on the same side (NFC and NFD twins, or a
+    /// folder of such a name): only one of a group of twins is synced (see `plan::diff`).
     SameNormalizedName,
 }
 
@@ -71,6 +73,15 @@ pub enum SkipReason {
 pub enum Item {
     Entry(Entry),
     Skipped(Skipped),
+}
+
+/// The order listings come in: by key (NFC), then by stored name, so the twins of a key
+/// (names with one NFC form) follow each other. A skipped item sorts by the key it shows.
+pub fn item_order(item: &Item) -> (&str, &str) {
+    match item {
+        Item::Entry(entry) => (&entry.key, entry.stored()),
+        Item::Skipped(skipped) => (&skipped.key, &skipped.key),
+    }
 }
 
 /// Why a remote key may not be written locally.

@@ -202,9 +202,9 @@ impl RemoteListing {
         } else if let Err(unsafe_key) = if self.check_keys { check_key(relative) } else { Ok(()) } {
             Item::Skipped(Skipped { key: relative.to_string(), reason: SkipReason::UnsafeKey(unsafe_key) })
         } else {
-            let mtime = object.last_modified().map_or(0, |t| t.secs());
+            let mtime_ms = object.last_modified().map_or(0, millis);
             let etag = object.e_tag().map(|e| e.trim_matches('"').to_string());
-            Item::Entry(Entry::new(relative, size, mtime, etag))
+            Item::Entry(Entry::new(relative, size, mtime_ms, etag))
         }
     }
 
@@ -272,30 +272,17 @@ impl RemoteListing {
                 PageEntry::Folder(_) => None, // never: a sorted listing is not delimited
             })
             .collect();
-        items.sort_by(|a, b| item_key(a).cmp(item_key(b)));
-        // Two stored names with one NFC form (NFD and NFC twins) cannot both map to one file.
-        let mut previous: Option<String> = None;
-        for item in items {
-            let item = match item {
-                Item::Entry(entry) if previous.as_deref() == Some(entry.key.as_str()) => {
-                    Item::Skipped(Skipped { key: entry.stored().to_string(), reason: SkipReason::SameNormalizedName })
-                }
-                other => other,
-            };
-            if let Item::Entry(entry) = &item {
-                previous = Some(entry.key.clone());
-            }
-            self.page.push_back(PageEntry::Item(item));
-        }
+        // Names with one NFC form (NFC and NFD twins) come out together, in stored byte
+        // order; the diff decides which of them is synced.
+        items.sort_by(|a, b| super::item_order(a).cmp(&super::item_order(b)));
+        self.page.extend(items.into_iter().map(PageEntry::Item));
         Ok(())
     }
 }
 
-fn item_key(item: &Item) -> &str {
-    match item {
-        Item::Entry(entry) => &entry.key,
-        Item::Skipped(skipped) => &skipped.key,
-    }
+/// S3's LastModified in milliseconds since the epoch (the precision listings carry).
+pub fn millis(time: &aws_smithy_types::DateTime) -> i64 {
+    time.secs().saturating_mul(1000).saturating_add(i64::from(time.subsec_nanos() / 1_000_000))
 }
 
 impl Iterator for RemoteListing {
@@ -354,7 +341,8 @@ pub struct FolderListing {
     /// The folder the flat listing stopped inside: listed first, on its own, and passed over
     /// if the top level names it again (servers differ on whether it does).
     partial_folder: Option<String>,
-    last_key: Option<String>,
+    /// The last entry passed on: its key and its stored name.
+    last_key: Option<(String, String)>,
     failed: bool,
 }
 
@@ -386,17 +374,18 @@ impl FolderListing {
         }
     }
 
-    /// Passes an item on, checking the key order across folders (an NFD folder name that
-    /// normalizes past its neighbour would break it; the caller then sorts in memory).
+    /// Passes an item on, checking the key order across folders (an NFD name that
+    /// normalizes past its neighbour would break it; the caller then sorts in memory). Twins
+    /// (one NFC key, several stored names) may follow each other in stored byte order.
     fn checked(&mut self, item: Item) -> Option<Result<Item, ListError>> {
         if let Item::Entry(entry) = &item {
-            if let Some(previous) = &self.last_key
-                && entry.key <= *previous
+            if let Some((key, stored)) = &self.last_key
+                && (entry.key.as_str(), entry.stored()) <= (key.as_str(), stored.as_str())
             {
                 self.failed = true;
-                return Some(Err(ListError::OutOfOrder { previous: previous.clone(), key: entry.key.clone() }));
+                return Some(Err(ListError::OutOfOrder { previous: key.clone(), key: entry.key.clone() }));
             }
-            self.last_key = Some(entry.key.clone());
+            self.last_key = Some((entry.key.clone(), entry.stored().to_string()));
         }
         Some(Ok(item))
     }

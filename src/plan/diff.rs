@@ -2,8 +2,10 @@
 //! either listing: a merge join that holds one item of each side at a time.
 
 use std::cmp::Ordering;
+use std::collections::VecDeque;
 use std::iter::Peekable;
 
+use super::saved::Side;
 use crate::filter::Filter;
 use crate::listing::{Entry, Item, SkipReason};
 use crate::manifest::CompareMode;
@@ -74,6 +76,41 @@ pub enum SkipKind {
     OtherShard,
     /// Seen by a listing and left out there (marker, unsafe key, symlink, ...).
     Listing(SkipReason),
+    /// One of several names with one NFC form (see [`Diff`]) that is not synced: a source
+    /// name whose twin is, or a destination name the source has only in another form (left
+    /// as is; deleted instead under `delete: true`).
+    Twin {
+        side: Side,
+        form: UnicodeForm,
+    },
+}
+
+/// How a name is normalized, for people telling twins apart (they look alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnicodeForm {
+    Nfc,
+    Nfd,
+    Other,
+}
+
+impl UnicodeForm {
+    pub fn of(name: &str) -> Self {
+        if unicode_normalization::is_nfc(name) {
+            UnicodeForm::Nfc
+        } else if unicode_normalization::is_nfd(name) {
+            UnicodeForm::Nfd
+        } else {
+            UnicodeForm::Other
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            UnicodeForm::Nfc => "NFC",
+            UnicodeForm::Nfd => "NFD",
+            UnicodeForm::Other => "neither NFC nor NFD",
+        }
+    }
 }
 
 /// What to do with one key.
@@ -83,7 +120,8 @@ pub enum Decision {
     Copy { source: Entry, destination: Option<Entry>, reason: Reason },
     /// Remove the destination entry.
     Delete { destination: Entry },
-    /// Leave it; `size` counts the source's bytes where there is one.
+    /// Leave it; `size` counts the entry's bytes where there is one. `key` is the name as
+    /// stored for a twin (twins share their NFC key).
     Skip { key: String, size: u64, kind: SkipKind },
     /// Same size under `compare: checksum`: the content decides, which takes reading both
     /// sides (the caller's job; this module does no I/O).
@@ -99,6 +137,8 @@ pub struct DiffRules<'a> {
     /// Under `--shard`, only the keys this shard owns (by transfer name and key) are copied,
     /// deleted or counted; the others are counted once, as `other-shard`.
     pub shard: Option<(&'a str, Shard)>,
+    /// A download: the destination's times are a local file system's (see [`source_newer`]).
+    pub destination_is_local: bool,
 }
 
 impl DiffRules<'_> {
@@ -108,12 +148,31 @@ impl DiffRules<'_> {
 }
 
 /// Merges `source` and `destination` (each in key order) into decisions, in key order.
+///
+/// Keys are NFC, so names that differ only in Unicode form (twins: `한.csv` in NFC and in
+/// NFD, which Linux and S3 keep apart and macOS does not) join as one key. Among a key's
+/// twins, on both sides and in both directions:
+/// 1. a source and a destination name that are the same bytes are a pair, compared as usual;
+/// 2. when no name pairs that way, one source name is copied: the NFC one, else the first in
+///    byte order, onto the destination's name in NFC, else its first (so a macOS NFD file
+///    and its NFC key stay one object), or, with none, under the NFC name;
+/// 3. every other source name is skipped as `same-normalized-name` (it would write a name
+///    that is already synced: a second writer to one file on macOS, a flip-flop elsewhere);
+/// 4. every destination name left over has no source with its bytes: deleted under
+///    `delete: true`, else left and listed as `same-normalized-name`.
+///
+/// So nothing is written twice in a run, and a second run finds nothing to do.
 pub fn diff<'a, S, D>(source: S, destination: D, rules: DiffRules<'a>) -> Diff<'a, S::IntoIter, D::IntoIter>
 where
     S: IntoIterator<Item = Item>,
     D: IntoIterator<Item = Item>,
 {
-    Diff { source: source.into_iter().peekable(), destination: destination.into_iter().peekable(), rules }
+    Diff {
+        source: source.into_iter().peekable(),
+        destination: destination.into_iter().peekable(),
+        rules,
+        queued: VecDeque::new(),
+    }
 }
 
 /// The iterator `diff` returns.
@@ -121,6 +180,8 @@ pub struct Diff<'a, S: Iterator<Item = Item>, D: Iterator<Item = Item>> {
     source: Peekable<S>,
     destination: Peekable<D>,
     rules: DiffRules<'a>,
+    /// Decisions about a key with twins, not yet handed out.
+    queued: VecDeque<Decision>,
 }
 
 impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Iterator for Diff<'_, S, D> {
@@ -128,6 +189,9 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Iterator for Diff<'_, S
 
     fn next(&mut self) -> Option<Decision> {
         loop {
+            if let Some(decision) = self.queued.pop_front() {
+                return Some(decision);
+            }
             // Items a listing skipped, and destination entries outside the filter, never
             // join: report the source's, pass over the destination's (never deleted).
             if let Some(Item::Skipped(_)) = self.source.peek() {
@@ -139,19 +203,8 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Iterator for Diff<'_, S
                 };
                 return Some(Decision::Skip { key: skipped.key, size: 0, kind });
             }
-            match self.destination.peek() {
-                Some(Item::Skipped(_)) => {
-                    self.destination.next();
-                    continue;
-                }
-                // Another shard's key is never this shard's to delete.
-                Some(Item::Entry(entry))
-                    if !self.rules.filter.is_included(&entry.key) || !self.rules.owns(&entry.key) =>
-                {
-                    self.destination.next();
-                    continue;
-                }
-                _ => {}
+            if self.pass_over_destination() {
+                continue;
             }
             let order = match (self.source.peek(), self.destination.peek()) {
                 (None, None) => return None,
@@ -162,6 +215,20 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Iterator for Diff<'_, S
             };
             let source = (order != Ordering::Greater).then(|| self.take_source());
             let destination = (order != Ordering::Less).then(|| self.take_destination());
+            let key = &source.as_ref().or(destination.as_ref()).expect("one side has an entry").key;
+            if self.source_twin_follows(key) || self.destination_twin_follows(key) {
+                let mut sources: Vec<Entry> = source.into_iter().collect();
+                let mut destinations: Vec<Entry> = destination.into_iter().collect();
+                let key = sources.first().or(destinations.first()).expect("one side has an entry").key.clone();
+                while self.source_twin_follows(&key) {
+                    sources.push(self.take_source());
+                }
+                while self.destination_twin_follows(&key) {
+                    destinations.push(self.take_destination());
+                }
+                self.decide_twins(sources, destinations);
+                continue;
+            }
             if let Some(decision) = self.decide(source, destination) {
                 return Some(decision);
             }
@@ -184,6 +251,29 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
         }
     }
 
+    /// Drops the next destination item when it never joins: a listing's skip, a key outside
+    /// the filter, another shard's key (never this shard's to delete).
+    fn pass_over_destination(&mut self) -> bool {
+        let drop = match self.destination.peek() {
+            Some(Item::Skipped(_)) => true,
+            Some(Item::Entry(entry)) => !self.rules.filter.is_included(&entry.key) || !self.rules.owns(&entry.key),
+            None => false,
+        };
+        if drop {
+            self.destination.next();
+        }
+        drop
+    }
+
+    fn source_twin_follows(&mut self, key: &str) -> bool {
+        matches!(self.source.peek(), Some(Item::Entry(next)) if next.key == key)
+    }
+
+    fn destination_twin_follows(&mut self, key: &str) -> bool {
+        while self.pass_over_destination() {}
+        matches!(self.destination.peek(), Some(Item::Entry(next)) if next.key == key)
+    }
+
     fn decide(&self, source: Option<Entry>, destination: Option<Entry>) -> Option<Decision> {
         match (source, destination) {
             // The shard comes first, so each key is counted by exactly one shard.
@@ -196,7 +286,7 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
                 Some(Decision::Skip { key: source.key, size: source.size, kind: SkipKind::Filtered })
             }
             (Some(source), None) => Some(Decision::Copy { source, destination: None, reason: Reason::New }),
-            (Some(source), Some(destination)) => match compare(&source, &destination, self.rules.compare) {
+            (Some(source), Some(destination)) => match compare(&source, &destination, &self.rules) {
                 Some(reason) => Some(Decision::Copy { source, destination: Some(destination), reason }),
                 None if self.rules.compare == CompareMode::Checksum => Some(Decision::Verify { source, destination }),
                 None => Some(Decision::Skip { key: source.key, size: source.size, kind: SkipKind::Unchanged }),
@@ -205,21 +295,100 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
             (None, None) => None,
         }
     }
+
+    /// Queues the decisions for one key that has twins (see [`diff`] for the rule).
+    fn decide_twins(&mut self, sources: Vec<Entry>, destinations: Vec<Entry>) {
+        let key = &sources.first().or(destinations.first()).expect("a key has an entry").key;
+        // Twins share their key, so the filter and the shard take or leave them all.
+        if !sources.is_empty() && (!self.rules.owns(key) || !self.rules.filter.is_included(key)) {
+            for source in sources {
+                let decision = self.decide(Some(source), None);
+                self.queued.extend(decision);
+            }
+            return;
+        }
+        let mut unpaired: Vec<Option<Entry>> = destinations.into_iter().map(Some).collect();
+        let mut lone_sources = Vec::new();
+        let mut paired = false;
+        for source in sources {
+            let exact = unpaired.iter_mut().find(|d| d.as_ref().is_some_and(|d| d.stored() == source.stored()));
+            match exact.and_then(Option::take) {
+                Some(destination) => {
+                    paired = true;
+                    let decision = self.decide(Some(source), Some(destination));
+                    self.queued.extend(decision);
+                }
+                None => lone_sources.push(source),
+            }
+        }
+        let mut unpaired: Vec<Entry> = unpaired.into_iter().flatten().collect();
+        if !paired && !lone_sources.is_empty() {
+            let source = lone_sources.remove(preferred(&lone_sources));
+            let destination = (!unpaired.is_empty()).then(|| unpaired.remove(preferred(&unpaired)));
+            let decision = self.decide(Some(source), destination);
+            self.queued.extend(decision);
+        }
+        for source in lone_sources {
+            let form = UnicodeForm::of(source.stored());
+            let kind = SkipKind::Twin { side: Side::Source, form };
+            self.queued.push_back(Decision::Skip { key: source.stored().to_string(), size: source.size, kind });
+        }
+        for destination in unpaired {
+            let decision = if self.rules.delete {
+                Decision::Delete { destination }
+            } else {
+                let kind = SkipKind::Twin { side: Side::Destination, form: UnicodeForm::of(destination.stored()) };
+                Decision::Skip { key: destination.stored().to_string(), size: destination.size, kind }
+            };
+            self.queued.push_back(decision);
+        }
+    }
+}
+
+/// Which of a key's twins is synced when no name pairs exactly: the one stored in NFC (the
+/// name haul writes), else the first in byte order.
+fn preferred(twins: &[Entry]) -> usize {
+    twins.iter().position(|twin| twin.stored_key.is_none()).unwrap_or(0)
 }
 
 /// Why `source` must be copied over `destination`, or `None` when it is unchanged.
 ///
-/// `size-mtime` is what `aws s3 sync` does: a copy sets the destination's time to at least
-/// the source's (downloads set the file's mtime to LastModified; an upload's LastModified is
-/// the upload time), so only a later change to the source makes it newer again.
-pub fn compare(source: &Entry, destination: &Entry, mode: CompareMode) -> Option<Reason> {
-    match mode {
+/// `size-mtime`: same size, and the source not modified after the destination (see
+/// [`source_newer`]). A copy sets the destination's time to at least the source's (a download
+/// sets the file's mtime to the listed LastModified; an upload's LastModified is the upload
+/// time), so only a later change to the source makes it newer again.
+pub fn compare(source: &Entry, destination: &Entry, rules: &DiffRules<'_>) -> Option<Reason> {
+    match rules.compare {
         CompareMode::Always => Some(Reason::Always),
         _ if source.size != destination.size => Some(Reason::SizeDiffers),
-        CompareMode::SizeMtime if source.mtime > destination.mtime => Some(Reason::SourceNewer),
+        CompareMode::SizeMtime if source_newer(source.mtime_ms, destination.mtime_ms, rules.destination_is_local) => {
+            Some(Reason::SourceNewer)
+        }
         CompareMode::SizeMtime | CompareMode::Size => None,
         // Same size: the content decides (`Decision::Verify`).
         CompareMode::Checksum => None,
+    }
+}
+
+/// Whether the source was modified after the destination: to the millisecond, the precision
+/// S3 listings have (file systems keep finer; it is cut to milliseconds).
+///
+/// A local destination whose time is a whole second is compared in whole seconds: a file
+/// system that keeps seconds only (FAT, HFS+, some network shares) cuts the millisecond haul
+/// gave a download, and the object would look newer on every run. On a file system that keeps
+/// milliseconds, a download's time is a whole second only when its object's is (a server that
+/// lists whole seconds, as AWS S3 does), and both comparisons then agree.
+///
+/// A remote destination is not treated so: a server that lists whole seconds gives an object
+/// written at 10.700 the time 10.000, and a file edited at 10.400 after that upload must still
+/// count as newer. The price, on such a server, is that a file uploaded within the second it
+/// was last written is uploaded once more by the next run (as `aws s3 sync` does); the copy
+/// after that is dated a later second.
+pub fn source_newer(source_ms: i64, destination_ms: i64, destination_is_local: bool) -> bool {
+    if destination_is_local && destination_ms.rem_euclid(1000) == 0 {
+        source_ms.div_euclid(1000) > destination_ms.div_euclid(1000)
+    } else {
+        source_ms > destination_ms
     }
 }
 
@@ -233,7 +402,7 @@ mod tests {
     }
 
     fn rules(filter: &Filter, compare: CompareMode, delete: bool) -> DiffRules<'_> {
-        DiffRules { compare, delete, filter, shard: None }
+        DiffRules { compare, delete, filter, shard: None, destination_is_local: false }
     }
 
     fn summarize(decisions: Vec<Decision>) -> Vec<String> {
@@ -360,6 +529,130 @@ mod tests {
         assert_eq!(got, vec!["skip 한.csv (Unchanged)"]);
     }
 
+    const NFC: &str = "\u{D55C}.csv"; // 한.csv
+    const NFD: &str = "\u{1112}\u{1161}\u{11AB}.csv"; // 한.csv as macOS writes it
+
+    /// Decisions with the stored names they act on, for twins (which share a key).
+    fn stored(decisions: Vec<Decision>) -> Vec<String> {
+        let form = |name: &str| UnicodeForm::of(name).label();
+        decisions
+            .into_iter()
+            .map(|d| match d {
+                Decision::Copy { source, destination, reason } => format!(
+                    "copy {} onto {} ({})",
+                    form(source.stored()),
+                    destination.as_ref().map_or("NFC (new)", |d| form(d.stored())),
+                    reason.label()
+                ),
+                Decision::Delete { destination } => format!("delete {}", form(destination.stored())),
+                Decision::Skip { key, kind, .. } => format!("skip {} ({kind:?})", form(&key)),
+                Decision::Verify { source, .. } => format!("verify {}", form(source.stored())),
+            })
+            .collect()
+    }
+
+    fn twins_diff(source: Vec<Item>, destination: Vec<Item>, delete: bool) -> Vec<String> {
+        let everything = Filter::everything();
+        stored(diff(source, destination, rules(&everything, CompareMode::SizeMtime, delete)).collect())
+    }
+
+    #[test]
+    fn local_twins_upload_once_and_a_second_plan_is_quiet() {
+        // Case 1 of issue 14: NFC and NFD local names, different bytes, an empty bucket.
+        let source = || vec![entry(NFD, 4, 1), entry(NFC, 3, 1)];
+        let twin = "Twin { side: Source, form: Nfd }";
+        assert_eq!(
+            twins_diff(source(), vec![], false),
+            vec!["copy NFC onto NFC (new) (new)".to_string(), format!("skip NFD ({twin})")]
+        );
+        // After the upload the bucket holds the NFC key: nothing left to do.
+        let after = twins_diff(source(), vec![entry(NFC, 3, 5)], false);
+        assert_eq!(after, vec!["skip NFC (Unchanged)".to_string(), format!("skip NFD ({twin})")]);
+    }
+
+    #[test]
+    fn remote_twins_download_the_exact_name() {
+        // Case 2: both keys in the bucket, nothing local: the NFC key is the NFC file.
+        let source = || vec![entry(NFD, 4, 1), entry(NFC, 3, 1)];
+        let got = twins_diff(source(), vec![], false);
+        assert_eq!(got, vec!["copy NFC onto NFC (new) (new)", "skip NFD (Twin { side: Source, form: Nfd })"]);
+        let again = twins_diff(source(), vec![entry(NFC, 3, 5)], false);
+        assert_eq!(again, vec!["skip NFC (Unchanged)", "skip NFD (Twin { side: Source, form: Nfd })"]);
+    }
+
+    #[test]
+    fn an_exact_name_wins_over_a_twin_at_the_destination() {
+        // Case 3: the bucket has both, the folder the NFC name only: the NFC key is updated,
+        // the NFD key is listed (or deleted with `delete: true`), never written.
+        let source = || vec![entry(NFC, 5, 9)];
+        let destination = || vec![entry(NFD, 4, 1), entry(NFC, 3, 1)];
+        assert_eq!(
+            twins_diff(source(), destination(), false),
+            vec!["copy NFC onto NFC (size differs)", "skip NFD (Twin { side: Destination, form: Nfd })"]
+        );
+        assert_eq!(twins_diff(source(), destination(), true), vec!["copy NFC onto NFC (size differs)", "delete NFD"]);
+    }
+
+    #[test]
+    fn one_name_in_another_form_on_each_side_is_one_file() {
+        // The macOS case: a local NFD file and its NFC key are one object, updated in place.
+        assert_eq!(
+            twins_diff(vec![entry(NFD, 5, 9)], vec![entry(NFC, 3, 1)], true),
+            vec!["copy NFD onto NFC (size differs)"]
+        );
+        // With twins on both sides and no exact match, one pair is made; the rest is left.
+        let got = twins_diff(vec![entry(NFD, 5, 9)], vec![entry(NFD, 5, 1), entry(NFC, 3, 1)], false);
+        assert_eq!(got, vec!["copy NFD onto NFD (source newer)", "skip NFC (Twin { side: Destination, form: Nfc })"]);
+    }
+
+    #[test]
+    fn twins_that_match_exactly_on_both_sides_are_both_synced() {
+        // A destination that already holds both names can hold both: each keeps its own.
+        let got = twins_diff(vec![entry(NFD, 4, 9), entry(NFC, 3, 9)], vec![entry(NFD, 4, 1), entry(NFC, 2, 1)], false);
+        assert_eq!(got, vec!["copy NFD onto NFD (source newer)", "copy NFC onto NFC (size differs)"]);
+    }
+
+    #[test]
+    fn twins_outside_the_filter_are_filtered_alike() {
+        let csv_only = Filter::new(&[], &[], &["parquet".to_string()]).unwrap();
+        let got = stored(
+            diff(
+                vec![entry(NFD, 4, 9), entry(NFC, 3, 9)],
+                vec![entry(NFC, 3, 1)],
+                rules(&csv_only, CompareMode::SizeMtime, true),
+            )
+            .collect(),
+        );
+        // Counted, not listed: filtered skips show the key (NFC) only.
+        assert_eq!(got, vec!["skip NFC (Filtered)", "skip NFC (Filtered)"]);
+    }
+
+    #[test]
+    fn a_whole_second_local_destination_is_compared_in_seconds() {
+        // An object at .172 downloaded to a file system that keeps seconds: unchanged.
+        assert!(!source_newer(25_172, 25_000, true));
+        assert!(source_newer(26_001, 25_000, true));
+        // The same times with the bucket as destination: the file is newer.
+        assert!(source_newer(25_172, 25_000, false));
+        // Milliseconds everywhere else.
+        assert!(source_newer(25_999, 25_172, true) && !source_newer(25_172, 25_172, true));
+    }
+
+    #[test]
+    fn milliseconds_decide_within_one_second() {
+        // Case 4: the file was edited 827 ms after the object was written, in the same second.
+        let everything = Filter::everything();
+        let got = summarize(
+            diff(
+                vec![entry("a.csv", 3, 1_764_134_665_999)],
+                vec![entry("a.csv", 3, 1_764_134_665_172)],
+                rules(&everything, CompareMode::SizeMtime, false),
+            )
+            .collect(),
+        );
+        assert_eq!(got, vec!["copy a.csv (source newer)"]);
+    }
+
     mod properties {
         use super::*;
         use proptest::prelude::*;
@@ -380,11 +673,11 @@ mod tests {
             #[test]
             fn applying_the_plan_converges(source in listing(), destination in listing(), delete: bool, use_filter: bool) {
                 let filter = if use_filter { Filter::new(&[], &[], &["csv".to_string()]).unwrap() } else { Filter::everything() };
-                let rules = DiffRules { compare: CompareMode::SizeMtime, delete, filter: &filter, shard: None };
+                let rules = DiffRules { compare: CompareMode::SizeMtime, delete, filter: &filter, shard: None, destination_is_local: false };
                 let mut model = destination.clone();
                 for decision in diff(items(&source), items(&destination), rules) {
                     match decision {
-                        Decision::Copy { source, .. } => { model.insert(source.key, (source.size, source.mtime)); }
+                        Decision::Copy { source, .. } => { model.insert(source.key, (source.size, source.mtime_ms)); }
                         Decision::Delete { destination } => { model.remove(&destination.key); }
                         Decision::Skip { .. } => {}
                         Decision::Verify { .. } => unreachable!("not under size-mtime"),

@@ -2,6 +2,7 @@
 //! listings as streams and never talks to S3 or the disk itself.
 
 pub mod diff;
+pub mod expected;
 pub mod render;
 pub mod saved;
 
@@ -48,23 +49,33 @@ impl ActionKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fingerprint {
     pub size: u64,
-    /// Seconds since the epoch.
+    /// Seconds since the epoch (rounded down).
     pub mtime: i64,
+    /// Milliseconds since the epoch: what the plan compared. Absent in plans written before
+    /// haul compared milliseconds; `mtime` is then all there is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
     /// The name as stored on this side when it differs from the action's (NFC) key: an NFD
     /// name written on macOS. The executor reads, overwrites or removes this name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_key: Option<String>,
+    /// The earlier transfer of the plan that writes this (the plan was made before it ran):
+    /// the size is that transfer's, the time the plan's, and there is no ETag yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_by: Option<String>,
 }
 
 impl From<&Entry> for Fingerprint {
     fn from(entry: &Entry) -> Self {
         Fingerprint {
             size: entry.size,
-            mtime: entry.mtime,
+            mtime: entry.mtime_ms.div_euclid(1000),
+            mtime_ms: Some(entry.mtime_ms),
             etag: entry.etag.clone(),
             stored_key: entry.stored_key.clone(),
+            written_by: None,
         }
     }
 }
@@ -210,6 +221,7 @@ pub fn plan_transfer(
         delete: job.delete,
         filter: &job.filter,
         shard: shard.map(|shard| (job.name.as_str(), shard)),
+        destination_is_local: job.direction == Direction::Download,
     };
     // Decisions wait here (in key order) while pairs in them are being verified.
     let mut pending: Vec<Decision> = Vec::new();
@@ -305,9 +317,12 @@ impl TransferPlan {
             }
             Decision::Skip { key, size, kind } => {
                 count(&mut self.by_reason, skip_slug(&kind), size);
-                if let SkipKind::Listing(reason) = kind {
-                    self.skipped.push(NotableSkip { key, reason: skip_detail(&reason) });
-                }
+                let detail = match kind {
+                    SkipKind::Listing(reason) => skip_detail(&reason),
+                    SkipKind::Twin { side, form } => twin_detail(side, form),
+                    SkipKind::Unchanged | SkipKind::Filtered | SkipKind::OtherShard => return,
+                };
+                self.skipped.push(NotableSkip { key, reason: detail });
             }
             Decision::Verify { .. } => unreachable!("verifications are resolved before they are recorded"),
         }
@@ -364,6 +379,24 @@ pub fn skip_slug(kind: &SkipKind) -> &'static str {
         SkipKind::Filtered => "filtered",
         SkipKind::OtherShard => "other-shard",
         SkipKind::Listing(reason) => listing_skip_slug(reason),
+        SkipKind::Twin { .. } => "same-normalized-name",
+    }
+}
+
+/// Why a twin (one of several names with one NFC form) is left alone, for people: the names
+/// look alike, so the form says which one this is.
+fn twin_detail(side: Side, form: diff::UnicodeForm) -> String {
+    let label = reason_label("same-normalized-name");
+    let form = form.label();
+    match side {
+        Side::Source => format!(
+            "{label}: this name ({form}) equals another one after Unicode normalization, \
+             and only one of them is synced (the exact match at the destination, else the NFC one)"
+        ),
+        Side::Destination => format!(
+            "{label}: this name ({form}) is at the destination beside a twin that is synced; \
+             the source has it only in another Unicode form (left as is; `delete: true` removes it)"
+        ),
     }
 }
 
@@ -394,7 +427,7 @@ mod tests {
     use crate::filter::Filter;
     use crate::manifest::{ByteSize, CompareMode, FilterSummary, S3Target, UploadOptions};
 
-    fn job(direction: Direction, delete: bool, max_delete: Option<u64>) -> Job {
+    pub(crate) fn job(direction: Direction, delete: bool, max_delete: Option<u64>) -> Job {
         Job {
             name: "t".into(),
             direction,
@@ -442,7 +475,10 @@ mod tests {
         assert_eq!(plan.by_reason["size-differs"], Tally { objects: 1, bytes: 5 });
         assert_eq!(plan.by_reason["unchanged"], Tally { objects: 1, bytes: 20 });
         assert_eq!(plan.by_reason["missing-at-source"], Tally { objects: 1, bytes: 7 });
-        assert_eq!(plan.actions[1].destination, Some(Fingerprint { size: 6, mtime: 10, etag: None, stored_key: None }));
+        assert_eq!(
+            plan.actions[1].destination,
+            Some(Fingerprint { size: 6, mtime: 0, mtime_ms: Some(10), etag: None, stored_key: None, written_by: None })
+        );
     }
 
     /// Says "same" for keys starting with `same`, "differs" for `diff`, else unavailable.

@@ -17,7 +17,11 @@ pub fn table(plan: &TransferPlan) -> String {
     let mut rows: Vec<[String; 4]> = vec![["ACTION".into(), "SIZE".into(), "KEY".into(), "REASON".into()]];
     for action in &plan.actions {
         let size = if action.size == 0 && action.source.is_none() { "-".into() } else { human_bytes(action.size) };
-        rows.push([action.action.label().into(), size, printable(&action.key), action.reason.label().into()]);
+        let mut reason = action.reason.label().to_string();
+        if let Some(writer) = action.source.as_ref().and_then(|source| source.written_by.as_deref()) {
+            let _ = write!(reason, " (written by `{}` first)", printable(writer));
+        }
+        rows.push([action.action.label().into(), size, printable(&action.key), reason]);
     }
     for skip in &plan.skipped {
         rows.push(["skip".into(), "-".into(), printable(&skip.key), skip.reason.clone()]);

@@ -50,10 +50,13 @@ pub struct PlanDocument {
 }
 
 impl PlanDocument {
-    pub fn new(manifest: ManifestRef, transfers: Vec<TransferPlan>, shard: Option<crate::shard::Shard>) -> Self {
-        let created = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    /// `created` is when planning started (seconds since the epoch, [`now_seconds`]).
+    pub fn new(
+        manifest: ManifestRef,
+        created: i64,
+        transfers: Vec<TransferPlan>,
+        shard: Option<crate::shard::Shard>,
+    ) -> Self {
         PlanDocument {
             format: PLAN_FORMAT.into(),
             version: PLAN_VERSION,
@@ -126,13 +129,13 @@ impl TransferPlan {
         source: impl IntoIterator<Item = Item>,
         destination: impl IntoIterator<Item = Item>,
     ) -> Vec<StaleObject> {
-        let mut source = Cursor(source.into_iter().peekable());
-        let mut destination = Cursor(destination.into_iter().peekable());
+        let mut source = Cursor::new(source.into_iter());
+        let mut destination = Cursor::new(destination.into_iter());
         let mut stale = Vec::new();
         for action in &self.actions {
             let sides = [
-                (Side::Source, &action.source, source.seek(&action.key)),
-                (Side::Destination, &action.destination, destination.seek(&action.key)),
+                (Side::Source, &action.source, source.find(&action.key, action.source_name())),
+                (Side::Destination, &action.destination, destination.find(&action.key, action.destination_name())),
             ];
             for (side, planned, current) in sides {
                 let now = current.as_ref().map(Fingerprint::from);
@@ -157,7 +160,11 @@ fn same_state(planned: Option<&Fingerprint>, now: Option<&Fingerprint>) -> bool 
         (None, None) => true,
         (Some(planned), Some(now)) => {
             planned.size == now.size
-                && planned.mtime == now.mtime
+                && match (planned.mtime_ms, now.mtime_ms) {
+                    (Some(a), Some(b)) => a == b,
+                    // A plan from before milliseconds were compared.
+                    _ => planned.mtime == now.mtime,
+                }
                 && match (&planned.etag, &now.etag) {
                     (Some(a), Some(b)) => a == b,
                     _ => true,
@@ -168,25 +175,45 @@ fn same_state(planned: Option<&Fingerprint>, now: Option<&Fingerprint>) -> bool 
 }
 
 /// Walks a key-ordered listing forward to a key.
-struct Cursor<I: Iterator<Item = Item>>(Peekable<I>);
+/// A listing read forward to the keys the plan's actions name (in key order), holding the
+/// entries of one key at a time: its twins, told apart by their stored names.
+struct Cursor<I: Iterator<Item = Item>> {
+    items: Peekable<I>,
+    key: Option<String>,
+    group: Vec<Entry>,
+}
 
 impl<I: Iterator<Item = Item>> Cursor<I> {
-    /// The entry with `key`, if the listing has one; items before it are passed over.
-    /// A skipped item under `key` (unreadable now, say) counts as absent.
-    fn seek(&mut self, key: &str) -> Option<Entry> {
-        loop {
-            match self.0.peek()? {
-                Item::Skipped(_) => {}
-                Item::Entry(entry) if entry.key.as_str() < key => {}
-                Item::Entry(entry) if entry.key == key => {
-                    let Some(Item::Entry(entry)) = self.0.next() else { unreachable!() };
-                    return Some(entry);
-                }
-                Item::Entry(_) => return None,
-            }
-            self.0.next();
-        }
+    fn new(items: I) -> Self {
+        Cursor { items: items.peekable(), key: None, group: Vec::new() }
     }
+
+    /// The entry stored as `stored` among those keyed `key`. Keys must not go backwards.
+    fn find(&mut self, key: &str, stored: &str) -> Option<Entry> {
+        if self.key.as_deref() != Some(key) {
+            self.group.clear();
+            while let Some(item) = self.items.peek() {
+                match item {
+                    Item::Skipped(_) => {}
+                    Item::Entry(entry) if entry.key.as_str() < key => {}
+                    Item::Entry(entry) if entry.key == key => {
+                        let Some(Item::Entry(entry)) = self.items.next() else { unreachable!() };
+                        self.group.push(entry);
+                        continue;
+                    }
+                    Item::Entry(_) => break,
+                }
+                self.items.next();
+            }
+            self.key = Some(key.to_string());
+        }
+        self.group.iter().find(|entry| entry.stored() == stored).cloned()
+    }
+}
+
+/// Seconds since the epoch, now.
+pub fn now_seconds() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs() as i64)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -199,8 +226,15 @@ mod tests {
     use super::*;
     use crate::plan::{Action, ActionKind, Reason};
 
-    fn fp(size: u64, mtime: i64, etag: Option<&str>) -> Fingerprint {
-        Fingerprint { size, mtime, etag: etag.map(str::to_string), stored_key: None }
+    fn fp(size: u64, mtime_ms: i64, etag: Option<&str>) -> Fingerprint {
+        Fingerprint {
+            size,
+            mtime: mtime_ms.div_euclid(1000),
+            mtime_ms: Some(mtime_ms),
+            etag: etag.map(str::to_string),
+            stored_key: None,
+            written_by: None,
+        }
     }
 
     fn action(key: &str, source: Option<Fingerprint>, destination: Option<Fingerprint>) -> Action {
@@ -279,6 +313,7 @@ mod tests {
     fn documents_round_trip_and_are_recognized() {
         let doc = PlanDocument::new(
             ManifestRef::new("/m.yaml".into(), "version: 1\n"),
+            now_seconds(),
             vec![plan(vec![action("매출.csv", Some(fp(1, 10, Some("e"))), None)])],
             None,
         );

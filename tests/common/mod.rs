@@ -180,6 +180,16 @@ impl Fixture {
         "m.yaml".into()
     }
 
+    /// Writes a local file last modified a minute ago: a server that lists whole seconds
+    /// (moto, AWS) dates an upload in the second it happens, which may not be after a file
+    /// written just before it (see `plan::diff::source_newer`).
+    pub fn file_written_earlier(&self, relative: &str, body: &[u8]) {
+        self.file(relative, body);
+        let earlier = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let path = self.dir.path().join("local").join(relative);
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(earlier).unwrap();
+    }
+
     /// Writes a local file as a user would: mtime now.
     pub fn file(&self, relative: &str, body: &[u8]) {
         let path = self.dir.path().join("local").join(relative);

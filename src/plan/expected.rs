@@ -1,0 +1,249 @@
+//! What the earlier transfers of a plan will have written by the time a later one runs.
+//!
+//! `apply` takes transfers in manifest order, so a download of the prefix an upload before it
+//! writes downloads what that upload wrote. A plan of the whole manifest is made before
+//! anything runs; to say what `apply` will do, a later transfer's source listing is read as
+//! it will be then: the earlier transfers' planned copies added (or replaced) and their
+//! deletes removed. Pure: it takes plans and listings, and does no I/O.
+
+use std::collections::BTreeMap;
+use std::iter::Peekable;
+use std::path::Path;
+
+use super::{ActionKind, TransferPlan};
+use crate::listing::{Entry, Item, check_key, item_order};
+use crate::manifest::{Direction, Job};
+
+/// The entries earlier transfers will write under one transfer's source, by key and stored
+/// name; `None` for one they will remove.
+#[derive(Debug, Default)]
+pub struct ExpectedWrites {
+    entries: BTreeMap<(String, String), Option<Written>>,
+}
+
+/// An entry an earlier transfer writes, and which transfer.
+#[derive(Debug)]
+struct Written {
+    entry: Entry,
+    by: String,
+}
+
+impl ExpectedWrites {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// What the earlier transfers (`earlier`, in run order, with their plans) will write under
+    /// `job`'s source. An object uploaded by an earlier transfer is expected with its size and
+    /// `written_at_ms` as its LastModified (the plan's creation time: the real one is only
+    /// known once it is written); a file downloaded earlier, with the object's size and time,
+    /// which the download gives it.
+    pub fn for_source_of<'a>(
+        job: &Job,
+        earlier: impl IntoIterator<Item = (&'a Job, &'a TransferPlan)>,
+        written_at_ms: i64,
+    ) -> Self {
+        let mut expected = ExpectedWrites::default();
+        for (writer, plan) in earlier {
+            if writer.direction == job.direction {
+                // Two transfers writing one place are refused by validation; and a transfer of
+                // the same direction writes where this one writes, not where it reads.
+                continue;
+            }
+            for action in &plan.actions {
+                let Some(relative) = source_key(job, writer, action.destination_name()) else { continue };
+                let mtime_ms = match action.action {
+                    ActionKind::Upload => written_at_ms,
+                    ActionKind::Download => {
+                        let planned = action.source.as_ref();
+                        planned.map_or(written_at_ms, |p| p.mtime_ms.unwrap_or(p.mtime * 1000))
+                    }
+                    ActionKind::DeleteRemote | ActionKind::DeleteLocal => {
+                        expected.entries.insert((crate::listing::nfc(&relative), relative), None);
+                        continue;
+                    }
+                };
+                let entry = Entry::new(&relative, action.size, mtime_ms, None);
+                let entry = Some(Written { entry, by: plan.name.clone() });
+                let key = crate::listing::nfc(&relative);
+                expected.entries.insert((key, relative), entry);
+            }
+        }
+        expected
+    }
+
+    /// Notes in `plan` which of its actions read what an earlier transfer writes.
+    pub fn mark(&self, plan: &mut TransferPlan) {
+        if self.entries.is_empty() {
+            return;
+        }
+        for action in &mut plan.actions {
+            let name = (action.key.clone(), action.source_name().to_string());
+            if let (Some(Some(written)), Some(source)) = (self.entries.get(&name), action.source.as_mut()) {
+                source.written_by = Some(written.by.clone());
+            }
+        }
+    }
+
+    /// `listing` (in key order) as it will be once the expected writes are made.
+    pub fn overlay<I: Iterator<Item = Item>>(&self, listing: I) -> Overlaid<'_, I> {
+        Overlaid { listing: listing.peekable(), expected: self.entries.iter().peekable() }
+    }
+}
+
+/// Where a name that `writer` writes (relative to its destination) sits under `job`'s
+/// source, when it does.
+fn source_key(job: &Job, writer: &Job, written: &str) -> Option<String> {
+    let relative = match job.direction {
+        // Reads the bucket: `writer` uploads.
+        Direction::Download => {
+            if writer.bucket != job.bucket || writer.target.endpoint != job.target.endpoint {
+                return None;
+            }
+            let full = format!("{}{written}", writer.prefix);
+            let relative = full.strip_prefix(job.prefix.as_str())?.to_string();
+            check_key(&relative).ok()?;
+            relative
+        }
+        // Reads the folder: `writer` downloads.
+        Direction::Upload => {
+            let path = crate::listing::local_path(&writer.local, written).ok()?;
+            relative_key(&path, &job.local)?
+        }
+    };
+    (!relative.is_empty()).then_some(relative)
+}
+
+/// `path` relative to `root`, with `/` separators, when it is inside (both normalized).
+fn relative_key(path: &Path, root: &Path) -> Option<String> {
+    let rest = path.strip_prefix(root).ok()?;
+    let parts: Option<Vec<&str>> = rest.components().map(|c| c.as_os_str().to_str()).collect();
+    Some(parts?.join("/"))
+}
+
+/// A listing with the expected writes merged in (see [`ExpectedWrites::overlay`]).
+pub struct Overlaid<'a, I: Iterator<Item = Item>> {
+    listing: Peekable<I>,
+    expected: Peekable<std::collections::btree_map::Iter<'a, (String, String), Option<Written>>>,
+}
+
+impl<I: Iterator<Item = Item>> Iterator for Overlaid<'_, I> {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            let order = match (self.listing.peek(), self.expected.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(item), Some(((key, stored), _))) => item_order(item).cmp(&(key.as_str(), stored.as_str())),
+            };
+            if order == std::cmp::Ordering::Less {
+                return self.listing.next();
+            }
+            if order == std::cmp::Ordering::Equal {
+                // Replaced (or removed) by what the earlier transfer writes.
+                self.listing.next();
+            }
+            let (_, expected) = self.expected.next().expect("peeked");
+            if let Some(written) = expected {
+                return Some(Item::Entry(written.entry.clone()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, Fingerprint, Reason};
+
+    fn job(name: &str, direction: Direction, prefix: &str, local: &str) -> Job {
+        let mut job = crate::plan::tests::job(direction, false, None);
+        job.name = name.into();
+        job.prefix = prefix.into();
+        job.local = local.into();
+        job
+    }
+
+    fn action(kind: ActionKind, key: &str, size: u64, mtime_ms: i64) -> Action {
+        let fingerprint = Fingerprint {
+            size,
+            mtime: mtime_ms.div_euclid(1000),
+            mtime_ms: Some(mtime_ms),
+            etag: Some("e".into()),
+            stored_key: None,
+            written_by: None,
+        };
+        Action {
+            action: kind,
+            key: key.into(),
+            size: if kind.is_delete() { 0 } else { size },
+            reason: Reason::New,
+            source: (!kind.is_delete()).then(|| fingerprint.clone()),
+            destination: kind.is_delete().then_some(fingerprint),
+        }
+    }
+
+    fn plan_of(job: &Job, actions: Vec<Action>) -> TransferPlan {
+        let mut plan = crate::plan::plan_transfer(job, Vec::new(), Vec::new(), None, None).unwrap();
+        plan.actions = actions;
+        plan
+    }
+
+    fn keys(items: impl Iterator<Item = Item>) -> Vec<String> {
+        items
+            .map(|item| match item {
+                Item::Entry(e) => format!("{} {} {}", e.key, e.size, e.mtime_ms),
+                Item::Skipped(s) => format!("skip {}", s.key),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_download_sees_what_an_earlier_upload_writes_under_its_prefix() {
+        let up = job("up", Direction::Upload, "samples/", "/src");
+        let down = job("down", Direction::Download, "samples/2026/", "/dst");
+        let plan = plan_of(
+            &up,
+            vec![
+                action(ActionKind::Upload, "2025/a.csv", 1, 5),
+                action(ActionKind::Upload, "2026/b.csv", 2, 5),
+                action(ActionKind::DeleteRemote, "2026/gone.csv", 3, 5),
+                action(ActionKind::Upload, "2026/c.csv", 4, 5),
+            ],
+        );
+        let expected = ExpectedWrites::for_source_of(&down, [(&up, &plan)], 7_000);
+        let listed = vec![
+            Item::Entry(Entry::new("b.csv", 9, 1, Some("old".into()))),
+            Item::Entry(Entry::new("gone.csv", 3, 1, None)),
+            Item::Entry(Entry::new("z.csv", 1, 1, None)),
+        ];
+        assert_eq!(keys(expected.overlay(listed.into_iter())), vec!["b.csv 2 7000", "c.csv 4 7000", "z.csv 1 1"]);
+        // Another bucket, or another server, is another place.
+        let mut elsewhere = down.clone();
+        elsewhere.bucket = "other".into();
+        assert!(ExpectedWrites::for_source_of(&elsewhere, [(&up, &plan)], 7_000).is_empty());
+        elsewhere.bucket = down.bucket.clone();
+        elsewhere.target.endpoint = Some("http://127.0.0.1:1".into());
+        assert!(ExpectedWrites::for_source_of(&elsewhere, [(&up, &plan)], 7_000).is_empty());
+    }
+
+    #[test]
+    fn an_upload_sees_what_an_earlier_download_writes_in_its_folder() {
+        let down = job("down", Direction::Download, "p/", "/data/in");
+        let up = job("up", Direction::Upload, "q/", "/data");
+        let plan = plan_of(
+            &down,
+            vec![action(ActionKind::Download, "x/매출.csv", 3, 1_234), action(ActionKind::DeleteLocal, "y.csv", 1, 5)],
+        );
+        let expected = ExpectedWrites::for_source_of(&up, [(&down, &plan)], 9_000);
+        let listed =
+            vec![Item::Entry(Entry::new("in/y.csv", 1, 1, None)), Item::Entry(Entry::new("top.csv", 1, 1, None))];
+        assert_eq!(keys(expected.overlay(listed.into_iter())), vec!["in/x/매출.csv 3 1234", "top.csv 1 1"]);
+        // A transfer of the same direction never feeds this one.
+        let other_up = job("up2", Direction::Upload, "r/", "/data/in");
+        let other_plan = plan_of(&other_up, vec![action(ActionKind::Upload, "a", 1, 1)]);
+        assert!(ExpectedWrites::for_source_of(&up, [(&other_up, &other_plan)], 9_000).is_empty());
+    }
+}
