@@ -390,12 +390,12 @@ fn twin_detail(side: Side, form: diff::UnicodeForm) -> String {
     let form = form.label();
     match side {
         Side::Source => format!(
-            "{label}: this name ({form}) equals another one after Unicode normalization, \
-             and only one of them is synced (the exact match at the destination, else the NFC one)"
+            "{label}: this name ({form}) and another one here are the same after Unicode normalization; \
+             only one of them is synced (the one the destination has by exact name, else the NFC one)"
         ),
         Side::Destination => format!(
-            "{label}: this name ({form}) is at the destination beside a twin that is synced; \
-             the source has it only in another Unicode form (left as is; `delete: true` removes it)"
+            "{label}: left at the destination ({form}), beside a twin that is synced; the source has this \
+             name only in another Unicode form (`delete: true` removes it)"
         ),
     }
 }
