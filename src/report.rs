@@ -113,6 +113,10 @@ pub struct TransferReport {
     pub interrupted: Tally,
     /// Skips the plan decided, per reason slug (`unchanged`, `filtered`, ...).
     pub skipped: BTreeMap<String, Tally>,
+    /// The skips worth a look, each with its key and why (unsafe keys, Unicode twins,
+    /// unreadable files, ...): the plan's `skipped` list.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_objects: Vec<crate::plan::NotableSkip>,
     /// Temp files of an earlier, killed run that were removed before starting.
     pub temp_files_removed: u64,
     /// Deletions held back because copies failed (a partial copy must not drive deletes).
@@ -172,6 +176,7 @@ impl TransferReport {
                 .filter(|(slug, _)| !crate::plan::is_move_reason(slug))
                 .map(|(slug, tally)| (slug.clone(), *tally))
                 .collect(),
+            skipped_objects: plan.skipped.clone(),
             temp_files_removed: 0,
             deletes_held_back: 0,
             error: None,
@@ -191,6 +196,7 @@ impl TransferReport {
             failed: Tally::default(),
             interrupted: Tally::default(),
             skipped: BTreeMap::new(),
+            skipped_objects: Vec::new(),
             temp_files_removed: 0,
             deletes_held_back: 0,
             error: Some(error),
@@ -276,6 +282,14 @@ impl TransferReport {
             parts.push(format!("{} not done (interrupted)", self.interrupted.objects));
         }
         let _ = writeln!(out, "  {}", parts.join("; "));
+        const SKIPS_SHOWN: usize = 5;
+        for skip in self.skipped_objects.iter().take(SKIPS_SHOWN) {
+            let _ = writeln!(out, "  skipped {}: {}", printable(&skip.key), skip.reason);
+        }
+        if self.skipped_objects.len() > SKIPS_SHOWN {
+            let more = self.skipped_objects.len() - SKIPS_SHOWN;
+            let _ = writeln!(out, "  ... and {more} more skipped (listed in `--output json` and `haul plan`)");
+        }
         if self.temp_files_removed > 0 {
             let _ = writeln!(out, "  removed {} temp files left by an interrupted run", self.temp_files_removed);
         }

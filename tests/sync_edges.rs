@@ -57,6 +57,7 @@ fn local_twins_upload_one_object_and_the_next_plan_is_empty() {
         out.expect_code(0);
         let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(report["transfers"][0]["skipped"]["same-normalized-name"]["objects"], 1, "{report:#}");
+        assert_eq!(report["transfers"][0]["skipped_objects"][0]["key"], NFD, "{report:#}");
         assert_eq!(f.keys(), vec![format!("data/{NFC}")]);
         assert_eq!(f.get(&format!("data/{NFC}")), b"written as NFC");
         // Stable: nothing left to do, so --detailed-exitcode says 0, not 3 forever.
