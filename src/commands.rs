@@ -128,7 +128,7 @@ fn validate(paths: &[std::path::PathBuf], style: Style) -> Result<Exit, HaulErro
                 let _ =
                     writeln!(out, "{}: valid, {count} transfer{}", path.display(), if count == 1 { "" } else { "s" });
                 for job in &loaded.jobs {
-                    let _ = writeln!(out, "  {}", describe(job));
+                    let _ = writeln!(out, "  {}", crate::text::printable_lines(&describe(job)));
                 }
             }
             // Every file is checked and reported, so one run shows all that needs fixing.

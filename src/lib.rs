@@ -21,6 +21,7 @@ pub mod render;
 pub mod report;
 pub mod s3;
 pub mod shard;
+pub mod text;
 
 mod commands;
 

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic, NamedSource, SourceOffset};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteDiagnostic};
 
 use crate::error::HaulError;
 use crate::manifest::{ManifestError, Problem, Severity, SourceFile};
@@ -30,22 +30,22 @@ pub fn problem(source: &SourceFile, problem: &Problem, style: Style) -> String {
         Severity::Warning => miette::Severity::Warning,
     };
     // A problem with no line to point at still names the file in its message.
+    // Messages quote the file (a name, a value): made printable like the source lines.
     let message = match problem.location {
-        Some(_) => problem.message.clone(),
-        None => format!("{}: {}", source.path.display(), problem.message),
+        Some(_) => fit(&problem.message),
+        None => fit(&format!("{}: {}", source.path.display(), problem.message)),
     };
     let mut diagnostic = MietteDiagnostic::new(message).with_severity(severity);
     if let Some(help) = &problem.help {
-        diagnostic = diagnostic.with_help(help.clone());
+        diagnostic = diagnostic.with_help(fit(help));
     }
     let mut out = String::new();
     match problem.location {
         Some(location) => {
-            let offset = SourceOffset::from_location(source.text.as_ref(), location.line, location.column).offset();
-            let len = byte_len_of_chars(&source.text[offset.min(source.text.len())..], location.len);
-            diagnostic = diagnostic.with_label(LabeledSpan::new(problem.label.clone(), offset, len));
-            let report = miette::Report::new(diagnostic)
-                .with_source_code(NamedSource::new(source.path.display().to_string(), source.text.to_string()));
+            let snippet = Snippet::around(source, location);
+            let label = problem.label.as_deref().map(fit);
+            diagnostic = diagnostic.with_label(LabeledSpan::new(label, snippet.offset, snippet.len));
+            let report = miette::Report::new(diagnostic).with_source_code(snippet);
             let _ = style.handler().render_report(&mut out, report.as_ref());
         }
         None => {
@@ -79,17 +79,106 @@ pub fn problems(source: &SourceFile, problems: &[Problem], style: Style) -> Stri
 pub fn error(err: &HaulError, style: Style) -> String {
     match err {
         HaulError::Manifest(ManifestError::Invalid { file, problems: list }) => problems(file, list, style),
+        // Errors quote paths, keys and servers' messages: made printable, line breaks kept.
         other => {
-            let mut out = format!("error: {other}\n");
+            let mut out = format!("error: {}\n", printable_lines(&other.to_string()));
             if let Some(help) = other.help() {
-                let _ = writeln!(out, "  help: {help}");
+                let _ = writeln!(out, "  help: {}", printable_lines(&help));
             }
             out
         }
     }
 }
 
-fn byte_len_of_chars(text: &str, chars: usize) -> usize {
-    let line_end = text.find('\n').unwrap_or(text.len());
-    text[..line_end].char_indices().nth(chars).map_or(line_end, |(index, _)| index)
+pub use crate::text::{printable, printable_lines};
+
+/// Characters of a message, label or help line at most: they may quote a value from the file.
+const MESSAGE_WIDTH: usize = 300;
+
+/// A message's lines made printable and cut to [`MESSAGE_WIDTH`].
+fn fit(text: &str) -> String {
+    printable_lines(text)
+        .split('\n')
+        .map(|line| crate::text::shortened(line, MESSAGE_WIDTH))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Characters of a source line shown on each side of the point of a problem: a long line (a
+/// minified or binary file) is cut around it, never echoed whole.
+const LINE_WINDOW: usize = 80;
+
+/// The lines around a problem, as shown: each made printable and cut around the problem's
+/// column, numbered as in the file. (miette shows a source as it is given; this is what it
+/// is given.)
+struct Snippet {
+    name: String,
+    text: String,
+    /// The 0-based line number of the snippet's first line in the file.
+    first_line: usize,
+    /// Where the label goes in `text`.
+    offset: usize,
+    len: usize,
+}
+
+impl Snippet {
+    fn around(source: &SourceFile, location: crate::manifest::Location) -> Snippet {
+        let line_index = location.line.saturating_sub(1);
+        let first_line = line_index.saturating_sub(1);
+        // Lines as YAML counts them: a lone CR ends one too.
+        let text = source.text.replace("\r\n", "\n");
+        let lines: Vec<&str> = text.split(['\n', '\r']).skip(first_line).take(line_index + 2 - first_line).collect();
+        let column = location.column.saturating_sub(1);
+        // The window is the same for the lines around, so columns still line up.
+        let start = column.saturating_sub(LINE_WINDOW);
+        let mut text = String::new();
+        let (mut offset, mut len) = (0, 1);
+        for (index, line) in lines.iter().enumerate() {
+            if first_line + index == line_index {
+                let before = shown(line, start, column, start > 0, false);
+                let marked = shown(line, column, column + location.len, false, false);
+                offset = text.len() + before.len();
+                len = marked.len().max(1);
+            }
+            let total = line.chars().count();
+            let end = start + 2 * LINE_WINDOW;
+            text.push_str(&shown(line, start, end, start > 0, end < total));
+            if index + 1 < lines.len() {
+                text.push('\n');
+            }
+        }
+        let offset = offset.min(text.len());
+        let len = len.min(text.len() - offset).max(usize::from(offset < text.len()));
+        Snippet { name: source.path.display().to_string(), text, first_line, offset, len }
+    }
+}
+
+/// Characters `from..to` of `line`, printable, with `…` where it was cut.
+fn shown(line: &str, from: usize, to: usize, cut_before: bool, cut_after: bool) -> String {
+    let part: String = line.chars().skip(from).take(to.saturating_sub(from)).collect();
+    let mut out = if cut_before { "…".to_string() } else { String::new() };
+    out.push_str(&printable(&part));
+    if cut_after {
+        out.push('…');
+    }
+    out
+}
+
+impl miette::SourceCode for Snippet {
+    fn read_span<'a>(
+        &'a self,
+        span: &miette::SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let inner = self.text.read_span(span, context_lines_before, context_lines_after)?;
+        Ok(Box::new(miette::MietteSpanContents::new_named(
+            self.name.clone(),
+            inner.data(),
+            *inner.span(),
+            inner.line() + self.first_line,
+            inner.column(),
+            inner.line_count(),
+        )))
+    }
 }

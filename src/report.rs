@@ -259,7 +259,7 @@ impl TransferReport {
     }
 
     fn table(&self) -> String {
-        let mut out = format!("{}  {}\n", self.name, self.direction);
+        let mut out = format!("{}  {}\n", printable(&self.name), self.direction);
         if let Some(error) = &self.error {
             let _ = writeln!(out, "  not run: {error}");
             return out;
@@ -284,7 +284,7 @@ impl TransferReport {
         let _ = writeln!(out, "  {}", parts.join("; "));
         const SKIPS_SHOWN: usize = 5;
         for skip in self.skipped_objects.iter().take(SKIPS_SHOWN) {
-            let _ = writeln!(out, "  skipped {}: {}", printable(&skip.key), skip.reason);
+            let _ = writeln!(out, "  skipped {}: {}", printable(&skip.key), printable(&skip.reason));
         }
         if self.skipped_objects.len() > SKIPS_SHOWN {
             let more = self.skipped_objects.len() - SKIPS_SHOWN;
@@ -315,7 +315,7 @@ impl TransferReport {
             let _ = writeln!(out, "    hint: {}", group.hint);
         }
         if let Some(failure) = self.failures.first() {
-            let _ = writeln!(out, "  first error: {}: {}", printable(&failure.key), failure.message);
+            let _ = writeln!(out, "  first error: {}: {}", printable(&failure.key), printable(&failure.message));
         }
         out
     }

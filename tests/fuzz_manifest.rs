@@ -21,11 +21,12 @@ fn load_and_render(text: &str) -> Result<(), TestCaseError> {
     let source = SourceFile { path: "fuzz.yaml".into(), text: Arc::from(text) };
     match load_source(source, Path::new("/tmp")) {
         Ok(manifest) => {
-            let _ = problems(&manifest.source, &manifest.warnings, Style { color: false });
+            check_printable(&problems(&manifest.source, &manifest.warnings, Style { color: false }))?;
         }
         Err(ManifestError::Invalid { file, problems: found }) => {
             prop_assert!(!found.is_empty(), "invalid with no problem");
-            let lines = text.lines().count().max(1) + 1;
+            // YAML ends a line at LF, CRLF or a lone CR.
+            let lines = text.replace("\r\n", "\n").split(['\n', '\r']).count() + 1;
             for problem in &found {
                 if let Some(location) = problem.location {
                     prop_assert!(location.line >= 1 && location.line <= lines, "{problem:?} outside the text");
@@ -33,15 +34,36 @@ fn load_and_render(text: &str) -> Result<(), TestCaseError> {
             }
             let shown = problems(&file, &found, Style { color: false });
             prop_assert!(!shown.is_empty());
+            check_printable(&shown)?;
         }
         Err(other) => prop_assert!(false, "unexpected error kind: {other}"),
     }
     Ok(())
 }
 
+/// What haul shows a terminal: no control character but line breaks (an escape sequence
+/// from the file would retitle or recolor it), and no line echoed whole however long.
+fn check_printable(shown: &str) -> Result<(), TestCaseError> {
+    let raw = shown.chars().find(|c| c.is_control() && *c != '\n');
+    prop_assert!(raw.is_none(), "raw control character {raw:?} in:\n{shown}");
+    let longest = shown.lines().map(|line| line.chars().count()).max().unwrap_or(0);
+    prop_assert!(longest <= 400, "a line of {longest} characters shown");
+    Ok(())
+}
+
+/// Hostile pieces: deep nesting, terminal escape sequences, a huge line.
+fn hostile_pieces() -> Vec<&'static str> {
+    let deep_list: &'static str = "- ".repeat(5_000).leak();
+    let deep_flow: &'static str = "[".repeat(5_000).leak();
+    let deep_map: &'static str = (0..200).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect::<String>().leak();
+    let huge: &'static str = "x".repeat(100_000).leak();
+    vec![deep_list, deep_flow, deep_map, huge, "\u{1b}]0;PWNED\u{7}\u{1b}[31m", "\u{8}\u{7f}\r"]
+}
+
 /// One edit of a seed manifest: replace, insert or delete a run of characters.
 fn mutated() -> impl Strategy<Value = String> {
-    let pieces = prop::sample::select(vec![
+    let mut all = hostile_pieces();
+    all.extend([
         "",
         " ",
         "\n",
@@ -77,6 +99,7 @@ fn mutated() -> impl Strategy<Value = String> {
         "extensions: [csv]",
         "  ",
     ]);
+    let pieces = prop::sample::select(all);
     (prop::sample::select(SEEDS.to_vec()), any::<prop::sample::Index>(), 0usize..12, pieces, any::<bool>()).prop_map(
         |(seed, at, delete, piece, insert)| {
             let chars: Vec<char> = seed.chars().collect();

@@ -433,3 +433,33 @@ fn a_local_folder_through_a_symlink_is_resolved_and_reported() {
         .expect_code(0)
         .expect_output(&["is reached through a symbolic link: it is", &real.display().to_string()]);
 }
+
+#[test]
+fn deep_nesting_is_an_error_with_its_place_not_a_crash() {
+    let deep = format!("version: 1\nfoo:\n  {}1\n", "- ".repeat(40_000));
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "m.yaml", &deep);
+    for command in ["validate", "plan"] {
+        haul(dir.path(), &[command, "m.yaml"]).expect_code(2).expect_output(&[
+            "nested more than 32 levels deep",
+            "m.yaml:3:",
+            "check for stray `- ` or `[`",
+        ]);
+    }
+}
+
+#[test]
+fn text_from_the_file_is_shown_escaped_and_cut() {
+    // A terminal escape sequence in a value (it would retitle the window and turn it red).
+    let hostile = variant("name: daily", "name: a\u{1b}]0;PWNED\u{7}\u{1b}[31m\n    bukcet: x");
+    let out = check(&hostile);
+    out.expect_code(2).expect_output(&["\\u{1b}]0;PWNED\\u{7}\\u{1b}[31m"]);
+    assert!(!out.all().contains('\u{1b}') && !out.all().contains('\u{7}'), "raw control characters:\n{}", out.all());
+
+    // A 200 KB line is shown around the error, not whole.
+    let long = variant("prefix: reports/", &format!("prefix: {} bad: [", "p".repeat(200_000)));
+    let out = check(&long);
+    out.expect_code(2).expect_output(&["m.yaml:8:", "…"]);
+    let longest = out.all().lines().map(|line| line.chars().count()).max().unwrap();
+    assert!(longest < 400, "a line of {longest} characters");
+}

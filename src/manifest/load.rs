@@ -62,12 +62,45 @@ pub fn parse_spec(source: &SourceFile) -> Result<(ParsedSpec, Vec<Problem>), Vec
                 .help("a manifest needs `version: 1` and a `transfers:` list; `haul init` writes a starter one"),
         ]);
     }
+    check_nesting(&source.text)?;
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
     let root = marked_yaml::parse_yaml_with_options(0, source.text.as_ref(), options)
         .map_err(|err| vec![yaml_problem(&err)])?;
     let mut problems = Vec::new();
     let transfers = read_root(&root, &mut problems);
     Ok((ParsedSpec { transfers, root }, problems))
+}
+
+/// Lists and mappings nested deeper than this are refused before the tree is built. A
+/// manifest needs four levels (`transfers:`, a transfer, `include:`, a pattern); building or
+/// walking a tree thousands of levels deep would overflow the stack.
+const MAX_NESTING: usize = 32;
+
+/// Refuses YAML nested deeper than [`MAX_NESTING`], with the place where it goes too deep.
+/// The event parser is a state machine with its own stack on the heap, so this pass is safe
+/// at any depth. (Syntax errors are left to the real parse, which words them.)
+fn check_nesting(text: &str) -> Result<(), Vec<Problem>> {
+    let mut parser = yaml_rust2::parser::Parser::new_from_str(text);
+    let mut depth = 0usize;
+    while let Ok((event, mark)) = parser.next_token() {
+        match event {
+            yaml_rust2::Event::SequenceStart(..) | yaml_rust2::Event::MappingStart(..) => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    let at = Location::new(mark.line(), mark.col() + 1, 1);
+                    return Err(vec![
+                        Problem::error(Some(at), format!("the YAML is nested more than {MAX_NESTING} levels deep"))
+                            .label("too deep")
+                            .help("a manifest nests four levels (`transfers:`, a transfer, `include:`, a pattern); check for stray `- ` or `[`"),
+                    ]);
+                }
+            }
+            yaml_rust2::Event::SequenceEnd | yaml_rust2::Event::MappingEnd => depth = depth.saturating_sub(1),
+            yaml_rust2::Event::StreamEnd => break,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn is_blank(text: &str) -> bool {

@@ -9,7 +9,7 @@ use super::{Tally, TransferPlan};
 /// The table for one transfer: every action and notable skip, then the totals.
 pub fn table(plan: &TransferPlan) -> String {
     let route = crate::manifest::route(plan.direction, &plan.bucket, &plan.prefix, &plan.local);
-    let mut out = format!("{}  {}  {route}", plan.name, plan.direction);
+    let mut out = printable(&format!("{}  {}  {route}", plan.name, plan.direction));
     if let Some(shard) = plan.shard {
         let _ = write!(out, "  (shard {shard})");
     }
@@ -74,9 +74,7 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 /// Keys may hold control characters (a hostile key): show them escaped, never raw.
-pub fn printable(key: &str) -> String {
-    key.chars().flat_map(|c| if c.is_control() { c.escape_default().collect::<Vec<_>>() } else { vec![c] }).collect()
-}
+pub use crate::text::printable;
 
 fn pad(text: &str, width: usize) -> String {
     format!("{text}{}", " ".repeat(width.saturating_sub(text.width())))
@@ -95,10 +93,5 @@ mod tests {
         assert_eq!(pad("매출", 6), "매출  ");
         assert_eq!(pad("ab", 6), "ab    ");
         assert_eq!(pad_left("가", 3), " 가");
-    }
-
-    #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(printable("a\nb\0"), "a\\nb\\u{0}");
     }
 }
