@@ -197,7 +197,9 @@ fn init(path: &Path) -> Result<Exit, HaulError> {
     };
     file.write_all(STARTER_MANIFEST.as_bytes())
         .map_err(|source| HaulError::Write { path: path.to_path_buf(), source })?;
-    println!("wrote {}; edit it, then run `haul validate {}`", path.display(), path.display());
+    // A closed pipe is not an error (`haul init | head`): output goes through `let _ = write`.
+    let _ =
+        writeln!(std::io::stdout(), "wrote {}; edit it, then run `haul validate {}`", path.display(), path.display());
     Ok(Exit::Success)
 }
 
@@ -225,7 +227,7 @@ fn plan(
         match plan_job(job, &client, runtime.handle(), shard, &expected) {
             Ok(plan) => {
                 if output == OutputFormat::Table {
-                    print!("{}", crate::plan::render::table(&plan));
+                    let _ = write!(std::io::stdout(), "{}", crate::plan::render::table(&plan));
                 }
                 planned.push(job);
                 plans.push(plan);
@@ -240,7 +242,7 @@ fn plan(
     let changes = plans.iter().any(TransferPlan::has_changes);
     let document = PlanDocument::new(manifest_ref(path, &loaded.source.text), created, plans, shard);
     if output == OutputFormat::Json {
-        println!("{}", document.to_json());
+        let _ = writeln!(std::io::stdout(), "{}", document.to_json());
     }
     if let Some(out) = out.map(|out| crate::shard::expand_path(out, shard)) {
         let out = out.as_path();
@@ -251,7 +253,12 @@ fn plan(
             crate::output_file::write(out, (document.to_json() + "\n").as_bytes())
                 .map_err(|source| HaulError::Write { path: out.to_path_buf(), source })?;
             if output == OutputFormat::Table {
-                println!("saved to {}; carry it out with `haul apply {}`", out.display(), out.display());
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "saved to {}; carry it out with `haul apply {}`",
+                    out.display(),
+                    out.display()
+                );
             }
         }
     }

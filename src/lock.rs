@@ -32,10 +32,16 @@ pub fn default_path(manifest: &Path) -> PathBuf {
     let absolute = std::path::absolute(manifest).unwrap_or_else(|_| manifest.to_path_buf());
     let digest = sha2::Sha256::digest(absolute.as_os_str().as_encoded_bytes());
     let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    let folder = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let folder = runtime_dir(std::env::var_os("XDG_RUNTIME_DIR")).unwrap_or_else(std::env::temp_dir);
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
     folder.join(format!("haul-{uid}-{short}.lock"))
+}
+
+/// `$XDG_RUNTIME_DIR` when it names a folder: set but empty (`XDG_RUNTIME_DIR=`) or relative
+/// counts as unset, as the XDG spec says, not as the current folder.
+fn runtime_dir(value: Option<std::ffi::OsString>) -> Option<PathBuf> {
+    value.map(PathBuf::from).filter(|path| path.is_absolute())
 }
 
 /// The locks of one run: the manifest's `base` lock alone, or with a shard its shared lock
@@ -88,6 +94,14 @@ fn lock(path: &Path, mode: Mode, what: &str) -> Result<RunLock, LockError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_or_relative_runtime_dir_is_unset() {
+        assert_eq!(runtime_dir(None), None);
+        assert_eq!(runtime_dir(Some("".into())), None);
+        assert_eq!(runtime_dir(Some("run/user".into())), None);
+        assert_eq!(runtime_dir(Some("/run/user/1000".into())), Some(PathBuf::from("/run/user/1000")));
+    }
 
     #[test]
     fn a_second_lock_names_the_holder_and_a_released_one_is_free() {

@@ -23,7 +23,8 @@ fn main() -> ExitCode {
     match haul::run(cli, style) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(err) => {
-            eprint!("{}", render::error(&err, style));
+            // Nothing to do if stderr itself is gone.
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), render::error(&err, style).as_bytes());
             ExitCode::from(err.exit().code())
         }
     }

@@ -344,3 +344,17 @@ fn unusable_plan_files_and_lock_paths_are_explained() {
     ]);
     assert!(f.keys().is_empty(), "nothing may run without its lock");
 }
+
+#[test]
+fn an_empty_xdg_runtime_dir_does_not_put_the_lock_in_the_current_folder() {
+    let f = Fixture::s3s_fs();
+    f.file("a.csv", b"a");
+    let m = f.manifest("upload", "");
+    common::haul_with(f.dir.path(), &[("XDG_RUNTIME_DIR", "")], &["apply", &m, "--quiet"]).expect_code(0);
+    let locks: Vec<String> = std::fs::read_dir(f.dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".lock"))
+        .collect();
+    assert!(locks.is_empty(), "lock files in the current folder: {locks:?}");
+}

@@ -316,3 +316,25 @@ fn a_large_prefix_hands_over_to_folder_listings_mid_folder() {
     assert_eq!(listed.len(), keys.len());
     assert!(listed == keys, "keys missing, repeated or out of order");
 }
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    // `haul plan m.yaml | head -1`: the reader goes away; haul neither panics nor complains.
+    let f = Fixture::s3s_fs();
+    for i in 0..50 {
+        f.file(&format!("f{i:02}.csv"), b"x");
+    }
+    let m = f.manifest("upload", "");
+    for args in [vec!["plan", m.as_str()], vec!["plan", m.as_str(), "--output", "json"], vec!["schema"]] {
+        let mut child = common::haul_command(f.dir.path())
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = common::Outcome::from(child.wait_with_output().unwrap());
+        out.expect_code(0);
+        assert!(out.stderr.is_empty(), "{args:?}: {}", out.stderr);
+    }
+}
