@@ -137,19 +137,10 @@ fn build(builder: GlobSetBuilder) -> Result<GlobSet, PatternError> {
     })
 }
 
-/// Extensions are literal text: `c++` must not become a pattern.
+/// Extensions are literal text: `c++` or `a!b` must not become a pattern. globset's own
+/// escaping, plus the backslash, which it leaves alone (an escape character in globs here).
 fn escape(extension: &str) -> String {
-    let mut escaped = String::with_capacity(extension.len());
-    for ch in extension.chars() {
-        if matches!(ch, '*' | '?' | '[' | ']' | '{' | '}' | '\\' | '!') {
-            escaped.push('[');
-            escaped.push(ch);
-            escaped.push(']');
-        } else {
-            escaped.push(ch);
-        }
-    }
-    escaped
+    globset::escape(extension).replace('\\', "\\\\")
 }
 
 #[cfg(test)]
@@ -235,9 +226,12 @@ mod tests {
 
     #[test]
     fn extension_text_is_literal() {
-        let f = filter(&[], &[], &["c++"]);
+        let f = filter(&[], &[], &["c++", "a!b", "x[1]", "q\\z"]);
         assert!(f.is_included("src/main.c++"));
         assert!(!f.is_included("src/main.c"));
+        assert!(f.is_included("d/file.a!b") && !f.is_included("d/file.acb"));
+        assert!(f.is_included("file.x[1]") && !f.is_included("file.x1"));
+        assert!(f.is_included("file.q\\z") && !f.is_included("file.qz"));
     }
 
     #[test]

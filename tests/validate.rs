@@ -463,3 +463,9 @@ fn text_from_the_file_is_shown_escaped_and_cut() {
     let longest = out.all().lines().map(|line| line.chars().count()).max().unwrap();
     assert!(longest < 400, "a line of {longest} characters");
 }
+
+#[test]
+fn extensions_are_literal_text() {
+    // `!` opens a negated class inside `[...]` in a glob: as an extension it is just a `!`.
+    check(&variant("extensions: [csv, parquet]", "extensions: [\"a!b\", \"c++\"]")).expect_code(0);
+}
