@@ -582,6 +582,9 @@ fn plan_job(
     shard: Option<Shard>,
     expected: &ExpectedWrites,
 ) -> Result<TransferPlan, HaulError> {
+    // Filters compile on first use; a set too large for globset is an error here, not a
+    // filter that lets nothing through.
+    job.filter.compiled().map_err(|source| HaulError::Filter { transfer: job.name.clone(), source })?;
     let checker = match job.compare {
         CompareMode::Checksum => Some(ContentChecker {
             client,

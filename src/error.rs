@@ -44,6 +44,8 @@ pub enum HaulError {
     LocalFolder { transfer: String, path: PathBuf, source: std::io::Error },
     #[error("transfer `{transfer}`: {source}")]
     Listing { transfer: String, source: crate::listing::remote::ListError },
+    #[error("transfer `{transfer}`: its filter cannot be compiled: {source}")]
+    Filter { transfer: String, source: crate::filter::PatternError },
     #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
     #[error("cannot start the async runtime: {0}")]
@@ -130,6 +132,9 @@ impl HaulError {
             HaulError::UnknownTransfer { known, .. } => Some(format!("transfers in this manifest: {}", known.join(", "))),
             HaulError::LocalFolder { .. } => Some("check that `local` names a readable folder".into()),
             HaulError::Listing { source, .. } => Some(listing_help(source)),
+            HaulError::Filter { .. } => {
+                Some("use fewer or simpler patterns (each `{a,b,...}` alternative counts), or split the transfer".into())
+            }
             HaulError::Plan(crate::plan::PlanError::TooManyDeletes { .. }) => Some(
                 "check the prefix and the source first; if the deletions are right, raise `max_delete` for this transfer"
                     .into(),
@@ -176,6 +181,7 @@ impl HaulError {
             HaulError::Write { .. }
             | HaulError::LocalFolder { .. }
             | HaulError::Listing { .. }
+            | HaulError::Filter { .. }
             | HaulError::Plan(_)
             | HaulError::Runtime(_) => Exit::Failure,
         }

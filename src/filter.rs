@@ -41,10 +41,20 @@ pub enum Verdict {
     NotIncluded,
 }
 
-/// A transfer's compiled filter.
+/// A transfer's filter: its patterns parsed (checked) at once, compiled into matchers the
+/// first time a key is decided. Compiling is most of the cost (a regex per set); a manifest of
+/// 100,000 transfers is validated without compiling any, and a run compiles only the filters
+/// of the transfers it runs.
 #[derive(Debug, Clone)]
 pub struct Filter {
-    /// `None`: everything is included.
+    /// `None`: everything is included. Shared by the clones of a filter.
+    include: Option<std::sync::Arc<[Glob]>>,
+    exclude: std::sync::Arc<[Glob]>,
+    compiled: std::sync::Arc<std::sync::OnceLock<Result<Compiled, PatternError>>>,
+}
+
+#[derive(Debug)]
+struct Compiled {
     include: Option<GlobSet>,
     exclude: GlobSet,
 }
@@ -52,17 +62,17 @@ pub struct Filter {
 impl Filter {
     /// A filter that lets everything through.
     pub fn everything() -> Self {
-        Filter { include: None, exclude: GlobSet::empty() }
+        Filter { include: None, exclude: Vec::new().into(), compiled: Default::default() }
     }
 
-    /// Compiles the three lists. `extensions` are bare names (`csv`), already normalized.
+    /// Parses the three lists. `extensions` are bare names (`csv`), already normalized.
     pub fn new(include: &[String], exclude: &[String], extensions: &[String]) -> Result<Self, PatternError> {
-        let include_set = if include.is_empty() && extensions.is_empty() {
+        let include_globs = if include.is_empty() && extensions.is_empty() {
             None
         } else {
-            let mut builder = GlobSetBuilder::new();
+            let mut globs = Vec::with_capacity(include.len() + extensions.len());
             for (index, pattern) in include.iter().enumerate() {
-                builder.add(compile(pattern, PatternList::Include, index)?);
+                globs.push(compile(pattern, PatternList::Include, index)?);
             }
             for (index, extension) in extensions.iter().enumerate() {
                 let glob = GlobBuilder::new(&format!("**/*.{}", escape(extension)))
@@ -70,22 +80,44 @@ impl Filter {
                     .case_insensitive(true)
                     .build()
                     .map_err(|err| pattern_error(extension, PatternList::Extensions, index, &err))?;
-                builder.add(glob);
+                globs.push(glob);
             }
-            Some(build(builder)?)
+            Some(globs.into())
         };
-        let mut builder = GlobSetBuilder::new();
-        for (index, pattern) in exclude.iter().enumerate() {
-            builder.add(compile(pattern, PatternList::Exclude, index)?);
-        }
-        Ok(Filter { include: include_set, exclude: build(builder)? })
+        let exclude_globs = exclude
+            .iter()
+            .enumerate()
+            .map(|(index, pattern)| compile(pattern, PatternList::Exclude, index))
+            .collect::<Result<Vec<_>, _>>()?
+            .into();
+        Ok(Filter { include: include_globs, exclude: exclude_globs, compiled: Default::default() })
+    }
+
+    /// Compiles the matchers (once). Every pattern parsed; what can still fail is a globset
+    /// limit on a set (thousands of alternatives): `plan` asks first, so it is an error there.
+    pub fn compiled(&self) -> Result<(), PatternError> {
+        self.sets().as_ref().map(|_| ()).map_err(Clone::clone)
+    }
+
+    fn sets(&self) -> &Result<Compiled, PatternError> {
+        self.compiled.get_or_init(|| {
+            let include = match &self.include {
+                None => None,
+                Some(globs) => Some(build(globs)?),
+            };
+            Ok(Compiled { include, exclude: build(&self.exclude)? })
+        })
     }
 
     /// Decides one key (relative to the transfer's root, `/`-separated).
     pub fn verdict(&self, key: &str) -> Verdict {
-        if self.exclude.is_match(key) {
+        let Ok(sets) = self.sets() else {
+            // Never reached by a run (`compiled` is checked first); move nothing.
+            return Verdict::Excluded;
+        };
+        if sets.exclude.is_match(key) {
             Verdict::Excluded
-        } else if self.include.as_ref().is_some_and(|include| !include.is_match(key)) {
+        } else if sets.include.as_ref().is_some_and(|include| !include.is_match(key)) {
             Verdict::NotIncluded
         } else {
             Verdict::Included
@@ -127,8 +159,12 @@ fn pattern_error(pattern: &str, list: PatternList, index: usize, err: &globset::
     PatternError { list, index, pattern: pattern.to_string(), reason: err.kind().to_string() }
 }
 
-fn build(builder: GlobSetBuilder) -> Result<GlobSet, PatternError> {
-    // Every glob compiled on its own above; a set that fails here is a globset limit.
+fn build(globs: &[Glob]) -> Result<GlobSet, PatternError> {
+    let mut builder = GlobSetBuilder::new();
+    for glob in globs {
+        builder.add(glob.clone());
+    }
+    // Every glob parsed on its own already; a set that fails here is a globset limit.
     builder.build().map_err(|err| PatternError {
         list: PatternList::Include,
         index: 0,
