@@ -629,7 +629,8 @@ fn with_listings<T>(
     }
     let mut order = Order::Streamed;
     loop {
-        let mut local = LocalWalk::new(&job.local, job.follow_symlinks).map_err(|source| HaulError::LocalFolder {
+        let walk = if job.direction == Direction::Upload { LocalWalk::of_source } else { LocalWalk::new };
+        let mut local = walk(&job.local, job.follow_symlinks).map_err(|source| HaulError::LocalFolder {
             transfer: job.name.clone(),
             path: job.local.clone(),
             source,

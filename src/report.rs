@@ -101,6 +101,9 @@ impl RunReport {
     }
 }
 
+/// The slug of an unreadable file or folder.
+const UNREADABLE: &str = "unreadable";
+
 /// One transfer's part of the run.
 #[derive(Debug, Clone, Serialize)]
 pub struct TransferReport {
@@ -163,6 +166,20 @@ pub struct FailureGroup {
 
 impl TransferReport {
     pub fn new(plan: &TransferPlan) -> Self {
+        let mut report = Self::counting_skips(plan);
+        // A source file haul may not read is not done, and a nightly job should notice:
+        // a failure (exit 1), like a file that fails to upload, not a quiet skip.
+        if plan.direction == Direction::Upload {
+            for skip in plan.skipped.iter().filter(|skip| skip.slug == UNREADABLE) {
+                let failure = RequestFailure::local("Unreadable", skip.reason.clone(), false);
+                report.record_failure(&skip.key, crate::plan::ActionKind::Upload, 0, failure, 0);
+            }
+            report.skipped.remove(UNREADABLE);
+        }
+        report
+    }
+
+    fn counting_skips(plan: &TransferPlan) -> Self {
         TransferReport {
             name: plan.name.clone(),
             direction: plan.direction,
@@ -378,6 +395,9 @@ fn hint(
             "the data arrived damaged or cut short on every attempt: check the network or proxy, then run again".into()
         }
         "LocalIo" => "check free space and permissions of the local folder".into(),
+        "Unreadable" => "haul may not read these files: check their owner and permissions (`ls -l`), \
+                          or leave them out with `exclude:`"
+            .into(),
         "network" => "no answer from the server: check the endpoint, the network and any proxy".into(),
         _ => "see the message; the next run retries what failed".into(),
     }

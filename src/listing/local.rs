@@ -21,6 +21,9 @@ pub struct LocalWalk {
     seen_folders: HashSet<(u64, u64)>,
     /// haul's own download temp files seen on the way (stored relative paths).
     temp_files: Vec<String>,
+    /// Files this process may not read are skipped as `unreadable` (the walk of an upload's
+    /// source: such a file would fail anyway, after being counted as work to do).
+    skip_unreadable: bool,
 }
 
 struct Child {
@@ -41,12 +44,23 @@ enum ChildKind {
 impl LocalWalk {
     /// Starts a walk at `root`. A missing root is an empty tree (a first download creates it).
     pub fn new(root: &Path, follow_symlinks: bool) -> std::io::Result<Self> {
+        Self::start(root, follow_symlinks, false)
+    }
+
+    /// A walk of files to read (an upload's source): files this process may not read are
+    /// skipped as `unreadable`, with why.
+    pub fn of_source(root: &Path, follow_symlinks: bool) -> std::io::Result<Self> {
+        Self::start(root, follow_symlinks, true)
+    }
+
+    fn start(root: &Path, follow_symlinks: bool, skip_unreadable: bool) -> std::io::Result<Self> {
         let mut walk = LocalWalk {
             stack: Vec::new(),
             follow_symlinks,
             open_folders: Vec::new(),
             seen_folders: HashSet::new(),
             temp_files: Vec::new(),
+            skip_unreadable,
         };
         match std::fs::metadata(root) {
             Ok(meta) if meta.is_dir() => {
@@ -126,6 +140,9 @@ impl LocalWalk {
             link_meta
         };
         Ok(if meta.is_file() {
+            if self.skip_unreadable && !readable(path, &meta) {
+                return Ok(ChildKind::Skip(SkipReason::Unreadable("permission denied".into())));
+            }
             ChildKind::File { size: meta.len(), mtime_ms: mtime_millis(&meta) }
         } else if meta.is_dir() {
             ChildKind::Folder { id: folder_id(&meta) }
@@ -201,6 +218,32 @@ fn skip_twin_folders(children: &mut [Child]) {
 fn skip_child(prefix: &str, shown: &str, reason: SkipReason) -> Child {
     let key = format!("{prefix}{shown}");
     Child { sort: key.clone(), key: key.clone(), stored: key, path: PathBuf::new(), kind: ChildKind::Skip(reason) }
+}
+
+/// Whether this process may open the file for reading. The mode bits answer at no cost when
+/// they allow it (the common case, checked without a system call per file); when they seem
+/// not to, the kernel decides (`faccessat` with the effective ids), which knows about root,
+/// capabilities and ACLs.
+fn readable(path: &Path, meta: &Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid and getegid have no preconditions and cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let mode = meta.mode();
+    let allowed = if meta.uid() == uid {
+        mode & 0o400 != 0
+    } else if meta.gid() == gid {
+        mode & 0o040 != 0
+    } else {
+        mode & 0o004 != 0
+    };
+    if allowed {
+        return true;
+    }
+    let Ok(c_path) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) else {
+        return true;
+    };
+    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
+    unsafe { libc::faccessat(libc::AT_FDCWD, c_path.as_ptr(), libc::R_OK, libc::AT_EACCESS) == 0 }
 }
 
 fn folder_id(meta: &Metadata) -> (u64, u64) {

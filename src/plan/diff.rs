@@ -172,6 +172,7 @@ where
         destination: destination.into_iter().peekable(),
         rules,
         queued: VecDeque::new(),
+        shadows: VecDeque::new(),
     }
 }
 
@@ -182,6 +183,9 @@ pub struct Diff<'a, S: Iterator<Item = Item>, D: Iterator<Item = Item>> {
     rules: DiffRules<'a>,
     /// Decisions about a key with twins, not yet handed out.
     queued: VecDeque<Decision>,
+    /// Source names the listing could not read (a file or folder, `dir/`), in key order:
+    /// the destination's copies of them are never deleted for "missing at source".
+    shadows: VecDeque<String>,
 }
 
 impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Iterator for Diff<'_, S, D> {
@@ -196,6 +200,9 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Iterator for Diff<'_, S
             // join: report the source's, pass over the destination's (never deleted).
             if let Some(Item::Skipped(_)) = self.source.peek() {
                 let Some(Item::Skipped(skipped)) = self.source.next() else { unreachable!() };
+                if shadows_destination(&skipped.reason) {
+                    self.shadows.push_back(skipped.key.clone());
+                }
                 let kind = if self.rules.owns(&skipped.key) {
                     SkipKind::Listing(skipped.reason)
                 } else {
@@ -274,7 +281,7 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
         matches!(self.destination.peek(), Some(Item::Entry(next)) if next.key == key)
     }
 
-    fn decide(&self, source: Option<Entry>, destination: Option<Entry>) -> Option<Decision> {
+    fn decide(&mut self, source: Option<Entry>, destination: Option<Entry>) -> Option<Decision> {
         match (source, destination) {
             // The shard comes first, so each key is counted by exactly one shard.
             (Some(source), destination) if !self.rules.owns(&source.key) => {
@@ -291,9 +298,21 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
                 None if self.rules.compare == CompareMode::Checksum => Some(Decision::Verify { source, destination }),
                 None => Some(Decision::Skip { key: source.key, size: source.size, kind: SkipKind::Unchanged }),
             },
-            (None, Some(destination)) => self.rules.delete.then_some(Decision::Delete { destination }),
+            (None, Some(destination)) => {
+                (self.rules.delete && !self.shadowed(&destination.key)).then_some(Decision::Delete { destination })
+            }
             (None, None) => None,
         }
+    }
+
+    /// Whether the source has `key` (or a folder holding it) but could not read it.
+    fn shadowed(&mut self, key: &str) -> bool {
+        let covers = |shadow: &str| shadow == key || (shadow.ends_with('/') && key.starts_with(shadow));
+        // Destination keys come in order: a shadow below `key` that does not cover it is past.
+        while self.shadows.front().is_some_and(|front| front.as_str() < key && !covers(front)) {
+            self.shadows.pop_front();
+        }
+        self.shadows.iter().any(|shadow| covers(shadow))
     }
 
     /// Queues the decisions for one key that has twins (see [`diff`] for the rule).
@@ -343,6 +362,13 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
             self.queued.push_back(decision);
         }
     }
+}
+
+/// Whether a source skip stands for something the source has: an unreadable file or folder
+/// is not "missing at source", and deleting its destination copy would lose the only
+/// readable one. (A directory marker or an unsafe key stands for nothing on this side.)
+fn shadows_destination(reason: &SkipReason) -> bool {
+    matches!(reason, SkipReason::Unreadable(_) | SkipReason::NotAFile | SkipReason::Symlink)
 }
 
 /// Which of a key's twins is synced when no name pairs exactly: the one stored in NFC (the
@@ -506,6 +532,38 @@ mod tests {
                 "skip ../x (Listing(UnsafeKey(ParentSegment)))",
                 "skip dir/ (Listing(DirectoryMarker))",
                 "copy dir/a (new)"
+            ]
+        );
+    }
+
+    #[test]
+    fn what_the_source_cannot_read_is_never_deleted_at_the_destination() {
+        let everything = Filter::everything();
+        let unreadable =
+            |key: &str| Item::Skipped(Skipped { key: key.into(), reason: SkipReason::Unreadable("denied".into()) });
+        let got = summarize(
+            diff(
+                vec![entry("a", 1, 1), unreadable("locked.csv"), unreadable("private/")],
+                vec![
+                    entry("a", 1, 1),
+                    entry("gone.csv", 1, 1),
+                    entry("locked.csv", 1, 1),
+                    entry("private/x.csv", 1, 1),
+                    entry("private/y/z.csv", 1, 1),
+                    entry("public.csv", 1, 1),
+                ],
+                rules(&everything, CompareMode::SizeMtime, true),
+            )
+            .collect(),
+        );
+        assert_eq!(
+            got,
+            vec![
+                "skip a (Unchanged)",
+                "skip locked.csv (Listing(Unreadable(\"denied\")))",
+                "skip private/ (Listing(Unreadable(\"denied\")))",
+                "delete gone.csv",
+                "delete public.csv",
             ]
         );
     }

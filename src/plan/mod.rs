@@ -112,6 +112,11 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotableSkip {
     pub key: String,
+    /// The reason's slug (`unsafe-key`, `unreadable`, `same-normalized-name`, ...), as in
+    /// `by_reason`. Empty in plans of earlier versions.
+    #[serde(default)]
+    pub slug: String,
+    /// The reason for people, with details.
     pub reason: String,
 }
 
@@ -316,13 +321,14 @@ impl TransferPlan {
                 });
             }
             Decision::Skip { key, size, kind } => {
-                count(&mut self.by_reason, skip_slug(&kind), size);
+                let slug = skip_slug(&kind);
+                count(&mut self.by_reason, slug, size);
                 let detail = match kind {
                     SkipKind::Listing(reason) => skip_detail(&reason),
                     SkipKind::Twin { side, form } => twin_detail(side, form),
                     SkipKind::Unchanged | SkipKind::Filtered | SkipKind::OtherShard => return,
                 };
-                self.skipped.push(NotableSkip { key, reason: detail });
+                self.skipped.push(NotableSkip { key, slug: slug.to_string(), reason: detail });
             }
             Decision::Verify { .. } => unreachable!("verifications are resolved before they are recorded"),
         }
