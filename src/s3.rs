@@ -95,7 +95,7 @@ where
         SdkError::ServiceError(service) => {
             let inner = service.err();
             match (inner.code(), inner.message()) {
-                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), Some(message)) => format!("{code}: {}", crate::text::mask_access_keys(message)),
                 (Some(code), None) => code.to_string(),
                 _ => format!("HTTP {} with no error code", service.raw().status().as_u16()),
             }
@@ -129,7 +129,7 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         }
         next = err.source();
     }
-    parts.join(": ")
+    crate::text::mask_access_keys(&parts.join(": "))
 }
 
 /// A failed request as the executor records it: what the server said (or what went wrong on

@@ -27,6 +27,53 @@ pub fn shortened(text: &str, max: usize) -> String {
     out
 }
 
+/// An access key id as haul shows it: `AKIA…WXYZ` (the secret is never shown at all).
+pub fn mask(access_key: &str) -> String {
+    let chars: Vec<char> = access_key.chars().collect();
+    if chars.len() <= 8 {
+        return "…".into();
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}…{tail}")
+}
+
+/// `text` with every access key id in it masked: AWS's (`AKIA` and the other prefixes, 20
+/// characters), Garage's (`GK` and 24 hex digits), and the one in `AWS_ACCESS_KEY_ID`. A
+/// server names an unknown key in its message ("No such key: GK…"), and messages are printed
+/// and written to reports and logs.
+pub fn mask_access_keys(text: &str) -> String {
+    let configured = std::env::var("AWS_ACCESS_KEY_ID").ok().filter(|key| key.len() >= 8);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_alphanumeric()) {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(rest.len());
+        let token = &rest[..end];
+        if looks_like_access_key(token) || configured.as_deref() == Some(token) {
+            out.push_str(&mask(token));
+        } else {
+            out.push_str(token);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn looks_like_access_key(token: &str) -> bool {
+    const AWS_PREFIXES: [&str; 12] =
+        ["AKIA", "ASIA", "AIDA", "AROA", "AGPA", "ANPA", "ANVA", "AIPA", "APKA", "ABIA", "ACCA", "ASCA"];
+    let aws = token.len() == 20
+        && AWS_PREFIXES.iter().any(|prefix| token.starts_with(prefix))
+        && token.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    let garage = token.len() == 26
+        && token.starts_with("GK")
+        && token[2..].chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    aws || garage
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,5 +86,18 @@ mod tests {
         assert_eq!(printable_lines("a\u{1b}[31m\nb"), "a\\u{1b}[31m\nb");
         assert_eq!(shortened("abcdef", 4), "abc…");
         assert_eq!(shortened("매출", 4), "매출");
+    }
+
+    #[test]
+    fn access_key_ids_are_masked_wherever_they_appear() {
+        assert_eq!(mask("AKIAIOSFODNN7EXAMPLE"), "AKIA…MPLE");
+        assert_eq!(mask("short"), "…");
+        assert_eq!(
+            mask_access_keys("No such key: GK31c2f218a2e44f485b94239e, or AKIAIOSFODNN7EXAMPLE."),
+            "No such key: GK31…239e, or AKIA…MPLE."
+        );
+        // Not every long word is a key.
+        let plain = "AccessDenied: AKIAIOSFODNN7EXAMPL is 19, GKnothex0000000000000000000 is not hex";
+        assert_eq!(mask_access_keys(plain), plain);
     }
 }

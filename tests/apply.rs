@@ -428,3 +428,37 @@ fn unreadable_source_files_are_skipped_reported_as_failed_and_their_copies_kept(
     assert_eq!(f.get("data/secret.csv"), b"old copy");
     assert_eq!(f.get("data/private/inside.csv"), b"old copy");
 }
+
+#[test]
+fn an_unknown_access_key_is_never_printed_or_written_in_full() {
+    // The server names the key it does not know ("No such key: GK…", as Garage does).
+    let f = Fixture::s3s_fs();
+    f.file("a.csv", b"a");
+    let m = f.manifest("upload", "");
+    let key = "GK31c2f218a2e44f485b94239e";
+    let env = [("AWS_ACCESS_KEY_ID", key), ("AWS_SECRET_ACCESS_KEY", "not-the-secret")];
+    let report = f.path("report.json");
+    let log = f.path("haul.log");
+    let runs = [
+        common::haul_with(f.dir.path(), &env, &["plan", &m]),
+        common::haul_with(
+            f.dir.path(),
+            &env,
+            &[
+                "apply",
+                &m,
+                "--report",
+                report.to_str().unwrap(),
+                "--log-level",
+                "debug",
+                "--log-file",
+                log.to_str().unwrap(),
+            ],
+        ),
+        common::haul_with(f.dir.path(), &env, &["ls", "s3://plan-test/", "--endpoint", &f.endpoint, "--path-style"]),
+    ];
+    let written = [std::fs::read_to_string(&report).unwrap_or_default(), std::fs::read_to_string(&log).unwrap()];
+    let everything = runs.iter().map(common::Outcome::all).chain(written).collect::<Vec<_>>().join("\n");
+    assert!(everything.contains("GK31…239e"), "the masked key names it:\n{everything}");
+    assert!(!everything.contains(key), "the key in full:\n{everything}");
+}

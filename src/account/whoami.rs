@@ -39,16 +39,7 @@ impl Identity {
     }
 }
 
-/// Shows the first four and last four characters of an access key id.
-pub fn mask(access_key: &str) -> String {
-    let chars: Vec<char> = access_key.chars().collect();
-    if chars.len() <= 8 {
-        return "…".into();
-    }
-    let head: String = chars[..4].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}…{tail}")
-}
+pub use crate::text::mask;
 
 /// Where the default chain found the credentials, from the features the SDK tags them with.
 fn credential_source(features: &[AwsCredentialFeature], profile: &str) -> String {
@@ -200,12 +191,6 @@ pub fn table(identity: &Identity) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn access_keys_are_masked() {
-        assert_eq!(mask("AKIAIOSFODNN7EXAMPLE"), "AKIA…MPLE");
-        assert_eq!(mask("short"), "…");
-    }
 
     #[test]
     fn sources_are_named_from_the_sdk_features() {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
-use s3s::auth::SimpleAuth;
+use s3s::auth::{S3Auth, SecretKey, SimpleAuth};
 use s3s::service::S3ServiceBuilder;
 
 /// The access key every test server accepts (not a real AWS key).
@@ -116,7 +116,7 @@ impl S3sFs {
         std::fs::create_dir_all(root)?;
         let filesystem = s3s_fs::FileSystem::new(root).map_err(|err| std::io::Error::other(format!("{err:?}")))?;
         let mut builder = S3ServiceBuilder::new(filesystem);
-        builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        builder.set_auth(NamingAuth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY)));
         let service = builder.build();
 
         let listener = TcpListener::bind(addr)?;
@@ -233,4 +233,17 @@ fn wait_for_port(port: u16, limit: Duration) -> std::io::Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no server on port {port} after {limit:?}")))
+}
+
+/// The test credentials, refusing any other key as Garage does: naming the key in the message
+/// (`No such key: GK…`), which haul must not print in full.
+struct NamingAuth(SimpleAuth);
+
+#[async_trait::async_trait]
+impl S3Auth for NamingAuth {
+    async fn get_secret_key(&self, access_key: &str) -> s3s::S3Result<SecretKey> {
+        self.0.get_secret_key(access_key).await.map_err(|_| {
+            s3s::S3Error::with_message(s3s::S3ErrorCode::InvalidAccessKeyId, format!("No such key: {access_key}"))
+        })
+    }
 }
