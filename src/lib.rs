@@ -9,6 +9,7 @@ pub mod error;
 pub mod exec;
 pub mod filter;
 pub mod interrupt;
+pub mod limits;
 pub mod listing;
 pub mod lock;
 pub mod logging;
@@ -31,5 +32,6 @@ pub use error::{Exit, HaulError};
 pub fn run(cli: cli::Cli, style: render::Style) -> Result<Exit, HaulError> {
     logging::init(cli.log_level, cli.log_format, cli.log_file.as_deref())
         .map_err(|source| HaulError::Write { path: cli.log_file.clone().unwrap_or_default(), source })?;
+    limits::raise_open_files();
     commands::run(cli, style)
 }

@@ -348,6 +348,11 @@ pub fn extension(key: &str) -> String {
 }
 
 /// What to do about one group of failures.
+/// The hint for failures with `code` alone (no other evidence).
+pub fn hint_for(code: &str, direction: Direction) -> String {
+    hint(code, direction, &BTreeSet::new(), &BTreeSet::new(), None)
+}
+
 fn hint(
     code: &str,
     direction: Direction,
@@ -394,7 +399,15 @@ fn hint(
         "ChecksumMismatch" | "ShortBody" => {
             "the data arrived damaged or cut short on every attempt: check the network or proxy, then run again".into()
         }
-        "LocalIo" => "check free space and permissions of the local folder".into(),
+        "DiskFull" => "the local disk is full (or over quota): free space where the files go, then run again".into(),
+        "TooManyOpenFiles" => "too many open files: raise the limit (`ulimit -n`; `LimitNOFILE=` in a systemd unit) \
+                               or lower `concurrency`"
+            .into(),
+        "LocalFileGone" => {
+            "the local file or folder was removed or renamed while haul ran; the next run takes the folder as it is then"
+                .into()
+        }
+        "LocalIo" => "check the permissions of the local folder and the message above".into(),
         "Unreadable" => "haul may not read these files: check their owner and permissions (`ls -l`), \
                           or leave them out with `exclude:`"
             .into(),

@@ -240,3 +240,33 @@ fn an_unwritable_metrics_file_is_a_warning_not_a_failed_run() {
         .expect_output(&["warning: cannot write the metrics file `blocked/haul.prom`", "moved 1 objects"]);
     assert_eq!(f.keys(), vec!["data/a.csv"]);
 }
+
+#[test]
+fn a_low_open_file_limit_lowers_concurrency_instead_of_failing_objects() {
+    use std::os::unix::process::CommandExt as _;
+    let f = Fixture::s3s_fs();
+    for i in 0..1000 {
+        f.file(&format!("d{:02}/f{i:04}.csv", i % 20), &bytes(64, i));
+    }
+    let m = f.two_way_manifest(&f.endpoint, "  concurrency: 1024\n");
+    for transfer in ["up", "down"] {
+        let mut command = haul_command(f.dir.path());
+        command.args(["apply", &m, "--only", transfer, "--quiet", "--output", "json"]);
+        // A hard limit of 256, so raising the soft one cannot help.
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child before exec.
+        unsafe {
+            command.pre_exec(|| {
+                let limit = libc::rlimit { rlim_cur: 256, rlim_max: 256 };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let out = common::Outcome::from(command.output().unwrap());
+        out.expect_code(0).expect_output(&["concurrency 1024 lowered to 96", "the open-file limit is 256"]);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(report["moved"]["objects"], 1000, "{transfer}: {}", out.stderr);
+    }
+}

@@ -51,7 +51,10 @@ pub fn execute_transfer(
     counters: &Counters,
 ) -> TransferReport {
     tune_allocator();
-    let job = transfer.job;
+    // Objects in flight within the open-file limit (see `limits`).
+    let concurrency = crate::limits::objects_in_flight(transfer.job.concurrency);
+    let limited = (concurrency < transfer.job.concurrency).then(|| Job { concurrency, ..transfer.job.clone() });
+    let job = limited.as_ref().unwrap_or(transfer.job);
     let copies = transfer.plan.actions.iter().filter(|a| !a.action.is_delete());
     let (objects, bytes) = copies.fold((0, 0), |(n, b), a| (n + 1, b + a.size));
     counters.add_planned(objects, bytes);
@@ -262,12 +265,38 @@ fn check_interrupt() -> Result<(), RequestFailure> {
     Ok(())
 }
 
+/// A local file system error as a failure, with a code per cause so the report can say
+/// what to do: a full disk, too many open files (transient: descriptors free up as other
+/// objects finish), a file removed during the run, anything else.
 fn io_failure(what: &str, err: std::io::Error) -> RequestFailure {
-    RequestFailure::local("LocalIo", format!("{what}: {err}"), false)
+    let (code, transient) = match err.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT) => ("DiskFull", false),
+        Some(libc::EMFILE | libc::ENFILE) => ("TooManyOpenFiles", true),
+        _ if err.kind() == std::io::ErrorKind::NotFound => ("LocalFileGone", false),
+        _ => ("LocalIo", false),
+    };
+    RequestFailure::local(code, format!("{what}: {err}"), transient)
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn local_errors_get_a_code_per_cause() {
+        let code = |errno: i32| super::io_failure("x", std::io::Error::from_raw_os_error(errno));
+        assert_eq!(code(libc::ENOSPC).code.as_deref(), Some("DiskFull"));
+        assert_eq!(code(libc::EDQUOT).code.as_deref(), Some("DiskFull"));
+        let emfile = code(libc::EMFILE);
+        assert_eq!((emfile.code.as_deref(), emfile.transient), (Some("TooManyOpenFiles"), true));
+        assert_eq!(code(libc::ENOENT).code.as_deref(), Some("LocalFileGone"));
+        assert_eq!(code(libc::EIO).code.as_deref(), Some("LocalIo"));
+        // Each has its own hint.
+        let hints: std::collections::BTreeSet<String> = ["DiskFull", "TooManyOpenFiles", "LocalFileGone", "LocalIo"]
+            .iter()
+            .map(|code| crate::report::hint_for(code, crate::manifest::Direction::Upload))
+            .collect();
+        assert_eq!(hints.len(), 4, "{hints:?}");
+    }
+
     #[test]
     fn stale_temp_files_are_judged_by_pid_here_and_by_age_elsewhere() {
         let dir = tempfile::tempdir().unwrap();
