@@ -224,7 +224,7 @@ fn plan(
         let client = clients.get(&runtime, job);
         // `apply` will run the transfers before this one first: plan it on what they write.
         let expected = ExpectedWrites::for_source_of(job, planned.iter().copied().zip(&plans), created * 1000);
-        match plan_job(job, &client, runtime.handle(), shard, &expected) {
+        match plan_job(job, &client, runtime.handle(), shard, &expected, created) {
             Ok(plan) => {
                 if output == OutputFormat::Table {
                     let _ = write!(std::io::stdout(), "{}", crate::plan::render::table(&plan));
@@ -325,6 +325,7 @@ fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit
     let runtime = runtime()?;
     let mut clients = Clients::default();
     let run = Run::start(options);
+    let run_started = crate::plan::saved::now_seconds();
     let mut reports = Vec::new();
     // Each transfer is planned right before it runs, so a transfer sees what the ones before
     // it wrote (an upload, then a download of the same prefix).
@@ -334,7 +335,7 @@ fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit
             continue;
         }
         let client = clients.get(&runtime, job);
-        match plan_job(job, &client, runtime.handle(), options.shard, &ExpectedWrites::default()) {
+        match plan_job(job, &client, runtime.handle(), options.shard, &ExpectedWrites::default(), run_started) {
             Ok(plan) => {
                 tracing::info!(transfer = %job.name, "planned: {}", crate::plan::render::summary_line(&plan));
                 let transfer = Transfer { job, plan: &plan, client };
@@ -581,6 +582,7 @@ fn plan_job(
     runtime: &tokio::runtime::Handle,
     shard: Option<Shard>,
     expected: &ExpectedWrites,
+    started: i64,
 ) -> Result<TransferPlan, HaulError> {
     // Filters compile on first use; a set too large for globset is an error here, not a
     // filter that lets nothing through.
@@ -606,6 +608,10 @@ fn plan_job(
     })?;
     let mut plan = planned?;
     expected.mark(&mut plan);
+    if job.direction == Direction::Upload {
+        let uploads = runtime.block_on(crate::listing::remote::unfinished_uploads(client, &job.bucket, &job.prefix));
+        plan.set_unfinished_uploads(uploads, started);
+    }
     plan.temp_files = temp_files;
     Ok(plan)
 }

@@ -101,6 +101,10 @@ impl RunReport {
     }
 }
 
+fn is_zero(count: &u64) -> bool {
+    *count == 0
+}
+
 /// The slug of an unreadable file or folder.
 const UNREADABLE: &str = "unreadable";
 
@@ -122,6 +126,9 @@ pub struct TransferReport {
     pub skipped_objects: Vec<crate::plan::NotableSkip>,
     /// Temp files of an earlier, killed run that were removed before starting.
     pub temp_files_removed: u64,
+    /// Multipart uploads an interrupted run left under the prefix, aborted before starting.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub uploads_aborted: u64,
     /// Deletions held back because copies failed (a partial copy must not drive deletes).
     pub deletes_held_back: u64,
     /// Why the transfer did not run at all (its listing failed, ...).
@@ -195,6 +202,7 @@ impl TransferReport {
                 .collect(),
             skipped_objects: plan.skipped.clone(),
             temp_files_removed: 0,
+            uploads_aborted: 0,
             deletes_held_back: 0,
             error: None,
             stopped_before_start: false,
@@ -215,6 +223,7 @@ impl TransferReport {
             skipped: BTreeMap::new(),
             skipped_objects: Vec::new(),
             temp_files_removed: 0,
+            uploads_aborted: 0,
             deletes_held_back: 0,
             error: Some(error),
             stopped_before_start: false,
@@ -306,6 +315,10 @@ impl TransferReport {
         if self.skipped_objects.len() > SKIPS_SHOWN {
             let more = self.skipped_objects.len() - SKIPS_SHOWN;
             let _ = writeln!(out, "  ... and {more} more skipped (listed in `--output json` and `haul plan`)");
+        }
+        if self.uploads_aborted > 0 {
+            let _ =
+                writeln!(out, "  aborted {} unfinished multipart uploads of an interrupted run", self.uploads_aborted);
         }
         if self.temp_files_removed > 0 {
             let _ = writeln!(out, "  removed {} temp files left by an interrupted run", self.temp_files_removed);
@@ -446,6 +459,7 @@ mod tests {
             by_action: BTreeMap::new(),
             by_reason: BTreeMap::new(),
             shard: None,
+            unfinished_uploads: vec![],
         };
         let mut report = TransferReport::new(&plan);
         report.record_failure("a.json", ActionKind::Download, 5, failure("AccessDenied"), 1);

@@ -462,3 +462,35 @@ fn an_unknown_access_key_is_never_printed_or_written_in_full() {
     assert!(everything.contains("GK31…239e"), "the masked key names it:\n{everything}");
     assert!(!everything.contains(key), "the key in full:\n{everything}");
 }
+
+#[test]
+fn multipart_uploads_an_interrupted_run_left_are_aborted() {
+    // What `kill -9` during three large uploads leaves on a server that keeps open uploads
+    // (moto, AWS): parts billed until someone aborts them.
+    let f = Fixture::moto();
+    let start = |key: &str| {
+        let request = f.client.create_multipart_upload().bucket(common::BUCKET).key(key);
+        f.runtime.block_on(request.send()).unwrap().upload_id().unwrap().to_string()
+    };
+    for key in ["data/big-1.bin", "data/big-2.bin", "data/sub/big-3.bin", "elsewhere/not-ours.bin"] {
+        start(key);
+    }
+    let open = |prefix: &str| {
+        let request = f.client.list_multipart_uploads().bucket(common::BUCKET).prefix(prefix);
+        f.runtime.block_on(request.send()).unwrap().uploads().len()
+    };
+    assert_eq!(open("data/"), 3);
+    // Uploads started before the run: a second later on a server that keeps whole seconds.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    f.file_written_earlier("a.csv", b"a");
+    let m = f.manifest("upload", "");
+    f.plan(&[&m, "--detailed-exitcode"])
+        .expect_code(3)
+        .expect_output(&["3 unfinished multipart uploads of an interrupted run to abort"]);
+    let out = f.apply(&[&m, "--output", "json", "--quiet"]);
+    out.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["transfers"][0]["uploads_aborted"], 3, "{report:#}");
+    assert_eq!((open("data/"), open("elsewhere/")), (0, 1), "only the transfer's prefix is cleaned");
+    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0);
+}

@@ -67,6 +67,7 @@ pub fn execute_transfer(
     };
     let mut first = TransferReport::new(transfer.plan);
     first.temp_files_removed = remove_stale_temp_files(&job.local, &transfer.plan.temp_files);
+    first.uploads_aborted = runtime.block_on(upload::abort_unfinished(&context, &transfer.plan.unfinished_uploads));
     let report = Mutex::new(first);
     let moved_extensions = Mutex::new(BTreeSet::new());
     let pool = match rayon::ThreadPoolBuilder::new()

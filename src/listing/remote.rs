@@ -459,6 +459,56 @@ impl Iterator for FolderListing {
     }
 }
 
+/// A multipart upload in progress under a prefix (ListMultipartUploads).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UnfinishedUpload {
+    /// Relative to the prefix, as stored.
+    pub key: String,
+    pub upload_id: String,
+    /// When it was started, seconds since the epoch.
+    pub initiated: i64,
+}
+
+/// The multipart uploads in progress under `s3://bucket/prefix`, page by page. A server that
+/// does not list them (s3s-fs), or credentials that may not, give none: there is nothing
+/// haul could do about them anyway.
+pub async fn unfinished_uploads(client: &Client, bucket: &str, prefix: &str) -> Vec<UnfinishedUpload> {
+    let mut found = Vec::new();
+    let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
+    loop {
+        let request = client
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker.take())
+            .set_upload_id_marker(id_marker.take());
+        let page = match request.send().await {
+            Ok(page) => page,
+            Err(err) => {
+                tracing::debug!(bucket, prefix, "cannot list multipart uploads: {}", crate::s3::describe_error(&err));
+                return found;
+            }
+        };
+        for upload in page.uploads() {
+            let (Some(key), Some(upload_id)) = (upload.key(), upload.upload_id()) else { continue };
+            let Some(relative) = key.strip_prefix(prefix) else { continue };
+            found.push(UnfinishedUpload {
+                key: relative.to_string(),
+                upload_id: upload_id.to_string(),
+                initiated: upload.initiated().map_or(0, |time| time.secs()),
+            });
+        }
+        if page.is_truncated() != Some(true) {
+            return found;
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        id_marker = page.next_upload_id_marker().map(str::to_string);
+        if key_marker.is_none() && id_marker.is_none() {
+            return found;
+        }
+    }
+}
+
 type ListPage = aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 pub type ListPageError = aws_sdk_s3::error::SdkError<
     aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Error,

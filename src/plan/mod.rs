@@ -156,11 +156,24 @@ pub struct TransferPlan {
     /// The share of the keys this plan covers (`--shard`); every key when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
+    /// Multipart uploads an interrupted run left under the prefix (an upload's destination),
+    /// which `apply` aborts before it starts: their parts are billed until someone does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unfinished_uploads: Vec<crate::listing::remote::UnfinishedUpload>,
 }
 
 impl TransferPlan {
     pub fn has_changes(&self) -> bool {
-        !self.actions.is_empty()
+        !self.actions.is_empty() || !self.unfinished_uploads.is_empty()
+    }
+
+    /// Keeps, of the multipart uploads in progress under the prefix, those an interrupted
+    /// run of this transfer left: started before this plan (a later one is another run's
+    /// business), and of keys this shard owns (another shard may be uploading its own).
+    pub fn set_unfinished_uploads(&mut self, uploads: Vec<crate::listing::remote::UnfinishedUpload>, before: i64) {
+        let owned = |key: &str| self.shard.is_none_or(|shard| shard.owns(&self.name, &crate::listing::nfc(key)));
+        self.unfinished_uploads =
+            uploads.into_iter().filter(|upload| upload.initiated < before && owned(&upload.key)).collect();
     }
 
     pub fn deletes(&self) -> u64 {
@@ -220,6 +233,7 @@ pub fn plan_transfer(
         by_action: BTreeMap::new(),
         by_reason: BTreeMap::new(),
         shard,
+        unfinished_uploads: Vec::new(),
     };
     let rules = DiffRules {
         compare: job.compare,

@@ -56,6 +56,13 @@ pub fn summary_line(plan: &TransferPlan) -> String {
     if parts.is_empty() {
         parts.push("nothing to do".into());
     }
+    if !plan.unfinished_uploads.is_empty() {
+        let count = plan.unfinished_uploads.len();
+        parts.push(format!(
+            "{count} unfinished multipart upload{} of an interrupted run to abort",
+            if count == 1 { "" } else { "s" }
+        ));
+    }
     if !plan.temp_files.is_empty() {
         parts.push(format!("{} haul temp files (removed by apply when their run is gone)", plan.temp_files.len()));
     }

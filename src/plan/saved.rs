@@ -261,6 +261,7 @@ mod tests {
             by_action: Default::default(),
             by_reason: Default::default(),
             shard: None,
+            unfinished_uploads: vec![],
         }
     }
 
