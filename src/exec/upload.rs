@@ -184,6 +184,28 @@ fn sse(options: &UploadOptions) -> Option<aws_sdk_s3::types::ServerSideEncryptio
     })
 }
 
+/// Aborts the multipart uploads an interrupted run left (the plan lists them), so their
+/// parts stop costing money; returns how many are gone. One that is gone already counts.
+pub(super) async fn abort_unfinished(
+    context: &Context<'_>,
+    uploads: &[crate::listing::remote::UnfinishedUpload],
+) -> u64 {
+    let mut aborted = 0;
+    for upload in uploads {
+        let key = context.remote_key(&upload.key);
+        let request =
+            context.client.abort_multipart_upload().bucket(&context.job.bucket).key(&key).upload_id(&upload.upload_id);
+        match request.send().await {
+            Ok(_) => aborted += 1,
+            Err(err) if aws_sdk_s3::error::ProvideErrorMetadata::code(&err) == Some("NoSuchUpload") => aborted += 1,
+            Err(err) => {
+                tracing::warn!(key = %key, "cannot abort an unfinished multipart upload: {}", crate::s3::describe_error(&err))
+            }
+        }
+    }
+    aborted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,26 +235,4 @@ mod tests {
         assert_eq!(content_type("a/b.unknown-ext"), "application/octet-stream");
         assert_eq!(content_type("a/b.json"), "application/json");
     }
-}
-
-/// Aborts the multipart uploads an interrupted run left (the plan lists them), so their
-/// parts stop costing money; returns how many are gone. One that is gone already counts.
-pub(super) async fn abort_unfinished(
-    context: &Context<'_>,
-    uploads: &[crate::listing::remote::UnfinishedUpload],
-) -> u64 {
-    let mut aborted = 0;
-    for upload in uploads {
-        let key = context.remote_key(&upload.key);
-        let request =
-            context.client.abort_multipart_upload().bucket(&context.job.bucket).key(&key).upload_id(&upload.upload_id);
-        match request.send().await {
-            Ok(_) => aborted += 1,
-            Err(err) if aws_sdk_s3::error::ProvideErrorMetadata::code(&err) == Some("NoSuchUpload") => aborted += 1,
-            Err(err) => {
-                tracing::warn!(key = %key, "cannot abort an unfinished multipart upload: {}", crate::s3::describe_error(&err))
-            }
-        }
-    }
-    aborted
 }
