@@ -341,9 +341,11 @@ fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit
                 let transfer = Transfer { job, plan: &plan, client };
                 reports.push(crate::exec::execute_transfer(&transfer, runtime.handle(), &run.counters));
             }
+            // Said once, in the report (with its hint), not also on stderr.
             Err(err) => {
-                run.suspend(|| eprint!("{}", render::error(&err, style)));
-                reports.push(TransferReport::not_run(&job.name, job.direction, err.to_string()));
+                let mut report = TransferReport::not_run(&job.name, job.direction, err.to_string());
+                report.hint = err.help();
+                reports.push(report);
             }
         }
     }
@@ -407,11 +409,6 @@ impl Run {
         let counters = std::sync::Arc::new(Counters::default());
         let ticker = Ticker::start(counters.clone(), options.progress);
         Run { started: std::time::SystemTime::now(), clock: std::time::Instant::now(), counters, ticker }
-    }
-
-    /// Prints a message without tearing the progress display.
-    fn suspend(&self, print: impl FnOnce()) {
-        self.ticker.suspend(print);
     }
 
     fn finish(self, reports: Vec<TransferReport>, options: &ApplyOptions) -> Result<Exit, HaulError> {

@@ -188,13 +188,20 @@ impl HaulError {
     }
 }
 
+/// What to do when no credentials were found: where haul looked, and how to set some up.
+pub fn no_credentials_help() -> String {
+    format!("haul looked in: {}. Run `aws configure`, or set AWS_PROFILE", crate::account::whoami::CREDENTIAL_PLACES)
+}
+
+/// "No credentials" with where haul looked, as one line (`whoami`).
+pub fn no_credentials() -> String {
+    format!("no AWS credentials found; {}", no_credentials_help())
+}
+
 /// One sentence on what to do about a failed request of the account commands.
 pub fn request_help(failure: &crate::s3::RequestFailure) -> String {
     match failure.code.as_deref() {
-        Some("NoCredentials") => format!(
-            "no credentials were found; haul looked in: {}. Run `aws configure`, or set AWS_PROFILE",
-            crate::account::whoami::CREDENTIAL_PLACES
-        ),
+        Some("NoCredentials") => no_credentials_help(),
         Some("ExpiredToken" | "TokenRefreshRequired" | "RequestExpired" | "ExpiredTokenException") => {
             "the credentials expired: renew them (`aws sso login`, or new session credentials)".into()
         }
@@ -217,16 +224,11 @@ pub fn request_help(failure: &crate::s3::RequestFailure) -> String {
 fn listing_help(err: &crate::listing::remote::ListError) -> String {
     use crate::listing::remote::ListError;
     match err {
-        ListError::Request { code: Some(code), .. } if code == "NoSuchBucket" => {
-            "check the bucket name; `aws s3 ls` lists the buckets these credentials see".into()
-        }
-        ListError::Request { code: Some(code), .. } if code == "AccessDenied" => {
+        ListError::Request { failure, .. } if failure.code.as_deref() == Some("AccessDenied") => {
             "these credentials may not list this prefix: check the profile and the bucket policy".into()
         }
-        ListError::Request { code: None, .. } => {
-            "check the endpoint and the network; for AWS, check the region and credentials".into()
-        }
-        _ => "check the bucket, prefix, region and credentials".into(),
+        ListError::Request { failure, .. } => request_help(failure),
+        ListError::OutOfOrder { .. } => "the server's listing is not in key order; report this server".into(),
     }
 }
 

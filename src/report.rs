@@ -134,6 +134,9 @@ pub struct TransferReport {
     /// Why the transfer did not run at all (its listing failed, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What to do about `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
     /// Not started because the run was interrupted before its turn (`error` says so too).
     #[serde(skip)]
     pub stopped_before_start: bool,
@@ -205,6 +208,7 @@ impl TransferReport {
             uploads_aborted: 0,
             deletes_held_back: 0,
             error: None,
+            hint: None,
             stopped_before_start: false,
             failure_groups: Vec::new(),
             failures: Vec::new(),
@@ -226,6 +230,7 @@ impl TransferReport {
             uploads_aborted: 0,
             deletes_held_back: 0,
             error: Some(error),
+            hint: None,
             stopped_before_start: false,
             failure_groups: Vec::new(),
             failures: Vec::new(),
@@ -287,7 +292,10 @@ impl TransferReport {
     fn table(&self) -> String {
         let mut out = format!("{}  {}\n", printable(&self.name), self.direction);
         if let Some(error) = &self.error {
-            let _ = writeln!(out, "  not run: {error}");
+            let _ = writeln!(out, "  not run: {}", crate::text::printable_lines(error));
+            if let Some(hint) = &self.hint {
+                let _ = writeln!(out, "    hint: {}", crate::text::printable_lines(hint));
+            }
             return out;
         }
         let verb = match self.direction {

@@ -171,6 +171,25 @@ const TRANSIENT_CODES: &[&str] = &[
     "RequestTimeTooSkewed",
 ];
 
+/// Error codes that mean the credentials themselves are the problem (missing, wrong,
+/// expired), whatever the request was.
+pub fn is_credentials_problem(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "NoCredentials"
+                | "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "InvalidClientTokenId"
+                | "ExpiredToken"
+                | "ExpiredTokenException"
+                | "TokenRefreshRequired"
+                | "RequestExpired"
+                | "InvalidToken"
+        )
+    )
+}
+
 pub fn request_failure<E>(
     err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> RequestFailure
@@ -198,10 +217,13 @@ where
         _ if credentials_failed(err)
             || (message.to_lowercase().contains("credentials") && message.to_lowercase().contains("no ")) =>
         {
+            // The SDK's text lists every provider it tried, in its own terms; the help names
+            // the places in haul's words (see `error::request_help`).
+            tracing::debug!("the credentials chain failed: {message}");
             RequestFailure {
                 code: Some("NoCredentials".into()),
                 status: None,
-                message,
+                message: "no AWS credentials found".into(),
                 transient: false,
                 bucket_region: None,
             }

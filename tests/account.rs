@@ -73,10 +73,54 @@ fn whoami_without_credentials_lists_where_it_looked() {
     };
     bare("whoami").expect_code(1).expect_output(&[
         "credentials   none found",
-        "no credentials found",
+        "no AWS credentials found; haul looked in: environment",
         "~/.aws/credentials",
     ]);
-    bare("ls").expect_code(1).expect_output(&["no credentials were found; haul looked in: environment"]);
+    bare("ls").expect_code(1).expect_output(&["no AWS credentials found", "haul looked in: environment"]);
+}
+
+/// Runs haul in `f`'s folder with nothing from the machine's environment but `env`.
+fn bare(f: &Fixture, env: &[(&str, &str)], args: &[&str]) -> Outcome {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_haul"));
+    command
+        .args(args)
+        .current_dir(f.dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("HOME", f.dir.path())
+        .env("NO_COLOR", "1")
+        .env("AWS_CONFIG_FILE", f.path("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", f.path("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Outcome::from(command.output().unwrap())
+}
+
+#[test]
+fn every_command_names_a_credentials_problem_once_in_the_same_words() {
+    let f = Fixture::s3s_fs();
+    f.file("a.csv", b"a");
+    let m = f.manifest("upload", "");
+    let ls = ["ls", "s3://plan-test/", "--endpoint", f.endpoint.as_str(), "--path-style"];
+    let commands: [&[&str]; 4] = [&["plan", &m], &["apply", &m], &["check", &m], &ls];
+    let wrong = [("AWS_ACCESS_KEY_ID", haul_testkit::ACCESS_KEY), ("AWS_SECRET_ACCESS_KEY", "wrong")];
+    for args in commands {
+        // None at all.
+        let out = bare(&f, &[], args);
+        out.expect_code(1);
+        let all = out.all();
+        assert_eq!(all.matches("no AWS credentials found").count(), 1, "{args:?}:\n{all}");
+        assert!(all.contains("haul looked in: environment"), "{args:?}:\n{all}");
+        assert!(!all.contains("dispatch failure") && !all.contains("IMDS"), "SDK words in {args:?}:\n{all}");
+        // A wrong secret.
+        let out = bare(&f, &wrong, args);
+        out.expect_code(1);
+        let all = out.all();
+        assert_eq!(all.matches("the access key or secret is wrong").count(), 1, "{args:?}:\n{all}");
+        assert!(!all.contains("HeadBucket denied"), "{args:?}:\n{all}");
+    }
 }
 
 fn ls(f: &Fixture, args: &[&str]) -> Outcome {

@@ -90,7 +90,7 @@ pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Opti
                     "HeadBucket denied (s3:ListBucket): existence and region not confirmed".into(),
                 ),
                 _ => {
-                    row("bucket", Status::Fail, failure.message.clone());
+                    row("bucket", Status::Fail, with_help(&failure));
                     return rows;
                 }
             }
@@ -114,6 +114,18 @@ pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Opti
         }
         Err(err) => {
             let failure = request_failure(&err);
+            // HeadBucket has no body, so a wrong secret looked like a denial there; the
+            // listing names the cause. Then it is the credentials, not the bucket.
+            if crate::s3::is_credentials_problem(failure.code.as_deref()) {
+                rows.retain(|r| !(r.check == "bucket" && r.status == Status::Warn));
+                rows.push(CheckRow {
+                    transfer: job.name.clone(),
+                    check: "credentials".into(),
+                    status: Status::Fail,
+                    detail: with_help(&failure),
+                });
+                return rows;
+            }
             row("list", Status::Fail, format!("cannot list {shown}: {}", failure.message));
             return rows;
         }
@@ -201,6 +213,11 @@ pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Opti
 /// `*.csv`, or `(no extension)`.
 fn extension_name(ext: &str) -> String {
     if ext.is_empty() { "(no extension)".into() } else { format!("*.{ext}") }
+}
+
+/// The failure's message and what to do, as every command says it.
+fn with_help(failure: &RequestFailure) -> String {
+    format!("{}: {}", failure.message, crate::error::request_help(failure))
 }
 
 fn describe(failure: &RequestFailure) -> String {

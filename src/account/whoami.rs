@@ -113,7 +113,7 @@ pub async fn whoami(target: &S3Target, explicit: &str) -> Identity {
         problems: Vec::new(),
     };
     let Some(provider) = shared.credentials_provider() else {
-        identity.problems.push(format!("no credentials provider; looked in: {CREDENTIAL_PLACES}"));
+        identity.problems.push(crate::error::no_credentials());
         return identity;
     };
     match provider.provide_credentials().await {
@@ -124,8 +124,8 @@ pub async fn whoami(target: &S3Target, explicit: &str) -> Identity {
             identity.session_token = credentials.session_token().is_some();
         }
         Err(err) => {
-            let why = crate::s3::error_chain(&err);
-            identity.problems.push(format!("no credentials found ({why}); looked in: {CREDENTIAL_PLACES}"));
+            tracing::debug!("the credentials chain failed: {}", crate::s3::error_chain(&err));
+            identity.problems.push(crate::error::no_credentials());
             return identity;
         }
     }

@@ -26,8 +26,8 @@ pub enum Order {
 pub enum ListError {
     #[error("the server returned `{key}` after `{previous}`: its listing is not in key order")]
     OutOfOrder { previous: String, key: String },
-    #[error("listing s3://{bucket}/{prefix} failed: {message}")]
-    Request { bucket: String, prefix: String, code: Option<String>, message: String },
+    #[error("listing s3://{bucket}/{prefix} failed: {}", failure.message)]
+    Request { bucket: String, prefix: String, failure: Box<crate::s3::RequestFailure> },
 }
 
 /// A key-ordered stream of the objects under `s3://bucket/prefix`.
@@ -145,14 +145,10 @@ impl RemoteListing {
             }
             other => other,
         };
-        let response = response.map_err(|err| {
-            let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&*err).map(str::to_string);
-            ListError::Request {
-                bucket: self.bucket.clone(),
-                prefix: self.prefix.clone(),
-                code,
-                message: crate::s3::describe_error(&err),
-            }
+        let response = response.map_err(|err| ListError::Request {
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+            failure: Box::new(crate::s3::request_failure(&*err)),
         })?;
         self.continuation = response.next_continuation_token().map(str::to_string);
         self.finished = !response.is_truncated().unwrap_or(false) || self.continuation.is_none();
