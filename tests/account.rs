@@ -261,3 +261,15 @@ fn check_reports_allowed_and_denied_extensions_and_leaves_nothing_behind() {
     assert!(!listed.stdout.contains("haul-write-check"), "{}", listed.stdout);
     assert_eq!(listed.stdout.lines().count(), 4, "{}", listed.stdout);
 }
+
+#[test]
+fn whoami_on_an_endpoint_without_sts_says_so_and_succeeds_when_s3_answers() {
+    // s3s-fs, like many S3-compatible servers, has no STS.
+    let f = Fixture::s3s_fs();
+    let out = haul_with(f.dir.path(), &[], &["whoami", "--endpoint", &f.endpoint]);
+    out.expect_code(0).expect_output(&[
+        "access key    AKIA…0001",
+        "this endpoint has no STS (caller identity): account and ARN are not known here",
+    ]);
+    assert!(!out.all().contains("HTTP 501"), "{}", out.all());
+}

@@ -28,14 +28,16 @@ pub struct Identity {
     pub canonical_user_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_display_name: Option<String>,
+    /// Whether S3 accepted the credentials (ListBuckets answered), owner ID or not.
+    pub s3_answered: bool,
     /// What could not be found out, and why.
     pub problems: Vec<String>,
 }
 
 impl Identity {
-    /// Whether the credentials work at all (caller identity or owner ID found).
+    /// Whether the credentials work at all: STS or S3 accepted them.
     pub fn ok(&self) -> bool {
-        self.access_key.is_some() && (self.account.is_some() || self.canonical_user_id.is_some())
+        self.access_key.is_some() && (self.account.is_some() || self.canonical_user_id.is_some() || self.s3_answered)
     }
 }
 
@@ -110,6 +112,7 @@ pub async fn whoami(target: &S3Target, explicit: &str) -> Identity {
         user_id: None,
         canonical_user_id: None,
         owner_display_name: None,
+        s3_answered: false,
         problems: Vec::new(),
     };
     let Some(provider) = shared.credentials_provider() else {
@@ -135,16 +138,35 @@ pub async fn whoami(target: &S3Target, explicit: &str) -> Identity {
             identity.arn = caller.arn().map(str::to_string);
             identity.user_id = caller.user_id().map(str::to_string);
         }
+        // Many S3-compatible servers (and haul's test server) have no STS: they answer 501,
+        // 404 or 405, or a code saying so. Not a credentials problem.
+        Err(err) if target.endpoint.is_some() && no_sts(&err) => identity
+            .problems
+            .push("this endpoint has no STS (caller identity): account and ARN are not known here".into()),
         Err(err) => identity.problems.push(format!("caller identity (STS): {}", crate::s3::describe_error(&err))),
     }
     match crate::s3::client_from(&shared, target).list_buckets().send().await {
         Ok(buckets) => {
+            identity.s3_answered = true;
             identity.canonical_user_id = buckets.owner().and_then(|o| o.id()).map(str::to_string);
             identity.owner_display_name = buckets.owner().and_then(|o| o.display_name()).map(str::to_string);
         }
         Err(err) => identity.problems.push(format!("owner ID (ListBuckets): {}", crate::s3::describe_error(&err))),
     }
     identity
+}
+
+/// Whether an STS answer says the endpoint has no STS at all.
+fn no_sts<E: aws_sdk_sts::error::ProvideErrorMetadata>(
+    err: &aws_sdk_sts::error::SdkError<E, aws_sdk_sts::config::http::HttpResponse>,
+) -> bool {
+    match err {
+        aws_sdk_sts::error::SdkError::ServiceError(service) => {
+            matches!(service.raw().status().as_u16(), 404 | 405 | 501)
+                || matches!(service.err().code(), Some("NotImplemented" | "InvalidAction" | "UnknownOperation"))
+        }
+        _ => false,
+    }
 }
 
 /// `whoami` for people: one aligned `name  value` line each.
