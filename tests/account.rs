@@ -273,3 +273,24 @@ fn whoami_on_an_endpoint_without_sts_says_so_and_succeeds_when_s3_answers() {
     ]);
     assert!(!out.all().contains("HTTP 501"), "{}", out.all());
 }
+
+#[test]
+fn check_looks_at_the_local_side_too() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let f = Fixture::s3s_fs();
+    f.put("data/a.csv", b"a");
+    // A download into a folder this user may not write (as `nobody`: root writes anywhere).
+    std::fs::set_permissions(f.path("local"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let m = f.manifest("download", "");
+    std::fs::set_permissions(f.path(&m), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = common::haul_as_nobody(&f, &["check", &m]);
+    out.expect_code(1).expect_output(&["local", "FAIL", "cannot write in `", "check its owner and permissions"]);
+    // Writable: said so, with the free space.
+    std::fs::set_permissions(f.path("local"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    common::haul_as_nobody(&f, &["check", &m]).expect_output(&["can write in `", " free"]);
+
+    // An upload from a folder that is not there.
+    let m = f.manifest("upload", "");
+    std::fs::remove_dir_all(f.path("local")).unwrap();
+    common::haul(f.dir.path(), &["check", &m]).expect_code(1).expect_output(&["does not exist: check `local`"]);
+}

@@ -359,37 +359,6 @@ fn an_empty_xdg_runtime_dir_does_not_put_the_lock_in_the_current_folder() {
     assert!(locks.is_empty(), "lock files in the current folder: {locks:?}");
 }
 
-/// Runs haul as a user that is not root (`nobody` through setpriv when the tests run as
-/// root, where every file is readable), from a copy of the binary that user may run.
-fn haul_as_nobody(f: &Fixture, args: &[&str]) -> common::Outcome {
-    use std::os::unix::fs::PermissionsExt as _;
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let mut command = if root {
-        let binary = f.path("haul-bin");
-        if !binary.exists() {
-            std::fs::copy(env!("CARGO_BIN_EXE_haul"), &binary).unwrap();
-        }
-        let mut command = std::process::Command::new("setpriv");
-        command.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(binary);
-        command
-    } else {
-        std::process::Command::new(env!("CARGO_BIN_EXE_haul"))
-    };
-    command.current_dir(f.dir.path()).env("NO_COLOR", "1").env_remove("XDG_RUNTIME_DIR");
-    for (key, value) in haul_testkit::client_env() {
-        command.env(key, value);
-    }
-    for variable in common::SHARD_VARIABLES {
-        command.env_remove(variable);
-    }
-    // The fixture's folders are the test's (0700): let the other user in.
-    for folder in [f.dir.path().to_path_buf(), f.path("local")] {
-        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    common::Outcome::from(command.args(args).output().unwrap())
-}
-
 #[test]
 fn unreadable_source_files_are_skipped_reported_as_failed_and_their_copies_kept() {
     use std::os::unix::fs::PermissionsExt as _;
@@ -407,7 +376,7 @@ fn unreadable_source_files_are_skipped_reported_as_failed_and_their_copies_kept(
     let m = f.manifest("upload", "    delete: true\n    max_delete: 10\n");
     std::fs::set_permissions(f.path(&m), std::fs::Permissions::from_mode(0o644)).unwrap();
 
-    let plan = haul_as_nobody(&f, &["plan", &m, "--output", "json"]);
+    let plan = common::haul_as_nobody(&f, &["plan", &m, "--output", "json"]);
     plan.expect_code(0);
     let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
     let transfer = &plan["transfers"][0];
@@ -422,7 +391,7 @@ fn unreadable_source_files_are_skipped_reported_as_failed_and_their_copies_kept(
         .collect();
     assert_eq!(skipped, vec![("private/", "unreadable"), ("secret.csv", "unreadable")]);
 
-    let out = haul_as_nobody(&f, &["apply", &m]);
+    let out = common::haul_as_nobody(&f, &["apply", &m]);
     out.expect_code(1).expect_output(&["failed: Unreadable", "secret.csv", "check their owner and permissions"]);
     assert_eq!(f.get("data/open.csv"), b"anyone may read this");
     assert_eq!(f.get("data/secret.csv"), b"old copy");

@@ -54,6 +54,10 @@ pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Opti
         rows.push(CheckRow { transfer: job.name.clone(), check: check.to_string(), status, detail });
     };
 
+    // 0. The local side: a folder to read from, or one that can be made and written.
+    let (status, detail) = local_check(job);
+    row("local", status, detail);
+
     // 1. The bucket exists, and is where the manifest says.
     match client.head_bucket().bucket(&job.bucket).send().await {
         Ok(head) => {
@@ -222,6 +226,60 @@ fn with_help(failure: &RequestFailure) -> String {
 
 fn describe(failure: &RequestFailure) -> String {
     failure.code.clone().unwrap_or_else(|| failure.message.clone())
+}
+
+/// An upload's folder exists and can be read; a download's can be created (its nearest
+/// existing folder is writable) or is writable, with the free space there.
+fn local_check(job: &Job) -> (Status, String) {
+    let shown = job.local.display();
+    match job.direction {
+        Direction::Upload => match std::fs::read_dir(&job.local) {
+            Ok(_) => (Status::Ok, format!("can read `{shown}`")),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                (Status::Fail, format!("`{shown}` does not exist: check `local`, or create the folder"))
+            }
+            Err(err) => (Status::Fail, format!("cannot read `{shown}`: {err}: check its owner and permissions")),
+        },
+        Direction::Download => {
+            let existing = job.local.ancestors().find(|folder| folder.exists()).unwrap_or(&job.local);
+            let what = if existing == job.local.as_path() {
+                format!("`{shown}`")
+            } else {
+                format!("`{}` (where `{shown}` would be created)", existing.display())
+            };
+            if !existing.is_dir() {
+                return (Status::Fail, format!("{what} is not a folder"));
+            }
+            if !writable(existing) {
+                return (Status::Fail, format!("cannot write in {what}: check its owner and permissions"));
+            }
+            match free_bytes(existing) {
+                Some(free) => {
+                    (Status::Ok, format!("can write in {what}, {} free", crate::plan::render::human_bytes(free)))
+                }
+                None => (Status::Ok, format!("can write in {what}")),
+            }
+        }
+    }
+}
+
+/// Whether this process may create files in `folder` (the kernel decides: root, ACLs).
+fn writable(folder: &std::path::Path) -> bool {
+    let Ok(path) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(folder.as_os_str())) else {
+        return false;
+    };
+    // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
+    unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::W_OK | libc::X_OK, libc::AT_EACCESS) == 0 }
+}
+
+/// Bytes free for this user on the file system holding `folder`.
+fn free_bytes(folder: &std::path::Path) -> Option<u64> {
+    let path = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(folder.as_os_str())).ok()?;
+    // SAFETY: statvfs fills the struct it is given; `path` is NUL-terminated and outlives it.
+    unsafe {
+        let mut stats: libc::statvfs = std::mem::zeroed();
+        (libc::statvfs(path.as_ptr(), &mut stats) == 0).then(|| stats.f_bavail as u64 * stats.f_frsize as u64)
+    }
 }
 
 /// The extensions of the local files an upload would send (a sample of the first 10,000).

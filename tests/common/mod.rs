@@ -302,3 +302,37 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Runs haul as a user that is not root (`nobody` through setpriv when the tests run as
+/// root, where every file is readable), from a copy of the binary that user may run.
+pub fn haul_as_nobody(f: &Fixture, args: &[&str]) -> Outcome {
+    use std::os::unix::fs::PermissionsExt as _;
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut command = if root {
+        let binary = f.path("haul-bin");
+        if !binary.exists() {
+            std::fs::copy(env!("CARGO_BIN_EXE_haul"), &binary).unwrap();
+        }
+        let mut command = std::process::Command::new("setpriv");
+        command.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(binary);
+        command
+    } else {
+        std::process::Command::new(env!("CARGO_BIN_EXE_haul"))
+    };
+    command.current_dir(f.dir.path()).env("NO_COLOR", "1").env_remove("XDG_RUNTIME_DIR");
+    for (key, value) in haul_testkit::client_env() {
+        command.env(key, value);
+    }
+    for variable in SHARD_VARIABLES {
+        command.env_remove(variable);
+    }
+    // The fixture's folders are the test's (0700): let the other user in.
+    for folder in [f.dir.path().to_path_buf(), f.path("local")] {
+        if let Ok(meta) = std::fs::metadata(&folder) {
+            let mode = meta.permissions().mode() | 0o055;
+            std::fs::set_permissions(folder, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+    Outcome::from(command.args(args).output().unwrap())
+}
