@@ -201,6 +201,25 @@ fn bad_region_shape_suggests_the_real_one() {
         .expect_output(&["`Seoul` is not a region name", "like `us-east-1`"]);
     // A custom endpoint may use its server's own region name.
     check(&variant("region: ap-northeast-2", "region: garage\n  endpoint: http://127.0.0.1:3900")).expect_code(0);
+    // A misspelt direction is an error with the closest region.
+    check(&variant("region: ap-northeast-2", "region: ap-norhteast-2"))
+        .expect_code(2)
+        .expect_output(&["`ap-norhteast-2` is not a region name", "did you mean `ap-northeast-2`?"]);
+    // Well formed but unknown: a warning (new regions appear), with the closest.
+    for (unknown, closest) in [("ap-northeast-22", "ap-northeast-2"), ("eu-west-9", "eu-west-")] {
+        check(&variant("region: ap-northeast-2", &format!("region: {unknown}"))).expect_code(0).expect_output(&[
+            &format!("`{unknown}` is not an AWS region haul knows"),
+            &format!("did you mean `{closest}"),
+            "is a new region, ignore this",
+        ]);
+    }
+}
+
+#[test]
+fn an_https_url_in_bucket_is_split_like_s3() {
+    check(&variant("bucket: analytics-exports", "bucket: https://my-bucket.s3.amazonaws.com/x"))
+        .expect_code(2)
+        .expect_output(&["`bucket` is a URL", "write `bucket: my-bucket` and `prefix: x` as two keys"]);
 }
 
 #[test]

@@ -147,8 +147,7 @@ impl TransferCheck<'_, '_> {
     }
 
     fn check_bucket(&mut self, bucket: &str) {
-        if let Some(rest) = bucket.strip_prefix("s3://").or_else(|| bucket.strip_prefix("S3://")) {
-            let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if let Some((name, prefix)) = split_bucket_url(bucket) {
             let fix = if prefix.is_empty() {
                 format!("write `bucket: {name}`")
             } else {
@@ -233,14 +232,23 @@ impl TransferCheck<'_, '_> {
         } else {
             is_aws_region_shape(region)
         };
+        let closest = || did_you_mean(region, KNOWN_REGIONS).filter(|known| *known != region);
         if !shape_ok {
-            let help = match did_you_mean(region, KNOWN_REGIONS) {
+            let help = match closest() {
                 Some(known) => {
                     format!("did you mean `{known}`? AWS regions look like `ap-northeast-2`")
                 }
                 None => "AWS regions look like `us-east-1` or `ap-northeast-2`".to_string(),
             };
             self.error("region", format!("`{region}` is not a region name"), help);
+        } else if !custom_endpoint && !KNOWN_REGIONS.contains(&region) {
+            // Well formed, but not a region haul knows: new regions appear, so a warning.
+            let location = self.positions.at(self.index, "region");
+            let help = match closest() {
+                Some(known) => format!("did you mean `{known}`? (if `{region}` is a new region, ignore this)"),
+                None => "check the name in the AWS console (if it is a new region, ignore this)".into(),
+            };
+            self.warning(location, format!("`{region}` is not an AWS region haul knows"), help);
         }
     }
 
@@ -443,6 +451,28 @@ fn check_destinations(jobs: &[(usize, Job)], positions: &Positions, problems: &m
     }
 }
 
+/// The bucket and key prefix of a URL written where a bucket name goes: `s3://bucket/prefix`,
+/// or an HTTPS URL of AWS's virtual-hosted (`https://bucket.s3.region.amazonaws.com/prefix`)
+/// or path style (`https://s3.region.amazonaws.com/bucket/prefix`).
+fn split_bucket_url(text: &str) -> Option<(String, String)> {
+    let split = |rest: &str| {
+        let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        (name.to_string(), prefix.to_string())
+    };
+    if let Some(rest) = text.strip_prefix("s3://").or_else(|| text.strip_prefix("S3://")) {
+        return Some(split(rest));
+    }
+    let rest = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://"))?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let aws = host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn");
+    match host.split_once(".s3") {
+        // bucket.s3.amazonaws.com, bucket.s3.region.amazonaws.com, bucket.s3-region...
+        Some((bucket, _)) if aws && !bucket.is_empty() => Some((bucket.to_string(), path.to_string())),
+        // s3.amazonaws.com/bucket/..., or any other server's URL: the path starts with the bucket.
+        _ => Some(split(path)),
+    }
+}
+
 /// Checks S3's bucket naming rules; returns what is wrong and how to fix it.
 pub fn bucket_name_problem(name: &str) -> Option<(String, String)> {
     let suggestion = || {
@@ -501,21 +531,33 @@ pub fn bucket_name_problem(name: &str) -> Option<(String, String)> {
 }
 
 /// `us-east-1`, `ap-northeast-2`, `us-gov-west-1`: letters, dash-separated words, a number.
+/// `ap-northeast-2`: a two-letter area, a direction (with `gov`, `iso` or `isob` before it in
+/// the special partitions), a number. A misspelt direction (`norhteast`) is not a region name.
 fn is_aws_region_shape(region: &str) -> bool {
+    const DIRECTIONS: [&str; 9] =
+        ["north", "south", "east", "west", "central", "northeast", "northwest", "southeast", "southwest"];
     let parts: Vec<&str> = region.split('-').collect();
-    parts.len() >= 3
-        && parts[0].len() == 2
-        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
-        && parts.last().is_some_and(|n| !n.is_empty() && n.len() <= 2 && n.chars().all(|c| c.is_ascii_digit()))
+    let Some((number, words)) = parts.split_last() else { return false };
+    words.len() >= 2
+        && words.len() <= 3
+        && words[0].len() == 2
+        && words[0].chars().all(|c| c.is_ascii_lowercase())
+        && words[1..words.len() - 1].iter().all(|w| matches!(*w, "gov" | "iso" | "isob"))
+        && DIRECTIONS.contains(&words[words.len() - 1])
+        && !number.is_empty()
+        && number.len() <= 2
+        && number.chars().all(|c| c.is_ascii_digit())
 }
 
-const KNOWN_REGIONS: [&str; 34] = [
+/// AWS regions (checked against the SDK's list of bucket location constraints by a test).
+const KNOWN_REGIONS: [&str; 39] = [
     "us-east-1",
     "us-east-2",
     "us-west-1",
     "us-west-2",
     "af-south-1",
     "ap-east-1",
+    "ap-east-2",
     "ap-south-1",
     "ap-south-2",
     "ap-northeast-1",
@@ -526,6 +568,8 @@ const KNOWN_REGIONS: [&str; 34] = [
     "ap-southeast-3",
     "ap-southeast-4",
     "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
     "ca-central-1",
     "ca-west-1",
     "eu-central-1",
@@ -539,11 +583,13 @@ const KNOWN_REGIONS: [&str; 34] = [
     "il-central-1",
     "me-south-1",
     "me-central-1",
+    "mx-central-1",
     "sa-east-1",
     "cn-north-1",
     "cn-northwest-1",
     "us-gov-west-1",
     "us-gov-east-1",
+    "us-iso-east-1",
 ];
 
 /// Removes `.` and resolves `..` lexically (the folder may not exist yet).
@@ -565,6 +611,40 @@ fn normalize(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_regions_match_the_sdk() {
+        // The SDK's bucket location constraints name every region a bucket can be created
+        // in (but us-east-1, which has none); each must be known here.
+        for value in aws_sdk_s3::types::BucketLocationConstraint::values() {
+            if is_aws_region_shape(value) {
+                assert!(KNOWN_REGIONS.contains(value), "{value} is missing from KNOWN_REGIONS");
+            }
+        }
+        for region in KNOWN_REGIONS {
+            assert!(is_aws_region_shape(region), "{region}");
+        }
+    }
+
+    #[test]
+    fn misspelt_and_unknown_region_shapes() {
+        for bad in ["ap-norhteast-2", "ap-northeast2", "Seoul", "eu-west", "us-east-123", "apac-east-1"] {
+            assert!(!is_aws_region_shape(bad), "{bad}");
+        }
+        for fine in ["eu-west-9", "ap-northeast-22", "us-gov-west-1", "us-isob-east-1"] {
+            assert!(is_aws_region_shape(fine), "{fine}");
+        }
+    }
+
+    #[test]
+    fn urls_in_bucket_are_split() {
+        let split = |text: &str| split_bucket_url(text).map(|(b, p)| format!("{b}|{p}"));
+        assert_eq!(split("s3://b/x/y").as_deref(), Some("b|x/y"));
+        assert_eq!(split("https://my-bucket.s3.amazonaws.com/x").as_deref(), Some("my-bucket|x"));
+        assert_eq!(split("https://my-bucket.s3.ap-northeast-2.amazonaws.com/").as_deref(), Some("my-bucket|"));
+        assert_eq!(split("https://s3.us-west-2.amazonaws.com/my-bucket/r/").as_deref(), Some("my-bucket|r/"));
+        assert_eq!(split("my-bucket"), None);
+    }
 
     #[test]
     fn bucket_rules() {
