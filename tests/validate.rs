@@ -488,3 +488,46 @@ fn extensions_are_literal_text() {
     // `!` opens a negated class inside `[...]` in a glob: as an extension it is just a `!`.
     check(&variant("extensions: [csv, parquet]", "extensions: [\"a!b\", \"c++\"]")).expect_code(0);
 }
+
+#[test]
+fn every_problem_is_reported_in_one_run_in_haul_words() {
+    let manifest = "\
+version: 1
+defaults:
+  region: ap-northeast-2
+transfers:
+  - name: a
+    direction: sideways
+    bucket: analytics-exports
+    local: ./a
+    multipart_threshold: 1MiB
+  - name: b
+    direction: download
+    bucket: analytics-exports
+    local: ./data
+    delete: maybe
+    extensions: csv
+    part_size: 6GB
+  - name: c
+    direction: download
+    bucket: analytics-exports
+    local: ./data
+";
+    let out = check(manifest);
+    out.expect_code(2).expect_output(&[
+        // A bad direction does not hide that transfer's settings...
+        "`multipart_threshold: 1MiB` is out of range",
+        // ...nor do type errors hide ranges, or per-transfer errors the overlap check.
+        "invalid value for `delete`: expected `true` or `false`",
+        "write `delete: true` or `delete: false`",
+        "invalid value for `extensions`: expected a list",
+        "write `extensions: [csv]`",
+        // What the user wrote, not how haul reads it.
+        "`part_size: 6GB` is out of range",
+        "transfer `c` writes the same destination as transfer `b`",
+        "(6 errors)",
+    ]);
+    for serde in ["Value was not true or false", "expected a sequence", "string \"csv\"", "5859375KiB"] {
+        assert!(!out.all().contains(serde), "{serde:?} in:\n{}", out.all());
+    }
+}

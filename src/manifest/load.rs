@@ -51,6 +51,9 @@ pub struct ParsedSpec {
     pub transfers: Vec<(usize, TransferSpec)>,
     /// The YAML tree, kept to point problems at lines.
     pub root: Node,
+    /// The settings of transfers that could not be read whole (a missing or bad name,
+    /// direction, bucket or local), so their settings are still checked in the same run.
+    pub unidentified: Vec<(usize, Settings)>,
 }
 
 /// Parses the text. A file that is not YAML (or empty) is `Err`; otherwise every structural
@@ -67,8 +70,8 @@ pub fn parse_spec(source: &SourceFile) -> Result<(ParsedSpec, Vec<Problem>), Vec
     let root = marked_yaml::parse_yaml_with_options(0, source.text.as_ref(), options)
         .map_err(|err| vec![yaml_problem(&err)])?;
     let mut problems = Vec::new();
-    let transfers = read_root(&root, &mut problems);
-    Ok((ParsedSpec { transfers, root }, problems))
+    let (transfers, unidentified) = read_root(&root, &mut problems);
+    Ok((ParsedSpec { transfers, root, unidentified }, problems))
 }
 
 /// Lists and mappings nested deeper than this are refused before the tree is built. A
@@ -141,10 +144,13 @@ fn yaml_problem(err: &LoadError) -> Problem {
     }
 }
 
-fn read_root(root: &Node, problems: &mut Vec<Problem>) -> Vec<(usize, TransferSpec)> {
+/// Transfers read whole, and the settings of those that could not be (see [`ParsedSpec`]).
+type ReadTransfers = (Vec<(usize, TransferSpec)>, Vec<(usize, Settings)>);
+
+fn read_root(root: &Node, problems: &mut Vec<Problem>) -> ReadTransfers {
     let Some(map) = root.as_mapping() else {
         problems.push(Problem::error(Location::of_span(root.span(), 1), "the manifest must be a mapping of keys"));
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     let root_keys = &schema_index().root_keys;
     for (key, _) in map.iter() {
@@ -164,7 +170,7 @@ fn read_root(root: &Node, problems: &mut Vec<Problem>) -> Vec<(usize, TransferSp
                 Problem::error(at, "missing `transfers:`")
                     .help("add a `transfers:` list with at least one transfer (name, direction, bucket, local)"),
             );
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
         Some(transfers) => read_transfers(transfers, &defaults, problems),
     }
@@ -212,17 +218,13 @@ fn read_defaults(defaults: &Node, problems: &mut Vec<Problem>) -> MarkedMappingN
     valid
 }
 
-fn read_transfers(
-    transfers: &Node,
-    defaults: &MarkedMappingNode,
-    problems: &mut Vec<Problem>,
-) -> Vec<(usize, TransferSpec)> {
+fn read_transfers(transfers: &Node, defaults: &MarkedMappingNode, problems: &mut Vec<Problem>) -> ReadTransfers {
     let Some(list) = transfers.as_sequence() else {
         problems.push(
             Problem::error(value_location(transfers), "`transfers` must be a list")
                 .help("write each transfer as a list item starting with `- name: ...`"),
         );
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     if list.is_empty() {
         problems.push(
@@ -230,25 +232,28 @@ fn read_transfers(
                 .help("add at least one transfer with name, direction, bucket and local"),
         );
     }
-    let mut read = Vec::new();
+    let (mut read, mut unidentified) = (Vec::new(), Vec::new());
     for (index, item) in list.iter().enumerate() {
-        if let Some(transfer) = read_transfer(index, item, defaults, problems) {
-            read.push((index, transfer));
+        match read_transfer(index, item, defaults, problems) {
+            Ok(transfer) => read.push((index, transfer)),
+            Err(Some(settings)) => unidentified.push((index, settings)),
+            Err(None) => {}
         }
     }
-    read
+    (read, unidentified)
 }
 
-/// Reads one transfer, with `defaults` merged into its settings; `None` when a required key is
-/// missing or invalid.
+/// Reads one transfer, with `defaults` merged into its settings. When a required key is
+/// missing or invalid, `Err` with its settings (to be checked all the same), or with nothing
+/// when it is not even a mapping.
 fn read_transfer(
     index: usize,
     item: &Node,
     defaults: &MarkedMappingNode,
     problems: &mut Vec<Problem>,
-) -> Option<TransferSpec> {
+) -> Result<TransferSpec, Option<Settings>> {
     let what = format!("transfer #{}", index + 1);
-    let map = mapping_or_problem(item, &what, problems)?;
+    let map = mapping_or_problem(item, &what, problems).ok_or(None)?;
     let transfer_keys = &schema_index().transfer_keys;
     // The merge happens on the YAML entries: the transfer's own valid entries win, and a key
     // the transfer sets badly is dropped rather than silently taken from `defaults`.
@@ -287,18 +292,18 @@ fn read_transfer(
             );
         }
     }
+    let settings = settings_of(settings, problems);
     if !identity_valid || missing {
-        return None;
+        return Err(Some(settings));
     }
     let text = |key: &str| map.get_scalar(key).map(|s| s.as_str().to_string());
-    Some(TransferSpec {
-        name: text("name")?,
-        direction: marked_yaml::from_node(map.get_node("direction")?).ok()?,
-        bucket: text("bucket")?,
-        local: text("local")?,
-        prefix: text("prefix"),
-        settings: settings_of(settings, problems),
-    })
+    let direction = map.get_node("direction").and_then(|node| marked_yaml::from_node(node).ok());
+    match (text("name"), direction, text("bucket"), text("local")) {
+        (Some(name), Some(direction), Some(bucket), Some(local)) => {
+            Ok(TransferSpec { name, direction, bucket, local, prefix: text("prefix"), settings })
+        }
+        _ => Err(Some(settings)),
+    }
 }
 
 /// Deserializes a mapping of keys that each passed `check_setting`.
@@ -349,10 +354,32 @@ fn text_value<'a>(key: &MarkedScalarNode, value: &'a Node, problems: &mut Vec<Pr
 
 fn value_problem(key: &MarkedScalarNode, value: &Node, detail: &str) -> Problem {
     let key = key.as_str();
-    let found = scalar_text(value).map_or_else(|| "a list or mapping".to_string(), |text| format!("`{text}`"));
-    Problem::error(value_location(value), format!("invalid value for `{key}`: {}", tidy_serde_message(detail)))
-        .label(format!("found {found}"))
-        .help(key_help(key))
+    let text = scalar_text(value);
+    let found = text.as_ref().map_or_else(|| "a list or mapping".to_string(), |text| format!("`{text}`"));
+    let (what, fix) = expected(key, text.as_deref(), detail);
+    let problem = Problem::error(value_location(value), format!("invalid value for `{key}`: {what}"))
+        .label(format!("found {found}"));
+    match fix {
+        Some(fix) => problem.help(format!("{fix}; {}", key_help(key))),
+        None => problem.help(key_help(key)),
+    }
+}
+
+/// What the key wants, in haul's words, and the fix when one can be spelled out. serde says
+/// "Value was not true or false" or `string "csv", expected a list`; people read YAML.
+fn expected(key: &str, found: Option<&str>, detail: &str) -> (String, Option<String>) {
+    let lower = detail.to_lowercase();
+    if lower.contains("true or false") || lower.contains("boolean") || lower.contains("bool") {
+        return ("expected `true` or `false`".into(), Some(format!("write `{key}: true` or `{key}: false`")));
+    }
+    if lower.contains("expected a list") || lower.contains("sequence") {
+        let fix = found.map(|text| format!("write `{key}: [{text}]`"));
+        return ("expected a list".into(), fix);
+    }
+    if lower.contains("invalid digit") || lower.contains("u32") || lower.contains("u64") || lower.contains("integer") {
+        return ("expected a whole number".into(), None);
+    }
+    (tidy_serde_message(detail), None)
 }
 
 /// Serde's wording, made readable for people who write YAML, not Rust.

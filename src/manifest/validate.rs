@@ -26,6 +26,7 @@ pub(super) fn resolve(parsed: &ParsedSpec, base: &Path, problems: &mut Vec<Probl
     let mut jobs = Vec::new();
     let mut first_seen_names: HashMap<&str, usize> = HashMap::new();
     let mut filters = FilterCache::new();
+    let mut destinations = Vec::new();
     for (index, transfer) in &parsed.transfers {
         let index = *index;
         if let Some(&first) = first_seen_names.get(transfer.name.as_str()) {
@@ -41,8 +42,18 @@ pub(super) fn resolve(parsed: &ParsedSpec, base: &Path, problems: &mut Vec<Probl
         if let Some(job) = check.job(transfer, base) {
             jobs.push((index, job));
         }
+        // Where it writes is known even when another of its settings is wrong: the overlap
+        // check runs on every transfer, so it is not left for a second round of fixes.
+        if let Some(destination) = Destination::of(transfer, base) {
+            destinations.push((index, destination));
+        }
     }
-    check_destinations(&jobs, &positions, problems);
+    // Transfers whose name, direction, bucket or local is wrong: their settings all the same.
+    for (index, settings) in &parsed.unidentified {
+        let mut check = TransferCheck { index: *index, positions: &positions, problems, filters: &mut filters };
+        check.settings_only(settings);
+    }
+    check_destinations(&destinations, &positions, problems);
     jobs.into_iter().map(|(_, job)| job).collect()
 }
 
@@ -71,6 +82,11 @@ impl<'a> Positions<'a> {
         self.setting(index, key)?.as_sequence()?.get_node(item).and_then(value_location)
     }
 
+    /// The text of transfer `index`'s `key` as written in the file.
+    fn written(&self, index: usize, key: &str) -> Option<String> {
+        self.setting(index, key)?.as_scalar().map(|scalar| scalar.as_str().to_string())
+    }
+
     fn transfer_at(&self, index: usize) -> Option<Location> {
         self.transfer(index).and_then(|t| Location::of_span(t.span(), 1))
     }
@@ -95,6 +111,17 @@ impl TransferCheck<'_, '_> {
 
     fn warning(&mut self, location: Option<Location>, message: impl Into<String>, help: impl Into<String>) {
         self.problems.push(Problem::warning(location, message).help(help));
+    }
+
+    /// The checks of a transfer's settings alone (see `ParsedSpec::unidentified`).
+    fn settings_only(&mut self, settings: &Settings) {
+        let _ = self.target(settings);
+        let _ = self.filter(settings);
+        let _ = self.ranged("concurrency", settings.concurrency, builtin::CONCURRENCY, 1, MAX_CONCURRENCY);
+        let _ = self.ranged("retries", settings.retries, builtin::RETRIES, 0, MAX_RETRIES);
+        let _ = self.part_bound("multipart_threshold", settings.multipart_threshold, builtin::MULTIPART_THRESHOLD);
+        let _ = self.part_bound("part_size", settings.part_size, builtin::PART_SIZE);
+        let _ = self.deletes(settings);
     }
 
     fn job(&mut self, transfer: &TransferSpec, base: &Path) -> Option<Job> {
@@ -321,9 +348,11 @@ impl TransferCheck<'_, '_> {
     fn part_bound(&mut self, key: &str, value: Option<ByteSize>, default: ByteSize) -> ByteSize {
         let Some(value) = value else { return default };
         if !(MIN_PART..=MAX_PART).contains(&value.0) {
+            // Quote what the user wrote (`6GB`), not how haul reads it (`5859375KiB`).
+            let written = self.positions.written(self.index, key).unwrap_or_else(|| value.to_string());
             self.error(
                 key,
-                format!("`{key}: {value}` is out of range"),
+                format!("`{key}: {written}` is out of range"),
                 format!("S3 parts are 5MiB to 5GiB; use for example `{default}` (the default)"),
             );
         }
@@ -386,12 +415,43 @@ impl TransferCheck<'_, '_> {
     }
 }
 
+/// Where a transfer writes: a local folder (downloads) or a bucket prefix (uploads).
+struct Destination {
+    name: String,
+    direction: Direction,
+    local: PathBuf,
+    bucket: String,
+    endpoint: Option<String>,
+    prefix: String,
+}
+
+impl Destination {
+    /// From a transfer as read; `None` when its folder cannot be resolved (reported elsewhere).
+    fn of(transfer: &TransferSpec, base: &Path) -> Option<Self> {
+        let local = shellexpand::full(&transfer.local).ok().map(|expanded| normalize(&base.join(expanded.as_ref())))?;
+        let prefix = transfer.prefix.clone().unwrap_or_default();
+        let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix } else { format!("{prefix}/") };
+        Some(Destination {
+            name: transfer.name.clone(),
+            direction: transfer.direction,
+            local,
+            bucket: transfer.bucket.clone(),
+            endpoint: transfer.settings.endpoint.clone(),
+            prefix,
+        })
+    }
+
+    fn remote_url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
 /// Two transfers may not write the same place, nor one inside the other: one would overwrite
 /// (or with `delete`, remove) what the other wrote. Sorted, so a manifest of 100,000
 /// transfers is checked in n log n (comparing every pair took minutes): in path order,
 /// everything between a place and a place inside it is inside it too, so a stack of the
 /// places still "open" holds every place the next one can be inside.
-fn check_destinations(jobs: &[(usize, Job)], positions: &Positions, problems: &mut Vec<Problem>) {
+fn check_destinations(jobs: &[(usize, Destination)], positions: &Positions, problems: &mut Vec<Problem>) {
     // (where it writes, as components, whether inside is by path or by key prefix; position)
     let mut places: Vec<(Vec<String>, usize)> = jobs
         .iter()
@@ -406,7 +466,7 @@ fn check_destinations(jobs: &[(usize, Job)], positions: &Positions, problems: &m
                 // A prefix is a folder (it ends in `/`), so its segments nest like a path's.
                 Direction::Upload => {
                     let mut place =
-                        vec!["s3".to_string(), job.target.endpoint.clone().unwrap_or_default(), job.bucket.clone()];
+                        vec!["s3".to_string(), job.endpoint.clone().unwrap_or_default(), job.bucket.clone()];
                     place.extend(job.prefix.split('/').filter(|s| !s.is_empty()).map(str::to_string));
                     place
                 }
