@@ -236,7 +236,7 @@ fn read_transfers(transfers: &Node, defaults: &MarkedMappingNode, problems: &mut
     for (index, item) in list.iter().enumerate() {
         match read_transfer(index, item, defaults, problems) {
             Ok(transfer) => read.push((index, transfer)),
-            Err(Some(settings)) => unidentified.push((index, settings)),
+            Err(Some(settings)) => unidentified.push((index, *settings)),
             Err(None) => {}
         }
     }
@@ -251,7 +251,7 @@ fn read_transfer(
     item: &Node,
     defaults: &MarkedMappingNode,
     problems: &mut Vec<Problem>,
-) -> Result<TransferSpec, Option<Settings>> {
+) -> Result<TransferSpec, Option<Box<Settings>>> {
     let what = format!("transfer #{}", index + 1);
     let map = mapping_or_problem(item, &what, problems).ok_or(None)?;
     let transfer_keys = &schema_index().transfer_keys;
@@ -294,7 +294,7 @@ fn read_transfer(
     }
     let settings = settings_of(settings, problems);
     if !identity_valid || missing {
-        return Err(Some(settings));
+        return Err(Some(Box::new(settings)));
     }
     let text = |key: &str| map.get_scalar(key).map(|s| s.as_str().to_string());
     let direction = map.get_node("direction").and_then(|node| marked_yaml::from_node(node).ok());
@@ -302,7 +302,7 @@ fn read_transfer(
         (Some(name), Some(direction), Some(bucket), Some(local)) => {
             Ok(TransferSpec { name, direction, bucket, local, prefix: text("prefix"), settings })
         }
-        _ => Err(Some(settings)),
+        _ => Err(Some(Box::new(settings))),
     }
 }
 
