@@ -188,9 +188,14 @@ impl HaulError {
     }
 }
 
+/// The places the default chain looks, for the "no credentials" message.
+pub const CREDENTIAL_PLACES: &str = "environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), \
+    ~/.aws/credentials and ~/.aws/config (the profile), SSO, web identity (AWS_WEB_IDENTITY_TOKEN_FILE), \
+    the container credentials endpoint, EC2 instance metadata";
+
 /// What to do when no credentials were found: where haul looked, and how to set some up.
 pub fn no_credentials_help() -> String {
-    format!("haul looked in: {}. Run `aws configure`, or set AWS_PROFILE", crate::account::whoami::CREDENTIAL_PLACES)
+    format!("haul looked in: {}. Run `aws configure`, or set AWS_PROFILE", CREDENTIAL_PLACES)
 }
 
 /// "No credentials" with where haul looked, as one line (`whoami`).

@@ -85,11 +85,6 @@ fn region_source(target: &S3Target, explicit: &str, resolved: Option<&str>, prof
     }
 }
 
-/// The places the default chain looks, for the "no credentials" message.
-pub const CREDENTIAL_PLACES: &str = "environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), \
-    ~/.aws/credentials and ~/.aws/config (the profile), SSO, web identity (AWS_WEB_IDENTITY_TOKEN_FILE), \
-    the container credentials endpoint, EC2 instance metadata";
-
 /// Finds out who `target`'s credentials belong to. `explicit` names where an explicit region
 /// came from (`--region`, `the manifest`).
 pub async fn whoami(target: &S3Target, explicit: &str) -> Identity {
