@@ -13,6 +13,7 @@ use marked_yaml::{LoadError, LoaderOptions, Node};
 use serde::de::DeserializeOwned;
 
 use super::model::{Direction, MANIFEST_VERSION, Settings, TransferSpec, schema_index};
+use super::places::Places;
 use super::problem::{Location, Problem, SourceFile, did_you_mean};
 use super::{ManifestError, TRANSFER_ONLY_KEYS};
 
@@ -49,8 +50,10 @@ pub struct ParsedSpec {
     /// Each transfer with its index in the file's `transfers:` list. Its `settings` already
     /// have `defaults` merged in.
     pub transfers: Vec<(usize, TransferSpec)>,
-    /// The YAML tree, kept to point problems at lines.
-    pub root: Node,
+    /// Where each transfer's keys are (by index in `transfers:`), and `defaults`' keys: the
+    /// YAML tree itself is not kept.
+    pub places: Vec<Places>,
+    pub defaults_places: Places,
     /// The settings of transfers that could not be read whole (a missing or bad name,
     /// direction, bucket or local), so their settings are still checked in the same run.
     pub unidentified: Vec<(usize, Settings)>,
@@ -71,7 +74,13 @@ pub fn parse_spec(source: &SourceFile) -> Result<(ParsedSpec, Vec<Problem>), Vec
         .map_err(|err| vec![yaml_problem(&err)])?;
     let mut problems = Vec::new();
     let (transfers, unidentified) = read_root(&root, &mut problems);
-    Ok((ParsedSpec { transfers, root, unidentified }, problems))
+    let map = root.as_mapping();
+    let places = map
+        .and_then(|map| map.get_sequence("transfers"))
+        .map(|list| list.iter().map(|item| item.as_mapping().map(|m| Places::of(m, 0)).unwrap_or_default()).collect())
+        .unwrap_or_default();
+    let defaults_places = map.and_then(|map| map.get_mapping("defaults")).map(|m| Places::of(m, 0)).unwrap_or_default();
+    Ok((ParsedSpec { transfers, places, defaults_places, unidentified }, problems))
 }
 
 /// Lists and mappings nested deeper than this are refused before the tree is built. A

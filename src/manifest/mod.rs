@@ -3,6 +3,7 @@
 
 mod load;
 mod model;
+mod places;
 mod problem;
 mod validate;
 

@@ -4,11 +4,9 @@
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
-use marked_yaml::Node;
-use marked_yaml::types::MarkedMappingNode;
-
-use super::load::{ParsedSpec, value_location};
+use super::load::ParsedSpec;
 use super::model::{ByteSize, Direction, ServerSideEncryption, Settings, TransferSpec};
+use super::places::Places;
 use super::problem::{Location, Problem, did_you_mean};
 use super::{FilterSummary, Job, S3Target, UploadOptions, builtin};
 use crate::filter::{Filter, PatternList};
@@ -22,7 +20,7 @@ const MAX_RETRIES: u32 = 20;
 /// Checks every transfer and builds its `Job`. Returns the jobs of the transfers without errors
 /// and every problem (errors and warnings) found.
 pub(super) fn resolve(parsed: &ParsedSpec, base: &Path, problems: &mut Vec<Problem>) -> Vec<Job> {
-    let positions = Positions { root: parsed.root.as_mapping() };
+    let positions = Positions { transfers: &parsed.places, defaults: &parsed.defaults_places };
     let mut jobs = Vec::new();
     let mut first_seen_names: HashMap<&str, usize> = HashMap::new();
     let mut filters = FilterCache::new();
@@ -57,38 +55,41 @@ pub(super) fn resolve(parsed: &ParsedSpec, base: &Path, problems: &mut Vec<Probl
     jobs.into_iter().map(|(_, job)| job).collect()
 }
 
-/// Finds values in the YAML tree, so problems can name a line and column.
+/// Finds where values are, so problems can name a line and column: a transfer's own key, or
+/// the one in `defaults` it inherited.
 struct Positions<'a> {
-    root: Option<&'a MarkedMappingNode>,
+    transfers: &'a [Places],
+    defaults: &'a Places,
 }
 
-impl<'a> Positions<'a> {
-    fn transfer(&self, index: usize) -> Option<&'a MarkedMappingNode> {
-        self.root?.get_sequence("transfers")?.get_mapping(index)
+impl Positions<'_> {
+    fn transfer(&self, index: usize) -> Option<&Places> {
+        self.transfers.get(index)
     }
 
-    /// The node that gave transfer `index` its `key`: its own, or the one in `defaults`.
-    fn setting(&self, index: usize, key: &str) -> Option<&'a Node> {
-        self.transfer(index)
-            .and_then(|transfer| transfer.get_node(key))
-            .or_else(|| self.root?.get_mapping("defaults")?.get_node(key))
+    /// The places (the transfer's own, else `defaults`) that gave transfer `index` its `key`.
+    fn setting(&self, index: usize, key: &str) -> &Places {
+        match self.transfer(index) {
+            Some(places) if places.own(key).is_some() => places,
+            _ => self.defaults,
+        }
     }
 
     fn at(&self, index: usize, key: &str) -> Option<Location> {
-        self.setting(index, key).and_then(value_location)
+        self.setting(index, key).at(key)
     }
 
     fn item_at(&self, index: usize, key: &str, item: usize) -> Option<Location> {
-        self.setting(index, key)?.as_sequence()?.get_node(item).and_then(value_location)
+        self.setting(index, key).item_at(key, item)
     }
 
     /// The text of transfer `index`'s `key` as written in the file.
     fn written(&self, index: usize, key: &str) -> Option<String> {
-        self.setting(index, key)?.as_scalar().map(|scalar| scalar.as_str().to_string())
+        self.setting(index, key).written(key).map(str::to_string)
     }
 
     fn transfer_at(&self, index: usize) -> Option<Location> {
-        self.transfer(index).and_then(|t| Location::of_span(t.span(), 1))
+        self.transfer(index)?.start
     }
 }
 
@@ -397,8 +398,7 @@ impl TransferCheck<'_, '_> {
         if direction == Direction::Download {
             // Only the transfer's own keys: a `defaults` meant for the uploads is not a mistake.
             for key in ["storage_class", "sse", "sse_kms_key_id"] {
-                if let Some(node) = self.positions.transfer(self.index).and_then(|t| t.get_node(key)) {
-                    let location = value_location(node);
+                if let Some(location) = self.positions.transfer(self.index).and_then(|t| t.own(key)) {
                     self.warning(
                         location,
                         format!("`{key}` applies to uploads; this transfer downloads"),
