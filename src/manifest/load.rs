@@ -13,7 +13,7 @@ use marked_yaml::{LoadError, LoaderOptions, Node};
 use serde::de::DeserializeOwned;
 
 use super::model::{Direction, MANIFEST_VERSION, Settings, TransferSpec, schema_index};
-use super::places::Places;
+use super::places::{Places, shifted};
 use super::problem::{Location, Problem, SourceFile, did_you_mean};
 use super::{ManifestError, TRANSFER_ONLY_KEYS};
 
@@ -61,17 +61,23 @@ pub struct ParsedSpec {
 
 /// Parses the text. A file that is not YAML (or empty) is `Err`; otherwise every structural
 /// problem is returned beside what could be read.
-pub fn parse_spec(source: &SourceFile) -> Result<(ParsedSpec, Vec<Problem>), Vec<Problem>> {
+pub fn parse_spec(source: &SourceFile) -> Parsed {
     if is_blank(&source.text) {
         return Err(vec![
             Problem::error(None, "the manifest is empty")
                 .help("a manifest needs `version: 1` and a `transfers:` list; `haul init` writes a starter one"),
         ]);
     }
-    check_nesting(&source.text)?;
+    if let Some(parsed) = scan(&source.text)?.and_then(|layout| parse_in_pieces(&source.text, &layout)) {
+        return parsed;
+    }
+    parse_whole(&source.text)
+}
+
+/// Parses the whole file at once (any layout of `transfers:`).
+fn parse_whole(text: &str) -> Parsed {
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
-    let root = marked_yaml::parse_yaml_with_options(0, source.text.as_ref(), options)
-        .map_err(|err| vec![yaml_problem(&err)])?;
+    let root = marked_yaml::parse_yaml_with_options(0, text, options).map_err(|err| vec![yaml_problem(&err)])?;
     let mut problems = Vec::new();
     let (transfers, unidentified) = read_root(&root, &mut problems);
     let map = root.as_mapping();
@@ -88,17 +94,60 @@ pub fn parse_spec(source: &SourceFile) -> Result<(ParsedSpec, Vec<Problem>), Vec
 /// walking a tree thousands of levels deep would overflow the stack.
 const MAX_NESTING: usize = 32;
 
-/// Refuses YAML nested deeper than [`MAX_NESTING`], with the place where it goes too deep.
-/// The event parser is a state machine with its own stack on the heap, so this pass is safe
-/// at any depth. (Syntax errors are left to the real parse, which words them.)
-fn check_nesting(text: &str) -> Result<(), Vec<Problem>> {
+/// What one streaming pass over the events says about the file: nesting is refused past
+/// [`MAX_NESTING`] (the event parser is a state machine with its own stack on the heap, so
+/// this pass is safe at any depth), and where the items of a block `transfers:` list start,
+/// so a large list can be read in pieces. Syntax errors are left to the real parse, which
+/// words them (`None`: read the file whole).
+fn scan(text: &str) -> Result<Option<TransferLines>, Vec<Problem>> {
+    use yaml_rust2::Event;
+    enum Frame {
+        /// `key` is the last key read; `value` whether the next node is its value.
+        Map {
+            key: Option<String>,
+            value: bool,
+        },
+        Seq,
+    }
     let mut parser = yaml_rust2::parser::Parser::new_from_str(text);
-    let mut depth = 0usize;
-    while let Ok((event, mark)) = parser.next_token() {
+    let mut stack: Vec<Frame> = Vec::new();
+    let (mut documents, mut items, mut end, mut in_transfers) = (0, Vec::new(), None, false);
+    // The line of the first root key after `transfers:` (its list ends before it).
+    let mut after = None;
+    let mut readable = true;
+    loop {
+        let Ok((event, mark)) = parser.next_token() else {
+            readable = false;
+            break;
+        };
+        let opens = matches!(event, Event::SequenceStart(..) | Event::MappingStart(..));
+        if opens || matches!(event, Event::Scalar(..) | Event::Alias(..)) {
+            if in_transfers && stack.len() == 2 {
+                items.push(mark.line());
+            }
+            if end.is_some() && after.is_none() && stack.len() == 1 {
+                after = Some(mark.line());
+            }
+            let transfers_value = stack.len() == 1
+                && matches!(&stack[0], Frame::Map { key: Some(key), value: true } if key == "transfers");
+            // In a mapping, nodes alternate: a key, then its value.
+            if let Some(Frame::Map { key, value }) = stack.last_mut() {
+                if *value {
+                    *value = false;
+                } else {
+                    *key = match &event {
+                        Event::Scalar(text, ..) => Some(text.clone()),
+                        _ => None,
+                    };
+                    *value = true;
+                }
+            }
+            in_transfers |= transfers_value && matches!(event, Event::SequenceStart(..));
+        }
         match event {
-            yaml_rust2::Event::SequenceStart(..) | yaml_rust2::Event::MappingStart(..) => {
-                depth += 1;
-                if depth > MAX_NESTING {
+            Event::DocumentStart => documents += 1,
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                if stack.len() >= MAX_NESTING {
                     let at = Location::new(mark.line(), mark.col() + 1, 1);
                     return Err(vec![
                         Problem::error(Some(at), format!("the YAML is nested more than {MAX_NESTING} levels deep"))
@@ -106,13 +155,129 @@ fn check_nesting(text: &str) -> Result<(), Vec<Problem>> {
                             .help("a manifest nests four levels (`transfers:`, a transfer, `include:`, a pattern); check for stray `- ` or `[`"),
                     ]);
                 }
+                stack.push(if matches!(event, Event::MappingStart(..)) {
+                    Frame::Map { key: None, value: false }
+                } else {
+                    Frame::Seq
+                });
             }
-            yaml_rust2::Event::SequenceEnd | yaml_rust2::Event::MappingEnd => depth = depth.saturating_sub(1),
-            yaml_rust2::Event::StreamEnd => break,
+            Event::SequenceEnd | Event::MappingEnd => {
+                if in_transfers && stack.len() == 2 {
+                    in_transfers = false;
+                    end = Some(mark.line());
+                }
+                stack.pop();
+            }
+            Event::StreamEnd => break,
             _ => {}
         }
     }
-    Ok(())
+    if !readable || documents != 1 || items.is_empty() || end.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(TransferLines { items, after }))
+}
+
+/// Where the items of a block `transfers:` list start (1-based lines), and the line of the
+/// root key after the list (`None`: the list runs to the end of the file).
+struct TransferLines {
+    items: Vec<usize>,
+    after: Option<usize>,
+}
+
+/// Transfers read in pieces of this many items: only one piece's YAML tree exists at a time.
+const PIECE: usize = 256;
+
+/// Reads a manifest whose `transfers:` is a block list in pieces of [`PIECE`] items, each
+/// parsed on its own (its problems and places moved down to the lines they came from), so
+/// the YAML tree of the whole list never exists at once: a generated manifest of 100,000
+/// transfers would hold hundreds of megabytes of it. The rest of the file is parsed with
+/// the list's lines left blank. `None` when the list is not laid out one item per `- ` line
+/// (flow style, say): then the file is read whole.
+fn parse_in_pieces(text: &str, layout: &TransferLines) -> Option<Parsed> {
+    let starts = line_starts(text);
+    let start_of = |line: usize| starts.get(line - 1).copied().unwrap_or(text.len());
+    // Every item starts on its own line, after a `-` that begins the line.
+    let block = layout.items.windows(2).all(|pair| pair[0] < pair[1])
+        && layout.items.iter().all(|&line| {
+            let start = start_of(line);
+            let end = starts.get(line).copied().unwrap_or(text.len());
+            text[start..end].trim_start_matches([' ', '\t']).starts_with('-')
+        });
+    let (first, last) = (*layout.items.first()?, *layout.items.last()?);
+    let list_end = layout.after.map_or(text.len(), start_of);
+    if !block || layout.after.is_some_and(|after| after <= last) {
+        return None;
+    }
+    // The rest of the file, the list's lines blank (so every line keeps its number).
+    let (before, rest) = (&text[..start_of(first)], &text[list_end..]);
+    let blank_lines = layout.after.map_or(starts.len() + 1, |after| after) - first;
+    let outline = format!("{before}{}{rest}", "\n".repeat(blank_lines));
+    let options = LoaderOptions::default().error_on_duplicate_keys(true);
+    let root = marked_yaml::parse_yaml_with_options(0, outline.as_str(), options).ok()?;
+    let map = root.as_mapping()?;
+    let mut problems = Vec::new();
+    let defaults = read_root_keys(map, &mut problems);
+    let defaults_places = map.get_mapping("defaults").map(|m| Places::of(m, 0)).unwrap_or_default();
+    let (mut transfers, mut unidentified, mut places) = (Vec::new(), Vec::new(), Vec::new());
+    for (piece, lines) in layout.items.chunks(PIECE).enumerate() {
+        let from = start_of(lines[0]);
+        let to = layout.items.get((piece + 1) * PIECE).map_or(list_end, |&next| start_of(next));
+        let shift = lines[0] - 1;
+        let options = LoaderOptions::default().error_on_duplicate_keys(true).toplevel_sequence();
+        let list = match marked_yaml::parse_yaml_with_options(0, &text[from..to], options) {
+            Ok(list) => list,
+            // A YAML error inside a piece (a duplicate key, an anchor): said at its line.
+            Err(err) => {
+                let mut problem = yaml_problem(&err);
+                problem.location = shifted(problem.location, shift);
+                return Some(Err(vec![problem]));
+            }
+        };
+        let items = list.as_sequence()?;
+        if items.len() != lines.len() {
+            return None;
+        }
+        for (offset, item) in items.iter().enumerate() {
+            let index = piece * PIECE + offset;
+            let mut found = Vec::new();
+            match read_transfer(index, item, &defaults, &mut found) {
+                Ok(transfer) => transfers.push((index, transfer)),
+                Err(Some(settings)) => unidentified.push((index, *settings)),
+                Err(None) => {}
+            }
+            problems.extend(found.into_iter().map(|mut problem| {
+                problem.location = shifted(problem.location, shift);
+                problem
+            }));
+            places.push(item.as_mapping().map(|m| Places::of(m, shift)).unwrap_or_default());
+        }
+    }
+    Some(Ok((ParsedSpec { transfers, places, defaults_places, unidentified }, problems)))
+}
+
+/// What parsing gives: the spec and its problems, or the problems that stop it (not YAML).
+type Parsed = Result<(ParsedSpec, Vec<Problem>), Vec<Problem>>;
+
+/// The byte offset where each line starts, lines ending as YAML ends them (LF, CRLF, CR).
+fn line_starts(text: &str) -> Vec<usize> {
+    let bytes = text.as_bytes();
+    let mut starts = vec![0];
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'\r' if bytes.get(at + 1) == Some(&b'\n') => {
+                at += 2;
+                starts.push(at);
+            }
+            b'\r' | b'\n' => {
+                at += 1;
+                starts.push(at);
+            }
+            _ => at += 1,
+        }
+    }
+    starts
 }
 
 fn is_blank(text: &str) -> bool {
@@ -153,6 +318,21 @@ fn yaml_problem(err: &LoadError) -> Problem {
     }
 }
 
+/// Checks the root's keys and `version`, and reads `defaults` (the valid entries).
+fn read_root_keys(map: &MarkedMappingNode, problems: &mut Vec<Problem>) -> MarkedMappingNode {
+    let root_keys = &schema_index().root_keys;
+    for (key, _) in map.iter() {
+        if !root_keys.iter().any(|known| known == key.as_str()) {
+            problems.push(unknown_key(key, root_keys, "at the top level", top_level_hint(key.as_str())));
+        }
+    }
+    check_version(map, problems);
+    match map.get_node("defaults") {
+        Some(node) => read_defaults(node, problems),
+        None => MarkedMappingNode::new_empty(*map.span()),
+    }
+}
+
 /// Transfers read whole, and the settings of those that could not be (see [`ParsedSpec`]).
 type ReadTransfers = (Vec<(usize, TransferSpec)>, Vec<(usize, Settings)>);
 
@@ -161,17 +341,7 @@ fn read_root(root: &Node, problems: &mut Vec<Problem>) -> ReadTransfers {
         problems.push(Problem::error(Location::of_span(root.span(), 1), "the manifest must be a mapping of keys"));
         return (Vec::new(), Vec::new());
     };
-    let root_keys = &schema_index().root_keys;
-    for (key, _) in map.iter() {
-        if !root_keys.iter().any(|known| known == key.as_str()) {
-            problems.push(unknown_key(key, root_keys, "at the top level", top_level_hint(key.as_str())));
-        }
-    }
-    check_version(map, problems);
-    let defaults = match map.get_node("defaults") {
-        Some(node) => read_defaults(node, problems),
-        None => MarkedMappingNode::new_empty(*map.span()),
-    };
+    let defaults = read_root_keys(map, problems);
     match map.get_node("transfers") {
         None => {
             let at = map.iter().next().and_then(|(key, _)| key_location(key));
@@ -462,4 +632,79 @@ fn key_location(key: &MarkedScalarNode) -> Option<Location> {
 pub(super) fn value_location(node: &Node) -> Option<Location> {
     let len = node.as_scalar().map_or(1, |s| s.as_str().chars().count());
     Location::of_span(node.span(), len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What a parse says, to compare two ways of parsing: every problem with its place, and
+    /// every transfer read.
+    fn outcome(parsed: Parsed) -> Vec<String> {
+        match parsed {
+            Err(problems) => problems.iter().map(|p| format!("fatal {:?} {}", p.location, p.message)).collect(),
+            Ok((spec, problems)) => {
+                let mut out: Vec<String> =
+                    problems.iter().map(|p| format!("{:?} {} {:?}", p.location, p.message, p.label)).collect();
+                out.extend(spec.transfers.iter().map(|(i, t)| format!("transfer {i} {} {:?}", t.name, t.settings)));
+                out.extend(spec.unidentified.iter().map(|(i, s)| format!("unidentified {i} {s:?}")));
+                out.push(format!("{} places", spec.places.len()));
+                out
+            }
+        }
+    }
+
+    /// A manifest of `count` transfers, some with mistakes, across several pieces.
+    fn manifest(count: usize, mistakes: &[(usize, &str)], defaults_last: bool) -> String {
+        let defaults = "defaults:\n  region: ap-northeast-2\n  part_size: 1MiB\n";
+        let mut text = String::from("version: 1\n");
+        if !defaults_last {
+            text.push_str(defaults);
+        }
+        text.push_str("transfers:\n");
+        for i in 0..count {
+            text.push_str(&format!("  - name: t{i}\n    direction: download\n    bucket: b\n    local: ./d{i}\n"));
+            for (at, line) in mistakes {
+                if *at == i {
+                    text.push_str(&format!("    {line}\n"));
+                }
+            }
+            text.push_str("    # a comment\n\n");
+        }
+        if defaults_last {
+            text.push_str(defaults);
+        }
+        text
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        /// Read in pieces or whole, a manifest says the same, at the same lines.
+        #[test]
+        fn pieces_read_like_the_whole(
+            count in 1usize..700,
+            mistakes in prop::collection::vec((0usize..700, prop::sample::select(vec![
+                "concurrency: many", "delete: maybe", "extensions: csv", "bukcet: x", "part_size: 6GB",
+                "direction: sideways", "name: t0", "prefix: /abs", "include: [\"a[b\"]", "region: eu-west-9",
+            ])), 0..6),
+            defaults_last: bool,
+        ) {
+            let text = manifest(count, &mistakes, defaults_last);
+            let layout = scan(&text).unwrap().expect("a block list");
+            let pieces = parse_in_pieces(&text, &layout).expect("read in pieces");
+            prop_assert_eq!(outcome(pieces), outcome(parse_whole(&text)));
+        }
+    }
+
+    #[test]
+    fn flow_lists_and_duplicate_keys_in_a_piece() {
+        // A flow list is read whole.
+        let flow = "version: 1\ntransfers: [{name: a, direction: upload, bucket: b, local: x}]\n";
+        assert!(scan(flow).unwrap().and_then(|layout| parse_in_pieces(flow, &layout)).is_none());
+        // A duplicate key in the 300th transfer is said at its line, as a whole parse says it.
+        let text = manifest(400, &[(300, "bucket: again")], false);
+        let layout = scan(&text).unwrap().unwrap();
+        assert_eq!(outcome(parse_in_pieces(&text, &layout).unwrap()), outcome(parse_whole(&text)));
+    }
 }

@@ -133,7 +133,7 @@ pub fn load_source(source: SourceFile, base: &Path) -> Result<Manifest, Manifest
             return Err(ManifestError::Invalid { file: source, problems });
         }
     };
-    let jobs = validate::resolve(&parsed, base, &mut problems);
+    let jobs = validate::resolve(parsed, base, &mut problems);
     // A bad value in `defaults` is found once per transfer that inherits it: report it once.
     let mut seen = std::collections::HashSet::new();
     problems.retain(|p| seen.insert((p.location, p.message.clone())));

@@ -22,49 +22,76 @@ pub struct Places {
 
 #[derive(Debug)]
 struct Place {
-    key: &'static str,
-    value: Option<Location>,
+    /// Index in the schema's transfer keys.
+    key: u8,
+    value: Spot,
     /// Each item's place, when the value is a list.
-    items: Vec<Option<Location>>,
+    items: Box<[Spot]>,
     /// The value as written, for the keys in [`QUOTED`].
     text: Option<Box<str>>,
+}
+
+/// A [`Location`] in 12 bytes (line 0: none).
+#[derive(Debug, Clone, Copy)]
+struct Spot {
+    line: u32,
+    column: u32,
+    len: u32,
+}
+
+impl Spot {
+    fn of(location: Option<Location>) -> Self {
+        let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        match location {
+            Some(l) => Spot { line: narrow(l.line), column: narrow(l.column), len: narrow(l.len) },
+            None => Spot { line: 0, column: 0, len: 0 },
+        }
+    }
+
+    fn location(self) -> Option<Location> {
+        (self.line > 0).then(|| Location::new(self.line as usize, self.column as usize, self.len as usize))
+    }
 }
 
 impl Places {
     /// The places in `map`, `shift` lines down (a map read from a piece of the file).
     pub fn of(map: &MarkedMappingNode, shift: usize) -> Self {
-        let index = schema_index();
-        let known = |key: &str| index.transfer_keys.iter().find(|known| known.as_str() == key);
+        let known = &schema_index().transfer_keys;
         let keys = map
             .iter()
             .filter_map(|(key, value)| {
-                let key: &'static str = known(key.as_str())?.as_str();
+                let index = known.iter().position(|known| known.as_str() == key.as_str())?;
                 let items = match value {
-                    Node::Sequence(list) => list.iter().map(|item| shifted(value_location(item), shift)).collect(),
-                    _ => Vec::new(),
+                    Node::Sequence(list) => {
+                        list.iter().map(|item| Spot::of(shifted(value_location(item), shift))).collect()
+                    }
+                    _ => Box::default(),
                 };
-                let text = QUOTED.contains(&key).then(|| value.as_scalar().map(|s| s.as_str().into())).flatten();
-                Some(Place { key, value: shifted(value_location(value), shift), items, text })
+                let quoted = QUOTED.contains(&key.as_str());
+                let text = quoted.then(|| value.as_scalar().map(|s| s.as_str().into())).flatten();
+                let value = Spot::of(shifted(value_location(value), shift));
+                Some(Place { key: u8::try_from(index).ok()?, value, items, text })
             })
             .collect();
         Places { start: shifted(Location::of_span(map.span(), 1), shift), keys }
     }
 
     fn find(&self, key: &str) -> Option<&Place> {
-        self.keys.iter().find(|place| place.key == key)
+        let known = &schema_index().transfer_keys;
+        self.keys.iter().find(|place| known.get(usize::from(place.key)).is_some_and(|k| k == key))
     }
 
     /// Whether the mapping sets `key`, and where its value is.
     pub fn own(&self, key: &str) -> Option<Option<Location>> {
-        self.find(key).map(|place| place.value)
+        self.find(key).map(|place| place.value.location())
     }
 
     pub fn at(&self, key: &str) -> Option<Location> {
-        self.find(key)?.value
+        self.find(key)?.value.location()
     }
 
     pub fn item_at(&self, key: &str, item: usize) -> Option<Location> {
-        *self.find(key)?.items.get(item)?
+        self.find(key)?.items.get(item)?.location()
     }
 
     pub fn written(&self, key: &str) -> Option<&str> {

@@ -19,14 +19,16 @@ const MAX_RETRIES: u32 = 20;
 
 /// Checks every transfer and builds its `Job`. Returns the jobs of the transfers without errors
 /// and every problem (errors and warnings) found.
-pub(super) fn resolve(parsed: &ParsedSpec, base: &Path, problems: &mut Vec<Problem>) -> Vec<Job> {
-    let positions = Positions { transfers: &parsed.places, defaults: &parsed.defaults_places };
-    let mut jobs = Vec::new();
-    let mut first_seen_names: HashMap<&str, usize> = HashMap::new();
+pub(super) fn resolve(parsed: ParsedSpec, base: &Path, problems: &mut Vec<Problem>) -> Vec<Job> {
+    let ParsedSpec { transfers, places, defaults_places, unidentified } = parsed;
+    let positions = Positions { transfers: &places, defaults: &defaults_places };
+    // Each transfer is dropped once its job is built: a manifest of 100,000 transfers need
+    // not hold both at once.
+    let mut jobs = Vec::with_capacity(transfers.len());
+    let mut destinations = Vec::with_capacity(transfers.len());
+    let mut first_seen_names: HashMap<String, usize> = HashMap::with_capacity(transfers.len());
     let mut filters = FilterCache::new();
-    let mut destinations = Vec::new();
-    for (index, transfer) in &parsed.transfers {
-        let index = *index;
+    for (index, transfer) in transfers {
         if let Some(&first) = first_seen_names.get(transfer.name.as_str()) {
             problems.push(
                 Problem::error(positions.at(index, "name"), format!("duplicate transfer name `{}`", transfer.name))
@@ -34,20 +36,21 @@ pub(super) fn resolve(parsed: &ParsedSpec, base: &Path, problems: &mut Vec<Probl
                     .help("give every transfer its own name; names select transfers in `--only` and reports"),
             );
         } else {
-            first_seen_names.insert(&transfer.name, index);
+            first_seen_names.insert(transfer.name.clone(), index);
         }
         let mut check = TransferCheck { index, positions: &positions, problems, filters: &mut filters };
-        if let Some(job) = check.job(transfer, base) {
+        if let Some(job) = check.job(&transfer, base) {
             jobs.push((index, job));
         }
         // Where it writes is known even when another of its settings is wrong: the overlap
         // check runs on every transfer, so it is not left for a second round of fixes.
-        if let Some(destination) = Destination::of(transfer, base) {
+        if let Some(destination) = Destination::of(&transfer, base) {
             destinations.push((index, destination));
         }
     }
+    drop(first_seen_names);
     // Transfers whose name, direction, bucket or local is wrong: their settings all the same.
-    for (index, settings) in &parsed.unidentified {
+    for (index, settings) in &unidentified {
         let mut check = TransferCheck { index: *index, positions: &positions, problems, filters: &mut filters };
         check.settings_only(settings);
     }
@@ -444,6 +447,23 @@ impl Destination {
     fn remote_url(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.prefix)
     }
+
+    /// Where it writes as a path of parts, so places inside it start with its parts: the
+    /// local folder's components, or the server, bucket and prefix segments (a prefix ends in
+    /// `/`, so its segments nest like a folder's).
+    fn place(&self) -> impl Iterator<Item = &str> + '_ {
+        let (kind, local, remote) = match self.direction {
+            Direction::Download => {
+                ("local", Some(self.local.components().map(|c| c.as_os_str().to_str().unwrap_or("?"))), None)
+            }
+            Direction::Upload => {
+                let segments = self.prefix.split('/').filter(|s| !s.is_empty());
+                let head = [self.endpoint.as_deref().unwrap_or(""), self.bucket.as_str()];
+                ("s3", None, Some(head.into_iter().chain(segments)))
+            }
+        };
+        std::iter::once(kind).chain(local.into_iter().flatten()).chain(remote.into_iter().flatten())
+    }
 }
 
 /// Two transfers may not write the same place, nor one inside the other: one would overwrite
@@ -452,44 +472,25 @@ impl Destination {
 /// everything between a place and a place inside it is inside it too, so a stack of the
 /// places still "open" holds every place the next one can be inside.
 fn check_destinations(jobs: &[(usize, Destination)], positions: &Positions, problems: &mut Vec<Problem>) {
-    // (where it writes, as components, whether inside is by path or by key prefix; position)
-    let mut places: Vec<(Vec<String>, usize)> = jobs
-        .iter()
-        .enumerate()
-        .map(|(order, (_, job))| {
-            let place = match job.direction {
-                Direction::Download => {
-                    let mut place = vec!["local".to_string()];
-                    place.extend(job.local.components().map(|c| c.as_os_str().to_string_lossy().into_owned()));
-                    place
-                }
-                // A prefix is a folder (it ends in `/`), so its segments nest like a path's.
-                Direction::Upload => {
-                    let mut place =
-                        vec!["s3".to_string(), job.endpoint.clone().unwrap_or_default(), job.bucket.clone()];
-                    place.extend(job.prefix.split('/').filter(|s| !s.is_empty()).map(str::to_string));
-                    place
-                }
-            };
-            (place, order)
-        })
-        .collect();
-    places.sort();
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by(|&a, &b| jobs[a].1.place().cmp(jobs[b].1.place()));
     let mut open: Vec<usize> = Vec::new();
     let mut pairs: Vec<(usize, usize)> = Vec::new();
-    for index in 0..places.len() {
-        let (place, order) = &places[index];
+    for &this in &order {
+        let inside = |outer: usize| {
+            let mut place = jobs[this].1.place();
+            jobs[outer].1.place().all(|part| place.next() == Some(part))
+        };
         while let Some(&top) = open.last() {
-            if place.starts_with(&places[top].0) {
+            if inside(top) {
                 break;
             }
             open.pop();
         }
         if let Some(&top) = open.last() {
-            let other = places[top].1;
-            pairs.push((other.min(*order), other.max(*order)));
+            pairs.push((top.min(this), top.max(this)));
         }
-        open.push(index);
+        open.push(this);
     }
     pairs.sort();
     for (first, later) in pairs {
