@@ -49,7 +49,8 @@ pub fn read_source(path: &Path) -> Result<SourceFile, ManifestError> {
 pub struct ParsedSpec {
     /// Each transfer with its index in the file's `transfers:` list. Its `settings` already
     /// have `defaults` merged in.
-    pub transfers: Vec<(usize, TransferSpec)>,
+    /// In pieces, so each piece's memory goes as soon as validation has used it.
+    pub transfers: Vec<Vec<(usize, TransferSpec)>>,
     /// Where each transfer's keys are (by index in `transfers:`), and `defaults`' keys: the
     /// YAML tree itself is not kept.
     pub places: Vec<Places>,
@@ -86,7 +87,7 @@ fn parse_whole(text: &str) -> Parsed {
         .map(|list| list.iter().map(|item| item.as_mapping().map(|m| Places::of(m, 0)).unwrap_or_default()).collect())
         .unwrap_or_default();
     let defaults_places = map.and_then(|map| map.get_mapping("defaults")).map(|m| Places::of(m, 0)).unwrap_or_default();
-    Ok((ParsedSpec { transfers, places, defaults_places, unidentified }, problems))
+    Ok((ParsedSpec { transfers: vec![transfers], places, defaults_places, unidentified }, problems))
 }
 
 /// Lists and mappings nested deeper than this are refused before the tree is built. A
@@ -219,7 +220,9 @@ fn parse_in_pieces(text: &str, layout: &TransferLines) -> Option<Parsed> {
     let mut problems = Vec::new();
     let defaults = read_root_keys(map, &mut problems);
     let defaults_places = map.get_mapping("defaults").map(|m| Places::of(m, 0)).unwrap_or_default();
-    let (mut transfers, mut unidentified, mut places) = (Vec::new(), Vec::new(), Vec::new());
+    let count = layout.items.len();
+    let (mut transfers, mut unidentified, mut places): (Vec<Vec<_>>, _, _) =
+        (Vec::new(), Vec::new(), Vec::with_capacity(count));
     for (piece, lines) in layout.items.chunks(PIECE).enumerate() {
         let from = start_of(lines[0]);
         let to = layout.items.get((piece + 1) * PIECE).map_or(list_end, |&next| start_of(next));
@@ -238,11 +241,12 @@ fn parse_in_pieces(text: &str, layout: &TransferLines) -> Option<Parsed> {
         if items.len() != lines.len() {
             return None;
         }
+        let mut read = Vec::with_capacity(items.len());
         for (offset, item) in items.iter().enumerate() {
             let index = piece * PIECE + offset;
             let mut found = Vec::new();
             match read_transfer(index, item, &defaults, &mut found) {
-                Ok(transfer) => transfers.push((index, transfer)),
+                Ok(transfer) => read.push((index, transfer)),
                 Err(Some(settings)) => unidentified.push((index, *settings)),
                 Err(None) => {}
             }
@@ -252,6 +256,7 @@ fn parse_in_pieces(text: &str, layout: &TransferLines) -> Option<Parsed> {
             }));
             places.push(item.as_mapping().map(|m| Places::of(m, shift)).unwrap_or_default());
         }
+        transfers.push(read);
     }
     Some(Ok((ParsedSpec { transfers, places, defaults_places, unidentified }, problems)))
 }
@@ -647,7 +652,8 @@ mod tests {
             Ok((spec, problems)) => {
                 let mut out: Vec<String> =
                     problems.iter().map(|p| format!("{:?} {} {:?}", p.location, p.message, p.label)).collect();
-                out.extend(spec.transfers.iter().map(|(i, t)| format!("transfer {i} {} {:?}", t.name, t.settings)));
+                let transfers = spec.transfers.iter().flatten();
+                out.extend(transfers.map(|(i, t)| format!("transfer {i} {} {:?}", t.name, t.settings)));
                 out.extend(spec.unidentified.iter().map(|(i, s)| format!("unidentified {i} {s:?}")));
                 out.push(format!("{} places", spec.places.len()));
                 out

@@ -24,11 +24,12 @@ pub(super) fn resolve(parsed: ParsedSpec, base: &Path, problems: &mut Vec<Proble
     let positions = Positions { transfers: &places, defaults: &defaults_places };
     // Each transfer is dropped once its job is built: a manifest of 100,000 transfers need
     // not hold both at once.
-    let mut jobs = Vec::with_capacity(transfers.len());
-    let mut destinations = Vec::with_capacity(transfers.len());
-    let mut first_seen_names: HashMap<String, usize> = HashMap::with_capacity(transfers.len());
+    let count = transfers.iter().map(Vec::len).sum();
+    let mut jobs = Vec::with_capacity(count);
+    let mut destinations = Vec::with_capacity(count);
+    let mut first_seen_names: HashMap<String, usize> = HashMap::with_capacity(count);
     let mut filters = FilterCache::new();
-    for (index, transfer) in transfers {
+    for (index, transfer) in transfers.into_iter().flatten() {
         if let Some(&first) = first_seen_names.get(transfer.name.as_str()) {
             problems.push(
                 Problem::error(positions.at(index, "name"), format!("duplicate transfer name `{}`", transfer.name))
