@@ -137,3 +137,35 @@ fn the_seeds_are_valid() {
         assert!(load_source(source, Path::new("/tmp")).is_ok());
     }
 }
+
+/// A generated manifest of `count` transfers (one per customer), with `piece` spliced in at
+/// one of its lines: large manifests are read in pieces, and a mistake in any piece is found
+/// at its own line.
+fn many_transfers(count: usize, at: prop::sample::Index, piece: &str) -> String {
+    let mut lines = vec!["version: 1".to_string(), "transfers:".to_string()];
+    for i in 0..count {
+        lines.push(format!("  - name: customer-{i:05}"));
+        lines.push("    direction: download".into());
+        lines.push("    bucket: exports-bucket".into());
+        lines.push(format!("    local: ./data/{i:05}"));
+    }
+    let line = at.index(lines.len());
+    lines.insert(line, piece.to_string());
+    lines.join("\n") + "\n"
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn large_manifests_with_a_mistake_never_panic(
+        count in 1usize..2_000,
+        at: prop::sample::Index,
+        piece in prop::sample::select(vec![
+            "    bukcet: x", "    concurrency: many", "  - name: customer-00000", "    - stray", "- [", "\t",
+            "    extensions: csv", "  - {name: flow, direction: upload, bucket: b, local: x}", "defaults: {}",
+        ]),
+    ) {
+        load_and_render(&many_transfers(count, at, piece))?;
+    }
+}
