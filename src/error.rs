@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::advice::SetIn;
+
 use crate::manifest::ManifestError;
 
 /// What the process exits with. Documented in the README; extend, never renumber.
@@ -153,7 +155,7 @@ impl HaulError {
             HaulError::ManifestChanged { path } => {
                 Some(format!("review and save a new plan: `haul plan {} -o FILE`", path.display()))
             }
-            HaulError::Request { failure, .. } => Some(request_help(failure)),
+            HaulError::Request { failure, .. } => Some(request_help(failure, SetIn::Flags)),
             HaulError::Lock(crate::lock::LockError::Held { .. }) => Some(
                 "wait for it to finish (runs of one manifest never overlap); a killed run's lock is released by the system".into(),
             ),
@@ -188,42 +190,16 @@ impl HaulError {
     }
 }
 
-/// The places the default chain looks, for the "no credentials" message.
-pub const CREDENTIAL_PLACES: &str = "environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), \
-    ~/.aws/credentials and ~/.aws/config (the profile), SSO, web identity (AWS_WEB_IDENTITY_TOKEN_FILE), \
-    the container credentials endpoint, EC2 instance metadata";
-
-/// What to do when no credentials were found: where haul looked, and how to set some up.
-pub fn no_credentials_help() -> String {
-    format!("haul looked in: {}. Run `aws configure`, or set AWS_PROFILE", CREDENTIAL_PLACES)
-}
-
-/// "No credentials" with where haul looked, as one line (`whoami`).
-pub fn no_credentials() -> String {
-    format!("no AWS credentials found; {}", no_credentials_help())
-}
-
 /// One sentence on what to do about a failed request of the account commands.
-pub fn request_help(failure: &crate::s3::RequestFailure) -> String {
-    match failure.code.as_deref() {
-        Some("NoCredentials") => no_credentials_help(),
-        Some("ExpiredToken" | "TokenRefreshRequired" | "RequestExpired" | "ExpiredTokenException") => {
-            "the credentials expired: renew them (`aws sso login`, or new session credentials)".into()
-        }
-        Some("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidClientTokenId") => {
-            "the access key or secret is wrong for this endpoint: check `haul whoami`".into()
-        }
-        Some("PermanentRedirect" | "AuthorizationHeaderMalformed") => match &failure.bucket_region {
-            Some(region) => format!("the bucket is in {region}: add `--region {region}`"),
-            None => "the bucket is in another region: add `--region` with the bucket's region".into(),
-        },
-        Some("NoSuchBucket" | "NotFound") => "check the bucket name; `haul ls` lists the buckets you can see".into(),
+pub fn request_help(failure: &crate::s3::RequestFailure, set_in: SetIn) -> String {
+    let code = failure.code.as_deref();
+    crate::advice::shared(code, failure.bucket_region.as_deref(), set_in).unwrap_or_else(|| match code {
+        Some("NotFound") => "check the bucket name; `haul ls` lists the buckets these credentials see".into(),
         Some("AccessDenied") => {
             "these credentials may not do this: check which identity is in use (`haul whoami`) and its policy".into()
         }
-        None => "no answer from the server: check the endpoint URL, that the server runs, and the network".into(),
         _ => "see the message above".into(),
-    }
+    })
 }
 
 fn listing_help(err: &crate::listing::remote::ListError) -> String {
@@ -232,7 +208,7 @@ fn listing_help(err: &crate::listing::remote::ListError) -> String {
         ListError::Request { failure, .. } if failure.code.as_deref() == Some("AccessDenied") => {
             "these credentials may not list this prefix: check the profile and the bucket policy".into()
         }
-        ListError::Request { failure, .. } => request_help(failure),
+        ListError::Request { failure, .. } => request_help(failure, SetIn::Manifest),
         ListError::OutOfOrder { .. } => "the server's listing is not in key order; report this server".into(),
     }
 }
@@ -246,7 +222,7 @@ mod tests {
         let mut failure = RequestFailure::local("x", "m", false);
         failure.code = code.map(str::to_string);
         failure.bucket_region = region.map(str::to_string);
-        request_help(&failure)
+        request_help(&failure, SetIn::Flags)
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! DESIGN.md). `run` is what the binary calls; integration tests call the same code.
 
 pub mod account;
+pub mod advice;
 pub mod cli;
 pub mod error;
 pub mod exec;

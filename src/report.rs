@@ -385,6 +385,10 @@ fn hint(
         Direction::Download => "read",
         Direction::Upload => "write",
     };
+    let class = if code == "network" { None } else { Some(code) };
+    if let Some(advice) = crate::advice::shared(class, region, crate::advice::SetIn::Manifest) {
+        return advice;
+    }
     match code {
         "AccessDenied" if !moved_extensions.is_empty() && moved_extensions.is_disjoint(denied) => {
             let allowed: Vec<String> = moved_extensions.iter().filter(|e| !e.is_empty()).cloned().collect();
@@ -399,17 +403,6 @@ fn hint(
             "these credentials may not {verb} these objects: check the profile, the bucket policy, the object owner \
              and, for a requester-pays bucket, `request_payer: requester`"
         ),
-        "PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException" => match region {
-            Some(region) => format!("the bucket is in `{region}`: set `region: {region}` for this transfer"),
-            None => "the bucket is in another region: set `region:` to the bucket's region".into(),
-        },
-        "NoSuchBucket" => "check the bucket name; `haul ls` lists the buckets these credentials see".into(),
-        "ExpiredToken" | "TokenRefreshRequired" | "RequestExpired" => {
-            "the credentials expired: renew them (`aws sso login`, or new session credentials) and run again".into()
-        }
-        "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
-            "the access key or secret is wrong for this endpoint: check the profile and the environment".into()
-        }
         "NoSuchKey" | "NotFound" => "the object went away after it was listed; the next run sees the change".into(),
         "PreconditionFailed" | "ObjectChanged" => {
             "the object changed while it was being copied; the next run copies the new version".into()
@@ -432,7 +425,6 @@ fn hint(
         "Unreadable" => "haul may not read these files: check their owner and permissions (`ls -l`), \
                           or leave them out with `exclude:`"
             .into(),
-        "network" => "no answer from the server: check the endpoint, the network and any proxy".into(),
         _ => "see the message; the next run retries what failed".into(),
     }
 }

@@ -76,16 +76,14 @@ pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Opti
             let failure = request_failure(&err);
             match failure.code.as_deref() {
                 Some("NotFound" | "NoSuchBucket") => {
-                    row(
-                        "bucket",
-                        Status::Fail,
-                        format!("no bucket `{}` (check the name; `haul ls` lists buckets)", job.bucket),
-                    );
+                    let advice = crate::advice::shared(Some("NoSuchBucket"), None, crate::advice::SetIn::Manifest);
+                    row("bucket", Status::Fail, format!("no bucket `{}`: {}", job.bucket, advice.unwrap_or_default()));
                     return rows;
                 }
                 Some("PermanentRedirect") | Some("AuthorizationHeaderMalformed") => {
-                    let real = failure.bucket_region.as_deref().unwrap_or("another region");
-                    row("bucket", Status::Fail, format!("`{}` is in {real}: set `region: {real}`", job.bucket));
+                    let region = failure.bucket_region.as_deref();
+                    let advice = crate::advice::shared(failure.code.as_deref(), region, crate::advice::SetIn::Manifest);
+                    row("bucket", Status::Fail, advice.unwrap_or_default());
                     return rows;
                 }
                 Some("AccessDenied") => row(
@@ -221,7 +219,7 @@ fn extension_name(ext: &str) -> String {
 
 /// The failure's message and what to do, as every command says it.
 fn with_help(failure: &RequestFailure) -> String {
-    format!("{}: {}", failure.message, crate::error::request_help(failure))
+    format!("{}: {}", failure.message, crate::error::request_help(failure, crate::advice::SetIn::Manifest))
 }
 
 fn describe(failure: &RequestFailure) -> String {

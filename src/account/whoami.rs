@@ -111,7 +111,7 @@ pub async fn whoami(target: &S3Target, explicit: &str) -> Identity {
         problems: Vec::new(),
     };
     let Some(provider) = shared.credentials_provider() else {
-        identity.problems.push(crate::error::no_credentials());
+        identity.problems.push(crate::advice::no_credentials_found());
         return identity;
     };
     match provider.provide_credentials().await {
@@ -123,7 +123,7 @@ pub async fn whoami(target: &S3Target, explicit: &str) -> Identity {
         }
         Err(err) => {
             tracing::debug!("the credentials chain failed: {}", crate::s3::error_chain(&err));
-            identity.problems.push(crate::error::no_credentials());
+            identity.problems.push(crate::advice::no_credentials_found());
             return identity;
         }
     }

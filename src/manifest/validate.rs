@@ -552,7 +552,7 @@ pub fn bucket_name_problem(name: &str) -> Option<(String, String)> {
     if name.chars().any(|c| c.is_ascii_uppercase()) || name.contains('_') {
         return Some((
             "bucket names use only lowercase letters, digits, `-` and `.`".into(),
-            format!("did you mean `{}`? Check the exact name with `aws s3 ls`", suggestion()),
+            format!("did you mean `{}`? Check the exact name with `haul ls`", suggestion()),
         ));
     }
     if let Some(bad) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '.'))
