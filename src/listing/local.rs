@@ -226,8 +226,9 @@ fn skip_child(prefix: &str, shown: &str, reason: SkipReason) -> Child {
 /// capabilities and ACLs.
 fn readable(path: &Path, meta: &Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
+    static IDS: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
     // SAFETY: geteuid and getegid have no preconditions and cannot fail.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let &(uid, gid) = IDS.get_or_init(|| unsafe { (libc::geteuid(), libc::getegid()) });
     let mode = meta.mode();
     let allowed = if meta.uid() == uid {
         mode & 0o400 != 0
