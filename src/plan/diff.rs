@@ -173,6 +173,7 @@ where
         rules,
         queued: VecDeque::new(),
         shadows: VecDeque::new(),
+        order: OrderCheck::default(),
     }
 }
 
@@ -186,6 +187,27 @@ pub struct Diff<'a, S: Iterator<Item = Item>, D: Iterator<Item = Item>> {
     /// Source names the listing could not read (a file or folder, `dir/`), in key order:
     /// the destination's copies of them are never deleted for "missing at source".
     shadows: VecDeque<String>,
+    order: OrderCheck,
+}
+
+/// In debug builds (the tests), checks the merge join's precondition: each side comes in
+/// key order. A listing out of order would pair nothing and copy or delete wrongly.
+#[derive(Default)]
+struct OrderCheck {
+    #[cfg(debug_assertions)]
+    last: [Option<String>; 2],
+}
+
+impl OrderCheck {
+    #[cfg(debug_assertions)]
+    fn check(&mut self, side: usize, key: &str) {
+        let last = &mut self.last[side];
+        assert!(last.as_deref().is_none_or(|last| last <= key), "side {side}: `{key}` after `{last:?}`");
+        *last = Some(key.to_string());
+    }
+
+    #[cfg(not(debug_assertions))]
+    fn check(&mut self, _side: usize, _key: &str) {}
 }
 
 impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Iterator for Diff<'_, S, D> {
@@ -246,14 +268,20 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Iterator for Diff<'_, S
 impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
     fn take_source(&mut self) -> Entry {
         match self.source.next() {
-            Some(Item::Entry(entry)) => entry,
+            Some(Item::Entry(entry)) => {
+                self.order.check(0, &entry.key);
+                entry
+            }
             _ => unreachable!("peeked an entry"),
         }
     }
 
     fn take_destination(&mut self) -> Entry {
         match self.destination.next() {
-            Some(Item::Entry(entry)) => entry,
+            Some(Item::Entry(entry)) => {
+                self.order.check(1, &entry.key);
+                entry
+            }
             _ => unreachable!("peeked an entry"),
         }
     }
@@ -455,10 +483,11 @@ mod tests {
     #[test]
     fn every_reason() {
         let everything = Filter::everything();
+        // In key order, as the merge join requires (`new` sorts before `newer`).
         let source = vec![
             entry("changed-size", 10, 100),
-            entry("newer", 5, 200),
             entry("new", 1, 100),
+            entry("newer", 5, 200),
             entry("older", 5, 50),
             entry("same", 5, 100),
         ];
@@ -477,8 +506,8 @@ mod tests {
             vec![
                 "copy changed-size (size differs)",
                 "delete gone",
-                "copy newer (source newer)",
                 "copy new (new)",
+                "copy newer (source newer)",
                 "skip older (Unchanged)",
                 "skip same (Unchanged)",
             ]
@@ -490,8 +519,8 @@ mod tests {
             by_size,
             vec![
                 "copy changed-size (size differs)",
-                "skip newer (Unchanged)",
                 "copy new (new)",
+                "skip newer (Unchanged)",
                 "skip older (Unchanged)",
                 "skip same (Unchanged)"
             ]
