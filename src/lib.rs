@@ -1,7 +1,7 @@
 //! haul: declarative S3 transfers.
 //!
 //! The pipeline is manifest → listing → plan → exec → report, one module per stage (see
-//! DESIGN.md). `run` is what the binary calls; integration tests call the same code.
+//! docs/ARCHITECTURE.md). `run` is what the binary calls; integration tests call the same code.
 
 pub mod account;
 pub mod advice;
