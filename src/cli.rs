@@ -267,4 +267,17 @@ pub enum Command {
         #[arg(default_value = "haul.yaml", value_name = "FILE")]
         path: PathBuf,
     },
+
+    /// Print shell completions for haul (from the same definitions as --help).
+    #[command(after_help = "Examples:\n  haul completions bash > /etc/bash_completion.d/haul\n  \
+                            haul completions zsh > \"${fpath[1]}/_haul\"\n  \
+                            haul completions fish > ~/.config/fish/completions/haul.fish")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+
+    /// Print haul's man page (roff), generated from the same definitions as --help.
+    #[command(after_help = "Example:\n  haul man > /usr/local/share/man/man1/haul.1 && man haul")]
+    Man,
 }

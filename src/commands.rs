@@ -74,6 +74,20 @@ pub fn run(cli: Cli, style: Style) -> Result<Exit, HaulError> {
         Command::Check { manifest, only, output } => check(&manifest, &only, output, style),
         Command::Schema => schema(),
         Command::Init { path } => init(&path),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            // Into a buffer first: clap_complete panics when its writer fails (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "haul", &mut script);
+            let _ = std::io::stdout().write_all(&script);
+            Ok(Exit::Success)
+        }
+        Command::Man => {
+            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            // A closed pipe (`haul man | head`) is not an error.
+            let _ = page.render(&mut std::io::stdout());
+            Ok(Exit::Success)
+        }
     }
 }
 

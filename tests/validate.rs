@@ -531,3 +531,30 @@ transfers:
         assert!(!out.all().contains(serde), "{serde:?} in:\n{}", out.all());
     }
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_cli_definitions() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = haul(dir.path(), &["completions", shell]);
+        out.expect_code(0);
+        for word in ["apply", "validate", "shard", "detailed-exitcode"] {
+            assert!(out.stdout.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let man = haul(dir.path(), &["man"]);
+    man.expect_code(0).expect_output(&[".TH haul 1", "apply", "validate", "whoami"]);
+    // A closed pipe is not an error here either.
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let mut child = common::haul_command(dir.path())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = common::Outcome::from(child.wait_with_output().unwrap());
+        out.expect_code(0);
+        assert!(out.stderr.is_empty(), "{args:?}: {}", out.stderr);
+    }
+}
