@@ -6,10 +6,10 @@ use std::path::Path;
 
 use crate::account::ls::{LsOptions, S3Url};
 use crate::cli::{Cli, Command, OutputFormat, ShardArgs, TargetArgs};
+use crate::content_check::ContentChecker;
 use crate::error::{Exit, HaulError};
 use crate::exec::Transfer;
 use crate::listing::Item;
-use crate::listing::content::ContentChecker;
 use crate::listing::local::LocalWalk;
 use crate::listing::remote::{FolderListing, ListError, Order, RemoteListing};
 use crate::manifest::{self, Job};

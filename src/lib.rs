@@ -5,7 +5,9 @@
 
 pub mod account;
 pub mod advice;
+pub mod checksum;
 pub mod cli;
+pub mod content_check;
 pub mod error;
 pub mod exec;
 pub mod filter;

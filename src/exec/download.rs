@@ -11,9 +11,9 @@ use std::path::Path;
 use aws_sdk_s3::types::ChecksumMode;
 use futures_util::StreamExt as _;
 
-use super::range_checksum::{self, RangeVerification};
 use super::{Context, io_failure};
-use crate::listing::content::RemoteChecksum;
+use crate::checksum::RemoteChecksum;
+use crate::checksum::range::{self as range_checksum, RangeVerification};
 use crate::plan::Action;
 use crate::progress::ObjectProgress;
 use crate::s3::{RequestFailure, request_failure};

@@ -4,7 +4,6 @@
 
 mod delete;
 mod download;
-mod range_checksum;
 mod upload;
 
 use std::collections::BTreeSet;

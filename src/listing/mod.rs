@@ -2,7 +2,6 @@
 //! key order (UTF-8 byte order of the NFC-normalized key), so `plan` can merge them in one
 //! pass without holding either listing in memory.
 
-pub mod content;
 pub mod local;
 pub mod remote;
 

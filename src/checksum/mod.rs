@@ -1,6 +1,7 @@
-//! Reading content for `compare: checksum`: for each pair of the same size, a HEAD with
-//! checksum mode on the object and the same checksum computed over the local file, on a
-//! rayon pool of the job's `concurrency` (HEADs wait on the network, hashing on the CPU).
+//! Checksums in one place: the algorithms S3 reports, an object's checksum as a HEAD gives
+//! it, hashing a local file the same way (whole-object or composite), and, in `range`,
+//! combining the CRCs of a download's ranges. Used by the content check of `compare:
+//! checksum` (`content_check`) and by downloads (`exec`).
 //!
 //! What is compared, in order of preference: the object's full-object CRC64NVME, CRC32C,
 //! CRC32, SHA-256 or SHA-1; a composite (multipart) one of those, recomputed with the upload's
@@ -8,16 +9,11 @@
 //! object not encrypted with KMS. An object with none of these cannot be compared and is
 //! copied (`checksum-unavailable`).
 
-use std::path::Path;
+pub mod range;
 
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
-use aws_sdk_s3::types::ChecksumMode;
 use base64::Engine as _;
-use rayon::prelude::*;
 use sha2::Digest as _;
-
-use super::Entry;
-use crate::plan::{ContentCheck, ContentVerdict};
 
 /// A checksum algorithm S3 reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,65 +166,6 @@ pub fn checksum_of(
     // An empty file has no parts; S3 never stores one as multipart, so this only says "differs".
     let _ = parts;
     Ok(encode(&outer.finish()))
-}
-
-/// Compares pairs by reading the object's checksum and hashing the local file.
-pub struct ContentChecker<'a> {
-    pub client: &'a aws_sdk_s3::Client,
-    pub runtime: &'a tokio::runtime::Handle,
-    pub bucket: &'a str,
-    pub prefix: &'a str,
-    pub local_root: &'a Path,
-    /// Download: the source is the object; upload: the destination is.
-    pub remote_is_source: bool,
-    pub pool: rayon::ThreadPool,
-}
-
-impl ContentCheck for ContentChecker<'_> {
-    fn compare(&self, pairs: &[(&Entry, &Entry)]) -> Vec<ContentVerdict> {
-        self.pool.install(|| {
-            pairs
-                .par_iter()
-                .with_max_len(1)
-                .map(|(source, destination)| {
-                    let (remote, local) =
-                        if self.remote_is_source { (source, destination) } else { (destination, source) };
-                    self.compare_one(remote, local)
-                })
-                .collect()
-        })
-    }
-}
-
-impl ContentChecker<'_> {
-    fn compare_one(&self, remote: &Entry, local: &Entry) -> ContentVerdict {
-        let key = format!("{}{}", self.prefix, remote.stored());
-        let Ok(path) = super::local_path(self.local_root, local.stored()) else { return ContentVerdict::Unavailable };
-        let head = self.client.head_object().bucket(self.bucket).key(&key).checksum_mode(ChecksumMode::Enabled);
-        let Ok(head) = self.runtime.block_on(head.send()) else { return ContentVerdict::Unavailable };
-        let Some(expected) = RemoteChecksum::from_head(&head) else { return ContentVerdict::Unavailable };
-        let part_size = match expected.parts {
-            None => None,
-            Some(_) => {
-                // The upload's part size is the size of its first part.
-                let first = self.client.head_object().bucket(self.bucket).key(&key).part_number(1);
-                match self.runtime.block_on(first.send()).ok().and_then(|h| h.content_length()) {
-                    Some(length) if length > 0 => Some(length as u64),
-                    _ => return ContentVerdict::Unavailable,
-                }
-            }
-        };
-        let Ok(mut file) = std::fs::File::open(&path) else { return ContentVerdict::Unavailable };
-        let Ok(actual) = checksum_of(&mut file, expected.algorithm, part_size) else {
-            return ContentVerdict::Unavailable;
-        };
-        // A server that ignores `partNumber` answers with the whole object: the part size is
-        // then unknown, and the parts cannot be recomputed.
-        if expected.parts != part_size.map(|size| local.size.div_ceil(size).max(1)) {
-            return ContentVerdict::Unavailable;
-        }
-        if actual == expected.value { ContentVerdict::Same } else { ContentVerdict::Differs }
-    }
 }
 
 #[cfg(test)]

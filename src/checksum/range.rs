@@ -10,7 +10,7 @@
 
 use base64::Engine as _;
 
-use crate::listing::content::{Algorithm, RemoteChecksum};
+use super::{Algorithm, RemoteChecksum};
 
 /// How a ranged download is checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,7 +101,7 @@ pub fn layout(size: u64, chunk: u64, part_size: Option<u64>) -> Vec<(u64, u64)> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::listing::content::checksum_of;
+    use crate::checksum::checksum_of;
 
     fn crcs(data: &[u8], algorithm: crc_fast::CrcAlgorithm, ranges: &[(u64, u64)]) -> Vec<(u64, u64, u64)> {
         ranges
