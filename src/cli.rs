@@ -80,8 +80,9 @@ pub struct TargetArgs {
     /// The region (default: AWS_REGION, AWS_DEFAULT_REGION, or the profile's).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
-    /// An S3-compatible endpoint, such as http://127.0.0.1:9000.
-    #[arg(long, value_name = "URL")]
+    /// An S3-compatible endpoint, such as http://127.0.0.1:9000 (`--endpoint-url`, aws-cli's
+    /// spelling, works too).
+    #[arg(long, value_name = "URL", visible_alias = "endpoint-url")]
     pub endpoint: Option<String>,
     /// Address buckets as endpoint/bucket (most S3-compatible servers want this).
     #[arg(long)]

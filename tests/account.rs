@@ -294,3 +294,12 @@ fn check_looks_at_the_local_side_too() {
     std::fs::remove_dir_all(f.path("local")).unwrap();
     common::haul(f.dir.path(), &["check", &m]).expect_code(1).expect_output(&["does not exist: check `local`"]);
 }
+
+#[test]
+fn endpoint_url_is_accepted_as_aws_cli_spells_it() {
+    let f = Fixture::s3s_fs();
+    f.put("data/a.csv", b"a");
+    let out =
+        haul_with(f.dir.path(), &[], &["ls", "s3://plan-test/data/", "--endpoint-url", &f.endpoint, "--path-style"]);
+    out.expect_code(0).expect_output(&["a.csv"]);
+}
