@@ -89,6 +89,23 @@ pub struct TargetArgs {
     pub path_style: bool,
 }
 
+/// Which transfers of a manifest a command runs (`plan`, `apply`, `check`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OnlyArgs {
+    /// Only the transfer with this name (repeatable; all of them without it). Not with a
+    /// saved plan, which is applied whole.
+    #[arg(long, value_name = "NAME")]
+    pub only: Vec<String>,
+}
+
+/// How a command prints its result (`plan`, `apply`'s report, `check`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutputArgs {
+    /// A table for people, or JSON for programs, on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
 /// Splitting one manifest across several copies of haul.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ShardArgs {
@@ -133,12 +150,10 @@ pub enum Command {
         /// The manifest.
         #[arg(value_name = "MANIFEST")]
         manifest: PathBuf,
-        /// Plan only this transfer (repeatable).
-        #[arg(long, value_name = "NAME")]
-        only: Vec<String>,
-        /// Table for people, JSON for programs.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-        output: OutputFormat,
+        #[command(flatten)]
+        only: OnlyArgs,
+        #[command(flatten)]
+        output: OutputArgs,
         /// Exit 3 when anything would change, 0 when nothing would.
         #[arg(long)]
         detailed_exitcode: bool,
@@ -162,12 +177,10 @@ pub enum Command {
         /// A manifest, or a plan file written by `haul plan -o`.
         #[arg(value_name = "MANIFEST|PLAN")]
         target: PathBuf,
-        /// Apply only this transfer (repeatable; manifests only).
-        #[arg(long, value_name = "NAME")]
-        only: Vec<String>,
-        /// The run report for people (table) or programs (json), on stdout.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-        output: OutputFormat,
+        #[command(flatten)]
+        only: OnlyArgs,
+        #[command(flatten)]
+        output: OutputArgs,
         /// Also write the run report as JSON to FILE. `{shard}` in the name becomes the shard
         /// (`2-of-4`, or `all`).
         #[arg(long, value_name = "FILE")]
@@ -248,13 +261,13 @@ pub enum Command {
         after_help = "Examples:\n  haul check nightly.yaml\n  haul check nightly.yaml --only daily-reports --output json"
     )]
     Check {
+        /// The manifest.
         #[arg(value_name = "MANIFEST")]
         manifest: PathBuf,
-        /// Check only this transfer (repeatable).
-        #[arg(long, value_name = "NAME")]
-        only: Vec<String>,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-        output: OutputFormat,
+        #[command(flatten)]
+        only: OnlyArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 
     /// Print the manifest's JSON schema (for editors: yaml-language-server, VS Code).

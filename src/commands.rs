@@ -29,12 +29,12 @@ pub fn run(cli: Cli, style: Style) -> Result<Exit, HaulError> {
         Command::Validate { manifests } => validate(&manifests, style),
         Command::Plan { manifest, only, output, detailed_exitcode, out, shard } => {
             let shard = resolve_shard(&shard)?;
-            plan(&manifest, &only, output, detailed_exitcode, out.as_deref(), shard, style)
+            plan(&manifest, &only.only, output.output, detailed_exitcode, out.as_deref(), shard, style)
         }
         Command::Apply { target, only, output, report, metrics_file, quiet, progress_interval, lock_file, shard } => {
             let mut options = ApplyOptions {
-                only,
-                output,
+                only: only.only,
+                output: output.output,
                 report,
                 metrics_file,
                 lock_file,
@@ -71,7 +71,7 @@ pub fn run(cli: Cli, style: Style) -> Result<Exit, HaulError> {
             };
             ls(url.as_deref(), &target, request_payer, options)
         }
-        Command::Check { manifest, only, output } => check(&manifest, &only, output, style),
+        Command::Check { manifest, only, output } => check(&manifest, &only.only, output.output, style),
         Command::Schema => schema(),
         Command::Init { path } => init(&path),
         Command::Completions { shell } => {
