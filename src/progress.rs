@@ -222,7 +222,11 @@ fn lines(counters: &Counters, stop: &AtomicBool, every: Duration) {
         }
         std::thread::sleep(Duration::from_millis(100).min(every));
     }
-    print_line(counters, started.elapsed());
+    // The closing line, when there was something to move (else the report says it all, and
+    // `0/0 objects, 0 B of 0 B` is only noise in a cron mail).
+    if counters.objects_total.load(Ordering::Relaxed) > 0 {
+        print_line(counters, started.elapsed());
+    }
 }
 
 fn print_line(counters: &Counters, elapsed: Duration) {

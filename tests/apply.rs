@@ -320,6 +320,10 @@ fn under_a_pipe_progress_is_plain_timestamped_lines() {
     let quiet = f.apply(&[&m, "--only", "up", "--quiet"]);
     quiet.expect_code(0);
     assert_eq!(quiet.stderr, "");
+    // Nothing to move: no `0/0 objects` line, only the report.
+    let idle = f.apply(&[&m, "--only", "up"]);
+    idle.expect_code(0);
+    assert!(!idle.stderr.contains(" haul: 0/0 objects"), "{}", idle.stderr);
 }
 
 #[test]
