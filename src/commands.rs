@@ -14,7 +14,7 @@ use crate::listing::local::LocalWalk;
 use crate::listing::remote::{FolderListing, ListError, Order, RemoteListing};
 use crate::manifest::{self, Job};
 use crate::manifest::{CompareMode, Direction, S3Target};
-use crate::plan::expected::ExpectedWrites;
+use crate::plan::expected::{ExpectedWrites, Writers};
 use crate::plan::{ManifestRef, PlanDocument, TransferPlan};
 use crate::progress::{Counters, ProgressMode, Ticker};
 use crate::render::{self, Style};
@@ -232,17 +232,20 @@ fn plan(
     let mut clients = Clients::default();
     let created = crate::plan::saved::now_seconds();
     let mut planned: Vec<&Job> = Vec::new();
-    let mut plans = Vec::new();
+    let mut plans: Vec<TransferPlan> = Vec::new();
+    let mut writers = Writers::default();
     let mut failed = false;
     for job in jobs {
         let client = clients.get(&runtime, job);
         // `apply` will run the transfers before this one first: plan it on what they write.
-        let expected = ExpectedWrites::for_source_of(job, planned.iter().copied().zip(&plans), created * 1000);
+        let earlier = writers.under_source_of(job).into_iter().map(|i| (planned[i], &plans[i]));
+        let expected = ExpectedWrites::for_source_of(job, earlier, created * 1000);
         match plan_job(job, &client, runtime.handle(), shard, &expected, created) {
             Ok(plan) => {
                 if output == OutputFormat::Table {
                     let _ = write!(std::io::stdout(), "{}", crate::plan::render::table(&plan));
                 }
+                writers.add(plans.len(), job);
                 planned.push(job);
                 plans.push(plan);
             }
@@ -378,6 +381,7 @@ fn apply_saved(document: PlanDocument, options: &ApplyOptions, style: Style) -> 
     let runtime = runtime()?;
     let mut clients = Clients::default();
     let mut transfers: Vec<Transfer> = Vec::new();
+    let mut writers = Writers::default();
     let mut stale = Vec::new();
     for plan in &document.transfers {
         // The digest matched, so every transfer in the plan is in the manifest.
@@ -387,13 +391,14 @@ fn apply_saved(document: PlanDocument, options: &ApplyOptions, style: Style) -> 
         let client = clients.get(&runtime, job);
         if plan.has_changes() {
             // What the transfers before this one will write was planned in, as `plan` did.
-            let earlier = transfers.iter().map(|t| (t.job, t.plan));
+            let earlier = writers.under_source_of(job).into_iter().map(|i| (transfers[i].job, transfers[i].plan));
             let expected = ExpectedWrites::for_source_of(job, earlier, document.created * 1000);
             let (found, _) = with_listings(job, &client, runtime.handle(), |source, destination| {
                 plan.stale_objects(expected.overlay(source), destination)
             })?;
             stale.extend(found);
         }
+        writers.add(transfers.len(), job);
         transfers.push(Transfer { job, plan, client });
     }
     if !stale.is_empty() {

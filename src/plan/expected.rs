@@ -14,6 +14,65 @@ use super::{ActionKind, TransferPlan};
 use crate::listing::{Entry, Item, check_key, item_order};
 use crate::manifest::{Direction, Job};
 
+/// The transfers planned so far (by their index in run order), found by where they write,
+/// so a later transfer looks only at those that write where it reads: a manifest may hold
+/// 100,000 transfers, and asking every earlier one would make planning quadratic.
+#[derive(Debug, Default)]
+pub struct Writers {
+    /// Where each writes (see [`place`]) -> the transfers writing exactly there.
+    places: BTreeMap<String, Vec<usize>>,
+}
+
+impl Writers {
+    /// Notes that transfer `index` writes where `job` writes.
+    pub fn add(&mut self, index: usize, job: &Job) {
+        let written = match job.direction {
+            Direction::Upload => remote_place(job),
+            Direction::Download => local_place(&job.local),
+        };
+        self.places.entry(written).or_default().push(index);
+    }
+
+    /// The transfers that write at, inside or above where `job` reads, in run order.
+    pub fn under_source_of(&self, job: &Job) -> Vec<usize> {
+        let read = match job.direction {
+            Direction::Download => remote_place(job),
+            Direction::Upload => local_place(&job.local),
+        };
+        // At or inside: the places that start with it (a place ends with its separator).
+        let mut found: Vec<usize> = self
+            .places
+            .range(read.clone()..)
+            .take_while(|(place, _)| place.starts_with(read.as_str()))
+            .flat_map(|(_, writers)| writers.iter().copied())
+            .collect();
+        // Above: the places it starts with, one per enclosing level.
+        for (end, _) in read.match_indices(['/', '\0']) {
+            if let Some(writers) = self.places.get(&read[..=end]).filter(|_| end + 1 < read.len()) {
+                found.extend(writers);
+            }
+        }
+        found.sort_unstable();
+        found
+    }
+}
+
+/// A bucket prefix as a place: `s3`, the server, the bucket and the prefix (a folder: it ends
+/// in `/`), so a place inside another starts with it.
+fn remote_place(job: &Job) -> String {
+    format!("s3\0{}\0{}\0{}", job.target.endpoint.as_deref().unwrap_or(""), job.bucket, job.prefix)
+}
+
+/// A local folder as a place: its components, each followed by `/`.
+fn local_place(folder: &Path) -> String {
+    let mut place = String::from("local\0");
+    for part in folder.components().filter(|c| matches!(c, std::path::Component::Normal(_))) {
+        place.push_str(&part.as_os_str().to_string_lossy());
+        place.push('/');
+    }
+    place
+}
+
 /// The entries earlier transfers will write under one transfer's source, by key and stored
 /// name; `None` for one they will remove.
 #[derive(Debug, Default)]
@@ -227,6 +286,31 @@ mod tests {
         elsewhere.bucket = down.bucket.clone();
         elsewhere.target.endpoint = Some("http://127.0.0.1:1".into());
         assert!(ExpectedWrites::for_source_of(&elsewhere, [(&up, &plan)], 7_000).is_empty());
+    }
+
+    #[test]
+    fn writers_are_found_at_inside_and_above_the_place_read() {
+        let mut writers = Writers::default();
+        let jobs = [
+            job("w0", Direction::Upload, "samples/2026/", "/a"),
+            job("w1", Direction::Upload, "other/", "/b"),
+            job("w2", Direction::Upload, "", "/c"),
+            job("w3", Direction::Download, "x/", "/data/in"),
+            job("w4", Direction::Download, "y/", "/elsewhere"),
+            job("w5", Direction::Upload, "samples-old/", "/d"),
+        ];
+        for (index, writer) in jobs.iter().enumerate() {
+            writers.add(index, writer);
+        }
+        // Reading samples/: w0 writes inside it, w2 the whole bucket above it; not other/ nor
+        // samples-old/ (a prefix is a folder).
+        assert_eq!(writers.under_source_of(&job("r", Direction::Download, "samples/", "/r")), vec![0, 2]);
+        // Reading /data: w3 writes inside it; reading /data/in/sub: w3 writes above it.
+        assert_eq!(writers.under_source_of(&job("r", Direction::Upload, "z/", "/data")), vec![3]);
+        assert_eq!(writers.under_source_of(&job("r", Direction::Upload, "z/", "/data/in/sub")), vec![3]);
+        let mut elsewhere = job("r", Direction::Download, "samples/", "/r");
+        elsewhere.target.endpoint = Some("http://127.0.0.1:1".into());
+        assert!(writers.under_source_of(&elsewhere).is_empty());
     }
 
     #[test]
