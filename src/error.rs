@@ -192,9 +192,9 @@ impl HaulError {
 
 /// One sentence on what to do about a failed request of the account commands.
 pub fn request_help(failure: &crate::s3::RequestFailure, set_in: SetIn) -> String {
-    let code = failure.code.as_deref();
+    // A bodiless 404 (HeadBucket) says no more than NoSuchBucket does.
+    let code = failure.code.as_deref().map(|code| if code == "NotFound" { "NoSuchBucket" } else { code });
     crate::advice::shared(code, failure.bucket_region.as_deref(), set_in).unwrap_or_else(|| match code {
-        Some("NotFound") => "check the bucket name; `haul ls` lists the buckets these credentials see".into(),
         Some("AccessDenied") => {
             "these credentials may not do this: check which identity is in use (`haul whoami`) and its policy".into()
         }

@@ -248,7 +248,7 @@ fn local_check(job: &Job) -> (Status, String) {
             if !existing.is_dir() {
                 return (Status::Fail, format!("{what} is not a folder"));
             }
-            if !writable(existing) {
+            if !crate::listing::local::may_access(existing, libc::W_OK | libc::X_OK) {
                 return (Status::Fail, format!("cannot write in {what}: check its owner and permissions"));
             }
             match free_bytes(existing) {
@@ -259,15 +259,6 @@ fn local_check(job: &Job) -> (Status, String) {
             }
         }
     }
-}
-
-/// Whether this process may create files in `folder` (the kernel decides: root, ACLs).
-fn writable(folder: &std::path::Path) -> bool {
-    let Ok(path) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(folder.as_os_str())) else {
-        return false;
-    };
-    // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
-    unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::W_OK | libc::X_OK, libc::AT_EACCESS) == 0 }
 }
 
 /// Bytes free for this user on the file system holding `folder`.

@@ -237,14 +237,17 @@ fn readable(path: &Path, meta: &Metadata) -> bool {
     } else {
         mode & 0o004 != 0
     };
-    if allowed {
-        return true;
-    }
+    allowed || may_access(path, libc::R_OK)
+}
+
+/// Whether this process may access `path` in `mode` (`libc::R_OK`, `W_OK | X_OK`, ...), as the
+/// kernel decides it with the effective ids: root, capabilities and ACLs included.
+pub fn may_access(path: &Path, mode: libc::c_int) -> bool {
     let Ok(c_path) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) else {
-        return true;
+        return false;
     };
     // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
-    unsafe { libc::faccessat(libc::AT_FDCWD, c_path.as_ptr(), libc::R_OK, libc::AT_EACCESS) == 0 }
+    unsafe { libc::faccessat(libc::AT_FDCWD, c_path.as_ptr(), mode, libc::AT_EACCESS) == 0 }
 }
 
 fn folder_id(meta: &Metadata) -> (u64, u64) {
