@@ -338,14 +338,7 @@ fn a_closed_pipe_is_not_an_error() {
     }
     let m = f.manifest("upload", "");
     for args in [vec!["plan", m.as_str()], vec!["plan", m.as_str(), "--output", "json"], vec!["schema"]] {
-        let mut child = common::haul_command(f.dir.path())
-            .args(&args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        drop(child.stdout.take());
-        let out = common::Outcome::from(child.wait_with_output().unwrap());
+        let out = common::haul_into_closed_pipe(f.dir.path(), &args);
         out.expect_code(0);
         assert!(out.stderr.is_empty(), "{args:?}: {}", out.stderr);
     }

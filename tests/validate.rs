@@ -546,14 +546,7 @@ fn completions_and_the_man_page_come_from_the_cli_definitions() {
     man.expect_code(0).expect_output(&[".TH haul 1", "apply", "validate", "whoami"]);
     // A closed pipe is not an error here either.
     for args in [&["completions", "bash"][..], &["man"][..]] {
-        let mut child = common::haul_command(dir.path())
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        drop(child.stdout.take());
-        let out = common::Outcome::from(child.wait_with_output().unwrap());
+        let out = common::haul_into_closed_pipe(dir.path(), args);
         out.expect_code(0);
         assert!(out.stderr.is_empty(), "{args:?}: {}", out.stderr);
     }

@@ -86,6 +86,18 @@ impl From<std::process::Output> for Outcome {
     }
 }
 
+/// Runs `haul ARGS` in `dir` with its stdout closed before it writes (`haul ... | head -0`).
+pub fn haul_into_closed_pipe(dir: &Path, args: &[&str]) -> Outcome {
+    let mut child = haul_command(dir)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run haul");
+    drop(child.stdout.take());
+    Outcome::from(child.wait_with_output().expect("wait for haul"))
+}
+
 /// Writes `text` to `dir/name` and returns the path.
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
