@@ -23,8 +23,9 @@ impl Style {
     }
 }
 
-/// Renders one manifest problem with its source line.
-pub fn problem(source: &SourceFile, problem: &Problem, style: Style) -> String {
+/// Renders one manifest problem with its source lines (`starts`: where each line of the
+/// file starts, worked out once for all its problems).
+fn problem(source: &SourceFile, starts: &[usize], problem: &Problem, style: Style) -> String {
     let severity = match problem.severity {
         Severity::Error => miette::Severity::Error,
         Severity::Warning => miette::Severity::Warning,
@@ -42,7 +43,7 @@ pub fn problem(source: &SourceFile, problem: &Problem, style: Style) -> String {
     let mut out = String::new();
     match problem.location {
         Some(location) => {
-            let snippet = Snippet::around(source, location);
+            let snippet = Snippet::around(source, starts, location);
             let label = problem.label.as_deref().map(fit);
             diagnostic = diagnostic.with_label(LabeledSpan::new(label, snippet.offset, snippet.len));
             let report = miette::Report::new(diagnostic).with_source_code(snippet);
@@ -59,8 +60,9 @@ pub fn problem(source: &SourceFile, problem: &Problem, style: Style) -> String {
 /// Renders every problem of a file, warnings and errors in file order.
 pub fn problems(source: &SourceFile, problems: &[Problem], style: Style) -> String {
     let mut out = String::new();
+    let starts = crate::manifest::line_starts(&source.text);
     for item in problems {
-        out.push_str(&problem(source, item, style));
+        out.push_str(&problem(source, &starts, item, style));
         out.push('\n');
     }
     let errors = problems.iter().filter(|p| p.is_error()).count();
@@ -122,12 +124,16 @@ struct Snippet {
 }
 
 impl Snippet {
-    fn around(source: &SourceFile, location: crate::manifest::Location) -> Snippet {
+    fn around(source: &SourceFile, starts: &[usize], location: crate::manifest::Location) -> Snippet {
         let line_index = location.line.saturating_sub(1);
         let first_line = line_index.saturating_sub(1);
-        // Lines as YAML counts them: a lone CR ends one too.
-        let text = source.text.replace("\r\n", "\n");
-        let lines: Vec<&str> = text.split(['\n', '\r']).skip(first_line).take(line_index + 2 - first_line).collect();
+        // Lines as YAML counts them (a lone CR ends one too), without their line break.
+        let line = |index: usize| {
+            let start = *starts.get(index)?;
+            let end = starts.get(index + 1).copied().unwrap_or(source.text.len());
+            Some(source.text[start..end].trim_end_matches(['\r', '\n']))
+        };
+        let lines: Vec<&str> = (first_line..=line_index + 1).map_while(line).collect();
         let column = location.column.saturating_sub(1);
         // The window is the same for the lines around, so columns still line up.
         let start = column.saturating_sub(LINE_WINDOW);

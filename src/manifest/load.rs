@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::model::{Direction, MANIFEST_VERSION, Settings, TransferSpec, schema_index};
 use super::places::{Places, shifted};
-use super::problem::{Location, Problem, SourceFile, did_you_mean};
+use super::problem::{Location, Problem, SourceFile, did_you_mean, line_starts};
 use super::{ManifestError, TRANSFER_ONLY_KEYS};
 
 /// Reads `path` and parses it as YAML. Problems of the file itself (missing, a directory, not
@@ -263,27 +263,6 @@ fn parse_in_pieces(text: &str, layout: &TransferLines) -> Option<Parsed> {
 
 /// What parsing gives: the spec and its problems, or the problems that stop it (not YAML).
 type Parsed = Result<(ParsedSpec, Vec<Problem>), Vec<Problem>>;
-
-/// The byte offset where each line starts, lines ending as YAML ends them (LF, CRLF, CR).
-fn line_starts(text: &str) -> Vec<usize> {
-    let bytes = text.as_bytes();
-    let mut starts = vec![0];
-    let mut at = 0;
-    while at < bytes.len() {
-        match bytes[at] {
-            b'\r' if bytes.get(at + 1) == Some(&b'\n') => {
-                at += 2;
-                starts.push(at);
-            }
-            b'\r' | b'\n' => {
-                at += 1;
-                starts.push(at);
-            }
-            _ => at += 1,
-        }
-    }
-    starts
-}
 
 fn is_blank(text: &str) -> bool {
     text.lines().all(|line| {

@@ -13,7 +13,7 @@ pub use model::{
     ByteSize, CompareMode, Direction, MANIFEST_VERSION, ManifestSpec, RequestPayer, ServerSideEncryption, Settings,
     StorageClass, TransferSpec, manifest_schema,
 };
-pub use problem::{Location, Problem, Severity, SourceFile};
+pub use problem::{Location, Problem, Severity, SourceFile, line_starts};
 
 use crate::filter::Filter;
 

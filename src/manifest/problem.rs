@@ -77,6 +77,27 @@ pub struct SourceFile {
     pub text: Arc<str>,
 }
 
+/// The byte offset where each line starts, lines ending as YAML ends them (LF, CRLF, CR).
+pub fn line_starts(text: &str) -> Vec<usize> {
+    let bytes = text.as_bytes();
+    let mut starts = vec![0];
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'\r' if bytes.get(at + 1) == Some(&b'\n') => {
+                at += 2;
+                starts.push(at);
+            }
+            b'\r' | b'\n' => {
+                at += 1;
+                starts.push(at);
+            }
+            _ => at += 1,
+        }
+    }
+    starts
+}
+
 /// The closest candidate to a misspelled word, when one is close enough to suggest.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
