@@ -311,13 +311,14 @@ impl TransferCheck<'_, '_> {
         }
         let include = settings.include.clone().unwrap_or_default();
         let exclude = settings.exclude.clone().unwrap_or_default();
-        let lists = (include.clone(), exclude.clone(), extensions.clone());
-        let known = self.filters.get(&lists).cloned();
-        let filter = match known.map_or_else(|| Filter::new(&include, &exclude, &extensions), Ok) {
-            Ok(filter) => {
-                self.filters.entry(lists).or_insert_with(|| filter.clone());
-                Some(filter)
+        let compiled = match self.filters.entry((include.clone(), exclude.clone(), extensions.clone())) {
+            std::collections::hash_map::Entry::Occupied(known) => Ok(known.get().clone()),
+            std::collections::hash_map::Entry::Vacant(new) => {
+                Filter::new(&include, &exclude, &extensions).map(|filter| new.insert(filter).clone())
             }
+        };
+        let filter = match compiled {
+            Ok(filter) => Some(filter),
             Err(err) => {
                 let key = match err.list {
                     PatternList::Include => "include",
