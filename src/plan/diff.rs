@@ -337,10 +337,12 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
     fn shadowed(&mut self, key: &str) -> bool {
         let covers = |shadow: &str| shadow == key || (shadow.ends_with('/') && key.starts_with(shadow));
         // Destination keys come in order: a shadow below `key` that does not cover it is past.
+        // What is left starts with the smallest shadow, and only it can cover `key` (a shadow
+        // covers keys at or after it; one after `key` cannot).
         while self.shadows.front().is_some_and(|front| front.as_str() < key && !covers(front)) {
             self.shadows.pop_front();
         }
-        self.shadows.iter().any(|shadow| covers(shadow))
+        self.shadows.front().is_some_and(|shadow| covers(shadow))
     }
 
     /// Queues the decisions for one key that has twins (see [`diff`] for the rule).
