@@ -196,8 +196,11 @@ impl Moto {
         let unchecked = (1 + keys.len() + 3).to_string();
         let moto = Self::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", &unchecked)])?;
         let python = Self::binary().with_file_name("python");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/moto_iam_user.py");
-        let output = Command::new(python).arg(script).args([moto.endpoint(), bucket, policy]).args(keys).output()?;
+        // Compiled in, not found by path: a test binary built in another clone of the
+        // repository (a shared CARGO_TARGET_DIR) would look for the script there.
+        const SCRIPT: &str = include_str!("../scripts/moto_iam_user.py");
+        let output =
+            Command::new(python).args(["-c", SCRIPT]).args([moto.endpoint(), bucket, policy]).args(keys).output()?;
         if !output.status.success() {
             return Err(std::io::Error::other(format!(
                 "seeding moto failed: {}",

@@ -105,9 +105,11 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// The repository root (for examples/ and schemas/).
+/// The repository root (for examples/ and schemas/). Read when the test runs (cargo and
+/// nextest set it): the path compiled in is the clone that built the binary, which with a
+/// shared CARGO_TARGET_DIR may be another one.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 /// A server, a bucket, and a folder for the local side.
