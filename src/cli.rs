@@ -133,11 +133,7 @@ pub enum Command {
     /// Prints one line per transfer, or every problem found with file:line:column and how to
     /// fix it. Exits 2 when any manifest is invalid. Touches no network.
     #[command(after_help = "Example:\n  haul validate examples/*.yaml")]
-    Validate {
-        /// Manifest files to check.
-        #[arg(required = true, value_name = "MANIFEST")]
-        manifests: Vec<PathBuf>,
-    },
+    Validate(ValidateArgs),
 
     /// Show what apply would do: list both sides, diff them, print every action and skip.
     ///
@@ -146,24 +142,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  haul plan nightly.yaml\n  haul plan nightly.yaml --only daily-reports --output json\n  haul plan nightly.yaml --detailed-exitcode   # 0: nothing to do, 3: changes pending"
     )]
-    Plan {
-        /// The manifest.
-        #[arg(value_name = "MANIFEST")]
-        manifest: PathBuf,
-        #[command(flatten)]
-        only: OnlyArgs,
-        #[command(flatten)]
-        output: OutputArgs,
-        /// Exit 3 when anything would change, 0 when nothing would.
-        #[arg(long)]
-        detailed_exitcode: bool,
-        /// Also save the plan to FILE, for `haul apply FILE` to carry out exactly. `{shard}` in
-        /// the name becomes the shard (`2-of-4`).
-        #[arg(short = 'o', long = "out", value_name = "FILE")]
-        out: Option<PathBuf>,
-        #[command(flatten)]
-        shard: ShardArgs,
-    },
+    Plan(PlanArgs),
 
     /// Carry out a manifest (plan, then transfer) or a plan saved with `haul plan -o`.
     ///
@@ -173,35 +152,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  haul apply nightly.yaml\n  haul apply nightly.yaml --only daily-reports --report run.json\n  haul plan nightly.yaml -o plan.json && haul apply plan.json\n  haul apply nightly.yaml --quiet --metrics-file /var/lib/node_exporter/textfile/haul.prom\n  haul apply nightly.yaml --shard auto --report report-{shard}.json   # one copy of an array job"
     )]
-    Apply {
-        /// A manifest, or a plan file written by `haul plan -o`.
-        #[arg(value_name = "MANIFEST|PLAN")]
-        target: PathBuf,
-        #[command(flatten)]
-        only: OnlyArgs,
-        #[command(flatten)]
-        output: OutputArgs,
-        /// Also write the run report as JSON to FILE. `{shard}` in the name becomes the shard
-        /// (`2-of-4`, or `all`).
-        #[arg(long, value_name = "FILE")]
-        report: Option<PathBuf>,
-        /// Write Prometheus metrics of the run to FILE (for node_exporter's textfile collector;
-        /// written to a temp file and renamed). `{shard}` works as in `--report`.
-        #[arg(long, value_name = "FILE")]
-        metrics_file: Option<PathBuf>,
-        /// No progress; only the report (and errors).
-        #[arg(short, long)]
-        quiet: bool,
-        /// Seconds between progress lines when stderr is not a terminal (cron, pipes).
-        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
-        progress_interval: u64,
-        /// The run lock (default: one per manifest in $XDG_RUNTIME_DIR or the temp folder).
-        /// Shards also lock `PATH` shared and `PATH.shard-I-of-N.lock` exclusively.
-        #[arg(long, value_name = "PATH")]
-        lock_file: Option<PathBuf>,
-        #[command(flatten)]
-        shard: ShardArgs,
-    },
+    Apply(ApplyArgs),
 
     /// Who am I: where the credentials come from, the masked access key, the region, the
     /// caller identity (STS) and the canonical user ID (the owner ID in S3 ACLs).
@@ -211,15 +162,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  haul whoami\n  haul whoami --profile analytics\n  haul whoami --manifest nightly.yaml --output json"
     )]
-    Whoami {
-        #[command(flatten)]
-        target: TargetArgs,
-        /// Check the credentials of every transfer in this manifest.
-        #[arg(long, value_name = "MANIFEST", conflicts_with_all = ["profile", "region", "endpoint"])]
-        manifest: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-        output: OutputFormat,
-    },
+    Whoami(WhoamiArgs),
 
     /// List buckets, or the objects and folders under s3://bucket/prefix (like `aws s3 ls`).
     ///
@@ -227,30 +170,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  haul ls\n  haul ls s3://analytics-exports/reports/\n  haul ls s3://analytics-exports/reports/ --recursive --human-readable --summarize\n  haul ls s3://shared-data/ --request-payer --owner"
     )]
-    Ls {
-        /// `s3://bucket` or `s3://bucket/prefix`; without it, the buckets.
-        #[arg(value_name = "S3_URL")]
-        url: Option<String>,
-        #[command(flatten)]
-        target: TargetArgs,
-        /// Every object under the prefix, not just one level.
-        #[arg(short, long)]
-        recursive: bool,
-        /// Sizes as `1.5 MiB`.
-        #[arg(long)]
-        human_readable: bool,
-        /// Print the object count and total size at the end.
-        #[arg(long)]
-        summarize: bool,
-        /// Show each object's owner ID.
-        #[arg(long)]
-        owner: bool,
-        /// Accept the request charges of a requester-pays bucket.
-        #[arg(long)]
-        request_payer: bool,
-        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
-        output: OutputFormat,
-    },
+    Ls(LsArgs),
 
     /// Check a manifest against the account without moving anything: buckets and regions,
     /// listing rights, read rights per extension, write rights, object owners.
@@ -260,15 +180,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  haul check nightly.yaml\n  haul check nightly.yaml --only daily-reports --output json"
     )]
-    Check {
-        /// The manifest.
-        #[arg(value_name = "MANIFEST")]
-        manifest: PathBuf,
-        #[command(flatten)]
-        only: OnlyArgs,
-        #[command(flatten)]
-        output: OutputArgs,
-    },
+    Check(CheckArgs),
 
     /// Print the manifest's JSON schema (for editors: yaml-language-server, VS Code).
     #[command(after_help = "Example:\n  haul schema > schemas/manifest.schema.json")]
@@ -276,22 +188,142 @@ pub enum Command {
 
     /// Write a commented starter manifest. Never overwrites an existing file.
     #[command(after_help = "Example:\n  haul init nightly.yaml && $EDITOR nightly.yaml")]
-    Init {
-        /// Where to write it.
-        #[arg(default_value = "haul.yaml", value_name = "FILE")]
-        path: PathBuf,
-    },
+    Init(InitArgs),
 
     /// Print shell completions for haul (from the same definitions as --help).
     #[command(after_help = "Examples:\n  haul completions bash > /etc/bash_completion.d/haul\n  \
                             haul completions zsh > \"${fpath[1]}/_haul\"\n  \
                             haul completions fish > ~/.config/fish/completions/haul.fish")]
-    Completions {
-        /// The shell.
-        shell: clap_complete::Shell,
-    },
+    Completions(CompletionsArgs),
 
     /// Print haul's man page (roff), generated from the same definitions as --help.
     #[command(after_help = "Example:\n  haul man > /usr/local/share/man/man1/haul.1 && man haul")]
     Man,
+}
+
+/// The arguments of `haul validate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ValidateArgs {
+    /// Manifest files to check.
+    #[arg(required = true, value_name = "MANIFEST")]
+    pub manifests: Vec<PathBuf>,
+}
+
+/// The arguments of `haul plan`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlanArgs {
+    /// The manifest.
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
+    #[command(flatten)]
+    pub only: OnlyArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Exit 3 when anything would change, 0 when nothing would.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Also save the plan to FILE, for `haul apply FILE` to carry out exactly. `{shard}` in
+    /// the name becomes the shard (`2-of-4`).
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub shard: ShardArgs,
+}
+
+/// The arguments of `haul apply`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApplyArgs {
+    /// A manifest, or a plan file written by `haul plan -o`.
+    #[arg(value_name = "MANIFEST|PLAN")]
+    pub target: PathBuf,
+    #[command(flatten)]
+    pub only: OnlyArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Also write the run report as JSON to FILE. `{shard}` in the name becomes the shard
+    /// (`2-of-4`, or `all`).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write Prometheus metrics of the run to FILE (for node_exporter's textfile collector;
+    /// written to a temp file and renamed). `{shard}` works as in `--report`.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+    /// No progress; only the report (and errors).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Seconds between progress lines when stderr is not a terminal (cron, pipes).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub progress_interval: u64,
+    /// The run lock (default: one per manifest in $XDG_RUNTIME_DIR or the temp folder).
+    /// Shards also lock `PATH` shared and `PATH.shard-I-of-N.lock` exclusively.
+    #[arg(long, value_name = "PATH")]
+    pub lock_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub shard: ShardArgs,
+}
+
+/// The arguments of `haul whoami`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WhoamiArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Check the credentials of every transfer in this manifest.
+    #[arg(long, value_name = "MANIFEST", conflicts_with_all = ["profile", "region", "endpoint"])]
+    pub manifest: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// The arguments of `haul ls`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LsArgs {
+    /// `s3://bucket` or `s3://bucket/prefix`; without it, the buckets.
+    #[arg(value_name = "S3_URL")]
+    pub url: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Every object under the prefix, not just one level.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Sizes as `1.5 MiB`.
+    #[arg(long)]
+    pub human_readable: bool,
+    /// Print the object count and total size at the end.
+    #[arg(long)]
+    pub summarize: bool,
+    /// Show each object's owner ID.
+    #[arg(long)]
+    pub owner: bool,
+    /// Accept the request charges of a requester-pays bucket.
+    #[arg(long)]
+    pub request_payer: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// The arguments of `haul check`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// The manifest.
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
+    #[command(flatten)]
+    pub only: OnlyArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The arguments of `haul init`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InitArgs {
+    /// Where to write it.
+    #[arg(default_value = "haul.yaml", value_name = "FILE")]
+    pub path: PathBuf,
+}
+
+/// The arguments of `haul completions`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
 }

@@ -103,7 +103,7 @@ fn stale_list(objects: &[crate::plan::StaleObject]) -> String {
             format!(
                 "  {}: {} ({side}: planned {}, now {})",
                 o.transfer,
-                crate::plan::render::printable(&o.key),
+                crate::text::printable(&o.key),
                 state(&o.planned),
                 state(&o.now)
             )
@@ -116,6 +116,17 @@ fn stale_list(objects: &[crate::plan::StaleObject]) -> String {
 }
 
 impl HaulError {
+    /// A transfer's listings failing, said with the transfer and its folder.
+    pub fn sides(job: &crate::manifest::Job, error: crate::listing::sides::SidesError) -> HaulError {
+        use crate::listing::sides::SidesError;
+        match error {
+            SidesError::LocalFolder(source) => {
+                HaulError::LocalFolder { transfer: job.name.clone(), path: job.local.clone(), source }
+            }
+            SidesError::Remote(source) => HaulError::Listing { transfer: job.name.clone(), source },
+        }
+    }
+
     /// How to fix it, when there is something to say.
     pub fn help(&self) -> Option<String> {
         match self {

@@ -3,7 +3,6 @@
 //! The pipeline is manifest → listing → plan → exec → report, one module per stage (see
 //! docs/ARCHITECTURE.md). `run` is what the binary calls; integration tests call the same code.
 
-pub mod account;
 pub mod advice;
 pub mod checksum;
 pub mod cli;

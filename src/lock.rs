@@ -31,7 +31,7 @@ pub fn default_path(manifest: &Path) -> PathBuf {
     use sha2::Digest as _;
     let absolute = std::path::absolute(manifest).unwrap_or_else(|_| manifest.to_path_buf());
     let digest = sha2::Sha256::digest(absolute.as_os_str().as_encoded_bytes());
-    let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let short = crate::text::hex(&digest[..8]);
     let folder = runtime_dir(std::env::var_os("XDG_RUNTIME_DIR")).unwrap_or_else(std::env::temp_dir);
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };

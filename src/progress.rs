@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::plan::render::human_bytes;
+use crate::text::human_bytes;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,7 +190,7 @@ fn bars(counters: &Counters, stop: &AtomicBool, multi: &indicatif::MultiProgress
                     };
                     bar.set_length(*size);
                     bar.set_position(*done);
-                    bar.set_message(crate::plan::render::printable(name));
+                    bar.set_message(crate::text::printable(name));
                 }
                 (None, Some(bar)) => {
                     bar.finish_and_clear();

@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::manifest::Direction;
-use crate::plan::render::{human_bytes, printable};
 use crate::plan::{ActionKind, Tally, TransferPlan};
 use crate::s3::RequestFailure;
+use crate::text::{human_bytes, printable};
 
 /// Version of the report's JSON shape.
 pub const REPORT_VERSION: u32 = 1;

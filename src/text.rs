@@ -16,6 +16,33 @@ pub fn printable_lines(text: &str) -> String {
     text.split('\n').map(printable).collect::<Vec<_>>().join("\n")
 }
 
+/// `1.5 MiB`, `10 B`.
+pub fn human_bytes(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).display().iec().to_string()
+}
+
+/// `text` followed by spaces up to `width` columns as a terminal shows them (a Hangul
+/// syllable takes two).
+pub fn pad(text: &str, width: usize) -> String {
+    use unicode_width::UnicodeWidthStr as _;
+    format!("{text}{}", " ".repeat(width.saturating_sub(text.width())))
+}
+
+/// `text` after spaces up to `width` columns: numbers aligned to the right.
+pub fn pad_left(text: &str, width: usize) -> String {
+    use unicode_width::UnicodeWidthStr as _;
+    format!("{}{text}", " ".repeat(width.saturating_sub(text.width())))
+}
+
+/// Bytes as lowercase hex (digests in file names, plan files and MD5 ETags).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+        let _ = write!(out, "{byte:02x}");
+        out
+    })
+}
+
 /// `text` cut to `max` characters, with `…` where it was cut: a message that quotes a value
 /// from a file stays one readable line however long the value is.
 pub fn shortened(text: &str, max: usize) -> String {
@@ -77,6 +104,19 @@ fn looks_like_access_key(token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hangul_is_padded_by_display_width() {
+        assert_eq!(pad("매출", 6), "매출  ");
+        assert_eq!(pad("ab", 6), "ab    ");
+        assert_eq!(pad_left("가", 3), " 가");
+    }
+
+    #[test]
+    fn hex_is_two_lowercase_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xab, 0xff]), "000fabff");
+        assert_eq!(hex(&[]), "");
+    }
 
     #[test]
     fn control_characters_are_escaped() {

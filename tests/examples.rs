@@ -6,7 +6,7 @@ mod common;
 
 use clap::Parser as _;
 use common::repo_root;
-use haul::cli::{Cli, Command};
+use haul::cli::{ApplyArgs, Cli, Command};
 
 fn example(path: &str) -> String {
     let path = repo_root().join("examples").join(path);
@@ -14,15 +14,13 @@ fn example(path: &str) -> String {
 }
 
 /// Parses a haul command line (`haul ...` or `/usr/local/bin/haul ...`) with haul's parser;
-/// it must be `haul apply`. Returns the target, the `--shard` value and the whole command.
-fn haul_apply(words: &[String]) -> (String, Option<String>, Command) {
+/// it must be `haul apply`. Returns the target, the `--shard` value and all its arguments.
+fn haul_apply(words: &[String]) -> (String, Option<String>, ApplyArgs) {
     let program = words.first().expect("a command");
     assert!(program == "haul" || program.ends_with("/haul"), "not a haul command: {words:?}");
     let cli = Cli::try_parse_from(words).unwrap_or_else(|e| panic!("haul rejects {words:?}:\n{e}"));
     match cli.command {
-        Command::Apply { ref target, ref shard, .. } => {
-            (target.to_string_lossy().into_owned(), shard.shard.clone(), cli.command)
-        }
+        Command::Apply(args) => (args.target.to_string_lossy().into_owned(), args.shard.shard.clone(), args),
         other => panic!("expected `haul apply`, got {other:?}"),
     }
 }
@@ -112,7 +110,7 @@ fn slurm_array_script_runs_the_manifest_as_shards() {
     }
     let (_, shard, command) = haul_apply(&words);
     assert_eq!(shard.as_deref(), Some("auto"));
-    let Command::Apply { report, metrics_file, .. } = command else { unreachable!() };
+    let ApplyArgs { report, metrics_file, .. } = command;
     // Every task writes its own files.
     assert!(report.unwrap().to_string_lossy().contains("{shard}"));
     assert!(metrics_file.unwrap().to_string_lossy().contains("{shard}"));
@@ -130,7 +128,7 @@ fn crontab_line_is_one_valid_entry() {
     assert!(!fields[5].contains('%'), "{}", fields[5]);
     let (_, shard, command) = haul_apply(&shell_words::split(fields[5]).unwrap());
     assert_eq!(shard, None, "one machine, no shards");
-    let Command::Apply { quiet, metrics_file, .. } = command else { unreachable!() };
+    let ApplyArgs { quiet, metrics_file, .. } = command;
     assert!(quiet && metrics_file.is_some());
 }
 

@@ -127,7 +127,7 @@ pub fn checksum_of(
 ) -> std::io::Result<String> {
     let mut buffer = vec![0u8; 1024 * 1024];
     let encode = |bytes: &[u8]| match algorithm {
-        Algorithm::Md5 => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        Algorithm::Md5 => crate::text::hex(bytes),
         _ => base64::engine::general_purpose::STANDARD.encode(bytes),
     };
     let Some(part_size) = part_size else {

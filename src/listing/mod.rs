@@ -4,6 +4,7 @@
 
 pub mod local;
 pub mod remote;
+pub mod sides;
 
 use std::path::{Path, PathBuf};
 

@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use unicode_width::UnicodeWidthStr;
 
 use super::{Tally, TransferPlan};
+// Keys may hold control characters (a hostile key): they are shown escaped, never raw.
+use crate::text::{human_bytes, pad, pad_left, printable};
 
 /// The table for one transfer: every action and notable skip, then the totals.
 pub fn table(plan: &TransferPlan) -> String {
@@ -73,32 +75,4 @@ pub fn summary_line(plan: &TransferPlan) -> String {
         }
     }
     parts.join("; ")
-}
-
-/// `1.5 MiB`, `10 B`.
-pub fn human_bytes(bytes: u64) -> String {
-    bytesize::ByteSize(bytes).display().iec().to_string()
-}
-
-/// Keys may hold control characters (a hostile key): show them escaped, never raw.
-pub use crate::text::printable;
-
-fn pad(text: &str, width: usize) -> String {
-    format!("{text}{}", " ".repeat(width.saturating_sub(text.width())))
-}
-
-fn pad_left(text: &str, width: usize) -> String {
-    format!("{}{text}", " ".repeat(width.saturating_sub(text.width())))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hangul_is_padded_by_display_width() {
-        assert_eq!(pad("매출", 6), "매출  ");
-        assert_eq!(pad("ab", 6), "ab    ");
-        assert_eq!(pad_left("가", 3), " 가");
-    }
 }

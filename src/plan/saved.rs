@@ -218,7 +218,7 @@ pub fn now_seconds() -> i64 {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    sha2::Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+    crate::text::hex(&sha2::Sha256::digest(bytes))
 }
 
 #[cfg(test)]

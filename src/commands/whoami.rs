@@ -5,7 +5,55 @@ use aws_credential_types::credential_feature::AwsCredentialFeature;
 use aws_credential_types::provider::ProvideCredentials as _;
 use serde::Serialize;
 
+use std::io::Write as _;
+
+use super::{flag_target, load_with_warnings, runtime};
+use crate::cli::{OutputFormat, WhoamiArgs};
+use crate::error::{Exit, HaulError};
 use crate::manifest::S3Target;
+use crate::render::Style;
+
+pub(super) fn run(args: &WhoamiArgs, style: Style) -> Result<Exit, HaulError> {
+    let (manifest, output) = (args.manifest.as_deref(), args.output);
+    let runtime = runtime()?;
+    let targets: Vec<(S3Target, &str)> = match manifest {
+        None => vec![(flag_target(&args.target, false), "--region")],
+        Some(path) => {
+            let loaded = load_with_warnings(path, style)?;
+            let mut distinct: Vec<S3Target> = Vec::new();
+            for job in &loaded.jobs {
+                // Request payer and retries do not change who one is.
+                let target = S3Target { request_payer: false, retries: 3, ..job.target.clone() };
+                if !distinct.contains(&target) {
+                    distinct.push(target);
+                }
+            }
+            distinct.into_iter().map(|t| (t, "the manifest")).collect()
+        }
+    };
+    let identities: Vec<_> =
+        targets.iter().map(|(target, explicit)| runtime.block_on(whoami(target, explicit))).collect();
+    let mut stdout = std::io::stdout().lock();
+    match output {
+        OutputFormat::Json => {
+            let value = if manifest.is_some() {
+                serde_json::to_string_pretty(&identities)
+            } else {
+                serde_json::to_string_pretty(&identities[0])
+            };
+            let _ = writeln!(stdout, "{}", value.expect("identities serialize"));
+        }
+        OutputFormat::Table => {
+            for (index, identity) in identities.iter().enumerate() {
+                if index > 0 {
+                    let _ = writeln!(stdout);
+                }
+                let _ = write!(stdout, "{}", table(identity));
+            }
+        }
+    }
+    Ok(if identities.iter().all(|i| i.ok()) { Exit::Success } else { Exit::Failure })
+}
 
 /// Everything `whoami` found out for one target. Never holds the secret key.
 #[derive(Debug, Clone, Serialize)]
@@ -41,7 +89,7 @@ impl Identity {
     }
 }
 
-pub use crate::text::mask;
+use crate::text::mask;
 
 /// Where the default chain found the credentials, from the features the SDK tags them with.
 fn credential_source(features: &[AwsCredentialFeature], profile: &str) -> String {

@@ -5,8 +5,40 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::plan::render::{human_bytes, printable};
+use super::{flag_target, runtime};
+use crate::cli::{LsArgs, OutputFormat};
+use crate::error::{Exit, HaulError};
 use crate::s3::{RequestFailure, request_failure};
+use crate::text::{human_bytes, printable};
+
+pub(super) fn run(args: &LsArgs) -> Result<Exit, HaulError> {
+    let options = LsOptions {
+        recursive: args.recursive,
+        human_readable: args.human_readable,
+        summarize: args.summarize,
+        owner: args.owner,
+        json: args.output == OutputFormat::Json,
+    };
+    let url = args.url.as_deref();
+    let runtime = runtime()?;
+    let target = flag_target(&args.target, args.request_payer);
+    let client = runtime.block_on(crate::s3::client(&target));
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let result = match url {
+        None => runtime
+            .block_on(list_buckets(&client, options, &mut stdout))
+            .map_err(|failure| HaulError::Request { what: "cannot list buckets".into(), failure }),
+        Some(text) => {
+            let url = S3Url::parse(text).ok_or_else(|| HaulError::BadS3Url { url: text.to_string() })?;
+            runtime.block_on(list_objects(&client, &url, options, &mut stdout)).map_err(|failure| HaulError::Request {
+                what: format!("cannot list s3://{}/{}", url.bucket, url.prefix),
+                failure,
+            })
+        }
+    };
+    let _ = stdout.flush();
+    result.map(|()| Exit::Success)
+}
 
 /// `s3://bucket/prefix` split.
 #[derive(Debug, Clone, PartialEq, Eq)]

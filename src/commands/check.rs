@@ -5,13 +5,40 @@
 
 use std::collections::BTreeMap;
 
+use std::io::Write as _;
+
 use serde::Serialize;
 
+use super::{Clients, load_with_warnings, runtime, select_jobs};
+use crate::cli::{CheckArgs, OutputFormat};
+use crate::error::{Exit, HaulError};
 use crate::listing::Item;
 use crate::listing::local::LocalWalk;
 use crate::manifest::{Direction, Job};
+use crate::render::Style;
 use crate::report::extension;
 use crate::s3::{RequestFailure, request_failure};
+
+pub(super) fn run(args: &CheckArgs, style: Style) -> Result<Exit, HaulError> {
+    let (path, only, output) = (args.manifest.as_path(), &args.only.only, args.output.output);
+    let loaded = load_with_warnings(path, style)?;
+    let jobs = select_jobs(&loaded.jobs, only)?;
+    let runtime = runtime()?;
+    let mut clients = Clients::default();
+    let mut rows = Vec::new();
+    for job in jobs {
+        let client = clients.get(&runtime, job);
+        let region = client.config().region().map(|r| r.to_string());
+        rows.extend(runtime.block_on(check_transfer(job, &client, region.as_deref())));
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = match output {
+        OutputFormat::Table => write!(stdout, "{}", table(&rows)),
+        OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&rows).expect("rows serialize")),
+    };
+    let failed = rows.iter().any(|row| row.status == Status::Fail);
+    Ok(if failed { Exit::Failure } else { Exit::Success })
+}
 
 /// How one check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -252,9 +279,7 @@ fn local_check(job: &Job) -> (Status, String) {
                 return (Status::Fail, format!("cannot write in {what}: check its owner and permissions"));
             }
             match free_bytes(existing) {
-                Some(free) => {
-                    (Status::Ok, format!("can write in {what}, {} free", crate::plan::render::human_bytes(free)))
-                }
+                Some(free) => (Status::Ok, format!("can write in {what}, {} free", crate::text::human_bytes(free))),
                 None => (Status::Ok, format!("can write in {what}")),
             }
         }
@@ -333,13 +358,12 @@ pub fn table(rows: &[CheckRow]) -> String {
     let check_width = width(&|r| &r.check).max("CHECK".len());
     let mut out = format!("{:<transfer_width$}  {:<check_width$}  STATUS  DETAIL\n", "TRANSFER", "CHECK");
     for row in rows {
-        let pad = |text: &str, w: usize| format!("{text}{}", " ".repeat(w.saturating_sub(text.width())));
         out.push_str(&format!(
             "{}  {}  {:<6}  {}\n",
-            pad(&row.transfer, transfer_width),
-            pad(&row.check, check_width),
+            crate::text::pad(&row.transfer, transfer_width),
+            crate::text::pad(&row.check, check_width),
             row.status.label(),
-            crate::plan::render::printable(&row.detail)
+            crate::text::printable(&row.detail)
         ));
     }
     out

@@ -1,0 +1,242 @@
+//! `haul apply`: carry out a manifest (each transfer planned right before it runs) or a saved
+//! plan (checked against fresh listings first), under the run lock, with progress, and end
+//! with the report and metrics.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::Path;
+
+use super::{Clients, load_with_warnings, print_warnings, resolve_shard, runtime, select_jobs};
+use crate::cli::{ApplyArgs, OutputFormat};
+use crate::error::{Exit, HaulError};
+use crate::exec::Transfer;
+use crate::listing::sides::with_sides;
+use crate::manifest;
+use crate::plan::expected::{ExpectedWrites, Writers};
+use crate::plan::{ManifestRef, PlanDocument};
+use crate::progress::{Counters, ProgressMode, Ticker};
+use crate::render::Style;
+use crate::report::{RunReport, TransferReport};
+use crate::shard::Shard;
+
+pub(super) fn run(args: ApplyArgs, style: Style) -> Result<Exit, HaulError> {
+    let mut options = ApplyOptions {
+        only: args.only.only,
+        output: args.output.output,
+        report: args.report,
+        metrics_file: args.metrics_file,
+        lock_file: args.lock_file,
+        progress: if args.quiet {
+            ProgressMode::Quiet
+        } else if std::io::stderr().is_terminal() {
+            ProgressMode::Bars
+        } else {
+            ProgressMode::Lines(std::time::Duration::from_secs(args.progress_interval.max(1)))
+        },
+        shard: resolve_shard(&args.shard)?,
+        manifest: args.target.clone(),
+    };
+    let started = std::time::SystemTime::now();
+    let result = apply(&args.target, &mut options, style);
+    // A successful or failed run wrote its metrics with its report; a run that stopped
+    // before transferring says so too, so a broken nightly job shows up. (Not a run
+    // that found the lock held: the holder will write them.)
+    if let (Err(err), Some(path)) = (&result, &options.metrics_file)
+        && !matches!(err, HaulError::Lock(crate::lock::LockError::Held { .. }))
+    {
+        write_metrics(path, &options, started, err.exit(), None);
+    }
+    result
+}
+
+struct ApplyOptions {
+    only: Vec<String>,
+    output: OutputFormat,
+    report: Option<std::path::PathBuf>,
+    metrics_file: Option<std::path::PathBuf>,
+    lock_file: Option<std::path::PathBuf>,
+    progress: ProgressMode,
+    /// From `--shard`, or from the saved plan.
+    shard: Option<Shard>,
+    /// The manifest the run carries out (a saved plan's own, once it is read).
+    manifest: std::path::PathBuf,
+}
+
+fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit, HaulError> {
+    crate::interrupt::install().map_err(HaulError::Runtime)?;
+    let text = std::fs::read_to_string(target)
+        .map_err(|source| HaulError::Manifest(manifest::ManifestError::Read { path: target.to_path_buf(), source }));
+    // A saved plan is JSON that says so; anything else is read as a manifest.
+    if let Ok(text) = &text
+        && let Some(document) = PlanDocument::from_json(text)
+            .map_err(|source| HaulError::PlanFile { path: target.to_path_buf(), source })?
+    {
+        if !options.only.is_empty() {
+            return Err(HaulError::OnlyWithSavedPlan);
+        }
+        if options.shard.is_some() {
+            return Err(HaulError::ShardWithSavedPlan);
+        }
+        options.shard = document.shard;
+        options.manifest = document.manifest.path.clone();
+        return apply_saved(document, options, style);
+    }
+    let loaded = load_with_warnings(target, style)?;
+    let jobs = select_jobs(&loaded.jobs, &options.only)?;
+    let _lock = take_lock(target, options)?;
+    let runtime = runtime()?;
+    let mut clients = Clients::default();
+    let run = Run::start(options);
+    let run_started = crate::plan::saved::now_seconds();
+    let mut reports = Vec::new();
+    // Each transfer is planned right before it runs, so a transfer sees what the ones before
+    // it wrote (an upload, then a download of the same prefix).
+    for job in jobs {
+        if crate::interrupt::requested() {
+            reports.push(TransferReport::interrupted_before_start(&job.name, job.direction));
+            continue;
+        }
+        let client = clients.get(&runtime, job);
+        match super::plan::plan_job(
+            job,
+            &client,
+            runtime.handle(),
+            options.shard,
+            &ExpectedWrites::default(),
+            run_started,
+        ) {
+            Ok(plan) => {
+                tracing::info!(transfer = %job.name, "planned: {}", crate::plan::render::summary_line(&plan));
+                let transfer = Transfer { job, plan: &plan, client };
+                reports.push(crate::exec::execute_transfer(&transfer, runtime.handle(), &run.counters));
+            }
+            // Said once, in the report (with its hint), not also on stderr.
+            Err(err) => {
+                let mut report = TransferReport::not_run(&job.name, job.direction, err.to_string());
+                report.hint = err.help();
+                reports.push(report);
+            }
+        }
+    }
+    run.finish(reports, options)
+}
+
+/// Carries out a saved plan after checking that nothing it acts on changed since.
+fn apply_saved(document: PlanDocument, options: &ApplyOptions, style: Style) -> Result<Exit, HaulError> {
+    let manifest_path = &document.manifest.path;
+    let _lock = take_lock(manifest_path, options)?;
+    let loaded = manifest::load_manifest(manifest_path)?;
+    if ManifestRef::new(manifest_path.clone(), &loaded.source.text) != document.manifest {
+        return Err(HaulError::ManifestChanged { path: manifest_path.clone() });
+    }
+    print_warnings(&loaded, style);
+    let runtime = runtime()?;
+    let mut clients = Clients::default();
+    let mut transfers: Vec<Transfer> = Vec::new();
+    let mut writers = Writers::default();
+    let mut stale = Vec::new();
+    for plan in &document.transfers {
+        // The digest matched, so every transfer in the plan is in the manifest.
+        let Some(job) = loaded.jobs.iter().find(|job| job.name == plan.name) else {
+            return Err(HaulError::ManifestChanged { path: manifest_path.clone() });
+        };
+        let client = clients.get(&runtime, job);
+        if plan.has_changes() {
+            // What the transfers before this one will write was planned in, as `plan` did.
+            let earlier = writers.under_source_of(job).into_iter().map(|i| (transfers[i].job, transfers[i].plan));
+            let expected = ExpectedWrites::for_source_of(job, earlier, document.created * 1000);
+            let (found, _) = with_sides(job, &client, runtime.handle(), |source, destination| {
+                plan.stale_objects(expected.overlay(source), destination)
+            })
+            .map_err(|err| HaulError::sides(job, err))?;
+            stale.extend(found);
+        }
+        writers.add(transfers.len(), job);
+        transfers.push(Transfer { job, plan, client });
+    }
+    if !stale.is_empty() {
+        return Err(HaulError::StalePlan { objects: stale });
+    }
+    let run = Run::start(options);
+    let reports = transfers.iter().map(|t| crate::exec::execute_transfer(t, runtime.handle(), &run.counters)).collect();
+    run.finish(reports, options)
+}
+
+/// The run lock of a manifest: `--lock-file`, or the default one for its path.
+fn take_lock(manifest: &Path, options: &ApplyOptions) -> Result<Vec<crate::lock::RunLock>, HaulError> {
+    let path = options.lock_file.clone().unwrap_or_else(|| crate::lock::default_path(manifest));
+    Ok(crate::lock::acquire_for(&path, options.shard)?)
+}
+
+/// One `apply`: the clock, the progress display, and the report at the end.
+struct Run {
+    started: std::time::SystemTime,
+    clock: std::time::Instant,
+    counters: std::sync::Arc<Counters>,
+    ticker: Ticker,
+}
+
+impl Run {
+    fn start(options: &ApplyOptions) -> Run {
+        let counters = std::sync::Arc::new(Counters::default());
+        let ticker = Ticker::start(counters.clone(), options.progress);
+        Run { started: std::time::SystemTime::now(), clock: std::time::Instant::now(), counters, ticker }
+    }
+
+    fn finish(self, reports: Vec<TransferReport>, options: &ApplyOptions) -> Result<Exit, HaulError> {
+        self.ticker.finish();
+        let mut report = RunReport::new(self.started, self.clock.elapsed(), reports);
+        report.shard = options.shard;
+        tracing::info!(
+            moved = report.moved.objects,
+            bytes = report.moved.bytes,
+            failed = report.failed.objects,
+            seconds = report.duration_seconds,
+            interrupted = report.interrupted,
+            "run finished"
+        );
+        let exit = if report.interrupted {
+            Exit::Interrupted
+        } else if report.succeeded() {
+            Exit::Success
+        } else {
+            Exit::Failure
+        };
+        if let Some(path) = &options.metrics_file {
+            write_metrics(path, options, self.started, exit, Some(&report));
+        }
+        if let Some(path) = &options.report {
+            let path = crate::shard::expand_path(path, options.shard);
+            crate::output_file::write(&path, (report.to_json() + "\n").as_bytes())
+                .map_err(|source| HaulError::Write { path, source })?;
+        }
+        let mut stdout = std::io::stdout().lock();
+        let _ = match options.output {
+            OutputFormat::Table => write!(stdout, "{}", report.table()),
+            OutputFormat::Json => writeln!(stdout, "{}", report.to_json()),
+        };
+        Ok(exit)
+    }
+}
+
+/// Writes the metrics file; a failure to write it is reported but does not change the run's
+/// outcome (the transfers are what matter).
+fn write_metrics(
+    path: &Path,
+    options: &ApplyOptions,
+    started: std::time::SystemTime,
+    exit: Exit,
+    report: Option<&RunReport>,
+) {
+    let path = crate::shard::expand_path(path, options.shard);
+    let run = crate::metrics::RunMetrics {
+        manifest: &options.manifest,
+        shard: options.shard,
+        started,
+        finished: std::time::SystemTime::now(),
+        exit_code: exit.code(),
+        report,
+    };
+    if let Err(err) = crate::metrics::write(&path, &run) {
+        eprintln!("warning: cannot write the metrics file `{}`: {err}", path.display());
+    }
+}

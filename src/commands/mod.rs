@@ -1,0 +1,105 @@
+//! One module per subcommand: each takes its parsed arguments, runs the stages it needs and
+//! prints its result. What several commands share (loading a manifest with its warnings,
+//! `--only`, `--shard`, SDK clients, the runtime) is here.
+
+mod apply;
+mod check;
+mod generate;
+mod init;
+mod ls;
+mod plan;
+mod schema;
+mod validate;
+mod whoami;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::cli::{Cli, Command, ShardArgs, TargetArgs};
+use crate::error::{Exit, HaulError};
+use crate::manifest::{self, Job, S3Target};
+use crate::render::{self, Style};
+use crate::shard::Shard;
+
+pub fn run(cli: Cli, style: Style) -> Result<Exit, HaulError> {
+    match cli.command {
+        Command::Validate(args) => validate::run(&args, style),
+        Command::Plan(args) => plan::run(&args, style),
+        Command::Apply(args) => apply::run(args, style),
+        Command::Whoami(args) => whoami::run(&args, style),
+        Command::Ls(args) => ls::run(&args),
+        Command::Check(args) => check::run(&args, style),
+        Command::Schema => schema::run(),
+        Command::Init(args) => init::run(&args.path),
+        Command::Completions(args) => generate::completions(args.shell),
+        Command::Man => generate::man(),
+    }
+}
+
+/// The shard of `--shard I/N` or `--shard auto` (from the batch engine's environment).
+fn resolve_shard(args: &ShardArgs) -> Result<Option<Shard>, HaulError> {
+    let shard = match args.shard.as_deref() {
+        None => return Ok(None),
+        Some("auto") => Shard::from_environment(|name| std::env::var(name).ok(), args.shard_count)?,
+        Some(text) => {
+            if let Some(count) = args.shard_count {
+                return Err(crate::shard::ShardError::CountWithoutAuto { count }.into());
+            }
+            Shard::parse(text)?
+        }
+    };
+    tracing::info!(%shard, "running one shard");
+    Ok(Some(shard))
+}
+
+/// One SDK client per distinct target (profile, region, endpoint, ...), shared by its jobs.
+#[derive(Default)]
+struct Clients(HashMap<S3Target, aws_sdk_s3::Client>);
+
+impl Clients {
+    fn get(&mut self, runtime: &tokio::runtime::Runtime, job: &Job) -> aws_sdk_s3::Client {
+        self.0.entry(job.target.clone()).or_insert_with(|| runtime.block_on(crate::s3::client(&job.target))).clone()
+    }
+}
+
+/// The target of a command that takes flags instead of a manifest.
+fn flag_target(args: &TargetArgs, request_payer: bool) -> S3Target {
+    S3Target {
+        profile: args.profile.clone(),
+        region: args.region.clone(),
+        endpoint: args.endpoint.clone(),
+        path_style: args.path_style,
+        request_payer,
+        retries: 3,
+    }
+}
+
+/// Loads a manifest for a command that goes on to use it; its warnings go to stderr.
+fn load_with_warnings(path: &Path, style: Style) -> Result<manifest::Manifest, HaulError> {
+    let loaded = manifest::load_manifest(path)?;
+    print_warnings(&loaded, style);
+    Ok(loaded)
+}
+
+fn print_warnings(loaded: &manifest::Manifest, style: Style) {
+    if !loaded.warnings.is_empty() {
+        eprint!("{}", render::problems(&loaded.source, &loaded.warnings, style));
+    }
+}
+
+/// The jobs `--only` names (all of them without it), in manifest order.
+fn select_jobs<'a>(jobs: &'a [Job], only: &[String]) -> Result<Vec<&'a Job>, HaulError> {
+    for name in only {
+        if !jobs.iter().any(|job| &job.name == name) {
+            return Err(HaulError::UnknownTransfer {
+                name: name.clone(),
+                known: jobs.iter().map(|job| job.name.clone()).collect(),
+            });
+        }
+    }
+    Ok(jobs.iter().filter(|job| only.is_empty() || only.contains(&job.name)).collect())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, HaulError> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(HaulError::Runtime)
+}

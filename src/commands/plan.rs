@@ -1,0 +1,130 @@
+//! `haul plan`: list both sides of each transfer, diff them, print (or save) what would move
+//! and why. Changes nothing. `plan_job` is also how `apply` plans a transfer right before
+//! running it.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use super::{Clients, load_with_warnings, resolve_shard, runtime, select_jobs};
+use crate::cli::{OutputFormat, PlanArgs};
+use crate::content_check::ContentChecker;
+use crate::error::{Exit, HaulError};
+use crate::listing::sides::with_sides;
+use crate::manifest::{CompareMode, Direction, Job};
+use crate::plan::expected::{ExpectedWrites, Writers};
+use crate::plan::{ManifestRef, PlanDocument, TransferPlan};
+use crate::render::{self, Style};
+use crate::shard::Shard;
+
+pub(super) fn run(args: &PlanArgs, style: Style) -> Result<Exit, HaulError> {
+    let shard = resolve_shard(&args.shard)?;
+    let (path, output) = (args.manifest.as_path(), args.output.output);
+    let loaded = load_with_warnings(path, style)?;
+    let jobs = select_jobs(&loaded.jobs, &args.only.only)?;
+    let runtime = runtime()?;
+    let mut clients = Clients::default();
+    let created = crate::plan::saved::now_seconds();
+    let mut planned: Vec<&Job> = Vec::new();
+    let mut plans: Vec<TransferPlan> = Vec::new();
+    let mut writers = Writers::default();
+    let mut failed = false;
+    for job in jobs {
+        let client = clients.get(&runtime, job);
+        // `apply` will run the transfers before this one first: plan it on what they write.
+        let earlier = writers.under_source_of(job).into_iter().map(|i| (planned[i], &plans[i]));
+        let expected = ExpectedWrites::for_source_of(job, earlier, created * 1000);
+        match plan_job(job, &client, runtime.handle(), shard, &expected, created) {
+            Ok(plan) => {
+                if output == OutputFormat::Table {
+                    let _ = write!(std::io::stdout(), "{}", crate::plan::render::table(&plan));
+                }
+                writers.add(plans.len(), job);
+                planned.push(job);
+                plans.push(plan);
+            }
+            Err(err) => {
+                // One transfer failing to plan does not hide the others' plans.
+                eprint!("{}", render::error(&err, style));
+                failed = true;
+            }
+        }
+    }
+    let changes = plans.iter().any(TransferPlan::has_changes);
+    let document = PlanDocument::new(manifest_ref(path, &loaded.source.text), created, plans, shard);
+    if output == OutputFormat::Json {
+        let _ = writeln!(std::io::stdout(), "{}", document.to_json());
+    }
+    if let Some(out) = args.out.as_deref().map(|out| crate::shard::expand_path(out, shard)) {
+        let out = out.as_path();
+        if failed {
+            // A partial plan saved under the name cron will apply would be a trap.
+            eprintln!("not saving {}: some transfers could not be planned", out.display());
+        } else {
+            crate::output_file::write(out, (document.to_json() + "\n").as_bytes())
+                .map_err(|source| HaulError::Write { path: out.to_path_buf(), source })?;
+            if output == OutputFormat::Table {
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "saved to {}; carry it out with `haul apply {}`",
+                    out.display(),
+                    out.display()
+                );
+            }
+        }
+    }
+    Ok(if failed {
+        Exit::Failure
+    } else if args.detailed_exitcode && changes {
+        Exit::ChangesPending
+    } else {
+        Exit::Success
+    })
+}
+
+/// The manifest as a saved plan names it: absolute path and digest.
+pub(super) fn manifest_ref(path: &Path, text: &str) -> ManifestRef {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    ManifestRef::new(absolute, text)
+}
+
+/// Lists both sides of one job and diffs them.
+pub(super) fn plan_job(
+    job: &Job,
+    client: &aws_sdk_s3::Client,
+    runtime: &tokio::runtime::Handle,
+    shard: Option<Shard>,
+    expected: &ExpectedWrites,
+    started: i64,
+) -> Result<TransferPlan, HaulError> {
+    // Filters compile on first use; a set too large for globset is an error here, not a
+    // filter that lets nothing through.
+    job.filter.compiled().map_err(|source| HaulError::Filter { transfer: job.name.clone(), source })?;
+    let checker = match job.compare {
+        CompareMode::Checksum => Some(ContentChecker {
+            client,
+            runtime,
+            bucket: &job.bucket,
+            prefix: &job.prefix,
+            local_root: &job.local,
+            remote_is_source: job.direction == Direction::Download,
+            pool: rayon::ThreadPoolBuilder::new()
+                .num_threads(job.concurrency as usize)
+                .build()
+                .map_err(|err| HaulError::Runtime(std::io::Error::other(err)))?,
+        }),
+        _ => None,
+    };
+    let check = checker.as_ref().map(|checker| checker as &dyn crate::plan::ContentCheck);
+    let (planned, temp_files) = with_sides(job, client, runtime, |source, destination| {
+        crate::plan::plan_transfer(job, expected.overlay(source), destination, check, shard)
+    })
+    .map_err(|err| HaulError::sides(job, err))?;
+    let mut plan = planned?;
+    expected.mark(&mut plan);
+    if job.direction == Direction::Upload {
+        let uploads = runtime.block_on(crate::listing::remote::unfinished_uploads(client, &job.bucket, &job.prefix));
+        plan.set_unfinished_uploads(uploads, started);
+    }
+    plan.temp_files = temp_files;
+    Ok(plan)
+}

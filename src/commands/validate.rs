@@ -1,0 +1,65 @@
+//! `haul validate`: every manifest checked, every problem with its place; no network.
+
+use std::io::Write as _;
+
+use crate::cli::ValidateArgs;
+use crate::error::{Exit, HaulError};
+use crate::manifest::{self, Job};
+use crate::render::{self, Style};
+
+pub(super) fn run(args: &ValidateArgs, style: Style) -> Result<Exit, HaulError> {
+    let mut exit = Exit::Success;
+    let stdout = std::io::stdout();
+    for path in &args.manifests {
+        match manifest::load_manifest(path) {
+            Ok(loaded) => {
+                super::print_warnings(&loaded, style);
+                let mut out = stdout.lock();
+                let count = loaded.jobs.len();
+                let _ =
+                    writeln!(out, "{}: valid, {count} transfer{}", path.display(), if count == 1 { "" } else { "s" });
+                for job in &loaded.jobs {
+                    let _ = writeln!(out, "  {}", crate::text::printable_lines(&describe(job)));
+                }
+            }
+            // Every file is checked and reported, so one run shows all that needs fixing.
+            Err(err) => {
+                eprint!("{}", render::error(&HaulError::Manifest(err), style));
+                exit = Exit::Invalid;
+            }
+        }
+    }
+    Ok(exit)
+}
+
+/// One line per transfer: name, direction, where from and to, and its filters.
+fn describe(job: &Job) -> String {
+    let route = manifest::route(job.direction, &job.bucket, &job.prefix, &job.local);
+    let summary = &job.filter_summary;
+    let mut filters = Vec::new();
+    if !summary.extensions.is_empty() {
+        filters.push(format!("extensions: {}", summary.extensions.join(", ")));
+    }
+    if !summary.include.is_empty() {
+        filters.push(format!("include: {}", summary.include.join(", ")));
+    }
+    if !summary.exclude.is_empty() {
+        filters.push(format!("exclude: {}", summary.exclude.join(", ")));
+    }
+    if job.delete {
+        filters.push(format!("delete up to {}", job.max_delete.unwrap_or(0)));
+    }
+    let filters = if filters.is_empty() { "all files".to_string() } else { filters.join("; ") };
+    let mut line = format!("{}  {}  {route}  [{filters}]", job.name, job.direction);
+    // A folder reached through a symbolic link is written through it: say where that is.
+    if let Ok(real) = std::fs::canonicalize(&job.local)
+        && real != job.local
+    {
+        line.push_str(&format!(
+            "\n    note: `{}` is reached through a symbolic link: it is `{}`",
+            job.local.display(),
+            real.display()
+        ));
+    }
+    line
+}
