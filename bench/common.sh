@@ -3,7 +3,7 @@
 
 build_release() {
     echo "==> cargo build --release (haul, haul-s3d)" >&2
-    cargo build --quiet --release -p haul -p haul-testkit --bin haul --bin haul-s3d
+    cargo build --release -p haul -p haul-testkit --bin haul --bin haul-s3d
     local target_dir
     target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
     HAUL="$target_dir/release/haul"
