@@ -404,6 +404,9 @@ fn hint(
              and, for a requester-pays bucket, `request_payer: requester`"
         ),
         "NoSuchKey" | "NotFound" => "the object went away after it was listed; the next run sees the change".into(),
+        "FileChanged" => "the file changed while it was being sent (written to, grown, replaced): nothing mixed was \
+                          stored, and the next run sends it as it is then; exclude files that are still being written"
+            .into(),
         "PreconditionFailed" | "ObjectChanged" => {
             "the object changed while it was being copied; the next run copies the new version".into()
         }

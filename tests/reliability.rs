@@ -121,6 +121,58 @@ fn sigterm_mid_multipart_upload_aborts_it() {
     assert_eq!(uploads(), 0, "the interrupted multipart upload was aborted");
 }
 
+/// A file written to while its multipart upload is under way (in place, or appended to) fails
+/// as changed, and leaves no object and no unfinished upload: never parts of two versions.
+#[test]
+fn a_file_changed_during_its_upload_is_reported_and_never_stored_mixed() {
+    for change in ["in place", "appended"] {
+        // moto: s3s-fs does not list multipart uploads.
+        let f = Fixture::moto();
+        let original = bytes(40 * MIB, 5);
+        f.file("big.bin", &original);
+        // Every request held back 300 ms: eight parts, one at a time, take seconds.
+        let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+        proxy.set_faults(&[FaultRule::new(Fault::Delay(Duration::from_millis(300)), 1, 1_000)]);
+        let m = f.two_way_manifest(proxy.endpoint(), "  concurrency: 1\n  retries: 0\n");
+        let mut child = common::haul_command(f.dir.path())
+            .args(["apply", &m, "--only", "up", "--output", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let uploads = || {
+            let request = f.client.list_multipart_uploads().bucket(BUCKET);
+            f.runtime.block_on(request.send()).unwrap().uploads().len()
+        };
+        while uploads() == 0 && Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(uploads() > 0, "the multipart upload should be caught under way");
+        {
+            use std::io::{Seek as _, Write as _};
+            let mut file = std::fs::OpenOptions::new().write(true).open(f.path("local/big.bin")).unwrap();
+            match change {
+                // The last part, which has not been read yet.
+                "in place" => file.seek(std::io::SeekFrom::Start(38 * MIB as u64)).unwrap(),
+                _ => file.seek(std::io::SeekFrom::End(0)).unwrap(),
+            };
+            file.write_all(&bytes(MIB, 6)).unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+        assert_eq!(output.status.code(), Some(1), "{change}: {report}");
+        let text = report.to_string();
+        assert!(text.contains("FileChanged") && text.contains("changed while it was being sent"), "{change}: {report}");
+        assert!(f.keys().is_empty(), "{change}: no object, neither version nor a mix");
+        assert_eq!(uploads(), 0, "{change}: the multipart upload was aborted");
+        // The next run sends the file as it is now.
+        f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
+        assert_eq!(f.get("data/big.bin"), std::fs::read(f.path("local/big.bin")).unwrap(), "{change}");
+    }
+}
+
 #[test]
 fn kill_9_at_any_point_then_one_run_finishes_exactly() {
     let f = Fixture::s3s_fs();

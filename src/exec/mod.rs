@@ -30,7 +30,9 @@ struct Context<'a> {
     job: &'a Job,
     client: &'a aws_sdk_s3::Client,
     counters: &'a Counters,
-    /// Bounds the parts of large objects in flight across all workers (see [`part_slots`]).
+    /// Bounds the parts of large objects in flight across all workers: `concurrency`. Neither
+    /// direction holds a part in memory (an upload streams each part from the file after a
+    /// checksum pass, a download writes each chunk where it belongs as it arrives).
     parts: Arc<tokio::sync::Semaphore>,
     /// Folders downloads renamed files into, fsynced once at the end of the transfer.
     touched_folders: Mutex<std::collections::HashSet<std::path::PathBuf>>,
@@ -61,7 +63,7 @@ pub fn execute_transfer(
         job,
         client: &transfer.client,
         counters,
-        parts: Arc::new(tokio::sync::Semaphore::new(part_slots(job.direction, job.concurrency, job.part_size.0))),
+        parts: Arc::new(tokio::sync::Semaphore::new(job.concurrency.max(1) as usize)),
         touched_folders: Mutex::new(std::collections::HashSet::new()),
     };
     let mut first = TransferReport::new(transfer.plan);
@@ -149,20 +151,6 @@ pub fn execute_transfer(
     }
     report.group_failures(&moved_extensions.into_inner().expect("extensions lock"));
     report
-}
-
-/// Parts of large objects in flight at once, per transfer: `concurrency`. An upload holds
-/// each part in a buffer until it is sent, so uploads also stay within 256 MiB of buffers
-/// (high concurrency is for many small objects' latency, and must not turn into gigabytes of
-/// buffers when the objects are large). A download writes each chunk where it belongs as it
-/// arrives and buffers nothing, so only `concurrency` bounds it.
-fn part_slots(direction: crate::manifest::Direction, concurrency: u32, part_size: u64) -> usize {
-    const UPLOAD_BUFFER_BUDGET: u64 = 256 * 1024 * 1024;
-    let slots = match direction {
-        crate::manifest::Direction::Upload => (concurrency as u64).min(UPLOAD_BUFFER_BUDGET / part_size.max(1)),
-        crate::manifest::Direction::Download => concurrency as u64,
-    };
-    slots.max(1) as usize
 }
 
 /// Removes the temp files of downloads whose run is gone (killed, crashed, power lost).
@@ -354,18 +342,6 @@ mod tests {
             if calls < 2 { Err(RequestFailure::local("InternalError", "oops", true)) } else { Ok(calls) }
         });
         assert_eq!(result.unwrap(), 2);
-    }
-
-    #[test]
-    fn upload_part_buffers_stay_within_256_mib_and_downloads_follow_concurrency() {
-        use crate::manifest::Direction::{Download, Upload};
-        const MIB: u64 = 1024 * 1024;
-        assert_eq!(part_slots(Upload, 32, 8 * MIB), 32);
-        assert_eq!(part_slots(Upload, 256, 8 * MIB), 32);
-        assert_eq!(part_slots(Upload, 4, 8 * MIB), 4);
-        assert_eq!(part_slots(Upload, 64, 512 * MIB), 1);
-        assert_eq!(part_slots(Download, 64, 512 * MIB), 64);
-        assert_eq!(part_slots(Download, 4, 8 * MIB), 4);
     }
 
     #[test]

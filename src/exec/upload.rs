@@ -2,6 +2,14 @@
 //! it. Every request carries a CRC32C computed by haul up front, as a plain header: servers
 //! such as Garage reject the SDK's streaming-trailer checksum, and a header works everywhere.
 //! A multipart upload that fails is aborted, so no orphaned parts accrue storage charges.
+//!
+//! Memory: a body (a whole small file, or a part) above [`IN_MEMORY_UP_TO`] is never held
+//! whole. It is read twice: once for its CRC32C, then streamed from the file as the request
+//! goes out (the page cache makes the second read cheap). The header doubles as the guard
+//! against a file that changes while it is sent: the server refuses a body whose bytes do not
+//! match it, and a change between the start and a checksum pass is seen from the file's
+//! size, modification and change times. Either way the upload fails as `FileChanged` (a
+//! multipart upload is aborted), and no object mixes two versions of the file.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
@@ -20,18 +28,108 @@ use crate::s3::{RequestFailure, request_failure};
 /// S3 allows at most this many parts in one upload.
 const MAX_PARTS: u64 = 10_000;
 
+/// Bodies up to this size are read into memory once and sent from there (one read beats two
+/// for the many small files); larger ones are streamed from the file.
+const IN_MEMORY_UP_TO: u64 = 256 * 1024;
+
+/// The read size of the checksum pass and of the stream that sends the body.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// What says a file is still the version an upload started with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version {
+    size: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl Version {
+    fn of(file: &File) -> std::io::Result<Version> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = file.metadata()?;
+        Ok(Version {
+            size: meta.len(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+}
+
+/// The file being uploaded: opened once, its version taken at the start.
+struct Source<'a> {
+    path: &'a std::path::Path,
+    file: File,
+    version: Version,
+}
+
+impl Source<'_> {
+    /// Fails as `FileChanged` when the file is no longer the version the upload started with.
+    fn ensure_unchanged(&self) -> Result<(), RequestFailure> {
+        let now = Version::of(&self.file).map_err(|err| io_failure("cannot read the file", err))?;
+        if now == self.version { Ok(()) } else { Err(changed()) }
+    }
+
+    /// The body of `length` bytes from `offset`, with its CRC32C.
+    async fn body(&self, offset: u64, length: u64) -> Result<(ByteStream, String), RequestFailure> {
+        if length <= IN_MEMORY_UP_TO {
+            let bytes = read_at(&self.file, offset, length)?;
+            self.ensure_unchanged()?;
+            let checksum = crc32c(&bytes);
+            return Ok((ByteStream::from(bytes), checksum));
+        }
+        let checksum = crc32c_of_range(&self.file, offset, length)?;
+        // The checksum is of the version the upload started with, or the upload stops here.
+        self.ensure_unchanged()?;
+        // By path, so the SDK can open it again for a retry; a file replaced under the name
+        // since is refused by the server (its bytes do not match the checksum).
+        let body = ByteStream::read_from()
+            .path(self.path)
+            .offset(offset)
+            .length(aws_sdk_s3::primitives::Length::Exact(length))
+            .buffer_size(READ_CHUNK)
+            .build()
+            .await
+            .map_err(|err| match std::error::Error::source(&err).and_then(|e| e.downcast_ref::<std::io::Error>()) {
+                Some(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                    io_failure("cannot read the file", std::io::Error::from(std::io::ErrorKind::NotFound))
+                }
+                // Shorter than it was: it changed.
+                _ => changed(),
+            })?;
+        Ok((body, checksum))
+    }
+
+    /// A request that failed: the server refusing the checksum means the file changed under it
+    /// (the bytes sent are not the ones read for the checksum) when the file says so too.
+    fn explain(&self, failure: RequestFailure) -> RequestFailure {
+        let refused =
+            matches!(failure.code.as_deref(), Some("BadDigest" | "InvalidDigest" | "XAmzContentChecksumMismatch"));
+        if refused && self.ensure_unchanged().is_err() { changed() } else { failure }
+    }
+}
+
+fn changed() -> RequestFailure {
+    RequestFailure::local(
+        "FileChanged",
+        "the file changed while it was being sent; nothing of the new version was stored".to_string(),
+        false,
+    )
+}
+
 pub(super) async fn upload(context: &Context<'_>, action: &Action) -> Result<(), RequestFailure> {
     let path = crate::listing::local_path(&context.job.local, action.source_name())
         .map_err(|why| RequestFailure::local("UnsafeKey", format!("the name {why}"), false))?;
     let file = File::open(&path).map_err(|err| io_failure(&format!("cannot open {}", path.display()), err))?;
     // The size now, not the planned one: a file that grew since is uploaded whole.
-    let size = file.metadata().map_err(|err| io_failure(&format!("cannot read {}", path.display()), err))?.len();
+    let version = Version::of(&file).map_err(|err| io_failure(&format!("cannot read {}", path.display()), err))?;
+    let size = version.size;
+    let source = Source { path: &path, file, version };
     let key = context.remote_key(action.destination_name());
     let progress = context.counters.start(&action.key, size);
     if size < context.job.multipart_threshold.0 {
-        put(context, &key, &file, size, &progress).await?;
+        put(context, &key, &source, &progress).await?;
     } else {
-        multipart(context, &key, &file, size, &progress).await?;
+        multipart(context, &key, &source, &progress).await?;
     }
     progress.finish();
     Ok(())
@@ -40,11 +138,11 @@ pub(super) async fn upload(context: &Context<'_>, action: &Action) -> Result<(),
 async fn put(
     context: &Context<'_>,
     key: &str,
-    file: &File,
-    size: u64,
+    source: &Source<'_>,
     progress: &ObjectProgress<'_>,
 ) -> Result<(), RequestFailure> {
-    let body = read_at(file, 0, size)?;
+    let size = source.version.size;
+    let (body, checksum) = source.body(0, size).await?;
     let options = &context.job.upload;
     let request = context
         .client
@@ -53,12 +151,12 @@ async fn put(
         .key(key)
         .content_length(size as i64)
         .content_type(content_type(key))
-        .checksum_crc32_c(crc32c(&body))
+        .checksum_crc32_c(checksum)
         .set_storage_class(options.storage_class.map(|class| class.as_str().into()))
         .set_server_side_encryption(sse(options))
         .set_ssekms_key_id(options.sse_kms_key_id.clone())
-        .body(ByteStream::from(body));
-    request.send().await.map_err(|err| request_failure(&err))?;
+        .body(body);
+    request.send().await.map_err(|err| source.explain(request_failure(&err)))?;
     progress.add(size);
     Ok(())
 }
@@ -66,8 +164,7 @@ async fn put(
 async fn multipart(
     context: &Context<'_>,
     key: &str,
-    file: &File,
-    size: u64,
+    source: &Source<'_>,
     progress: &ObjectProgress<'_>,
 ) -> Result<(), RequestFailure> {
     let options = &context.job.upload;
@@ -86,7 +183,7 @@ async fn multipart(
         .await
         .map_err(|err| request_failure(&err))?;
     let upload_id = created.upload_id().unwrap_or_default().to_string();
-    let result = upload_parts(context, key, &upload_id, file, size, progress).await;
+    let result = upload_parts(context, key, &upload_id, source, progress).await;
     if result.is_err() {
         // Best effort; the original failure is what the report needs.
         let abort = context.client.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id);
@@ -99,10 +196,10 @@ async fn upload_parts(
     context: &Context<'_>,
     key: &str,
     upload_id: &str,
-    file: &File,
-    size: u64,
+    source: &Source<'_>,
     progress: &ObjectProgress<'_>,
 ) -> Result<(), RequestFailure> {
+    let size = source.version.size;
     let part_size = part_size_for(size, context.job.part_size.0);
     let count = size.div_ceil(part_size).max(1);
     let parts = futures_util::stream::iter((0..count).map(|index| async move {
@@ -110,8 +207,7 @@ async fn upload_parts(
         super::check_interrupt()?;
         let offset = index * part_size;
         let length = part_size.min(size - offset);
-        let body = read_at(file, offset, length)?;
-        let checksum = crc32c(&body);
+        let (body, checksum) = source.body(offset, length).await?;
         let number = (index + 1) as i32;
         let answer = context
             .client
@@ -122,10 +218,10 @@ async fn upload_parts(
             .part_number(number)
             .content_length(length as i64)
             .checksum_crc32_c(&checksum)
-            .body(ByteStream::from(body))
+            .body(body)
             .send()
             .await
-            .map_err(|err| request_failure(&err))?;
+            .map_err(|err| source.explain(request_failure(&err)))?;
         progress.add(length);
         Ok::<_, RequestFailure>(
             CompletedPart::builder()
@@ -138,6 +234,9 @@ async fn upload_parts(
     .buffer_unordered(context.job.concurrency as usize);
     let mut completed: Vec<CompletedPart> = futures_util::TryStreamExt::try_collect(parts).await?;
     completed.sort_by_key(|part| part.part_number());
+    // Every part matched its checksum, each taken of the starting version; one last look
+    // before the parts become the object.
+    source.ensure_unchanged()?;
     context
         .client
         .complete_multipart_upload()
@@ -171,6 +270,25 @@ fn read_at(file: &File, offset: u64, length: u64) -> Result<Vec<u8>, RequestFail
 fn crc32c(bytes: &[u8]) -> String {
     let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32;
     base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
+}
+
+/// [`crc32c`] of a range of the file, read [`READ_CHUNK`] at a time.
+fn crc32c_of_range(file: &File, offset: u64, length: u64) -> Result<String, RequestFailure> {
+    let mut digest = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
+    let mut buffer = vec![0; READ_CHUNK.min(length as usize)];
+    let mut done = 0;
+    while done < length {
+        let chunk = &mut buffer[..READ_CHUNK.min((length - done) as usize)];
+        file.read_exact_at(chunk, offset + done).map_err(|err| match err.kind() {
+            // Shorter than when the upload started.
+            std::io::ErrorKind::UnexpectedEof => changed(),
+            _ => io_failure("cannot read the file", err),
+        })?;
+        digest.update(chunk);
+        done += chunk.len() as u64;
+    }
+    let crc = digest.finalize() as u32;
+    Ok(base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes()))
 }
 
 fn content_type(key: &str) -> String {
@@ -226,6 +344,20 @@ mod tests {
     fn crc32c_is_base64_big_endian() {
         // CRC32C("123456789") = 0xE3069283, the standard check value.
         assert_eq!(crc32c(b"123456789"), base64::engine::general_purpose::STANDARD.encode([0xE3, 0x06, 0x92, 0x83]));
+    }
+
+    #[test]
+    fn the_checksum_of_a_range_read_in_chunks_is_the_checksum_of_its_bytes() {
+        let bytes: Vec<u8> = (0..READ_CHUNK * 2 + 1234).map(|i| (i * 7 % 251) as u8).collect();
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &bytes).unwrap();
+        for (offset, length) in [(0, bytes.len()), (10, READ_CHUNK), (READ_CHUNK - 1, READ_CHUNK + 2), (5, 0)] {
+            let expected = crc32c(&bytes[offset..offset + length]);
+            assert_eq!(crc32c_of_range(&file, offset as u64, length as u64).unwrap(), expected, "{offset} {length}");
+        }
+        // Past the end: the file is shorter than the upload expected.
+        let failure = crc32c_of_range(&file, 0, bytes.len() as u64 + 1).unwrap_err();
+        assert_eq!(failure.code.as_deref(), Some("FileChanged"));
     }
 
     #[test]
