@@ -106,6 +106,18 @@ pub struct OutputArgs {
     pub output: OutputFormat,
 }
 
+/// A manifest, the transfers of it to run, and how to print the result (`plan`, `check`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ManifestArgs {
+    /// The manifest.
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
+    #[command(flatten)]
+    pub only: OnlyArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
 /// Splitting one manifest across several copies of haul.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ShardArgs {
@@ -212,13 +224,8 @@ pub struct ValidateArgs {
 /// The arguments of `haul plan`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PlanArgs {
-    /// The manifest.
-    #[arg(value_name = "MANIFEST")]
-    pub manifest: PathBuf,
     #[command(flatten)]
-    pub only: OnlyArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub run: ManifestArgs,
     /// Exit 3 when anything would change, 0 when nothing would.
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -304,13 +311,8 @@ pub struct LsArgs {
 /// The arguments of `haul check`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
-    /// The manifest.
-    #[arg(value_name = "MANIFEST")]
-    pub manifest: PathBuf,
     #[command(flatten)]
-    pub only: OnlyArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
+    pub run: ManifestArgs,
 }
 
 /// The arguments of `haul init`.

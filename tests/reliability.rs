@@ -90,30 +90,41 @@ fn sigint_mid_download_stops_cleanly_with_130_and_the_next_run_finishes() {
     assert!(std::fs::read(back.join("big.bin")).unwrap() == body);
 }
 
-#[test]
-fn sigterm_mid_multipart_upload_aborts_it() {
-    let f = Fixture::moto();
-    f.file("big.bin", &bytes(40 * MIB, 4));
-    // Every request held back 300 ms: eight parts take seconds, the signal lands among them.
+/// `haul apply m.yaml --only up ARGS` of `local/big.bin` (40 MiB: eight 5 MiB parts, sent one
+/// at a time, each request held back 300 ms, so the upload takes seconds), returned once its
+/// multipart upload exists on the server. `extra` adds lines to the manifest's defaults.
+fn slow_multipart_upload(f: &Fixture, extra: &str, args: &[&str]) -> (RecordingProxy, std::process::Child) {
     let proxy = RecordingProxy::start(&f.endpoint).unwrap();
     proxy.set_faults(&[FaultRule::new(Fault::Delay(Duration::from_millis(300)), 1, 1_000)]);
-    let m = f.two_way_manifest(proxy.endpoint(), "  concurrency: 1\n");
+    let m = f.two_way_manifest(proxy.endpoint(), &format!("  concurrency: 1\n{extra}"));
     let mut child = common::haul_command(f.dir.path())
-        .args(["apply", &m, "--only", "up", "--quiet"])
+        .args(["apply", &m, "--only", "up"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the multipart upload exists on the server, then stop the run.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let uploads = || {
-        let request = f.client.list_multipart_uploads().bucket(BUCKET);
-        f.runtime.block_on(request.send()).unwrap().uploads().len()
-    };
-    while uploads() == 0 && Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+    while unfinished_uploads(f) == 0 && Instant::now() < deadline && child.try_wait().unwrap().is_none() {
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(uploads() > 0, "the multipart upload should be caught under way");
+    assert!(unfinished_uploads(f) > 0, "the multipart upload should be caught under way");
+    (proxy, child)
+}
+
+/// The multipart uploads the server holds unfinished (moto: s3s-fs does not list them).
+fn unfinished_uploads(f: &Fixture) -> usize {
+    let request = f.client.list_multipart_uploads().bucket(BUCKET);
+    f.runtime.block_on(request.send()).unwrap().uploads().len()
+}
+
+#[test]
+fn sigterm_mid_multipart_upload_aborts_it() {
+    let f = Fixture::moto();
+    f.file("big.bin", &bytes(40 * MIB, 4));
+    // The signal lands among the parts.
+    let (_proxy, child) = slow_multipart_upload(&f, "", &["--quiet"]);
+    let uploads = || unfinished_uploads(&f);
     signal(&child, libc::SIGTERM);
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stdout));
@@ -130,25 +141,8 @@ fn a_file_changed_during_its_upload_is_reported_and_never_stored_mixed() {
         let f = Fixture::moto();
         let original = bytes(40 * MIB, 5);
         f.file("big.bin", &original);
-        // Every request held back 300 ms: eight parts, one at a time, take seconds.
-        let proxy = RecordingProxy::start(&f.endpoint).unwrap();
-        proxy.set_faults(&[FaultRule::new(Fault::Delay(Duration::from_millis(300)), 1, 1_000)]);
-        let m = f.two_way_manifest(proxy.endpoint(), "  concurrency: 1\n  retries: 0\n");
-        let mut child = common::haul_command(f.dir.path())
-            .args(["apply", &m, "--only", "up", "--output", "json"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let uploads = || {
-            let request = f.client.list_multipart_uploads().bucket(BUCKET);
-            f.runtime.block_on(request.send()).unwrap().uploads().len()
-        };
-        while uploads() == 0 && Instant::now() < deadline && child.try_wait().unwrap().is_none() {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert!(uploads() > 0, "the multipart upload should be caught under way");
+        let (_proxy, child) = slow_multipart_upload(&f, "  retries: 0\n", &["--output", "json"]);
+        let uploads = || unfinished_uploads(&f);
         {
             use std::io::{Seek as _, Write as _};
             let mut file = std::fs::OpenOptions::new().write(true).open(f.path("local/big.bin")).unwrap();
@@ -168,7 +162,7 @@ fn a_file_changed_during_its_upload_is_reported_and_never_stored_mixed() {
         assert!(f.keys().is_empty(), "{change}: no object, neither version nor a mix");
         assert_eq!(uploads(), 0, "{change}: the multipart upload was aborted");
         // The next run sends the file as it is now.
-        f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
+        f.apply(&["m.yaml", "--only", "up", "--quiet"]).expect_code(0);
         assert_eq!(f.get("data/big.bin"), std::fs::read(f.path("local/big.bin")).unwrap(), "{change}");
     }
 }

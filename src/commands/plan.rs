@@ -18,9 +18,9 @@ use crate::shard::Shard;
 
 pub(super) fn run(args: &PlanArgs, style: Style) -> Result<Exit, HaulError> {
     let shard = resolve_shard(&args.shard)?;
-    let (path, output) = (args.manifest.as_path(), args.output.output);
+    let (path, output) = (args.run.manifest.as_path(), args.run.output.output);
     let loaded = load_with_warnings(path, style)?;
-    let jobs = select_jobs(&loaded.jobs, &args.only.only)?;
+    let jobs = select_jobs(&loaded.jobs, &args.run.only.only)?;
     let runtime = runtime()?;
     let mut clients = Clients::default();
     let created = crate::plan::saved::now_seconds();
