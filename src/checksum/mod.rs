@@ -1,7 +1,8 @@
 //! Checksums in one place: the algorithms S3 reports, an object's checksum as a HEAD gives
 //! it, hashing a local file the same way (whole-object or composite), and, in `range`,
 //! combining the CRCs of a download's ranges. Used by the content check of `compare:
-//! checksum` (`content_check`) and by downloads (`exec`).
+//! checksum` (`content_check`), by uploads (the CRC32C header of each body) and by downloads
+//! (`exec`).
 //!
 //! What is compared, in order of preference: the object's full-object CRC64NVME, CRC32C,
 //! CRC32, SHA-256 or SHA-1; a composite (multipart) one of those, recomputed with the upload's
@@ -118,6 +119,43 @@ impl Hasher {
     }
 }
 
+/// A checksum's bytes as S3 writes them: base64, hex for an MD5 ETag.
+fn encode(algorithm: Algorithm, bytes: &[u8]) -> String {
+    match algorithm {
+        Algorithm::Md5 => crate::text::hex(bytes),
+        _ => base64::engine::general_purpose::STANDARD.encode(bytes),
+    }
+}
+
+/// The checksum of `bytes` as S3 would report it (whole-object).
+pub fn checksum_of_bytes(bytes: &[u8], algorithm: Algorithm) -> String {
+    let mut hasher = Hasher::new(algorithm);
+    hasher.update(bytes);
+    encode(algorithm, &hasher.finish())
+}
+
+/// The checksum of `length` bytes of `file` from `offset`, read `chunk` bytes at a time (the
+/// caller's memory bound). A file that ends sooner is an `UnexpectedEof` error.
+pub fn checksum_of_range(
+    file: &std::fs::File,
+    offset: u64,
+    length: u64,
+    algorithm: Algorithm,
+    chunk: usize,
+) -> std::io::Result<String> {
+    use std::os::unix::fs::FileExt as _;
+    let mut hasher = Hasher::new(algorithm);
+    let mut buffer = vec![0; chunk.min(length as usize)];
+    let mut done = 0;
+    while done < length {
+        let piece = &mut buffer[..chunk.min((length - done) as usize)];
+        file.read_exact_at(piece, offset + done)?;
+        hasher.update(piece);
+        done += piece.len() as u64;
+    }
+    Ok(encode(algorithm, &hasher.finish()))
+}
+
 /// The checksum of `reader` as S3 would report it: whole, or composite over `part_size`
 /// parts (the checksum of the concatenated part checksums, then `-N`).
 pub fn checksum_of(
@@ -126,10 +164,7 @@ pub fn checksum_of(
     part_size: Option<u64>,
 ) -> std::io::Result<String> {
     let mut buffer = vec![0u8; 1024 * 1024];
-    let encode = |bytes: &[u8]| match algorithm {
-        Algorithm::Md5 => crate::text::hex(bytes),
-        _ => base64::engine::general_purpose::STANDARD.encode(bytes),
-    };
+    let encode = |bytes: &[u8]| encode(algorithm, bytes);
     let Some(part_size) = part_size else {
         let mut hasher = Hasher::new(algorithm);
         loop {
@@ -186,6 +221,24 @@ mod tests {
             b64(&0xAE8B_1486_0A79_9888u64.to_be_bytes())
         );
         assert_eq!(checksum_of(&mut &b""[..], Algorithm::Md5, None).unwrap(), "d41d8cd98f00b204e9800998ecf8427e");
+    }
+
+    #[test]
+    fn checksums_of_bytes_and_of_a_range_read_in_chunks_are_those_of_the_reader() {
+        assert_eq!(checksum_of_bytes(b"123456789", Algorithm::Crc32c), b64(&[0xE3, 0x06, 0x92, 0x83]));
+        let chunk = 64 * 1024;
+        let bytes: Vec<u8> = (0..chunk * 2 + 1234).map(|i| (i * 7 % 251) as u8).collect();
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &bytes).unwrap();
+        for (offset, length) in [(0, bytes.len()), (10, chunk), (chunk - 1, chunk + 2), (5, 0)] {
+            let slice = &bytes[offset..offset + length];
+            let expected = checksum_of(&mut &slice[..], Algorithm::Crc32c, None).unwrap();
+            assert_eq!(checksum_of_bytes(slice, Algorithm::Crc32c), expected);
+            let read = checksum_of_range(&file, offset as u64, length as u64, Algorithm::Crc32c, chunk).unwrap();
+            assert_eq!(read, expected, "{offset} {length}");
+        }
+        let short = checksum_of_range(&file, 0, bytes.len() as u64 + 1, Algorithm::Crc32c, chunk).unwrap_err();
+        assert_eq!(short.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 
     #[test]

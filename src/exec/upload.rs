@@ -16,10 +16,10 @@ use std::os::unix::fs::FileExt as _;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
-use base64::Engine as _;
 use futures_util::StreamExt as _;
 
 use super::{Context, io_failure};
+use crate::checksum::Algorithm;
 use crate::manifest::{ServerSideEncryption, UploadOptions};
 use crate::plan::Action;
 use crate::progress::ObjectProgress;
@@ -92,11 +92,10 @@ impl Source<'_> {
             .build()
             .await
             .map_err(|err| match std::error::Error::source(&err).and_then(|e| e.downcast_ref::<std::io::Error>()) {
-                Some(io) if io.kind() == std::io::ErrorKind::NotFound => {
-                    io_failure("cannot read the file", std::io::Error::from(std::io::ErrorKind::NotFound))
-                }
-                // Shorter than it was: it changed.
-                _ => changed(),
+                // Gone, unreadable: said as any other read of the file.
+                Some(io) => io_failure("cannot read the file", std::io::Error::new(io.kind(), io.to_string())),
+                // Its only other failure: the file is shorter than the range, so it changed.
+                None => changed(),
             })?;
         Ok((body, checksum))
     }
@@ -268,29 +267,20 @@ fn read_at(file: &File, offset: u64, length: u64) -> Result<Vec<u8>, RequestFail
     Ok(buffer)
 }
 
-/// Base64 of the big-endian CRC32C, as `x-amz-checksum-crc32c` wants it.
+/// The `x-amz-checksum-crc32c` value of a body held in memory.
 fn crc32c(bytes: &[u8]) -> String {
-    let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32;
-    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
+    crate::checksum::checksum_of_bytes(bytes, Algorithm::Crc32c)
 }
 
-/// [`crc32c`] of a range of the file, read [`READ_CHUNK`] at a time.
+/// [`crc32c`] of a range of the file, read [`READ_CHUNK`] at a time; a file shorter than the
+/// upload started with has changed.
 fn crc32c_of_range(file: &File, offset: u64, length: u64) -> Result<String, RequestFailure> {
-    let mut digest = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
-    let mut buffer = vec![0; READ_CHUNK.min(length as usize)];
-    let mut done = 0;
-    while done < length {
-        let chunk = &mut buffer[..READ_CHUNK.min((length - done) as usize)];
-        file.read_exact_at(chunk, offset + done).map_err(|err| match err.kind() {
-            // Shorter than when the upload started.
+    crate::checksum::checksum_of_range(file, offset, length, Algorithm::Crc32c, READ_CHUNK).map_err(|err| {
+        match err.kind() {
             std::io::ErrorKind::UnexpectedEof => changed(),
             _ => io_failure("cannot read the file", err),
-        })?;
-        digest.update(chunk);
-        done += chunk.len() as u64;
-    }
-    let crc = digest.finalize() as u32;
-    Ok(base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes()))
+        }
+    })
 }
 
 fn content_type(key: &str) -> String {
@@ -343,22 +333,11 @@ mod tests {
     }
 
     #[test]
-    fn crc32c_is_base64_big_endian() {
-        // CRC32C("123456789") = 0xE3069283, the standard check value.
-        assert_eq!(crc32c(b"123456789"), base64::engine::general_purpose::STANDARD.encode([0xE3, 0x06, 0x92, 0x83]));
-    }
-
-    #[test]
-    fn the_checksum_of_a_range_read_in_chunks_is_the_checksum_of_its_bytes() {
-        let bytes: Vec<u8> = (0..READ_CHUNK * 2 + 1234).map(|i| (i * 7 % 251) as u8).collect();
+    fn a_file_shorter_than_the_upload_started_with_has_changed() {
         let mut file = tempfile::tempfile().unwrap();
-        std::io::Write::write_all(&mut file, &bytes).unwrap();
-        for (offset, length) in [(0, bytes.len()), (10, READ_CHUNK), (READ_CHUNK - 1, READ_CHUNK + 2), (5, 0)] {
-            let expected = crc32c(&bytes[offset..offset + length]);
-            assert_eq!(crc32c_of_range(&file, offset as u64, length as u64).unwrap(), expected, "{offset} {length}");
-        }
-        // Past the end: the file is shorter than the upload expected.
-        let failure = crc32c_of_range(&file, 0, bytes.len() as u64 + 1).unwrap_err();
+        std::io::Write::write_all(&mut file, &[7; 1000]).unwrap();
+        assert_eq!(crc32c_of_range(&file, 0, 1000).unwrap(), crc32c(&[7; 1000]));
+        let failure = crc32c_of_range(&file, 0, 1001).unwrap_err();
         assert_eq!(failure.code.as_deref(), Some("FileChanged"));
     }
 
