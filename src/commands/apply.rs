@@ -106,7 +106,7 @@ fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit
         ) {
             Ok(plan) => {
                 tracing::info!(transfer = %job.name, "planned: {}", crate::plan::render::summary_line(&plan));
-                let transfer = Transfer { job, plan: &plan, client };
+                let transfer = Transfer { job, plan: std::sync::Arc::new(plan), client };
                 reports.push(crate::exec::execute_transfer(&transfer, runtime.handle(), &run.counters));
             }
             // Said once, in the report (with its hint), not also on stderr.
@@ -121,7 +121,7 @@ fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit
 }
 
 /// Carries out a saved plan after checking that nothing it acts on changed since.
-fn apply_saved(document: PlanDocument, options: &ApplyOptions, style: Style) -> Result<Exit, HaulError> {
+fn apply_saved(mut document: PlanDocument, options: &ApplyOptions, style: Style) -> Result<Exit, HaulError> {
     let manifest_path = &document.manifest.path;
     let _lock = take_lock(manifest_path, options)?;
     let loaded = manifest::load_manifest(manifest_path)?;
@@ -134,7 +134,7 @@ fn apply_saved(document: PlanDocument, options: &ApplyOptions, style: Style) -> 
     let mut transfers: Vec<Transfer> = Vec::new();
     let mut writers = Writers::default();
     let mut stale = Vec::new();
-    for plan in &document.transfers {
+    for plan in std::mem::take(&mut document.transfers).into_iter().map(std::sync::Arc::new) {
         // The digest matched, so every transfer in the plan is in the manifest.
         let Some(job) = loaded.jobs.iter().find(|job| job.name == plan.name) else {
             return Err(HaulError::ManifestChanged { path: manifest_path.clone() });
@@ -142,7 +142,7 @@ fn apply_saved(document: PlanDocument, options: &ApplyOptions, style: Style) -> 
         let client = clients.get(&runtime, job);
         if plan.has_changes() {
             // What the transfers before this one will write was planned in, as `plan` did.
-            let earlier = writers.under_source_of(job).into_iter().map(|i| (transfers[i].job, transfers[i].plan));
+            let earlier = writers.under_source_of(job).into_iter().map(|i| (transfers[i].job, &*transfers[i].plan));
             let expected = ExpectedWrites::for_source_of(job, earlier, document.created * 1000);
             let (found, _) = with_sides(job, &client, runtime.handle(), |source, destination| {
                 plan.stale_objects(expected.overlay(source), destination)

@@ -2,6 +2,7 @@
 //! local files are unlinked one by one (never folders, never anything outside the root).
 
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use futures_util::StreamExt as _;
 use rayon::prelude::*;
 
 use super::{Context, io_failure};
@@ -11,22 +12,37 @@ use crate::s3::{RequestFailure, request_failure};
 /// The most keys one DeleteObjects request takes.
 const BATCH: usize = 1000;
 
-/// One outcome per action, in the same order.
+/// One outcome per action, in the same order. Remote batches go `concurrency` at a time;
+/// local files are unlinked on rayon's pool (a network file system answers each in turn).
 pub(super) fn delete_all(
-    context: &Context<'_>,
+    context: &Context,
     actions: &[&Action],
     runtime: &tokio::runtime::Handle,
 ) -> Vec<Result<(), RequestFailure>> {
+    let (remote, local): (Vec<&Action>, Vec<&Action>) =
+        actions.iter().partition(|action| action.action == ActionKind::DeleteRemote);
+    let mut remote_outcomes = runtime
+        .block_on(
+            futures_util::stream::iter(remote.chunks(BATCH))
+                .map(|batch| delete_remote(context, batch))
+                .buffered(context.job.concurrency as usize)
+                .collect::<Vec<_>>(),
+        )
+        .into_iter()
+        .flatten();
+    let mut local_outcomes =
+        local.par_iter().map(|action| delete_local(context, action)).collect::<Vec<_>>().into_iter();
     actions
-        .par_chunks(BATCH)
-        .flat_map_iter(|batch| match batch.first().map(|action| action.action) {
-            Some(ActionKind::DeleteRemote) => runtime.block_on(delete_remote(context, batch)),
-            _ => batch.iter().map(|action| delete_local(context, action)).collect(),
+        .iter()
+        .map(|action| match action.action {
+            ActionKind::DeleteRemote => remote_outcomes.next(),
+            _ => local_outcomes.next(),
         })
+        .map(|outcome| outcome.expect("one outcome per delete"))
         .collect()
 }
 
-async fn delete_remote(context: &Context<'_>, batch: &[&Action]) -> Vec<Result<(), RequestFailure>> {
+async fn delete_remote(context: &Context, batch: &[&Action]) -> Vec<Result<(), RequestFailure>> {
     let keys: Vec<String> = batch.iter().map(|action| context.remote_key(action.destination_name())).collect();
     let objects: Result<Vec<ObjectIdentifier>, _> =
         keys.iter().map(|key| ObjectIdentifier::builder().key(key).build()).collect();
@@ -58,7 +74,7 @@ async fn delete_remote(context: &Context<'_>, batch: &[&Action]) -> Vec<Result<(
     }
 }
 
-fn delete_local(context: &Context<'_>, action: &Action) -> Result<(), RequestFailure> {
+fn delete_local(context: &Context, action: &Action) -> Result<(), RequestFailure> {
     let path = crate::listing::local_path(&context.job.local, action.destination_name())
         .map_err(|why| RequestFailure::local("UnsafeKey", format!("the name {why}"), false))?;
     match std::fs::symlink_metadata(&path) {

@@ -3,7 +3,7 @@
 //! failed or interrupted download leaves at most a `.haul-*.tmp` file, never listed as data.
 
 use std::fs::File;
-use std::io::Write as _;
+use std::io::Write;
 use std::os::unix::fs::FileExt as _;
 
 use std::path::Path;
@@ -11,28 +11,21 @@ use std::path::Path;
 use aws_sdk_s3::types::ChecksumMode;
 use futures_util::StreamExt as _;
 
-use super::{Context, io_failure};
+use super::{AbortOnDrop, Context, io_failure};
 use crate::checksum::RemoteChecksum;
 use crate::checksum::range::{self as range_checksum, RangeVerification};
 use crate::plan::Action;
 use crate::progress::ObjectProgress;
 use crate::s3::{RequestFailure, request_failure};
 
-pub(super) async fn download(context: &Context<'_>, action: &Action) -> Result<(), RequestFailure> {
+pub(super) async fn download(context: &Context, action: &Action) -> Result<(), RequestFailure> {
     let key = context.remote_key(action.source_name());
     // The listing refused unsafe keys already; checking again costs nothing and keeps this
     // function safe on its own (a hand-edited plan file, say).
     let target = crate::listing::local_path(&context.job.local, action.destination_name())
         .map_err(|why| RequestFailure::local("UnsafeKey", format!("the key {why}"), false))?;
-    let folder = target.parent().expect("a key has at least one segment");
-    std::fs::create_dir_all(folder).map_err(|err| io_failure(&format!("cannot create {}", folder.display()), err))?;
-    let temp = tempfile::Builder::new()
-        .prefix(&crate::listing::temp_prefix())
-        .suffix(crate::listing::TEMP_SUFFIX)
-        // tempfile's default is 0600; a download gets what any new file gets under the umask.
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(folder)
-        .map_err(|err| io_failure(&format!("cannot create a temp file in {}", folder.display()), err))?;
+    let folder = target.parent().expect("a key has at least one segment").to_path_buf();
+    let folder_exists = context.touched_folders.lock().expect("folder set").contains(&folder);
     let progress = context.counters.start(&action.key, action.size);
     let etag = action.source.as_ref().and_then(|source| source.etag.clone());
     let large = action.size > context.job.part_size.0 && action.size >= context.job.multipart_threshold.0;
@@ -40,22 +33,82 @@ pub(super) async fn download(context: &Context<'_>, action: &Action) -> Result<(
     // check on a whole GET; the ranged path rebuilds and checks it, whatever the size.
     let multipart =
         etag.as_deref().is_some_and(|etag| etag.rsplit_once('-').is_some_and(|(_, n)| n.parse::<u32>().is_ok()));
-    let fetched = if large || (multipart && action.size > 0) {
-        ranged(context, &key, action.size, etag, temp.as_file(), &progress).await?
+    let ranged_download = large || (multipart && action.size > 0);
+    if !ranged_download && action.size <= IN_MEMORY_UP_TO {
+        // A small object is read into memory and written in one go on the blocking pool:
+        // create, write, stamp, fsync and rename are one hand-off instead of five.
+        let mut bytes = Vec::with_capacity(action.size as usize);
+        let fetched = whole(context, &key, etag, &mut bytes, IN_MEMORY_UP_TO, &progress).await?;
+        let modified = modification_time(context, action, &key, &fetched).await;
+        let into = folder.clone();
+        super::blocking(move || {
+            if !folder_exists {
+                create_folder(&into)?;
+            }
+            let mut temp = new_temp_file(&into)?;
+            temp.write_all(&bytes).map_err(|err| io_failure("cannot write", err))?;
+            finish(temp, modified, &target)
+        })
+        .await?;
     } else {
-        whole(context, &key, etag, temp.as_file(), &progress).await?
-    };
-    let file = temp.as_file();
-    if let Some(modified) = modification_time(context, action, &key, &fetched).await {
-        file.set_modified(modified).map_err(|err| io_failure("cannot set the modification time", err))?;
+        if !folder_exists {
+            create_folder(&folder)?;
+        }
+        let temp = new_temp_file(&folder)?;
+        let fetched = if ranged_download {
+            ranged(context, &key, action.size, etag, temp.as_file(), &progress).await?
+        } else {
+            let mut writer = std::io::BufWriter::with_capacity(256 * 1024, temp.as_file());
+            let fetched = whole(context, &key, etag, &mut writer, u64::MAX, &progress).await?;
+            writer.flush().map_err(|err| io_failure("cannot write", err))?;
+            fetched
+        };
+        let modified = modification_time(context, action, &key, &fetched).await;
+        super::blocking(move || finish(temp, modified, &target)).await?;
     }
-    file.sync_all().map_err(|err| io_failure("cannot flush the file to disk", err))?;
-    temp.persist(&target).map_err(|err| io_failure(&format!("cannot rename into {}", target.display()), err.error))?;
     // The rename is made durable by one fsync per folder at the end of the transfer, not one
     // per file (the data itself is already on disk, so a crash before then loses the name at
     // worst, and the next run downloads it again).
-    context.touched_folders.lock().expect("folder set").insert(folder.to_path_buf());
+    if !folder_exists {
+        context.touched_folders.lock().expect("folder set").insert(folder);
+    }
     progress.finish();
+    Ok(())
+}
+
+/// Objects up to this size are read into memory, then written (at most `concurrency` of
+/// them at a time); larger ones are written as they arrive.
+const IN_MEMORY_UP_TO: u64 = 256 * 1024;
+
+fn create_folder(folder: &Path) -> Result<(), RequestFailure> {
+    std::fs::create_dir_all(folder).map_err(|err| io_failure(&format!("cannot create {}", folder.display()), err))
+}
+
+/// A temp file in `folder`, named so that listings skip it and a later run can tell whose it
+/// is (see `listing::temp_owner`).
+fn new_temp_file(folder: &Path) -> Result<tempfile::NamedTempFile, RequestFailure> {
+    tempfile::Builder::new()
+        .prefix(&crate::listing::temp_prefix())
+        .suffix(crate::listing::TEMP_SUFFIX)
+        // tempfile's default is 0600; a download gets what any new file gets under the umask.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(folder)
+        .map_err(|err| io_failure(&format!("cannot create a temp file in {}", folder.display()), err))
+}
+
+/// Stamps the downloaded file, flushes it to disk and renames it into place: until the
+/// rename nothing sits under the real name.
+fn finish(
+    temp: tempfile::NamedTempFile,
+    modified: Option<std::time::SystemTime>,
+    target: &Path,
+) -> Result<(), RequestFailure> {
+    let file = temp.as_file();
+    if let Some(modified) = modified {
+        file.set_modified(modified).map_err(|err| io_failure("cannot set the modification time", err))?;
+    }
+    file.sync_all().map_err(|err| io_failure("cannot flush the file to disk", err))?;
+    temp.persist(target).map_err(|err| io_failure(&format!("cannot rename into {}", target.display()), err.error))?;
     Ok(())
 }
 
@@ -86,7 +139,7 @@ impl Fetched {
 /// saved plan of an upload, then a download of the same prefix) did not list it: its time
 /// comes from listing the key now.
 async fn modification_time(
-    context: &Context<'_>,
+    context: &Context,
     action: &Action,
     key: &str,
     fetched: &Fetched,
@@ -119,13 +172,15 @@ async fn modification_time(
     listed.and_then(from_millis).or(fetched.last_modified)
 }
 
-/// One GET for the whole object. With checksum mode on, the SDK checks the body against the
-/// object's full checksum where it has one and fails the read on a mismatch.
+/// One GET for the whole object, written to `sink`. With checksum mode on, the SDK checks the
+/// body against the object's full checksum where it has one and fails the read on a mismatch.
+/// A body longer than `limit` is refused before it is read (the object grew since the plan).
 async fn whole(
-    context: &Context<'_>,
+    context: &Context,
     key: &str,
     etag: Option<String>,
-    file: &File,
+    sink: &mut impl Write,
+    limit: u64,
     progress: &ObjectProgress<'_>,
 ) -> Result<Fetched, RequestFailure> {
     let mut request =
@@ -135,16 +190,21 @@ async fn whole(
     }
     let response = request.send().await.map_err(|err| request_failure(&err))?;
     let expected = response.content_length().map(|length| length as u64);
+    if let Some(length) = expected.filter(|length| *length > limit) {
+        return Err(RequestFailure::local(
+            "ObjectChanged",
+            format!("the object is {length} bytes now, more than when planned"),
+            false,
+        ));
+    }
     let fetched = Fetched::new(response.last_modified(), response.e_tag());
     let mut body = response.body;
-    let mut writer = std::io::BufWriter::with_capacity(256 * 1024, file);
     let mut written = 0u64;
     while let Some(chunk) = body.try_next().await.map_err(body_failure)? {
-        writer.write_all(&chunk).map_err(|err| io_failure("cannot write", err))?;
+        sink.write_all(&chunk).map_err(|err| io_failure("cannot write", err))?;
         written += chunk.len() as u64;
         progress.add(chunk.len() as u64);
     }
-    writer.flush().map_err(|err| io_failure("cannot write", err))?;
     check_length(expected, written)?;
     Ok(fetched)
 }
@@ -161,7 +221,7 @@ async fn whole(
 /// thread that waits for this file moved every chunk across threads (perf: a third of the
 /// CPU went to switching threads).
 async fn ranged(
-    context: &Context<'_>,
+    context: &Context,
     key: &str,
     size: u64,
     etag: Option<String>,
@@ -224,7 +284,7 @@ async fn ranged(
 
 /// A HEAD with checksum mode, `If-Match` on `etag`, of the whole object or of one part.
 async fn head_object(
-    context: &Context<'_>,
+    context: &Context,
     key: &str,
     etag: Option<&str>,
     part: Option<i32>,
@@ -250,23 +310,6 @@ fn check_total(total: Option<u64>, size: u64) -> Result<(), RequestFailure> {
         format!("the object is {} bytes now, {size} when planned", total.map_or("?".into(), |t| t.to_string())),
         false,
     ))
-}
-
-/// A spawned task that is aborted when its handle is dropped.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl<T> std::future::Future for AbortOnDrop<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx)
-    }
 }
 
 /// The object a ranged download reads, owned so that range tasks can outlive the caller's

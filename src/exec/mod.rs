@@ -1,12 +1,17 @@
-//! The executor: the only code that writes. It carries out a plan's actions on a rayon pool of
-//! `concurrency` workers per transfer; each worker drives the async SDK on the one shared
-//! tokio runtime. A failed object is recorded and the run goes on.
+//! The executor: the only code that writes. It carries out a plan's actions with
+//! `concurrency` worker tasks per transfer on the one shared tokio runtime. Each worker takes
+//! the next action from the plan and runs it to the end, so a request, its answer and the
+//! next request stay on one runtime thread; file work that can block (fsync, renames, reading
+//! files for uploads) goes to tokio's blocking pool. A failed object is recorded and the run
+//! goes on.
 
 mod delete;
 mod download;
 mod upload;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,123 +26,121 @@ use crate::s3::RequestFailure;
 /// One transfer to carry out: its job (settings), its plan (actions) and its client.
 pub struct Transfer<'a> {
     pub job: &'a Job,
-    pub plan: &'a TransferPlan,
+    pub plan: Arc<TransferPlan>,
     pub client: aws_sdk_s3::Client,
 }
 
-/// What each action needs while it runs.
-struct Context<'a> {
-    job: &'a Job,
-    client: &'a aws_sdk_s3::Client,
-    counters: &'a Counters,
+/// What each action needs while it runs, shared by the transfer's worker tasks.
+struct Context {
+    job: Job,
+    client: aws_sdk_s3::Client,
+    counters: Arc<Counters>,
     /// Bounds the parts of large objects in flight across all workers: `concurrency`. Neither
     /// direction holds a part in memory (an upload streams each part from the file after a
     /// checksum pass, a download writes each chunk where it belongs as it arrives).
     parts: Arc<tokio::sync::Semaphore>,
-    /// Folders downloads renamed files into, fsynced once at the end of the transfer.
-    touched_folders: Mutex<std::collections::HashSet<std::path::PathBuf>>,
+    /// Folders downloads renamed files into, fsynced once at the end of the transfer. A folder
+    /// in here exists already, so the next download into it skips creating it.
+    touched_folders: Mutex<HashSet<PathBuf>>,
 }
 
-impl Context<'_> {
+impl Context {
     fn remote_key(&self, name: &str) -> String {
         format!("{}{name}", self.job.prefix)
     }
 }
 
-/// Carries out one transfer's plan: copies on a pool of `concurrency` workers, then deletes
-/// (held back when any copy failed). Adds its work to `counters` for the progress display.
+/// The copies of one plan, handed out one at a time to the workers, and what became of them.
+struct Work {
+    plan: Arc<TransferPlan>,
+    /// The index of the next action to look at (deletes are skipped: they run after).
+    next: AtomicUsize,
+    report: Mutex<TransferReport>,
+    moved_extensions: Mutex<BTreeSet<String>>,
+}
+
+impl Work {
+    fn take(&self) -> Option<&Action> {
+        loop {
+            let action = self.plan.actions.get(self.next.fetch_add(1, Ordering::Relaxed))?;
+            if !action.action.is_delete() {
+                return Some(action);
+            }
+        }
+    }
+
+    fn record(&self, action: &Action, outcome: Result<(), (RequestFailure, u32)>, counters: &Counters) {
+        let mut report = self.report.lock().expect("report lock");
+        match outcome {
+            Ok(()) => {
+                report.moved.add(action.size);
+                drop(report);
+                let extension = crate::report::extension(&action.key);
+                self.moved_extensions.lock().expect("extensions lock").insert(extension);
+            }
+            Err((failure, _)) if failure.code.as_deref() == Some(INTERRUPTED) => {
+                report.interrupted.add(action.size);
+            }
+            Err((failure, attempts)) => {
+                counters.fail();
+                report.record_failure(&action.key, action.action, action.size, failure, attempts);
+            }
+        }
+    }
+}
+
+/// Carries out one transfer's plan: copies by `concurrency` worker tasks, then deletes (held
+/// back when any copy failed). Adds its work to `counters` for the progress display.
 pub fn execute_transfer(
     transfer: &Transfer<'_>,
     runtime: &tokio::runtime::Handle,
-    counters: &Counters,
+    counters: &Arc<Counters>,
 ) -> TransferReport {
     tune_allocator();
     // Objects in flight within the open-file limit (see `limits`).
-    let concurrency = crate::limits::objects_in_flight(transfer.job.concurrency);
-    let limited = (concurrency < transfer.job.concurrency).then(|| Job { concurrency, ..transfer.job.clone() });
-    let job = limited.as_ref().unwrap_or(transfer.job);
+    let concurrency = crate::limits::objects_in_flight(transfer.job.concurrency).max(1);
+    let job = Job { concurrency, ..transfer.job.clone() };
     let copies = transfer.plan.actions.iter().filter(|a| !a.action.is_delete());
     let (objects, bytes) = copies.fold((0, 0), |(n, b), a| (n + 1, b + a.size));
     counters.add_planned(objects, bytes);
-    let context = Context {
+    let context = Arc::new(Context {
         job,
-        client: &transfer.client,
-        counters,
-        parts: Arc::new(tokio::sync::Semaphore::new(job.concurrency.max(1) as usize)),
-        touched_folders: Mutex::new(std::collections::HashSet::new()),
-    };
-    let mut first = TransferReport::new(transfer.plan);
-    first.temp_files_removed = remove_stale_temp_files(&job.local, &transfer.plan.temp_files);
-    first.uploads_aborted = runtime.block_on(upload::abort_unfinished(&context, &transfer.plan.unfinished_uploads));
-    let report = Mutex::new(first);
-    let moved_extensions = Mutex::new(BTreeSet::new());
-    let pool = match rayon::ThreadPoolBuilder::new()
-        .num_threads(job.concurrency as usize)
-        .thread_name(|i| format!("haul-worker-{i}"))
-        .build()
-    {
-        Ok(pool) => pool,
-        Err(err) => {
-            return TransferReport::not_run(&job.name, job.direction, format!("cannot start worker threads: {err}"));
-        }
-    };
-    let (deletes, copies): (Vec<&Action>, Vec<&Action>) =
-        transfer.plan.actions.iter().partition(|action| action.action.is_delete());
-    pool.install(|| {
-        // One action per task: objects differ in size by orders of magnitude, so rayon's
-        // splitting must not bundle a large one with many small ones on a worker.
-        copies.par_iter().with_max_len(1).for_each(|action| {
-            if crate::interrupt::requested() {
-                report.lock().expect("report lock").interrupted.add(action.size);
-                return;
-            }
-            let started = std::time::Instant::now();
-            let outcome = with_retries(job.target.retries, &action.key, || runtime.block_on(copy(&context, action)));
-            match &outcome {
-                Ok(()) => tracing::debug!(
-                    transfer = %job.name,
-                    key = %action.key,
-                    bytes = action.size,
-                    ms = started.elapsed().as_millis() as u64,
-                    "{} done",
-                    action.action.label()
-                ),
-                Err((failure, attempts)) => tracing::info!(
-                    transfer = %job.name,
-                    key = %action.key,
-                    attempts,
-                    code = failure.code.as_deref().unwrap_or("network"),
-                    "{} failed: {}",
-                    action.action.label(),
-                    failure.message
-                ),
-            }
-            let mut report = report.lock().expect("report lock");
-            match outcome {
-                Ok(()) => {
-                    report.moved.add(action.size);
-                    drop(report);
-                    let extension = crate::report::extension(&action.key);
-                    moved_extensions.lock().expect("extensions lock").insert(extension);
-                }
-                Err((failure, _)) if failure.code.as_deref() == Some(INTERRUPTED) => {
-                    report.interrupted.add(action.size);
-                }
-                Err((failure, attempts)) => {
-                    counters.fail();
-                    report.record_failure(&action.key, action.action, action.size, failure, attempts);
-                }
-            }
-        });
+        client: transfer.client.clone(),
+        counters: counters.clone(),
+        parts: Arc::new(tokio::sync::Semaphore::new(concurrency as usize)),
+        touched_folders: Mutex::new(HashSet::new()),
     });
-    let folders: Vec<std::path::PathBuf> = context.touched_folders.lock().expect("folder set").drain().collect();
-    pool.install(|| folders.par_iter().for_each(|folder| download::sync_folder(folder)));
-    let mut report = report.into_inner().expect("report lock");
+    let mut first = TransferReport::new(&transfer.plan);
+    first.temp_files_removed = remove_stale_temp_files(&context.job.local, &transfer.plan.temp_files);
+    first.uploads_aborted = runtime.block_on(upload::abort_unfinished(&context, &transfer.plan.unfinished_uploads));
+    let work = Arc::new(Work {
+        plan: transfer.plan.clone(),
+        next: AtomicUsize::new(0),
+        report: Mutex::new(first),
+        moved_extensions: Mutex::new(BTreeSet::new()),
+    });
+    let workers = objects.min(u64::from(concurrency)) as usize;
+    runtime.block_on(async {
+        let tasks: Vec<_> =
+            (0..workers).map(|_| AbortOnDrop(tokio::spawn(run_worker(context.clone(), work.clone())))).collect();
+        for task in tasks {
+            if let Err(err) = task.await
+                && err.is_panic()
+            {
+                std::panic::resume_unwind(err.into_panic());
+            }
+        }
+    });
+    let folders: Vec<PathBuf> = context.touched_folders.lock().expect("folder set").drain().collect();
+    folders.par_iter().for_each(|folder| download::sync_folder(folder));
+    let work = Arc::try_unwrap(work).unwrap_or_else(|_| unreachable!("every worker has finished"));
+    let mut report = work.report.into_inner().expect("report lock");
+    let deletes: Vec<&Action> = transfer.plan.actions.iter().filter(|action| action.action.is_delete()).collect();
     if !deletes.is_empty() {
         if report.failed.objects > 0 || report.interrupted.objects > 0 {
             report.deletes_held_back = deletes.len() as u64;
         } else {
-            let outcomes = pool.install(|| delete::delete_all(&context, &deletes, runtime));
+            let outcomes = delete::delete_all(&context, &deletes, runtime);
             for (action, outcome) in deletes.iter().zip(outcomes) {
                 match outcome {
                     Ok(()) => report.deleted.add(0),
@@ -149,8 +152,40 @@ pub fn execute_transfer(
             }
         }
     }
-    report.group_failures(&moved_extensions.into_inner().expect("extensions lock"));
+    report.group_failures(&work.moved_extensions.into_inner().expect("extensions lock"));
     report
+}
+
+/// One worker: takes copies until none are left, each with its retries.
+async fn run_worker(context: Arc<Context>, work: Arc<Work>) {
+    while let Some(action) = work.take() {
+        if crate::interrupt::requested() {
+            work.record(action, Err((interrupted(), 0)), &context.counters);
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let outcome = with_retries(context.job.target.retries, &action.key, || copy(&context, action)).await;
+        match &outcome {
+            Ok(()) => tracing::debug!(
+                transfer = %context.job.name,
+                key = %action.key,
+                bytes = action.size,
+                ms = started.elapsed().as_millis() as u64,
+                "{} done",
+                action.action.label()
+            ),
+            Err((failure, attempts)) => tracing::info!(
+                transfer = %context.job.name,
+                key = %action.key,
+                attempts,
+                code = failure.code.as_deref().unwrap_or("network"),
+                "{} failed: {}",
+                action.action.label(),
+                failure.message
+            ),
+        }
+        work.record(action, outcome, &context.counters);
+    }
 }
 
 /// Removes the temp files of downloads whose run is gone (killed, crashed, power lost).
@@ -204,7 +239,7 @@ fn tune_allocator() {
     }
 }
 
-async fn copy(context: &Context<'_>, action: &Action) -> Result<(), RequestFailure> {
+async fn copy(context: &Context, action: &Action) -> Result<(), RequestFailure> {
     match action.action {
         ActionKind::Download => download::download(context, action).await,
         ActionKind::Upload => upload::upload(context, action).await,
@@ -216,20 +251,23 @@ async fn copy(context: &Context<'_>, action: &Action) -> Result<(), RequestFailu
 /// transiently (5xx, throttling, dropped connections, a short or damaged body). This is on
 /// top of the SDK's own retries of single requests: it also covers a body that broke off
 /// halfway, which the SDK cannot retry. Backoff doubles from 200 ms up to 10 s, with jitter.
-fn with_retries<T>(
+async fn with_retries<T, F>(
     retries: u32,
     what: &str,
-    mut attempt: impl FnMut() -> Result<T, RequestFailure>,
-) -> Result<T, (RequestFailure, u32)> {
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, (RequestFailure, u32)>
+where
+    F: std::future::Future<Output = Result<T, RequestFailure>>,
+{
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match attempt() {
+        match attempt().await {
             Ok(value) => return Ok(value),
             Err(failure) if failure.transient && attempts <= retries && !crate::interrupt::requested() => {
                 let pause = backoff(attempts);
                 tracing::debug!(key = %what, attempt = attempts, pause_ms = pause.as_millis() as u64, "retrying: {}", failure.message);
-                std::thread::sleep(pause);
+                tokio::time::sleep(pause).await;
             }
             Err(failure) => return Err((failure, attempts)),
         }
@@ -248,9 +286,41 @@ const INTERRUPTED: &str = "Interrupted";
 /// path aborts the upload or drops the temp file.
 fn check_interrupt() -> Result<(), RequestFailure> {
     if crate::interrupt::requested() {
-        return Err(RequestFailure::local(INTERRUPTED, "interrupted", false));
+        return Err(interrupted());
     }
     Ok(())
+}
+
+fn interrupted() -> RequestFailure {
+    RequestFailure::local(INTERRUPTED, "interrupted", false)
+}
+
+/// A spawned task that is aborted when its handle is dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> std::future::Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+/// Runs blocking file work (fsync, rename, reading a file) on tokio's blocking pool, so a
+/// slow disk holds up one pool thread and not the runtime thread other transfers run on.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, RequestFailure> + Send + 'static,
+) -> Result<T, RequestFailure> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|err| match err.try_into_panic() {
+        Ok(panic) => std::panic::resume_unwind(panic),
+        Err(_) => Err(interrupted()),
+    })
 }
 
 /// A local file system error as a failure, with a code per cause so the report can say
@@ -317,10 +387,19 @@ mod tests {
 
     use super::*;
 
+    /// Runs a retry loop to the end (its pauses are real, up to a second in all).
+    fn retried<T>(
+        retries: u32,
+        mut attempt: impl FnMut() -> Result<T, RequestFailure>,
+    ) -> Result<T, (RequestFailure, u32)> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        runtime.block_on(with_retries(retries, "k", || std::future::ready(attempt())))
+    }
+
     #[test]
     fn transient_failures_are_retried_up_to_the_limit() {
         let mut calls = 0;
-        let result: Result<(), _> = with_retries(2, "k", || {
+        let result: Result<(), _> = retried(2, || {
             calls += 1;
             Err(RequestFailure::local("SlowDown", "busy", true))
         });
@@ -331,13 +410,13 @@ mod tests {
     #[test]
     fn permanent_failures_are_not_retried_and_success_stops() {
         let mut calls = 0;
-        let result: Result<(), _> = with_retries(5, "k", || {
+        let result: Result<(), _> = retried(5, || {
             calls += 1;
             Err(RequestFailure::local("AccessDenied", "no", false))
         });
         assert_eq!((calls, result.unwrap_err().1), (1, 1));
         let mut calls = 0;
-        let result = with_retries(5, "k", || {
+        let result = retried(5, || {
             calls += 1;
             if calls < 2 { Err(RequestFailure::local("InternalError", "oops", true)) } else { Ok(calls) }
         });

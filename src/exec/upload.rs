@@ -58,34 +58,54 @@ impl Version {
 }
 
 /// The file being uploaded: opened once, its version taken at the start.
-struct Source<'a> {
-    path: &'a std::path::Path,
+struct Source {
+    path: std::path::PathBuf,
     file: File,
     version: Version,
 }
 
-impl Source<'_> {
+impl Source {
+    /// Opens the file and takes its version. Blocking: run it on the blocking pool.
+    fn open(path: std::path::PathBuf) -> Result<Source, RequestFailure> {
+        let file = File::open(&path).map_err(|err| io_failure(&format!("cannot open {}", path.display()), err))?;
+        // The size now, not the planned one: a file that grew since is uploaded whole.
+        let version = Version::of(&file).map_err(|err| io_failure(&format!("cannot read {}", path.display()), err))?;
+        Ok(Source { path, file, version })
+    }
+
     /// Fails as `FileChanged` when the file is no longer the version the upload started with.
     fn ensure_unchanged(&self) -> Result<(), RequestFailure> {
         let now = Version::of(&self.file).map_err(|err| io_failure("cannot read the file", err))?;
         if now == self.version { Ok(()) } else { Err(changed()) }
     }
 
-    /// The body of `length` bytes from `offset`, with its CRC32C.
+    /// `length` bytes from `offset`, read into memory, with their CRC32C. Blocking.
+    fn read(&self, offset: u64, length: u64) -> Result<(Vec<u8>, String), RequestFailure> {
+        let bytes = read_at(&self.file, offset, length)?;
+        self.ensure_unchanged()?;
+        let checksum = crc32c(&bytes);
+        Ok((bytes, checksum))
+    }
+
+    /// The body of `length` bytes from `offset`, with its CRC32C. The reading runs on the
+    /// blocking pool.
     async fn body(&self, offset: u64, length: u64) -> Result<(ByteStream, String), RequestFailure> {
+        let file = self.file.try_clone().map_err(|err| io_failure("cannot read the file", err))?;
         if length <= IN_MEMORY_UP_TO {
-            let bytes = read_at(&self.file, offset, length)?;
+            let (bytes, checksum) =
+                super::blocking(move || read_at(&file, offset, length).map(|bytes| (crc32c(&bytes), bytes)))
+                    .await
+                    .map(|(checksum, bytes)| (bytes, checksum))?;
             self.ensure_unchanged()?;
-            let checksum = crc32c(&bytes);
             return Ok((ByteStream::from(bytes), checksum));
         }
-        let checksum = crc32c_of_range(&self.file, offset, length)?;
+        let checksum = super::blocking(move || crc32c_of_range(&file, offset, length)).await?;
         // The checksum is of the version the upload started with, or the upload stops here.
         self.ensure_unchanged()?;
         // By path, so the SDK can open it again for a retry; a file replaced under the name
         // since is refused by the server (its bytes do not match the checksum).
         let body = ByteStream::read_from()
-            .path(self.path)
+            .path(&self.path)
             .offset(offset)
             .length(aws_sdk_s3::primitives::Length::Exact(length))
             .buffer_size(READ_CHUNK)
@@ -117,18 +137,24 @@ fn changed() -> RequestFailure {
     )
 }
 
-pub(super) async fn upload(context: &Context<'_>, action: &Action) -> Result<(), RequestFailure> {
+pub(super) async fn upload(context: &Context, action: &Action) -> Result<(), RequestFailure> {
     let path = crate::listing::local_path(&context.job.local, action.source_name())
         .map_err(|why| RequestFailure::local("UnsafeKey", format!("the name {why}"), false))?;
-    let file = File::open(&path).map_err(|err| io_failure(&format!("cannot open {}", path.display()), err))?;
-    // The size now, not the planned one: a file that grew since is uploaded whole.
-    let version = Version::of(&file).map_err(|err| io_failure(&format!("cannot read {}", path.display()), err))?;
-    let size = version.size;
-    let source = Source { path: &path, file, version };
+    let threshold = context.job.multipart_threshold.0;
+    // Opening the file, and reading a small one whole with its checksum, is one hand-off to
+    // the blocking pool.
+    let (source, whole) = super::blocking(move || {
+        let source = Source::open(path)?;
+        let size = source.version.size;
+        let whole = if size < threshold && size <= IN_MEMORY_UP_TO { Some(source.read(0, size)?) } else { None };
+        Ok((source, whole))
+    })
+    .await?;
+    let size = source.version.size;
     let key = context.remote_key(action.destination_name());
     let progress = context.counters.start(&action.key, size);
-    if size < context.job.multipart_threshold.0 {
-        put(context, &key, &source, &progress).await?;
+    if size < threshold {
+        put(context, &key, &source, whole, &progress).await?;
     } else {
         multipart(context, &key, &source, &progress).await?;
     }
@@ -137,13 +163,17 @@ pub(super) async fn upload(context: &Context<'_>, action: &Action) -> Result<(),
 }
 
 async fn put(
-    context: &Context<'_>,
+    context: &Context,
     key: &str,
-    source: &Source<'_>,
+    source: &Source,
+    whole: Option<(Vec<u8>, String)>,
     progress: &ObjectProgress<'_>,
 ) -> Result<(), RequestFailure> {
     let size = source.version.size;
-    let (body, checksum) = source.body(0, size).await?;
+    let (body, checksum) = match whole {
+        Some((bytes, checksum)) => (ByteStream::from(bytes), checksum),
+        None => source.body(0, size).await?,
+    };
     let options = &context.job.upload;
     let request = context
         .client
@@ -163,9 +193,9 @@ async fn put(
 }
 
 async fn multipart(
-    context: &Context<'_>,
+    context: &Context,
     key: &str,
-    source: &Source<'_>,
+    source: &Source,
     progress: &ObjectProgress<'_>,
 ) -> Result<(), RequestFailure> {
     let options = &context.job.upload;
@@ -194,10 +224,10 @@ async fn multipart(
 }
 
 async fn upload_parts(
-    context: &Context<'_>,
+    context: &Context,
     key: &str,
     upload_id: &str,
-    source: &Source<'_>,
+    source: &Source,
     progress: &ObjectProgress<'_>,
 ) -> Result<(), RequestFailure> {
     let size = source.version.size;
@@ -296,10 +326,7 @@ fn sse(options: &UploadOptions) -> Option<aws_sdk_s3::types::ServerSideEncryptio
 
 /// Aborts the multipart uploads an interrupted run left (the plan lists them), so their
 /// parts stop costing money; returns how many are gone. One that is gone already counts.
-pub(super) async fn abort_unfinished(
-    context: &Context<'_>,
-    uploads: &[crate::listing::remote::UnfinishedUpload],
-) -> u64 {
+pub(super) async fn abort_unfinished(context: &Context, uploads: &[crate::listing::remote::UnfinishedUpload]) -> u64 {
     let mut aborted = 0;
     for upload in uploads {
         let key = context.remote_key(&upload.key);
