@@ -301,6 +301,7 @@ impl TransferReport {
         let verb = match self.direction {
             Direction::Download => "downloaded",
             Direction::Upload => "uploaded",
+            Direction::Copy => "copied",
         };
         let mut parts = vec![format!("{verb} {} ({})", self.moved.objects, human_bytes(self.moved.bytes))];
         if self.deleted.objects > 0 {
@@ -382,7 +383,7 @@ fn hint(
     region: Option<&str>,
 ) -> String {
     let verb = match direction {
-        Direction::Download => "read",
+        Direction::Download | Direction::Copy => "read",
         Direction::Upload => "write",
     };
     let class = if code == "network" { None } else { Some(code) };
@@ -463,6 +464,8 @@ mod tests {
             by_reason: BTreeMap::new(),
             shard: None,
             unfinished_uploads: vec![],
+            to: None,
+            copy_method: None,
         };
         let mut report = TransferReport::new(&plan);
         report.record_failure("a.json", ActionKind::Download, 5, failure("AccessDenied"), 1);

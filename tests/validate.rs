@@ -226,7 +226,7 @@ fn an_https_url_in_bucket_is_split_like_s3() {
 fn bad_direction() {
     check(&variant("direction: download", "direction: sideways")).expect_code(2).expect_output(&[
         "invalid value for `direction`",
-        "expected `download` or `upload`",
+        "expected one of `download`, `upload`, `copy`",
         "[m.yaml:6:16]",
     ]);
 }
@@ -423,10 +423,55 @@ fn checked_in_schema_is_current() {
     let transfer = &schema["$defs"]["TransferSpec"];
     assert_eq!(transfer["additionalProperties"], false);
     let required: Vec<&str> = transfer["required"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
-    for key in ["name", "direction", "bucket", "local"] {
+    for key in ["name", "direction", "bucket"] {
         assert!(required.contains(&key), "{key} should be required: {required:?}");
     }
+    // `local` for uploads and downloads, `to` for copies: validation asks for the right one.
+    assert!(transfer["properties"]["local"].is_object() && transfer["properties"]["to"].is_object());
+    assert_eq!(schema["$defs"]["CopyTo"]["required"], serde_json::json!(["bucket"]));
     assert!(transfer["properties"]["max_delete"].is_object(), "settings are flattened into transfers");
+}
+
+const COPY: &str = "\
+version: 1
+transfers:
+  - name: mirror
+    direction: copy
+    bucket: partner-exports
+    prefix: reports/
+    request_payer: requester
+    to:
+      bucket: our-archive
+      prefix: partner/reports/
+      region: ap-northeast-2
+      storage_class: STANDARD_IA
+";
+
+#[test]
+fn a_copy_names_both_buckets_and_its_mistakes_are_explained() {
+    check(COPY)
+        .expect_code(0)
+        .expect_output(&["mirror  copy  s3://partner-exports/reports/ -> s3://our-archive/partner/reports/"]);
+    // Half-specified: no `to`, a `local` too, `to` in a download, a bad destination bucket.
+    check(&COPY.replace("    to:\n      bucket: our-archive\n      prefix: partner/reports/\n      region: ap-northeast-2\n      storage_class: STANDARD_IA\n", ""))
+        .expect_code(2)
+        .expect_output(&["transfer #1 `mirror` is missing `to`", "destination's `bucket:`"]);
+    check(&COPY.replace("    prefix: reports/\n", "    prefix: reports/\n    local: ./data\n"))
+        .expect_code(2)
+        .expect_output(&["a copy has no `local`", "[m.yaml:7:5]", "direction: download"]);
+    check(
+        &COPY
+            .replace("direction: copy", "direction: download")
+            .replace("    prefix: reports/\n", "    prefix: reports/\n    local: ./data\n"),
+    )
+    .expect_code(2)
+    .expect_output(&["`to` is only for `direction: copy`", "write `direction: copy`"]);
+    check(&COPY.replace("bucket: our-archive", "bucket: s3://our-archive/x"))
+        .expect_code(2)
+        .expect_output(&["`bucket` is a URL", "[m.yaml:9:"]);
+    check(&COPY.replace("      region: ap-northeast-2\n", "      regoin: ap-northeast-2\n"))
+        .expect_code(2)
+        .expect_output(&["regoin"]);
 }
 
 #[test]

@@ -96,9 +96,11 @@ fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit
             continue;
         }
         let client = clients.get(&runtime, job);
+        let to_client = clients.to(&runtime, job);
         match super::plan::plan_job(
             job,
             &client,
+            to_client.as_ref(),
             runtime.handle(),
             options.shard,
             &ExpectedWrites::default(),
@@ -106,7 +108,7 @@ fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit
         ) {
             Ok(plan) => {
                 tracing::info!(transfer = %job.name, "planned: {}", crate::plan::render::summary_line(&plan));
-                let transfer = Transfer { job, plan: std::sync::Arc::new(plan), client };
+                let transfer = Transfer { job, plan: std::sync::Arc::new(plan), client, to_client };
                 reports.push(crate::exec::execute_transfer(&transfer, runtime.handle(), &run.counters));
             }
             // Said once, in the report (with its hint), not also on stderr.
@@ -140,18 +142,19 @@ fn apply_saved(mut document: PlanDocument, options: &ApplyOptions, style: Style)
             return Err(HaulError::ManifestChanged { path: manifest_path.clone() });
         };
         let client = clients.get(&runtime, job);
+        let to_client = clients.to(&runtime, job);
         if plan.has_changes() {
             // What the transfers before this one will write was planned in, as `plan` did.
             let earlier = writers.under_source_of(job).into_iter().map(|i| (transfers[i].job, &*transfers[i].plan));
             let expected = ExpectedWrites::for_source_of(job, earlier, document.created * 1000);
-            let (found, _) = with_sides(job, &client, runtime.handle(), |source, destination| {
+            let (found, _) = with_sides(job, &client, to_client.as_ref(), runtime.handle(), |source, destination| {
                 plan.stale_objects(expected.overlay(source), destination)
             })
             .map_err(|err| HaulError::sides(job, err))?;
             stale.extend(found);
         }
         writers.add(transfers.len(), job);
-        transfers.push(Transfer { job, plan, client });
+        transfers.push(Transfer { job, plan, client, to_client });
     }
     if !stale.is_empty() {
         return Err(HaulError::StalePlan { objects: stale });

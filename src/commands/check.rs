@@ -28,8 +28,9 @@ pub(super) fn run(args: &CheckArgs, style: Style) -> Result<Exit, HaulError> {
     let mut rows = Vec::new();
     for job in jobs {
         let client = clients.get(&runtime, job);
+        let to_client = clients.to(&runtime, job);
         let region = client.config().region().map(|r| r.to_string());
-        rows.extend(runtime.block_on(check_transfer(job, &client, region.as_deref())));
+        rows.extend(runtime.block_on(check_transfer(job, &client, to_client.as_ref(), region.as_deref())));
     }
     let mut stdout = std::io::stdout().lock();
     let _ = match output {
@@ -74,16 +75,23 @@ pub struct CheckRow {
 /// Objects looked at for extensions and owners: the first listing page.
 const SAMPLE: i32 = 1000;
 
-/// Runs every check of one transfer.
-pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Option<&str>) -> Vec<CheckRow> {
+/// Runs every check of one transfer. `to_client` reaches a copy's destination bucket.
+pub async fn check_transfer(
+    job: &Job,
+    client: &aws_sdk_s3::Client,
+    to_client: Option<&aws_sdk_s3::Client>,
+    region: Option<&str>,
+) -> Vec<CheckRow> {
     let mut rows = Vec::new();
     let mut row = |check: &str, status: Status, detail: String| {
         rows.push(CheckRow { transfer: job.name.clone(), check: check.to_string(), status, detail });
     };
 
     // 0. The local side: a folder to read from, or one that can be made and written.
-    let (status, detail) = local_check(job);
-    row("local", status, detail);
+    if job.direction != Direction::Copy {
+        let (status, detail) = local_check(job);
+        row("local", status, detail);
+    }
 
     // 1. The bucket exists, and is where the manifest says.
     match client.head_bucket().bucket(&job.bucket).send().await {
@@ -167,9 +175,9 @@ pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Opti
         })
         .collect();
 
-    // 3. Reading (downloads) or writing (uploads), once per extension.
+    // 3. Reading (downloads, copies) or writing (uploads, copies), once per extension.
     match job.direction {
-        Direction::Download => {
+        Direction::Download | Direction::Copy => {
             let mut by_extension: BTreeMap<String, &str> = BTreeMap::new();
             for object in &objects {
                 let key = object.key().unwrap_or_default();
@@ -178,9 +186,9 @@ pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Opti
             if by_extension.is_empty() {
                 row("read", Status::Skip, "no objects under the prefix pass the filters".into());
             }
-            for (ext, key) in by_extension {
-                let name = extension_name(&ext);
-                match client.head_object().bucket(&job.bucket).key(key).send().await {
+            for (ext, key) in &by_extension {
+                let name = extension_name(ext);
+                match client.head_object().bucket(&job.bucket).key(*key).send().await {
                     Ok(_) => row(&format!("read {name}"), Status::Ok, format!("can read `{key}`")),
                     Err(err) => {
                         let failure = request_failure(&err);
@@ -192,11 +200,26 @@ pub async fn check_transfer(job: &Job, client: &aws_sdk_s3::Client, region: Opti
                     }
                 }
             }
+            // A copy writes what it reads into `to`: each extension found, else the filter's.
+            if let (Some(to), Some(to_client)) = (&job.to, to_client) {
+                let mut extensions: Vec<String> = by_extension.into_keys().collect();
+                if extensions.is_empty() {
+                    extensions = job.filter_summary.extensions.clone();
+                }
+                if extensions.is_empty() {
+                    extensions.push("csv".into());
+                }
+                for ext in extensions {
+                    let name = extension_name(&ext);
+                    let (status, detail) = write_probe(to_client, &to.bucket, &to.prefix, &ext).await;
+                    row(&format!("write {name} to `{}`", to.bucket), status, detail);
+                }
+            }
         }
         Direction::Upload => {
             for ext in local_extensions(job) {
                 let name = extension_name(&ext);
-                let (status, detail) = write_probe(client, job, &ext).await;
+                let (status, detail) = write_probe(client, &job.bucket, &job.prefix, &ext).await;
                 row(&format!("write {name}"), status, detail);
             }
         }
@@ -258,6 +281,7 @@ fn describe(failure: &RequestFailure) -> String {
 fn local_check(job: &Job) -> (Status, String) {
     let shown = job.local.display();
     match job.direction {
+        Direction::Copy => (Status::Skip, "a copy has no local folder".into()),
         Direction::Upload => match std::fs::read_dir(&job.local) {
             Ok(_) => (Status::Ok, format!("can read `{shown}`")),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
@@ -323,11 +347,11 @@ fn local_extensions(job: &Job) -> Vec<String> {
 /// starts a multipart upload (which needs the same s3:PutObject permission as a PUT) and
 /// aborts it at once. No object is ever created; an upload that cannot be aborted holds no
 /// data, and is reported so it can be cleaned up.
-async fn write_probe(client: &aws_sdk_s3::Client, job: &Job, ext: &str) -> (Status, String) {
+async fn write_probe(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str, ext: &str) -> (Status, String) {
     let name = if ext.is_empty() { ".haul-write-check".to_string() } else { format!(".haul-write-check.{ext}") };
-    let key = format!("{}{name}", job.prefix);
+    let key = format!("{prefix}{name}");
     let how = "a multipart upload was started and aborted; nothing was stored";
-    let created = client.create_multipart_upload().bucket(&job.bucket).key(&key).send().await;
+    let created = client.create_multipart_upload().bucket(bucket).key(&key).send().await;
     let upload_id = match created {
         Ok(created) => created.upload_id().unwrap_or_default().to_string(),
         Err(err) => {
@@ -335,7 +359,7 @@ async fn write_probe(client: &aws_sdk_s3::Client, job: &Job, ext: &str) -> (Stat
             return (Status::Fail, format!("cannot write `{key}`: {}", describe(&failure)));
         }
     };
-    match client.abort_multipart_upload().bucket(&job.bucket).key(&key).upload_id(&upload_id).send().await {
+    match client.abort_multipart_upload().bucket(bucket).key(&key).upload_id(&upload_id).send().await {
         Ok(_) => (Status::Ok, format!("can write `{key}` ({how})")),
         Err(err) => (
             Status::Warn,
@@ -344,7 +368,7 @@ async fn write_probe(client: &aws_sdk_s3::Client, job: &Job, ext: &str) -> (Stat
                  remove it with `aws s3api abort-multipart-upload --bucket {} --key {key} --upload-id {upload_id}` \
                  or a lifecycle rule, and allow s3:AbortMultipartUpload so failed uploads can be cleaned up",
                 describe(&request_failure(&err)),
-                job.bucket
+                bucket
             ),
         ),
     }

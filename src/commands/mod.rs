@@ -58,7 +58,16 @@ struct Clients(HashMap<S3Target, aws_sdk_s3::Client>);
 
 impl Clients {
     fn get(&mut self, runtime: &tokio::runtime::Runtime, job: &Job) -> aws_sdk_s3::Client {
-        self.0.entry(job.target.clone()).or_insert_with(|| runtime.block_on(crate::s3::client(&job.target))).clone()
+        self.of(runtime, &job.target)
+    }
+
+    /// The client of a copy's destination bucket; `None` for other transfers.
+    fn to(&mut self, runtime: &tokio::runtime::Runtime, job: &Job) -> Option<aws_sdk_s3::Client> {
+        job.to.as_ref().map(|to| self.of(runtime, &to.target))
+    }
+
+    fn of(&mut self, runtime: &tokio::runtime::Runtime, target: &S3Target) -> aws_sdk_s3::Client {
+        self.0.entry(target.clone()).or_insert_with(|| runtime.block_on(crate::s3::client(target))).clone()
     }
 }
 

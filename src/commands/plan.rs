@@ -30,10 +30,11 @@ pub(super) fn run(args: &PlanArgs, style: Style) -> Result<Exit, HaulError> {
     let mut failed = false;
     for job in jobs {
         let client = clients.get(&runtime, job);
+        let to_client = clients.to(&runtime, job);
         // `apply` will run the transfers before this one first: plan it on what they write.
         let earlier = writers.under_source_of(job).into_iter().map(|i| (planned[i], &plans[i]));
         let expected = ExpectedWrites::for_source_of(job, earlier, created * 1000);
-        match plan_job(job, &client, runtime.handle(), shard, &expected, created) {
+        match plan_job(job, &client, to_client.as_ref(), runtime.handle(), shard, &expected, created) {
             Ok(plan) => {
                 if output == OutputFormat::Table {
                     let _ = write!(std::io::stdout(), "{}", crate::plan::render::table(&plan));
@@ -91,6 +92,7 @@ pub(super) fn manifest_ref(path: &Path, text: &str) -> ManifestRef {
 pub(super) fn plan_job(
     job: &Job,
     client: &aws_sdk_s3::Client,
+    to_client: Option<&aws_sdk_s3::Client>,
     runtime: &tokio::runtime::Handle,
     shard: Option<Shard>,
     expected: &ExpectedWrites,
@@ -115,7 +117,7 @@ pub(super) fn plan_job(
         _ => None,
     };
     let check = checker.as_ref().map(|checker| checker as &dyn crate::plan::ContentCheck);
-    let (planned, temp_files) = with_sides(job, client, runtime, |source, destination| {
+    let (planned, temp_files) = with_sides(job, client, to_client, runtime, |source, destination| {
         crate::plan::plan_transfer(job, expected.overlay(source), destination, check, shard)
     })
     .map_err(|err| HaulError::sides(job, err))?;

@@ -34,7 +34,7 @@ pub(super) fn run(args: &ValidateArgs, style: Style) -> Result<Exit, HaulError> 
 
 /// One line per transfer: name, direction, where from and to, and its filters.
 fn describe(job: &Job) -> String {
-    let route = manifest::route(job.direction, &job.bucket, &job.prefix, &job.local);
+    let route = job.route();
     let summary = &job.filter_summary;
     let mut filters = Vec::new();
     if !summary.extensions.is_empty() {

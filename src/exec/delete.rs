@@ -43,7 +43,8 @@ pub(super) fn delete_all(
 }
 
 async fn delete_remote(context: &Context, batch: &[&Action]) -> Vec<Result<(), RequestFailure>> {
-    let keys: Vec<String> = batch.iter().map(|action| context.remote_key(action.destination_name())).collect();
+    let (client, bucket, prefix) = context.written_bucket();
+    let keys: Vec<String> = batch.iter().map(|action| format!("{prefix}{}", action.destination_name())).collect();
     let objects: Result<Vec<ObjectIdentifier>, _> =
         keys.iter().map(|key| ObjectIdentifier::builder().key(key).build()).collect();
     let delete = objects.and_then(|objects| Delete::builder().set_objects(Some(objects)).quiet(true).build());
@@ -54,7 +55,7 @@ async fn delete_remote(context: &Context, batch: &[&Action]) -> Vec<Result<(), R
             return vec![Err(failure); batch.len()];
         }
     };
-    let answer = context.client.delete_objects().bucket(&context.job.bucket).delete(delete).send().await;
+    let answer = client.delete_objects().bucket(bucket).delete(delete).send().await;
     match answer {
         // Quiet mode: the answer lists only the keys that failed.
         Ok(answer) => keys

@@ -377,7 +377,7 @@ fn start_writeback(file: &File, offset: u64, length: u64) {
     let _ = (file, offset, length);
 }
 
-fn check_length(expected: Option<u64>, written: u64) -> Result<(), RequestFailure> {
+pub(super) fn check_length(expected: Option<u64>, written: u64) -> Result<(), RequestFailure> {
     match expected {
         Some(expected) if expected != written => {
             Err(RequestFailure::local("ShortBody", format!("the body ended after {written} of {expected} bytes"), true))
@@ -387,7 +387,7 @@ fn check_length(expected: Option<u64>, written: u64) -> Result<(), RequestFailur
 }
 
 /// A body that broke off, or failed the checksum check: worth another attempt.
-fn body_failure(err: aws_sdk_s3::primitives::ByteStreamError) -> RequestFailure {
+pub(super) fn body_failure(err: aws_sdk_s3::primitives::ByteStreamError) -> RequestFailure {
     let text = crate::s3::error_chain(&err);
     let code = if text.to_lowercase().contains("checksum") { "ChecksumMismatch" } else { "ShortBody" };
     RequestFailure::local(code, format!("reading the body: {text}"), true)

@@ -5,6 +5,7 @@
 //! files for uploads) goes to tokio's blocking pool. A failed object is recorded and the run
 //! goes on.
 
+mod copy;
 mod delete;
 mod download;
 mod upload;
@@ -28,6 +29,8 @@ pub struct Transfer<'a> {
     pub job: &'a Job,
     pub plan: Arc<TransferPlan>,
     pub client: aws_sdk_s3::Client,
+    /// A copy's destination client.
+    pub to_client: Option<aws_sdk_s3::Client>,
 }
 
 /// What each action needs while it runs, shared by the transfer's worker tasks.
@@ -42,11 +45,23 @@ struct Context {
     /// Folders downloads renamed files into, fsynced once at the end of the transfer. A folder
     /// in here exists already, so the next download into it skips creating it.
     touched_folders: Mutex<HashSet<PathBuf>>,
+    /// A copy's destination.
+    to: Option<copy::CopyTarget>,
 }
 
 impl Context {
+    /// The key of `name` in the job's bucket (the source of a download or a copy).
     fn remote_key(&self, name: &str) -> String {
         format!("{}{name}", self.job.prefix)
+    }
+
+    /// The bucket this transfer writes and deletes in: an upload's, or a copy's `to`, with
+    /// its client and prefix.
+    fn written_bucket(&self) -> (&aws_sdk_s3::Client, &str, &str) {
+        match &self.to {
+            Some(to) => (&to.client, &to.destination.bucket, &to.destination.prefix),
+            None => (&self.client, &self.job.bucket, &self.job.prefix),
+        }
     }
 }
 
@@ -109,6 +124,15 @@ pub fn execute_transfer(
         counters: counters.clone(),
         parts: Arc::new(tokio::sync::Semaphore::new(concurrency as usize)),
         touched_folders: Mutex::new(HashSet::new()),
+        to: match (&transfer.job.to, &transfer.to_client) {
+            (Some(destination), Some(client)) => Some(copy::CopyTarget {
+                client: client.clone(),
+                destination: destination.clone(),
+                method: transfer.plan.copy_method.unwrap_or(crate::plan::CopyMethod::Streamed),
+                budget: Arc::new(tokio::sync::Semaphore::new(copy::STREAM_BUDGET_KIB)),
+            }),
+            _ => None,
+        },
     });
     let mut first = TransferReport::new(&transfer.plan);
     first.temp_files_removed = remove_stale_temp_files(&context.job.local, &transfer.plan.temp_files);
@@ -243,6 +267,7 @@ async fn copy(context: &Context, action: &Action) -> Result<(), RequestFailure> 
     match action.action {
         ActionKind::Download => download::download(context, action).await,
         ActionKind::Upload => upload::upload(context, action).await,
+        ActionKind::Copy => copy::copy(context, action).await,
         ActionKind::DeleteLocal | ActionKind::DeleteRemote => unreachable!("deletes run after the copies"),
     }
 }

@@ -317,7 +317,7 @@ fn content_type(key: &str) -> String {
     mime_guess::from_path(key).first_or_octet_stream().essence_str().to_string()
 }
 
-fn sse(options: &UploadOptions) -> Option<aws_sdk_s3::types::ServerSideEncryption> {
+pub(super) fn sse(options: &UploadOptions) -> Option<aws_sdk_s3::types::ServerSideEncryption> {
     options.sse.map(|sse| match sse {
         ServerSideEncryption::Aes256 => aws_sdk_s3::types::ServerSideEncryption::Aes256,
         ServerSideEncryption::AwsKms => aws_sdk_s3::types::ServerSideEncryption::AwsKms,

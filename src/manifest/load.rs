@@ -12,7 +12,7 @@ use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::{LoadError, LoaderOptions, Node};
 use serde::de::DeserializeOwned;
 
-use super::model::{Direction, MANIFEST_VERSION, Settings, TransferSpec, schema_index};
+use super::model::{CopyTo, Direction, MANIFEST_VERSION, Settings, TransferSpec, schema_index};
 use super::places::{Places, shifted};
 use super::problem::{Location, Problem, SourceFile, did_you_mean, line_starts};
 use super::{ManifestError, TRANSFER_ONLY_KEYS};
@@ -430,6 +430,8 @@ fn read_transfer(
             false
         } else if key.as_str() == "direction" {
             parse_value::<Direction>(key, value, problems).is_some()
+        } else if key.as_str() == "to" {
+            parse_value::<CopyTo>(key, value, problems).is_some()
         } else if TRANSFER_ONLY_KEYS.contains(&key.as_str()) {
             text_value(key, value, problems).is_some()
         } else {
@@ -442,12 +444,21 @@ fn read_transfer(
         };
         identity_valid &= valid;
     }
+    let direction: Option<Direction> = map.get_node("direction").and_then(|node| marked_yaml::from_node(node).ok());
+    let copy = direction == Some(Direction::Copy);
     let mut missing = false;
-    for required in ["name", "direction", "bucket", "local"] {
+    let name = map.get_scalar("name").map(|n| format!(" `{}`", n.as_str())).unwrap_or_default();
+    let at = map.iter().next().and_then(|(key, _)| key_location(key)).or(value_location(item));
+    // `local` is where an upload or download works, `to` where a copy writes; with no valid
+    // direction, neither is asked for (the direction's own problem says what to write).
+    let place = match direction {
+        Some(Direction::Copy) => Some("to"),
+        Some(_) => Some("local"),
+        None => None,
+    };
+    for required in ["name", "direction", "bucket"].into_iter().chain(place) {
         if map.get_node(required).is_none() {
             missing = true;
-            let name = map.get_scalar("name").map(|n| format!(" `{}`", n.as_str())).unwrap_or_default();
-            let at = map.iter().next().and_then(|(key, _)| key_location(key)).or(value_location(item));
             problems.push(
                 Problem::error(at, format!("{what}{name} is missing `{required}`"))
                     .label(format!("add `{required}:` to this transfer"))
@@ -455,15 +466,37 @@ fn read_transfer(
             );
         }
     }
+    for (key, needs) in [("local", false), ("to", true)] {
+        if let Some(node) = map.get_node(key)
+            && direction.is_some()
+            && copy != needs
+        {
+            missing = true;
+            let (message, help) = if copy {
+                (
+                    format!("a copy has no `local`: it goes from bucket to bucket ({what}{name})"),
+                    "remove `local`, or write `direction: download` to copy the bucket to a folder".to_string(),
+                )
+            } else {
+                (
+                    format!("`to` is only for `direction: copy` ({what}{name})"),
+                    "remove `to`, or write `direction: copy` to copy this bucket into the one in `to`".to_string(),
+                )
+            };
+            let location =
+                map.iter().find(|(k, _)| k.as_str() == key).and_then(|(k, _)| key_location(k)).or(value_location(node));
+            problems.push(Problem::error(location, message).label(format!("`{key}` here")).help(help));
+        }
+    }
     let settings = settings_of(settings, problems);
     if !identity_valid || missing {
         return Err(Some(Box::new(settings)));
     }
     let text = |key: &str| map.get_scalar(key).map(|s| s.as_str().to_string());
-    let direction = map.get_node("direction").and_then(|node| marked_yaml::from_node(node).ok());
-    match (text("name"), direction, text("bucket"), text("local")) {
-        (Some(name), Some(direction), Some(bucket), Some(local)) => {
-            Ok(TransferSpec { name, direction, bucket, local, prefix: text("prefix"), settings })
+    let to = map.get_node("to").and_then(|node| marked_yaml::from_node::<CopyTo>(node).ok());
+    match (text("name"), direction, text("bucket")) {
+        (Some(name), Some(direction), Some(bucket)) => {
+            Ok(TransferSpec { name, direction, bucket, local: text("local"), prefix: text("prefix"), to, settings })
         }
         _ => Err(Some(Box::new(settings))),
     }
@@ -484,8 +517,12 @@ fn settings_of(valid: MarkedMappingNode, problems: &mut Vec<Problem>) -> Setting
 fn required_help(key: &str) -> &'static str {
     match key {
         "name" => "give the transfer a unique `name:`; it is used in output, reports and `--only`",
-        "direction" => "add `direction: download` (S3 to local) or `direction: upload` (local to S3)",
+        "direction" => {
+            "add `direction: download` (S3 to local), `direction: upload` (local to S3) or `direction: copy` \
+             (bucket to bucket)"
+        }
         "bucket" => "add `bucket: <bucket-name>`; put any folder part in `prefix:`",
+        "to" => "add `to:` with the destination's `bucket:` (and `prefix:`) under it",
         _ => "add `local: <folder>`; relative paths start at the manifest's folder",
     }
 }

@@ -10,15 +10,15 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use model::{
-    ByteSize, CompareMode, Direction, MANIFEST_VERSION, ManifestSpec, RequestPayer, ServerSideEncryption, Settings,
-    StorageClass, TransferSpec, manifest_schema,
+    ByteSize, CompareMode, CopyTo, Direction, MANIFEST_VERSION, ManifestSpec, RequestPayer, ServerSideEncryption,
+    Settings, StorageClass, TransferSpec, manifest_schema,
 };
 pub use problem::{Location, Problem, Severity, SourceFile, line_starts};
 
 use crate::filter::Filter;
 
 /// Keys that only make sense for one transfer and so may not sit in `defaults`.
-pub const TRANSFER_ONLY_KEYS: [&str; 5] = ["name", "direction", "bucket", "local", "prefix"];
+pub const TRANSFER_ONLY_KEYS: [&str; 6] = ["name", "direction", "bucket", "local", "prefix", "to"];
 
 /// Built-in defaults for settings neither `defaults` nor the transfer sets.
 pub mod builtin {
@@ -52,7 +52,16 @@ pub struct S3Target {
     pub retries: u32,
 }
 
-/// How uploads are stored.
+/// The bucket a copy writes to, and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyDestination {
+    pub bucket: String,
+    /// Empty (the bucket's root) or ending in `/`.
+    pub prefix: String,
+    pub target: S3Target,
+}
+
+/// How uploads (and copies) are stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UploadOptions {
     pub storage_class: Option<StorageClass>,
@@ -68,8 +77,10 @@ pub struct Job {
     pub bucket: String,
     /// Empty (the whole bucket) or ending in `/`.
     pub prefix: String,
-    /// Absolute, with `~` and `${ENV}` expanded.
+    /// Absolute, with `~` and `${ENV}` expanded. Empty in a copy.
     pub local: PathBuf,
+    /// A copy's destination; `None` in uploads and downloads.
+    pub to: Option<CopyDestination>,
     pub filter: Filter,
     /// The filter's source text, for display.
     pub filter_summary: FilterSummary,
@@ -97,14 +108,25 @@ impl Job {
     pub fn remote_url(&self) -> String {
         format!("s3://{}/{}", self.bucket, self.prefix)
     }
+
+    /// `source -> destination`, as output shows it.
+    pub fn route(&self) -> String {
+        let to = self.to.as_ref().map(|to| (to.bucket.as_str(), to.prefix.as_str()));
+        route(self.direction, &self.bucket, &self.prefix, &self.local, to)
+    }
 }
 
-/// `source -> destination` for output: `s3://b/p/ -> /local` or `/local -> s3://b/p/`.
-pub fn route(direction: Direction, bucket: &str, prefix: &str, local: &Path) -> String {
+/// `source -> destination` for output: `s3://b/p/ -> /local`, `/local -> s3://b/p/`, or
+/// `s3://b/p/ -> s3://c/q/` (a copy: `to` is its destination bucket and prefix).
+pub fn route(direction: Direction, bucket: &str, prefix: &str, local: &Path, to: Option<(&str, &str)>) -> String {
     let remote = format!("s3://{bucket}/{prefix}");
     match direction {
         Direction::Download => format!("{remote} -> {}", local.display()),
         Direction::Upload => format!("{} -> {remote}", local.display()),
+        Direction::Copy => {
+            let (to_bucket, to_prefix) = to.unwrap_or_default();
+            format!("{remote} -> s3://{to_bucket}/{to_prefix}")
+        }
     }
 }
 

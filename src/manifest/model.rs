@@ -34,17 +34,52 @@ pub struct ManifestSpec {
 pub struct TransferSpec {
     /// Unique name, used in output, reports and `--only`.
     pub name: String,
-    /// `download` copies from S3 to `local`; `upload` copies from `local` to S3.
+    /// `download` copies from S3 to `local`; `upload` copies from `local` to S3; `copy` copies
+    /// from one bucket to another (`to`).
     pub direction: Direction,
-    /// Bucket name only (no `s3://`, no slash); put the folder part in `prefix`.
+    /// Bucket name only (no `s3://`, no slash); put the folder part in `prefix`. The source of
+    /// a download or a copy, the destination of an upload.
     pub bucket: String,
-    /// Local folder, relative to the manifest's folder; `~` and `${ENV}` expand.
-    pub local: String,
+    /// Local folder, relative to the manifest's folder; `~` and `${ENV}` expand. Required for
+    /// `upload` and `download`; a `copy` has `to` instead.
+    #[serde(default)]
+    pub local: Option<String>,
     /// Key prefix inside the bucket (a folder: `reports/2026/`). Empty: the whole bucket.
     #[serde(default)]
     pub prefix: Option<String>,
+    /// The destination of a `copy`: another bucket (and prefix), with its own connection
+    /// settings where they differ from the source's. Only in a `copy`.
+    #[serde(default)]
+    pub to: Option<CopyTo>,
     #[serde(flatten)]
     pub settings: Settings,
+}
+
+/// Where a `copy` writes. Connection settings not given here are the transfer's (its own or
+/// from `defaults`), except `request_payer`, which is the source's alone.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CopyTo {
+    /// Destination bucket name only (no `s3://`, no slash).
+    pub bucket: String,
+    /// Key prefix in the destination bucket (a folder: `partner/reports/`). Empty: the bucket's
+    /// root.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// AWS profile for the destination.
+    pub profile: Option<String>,
+    /// Region of the destination bucket.
+    pub region: Option<String>,
+    /// Endpoint URL of the destination's S3-compatible server.
+    pub endpoint: Option<String>,
+    /// Path-style addressing for the destination.
+    pub path_style: Option<bool>,
+    /// Storage class of the copies.
+    pub storage_class: Option<StorageClass>,
+    /// Server-side encryption of the copies.
+    pub sse: Option<ServerSideEncryption>,
+    /// KMS key ID or ARN, with `sse: aws:kms`.
+    pub sse_kms_key_id: Option<String>,
 }
 
 /// Settings that may sit in `defaults` or in a transfer (the transfer wins).
@@ -86,9 +121,9 @@ pub struct Settings {
     /// Extra attempts for a failed request or object (0 to 20).
     #[schemars(range(max = 20))]
     pub retries: Option<u32>,
-    /// Storage class for uploads.
+    /// Storage class for uploads and copies.
     pub storage_class: Option<StorageClass>,
-    /// Server-side encryption for uploads.
+    /// Server-side encryption for uploads and copies.
     pub sse: Option<ServerSideEncryption>,
     /// KMS key ID or ARN, with `sse: aws:kms`.
     pub sse_kms_key_id: Option<String>,
@@ -104,6 +139,9 @@ pub enum Direction {
     Download,
     /// The local folder to S3.
     Upload,
+    /// One bucket to another (`to`): server-side where one endpoint and one set of
+    /// credentials reach both, streamed through haul otherwise.
+    Copy,
 }
 
 impl fmt::Display for Direction {
@@ -111,6 +149,7 @@ impl fmt::Display for Direction {
         f.write_str(match self {
             Direction::Download => "download",
             Direction::Upload => "upload",
+            Direction::Copy => "copy",
         })
     }
 }

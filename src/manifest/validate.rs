@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 use super::load::ParsedSpec;
-use super::model::{ByteSize, Direction, ServerSideEncryption, Settings, TransferSpec};
+use super::model::{ByteSize, CopyTo, Direction, ServerSideEncryption, Settings, TransferSpec};
 use super::places::Places;
 use super::problem::{Location, Problem, did_you_mean};
-use super::{FilterSummary, Job, S3Target, UploadOptions, builtin};
+use super::{CopyDestination, FilterSummary, Job, S3Target, UploadOptions, builtin};
 use crate::filter::{Filter, PatternList};
 
 /// S3's smallest part (except the last) and largest single part.
@@ -39,7 +39,7 @@ pub(super) fn resolve(parsed: ParsedSpec, base: &Path, problems: &mut Vec<Proble
         } else {
             first_seen_names.insert(transfer.name.clone(), index);
         }
-        let mut check = TransferCheck { index, positions: &positions, problems, filters: &mut filters };
+        let mut check = TransferCheck { index, positions: &positions, problems, filters: &mut filters, in_to: false };
         if let Some(job) = check.job(&transfer, base) {
             jobs.push((index, job));
         }
@@ -52,7 +52,8 @@ pub(super) fn resolve(parsed: ParsedSpec, base: &Path, problems: &mut Vec<Proble
     drop(first_seen_names);
     // Transfers whose name, direction, bucket or local is wrong: their settings all the same.
     for (index, settings) in &unidentified {
-        let mut check = TransferCheck { index: *index, positions: &positions, problems, filters: &mut filters };
+        let mut check =
+            TransferCheck { index: *index, positions: &positions, problems, filters: &mut filters, in_to: false };
         check.settings_only(settings);
     }
     check_destinations(&destinations, &positions, problems);
@@ -102,6 +103,9 @@ struct TransferCheck<'p, 'a> {
     positions: &'p Positions<'a>,
     problems: &'p mut Vec<Problem>,
     filters: &'p mut FilterCache,
+    /// Checking the keys under `to`: problems point at `to` (its keys have no places of
+    /// their own).
+    in_to: bool,
 }
 
 /// Filters by their three lists: a generated manifest (a transfer per customer or per day)
@@ -109,8 +113,12 @@ struct TransferCheck<'p, 'a> {
 type FilterCache = HashMap<(Vec<String>, Vec<String>, Vec<String>), Filter>;
 
 impl TransferCheck<'_, '_> {
+    fn at(&self, key: &str) -> Option<Location> {
+        self.positions.at(self.index, if self.in_to { "to" } else { key })
+    }
+
     fn error(&mut self, key: &str, message: impl Into<String>, help: impl Into<String>) {
-        let location = self.positions.at(self.index, key);
+        let location = self.at(key);
         self.problems.push(Problem::error(location, message).help(help));
     }
 
@@ -141,8 +149,13 @@ impl TransferCheck<'_, '_> {
         }
         self.check_bucket(&transfer.bucket);
         let prefix = self.prefix(transfer.prefix.as_deref().unwrap_or(""));
-        let local = self.local(&transfer.local, base);
+        let local = match (&transfer.to, &transfer.local) {
+            (Some(_), _) => Some(PathBuf::new()),
+            (None, Some(local)) => self.local(local, base),
+            (None, None) => None,
+        };
         let target = self.target(settings);
+        let to = transfer.to.as_ref().map(|to| self.copy_destination(to, settings));
         let (filter, filter_summary) = self.filter(settings);
         let concurrency = self.ranged("concurrency", settings.concurrency, builtin::CONCURRENCY, 1, MAX_CONCURRENCY);
         let _ = self.ranged("retries", settings.retries, builtin::RETRIES, 0, MAX_RETRIES);
@@ -150,7 +163,19 @@ impl TransferCheck<'_, '_> {
             self.part_bound("multipart_threshold", settings.multipart_threshold, builtin::MULTIPART_THRESHOLD);
         let part_size = self.part_bound("part_size", settings.part_size, builtin::PART_SIZE);
         let (delete, max_delete) = self.deletes(settings);
-        let upload = self.upload_options(settings, transfer.direction);
+        let mut upload = self.upload_options(settings, transfer.direction);
+        if let Some(to) = &transfer.to {
+            // What `to` sets wins over the transfer's own (or inherited) storage settings.
+            let own = Settings {
+                storage_class: to.storage_class.or(settings.storage_class),
+                sse: to.sse.or(settings.sse),
+                sse_kms_key_id: to.sse_kms_key_id.clone().or(settings.sse_kms_key_id.clone()),
+                ..Settings::default()
+            };
+            self.in_to = true;
+            upload = self.upload_options(&own, transfer.direction);
+            self.in_to = false;
+        }
         if self.error_count() > errors_before {
             return None;
         }
@@ -160,6 +185,7 @@ impl TransferCheck<'_, '_> {
             bucket: transfer.bucket.clone(),
             prefix,
             local: local?,
+            to,
             filter: filter?,
             filter_summary,
             compare: settings.compare.unwrap_or_default(),
@@ -172,6 +198,26 @@ impl TransferCheck<'_, '_> {
             upload,
             follow_symlinks: settings.follow_symlinks.unwrap_or(false),
         })
+    }
+
+    /// A copy's destination: `to`'s bucket and prefix, reached with `to`'s connection settings
+    /// where it has them and the transfer's otherwise (never its `request_payer`: that is the
+    /// source bucket's).
+    fn copy_destination(&mut self, to: &CopyTo, settings: &Settings) -> CopyDestination {
+        self.in_to = true;
+        self.check_bucket(&to.bucket);
+        let prefix = self.prefix(to.prefix.as_deref().unwrap_or(""));
+        let merged = Settings {
+            profile: to.profile.clone().or(settings.profile.clone()),
+            region: to.region.clone().or(settings.region.clone()),
+            endpoint: to.endpoint.clone().or(settings.endpoint.clone()),
+            path_style: to.path_style.or(settings.path_style),
+            retries: settings.retries,
+            ..Settings::default()
+        };
+        let target = self.target(&merged);
+        self.in_to = false;
+        CopyDestination { bucket: to.bucket.clone(), prefix, target }
     }
 
     fn error_count(&self) -> usize {
@@ -275,7 +321,7 @@ impl TransferCheck<'_, '_> {
             self.error("region", format!("`{region}` is not a region name"), help);
         } else if !custom_endpoint && !KNOWN_REGIONS.contains(&region) {
             // Well formed, but not a region haul knows: new regions appear, so a warning.
-            let location = self.positions.at(self.index, "region");
+            let location = self.at("region");
             let help = match closest() {
                 Some(known) => format!("did you mean `{known}`? (if `{region}` is a new region, ignore this)"),
                 None => "check the name in the AWS console (if it is a new region, ignore this)".into(),
@@ -420,7 +466,8 @@ impl TransferCheck<'_, '_> {
     }
 }
 
-/// Where a transfer writes: a local folder (downloads) or a bucket prefix (uploads).
+/// Where a transfer writes: a local folder (downloads) or a bucket prefix (uploads, and
+/// copies: the prefix in `to`).
 struct Destination {
     name: String,
     direction: Direction,
@@ -433,15 +480,29 @@ struct Destination {
 impl Destination {
     /// From a transfer as read; `None` when its folder cannot be resolved (reported elsewhere).
     fn of(transfer: &TransferSpec, base: &Path) -> Option<Self> {
-        let local = shellexpand::full(&transfer.local).ok().map(|expanded| normalize(&base.join(expanded.as_ref())))?;
-        let prefix = transfer.prefix.clone().unwrap_or_default();
-        let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix } else { format!("{prefix}/") };
+        let folder = |prefix: Option<&str>| {
+            let prefix = prefix.unwrap_or_default();
+            if prefix.is_empty() || prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") }
+        };
+        let (local, bucket, endpoint, prefix) = match (&transfer.to, &transfer.local) {
+            (Some(to), _) => (
+                PathBuf::new(),
+                to.bucket.clone(),
+                to.endpoint.clone().or(transfer.settings.endpoint.clone()),
+                folder(to.prefix.as_deref()),
+            ),
+            (None, Some(local)) => {
+                let local = shellexpand::full(local).ok().map(|expanded| normalize(&base.join(expanded.as_ref())))?;
+                (local, transfer.bucket.clone(), transfer.settings.endpoint.clone(), folder(transfer.prefix.as_deref()))
+            }
+            (None, None) => return None,
+        };
         Some(Destination {
             name: transfer.name.clone(),
             direction: transfer.direction,
             local,
-            bucket: transfer.bucket.clone(),
-            endpoint: transfer.settings.endpoint.clone(),
+            bucket,
+            endpoint,
             prefix,
         })
     }
@@ -458,7 +519,7 @@ impl Destination {
             Direction::Download => {
                 ("local", Some(self.local.components().map(|c| c.as_os_str().to_str().unwrap_or("?"))), None)
             }
-            Direction::Upload => {
+            Direction::Upload | Direction::Copy => {
                 let segments = self.prefix.split('/').filter(|s| !s.is_empty());
                 let head = [self.endpoint.as_deref().unwrap_or(""), self.bucket.as_str()];
                 ("s3", None, Some(head.into_iter().chain(segments)))
@@ -500,6 +561,7 @@ fn check_destinations(jobs: &[(usize, Destination)], positions: &Positions, prob
         let (key, shown_a, shown_b) = match b.direction {
             Direction::Download => ("local", a.local.display().to_string(), b.local.display().to_string()),
             Direction::Upload => ("prefix", a.remote_url(), b.remote_url()),
+            Direction::Copy => ("to", a.remote_url(), b.remote_url()),
         };
         let location = positions.at(*index_b, key).or(positions.transfer_at(*index_b));
         let what = if shown_a == shown_b { "the same destination as" } else { "a destination overlapping" };

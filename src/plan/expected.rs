@@ -26,19 +26,12 @@ pub struct Writers {
 impl Writers {
     /// Notes that transfer `index` writes where `job` writes.
     pub fn add(&mut self, index: usize, job: &Job) {
-        let written = match job.direction {
-            Direction::Upload => remote_place(job),
-            Direction::Download => local_place(&job.local),
-        };
-        self.places.entry(written).or_default().push(index);
+        self.places.entry(Spot::written_by(job).place()).or_default().push(index);
     }
 
     /// The transfers that write at, inside or above where `job` reads, in run order.
     pub fn under_source_of(&self, job: &Job) -> Vec<usize> {
-        let read = match job.direction {
-            Direction::Download => remote_place(job),
-            Direction::Upload => local_place(&job.local),
-        };
+        let read = Spot::read_by(job).place();
         // At or inside: the places that start with it (a place ends with its separator).
         let mut found: Vec<usize> = self
             .places
@@ -57,20 +50,50 @@ impl Writers {
     }
 }
 
-/// A bucket prefix as a place: `s3`, the server, the bucket and the prefix (a folder: it ends
-/// in `/`), so a place inside another starts with it.
-fn remote_place(job: &Job) -> String {
-    format!("s3\0{}\0{}\0{}", job.target.endpoint.as_deref().unwrap_or(""), job.bucket, job.prefix)
+/// Where a transfer reads or writes.
+enum Spot<'a> {
+    Remote { endpoint: Option<&'a str>, bucket: &'a str, prefix: &'a str },
+    Local(&'a Path),
 }
 
-/// A local folder as a place: its components, each followed by `/`.
-fn local_place(folder: &Path) -> String {
-    let mut place = String::from("local\0");
-    for part in folder.components().filter(|c| matches!(c, std::path::Component::Normal(_))) {
-        place.push_str(&part.as_os_str().to_string_lossy());
-        place.push('/');
+impl<'a> Spot<'a> {
+    fn written_by(job: &'a Job) -> Self {
+        match (job.direction, &job.to) {
+            (Direction::Download, _) => Spot::Local(&job.local),
+            (Direction::Copy, Some(to)) => {
+                Spot::Remote { endpoint: to.target.endpoint.as_deref(), bucket: &to.bucket, prefix: &to.prefix }
+            }
+            _ => Spot::source_bucket(job),
+        }
     }
-    place
+
+    fn read_by(job: &'a Job) -> Self {
+        match job.direction {
+            Direction::Upload => Spot::Local(&job.local),
+            Direction::Download | Direction::Copy => Spot::source_bucket(job),
+        }
+    }
+
+    fn source_bucket(job: &'a Job) -> Self {
+        Spot::Remote { endpoint: job.target.endpoint.as_deref(), bucket: &job.bucket, prefix: &job.prefix }
+    }
+
+    /// As a place: `s3`, the server, the bucket and the prefix (a folder: it ends in `/`), or
+    /// `local` and a folder's components each followed by `/`, so a place inside another
+    /// starts with it.
+    fn place(&self) -> String {
+        match self {
+            Spot::Remote { endpoint, bucket, prefix } => format!("s3\0{}\0{bucket}\0{prefix}", endpoint.unwrap_or("")),
+            Spot::Local(folder) => {
+                let mut place = String::from("local\0");
+                for part in folder.components().filter(|c| matches!(c, std::path::Component::Normal(_))) {
+                    place.push_str(&part.as_os_str().to_string_lossy());
+                    place.push('/');
+                }
+                place
+            }
+        }
+    }
 }
 
 /// The entries earlier transfers will write under one transfer's source, by key and stored
@@ -104,15 +127,11 @@ impl ExpectedWrites {
     ) -> Self {
         let mut expected = ExpectedWrites::default();
         for (writer, plan) in earlier {
-            if writer.direction == job.direction {
-                // Two transfers writing one place are refused by validation; and a transfer of
-                // the same direction writes where this one writes, not where it reads.
-                continue;
-            }
             for action in &plan.actions {
                 let Some(relative) = source_key(job, writer, action.destination_name()) else { continue };
                 let mtime_ms = match action.action {
-                    ActionKind::Upload => written_at_ms,
+                    // An object written to a bucket is dated when it is written.
+                    ActionKind::Upload | ActionKind::Copy => written_at_ms,
                     ActionKind::Download => {
                         let planned = action.source.as_ref();
                         planned.map_or(written_at_ms, |p| p.mtime_ms.unwrap_or(p.mtime * 1000))
@@ -153,22 +172,26 @@ impl ExpectedWrites {
 /// Where a name that `writer` writes (relative to its destination) sits under `job`'s
 /// source, when it does.
 fn source_key(job: &Job, writer: &Job, written: &str) -> Option<String> {
-    let relative = match job.direction {
-        // Reads the bucket: `writer` uploads.
-        Direction::Download => {
-            if writer.bucket != job.bucket || writer.target.endpoint != job.target.endpoint {
+    let relative = match (Spot::read_by(job), Spot::written_by(writer)) {
+        // Reads a bucket that `writer` uploads or copies into.
+        (
+            Spot::Remote { endpoint, bucket, prefix },
+            Spot::Remote { endpoint: writer_endpoint, bucket: writer_bucket, prefix: writer_prefix },
+        ) => {
+            if writer_bucket != bucket || writer_endpoint != endpoint {
                 return None;
             }
-            let full = format!("{}{written}", writer.prefix);
-            let relative = full.strip_prefix(job.prefix.as_str())?.to_string();
+            let full = format!("{writer_prefix}{written}");
+            let relative = full.strip_prefix(prefix)?.to_string();
             check_key(&relative).ok()?;
             relative
         }
-        // Reads the folder: `writer` downloads.
-        Direction::Upload => {
-            let path = crate::listing::local_path(&writer.local, written).ok()?;
-            relative_key(&path, &job.local)?
+        // Reads the folder that `writer` downloads into.
+        (Spot::Local(folder), Spot::Local(writer_folder)) => {
+            let path = crate::listing::local_path(writer_folder, written).ok()?;
+            relative_key(&path, folder)?
         }
+        _ => return None,
     };
     (!relative.is_empty()).then_some(relative)
 }

@@ -24,6 +24,8 @@ use crate::shard::Shard;
 pub enum ActionKind {
     Upload,
     Download,
+    /// Copy an object from the source bucket to the destination bucket (`direction: copy`).
+    Copy,
     /// Remove an object from the bucket (an upload with `delete: true`).
     DeleteRemote,
     /// Remove a local file (a download with `delete: true`).
@@ -35,6 +37,7 @@ impl ActionKind {
         match self {
             ActionKind::Upload => "upload",
             ActionKind::Download => "download",
+            ActionKind::Copy => "copy",
             ActionKind::DeleteRemote => "delete (remote)",
             ActionKind::DeleteLocal => "delete (local)",
         }
@@ -160,6 +163,54 @@ pub struct TransferPlan {
     /// which `apply` aborts before it starts: their parts are billed until someone does.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unfinished_uploads: Vec<crate::listing::remote::UnfinishedUpload>,
+    /// A copy's destination bucket and prefix (`direction: copy`); `local` is then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<CopyPlace>,
+    /// How a copy moves its objects, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_method: Option<CopyMethod>,
+}
+
+/// The bucket and prefix a copy writes to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyPlace {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+/// How a copy moves its objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CopyMethod {
+    /// The server copies (CopyObject, UploadPartCopy): no bytes pass through haul. Both sides
+    /// are on one endpoint and reached with one profile.
+    ServerSide,
+    /// haul reads each object and writes it (GET, then PUT or UploadPart): the two sides are
+    /// on different endpoints or reached with different profiles.
+    Streamed,
+}
+
+impl CopyMethod {
+    /// The method for a copy from `source` to `destination`: server-side when one endpoint
+    /// and one set of credentials reach both (a CopyObject request is signed once, for the
+    /// destination, and the server reads the source as that identity).
+    pub fn between(source: &crate::manifest::S3Target, destination: &crate::manifest::S3Target) -> CopyMethod {
+        if source.endpoint == destination.endpoint && source.profile == destination.profile {
+            CopyMethod::ServerSide
+        } else {
+            CopyMethod::Streamed
+        }
+    }
+
+    /// Why, in words, for the plan.
+    pub fn explain(self) -> &'static str {
+        match self {
+            CopyMethod::ServerSide => "server-side copy (one endpoint and one profile reach both buckets)",
+            CopyMethod::Streamed => {
+                "streamed through haul (the buckets are on different endpoints or reached with different profiles)"
+            }
+        }
+    }
 }
 
 impl TransferPlan {
@@ -220,6 +271,7 @@ pub fn plan_transfer(
     let (copy, delete) = match job.direction {
         Direction::Download => (ActionKind::Download, ActionKind::DeleteLocal),
         Direction::Upload => (ActionKind::Upload, ActionKind::DeleteRemote),
+        Direction::Copy => (ActionKind::Copy, ActionKind::DeleteRemote),
     };
     let mut plan = TransferPlan {
         name: job.name.clone(),
@@ -234,6 +286,8 @@ pub fn plan_transfer(
         by_reason: BTreeMap::new(),
         shard,
         unfinished_uploads: Vec::new(),
+        to: job.to.as_ref().map(|to| CopyPlace { bucket: to.bucket.clone(), prefix: to.prefix.clone() }),
+        copy_method: job.to.as_ref().map(|to| CopyMethod::between(&job.target, &to.target)),
     };
     let rules = DiffRules {
         compare: job.compare,
@@ -454,6 +508,7 @@ mod tests {
             bucket: "b".into(),
             prefix: "p/".into(),
             local: "/tmp/x".into(),
+            to: None,
             filter: Filter::everything(),
             filter_summary: FilterSummary::default(),
             compare: CompareMode::SizeMtime,

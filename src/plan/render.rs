@@ -10,12 +10,21 @@ use crate::text::{human_bytes, pad, pad_left, printable};
 
 /// The table for one transfer: every action and notable skip, then the totals.
 pub fn table(plan: &TransferPlan) -> String {
-    let route = crate::manifest::route(plan.direction, &plan.bucket, &plan.prefix, &plan.local);
+    let route = crate::manifest::route(
+        plan.direction,
+        &plan.bucket,
+        &plan.prefix,
+        &plan.local,
+        plan.to.as_ref().map(|to| (to.bucket.as_str(), to.prefix.as_str())),
+    );
     let mut out = printable(&format!("{}  {}  {route}", plan.name, plan.direction));
     if let Some(shard) = plan.shard {
         let _ = write!(out, "  (shard {shard})");
     }
     out.push('\n');
+    if let Some(method) = plan.copy_method {
+        let _ = writeln!(out, "  by {}", method.explain());
+    }
     let mut rows: Vec<[String; 4]> = vec![["ACTION".into(), "SIZE".into(), "KEY".into(), "REASON".into()]];
     for action in &plan.actions {
         let size = if action.size == 0 && action.source.is_none() { "-".into() } else { human_bytes(action.size) };

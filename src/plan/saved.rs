@@ -262,6 +262,8 @@ mod tests {
             by_reason: Default::default(),
             shard: None,
             unfinished_uploads: vec![],
+            to: None,
+            copy_method: None,
         }
     }
 

@@ -1,0 +1,506 @@
+//! Copies from one bucket to another (`direction: copy`).
+//!
+//! Server-side where one endpoint and one profile reach both buckets: CopyObject below the
+//! multipart threshold, UploadPartCopy in parallel parts above it; no bytes pass through haul.
+//! Streamed otherwise: haul reads each object (or each part of a large one) into memory within
+//! a byte budget shared by the transfer, and writes it with its CRC32C as a header, so the
+//! destination refuses bytes that are not the ones read. Every read asks `If-Match` on the
+//! ETag the plan listed: an object replaced while it is copied fails instead of mixing two
+//! versions, and a multipart upload that fails is aborted.
+//!
+//! Carried over: Content-Type, Content-Encoding, Content-Disposition, Content-Language,
+//! Cache-Control, Expires and user metadata. Not carried: ACLs (the copy belongs to the
+//! destination bucket's owner, with its default ACL) and tags, except that a server-side
+//! CopyObject keeps the source's tags (S3 copies them by default).
+
+use std::sync::Arc;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
+use futures_util::StreamExt as _;
+
+use super::Context;
+use crate::checksum::range::{self as range_checksum, RangeVerification};
+use crate::checksum::{Algorithm, RemoteChecksum};
+use crate::manifest::CopyDestination;
+use crate::plan::{Action, CopyMethod};
+use crate::progress::ObjectProgress;
+use crate::s3::{RequestFailure, request_failure};
+
+/// The destination side of a copy, as the executor reaches it.
+pub(super) struct CopyTarget {
+    pub client: aws_sdk_s3::Client,
+    pub destination: CopyDestination,
+    pub method: CopyMethod,
+    /// Bytes a streamed copy may hold in memory at once, in KiB (shared by all objects).
+    pub budget: Arc<tokio::sync::Semaphore>,
+}
+
+/// What a streamed copy may hold in memory at once, across all its objects and parts: a part
+/// waits for room, so memory does not grow with concurrency, object size or part size
+/// (above one part).
+pub(super) const STREAM_BUDGET_KIB: usize = 64 * 1024;
+
+/// The object's properties a copy carries over.
+#[derive(Default)]
+struct Properties {
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    cache_control: Option<String>,
+    expires: Option<String>,
+    metadata: Option<std::collections::HashMap<String, String>>,
+}
+
+macro_rules! properties_of {
+    ($answer:expr) => {
+        Properties {
+            content_type: $answer.content_type().map(str::to_string),
+            content_encoding: $answer.content_encoding().map(str::to_string),
+            content_disposition: $answer.content_disposition().map(str::to_string),
+            content_language: $answer.content_language().map(str::to_string),
+            cache_control: $answer.cache_control().map(str::to_string),
+            expires: $answer.expires_string().map(str::to_string),
+            metadata: $answer.metadata().cloned(),
+        }
+    };
+}
+
+macro_rules! with_properties {
+    ($request:expr, $properties:expr) => {{
+        let p = $properties;
+        $request
+            .set_content_type(p.content_type.clone())
+            .set_content_encoding(p.content_encoding.clone())
+            .set_content_disposition(p.content_disposition.clone())
+            .set_content_language(p.content_language.clone())
+            .set_cache_control(p.cache_control.clone())
+            .set_expires(p.expires.as_deref().and_then(|text| {
+                aws_smithy_types::DateTime::from_str(text, aws_smithy_types::date_time::Format::HttpDate).ok()
+            }))
+            .set_metadata(p.metadata.clone())
+    }};
+}
+
+pub(super) async fn copy(context: &Context, action: &Action) -> Result<(), RequestFailure> {
+    let Some(target) = context.to.as_ref() else {
+        return Err(RequestFailure::local("Internal", "a copy without a destination", false));
+    };
+    let object = Object {
+        key: context.remote_key(action.source_name()),
+        etag: action.source.as_ref().and_then(|source| source.etag.clone()),
+        size: action.size,
+    };
+    let destination_key = format!("{}{}", target.destination.prefix, action.destination_name());
+    let progress = context.counters.start(&action.key, action.size);
+    let large = action.size >= context.job.multipart_threshold.0;
+    // Streamed parts count their bytes as they go; the others when the object is done.
+    let counted_by_parts = large && target.method == CopyMethod::Streamed;
+    match (target.method, large) {
+        (CopyMethod::ServerSide, false) => server_side(context, target, &object, &destination_key).await?,
+        (CopyMethod::ServerSide, true) => server_side_parts(context, target, &object, &destination_key).await?,
+        (CopyMethod::Streamed, false) => streamed(context, target, &object, &destination_key).await?,
+        (CopyMethod::Streamed, true) => {
+            streamed_parts(context, target, &object, &destination_key, &progress).await?;
+        }
+    }
+    if !counted_by_parts {
+        progress.add(action.size);
+    }
+    progress.finish();
+    Ok(())
+}
+
+/// The source object as the plan listed it.
+struct Object {
+    key: String,
+    etag: Option<String>,
+    size: u64,
+}
+
+impl Object {
+    fn if_match(&self) -> Option<String> {
+        self.etag.as_ref().map(|etag| format!("\"{}\"", etag.trim_matches('"')))
+    }
+}
+
+/// `x-amz-copy-source`: the bucket and the key, percent-encoded (keys may hold any character).
+fn copy_source(bucket: &str, key: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    format!("{bucket}/{}", percent_encoding::utf8_percent_encode(key, KEEP))
+}
+
+/// A copy refused because the source changed since the plan: said as such.
+fn source_changed(failure: RequestFailure) -> RequestFailure {
+    match failure.code.as_deref() {
+        Some("PreconditionFailed") => RequestFailure::local(
+            "ObjectChanged",
+            "the source object changed since the plan; nothing was written".to_string(),
+            false,
+        ),
+        _ => failure,
+    }
+}
+
+fn storage<T>(
+    context: &Context,
+    request: T,
+    set: impl FnOnce(
+        T,
+        Option<aws_sdk_s3::types::StorageClass>,
+        Option<aws_sdk_s3::types::ServerSideEncryption>,
+        Option<String>,
+    ) -> T,
+) -> T {
+    let options = &context.job.upload;
+    set(
+        request,
+        options.storage_class.map(|class| class.as_str().into()),
+        super::upload::sse(options),
+        options.sse_kms_key_id.clone(),
+    )
+}
+
+fn request_payer(context: &Context) -> Option<aws_sdk_s3::types::RequestPayer> {
+    context.job.target.request_payer.then_some(aws_sdk_s3::types::RequestPayer::Requester)
+}
+
+/// One CopyObject: the server copies the object with its properties and gives it a CRC32C.
+async fn server_side(
+    context: &Context,
+    target: &CopyTarget,
+    object: &Object,
+    destination_key: &str,
+) -> Result<(), RequestFailure> {
+    let request = target
+        .client
+        .copy_object()
+        .bucket(&target.destination.bucket)
+        .key(destination_key)
+        .copy_source(copy_source(&context.job.bucket, &object.key))
+        .set_copy_source_if_match(object.if_match())
+        .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+        .set_request_payer(request_payer(context));
+    let request = storage(context, request, |r, class, sse, key| {
+        r.set_storage_class(class).set_server_side_encryption(sse).set_ssekms_key_id(key)
+    });
+    request.send().await.map_err(|err| source_changed(request_failure(&err)))?;
+    Ok(())
+}
+
+/// HEAD of the source with `If-Match` on the listed ETag: its properties, size and checksum.
+async fn head_source(
+    context: &Context,
+    object: &Object,
+    part: Option<i32>,
+) -> Result<aws_sdk_s3::operation::head_object::HeadObjectOutput, RequestFailure> {
+    let mut request =
+        context.client.head_object().bucket(&context.job.bucket).key(&object.key).checksum_mode(ChecksumMode::Enabled);
+    if part.is_none() {
+        request = request.set_if_match(object.if_match());
+    }
+    request.set_part_number(part).send().await.map_err(|err| source_changed(request_failure(&err)))
+}
+
+/// A multipart upload at the destination, started with the source's properties.
+struct Upload<'a> {
+    target: &'a CopyTarget,
+    key: &'a str,
+    id: String,
+}
+
+impl<'a> Upload<'a> {
+    async fn start(
+        context: &Context,
+        target: &'a CopyTarget,
+        key: &'a str,
+        properties: &Properties,
+    ) -> Result<Upload<'a>, RequestFailure> {
+        let request = target
+            .client
+            .create_multipart_upload()
+            .bucket(&target.destination.bucket)
+            .key(key)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C);
+        let request = with_properties!(request, properties);
+        let request = storage(context, request, |r, class, sse, key| {
+            r.set_storage_class(class).set_server_side_encryption(sse).set_ssekms_key_id(key)
+        });
+        let created = request.send().await.map_err(|err| request_failure(&err))?;
+        Ok(Upload { target, key, id: created.upload_id().unwrap_or_default().to_string() })
+    }
+
+    /// Completes the upload with `parts`, or aborts it when they (or the completion) failed.
+    async fn finish(self, parts: Result<Vec<CompletedPart>, RequestFailure>) -> Result<(), RequestFailure> {
+        let bucket = &self.target.destination.bucket;
+        let result = match parts {
+            Ok(mut completed) => {
+                completed.sort_by_key(|part| part.part_number());
+                self.target
+                    .client
+                    .complete_multipart_upload()
+                    .bucket(bucket)
+                    .key(self.key)
+                    .upload_id(&self.id)
+                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|err| request_failure(&err))
+            }
+            Err(failure) => Err(failure),
+        };
+        if result.is_err() {
+            // Best effort; the original failure is what the report needs.
+            let abort = self.target.client.abort_multipart_upload().bucket(bucket).key(self.key).upload_id(&self.id);
+            let _ = abort.send().await;
+        }
+        result
+    }
+}
+
+/// UploadPartCopy in parallel: the server copies each range (`If-Match` on the source's
+/// ETag), at most `concurrency` parts at a time across the transfer.
+async fn server_side_parts(
+    context: &Context,
+    target: &CopyTarget,
+    object: &Object,
+    destination_key: &str,
+) -> Result<(), RequestFailure> {
+    let head = head_source(context, object, None).await?;
+    let properties = properties_of!(head);
+    let size = head.content_length().map_or(object.size, |length| length as u64);
+    let part_size = super::upload::part_size_for(size, context.job.part_size.0);
+    let count = size.div_ceil(part_size).max(1);
+    let part = PartCopy {
+        source: copy_source(&context.job.bucket, &object.key),
+        etag: head.e_tag().map(str::to_string).or(object.if_match()),
+        size,
+        part_size,
+    };
+    let upload = Upload::start(context, target, destination_key, &properties).await?;
+    let parts = futures_util::stream::iter(0..count)
+        .map(|index| part.copy(context, &upload, index))
+        .buffer_unordered(context.job.concurrency as usize);
+    let parts = futures_util::TryStreamExt::try_collect(parts).await;
+    upload.finish(parts).await
+}
+
+/// What each UploadPartCopy of one object needs.
+struct PartCopy {
+    source: String,
+    etag: Option<String>,
+    size: u64,
+    part_size: u64,
+}
+
+impl PartCopy {
+    async fn copy(&self, context: &Context, upload: &Upload<'_>, index: u64) -> Result<CompletedPart, RequestFailure> {
+        let _permit = context.parts.acquire().await.expect("the part semaphore is never closed");
+        super::check_interrupt()?;
+        let start = index * self.part_size;
+        let end = (start + self.part_size).min(self.size) - 1;
+        let number = (index + 1) as i32;
+        let answer = upload
+            .target
+            .client
+            .upload_part_copy()
+            .bucket(&upload.target.destination.bucket)
+            .key(upload.key)
+            .upload_id(&upload.id)
+            .part_number(number)
+            .copy_source(&self.source)
+            .copy_source_range(format!("bytes={start}-{end}"))
+            .set_copy_source_if_match(self.etag.clone())
+            .set_request_payer(request_payer(context))
+            .send()
+            .await
+            .map_err(|err| source_changed(request_failure(&err)))?;
+        let result = answer.copy_part_result();
+        Ok(CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(result.and_then(|r| r.e_tag()).map(str::to_string))
+            .set_checksum_crc32_c(result.and_then(|r| r.checksum_crc32_c()).map(str::to_string))
+            .build())
+    }
+}
+
+/// Room in the streamed copies' memory budget for `bytes`.
+async fn room(target: &CopyTarget, bytes: u64) -> tokio::sync::SemaphorePermit<'_> {
+    let kib = bytes.div_ceil(1024).clamp(1, STREAM_BUDGET_KIB as u64) as u32;
+    target.budget.acquire_many(kib).await.expect("the budget semaphore is never closed")
+}
+
+/// GET the whole object (checked against its checksum where it has a full one), then PUT it
+/// with its properties and a CRC32C of the bytes read.
+async fn streamed(
+    context: &Context,
+    target: &CopyTarget,
+    object: &Object,
+    destination_key: &str,
+) -> Result<(), RequestFailure> {
+    let _room = room(target, object.size).await;
+    let response = context
+        .client
+        .get_object()
+        .bucket(&context.job.bucket)
+        .key(&object.key)
+        .set_if_match(object.if_match())
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .map_err(|err| source_changed(request_failure(&err)))?;
+    let properties = properties_of!(response);
+    let length = response.content_length().map(|length| length as u64);
+    if length != Some(object.size) {
+        return Err(RequestFailure::local(
+            "ObjectChanged",
+            format!("the source object is {} bytes now, {} when planned", length.unwrap_or(0), object.size),
+            false,
+        ));
+    }
+    let bytes = response.body.collect().await.map_err(super::download::body_failure)?.into_bytes();
+    super::download::check_length(length, bytes.len() as u64)?;
+    let checksum = crate::checksum::checksum_of_bytes(&bytes, Algorithm::Crc32c);
+    let request = target
+        .client
+        .put_object()
+        .bucket(&target.destination.bucket)
+        .key(destination_key)
+        .content_length(bytes.len() as i64)
+        .checksum_crc32_c(checksum)
+        .body(ByteStream::from(bytes));
+    let request = with_properties!(request, &properties);
+    let request = storage(context, request, |r, class, sse, key| {
+        r.set_storage_class(class).set_server_side_encryption(sse).set_ssekms_key_id(key)
+    });
+    request.send().await.map_err(|err| request_failure(&err))?;
+    Ok(())
+}
+
+/// Ranged GETs (`If-Match` on the ETag) uploaded as parts, each with its CRC32C. The ranges
+/// follow the source's parts where its checksum is composite, so the ranges read add up to
+/// the source's checksum, which is checked before the upload completes.
+async fn streamed_parts(
+    context: &Context,
+    target: &CopyTarget,
+    object: &Object,
+    destination_key: &str,
+    progress: &ObjectProgress<'_>,
+) -> Result<(), RequestFailure> {
+    let head = head_source(context, object, None).await?;
+    let properties = properties_of!(head);
+    let size = head.content_length().map_or(0, |length| length as u64);
+    if size != object.size {
+        return Err(RequestFailure::local(
+            "ObjectChanged",
+            format!("the source object is {size} bytes now, {} when planned", object.size),
+            false,
+        ));
+    }
+    let checksum = RemoteChecksum::from_head(&head);
+    let first_part = match checksum.as_ref().and_then(|c| c.parts) {
+        Some(_) => head_source(context, object, Some(1)).await?.content_length().map(|length| length as u64),
+        None => None,
+    };
+    let verification = checksum.and_then(|checksum| RangeVerification::new(&checksum, size, first_part));
+    let part_size = super::upload::part_size_for(size, context.job.part_size.0);
+    let ranges = range_checksum::layout(size, part_size, verification.as_ref().and_then(|v| v.part_size));
+    let stream = PartStream {
+        key: &object.key,
+        etag: head.e_tag().map(str::to_string).or(object.if_match()),
+        crc: verification.as_ref().map(|v| v.algorithm),
+        crcs: std::sync::Mutex::new(Vec::new()),
+    };
+    let upload = Upload::start(context, target, destination_key, &properties).await?;
+    let parts = futures_util::stream::iter(ranges.into_iter().enumerate())
+        .map(|(index, range)| stream.part(context, &upload, index, range, progress))
+        .buffer_unordered(context.job.concurrency as usize);
+    let mut parts: Result<Vec<CompletedPart>, _> = futures_util::TryStreamExt::try_collect(parts).await;
+    // The ranges read must add up to the source's checksum before they become the copy.
+    if let (Ok(_), Some(verification)) = (&parts, &verification)
+        && !verification.matches(&mut stream.crcs.lock().expect("range checksums"))
+    {
+        parts = Err(RequestFailure::local(
+            "ChecksumMismatch",
+            "the ranges read do not add up to the source object's checksum".to_string(),
+            true,
+        ));
+    }
+    upload.finish(parts).await
+}
+
+/// What each part of one streamed copy needs.
+struct PartStream<'a> {
+    key: &'a str,
+    etag: Option<String>,
+    /// The source's CRC to hash each range with, when its checksum can be rebuilt from them.
+    crc: Option<crc_fast::CrcAlgorithm>,
+    crcs: std::sync::Mutex<Vec<(u64, u64, u64)>>,
+}
+
+impl PartStream<'_> {
+    async fn part(
+        &self,
+        context: &Context,
+        upload: &Upload<'_>,
+        index: usize,
+        (start, end): (u64, u64),
+        progress: &ObjectProgress<'_>,
+    ) -> Result<CompletedPart, RequestFailure> {
+        let target = upload.target;
+        let length = end - start + 1;
+        let _permit = context.parts.acquire().await.expect("the part semaphore is never closed");
+        let _room = room(target, length).await;
+        super::check_interrupt()?;
+        let response = context
+            .client
+            .get_object()
+            .bucket(&context.job.bucket)
+            .key(self.key)
+            .range(format!("bytes={start}-{end}"))
+            .set_if_match(self.etag.clone())
+            .send()
+            .await
+            .map_err(|err| source_changed(request_failure(&err)))?;
+        let bytes = response.body.collect().await.map_err(super::download::body_failure)?.into_bytes();
+        super::download::check_length(Some(length), bytes.len() as u64)?;
+        if let Some(algorithm) = self.crc {
+            let mut digest = crc_fast::Digest::new(algorithm);
+            digest.update(&bytes);
+            self.crcs.lock().expect("range checksums").push((start, length, digest.finalize()));
+        }
+        let checksum = crate::checksum::checksum_of_bytes(&bytes, Algorithm::Crc32c);
+        let number = (index + 1) as i32;
+        let answer = target
+            .client
+            .upload_part()
+            .bucket(&target.destination.bucket)
+            .key(upload.key)
+            .upload_id(&upload.id)
+            .part_number(number)
+            .content_length(length as i64)
+            .checksum_crc32_c(&checksum)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|err| request_failure(&err))?;
+        progress.add(length);
+        Ok(CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(answer.e_tag().map(str::to_string))
+            .checksum_crc32_c(checksum)
+            .build())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn copy_sources_are_percent_encoded_but_keep_slashes() {
+        assert_eq!(super::copy_source("b", "reports/2026/매출 1.csv"), "b/reports/2026/%EB%A7%A4%EC%B6%9C%201.csv");
+        assert_eq!(super::copy_source("b", "a+b?c#d.csv"), "b/a%2Bb%3Fc%23d.csv");
+    }
+}

@@ -1,0 +1,166 @@
+//! `direction: copy`, bucket to bucket, on real servers: server-side within one server (moto,
+//! through a recording proxy that shows no object bytes pass through haul), streamed between
+//! two servers (s3s-fs and s3s-fs), deletes in the destination only and within `max_delete`.
+
+mod common;
+
+use common::{BUCKET, Fixture, bytes, write};
+
+const MIB: usize = 1024 * 1024;
+const DESTINATION: &str = "copy-destination";
+
+/// A copy of `BUCKET/data/` into `to_bucket/mirror/` on `to_endpoint` (the source's own when
+/// `None`), 5 MiB multipart threshold and parts; `extra` adds lines to the transfer.
+fn copy_manifest(f: &Fixture, source_endpoint: &str, to: &str, extra: &str) -> String {
+    let text = format!(
+        "version: 1
+defaults:
+  endpoint: {source_endpoint}
+  path_style: true
+  region: us-east-1
+  multipart_threshold: 5MiB
+  part_size: 5MiB
+transfers:
+  - name: mirror
+    direction: copy
+    bucket: {BUCKET}
+    prefix: data/
+    to:
+{to}{extra}"
+    );
+    write(f.dir.path(), "m.yaml", &text);
+    "m.yaml".into()
+}
+
+fn put_with_type(f: &Fixture, client: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8], content_type: &str) {
+    let request = client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type(content_type)
+        .metadata("origin", "partner")
+        .body(aws_sdk_s3::primitives::ByteStream::from(body.to_vec()));
+    f.runtime.block_on(request.send()).unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+}
+
+fn object(
+    f: &Fixture,
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> (Vec<u8>, Option<String>, Option<String>) {
+    let answer = f
+        .runtime
+        .block_on(client.get_object().bucket(bucket).key(key).send())
+        .unwrap_or_else(|e| panic!("get {bucket}/{key}: {e:?}"));
+    let content_type = answer.content_type().map(str::to_string);
+    let origin = answer.metadata().and_then(|m| m.get("origin").cloned());
+    let body = f.runtime.block_on(answer.body.collect()).unwrap().into_bytes().to_vec();
+    (body, content_type, origin)
+}
+
+fn keys(f: &Fixture, client: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let page = f.runtime.block_on(client.list_objects_v2().bucket(bucket).send()).unwrap();
+    page.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect()
+}
+
+#[test]
+fn a_copy_on_one_server_is_server_side_keeps_properties_and_deletes_only_in_the_destination() {
+    let f = Fixture::moto();
+    f.runtime.block_on(f.client.create_bucket().bucket(DESTINATION).send()).unwrap();
+    let big = bytes(12 * MIB, 7);
+    put_with_type(&f, &f.client, BUCKET, "data/a.csv", b"a,b\n1,2\n", "text/csv");
+    put_with_type(&f, &f.client, BUCKET, "data/매출/2026.parquet", &bytes(3000, 1), "application/vnd.apache.parquet");
+    put_with_type(&f, &f.client, BUCKET, "data/big.bin", &big, "application/octet-stream");
+    // Already in the destination, and no longer in the source.
+    f.runtime
+        .block_on(f.client.put_object().bucket(DESTINATION).key("mirror/gone.csv").body(b"x".to_vec().into()).send())
+        .unwrap();
+    let proxy = haul_testkit::RecordingProxy::start(&f.endpoint).unwrap();
+    let to = format!("      bucket: {DESTINATION}\n      prefix: mirror/\n");
+    let m = copy_manifest(&f, proxy.endpoint(), &to, "    delete: true\n    max_delete: 1\n");
+
+    let plan = f.json(&[&m]);
+    let transfer = &plan["transfers"][0];
+    assert_eq!(transfer["direction"], "copy");
+    assert_eq!(transfer["copy_method"], "server-side");
+    assert_eq!(transfer["to"]["bucket"], DESTINATION);
+    f.plan(&[&m]).expect_code(0).expect_output(&["server-side copy", "s3://copy-destination/mirror/"]);
+
+    let before = proxy.requests().len();
+    f.apply(&[&m, "--quiet"]).expect_code(0);
+    let run = &proxy.requests()[before..];
+    // No object was read through haul: the server copied (CopyObject, UploadPartCopy).
+    let object_gets =
+        run.iter().filter(|r| r.method == "GET" && !r.uri.contains("list-type") && !r.uri.contains("uploads"));
+    assert_eq!(object_gets.count(), 0, "{run:#?}");
+    assert!(
+        run.iter()
+            .any(|r| r.method == "PUT" && r.header("x-amz-copy-source").is_some() && r.uri.contains("partNumber="))
+    );
+    assert!(
+        run.iter()
+            .any(|r| r.method == "PUT" && r.header("x-amz-copy-source").is_some() && !r.uri.contains("partNumber="))
+    );
+
+    let (body, content_type, origin) = object(&f, &f.client, DESTINATION, "mirror/a.csv");
+    assert_eq!(
+        (body.as_slice(), content_type.as_deref(), origin.as_deref()),
+        (&b"a,b\n1,2\n"[..], Some("text/csv"), Some("partner"))
+    );
+    let (body, content_type, origin) = object(&f, &f.client, DESTINATION, "mirror/big.bin");
+    assert_eq!(body, big);
+    // A multipart copy starts its upload with the source's properties (UploadPartCopy has none).
+    assert_eq!((content_type.as_deref(), origin.as_deref()), (Some("application/octet-stream"), Some("partner")));
+    assert_eq!(object(&f, &f.client, DESTINATION, "mirror/매출/2026.parquet").0, bytes(3000, 1));
+    // The delete went to the destination; the source is untouched.
+    assert_eq!(keys(&f, &f.client, DESTINATION), ["mirror/a.csv", "mirror/big.bin", "mirror/매출/2026.parquet"]);
+    assert_eq!(keys(&f, &f.client, BUCKET).len(), 3);
+
+    // The next run finds nothing to do (the copies are newer than their sources).
+    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_output(&["nothing to do; 3 unchanged"]);
+}
+
+#[test]
+fn a_copy_over_max_delete_is_refused_before_anything_moves() {
+    let f = Fixture::s3s_fs();
+    f.runtime.block_on(f.client.create_bucket().bucket(DESTINATION).send()).unwrap();
+    f.put("data/new.csv", b"1\n");
+    for name in ["mirror/old1.csv", "mirror/old2.csv"] {
+        f.runtime
+            .block_on(f.client.put_object().bucket(DESTINATION).key(name).body(b"x".to_vec().into()).send())
+            .unwrap();
+    }
+    let to = format!("      bucket: {DESTINATION}\n      prefix: mirror/\n");
+    let m = copy_manifest(&f, &f.endpoint, &to, "    delete: true\n    max_delete: 1\n");
+    f.apply(&[&m, "--quiet"]).expect_code(1).expect_output(&["max_delete"]);
+    assert_eq!(keys(&f, &f.client, DESTINATION), ["mirror/old1.csv", "mirror/old2.csv"]);
+}
+
+#[test]
+fn a_copy_between_two_servers_is_streamed_verified_and_not_repeated() {
+    let f = Fixture::s3s_fs();
+    let other = Fixture::s3s_fs();
+    let big = bytes(12 * MIB, 3);
+    put_with_type(&f, &f.client, BUCKET, "data/a.csv", b"a,b\n", "text/csv");
+    put_with_type(&f, &f.client, BUCKET, "data/한글/b.parquet", &bytes(70_000, 2), "application/vnd.apache.parquet");
+    put_with_type(&f, &f.client, BUCKET, "data/big.bin", &big, "application/octet-stream");
+    let to = format!("      bucket: {BUCKET}\n      prefix: copied/\n      endpoint: {}\n", other.endpoint);
+    let m = copy_manifest(&f, &f.endpoint, &to, "");
+    let plan = f.json(&[&m]);
+    assert_eq!(plan["transfers"][0]["copy_method"], "streamed");
+    f.plan(&[&m]).expect_code(0).expect_output(&["streamed through haul", "3 to copy"]);
+
+    f.apply(&[&m, "--quiet"]).expect_code(0);
+    let (body, content_type, origin) = object(&other, &other.client, BUCKET, "copied/a.csv");
+    assert_eq!(
+        (body.as_slice(), content_type.as_deref(), origin.as_deref()),
+        (&b"a,b\n"[..], Some("text/csv"), Some("partner"))
+    );
+    assert_eq!(object(&other, &other.client, BUCKET, "copied/한글/b.parquet").0, bytes(70_000, 2));
+    assert_eq!(object(&other, &other.client, BUCKET, "copied/big.bin").0, big);
+    // Nothing was written to the source server.
+    assert_eq!(keys(&f, &f.client, BUCKET).len(), 3);
+
+    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_output(&["nothing to do; 3 unchanged"]);
+}
