@@ -9,8 +9,8 @@ use common::{BUCKET, Fixture, bytes, write};
 const MIB: usize = 1024 * 1024;
 const DESTINATION: &str = "copy-destination";
 
-/// A copy of `BUCKET/data/` into `to_bucket/mirror/` on `to_endpoint` (the source's own when
-/// `None`), 5 MiB multipart threshold and parts; `extra` adds lines to the transfer.
+/// A copy of `BUCKET/data/` to what `to` says, 5 MiB multipart threshold, copy cutoff and
+/// parts (so the part paths run on small objects); `extra` adds lines to the transfer.
 fn copy_manifest(f: &Fixture, source_endpoint: &str, to: &str, extra: &str) -> String {
     let text = format!(
         "version: 1
@@ -20,6 +20,7 @@ defaults:
   region: us-east-1
   multipart_threshold: 5MiB
   part_size: 5MiB
+  copy_cutoff: 5MiB
 transfers:
   - name: mirror
     direction: copy
@@ -163,4 +164,128 @@ fn a_copy_between_two_servers_is_streamed_verified_and_not_repeated() {
     assert_eq!(keys(&f, &f.client, BUCKET).len(), 3);
 
     f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_output(&["nothing to do; 3 unchanged"]);
+}
+
+#[test]
+fn requester_pays_goes_to_the_source_only() {
+    let f = Fixture::s3s_fs();
+    let other = Fixture::s3s_fs();
+    put_with_type(&f, &f.client, BUCKET, "data/a.csv", b"a\n", "text/csv");
+    put_with_type(&f, &f.client, BUCKET, "data/big.bin", &bytes(6 * MIB, 5), "application/octet-stream");
+    let source = haul_testkit::RecordingProxy::start(&f.endpoint).unwrap();
+    let destination = haul_testkit::RecordingProxy::start(&other.endpoint).unwrap();
+    let to = format!("      bucket: {BUCKET}\n      prefix: copied/\n      endpoint: {}\n", destination.endpoint());
+    let m = copy_manifest(&f, source.endpoint(), &to, "    request_payer: requester\n");
+    f.apply(&[&m, "--quiet"]).expect_code(0);
+    assert_eq!(object(&other, &other.client, BUCKET, "copied/big.bin").0, bytes(6 * MIB, 5));
+    let (read, written) = (source.requests(), destination.requests());
+    assert!(read.iter().any(|r| r.method == "GET" && r.header("range").is_some()), "{read:#?}");
+    assert!(written.iter().any(|r| r.method == "PUT" && r.uri.contains("partNumber=")), "{written:#?}");
+    for request in &read {
+        assert_eq!(request.header("x-amz-request-payer"), Some("requester"), "{} {}", request.method, request.uri);
+    }
+    for request in &written {
+        assert_eq!(request.header("x-amz-request-payer"), None, "{} {}", request.method, request.uri);
+    }
+}
+
+#[test]
+fn a_source_replaced_during_its_copy_fails_and_leaves_nothing_in_the_destination() {
+    // moto as the destination: it lists multipart uploads, so an upload left behind shows.
+    let f = Fixture::s3s_fs();
+    let other = Fixture::moto();
+    put_with_type(&f, &f.client, BUCKET, "data/big.bin", &bytes(12 * MIB, 8), "application/octet-stream");
+    // Every object read waits, so the object can be replaced between the plan and the reads.
+    let source = haul_testkit::RecordingProxy::start(&f.endpoint).unwrap();
+    let mut slow =
+        haul_testkit::FaultRule::new(haul_testkit::Fault::Delay(std::time::Duration::from_millis(500)), 1, 1_000);
+    slow.object_gets_only = true;
+    source.set_faults(&[slow]);
+    let to = format!("      bucket: {BUCKET}\n      prefix: copied/\n      endpoint: {}\n", other.endpoint);
+    let m = copy_manifest(&f, source.endpoint(), &to, "    concurrency: 1\n");
+    let mut child = common::haul_command(f.dir.path())
+        .args(["apply", &m])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The copy is under way once the source's HEAD went out (the plan is made).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !source.requests().iter().any(|r| r.method == "HEAD" && r.uri.contains("big.bin")) {
+        assert!(std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the copy never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    put_with_type(&f, &f.client, BUCKET, "data/big.bin", &bytes(12 * MIB, 9), "application/octet-stream");
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("the object changed since the plan"), "{stdout}");
+    assert!(keys(&other, &other.client, BUCKET).is_empty(), "nothing may be stored from two versions");
+    let uploads = other.runtime.block_on(other.client.list_multipart_uploads().bucket(BUCKET).send()).unwrap();
+    assert!(uploads.uploads().is_empty(), "the failed multipart upload is aborted");
+}
+
+#[test]
+fn a_copy_killed_mid_object_is_finished_by_the_next_run_with_no_upload_left_behind() {
+    let f = Fixture::moto();
+    f.runtime.block_on(f.client.create_bucket().bucket(DESTINATION).send()).unwrap();
+    let big = bytes(16 * MIB, 11);
+    put_with_type(&f, &f.client, BUCKET, "data/big.bin", &big, "application/octet-stream");
+    let proxy = haul_testkit::RecordingProxy::start(&f.endpoint).unwrap();
+    proxy.set_faults(&[haul_testkit::FaultRule::new(
+        haul_testkit::Fault::Delay(std::time::Duration::from_millis(300)),
+        1,
+        1_000,
+    )]);
+    let to = format!("      bucket: {DESTINATION}\n      prefix: mirror/\n");
+    let m = copy_manifest(&f, proxy.endpoint(), &to, "    concurrency: 1\n");
+    let mut child = common::haul_command(f.dir.path()).args(["apply", &m, "--quiet"]).spawn().unwrap();
+    let uploads = || {
+        let request = f.client.list_multipart_uploads().bucket(DESTINATION);
+        f.runtime.block_on(request.send()).unwrap().uploads().len()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while uploads() == 0 {
+        assert!(std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none(), "the copy never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(uploads(), 1, "kill -9 leaves the multipart upload behind");
+    assert!(keys(&f, &f.client, DESTINATION).is_empty());
+
+    proxy.set_faults(&[]);
+    f.plan(&[&m]).expect_code(0).expect_output(&["1 unfinished multipart upload"]);
+    f.apply(&[&m, "--quiet"]).expect_code(0);
+    assert_eq!(object(&f, &f.client, DESTINATION, "mirror/big.bin").0, big);
+    assert_eq!(uploads(), 0, "the next run aborts what the killed one left");
+}
+
+#[test]
+fn compare_checksum_between_two_buckets_uses_both_objects_checksums() {
+    let f = Fixture::moto();
+    f.runtime.block_on(f.client.create_bucket().bucket(DESTINATION).send()).unwrap();
+    let put_crc = |bucket: &str, key: &str, body: &[u8]| {
+        let request = f
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32C)
+            .body(aws_sdk_s3::primitives::ByteStream::from(body.to_vec()));
+        f.runtime.block_on(request.send()).unwrap();
+    };
+    put_crc(BUCKET, "data/a.csv", b"1,2,3\n");
+    put_crc(BUCKET, "data/b.csv", b"4,5,6\n");
+    let to = format!("      bucket: {DESTINATION}\n      prefix: mirror/\n");
+    let m = copy_manifest(&f, &f.endpoint, &to, "    compare: checksum\n");
+    f.apply(&[&m, "--quiet"]).expect_code(0);
+    // The copies carry CRC32Cs equal to their sources': nothing to do.
+    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_output(&["nothing to do; 2 unchanged"]);
+    // Same size, other bytes in the destination (newer, so size-mtime would keep it).
+    put_crc(DESTINATION, "mirror/b.csv", b"9,9,9\n");
+    let plan = f.json(&[&m]);
+    let actions = plan["transfers"][0]["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!((actions[0]["key"].as_str(), actions[0]["reason"].as_str()), (Some("b.csv"), Some("checksum-differs")));
 }

@@ -109,6 +109,10 @@ pub(super) fn plan_job(
             prefix: &job.prefix,
             local_root: &job.local,
             remote_is_source: job.direction == Direction::Download,
+            to: match (&job.to, to_client) {
+                (Some(to), Some(to_client)) => Some((to_client, to.bucket.as_str(), to.prefix.as_str())),
+                _ => None,
+            },
             pool: rayon::ThreadPoolBuilder::new()
                 .num_threads(job.concurrency as usize)
                 .build()
@@ -123,8 +127,14 @@ pub(super) fn plan_job(
     .map_err(|err| HaulError::sides(job, err))?;
     let mut plan = planned?;
     expected.mark(&mut plan);
-    if job.direction == Direction::Upload {
-        let uploads = runtime.block_on(crate::listing::remote::unfinished_uploads(client, &job.bucket, &job.prefix));
+    // Where this transfer writes to a bucket: an upload's, a copy's `to`.
+    let written = match (job.direction, &job.to, to_client) {
+        (Direction::Upload, ..) => Some((client, job.bucket.as_str(), job.prefix.as_str())),
+        (Direction::Copy, Some(to), Some(to_client)) => Some((to_client, to.bucket.as_str(), to.prefix.as_str())),
+        _ => None,
+    };
+    if let Some((client, bucket, prefix)) = written {
+        let uploads = runtime.block_on(crate::listing::remote::unfinished_uploads(client, bucket, prefix));
         plan.set_unfinished_uploads(uploads, started);
     }
     plan.temp_files = temp_files;

@@ -1,7 +1,8 @@
 //! Copies from one bucket to another (`direction: copy`).
 //!
-//! Server-side where one endpoint and one profile reach both buckets: CopyObject below the
-//! multipart threshold, UploadPartCopy in parallel parts above it; no bytes pass through haul.
+//! Server-side where one endpoint and one profile reach both buckets: CopyObject below
+//! `copy_cutoff` (5 GiB, the most it takes), UploadPartCopy in parallel parts above it; no
+//! bytes pass through haul.
 //! Streamed otherwise: haul reads each object (or each part of a large one) into memory within
 //! a byte budget shared by the transfer, and writes it with its CRC32C as a header, so the
 //! destination refuses bytes that are not the ones read. Every read asks `If-Match` on the
@@ -94,7 +95,12 @@ pub(super) async fn copy(context: &Context, action: &Action) -> Result<(), Reque
     };
     let destination_key = format!("{}{}", target.destination.prefix, action.destination_name());
     let progress = context.counters.start(&action.key, action.size);
-    let large = action.size >= context.job.multipart_threshold.0;
+    // A server copies an object up to `copy_cutoff` in one request (often without moving its
+    // bytes); haul streams anything above `multipart_threshold` in parts.
+    let large = match target.method {
+        CopyMethod::ServerSide => action.size >= context.job.copy_cutoff.0,
+        CopyMethod::Streamed => action.size >= context.job.multipart_threshold.0,
+    };
     // Streamed parts count their bytes as they go; the others when the object is done.
     let counted_by_parts = large && target.method == CopyMethod::Streamed;
     match (target.method, large) {
@@ -137,7 +143,7 @@ fn source_changed(failure: RequestFailure) -> RequestFailure {
     match failure.code.as_deref() {
         Some("PreconditionFailed") => RequestFailure::local(
             "ObjectChanged",
-            "the source object changed since the plan; nothing was written".to_string(),
+            "the object changed since the plan; nothing of the new version was written".to_string(),
             false,
         ),
         _ => failure,
@@ -201,7 +207,11 @@ async fn head_source(
     if part.is_none() {
         request = request.set_if_match(object.if_match());
     }
-    request.set_part_number(part).send().await.map_err(|err| source_changed(request_failure(&err)))
+    let head = request.set_part_number(part).send().await.map_err(|err| source_changed(request_failure(&err)))?;
+    if part.is_none() {
+        super::ensure_version(object.etag.as_deref(), head.e_tag())?;
+    }
+    Ok(head)
 }
 
 /// A multipart upload at the destination, started with the source's properties.
@@ -352,6 +362,7 @@ async fn streamed(
         .send()
         .await
         .map_err(|err| source_changed(request_failure(&err)))?;
+    super::ensure_version(object.etag.as_deref(), response.e_tag())?;
     let properties = properties_of!(response);
     let length = response.content_length().map(|length| length as u64);
     if length != Some(object.size) {
@@ -465,6 +476,7 @@ impl PartStream<'_> {
             .send()
             .await
             .map_err(|err| source_changed(request_failure(&err)))?;
+        super::ensure_version(self.etag.as_deref(), response.e_tag())?;
         let bytes = response.body.collect().await.map_err(super::download::body_failure)?.into_bytes();
         super::download::check_length(Some(length), bytes.len() as u64)?;
         if let Some(algorithm) = self.crc {

@@ -185,10 +185,11 @@ async fn whole(
 ) -> Result<Fetched, RequestFailure> {
     let mut request =
         context.client.get_object().bucket(&context.job.bucket).key(key).checksum_mode(ChecksumMode::Enabled);
-    if let Some(etag) = etag {
+    if let Some(etag) = &etag {
         request = request.if_match(format!("\"{etag}\""));
     }
     let response = request.send().await.map_err(|err| request_failure(&err))?;
+    super::ensure_version(etag.as_deref(), response.e_tag())?;
     let expected = response.content_length().map(|length| length as u64);
     if let Some(length) = expected.filter(|length| *length > limit) {
         return Err(RequestFailure::local(
@@ -340,6 +341,7 @@ async fn get_range(source: &RangeSource, (start, end): (u64, u64), file: &File) 
         request = request.if_match(format!("\"{etag}\""));
     }
     let response = request.send().await.map_err(|err| request_failure(&err))?;
+    super::ensure_version(source.etag.as_deref(), response.e_tag())?;
     // `Content-Range: bytes 0-99/12345`: the total after the slash.
     let total = response.content_range().and_then(|range| range.rsplit('/').next()?.parse().ok());
     let mut digest = source.crc.map(crc_fast::Digest::new);

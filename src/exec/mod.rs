@@ -316,6 +316,22 @@ fn check_interrupt() -> Result<(), RequestFailure> {
     Ok(())
 }
 
+/// An answer must be the version that was asked for: `If-Match` makes a server refuse any
+/// other, and this checks the ETag it answered with, for servers that ignore `If-Match`
+/// (s3s-fs does), so an object replaced mid-transfer is never stitched from two versions.
+fn ensure_version(asked: Option<&str>, answered: Option<&str>) -> Result<(), RequestFailure> {
+    match (asked, answered) {
+        (Some(asked), Some(answered)) if asked.trim_matches('"') != answered.trim_matches('"') => {
+            Err(RequestFailure::local(
+                "ObjectChanged",
+                "the object changed since the plan; nothing of the new version was written".to_string(),
+                false,
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn interrupted() -> RequestFailure {
     RequestFailure::local(INTERRUPTED, "interrupted", false)
 }

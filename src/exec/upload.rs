@@ -328,10 +328,10 @@ pub(super) fn sse(options: &UploadOptions) -> Option<aws_sdk_s3::types::ServerSi
 /// parts stop costing money; returns how many are gone. One that is gone already counts.
 pub(super) async fn abort_unfinished(context: &Context, uploads: &[crate::listing::remote::UnfinishedUpload]) -> u64 {
     let mut aborted = 0;
+    let (client, bucket, prefix) = context.written_bucket();
     for upload in uploads {
-        let key = context.remote_key(&upload.key);
-        let request =
-            context.client.abort_multipart_upload().bucket(&context.job.bucket).key(&key).upload_id(&upload.upload_id);
+        let key = format!("{prefix}{}", upload.key);
+        let request = client.abort_multipart_upload().bucket(bucket).key(&key).upload_id(&upload.upload_id);
         match request.send().await {
             Ok(_) => aborted += 1,
             Err(err) if aws_sdk_s3::error::ProvideErrorMetadata::code(&err) == Some("NoSuchUpload") => aborted += 1,

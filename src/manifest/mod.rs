@@ -26,6 +26,9 @@ pub mod builtin {
     pub const CONCURRENCY: u32 = 64;
     pub const MULTIPART_THRESHOLD: ByteSize = ByteSize(8 * ByteSize::MIB);
     pub const PART_SIZE: ByteSize = ByteSize(8 * ByteSize::MIB);
+    /// The most one CopyObject may copy: a server copies the whole object in one request
+    /// (many, such as Garage, without moving its bytes), where parts would each be copied.
+    pub const COPY_CUTOFF: ByteSize = ByteSize(5 * ByteSize::GIB);
     pub const RETRIES: u32 = 3;
 }
 
@@ -91,6 +94,8 @@ pub struct Job {
     pub concurrency: u32,
     pub multipart_threshold: ByteSize,
     pub part_size: ByteSize,
+    /// Server-side copies at least this large go in parts.
+    pub copy_cutoff: ByteSize,
     pub upload: UploadOptions,
     pub follow_symlinks: bool,
 }

@@ -118,6 +118,9 @@ pub struct Settings {
     pub multipart_threshold: Option<ByteSize>,
     /// Size of one part of a multipart transfer (`8MiB`; 5MiB to 5GiB).
     pub part_size: Option<ByteSize>,
+    /// Server-side copies of objects at least this large go in parallel parts (UploadPartCopy);
+    /// smaller ones in one CopyObject (`5GiB`, the most one CopyObject takes; 5MiB to 5GiB).
+    pub copy_cutoff: Option<ByteSize>,
     /// Extra attempts for a failed request or object (0 to 20).
     #[schemars(range(max = 20))]
     pub retries: Option<u32>,
@@ -351,6 +354,6 @@ mod tests {
         }
         let settings = &index.settings_keys;
         assert!(!settings.contains(&"bucket".to_string()));
-        assert_eq!(settings.len(), 19, "{settings:?}");
+        assert_eq!(settings.len(), 20, "{settings:?}");
     }
 }

@@ -134,6 +134,7 @@ impl TransferCheck<'_, '_> {
         let _ = self.ranged("retries", settings.retries, builtin::RETRIES, 0, MAX_RETRIES);
         let _ = self.part_bound("multipart_threshold", settings.multipart_threshold, builtin::MULTIPART_THRESHOLD);
         let _ = self.part_bound("part_size", settings.part_size, builtin::PART_SIZE);
+        let _ = self.part_bound("copy_cutoff", settings.copy_cutoff, builtin::COPY_CUTOFF);
         let _ = self.deletes(settings);
     }
 
@@ -162,6 +163,7 @@ impl TransferCheck<'_, '_> {
         let multipart_threshold =
             self.part_bound("multipart_threshold", settings.multipart_threshold, builtin::MULTIPART_THRESHOLD);
         let part_size = self.part_bound("part_size", settings.part_size, builtin::PART_SIZE);
+        let copy_cutoff = self.part_bound("copy_cutoff", settings.copy_cutoff, builtin::COPY_CUTOFF);
         let (delete, max_delete) = self.deletes(settings);
         let mut upload = self.upload_options(settings, transfer.direction);
         if let Some(to) = &transfer.to {
@@ -195,6 +197,7 @@ impl TransferCheck<'_, '_> {
             concurrency,
             multipart_threshold,
             part_size,
+            copy_cutoff,
             upload,
             follow_symlinks: settings.follow_symlinks.unwrap_or(false),
         })

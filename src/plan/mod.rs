@@ -525,6 +525,7 @@ mod tests {
             concurrency: 1,
             multipart_threshold: ByteSize(8 * ByteSize::MIB),
             part_size: ByteSize(8 * ByteSize::MIB),
+            copy_cutoff: ByteSize(5 * ByteSize::GIB),
             upload: UploadOptions::default(),
             follow_symlinks: false,
         }
