@@ -19,6 +19,8 @@ Examples:
   haul validate haul.yaml        check it; every problem with file:line:column
   haul plan haul.yaml            what would move, and why (changes nothing)
   haul apply haul.yaml           do it
+  haul sync s3://bucket/reports/ ./data --ext csv,parquet --save-manifest nightly.yaml
+                                 one transfer without a manifest (and the manifest for cron)
   haul whoami                    which credentials, account and owner ID are in use
   haul check haul.yaml           can these credentials do what the manifest asks?
   haul apply haul.yaml --shard auto   one copy of a Kubernetes / AWS Batch / Slurm array
@@ -166,6 +168,17 @@ pub enum Command {
     )]
     Apply(ApplyArgs),
 
+    /// Sync one source into one destination without writing a manifest first, like `aws s3
+    /// sync`: SRC and DST are each `s3://bucket/prefix` or a local folder.
+    ///
+    /// The same engine, report, exit codes and lock as `apply`, with haul's filter rules (an
+    /// exclude wins over any include, whatever the order). `--save-manifest` writes the
+    /// equivalent manifest, to run nightly with `haul apply`.
+    #[command(
+        after_help = "Examples:\n  haul sync s3://analytics-exports/reports/ ./data --ext csv,parquet --request-payer requester\n  haul sync ./out s3://analytics-results/out/ --delete --max-delete 100 --dry-run\n  haul sync s3://partner-exports/reports/ s3://our-archive/partner/\n  haul sync s3://b/reports/ ./data --ext csv --save-manifest nightly.yaml   # then: haul apply nightly.yaml"
+    )]
+    Sync(SyncArgs),
+
     /// Who am I: where the credentials come from, the masked access key, the region, the
     /// caller identity (STS) and the canonical user ID (the owner ID in S3 ACLs).
     ///
@@ -267,6 +280,59 @@ pub struct ApplyArgs {
     pub lock_file: Option<PathBuf>,
     #[command(flatten)]
     pub shard: ShardArgs,
+}
+
+/// The arguments of `haul sync`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SyncArgs {
+    /// Where from: `s3://bucket/prefix/` or a local folder.
+    #[arg(value_name = "SRC")]
+    pub source: String,
+    /// Where to: `s3://bucket/prefix/` or a local folder.
+    #[arg(value_name = "DST")]
+    pub destination: String,
+    /// Only these file types, without the dot (`--ext csv,parquet`).
+    #[arg(long, value_name = "EXT,...", value_delimiter = ',')]
+    pub ext: Vec<String>,
+    /// Only names matching this glob (repeatable); without `/` it matches the file name at any
+    /// depth, with `/` the path from the root, `**` crosses folders.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Leave out names matching this glob (repeatable); an exclude wins over any include.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Also remove from DST what SRC no longer has (needs `--max-delete`).
+    #[arg(long, requires = "max_delete")]
+    pub delete: bool,
+    /// The most objects this run may delete; a plan deleting more stops before anything moves.
+    #[arg(long, value_name = "N", requires = "delete")]
+    pub max_delete: Option<u64>,
+    /// How to decide that an object is unchanged (default: size-mtime).
+    #[arg(long, value_name = "MODE", value_parser = ["size-mtime", "size", "checksum", "always"])]
+    pub compare: Option<String>,
+    /// `requester`: accept the request charges of a requester-pays source bucket.
+    #[arg(long, value_name = "requester", num_args = 0..=1, default_missing_value = "requester", value_parser = ["requester"])]
+    pub request_payer: Option<String>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Objects in flight at once (1 to 1024; default 64).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<u32>,
+    /// Print the plan, as `haul plan` does, and move nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also write the equivalent manifest to FILE (never overwrites one), for `haul apply FILE`
+    /// from cron.
+    #[arg(long, value_name = "FILE")]
+    pub save_manifest: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// No progress; only the report (and errors).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Also write the run report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 /// The arguments of `haul whoami`.

@@ -68,6 +68,9 @@ pub enum HaulError {
     Request { what: String, failure: crate::s3::RequestFailure },
     #[error("`{url}` is not an S3 URL")]
     BadS3Url { url: String },
+    /// `haul sync` arguments that cannot make a transfer.
+    #[error("{message}")]
+    SyncUsage { message: String, help: String },
     #[error("the saved plan is stale: {} changed since it was made; nothing was done\n{}", count_objects(objects.len()), stale_list(objects))]
     StalePlan { objects: Vec<crate::plan::StaleObject> },
 }
@@ -163,6 +166,7 @@ impl HaulError {
                 Some("make one plan per shard: `haul plan MANIFEST --shard I/N -o plan-{shard}.json`".into())
             }
             HaulError::Shard(_) => None,
+            HaulError::SyncUsage { help, .. } => Some(help.clone()),
             HaulError::ManifestChanged { path } => {
                 Some(format!("review and save a new plan: `haul plan {} -o FILE`", path.display()))
             }
@@ -186,6 +190,7 @@ impl HaulError {
             HaulError::InitTargetExists { .. } => Exit::Invalid,
             HaulError::UnknownTransfer { .. } => Exit::Invalid,
             HaulError::PlanFile { .. } | HaulError::OnlyWithSavedPlan | HaulError::BadS3Url { .. } => Exit::Invalid,
+            HaulError::SyncUsage { .. } => Exit::Invalid,
             HaulError::ShardWithSavedPlan | HaulError::Shard(_) => Exit::Invalid,
             HaulError::Request { .. } => Exit::Failure,
             HaulError::Lock(crate::lock::LockError::Held { .. }) => Exit::Locked,

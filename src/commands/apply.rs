@@ -25,13 +25,7 @@ pub(super) fn run(args: ApplyArgs, style: Style) -> Result<Exit, HaulError> {
         report: args.report,
         metrics_file: args.metrics_file,
         lock_file: args.lock_file,
-        progress: if args.quiet {
-            ProgressMode::Quiet
-        } else if std::io::stderr().is_terminal() {
-            ProgressMode::Bars
-        } else {
-            ProgressMode::Lines(std::time::Duration::from_secs(args.progress_interval.max(1)))
-        },
+        progress: progress_mode(args.quiet, args.progress_interval),
         shard: resolve_shard(&args.shard)?,
         manifest: args.target.clone(),
     };
@@ -48,17 +42,29 @@ pub(super) fn run(args: ApplyArgs, style: Style) -> Result<Exit, HaulError> {
     result
 }
 
-struct ApplyOptions {
-    only: Vec<String>,
-    output: OutputFormat,
-    report: Option<std::path::PathBuf>,
-    metrics_file: Option<std::path::PathBuf>,
-    lock_file: Option<std::path::PathBuf>,
-    progress: ProgressMode,
+/// Bars on a terminal, timestamped lines every `interval` seconds elsewhere, or nothing.
+pub(super) fn progress_mode(quiet: bool, interval: u64) -> ProgressMode {
+    if quiet {
+        ProgressMode::Quiet
+    } else if std::io::stderr().is_terminal() {
+        ProgressMode::Bars
+    } else {
+        ProgressMode::Lines(std::time::Duration::from_secs(interval.max(1)))
+    }
+}
+
+/// How one `apply` (or `sync`) runs and reports.
+pub(super) struct ApplyOptions {
+    pub only: Vec<String>,
+    pub output: OutputFormat,
+    pub report: Option<std::path::PathBuf>,
+    pub metrics_file: Option<std::path::PathBuf>,
+    pub lock_file: Option<std::path::PathBuf>,
+    pub progress: ProgressMode,
     /// From `--shard`, or from the saved plan.
-    shard: Option<Shard>,
+    pub shard: Option<Shard>,
     /// The manifest the run carries out (a saved plan's own, once it is read).
-    manifest: std::path::PathBuf,
+    pub manifest: std::path::PathBuf,
 }
 
 fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit, HaulError> {
@@ -81,8 +87,18 @@ fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit
         return apply_saved(document, options, style);
     }
     let loaded = load_with_warnings(target, style)?;
+    apply_manifest(&loaded, target, options)
+}
+
+/// Carries out a loaded manifest: each transfer planned right before it runs. `lock_base`
+/// (the manifest's path) names the run lock, unless `--lock-file` does.
+pub(super) fn apply_manifest(
+    loaded: &manifest::Manifest,
+    lock_base: &Path,
+    options: &ApplyOptions,
+) -> Result<Exit, HaulError> {
     let jobs = select_jobs(&loaded.jobs, &options.only)?;
-    let _lock = take_lock(target, options)?;
+    let _lock = take_lock(lock_base, options)?;
     let runtime = runtime()?;
     let mut clients = Clients::default();
     let run = Run::start(options);

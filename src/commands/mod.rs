@@ -9,6 +9,7 @@ mod init;
 mod ls;
 mod plan;
 mod schema;
+mod sync;
 mod validate;
 mod whoami;
 
@@ -26,6 +27,7 @@ pub fn run(cli: Cli, style: Style) -> Result<Exit, HaulError> {
         Command::Validate(args) => validate::run(&args, style),
         Command::Plan(args) => plan::run(&args, style),
         Command::Apply(args) => apply::run(args, style),
+        Command::Sync(args) => sync::run(&args, style),
         Command::Whoami(args) => whoami::run(&args, style),
         Command::Ls(args) => ls::run(&args),
         Command::Check(args) => check::run(&args, style),

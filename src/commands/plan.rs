@@ -18,9 +18,37 @@ use crate::shard::Shard;
 
 pub(super) fn run(args: &PlanArgs, style: Style) -> Result<Exit, HaulError> {
     let shard = resolve_shard(&args.shard)?;
-    let (path, output) = (args.run.manifest.as_path(), args.run.output.output);
+    let path = args.run.manifest.as_path();
     let loaded = load_with_warnings(path, style)?;
-    let jobs = select_jobs(&loaded.jobs, &args.run.only.only)?;
+    let request = PlanRequest {
+        only: &args.run.only.only,
+        shard,
+        output: args.run.output.output,
+        detailed_exitcode: args.detailed_exitcode,
+        out: args.out.as_deref(),
+    };
+    plan_manifest(&loaded, path, &request, style)
+}
+
+/// What to plan of a manifest and how to show it.
+pub(super) struct PlanRequest<'a> {
+    pub only: &'a [String],
+    pub shard: Option<Shard>,
+    pub output: OutputFormat,
+    pub detailed_exitcode: bool,
+    /// Where to save the plan.
+    pub out: Option<&'a Path>,
+}
+
+/// Plans a loaded manifest (`path` is what a saved plan names) and prints the plan.
+pub(super) fn plan_manifest(
+    loaded: &crate::manifest::Manifest,
+    path: &Path,
+    request: &PlanRequest<'_>,
+    style: Style,
+) -> Result<Exit, HaulError> {
+    let (shard, output) = (request.shard, request.output);
+    let jobs = select_jobs(&loaded.jobs, request.only)?;
     let runtime = runtime()?;
     let mut clients = Clients::default();
     let created = crate::plan::saved::now_seconds();
@@ -55,7 +83,7 @@ pub(super) fn run(args: &PlanArgs, style: Style) -> Result<Exit, HaulError> {
     if output == OutputFormat::Json {
         let _ = writeln!(std::io::stdout(), "{}", document.to_json());
     }
-    if let Some(out) = args.out.as_deref().map(|out| crate::shard::expand_path(out, shard)) {
+    if let Some(out) = request.out.map(|out| crate::shard::expand_path(out, shard)) {
         let out = out.as_path();
         if failed {
             // A partial plan saved under the name cron will apply would be a trap.
@@ -75,7 +103,7 @@ pub(super) fn run(args: &PlanArgs, style: Style) -> Result<Exit, HaulError> {
     }
     Ok(if failed {
         Exit::Failure
-    } else if args.detailed_exitcode && changes {
+    } else if request.detailed_exitcode && changes {
         Exit::ChangesPending
     } else {
         Exit::Success

@@ -173,7 +173,11 @@ fn request_payer(context: &Context) -> Option<aws_sdk_s3::types::RequestPayer> {
     context.job.target.request_payer.then_some(aws_sdk_s3::types::RequestPayer::Requester)
 }
 
-/// One CopyObject: the server copies the object with its properties and gives it a CRC32C.
+/// One CopyObject: the server copies the object with its properties. No checksum algorithm is
+/// asked for: the copy keeps the source's checksum where the server carries it over (AWS and
+/// moto do), and a server that stores objects by content (Garage) can then copy without
+/// reading a byte; asking for CRC32C made Garage read and hash every object (W6: 1 GiB in
+/// 4.9 s against 0.1 s).
 async fn server_side(
     context: &Context,
     target: &CopyTarget,
@@ -187,7 +191,6 @@ async fn server_side(
         .key(destination_key)
         .copy_source(copy_source(&context.job.bucket, &object.key))
         .set_copy_source_if_match(object.if_match())
-        .checksum_algorithm(ChecksumAlgorithm::Crc32C)
         .set_request_payer(request_payer(context));
     let request = storage(context, request, |r, class, sse, key| {
         r.set_storage_class(class).set_server_side_encryption(sse).set_ssekms_key_id(key)

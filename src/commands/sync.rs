@@ -1,0 +1,287 @@
+//! `haul sync SRC DST`: one transfer from the command line, as people type `aws s3 sync`.
+//!
+//! The flags become a manifest (the text `--save-manifest` writes), which is loaded and
+//! checked like any other and run by the same code as `plan` (`--dry-run`) or `apply`: one
+//! engine, one set of rules, and a saved manifest that does exactly what the line did.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::apply::{ApplyOptions, apply_manifest, progress_mode};
+use super::plan::{PlanRequest, plan_manifest};
+use super::print_warnings;
+use crate::cli::SyncArgs;
+use crate::error::{Exit, HaulError};
+use crate::manifest::{self, SourceFile};
+use crate::render::Style;
+
+pub(super) fn run(args: &SyncArgs, style: Style) -> Result<Exit, HaulError> {
+    let text = manifest_text(args, &std::env::current_dir().map_err(HaulError::Runtime)?)?;
+    if let Some(path) = &args.save_manifest {
+        save(path, &text)?;
+    }
+    // Problems are shown against the saved file when there is one, else against the text.
+    let shown = args.save_manifest.clone().unwrap_or_else(|| PathBuf::from("(haul sync)"));
+    let loaded = manifest::load_source(SourceFile { path: shown.clone(), text: text.into() }, Path::new("."))?;
+    print_warnings(&loaded, style);
+    if args.dry_run {
+        let request =
+            PlanRequest { only: &[], shard: None, output: args.output.output, detailed_exitcode: false, out: None };
+        return plan_manifest(&loaded, &shown, &request, style);
+    }
+    let options = ApplyOptions {
+        only: Vec::new(),
+        output: args.output.output,
+        report: args.report.clone(),
+        metrics_file: None,
+        lock_file: None,
+        progress: progress_mode(args.quiet, 10),
+        shard: None,
+        manifest: shown,
+    };
+    // Two syncs of the same source and destination never overlap; others may.
+    let lock_base = PathBuf::from(format!("/haul-sync/{}\n{}", args.source, absolute_if_local(&args.destination)));
+    apply_manifest(&loaded, &lock_base, &options)
+}
+
+/// Writes the manifest to `path`, never over an existing file, and says how to run it.
+fn save(path: &Path, text: &str) -> Result<(), HaulError> {
+    let written = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()).and_then(|()| file.sync_all()));
+    match written {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(HaulError::SyncUsage {
+                message: format!("`{}` already exists; --save-manifest does not overwrite files", path.display()),
+                help: "choose another file name, or remove the file first".into(),
+            });
+        }
+        Err(source) => return Err(HaulError::Write { path: path.to_path_buf(), source }),
+    }
+    let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    eprintln!(
+        "saved the manifest to {}\n  run it nightly: haul apply {} --quiet   (cron: 0 2 * * * haul apply {} --quiet --report /var/log/haul/report.json)",
+        path.display(),
+        shown.display(),
+        shown.display()
+    );
+    Ok(())
+}
+
+/// One side of a sync, as written on the command line.
+#[derive(Debug, PartialEq, Eq)]
+enum Side {
+    Bucket { bucket: String, prefix: String },
+    Folder(PathBuf),
+}
+
+impl Side {
+    fn parse(text: &str, cwd: &Path) -> Result<Side, HaulError> {
+        let Some(rest) = text.strip_prefix("s3://").or_else(|| text.strip_prefix("S3://")) else {
+            let joined = cwd.join(text);
+            return Ok(Side::Folder(std::path::absolute(&joined).unwrap_or(joined)));
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(HaulError::BadS3Url { url: text.to_string() });
+        }
+        Ok(Side::Bucket { bucket: bucket.to_string(), prefix: prefix.to_string() })
+    }
+}
+
+fn absolute_if_local(text: &str) -> String {
+    if text.starts_with("s3://") || text.starts_with("S3://") {
+        return text.to_string();
+    }
+    std::path::absolute(text).map_or_else(|_| text.to_string(), |path| path.display().to_string())
+}
+
+/// A YAML string: JSON's quoting is YAML's double-quoted style, so any text stays one value.
+fn quoted(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serializes")
+}
+
+fn list(items: &[String]) -> String {
+    format!("[{}]", items.iter().map(|item| quoted(item)).collect::<Vec<_>>().join(", "))
+}
+
+/// The manifest the arguments stand for. Local folders are written absolute, so the saved
+/// manifest means the same from cron (which starts elsewhere).
+fn manifest_text(args: &SyncArgs, cwd: &Path) -> Result<String, HaulError> {
+    let source = Side::parse(&args.source, cwd)?;
+    let destination = Side::parse(&args.destination, cwd)?;
+    if args.include.iter().any(|_| true) && args.exclude.iter().any(|pattern| pattern == "*" || pattern == "**") {
+        return Err(HaulError::SyncUsage {
+            message: "`--exclude '*'` with `--include` would move nothing: in haul an exclude wins over any include, \
+                      whatever the order"
+                .into(),
+            help: "drop `--exclude '*'`: `--include` alone already limits the sync to what it names (aws-cli applies \
+                   filters in order; haul does not)"
+                .into(),
+        });
+    }
+    let mut transfer = vec!["  - name: sync".to_string()];
+    let mut line = |key: &str, value: String| transfer.push(format!("    {key}: {value}"));
+    match (&source, &destination) {
+        (Side::Bucket { bucket, prefix }, Side::Folder(folder)) => {
+            line("direction", "download".into());
+            line("bucket", quoted(bucket));
+            line("prefix", quoted(prefix));
+            line("local", quoted(&folder.display().to_string()));
+        }
+        (Side::Folder(folder), Side::Bucket { bucket, prefix }) => {
+            line("direction", "upload".into());
+            line("bucket", quoted(bucket));
+            line("prefix", quoted(prefix));
+            line("local", quoted(&folder.display().to_string()));
+        }
+        (Side::Bucket { bucket, prefix }, Side::Bucket { bucket: to_bucket, prefix: to_prefix }) => {
+            line("direction", "copy".into());
+            line("bucket", quoted(bucket));
+            line("prefix", quoted(prefix));
+            line("to", String::new());
+            line("  bucket", quoted(to_bucket));
+            line("  prefix", quoted(to_prefix));
+        }
+        (Side::Folder(_), Side::Folder(_)) => {
+            return Err(HaulError::SyncUsage {
+                message: "both sides are local folders; haul moves between S3 and folders, or between buckets".into(),
+                help: "write one side as `s3://bucket/prefix/`; for two folders use rsync or cp".into(),
+            });
+        }
+    }
+    let mut line = |key: &str, value: String| transfer.push(format!("    {key}: {value}"));
+    if !args.ext.is_empty() {
+        line("extensions", list(&args.ext));
+    }
+    if !args.include.is_empty() {
+        line("include", list(&args.include));
+    }
+    if !args.exclude.is_empty() {
+        line("exclude", list(&args.exclude));
+    }
+    if args.delete {
+        line("delete", "true".into());
+    }
+    if let Some(max) = args.max_delete {
+        line("max_delete", max.to_string());
+    }
+    let mut defaults = Vec::new();
+    let mut setting = |key: &str, value: String| defaults.push(format!("  {key}: {value}"));
+    if let Some(profile) = &args.target.profile {
+        setting("profile", quoted(profile));
+    }
+    if let Some(region) = &args.target.region {
+        setting("region", quoted(region));
+    }
+    if let Some(endpoint) = &args.target.endpoint {
+        setting("endpoint", quoted(endpoint));
+    }
+    if args.target.path_style {
+        setting("path_style", "true".into());
+    }
+    if let Some(payer) = &args.request_payer {
+        setting("request_payer", payer.clone());
+    }
+    if let Some(concurrency) = args.concurrency {
+        setting("concurrency", concurrency.to_string());
+    }
+    if let Some(compare) = &args.compare {
+        setting("compare", compare.clone());
+    }
+    let command: Vec<String> = std::env::args().map(|arg| crate::text::printable(&arg)).collect();
+    let mut text = format!(
+        "# Written by `haul sync` from:\n#   {}\n# Check it: haul validate FILE   preview: haul plan FILE   run it: haul apply FILE\n\
+         version: 1\n",
+        command.join(" ")
+    );
+    if !defaults.is_empty() {
+        text.push_str("defaults:\n");
+        for line in defaults {
+            text.push_str(&line);
+            text.push('\n');
+        }
+    }
+    text.push_str("transfers:\n");
+    for line in transfer {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn args(line: &[&str]) -> SyncArgs {
+        let mut all = vec!["haul", "sync"];
+        all.extend_from_slice(line);
+        match crate::cli::Cli::try_parse_from(all).unwrap().command {
+            crate::cli::Command::Sync(args) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn loaded(line: &[&str]) -> manifest::Manifest {
+        let text = manifest_text(&args(line), Path::new("/work")).unwrap();
+        manifest::load_source(SourceFile { path: "m.yaml".into(), text: text.into() }, Path::new("/"))
+            .unwrap_or_else(|err| panic!("{err:?}"))
+    }
+
+    #[test]
+    fn the_seed_command_line_becomes_a_download_with_its_filters() {
+        let manifest = loaded(&[
+            "s3://analytics-exports/reports/",
+            "./data",
+            "--request-payer",
+            "requester",
+            "--ext",
+            "csv,parquet",
+            "--delete",
+            "--max-delete",
+            "10",
+        ]);
+        let job = &manifest.jobs[0];
+        assert_eq!(job.direction, manifest::Direction::Download);
+        assert_eq!((job.bucket.as_str(), job.prefix.as_str()), ("analytics-exports", "reports/"));
+        assert_eq!(job.local, Path::new("/work/data"));
+        assert_eq!(job.filter_summary.extensions, ["csv", "parquet"]);
+        assert!(job.target.request_payer && job.delete && job.max_delete == Some(10));
+    }
+
+    #[test]
+    fn every_pair_of_sides_has_its_direction() {
+        assert_eq!(loaded(&["./out", "s3://bkt/p/"]).jobs[0].direction, manifest::Direction::Upload);
+        let copy =
+            loaded(&["s3://src-b/x/", "s3://dst-b/y/", "--endpoint-url", "http://127.0.0.1:9000", "--path-style"]);
+        let job = &copy.jobs[0];
+        assert_eq!(job.direction, manifest::Direction::Copy);
+        assert_eq!(job.to.as_ref().map(|to| (to.bucket.as_str(), to.prefix.as_str())), Some(("dst-b", "y/")));
+        assert_eq!(job.target.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        let both_local = manifest_text(&args(&["./a", "./b"]), Path::new("/w")).unwrap_err();
+        assert!(both_local.to_string().contains("both sides are local folders"));
+    }
+
+    #[test]
+    fn aws_style_exclude_everything_then_include_is_explained_not_run() {
+        let err =
+            manifest_text(&args(&["s3://bkt/p/", "./d", "--exclude", "*", "--include", "*.csv"]), Path::new("/w"))
+                .unwrap_err();
+        assert!(err.to_string().contains("would move nothing"), "{err}");
+        assert!(err.help().unwrap().contains("drop `--exclude '*'`"));
+    }
+
+    #[test]
+    fn odd_text_stays_one_value() {
+        let manifest = loaded(&["s3://bkt/a: b #c/", "./매출 \"2026\"", "--include", "x: [y]"]);
+        let job = &manifest.jobs[0];
+        assert_eq!(job.prefix, "a: b #c/");
+        assert_eq!(job.local, Path::new("/work/매출 \"2026\""));
+        assert_eq!(job.filter_summary.include, ["x: [y]"]);
+    }
+}
