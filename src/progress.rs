@@ -29,6 +29,117 @@ pub struct Counters {
     pub failed: AtomicU64,
     in_flight: Mutex<BTreeMap<u64, InFlight>>,
     next_id: AtomicU64,
+    /// The transfer being run: the display shows its share, so a bar never shrinks or jumps
+    /// when the next transfer adds its work.
+    stage: Mutex<Option<Stage>>,
+}
+
+/// One transfer of the run, as the display names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stage {
+    /// From 1.
+    index: usize,
+    count: usize,
+    name: String,
+    /// The counters when it began.
+    base: Totals,
+    /// Its plan is made (its totals are known).
+    planned: bool,
+}
+
+/// A snapshot of the counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Totals {
+    objects_total: u64,
+    bytes_total: u64,
+    objects_done: u64,
+    bytes_done: u64,
+    failed: u64,
+}
+
+/// What the display shows: the current transfer's share of the counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    /// `2/5 daily-reports` (or the name alone in a run of one transfer); `None` before any.
+    pub label: Option<String>,
+    /// Which transfer (from 1); a new one gets a new bar.
+    pub stage: usize,
+    /// Still listing and planning: no totals yet.
+    pub planning: bool,
+    pub objects_done: u64,
+    pub objects_total: u64,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+    pub failed: u64,
+}
+
+impl View {
+    fn of(now: Totals, stage: Option<&Stage>) -> View {
+        let base = stage.map(|stage| stage.base).unwrap_or_default();
+        View {
+            label: stage.map(|stage| {
+                if stage.count > 1 {
+                    format!("{}/{} {}", stage.index, stage.count, stage.name)
+                } else {
+                    stage.name.clone()
+                }
+            }),
+            stage: stage.map_or(0, |stage| stage.index),
+            planning: stage.is_some_and(|stage| !stage.planned),
+            objects_done: now.objects_done.saturating_sub(base.objects_done),
+            objects_total: now.objects_total.saturating_sub(base.objects_total),
+            bytes_done: now.bytes_done.saturating_sub(base.bytes_done),
+            bytes_total: now.bytes_total.saturating_sub(base.bytes_total),
+            failed: now.failed.saturating_sub(base.failed),
+        }
+    }
+
+    /// `3/10 objects, 1 failed`.
+    fn objects(&self) -> String {
+        let mut line = format!("{}/{} {}", self.objects_done, self.objects_total, plural(self.objects_total, "object"));
+        if self.failed > 0 {
+            line.push_str(&format!(", {} failed", self.failed));
+        }
+        line
+    }
+
+    /// The message beside the bar or in a progress line.
+    fn message(&self) -> String {
+        let what = if self.planning { "listing and planning".to_string() } else { self.objects() };
+        match &self.label {
+            Some(label) => format!("{}: {what}", crate::text::printable(label)),
+            None => what,
+        }
+    }
+}
+
+/// `1 object`, `2 objects`.
+pub fn plural(count: u64, noun: &str) -> String {
+    if count == 1 { noun.to_string() } else { format!("{noun}s") }
+}
+
+/// Keeps what a bar shows from going backwards within one transfer: a failed attempt takes
+/// its bytes back from the counters (a retry counts them again), which would make the bar
+/// shrink and grow; the bar waits instead.
+#[derive(Debug, Default)]
+pub struct Monotonic {
+    stage: usize,
+    bytes_done: u64,
+    bytes_total: u64,
+}
+
+impl Monotonic {
+    /// `view` with its byte counts never below what this stage showed before.
+    pub fn shown(&mut self, mut view: View) -> View {
+        if view.stage != self.stage {
+            *self = Monotonic { stage: view.stage, ..Monotonic::default() };
+        }
+        self.bytes_total = self.bytes_total.max(view.bytes_total);
+        self.bytes_done = self.bytes_done.max(view.bytes_done).min(self.bytes_total);
+        view.bytes_total = self.bytes_total;
+        view.bytes_done = self.bytes_done;
+        view
+    }
 }
 
 struct InFlight {
@@ -41,9 +152,34 @@ struct InFlight {
 const SHOWN_IN_FLIGHT: u64 = 8 * 1024 * 1024;
 
 impl Counters {
+    /// Transfer `index` (from 1) of `count`, named `name`, starts (its plan is being made).
+    pub fn begin_transfer(&self, index: usize, count: usize, name: &str) {
+        let stage = Stage { index, count, name: name.to_string(), base: self.totals(), planned: false };
+        *self.stage.lock().expect("progress lock") = Some(stage);
+    }
+
     pub fn add_planned(&self, objects: u64, bytes: u64) {
         self.objects_total.fetch_add(objects, Ordering::Relaxed);
         self.bytes_total.fetch_add(bytes, Ordering::Relaxed);
+        if let Some(stage) = self.stage.lock().expect("progress lock").as_mut() {
+            stage.planned = true;
+        }
+    }
+
+    fn totals(&self) -> Totals {
+        Totals {
+            objects_total: self.objects_total.load(Ordering::Relaxed),
+            bytes_total: self.bytes_total.load(Ordering::Relaxed),
+            objects_done: self.objects_done.load(Ordering::Relaxed),
+            bytes_done: self.bytes_done.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// What the display shows now: the current transfer's share.
+    pub fn view(&self) -> View {
+        let stage = self.stage.lock().expect("progress lock");
+        View::of(self.totals(), stage.as_ref())
     }
 
     /// Starts tracking one object's bytes. Bytes count toward the total as they move; if the
@@ -158,24 +294,33 @@ impl Drop for Ticker {
 
 fn bars(counters: &Counters, stop: &AtomicBool, multi: &indicatif::MultiProgress) {
     use indicatif::{ProgressBar, ProgressStyle};
-    let bytes = multi.add(ProgressBar::new(0));
-    bytes.set_style(
-        ProgressStyle::with_template(
-            "{bar:30.cyan/blue} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}  {msg}",
-        )
-        .expect("a valid template")
-        .progress_chars("=> "),
-    );
+    let style = ProgressStyle::with_template(
+        "{bar:30.cyan/blue} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}  {msg}",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ");
     let file_style = ProgressStyle::with_template("  {bar:20} {binary_bytes}/{binary_total_bytes}  {msg}")
         .expect("a valid template")
         .progress_chars("=> ");
+    // One bar per transfer: a finished transfer's bar stays as a line, the next gets its own.
+    let mut bytes = multi.add(ProgressBar::new(0).with_style(style.clone()));
+    let mut monotonic = Monotonic::default();
+    let mut stage = 0;
     // Up to three of the largest files in flight, each on its own line while it moves.
     let mut files: Vec<Option<ProgressBar>> = vec![None, None, None];
     loop {
         let stopping = stop.load(Ordering::Relaxed);
-        bytes.set_length(counters.bytes_total.load(Ordering::Relaxed));
-        bytes.set_position(counters.bytes_done.load(Ordering::Relaxed));
-        bytes.set_message(objects_line(counters));
+        let view = monotonic.shown(counters.view());
+        if view.stage != stage {
+            if stage != 0 {
+                bytes.finish();
+                bytes = multi.insert_after(&bytes, ProgressBar::new(0).with_style(style.clone()));
+            }
+            stage = view.stage;
+        }
+        bytes.set_length(view.bytes_total);
+        bytes.set_position(view.bytes_done);
+        bytes.set_message(view.message());
         let largest = if stopping { Vec::new() } else { counters.largest_in_flight(files.len()) };
         for (slot, shown) in files.iter_mut().enumerate() {
             match (largest.get(slot), shown.as_ref()) {
@@ -230,28 +375,76 @@ fn lines(counters: &Counters, stop: &AtomicBool, every: Duration) {
 }
 
 fn print_line(counters: &Counters, elapsed: Duration) {
+    let view = counters.view();
     let done = counters.bytes_done.load(Ordering::Relaxed);
     let rate = done as f64 / elapsed.as_secs_f64().max(0.001);
     let line = format!(
         "{} haul: {}, {} of {} ({}/s)",
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
-        objects_line(counters),
-        human_bytes(done),
-        human_bytes(counters.bytes_total.load(Ordering::Relaxed)),
+        view.message(),
+        human_bytes(view.bytes_done),
+        human_bytes(view.bytes_total),
         human_bytes(rate as u64),
     );
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-fn objects_line(counters: &Counters) -> String {
-    let failed = counters.failed.load(Ordering::Relaxed);
-    let mut line = format!(
-        "{}/{} objects",
-        counters.objects_done.load(Ordering::Relaxed),
-        counters.objects_total.load(Ordering::Relaxed)
-    );
-    if failed > 0 {
-        line.push_str(&format!(", {failed} failed"));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(index: usize, count: usize, name: &str, base: Totals) -> Stage {
+        Stage { index, count, name: name.into(), base, planned: true }
     }
-    line
+
+    #[test]
+    fn each_transfer_shows_its_own_totals_named_and_numbered() {
+        // Transfer 1 of 2 planned 10 objects, 100 bytes; 4 done.
+        let first = stage(1, 2, "daily", Totals::default());
+        let now = Totals { objects_total: 10, bytes_total: 100, objects_done: 4, bytes_done: 40, failed: 0 };
+        let view = View::of(now, Some(&first));
+        assert_eq!((view.objects_done, view.objects_total, view.bytes_total), (4, 10, 100));
+        assert_eq!(view.message(), "1/2 daily: 4/10 objects");
+        // Transfer 2 begins after all of the first: its bar starts from nothing, not from the
+        // run's total (which would make a full bar drop to half).
+        let base = Totals { objects_total: 10, bytes_total: 100, objects_done: 10, bytes_done: 100, failed: 1 };
+        let second = Stage { planned: false, ..stage(2, 2, "weekly", base) };
+        let view = View::of(base, Some(&second));
+        assert_eq!(view.message(), "2/2 weekly: listing and planning");
+        let now = Totals { objects_total: 11, bytes_total: 160, objects_done: 11, bytes_done: 160, failed: 1 };
+        let view = View::of(now, Some(&stage(2, 2, "weekly", base)));
+        assert_eq!(
+            (view.objects_done, view.objects_total, view.bytes_done, view.bytes_total, view.failed),
+            (1, 1, 60, 60, 0)
+        );
+        assert_eq!(view.message(), "2/2 weekly: 1/1 object");
+        // A run of one transfer is not numbered.
+        assert_eq!(View::of(now, Some(&stage(1, 1, "only", Totals::default()))).label.as_deref(), Some("only"));
+    }
+
+    #[test]
+    fn a_bar_never_goes_backwards_within_a_transfer() {
+        let mut monotonic = Monotonic::default();
+        let mut shown = Vec::new();
+        // A failed attempt takes 30 bytes back; the retry counts them again.
+        for (done, total) in [(0, 0), (0, 100), (50, 100), (20, 100), (60, 100), (100, 100)] {
+            let view = View {
+                label: None,
+                stage: 1,
+                planning: false,
+                objects_done: 0,
+                objects_total: 1,
+                bytes_done: done,
+                bytes_total: total,
+                failed: 0,
+            };
+            let view = monotonic.shown(view);
+            shown.push((view.bytes_done, view.bytes_total));
+        }
+        assert!(shown.windows(2).all(|w| w[1].0 >= w[0].0 && w[1].1 >= w[0].1), "{shown:?}");
+        assert_eq!(shown.last(), Some(&(100, 100)));
+        // The next transfer starts its own bar from zero.
+        let next = View { stage: 2, bytes_done: 5, bytes_total: 10, ..View::of(Totals::default(), None) };
+        assert_eq!(monotonic.shown(next).bytes_done, 5);
+    }
 }

@@ -78,8 +78,9 @@ impl RunReport {
         }
         let _ = write!(
             out,
-            "moved {} objects ({}) in {:.1} s, {}/s",
+            "moved {} {} ({}) in {:.1} s, {}/s",
             self.moved.objects,
+            crate::progress::plural(self.moved.objects, "object"),
             human_bytes(self.moved.bytes),
             self.duration_seconds,
             human_bytes(self.bytes_per_second as u64)

@@ -145,7 +145,7 @@ fn shard_auto_reads_the_batch_engines_and_says_what_is_missing() {
     f.plan(&[&m, "--shard", "0/1", "-o", "plan-{shard}.json"]).expect_code(0);
     assert_eq!(read_json(&f.path("plan-0-of-1.json"))["shard"], serde_json::json!({"index": 0, "count": 1}));
     f.apply(&["plan-0-of-1.json", "--shard", "0/1"]).expect_code(2).expect_output(&["a saved plan carries the shard"]);
-    f.apply(&["plan-0-of-1.json", "--quiet"]).expect_code(0).expect_output(&["moved 1 objects", "(shard 0/1)"]);
+    f.apply(&["plan-0-of-1.json", "--quiet"]).expect_code(0).expect_output(&["moved 1 object ", "(shard 0/1)"]);
 }
 
 /// The samples of a metrics file, parsed by a Prometheus text-format parser, keyed by metric
@@ -237,7 +237,7 @@ fn an_unwritable_metrics_file_is_a_warning_not_a_failed_run() {
     common::write(f.dir.path(), "blocked", "not a folder");
     f.apply(&[&m, "--quiet", "--metrics-file", "blocked/haul.prom"])
         .expect_code(0)
-        .expect_output(&["warning: cannot write the metrics file `blocked/haul.prom`", "moved 1 objects"]);
+        .expect_output(&["warning: cannot write the metrics file `blocked/haul.prom`", "moved 1 object "]);
     assert_eq!(f.keys(), vec!["data/a.csv"]);
 }
 

@@ -106,11 +106,13 @@ pub(super) fn apply_manifest(
     let mut reports = Vec::new();
     // Each transfer is planned right before it runs, so a transfer sees what the ones before
     // it wrote (an upload, then a download of the same prefix).
-    for job in jobs {
+    let count = jobs.len();
+    for (index, job) in jobs.into_iter().enumerate() {
         if crate::interrupt::requested() {
             reports.push(TransferReport::interrupted_before_start(&job.name, job.direction));
             continue;
         }
+        run.counters.begin_transfer(index + 1, count, &job.name);
         let client = clients.get(&runtime, job);
         let to_client = clients.to(&runtime, job);
         match super::plan::plan_job(
@@ -176,7 +178,15 @@ fn apply_saved(mut document: PlanDocument, options: &ApplyOptions, style: Style)
         return Err(HaulError::StalePlan { objects: stale });
     }
     let run = Run::start(options);
-    let reports = transfers.iter().map(|t| crate::exec::execute_transfer(t, runtime.handle(), &run.counters)).collect();
+    let count = transfers.len();
+    let reports = transfers
+        .iter()
+        .enumerate()
+        .map(|(index, t)| {
+            run.counters.begin_transfer(index + 1, count, &t.job.name);
+            crate::exec::execute_transfer(t, runtime.handle(), &run.counters)
+        })
+        .collect();
     run.finish(reports, options)
 }
 
