@@ -45,6 +45,8 @@ struct Stage {
     base: Totals,
     /// Its plan is made (its totals are known).
     planned: bool,
+    /// How the transfer before it ended, for its bar's last state.
+    previous: Option<Box<View>>,
 }
 
 /// A snapshot of the counters.
@@ -154,8 +156,15 @@ const SHOWN_IN_FLIGHT: u64 = 8 * 1024 * 1024;
 impl Counters {
     /// Transfer `index` (from 1) of `count`, named `name`, starts (its plan is being made).
     pub fn begin_transfer(&self, index: usize, count: usize, name: &str) {
-        let stage = Stage { index, count, name: name.to_string(), base: self.totals(), planned: false };
-        *self.stage.lock().expect("progress lock") = Some(stage);
+        let mut current = self.stage.lock().expect("progress lock");
+        let totals = self.totals();
+        let previous = current.as_ref().map(|stage| Box::new(View::of(totals, Some(stage))));
+        *current = Some(Stage { index, count, name: name.to_string(), base: totals, planned: false, previous });
+    }
+
+    /// How the transfer before the current one ended.
+    fn previous_view(&self) -> Option<View> {
+        self.stage.lock().expect("progress lock").as_ref().and_then(|stage| stage.previous.as_deref().cloned())
     }
 
     pub fn add_planned(&self, objects: u64, bytes: u64) {
@@ -305,6 +314,8 @@ fn bars(counters: &Counters, stop: &AtomicBool, multi: &indicatif::MultiProgress
     // One bar per transfer: a finished transfer's bar stays as a line, the next gets its own.
     let mut bytes = multi.add(ProgressBar::new(0).with_style(style.clone()));
     let mut monotonic = Monotonic::default();
+    // What the current bar showed last, so its final state never goes below it.
+    let mut monotonic_last = Monotonic::default();
     let mut stage = 0;
     // Up to three of the largest files in flight, each on its own line while it moves.
     let mut files: Vec<Option<ProgressBar>> = vec![None, None, None];
@@ -313,11 +324,19 @@ fn bars(counters: &Counters, stop: &AtomicBool, multi: &indicatif::MultiProgress
         let view = monotonic.shown(counters.view());
         if view.stage != stage {
             if stage != 0 {
+                // The finished transfer's bar keeps its last state, as a line above.
+                if let Some(last) = counters.previous_view() {
+                    let last = monotonic_last.shown(last);
+                    bytes.set_length(last.bytes_total);
+                    bytes.set_position(last.bytes_done);
+                    bytes.set_message(last.message());
+                }
                 bytes.finish();
-                bytes = multi.insert_after(&bytes, ProgressBar::new(0).with_style(style.clone()));
+                bytes = multi.add(ProgressBar::new(0).with_style(style.clone()));
             }
             stage = view.stage;
         }
+        monotonic_last = Monotonic { stage: view.stage, bytes_done: view.bytes_done, bytes_total: view.bytes_total };
         bytes.set_length(view.bytes_total);
         bytes.set_position(view.bytes_done);
         bytes.set_message(view.message());
@@ -394,7 +413,7 @@ mod tests {
     use super::*;
 
     fn stage(index: usize, count: usize, name: &str, base: Totals) -> Stage {
-        Stage { index, count, name: name.into(), base, planned: true }
+        Stage { index, count, name: name.into(), base, planned: true, previous: None }
     }
 
     #[test]
@@ -409,6 +428,7 @@ mod tests {
         // run's total (which would make a full bar drop to half).
         let base = Totals { objects_total: 10, bytes_total: 100, objects_done: 10, bytes_done: 100, failed: 1 };
         let second = Stage { planned: false, ..stage(2, 2, "weekly", base) };
+        assert!(second.previous.is_none());
         let view = View::of(base, Some(&second));
         assert_eq!(view.message(), "2/2 weekly: listing and planning");
         let now = Totals { objects_total: 11, bytes_total: 160, objects_done: 11, bytes_done: 160, failed: 1 };
