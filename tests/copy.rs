@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{BUCKET, Fixture, bytes, write};
+use common::{BUCKET, Fixture, bytes, haul, write};
 
 const MIB: usize = 1024 * 1024;
 const DESTINATION: &str = "copy-destination";
@@ -288,4 +288,33 @@ fn compare_checksum_between_two_buckets_uses_both_objects_checksums() {
     let actions = plan["transfers"][0]["actions"].as_array().unwrap();
     assert_eq!(actions.len(), 1, "{actions:?}");
     assert_eq!((actions[0]["key"].as_str(), actions[0]["reason"].as_str()), (Some("b.csv"), Some("checksum-differs")));
+}
+
+#[test]
+fn shards_split_a_copy_and_check_reads_the_source_and_probes_the_destination() {
+    let f = Fixture::moto();
+    f.runtime.block_on(f.client.create_bucket().bucket(DESTINATION).send()).unwrap();
+    for i in 0..12 {
+        put_with_type(&f, &f.client, BUCKET, &format!("data/{i:02}.csv"), b"x,y\n", "text/csv");
+    }
+    let to = format!("      bucket: {DESTINATION}\n      prefix: mirror/\n");
+    let m = copy_manifest(&f, &f.endpoint, &to, "");
+    // `check`: the source is read per extension, the destination is written to (and nothing
+    // is left behind there).
+    haul(f.dir.path(), &["check", &m]).expect_code(0).expect_output(&[
+        "read *.csv",
+        "write *.csv to `copy-destination`",
+        "nothing was stored",
+    ]);
+    assert!(keys(&f, &f.client, DESTINATION).is_empty());
+    // Two shards: each copies its own keys, together all of them, none twice.
+    let mut moved = 0;
+    for index in 0..2 {
+        let out = f.apply(&[&m, "--shard", &format!("{index}/2"), "--output", "json"]);
+        out.expect_code(0);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        moved += report["moved"]["objects"].as_u64().unwrap();
+    }
+    assert_eq!(moved, 12);
+    assert_eq!(keys(&f, &f.client, DESTINATION).len(), 12);
 }
