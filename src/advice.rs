@@ -16,7 +16,10 @@ pub const CREDENTIAL_PLACES: &str = "environment (AWS_ACCESS_KEY_ID / AWS_SECRET
 
 /// Where haul looked for credentials, and how to set some up.
 pub fn no_credentials() -> String {
-    format!("haul looked in: {CREDENTIAL_PLACES}. Run `aws configure`, or set AWS_PROFILE")
+    format!(
+        "haul looked in: {CREDENTIAL_PLACES}. Set AWS_PROFILE to a profile in ~/.aws/credentials, or \
+         AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; `haul whoami` shows what haul finds"
+    )
 }
 
 /// "No credentials" with where haul looked, as one line (`whoami`).

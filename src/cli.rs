@@ -111,7 +111,7 @@ pub struct OutputArgs {
 /// A manifest, the transfers of it to run, and how to print the result (`plan`, `check`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ManifestArgs {
-    /// The manifest.
+    /// The manifest file (YAML, version 1).
     #[arg(value_name = "MANIFEST")]
     pub manifest: PathBuf,
     #[command(flatten)]
@@ -343,6 +343,7 @@ pub struct WhoamiArgs {
     /// Check the credentials of every transfer in this manifest.
     #[arg(long, value_name = "MANIFEST", conflicts_with_all = ["profile", "region", "endpoint"])]
     pub manifest: Option<PathBuf>,
+    /// A table for people, or JSON for programs, on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 }
@@ -370,6 +371,7 @@ pub struct LsArgs {
     /// Accept the request charges of a requester-pays bucket.
     #[arg(long)]
     pub request_payer: bool,
+    /// A table for people, or JSON lines for programs (`last_modified` in RFC 3339, UTC).
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 }

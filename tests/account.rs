@@ -159,6 +159,12 @@ fn ls_lists_buckets_prefixes_and_objects_with_hangul_names() {
     assert_eq!(listed["entries"][1]["key"], "data/sub/x.parquet");
     assert_eq!(listed["entries"][2]["key"], "data/보고서/매출.csv");
     assert_eq!(listed["entries"][2]["size"], 10);
+    // Times are RFC 3339 in UTC, in JSON and in the table alike.
+    let time = listed["entries"][0]["last_modified"].as_str().unwrap();
+    assert!(time.len() >= 20 && time.as_bytes()[10] == b'T' && time.ends_with('Z'), "{time}");
+    let table = ls(&f, &["s3://plan-test/data/", "--recursive"]);
+    let first = table.stdout.lines().next().unwrap();
+    assert!(first.as_bytes()[10] == b'T' && first.as_bytes()[19] == b'Z', "{first}");
 }
 
 #[test]

@@ -65,16 +65,24 @@ pub struct LsOptions {
 }
 
 /// `2026-11-25 14:00:00` (UTC).
+/// RFC 3339 in UTC to the second (`2026-11-26T05:09:36Z`), as every haul document writes
+/// times for people; blank when the server gave none.
 fn when(time: Option<&aws_smithy_types::DateTime>) -> String {
+    time.and_then(|t| {
+        aws_smithy_types::DateTime::from_secs(t.secs()).fmt(aws_smithy_types::date_time::Format::DateTime).ok()
+    })
+    .unwrap_or_else(|| " ".repeat(20))
+}
+
+/// RFC 3339 in UTC with the milliseconds the server gave (`2026-11-26T05:09:36.120Z`), for JSON.
+fn when_exact(time: Option<&aws_smithy_types::DateTime>) -> Option<String> {
     time.and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
-        .map(|text| text.replace('T', " ").trim_end_matches('Z').chars().take(19).collect())
-        .unwrap_or_else(|| " ".repeat(19))
 }
 
 #[derive(Serialize)]
 struct BucketJson<'a> {
     name: &'a str,
-    created: String,
+    created: Option<String>,
 }
 
 /// Lists the buckets the credentials see.
@@ -94,8 +102,8 @@ pub async fn list_buckets(
             let name = bucket.name().unwrap_or_default();
             let created = when(bucket.creation_date());
             if options.json {
-                let item =
-                    serde_json::to_string(&BucketJson { name, created: created.trim().to_string() }).expect("json");
+                let item = serde_json::to_string(&BucketJson { name, created: when_exact(bucket.creation_date()) })
+                    .expect("json");
                 let _ = write!(out, "{}\n{item}", if first { "" } else { "," });
             } else {
                 let _ = writeln!(out, "{created} {}", printable(name));
@@ -118,7 +126,7 @@ enum EntryJson<'a> {
     Object {
         key: &'a str,
         size: u64,
-        last_modified: String,
+        last_modified: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         etag: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -203,7 +211,7 @@ pub async fn list_objects(
                     let json = EntryJson::Object {
                         key,
                         size,
-                        last_modified: when(object.last_modified()),
+                        last_modified: when_exact(object.last_modified()),
                         etag: object.e_tag().map(|e| e.trim_matches('"')),
                         owner,
                         storage_class: object.storage_class().map(|c| c.as_str()),
