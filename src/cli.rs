@@ -179,6 +179,17 @@ pub enum Command {
     )]
     Sync(SyncArgs),
 
+    /// Turn `aws s3 sync` / `aws s3 cp --recursive` command lines (a script, a crontab, shell
+    /// history; `-` for stdin) into a manifest, one transfer per command.
+    ///
+    /// aws-cli's ordered filters become haul's include/exclude/extensions where the meaning
+    /// is the same; what cannot be carried over is named on stderr and as a comment above its
+    /// transfer. The manifest is checked before it is written.
+    #[command(
+        after_help = "Examples:\n  crontab -l | haul import - -o nightly.yaml\n  haul import sync-reports.sh > nightly.yaml"
+    )]
+    Import(ImportArgs),
+
     /// Who am I: where the credentials come from, the masked access key, the region, the
     /// caller identity (STS) and the canonical user ID (the owner ID in S3 ACLs).
     ///
@@ -333,6 +344,17 @@ pub struct SyncArgs {
     /// Also write the run report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+}
+
+/// The arguments of `haul import`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportArgs {
+    /// A file with aws-cli command lines, or `-` for stdin.
+    #[arg(value_name = "FILE|-")]
+    pub input: PathBuf,
+    /// Write the manifest to FILE (never over an existing one) instead of stdout.
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// The arguments of `haul whoami`.

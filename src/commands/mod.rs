@@ -4,7 +4,9 @@
 
 mod apply;
 mod check;
+mod draft;
 mod generate;
+mod import;
 mod init;
 mod ls;
 mod plan;
@@ -28,6 +30,7 @@ pub fn run(cli: Cli, style: Style) -> Result<Exit, HaulError> {
         Command::Plan(args) => plan::run(&args, style),
         Command::Apply(args) => apply::run(args, style),
         Command::Sync(args) => sync::run(&args, style),
+        Command::Import(args) => import::run(&args),
         Command::Whoami(args) => whoami::run(&args, style),
         Command::Ls(args) => ls::run(&args),
         Command::Check(args) => check::run(&args, style),

@@ -8,6 +8,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::apply::{ApplyOptions, apply_manifest, progress_mode};
+use super::draft::{self, Draft, Side};
 use super::plan::{PlanRequest, plan_manifest};
 use super::print_warnings;
 use crate::cli::SyncArgs;
@@ -71,27 +72,6 @@ fn save(path: &Path, text: &str) -> Result<(), HaulError> {
     Ok(())
 }
 
-/// One side of a sync, as written on the command line.
-#[derive(Debug, PartialEq, Eq)]
-enum Side {
-    Bucket { bucket: String, prefix: String },
-    Folder(PathBuf),
-}
-
-impl Side {
-    fn parse(text: &str, cwd: &Path) -> Result<Side, HaulError> {
-        let Some(rest) = text.strip_prefix("s3://").or_else(|| text.strip_prefix("S3://")) else {
-            let joined = cwd.join(text);
-            return Ok(Side::Folder(std::path::absolute(&joined).unwrap_or(joined)));
-        };
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(HaulError::BadS3Url { url: text.to_string() });
-        }
-        Ok(Side::Bucket { bucket: bucket.to_string(), prefix: prefix.to_string() })
-    }
-}
-
 fn absolute_if_local(text: &str) -> String {
     if text.starts_with("s3://") || text.starts_with("S3://") {
         return text.to_string();
@@ -99,21 +79,10 @@ fn absolute_if_local(text: &str) -> String {
     std::path::absolute(text).map_or_else(|_| text.to_string(), |path| path.display().to_string())
 }
 
-/// A YAML string: JSON's quoting is YAML's double-quoted style, so any text stays one value.
-fn quoted(text: &str) -> String {
-    serde_json::to_string(text).expect("a string serializes")
-}
-
-fn list(items: &[String]) -> String {
-    format!("[{}]", items.iter().map(|item| quoted(item)).collect::<Vec<_>>().join(", "))
-}
-
 /// The manifest the arguments stand for. Local folders are written absolute, so the saved
 /// manifest means the same from cron (which starts elsewhere).
 fn manifest_text(args: &SyncArgs, cwd: &Path) -> Result<String, HaulError> {
-    let source = Side::parse(&args.source, cwd)?;
-    let destination = Side::parse(&args.destination, cwd)?;
-    if args.include.iter().any(|_| true) && args.exclude.iter().any(|pattern| pattern == "*" || pattern == "**") {
+    if !args.include.is_empty() && args.exclude.iter().any(|pattern| pattern == "*" || pattern == "**") {
         return Err(HaulError::SyncUsage {
             message: "`--exclude '*'` with `--include` would move nothing: in haul an exclude wins over any include, \
                       whatever the order"
@@ -123,94 +92,31 @@ fn manifest_text(args: &SyncArgs, cwd: &Path) -> Result<String, HaulError> {
                 .into(),
         });
     }
-    let mut transfer = vec!["  - name: sync".to_string()];
-    let mut line = |key: &str, value: String| transfer.push(format!("    {key}: {value}"));
-    match (&source, &destination) {
-        (Side::Bucket { bucket, prefix }, Side::Folder(folder)) => {
-            line("direction", "download".into());
-            line("bucket", quoted(bucket));
-            line("prefix", quoted(prefix));
-            line("local", quoted(&folder.display().to_string()));
-        }
-        (Side::Folder(folder), Side::Bucket { bucket, prefix }) => {
-            line("direction", "upload".into());
-            line("bucket", quoted(bucket));
-            line("prefix", quoted(prefix));
-            line("local", quoted(&folder.display().to_string()));
-        }
-        (Side::Bucket { bucket, prefix }, Side::Bucket { bucket: to_bucket, prefix: to_prefix }) => {
-            line("direction", "copy".into());
-            line("bucket", quoted(bucket));
-            line("prefix", quoted(prefix));
-            line("to", String::new());
-            line("  bucket", quoted(to_bucket));
-            line("  prefix", quoted(to_prefix));
-        }
-        (Side::Folder(_), Side::Folder(_)) => {
-            return Err(HaulError::SyncUsage {
-                message: "both sides are local folders; haul moves between S3 and folders, or between buckets".into(),
-                help: "write one side as `s3://bucket/prefix/`; for two folders use rsync or cp".into(),
-            });
-        }
-    }
-    let mut line = |key: &str, value: String| transfer.push(format!("    {key}: {value}"));
-    if !args.ext.is_empty() {
-        line("extensions", list(&args.ext));
-    }
-    if !args.include.is_empty() {
-        line("include", list(&args.include));
-    }
-    if !args.exclude.is_empty() {
-        line("exclude", list(&args.exclude));
-    }
-    if args.delete {
-        line("delete", "true".into());
-    }
-    if let Some(max) = args.max_delete {
-        line("max_delete", max.to_string());
-    }
-    let mut defaults = Vec::new();
-    let mut setting = |key: &str, value: String| defaults.push(format!("  {key}: {value}"));
-    if let Some(profile) = &args.target.profile {
-        setting("profile", quoted(profile));
-    }
-    if let Some(region) = &args.target.region {
-        setting("region", quoted(region));
-    }
-    if let Some(endpoint) = &args.target.endpoint {
-        setting("endpoint", quoted(endpoint));
-    }
-    if args.target.path_style {
-        setting("path_style", "true".into());
-    }
-    if let Some(payer) = &args.request_payer {
-        setting("request_payer", payer.clone());
-    }
-    if let Some(concurrency) = args.concurrency {
-        setting("concurrency", concurrency.to_string());
-    }
-    if let Some(compare) = &args.compare {
-        setting("compare", compare.clone());
-    }
-    let command: Vec<String> = std::env::args().map(|arg| crate::text::printable(&arg)).collect();
-    let mut text = format!(
-        "# Written by `haul sync` from:\n#   {}\n# Check it: haul validate FILE   preview: haul plan FILE   run it: haul apply FILE\n\
-         version: 1\n",
-        command.join(" ")
-    );
-    if !defaults.is_empty() {
-        text.push_str("defaults:\n");
-        for line in defaults {
-            text.push_str(&line);
-            text.push('\n');
-        }
-    }
-    text.push_str("transfers:\n");
-    for line in transfer {
-        text.push_str(&line);
-        text.push('\n');
-    }
-    Ok(text)
+    let draft = Draft {
+        name: "sync".into(),
+        source: Some(Side::parse(&args.source, Some(cwd))?),
+        destination: Some(Side::parse(&args.destination, Some(cwd))?),
+        extensions: args.ext.clone(),
+        include: args.include.clone(),
+        exclude: args.exclude.clone(),
+        delete: args.delete,
+        max_delete: args.max_delete,
+        compare: args.compare.clone(),
+        request_payer: args.request_payer.is_some(),
+        profile: args.target.profile.clone(),
+        region: args.target.region.clone(),
+        endpoint: args.target.endpoint.clone(),
+        path_style: args.target.path_style,
+        concurrency: args.concurrency,
+        ..Draft::default()
+    };
+    let command: Vec<String> = std::env::args().collect();
+    let header = [
+        "Written by `haul sync` from:".to_string(),
+        format!("  {}", command.join(" ")),
+        "Check it: haul validate FILE   preview: haul plan FILE   run it: haul apply FILE".to_string(),
+    ];
+    draft::manifest(&header, &[draft])
 }
 
 #[cfg(test)]

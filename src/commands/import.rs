@@ -1,0 +1,400 @@
+//! `haul import FILE|-`: `aws s3 sync` and `aws s3 cp --recursive` lines (a script, a crontab,
+//! shell history) become a manifest, one transfer per line. What has no haul equivalent is
+//! named, on stderr and as a comment above its transfer; nothing is dropped silently.
+
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+
+use super::draft::{self, Draft, Side};
+use crate::cli::ImportArgs;
+use crate::error::{Exit, HaulError};
+
+pub(super) fn run(args: &ImportArgs) -> Result<Exit, HaulError> {
+    let text = read_input(&args.input)?;
+    let imported = import(&text);
+    for (line, note) in &imported.notes {
+        eprintln!("line {line}: {}", crate::text::printable(note));
+    }
+    if imported.drafts.is_empty() {
+        return Err(HaulError::SyncUsage {
+            message: "no `aws s3 sync` or `aws s3 cp --recursive` command found".into(),
+            help: "give a file (a script, a crontab) or `-` for stdin, with lines such as \
+                   `aws s3 sync s3://bucket/prefix/ ./data --exclude '*' --include '*.csv'`"
+                .into(),
+        });
+    }
+    let header = [
+        format!("Written by `haul import` from {}.", display_input(&args.input)),
+        "Check it: haul validate FILE   preview: haul plan FILE   run it: haul apply FILE".to_string(),
+    ];
+    let manifest = draft::manifest(&header, &imported.drafts)?;
+    // What was written must load: a translation haul cannot read back is a bug, said here.
+    crate::manifest::load_source(
+        crate::manifest::SourceFile { path: "(imported)".into(), text: manifest.clone().into() },
+        Path::new("."),
+    )?;
+    match &args.out {
+        Some(path) => {
+            std::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .and_then(|mut file| file.write_all(manifest.as_bytes()))
+                .map_err(|source| match source.kind() {
+                    std::io::ErrorKind::AlreadyExists => HaulError::SyncUsage {
+                        message: format!("`{}` already exists; haul import does not overwrite files", path.display()),
+                        help: "choose another file name, or remove the file first".into(),
+                    },
+                    _ => HaulError::Write { path: path.clone(), source },
+                })?;
+            eprintln!("wrote {} transfer(s) to {}", imported.drafts.len(), path.display());
+        }
+        None => {
+            let _ = std::io::stdout().write_all(manifest.as_bytes());
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn display_input(input: &Path) -> String {
+    if input == Path::new("-") { "stdin".into() } else { format!("`{}`", input.display()) }
+}
+
+fn read_input(input: &Path) -> Result<String, HaulError> {
+    let mut text = String::new();
+    let read = if input == Path::new("-") {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        std::fs::read_to_string(input).map(|read| text = read)
+    };
+    read.map_err(|source| {
+        HaulError::Manifest(crate::manifest::ManifestError::Read { path: input.to_path_buf(), source })
+    })?;
+    Ok(text)
+}
+
+/// The transfers found, and what could not be carried over (by line number).
+#[derive(Debug, Default)]
+pub struct Imported {
+    pub drafts: Vec<Draft>,
+    pub notes: Vec<(usize, String)>,
+}
+
+/// Reads every line; each `aws s3 sync` or `aws s3 cp --recursive` becomes a transfer.
+pub fn import(text: &str) -> Imported {
+    let mut imported = Imported::default();
+    let mut names = std::collections::HashSet::new();
+    for (index, raw) in text.lines().enumerate() {
+        let number = index + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') || !trimmed.contains("s3") {
+            continue;
+        }
+        let Some(split) = shlex::split(trimmed) else {
+            imported.notes.push((number, "unbalanced quotes: line skipped".into()));
+            continue;
+        };
+        // `--delete; echo done`: the shell ends a command at `;` even without a space.
+        let mut words = Vec::with_capacity(split.len());
+        for word in split {
+            match word.strip_suffix(';') {
+                Some(head) if !head.is_empty() => words.extend([head.to_string(), ";".to_string()]),
+                _ => words.push(word),
+            }
+        }
+        // Each command of the line (`a && b; c | d`) on its own.
+        for command in words.split(|word| matches!(word.as_str(), "&&" | "||" | ";" | "|")) {
+            let Some(aws) = command.iter().position(|word| word == "aws" || word.ends_with("/aws")) else {
+                continue;
+            };
+            // aws-cli's global options may stand before `s3` (`aws --profile p s3 sync ...`):
+            // they are read with the command's own.
+            let Some(s3) = command[aws..].iter().position(|word| word == "s3").map(|at| aws + at) else {
+                continue;
+            };
+            let mut words: Vec<String> = command[s3 + 1..].to_vec();
+            words.extend(command[aws + 1..s3].iter().cloned());
+            match translate(&words) {
+                Ok(Some(mut draft)) => {
+                    draft.name = unique_name(&draft, &mut names);
+                    for note in &draft.notes {
+                        imported.notes.push((number, format!("`{}`: {note}", draft.name)));
+                    }
+                    draft.notes.insert(0, format!("line {number}: {}", crate::text::printable(trimmed)));
+                    imported.drafts.push(draft);
+                }
+                Ok(None) => {}
+                Err(why) => imported.notes.push((number, format!("not imported: {why}"))),
+            }
+        }
+    }
+    imported
+}
+
+/// One `aws s3 ...` command after `s3`: `None` when it is not a sync or a recursive copy.
+fn translate(words: &[String]) -> Result<Option<Draft>, String> {
+    let Some(verb) = words.first() else { return Ok(None) };
+    if verb != "sync" && verb != "cp" {
+        return Ok(None);
+    }
+    let mut draft = Draft::default();
+    let mut places = Vec::new();
+    let mut filters: Vec<(bool, String)> = Vec::new();
+    let mut recursive = verb == "sync";
+    let mut rest = words[1..].iter();
+    while let Some(word) = rest.next() {
+        // Shell redirections end the command.
+        if word.starts_with('>') || word.starts_with("2>") || word.starts_with("1>") || word == "<" {
+            break;
+        }
+        let (flag, inline) = match word.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
+            _ => (word.as_str(), None),
+        };
+        let mut value = |name: &str| -> Result<String, String> {
+            inline.clone().or_else(|| rest.next().cloned()).ok_or_else(|| format!("`{name}` needs a value"))
+        };
+        match flag {
+            "--recursive" | "-r" => recursive = true,
+            "--exclude" => filters.push((false, value(flag)?)),
+            "--include" => filters.push((true, value(flag)?)),
+            "--delete" => {
+                draft.delete = true;
+                draft.max_delete = Some(1000);
+                draft.remarks.push((
+                    "max_delete",
+                    "aws-cli has no cap; haul needs one: set the most objects one run may delete".into(),
+                ));
+            }
+            "--request-payer" => {
+                // `--request-payer` alone, or with its only value.
+                if inline.is_none() && rest.as_slice().first().is_some_and(|next| next == "requester") {
+                    rest.next();
+                }
+                draft.request_payer = true;
+            }
+            "--size-only" => draft.compare = Some("size".into()),
+            "--exact-timestamps" => draft.notes.push(
+                "`--exact-timestamps` has no equivalent: haul copies when the source is newer or the size differs \
+                 (`compare: size-mtime`, to the millisecond)"
+                    .into(),
+            ),
+            "--profile" => draft.profile = Some(value(flag)?),
+            "--region" => draft.region = Some(value(flag)?),
+            "--endpoint-url" => {
+                draft.endpoint = Some(value(flag)?);
+                draft.path_style = true;
+                draft.remarks.push((
+                    "path_style",
+                    "most S3-compatible servers want it; remove it for virtual-host style".into(),
+                ));
+            }
+            "--storage-class" => draft.storage_class = Some(value(flag)?),
+            "--sse" => {
+                // `--sse` alone means AES256; its values are AES256 and aws:kms.
+                let given = inline.clone().or_else(|| {
+                    rest.as_slice().first().filter(|next| matches!(next.as_str(), "AES256" | "aws:kms")).cloned()
+                });
+                if inline.is_none() && given.is_some() {
+                    rest.next();
+                }
+                draft.sse = Some(given.unwrap_or_else(|| "AES256".into()));
+            }
+            "--sse-kms-key-id" => draft.sse_kms_key_id = Some(value(flag)?),
+            "--follow-symlinks" => draft.follow_symlinks = Some(true),
+            "--no-follow-symlinks" => draft.follow_symlinks = Some(false),
+            "--quiet" | "--only-show-errors" | "--no-progress" => {
+                draft.notes.push(format!("`{flag}`: run `haul apply FILE --quiet` for the same"))
+            }
+            "--dryrun" => draft.notes.push("`--dryrun`: preview with `haul plan FILE`".into()),
+            other if other.starts_with('-') => {
+                // A flag with a value takes the next word with it, unless that is a flag too.
+                if inline.is_none() && rest.as_slice().first().is_some_and(|next| !next.starts_with('-')) {
+                    let looks_like_place = rest.as_slice().first().is_some_and(|next| next.starts_with("s3://"));
+                    if !looks_like_place && takes_value(other) {
+                        rest.next();
+                    }
+                }
+                draft.notes.push(format!("`{other}` has no haul equivalent: not carried over"));
+            }
+            place => places.push(place.to_string()),
+        }
+    }
+    if !recursive {
+        return Err(
+            "`aws s3 cp` of a single object: haul transfers prefixes (add `--recursive`, or use `aws s3 cp`)".into()
+        );
+    }
+    let [source, destination] = places.as_slice() else {
+        return Err(format!("expected a source and a destination, found {}", places.len()));
+    };
+    draft.source = Some(Side::parse(source, None).map_err(|err| err.to_string())?);
+    draft.destination = Some(Side::parse(destination, None).map_err(|err| err.to_string())?);
+    if let (Some(Side::Folder(_)), Some(Side::Folder(_))) = (&draft.source, &draft.destination) {
+        return Err("both sides are local folders".into());
+    }
+    for folder in [&draft.source, &draft.destination].into_iter().flatten() {
+        if let Side::Folder(path) = folder
+            && path.is_relative()
+        {
+            draft.notes.push(format!(
+                "`{}` is relative: in a manifest it starts at the manifest's folder, not where the command ran",
+                path.display()
+            ));
+        }
+    }
+    filter_rules(&filters, &mut draft);
+    Ok(Some(draft))
+}
+
+/// aws-cli flags that take a value, so the value is not taken for a path.
+fn takes_value(flag: &str) -> bool {
+    matches!(
+        flag,
+        "--acl"
+            | "--grants"
+            | "--cache-control"
+            | "--content-disposition"
+            | "--content-encoding"
+            | "--content-language"
+            | "--content-type"
+            | "--expires"
+            | "--metadata"
+            | "--metadata-directive"
+            | "--website-redirect"
+            | "--sse-c"
+            | "--sse-c-key"
+            | "--sse-c-copy-source"
+            | "--sse-c-copy-source-key"
+            | "--source-region"
+            | "--page-size"
+            | "--ca-bundle"
+            | "--cli-read-timeout"
+            | "--cli-connect-timeout"
+            | "--output"
+            | "--checksum-algorithm"
+            | "--checksum-mode"
+    )
+}
+
+/// aws-cli's filters apply in order (the last that matches wins, everything is included to
+/// start with); haul's exclude wins over any include. The usual shapes translate exactly:
+/// `--exclude '*' --include '*.csv'` is `extensions: [csv]`, `--exclude 'tmp/*'` an exclude.
+/// An include after another exclude (bringing back part of what was excluded) cannot be
+/// said in haul: it is left out and named.
+fn filter_rules(filters: &[(bool, String)], draft: &mut Draft) {
+    let everything = |pattern: &str| pattern == "*" || pattern == "**";
+    let mut excluded_all = false;
+    let mut excluded_some = false;
+    for (index, (include, pattern)) in filters.iter().enumerate() {
+        let pattern_text = pattern.clone();
+        match (include, excluded_all, excluded_some) {
+            (false, _, _) if everything(pattern) && index == 0 => excluded_all = true,
+            (false, _, _) if everything(pattern) => draft.notes.push(
+                "`--exclude '*'` after other filters excludes everything before it; left out (it would leave \
+                 nothing to move)"
+                    .into(),
+            ),
+            (false, _, _) => {
+                draft.exclude.push(haul_pattern(&pattern_text));
+                excluded_some = true;
+            }
+            (true, true, false) => match bare_extension(pattern) {
+                Some(extension) => draft.extensions.push(extension),
+                None => draft.include.push(haul_pattern(&pattern_text)),
+            },
+            (true, false, false) => draft.notes.push(format!(
+                "`--include '{pattern}'` before any exclude changes nothing in aws-cli (everything is included to \
+                 start with); left out"
+            )),
+            (true, _, true) => draft.notes.push(format!(
+                "`--include '{pattern}'` after an exclude brings files back in aws-cli; haul's excludes always win, \
+                 so it is left out: check the `exclude` list"
+            )),
+        }
+    }
+    if excluded_all && draft.extensions.is_empty() && draft.include.is_empty() {
+        draft.notes.push("`--exclude '*'` with nothing included moves nothing; left out".into());
+    }
+}
+
+/// `*.csv` -> `csv`.
+fn bare_extension(pattern: &str) -> Option<String> {
+    let extension = pattern.strip_prefix("*.")?;
+    let plain = !extension.is_empty() && extension.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    plain.then(|| extension.to_string())
+}
+
+/// aws-cli's `*` crosses folders; haul's does not where a pattern has a `/`: `tmp/*` becomes
+/// `tmp/**`, `data/*.csv` becomes `data/**/*.csv`. Without a `/` a pattern matches the name at
+/// any depth in both.
+fn haul_pattern(pattern: &str) -> String {
+    let Some((head, last)) = pattern.rsplit_once('/') else { return pattern.to_string() };
+    if !pattern.contains('*') {
+        return pattern.to_string();
+    }
+    let head = head.replace("/*/", "/**/");
+    match last {
+        "*" => format!("{head}/**"),
+        _ if last.contains('*') && !head.ends_with("**") => format!("{head}/**/{last}"),
+        _ => format!("{head}/{last}"),
+    }
+}
+
+/// A transfer name from its bucket and prefix: `analytics-exports-reports`, made unique.
+fn unique_name(draft: &Draft, taken: &mut std::collections::HashSet<String>) -> String {
+    let remote = [&draft.source, &draft.destination].into_iter().flatten().find_map(|side| match side {
+        Side::Bucket { bucket, prefix } => Some(format!("{bucket}-{prefix}")),
+        Side::Folder(_) => None,
+    });
+    let mut base: String = remote
+        .unwrap_or_else(|| "transfer".into())
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .collect();
+    while base.ends_with('-') {
+        base.pop();
+    }
+    let mut name = base.clone();
+    let mut n = 2;
+    while !taken.insert(name.clone()) {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(line: &str) -> Draft {
+        let imported = import(line);
+        assert_eq!(imported.drafts.len(), 1, "{line}: {:?}", imported.notes);
+        imported.drafts.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn patterns_keep_their_meaning() {
+        assert_eq!(haul_pattern("*.csv"), "*.csv");
+        assert_eq!(haul_pattern("tmp/*"), "tmp/**");
+        assert_eq!(haul_pattern("data/*.csv"), "data/**/*.csv");
+        assert_eq!(haul_pattern("a/*/b/*"), "a/**/b/**");
+        assert_eq!(haul_pattern("logs/app.log"), "logs/app.log");
+        assert_eq!(bare_extension("*.parquet").as_deref(), Some("parquet"));
+        assert_eq!(bare_extension("*.tar.gz"), None);
+    }
+
+    #[test]
+    fn filters_in_order_become_haul_rules_or_are_named() {
+        let draft = one("aws s3 sync s3://b/p/ d --exclude '*.tmp' --include 'keep.tmp'");
+        assert_eq!(draft.exclude, ["*.tmp"]);
+        assert!(draft.notes.iter().any(|n| n.contains("brings files back")), "{:?}", draft.notes);
+        let draft = one("aws s3 sync s3://b/p/ d --include '*.csv' --exclude 'tmp/*'");
+        assert_eq!((draft.include.len(), draft.exclude.as_slice()), (0, &["tmp/**".to_string()][..]));
+        assert!(draft.notes.iter().any(|n| n.contains("changes nothing")));
+        let draft = one("aws s3 sync s3://b/p/ d --exclude '*' --include 'reports/*.csv' --exclude 'reports/old/*'");
+        assert_eq!(draft.include, ["reports/**/*.csv"]);
+        assert_eq!(draft.exclude, ["reports/old/**"]);
+    }
+}
