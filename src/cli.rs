@@ -285,12 +285,20 @@ pub struct ApplyArgs {
     /// Seconds between progress lines when stderr is not a terminal (cron, pipes).
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub progress_interval: u64,
+    /// The most bytes per second each transfer moves through haul (`50MiB/s`), shared by its
+    /// workers; overrides the manifest's `bandwidth`.
+    #[arg(long, value_name = "RATE", value_parser = parse_bandwidth)]
+    pub bwlimit: Option<crate::manifest::Bandwidth>,
     /// The run lock (default: one per manifest in $XDG_RUNTIME_DIR or the temp folder).
     /// Shards also lock `PATH` shared and `PATH.shard-I-of-N.lock` exclusively.
     #[arg(long, value_name = "PATH")]
     pub lock_file: Option<PathBuf>,
     #[command(flatten)]
     pub shard: ShardArgs,
+}
+
+fn parse_bandwidth(text: &str) -> Result<crate::manifest::Bandwidth, String> {
+    text.parse()
 }
 
 /// The arguments of `haul sync`.
@@ -329,6 +337,9 @@ pub struct SyncArgs {
     /// Objects in flight at once (1 to 1024; default 64).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<u32>,
+    /// The most bytes per second to move through haul (`50MiB/s`), shared by all workers.
+    #[arg(long, value_name = "RATE", value_parser = parse_bandwidth)]
+    pub bwlimit: Option<crate::manifest::Bandwidth>,
     /// Print the plan, as `haul plan` does, and move nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -596,3 +596,15 @@ fn completions_and_the_man_page_come_from_the_cli_definitions() {
         assert!(out.stderr.is_empty(), "{args:?}: {}", out.stderr);
     }
 }
+
+#[test]
+fn bandwidth_is_a_rate() {
+    check(&variant("    extensions: [csv, parquet]", "    bandwidth: 50MiB/s")).expect_code(0);
+    check(&variant("    extensions: [csv, parquet]", "    bandwidth: 50MiB")).expect_code(2).expect_output(&[
+        "invalid value for `bandwidth`",
+        "`50MiB/s`",
+        "[m.yaml:10:",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    haul(dir.path(), &["apply", "m.yaml", "--bwlimit", "fast"]).expect_code(2).expect_output(&["`fast` is not a rate"]);
+}

@@ -28,6 +28,7 @@ pub(super) fn run(args: ApplyArgs, style: Style) -> Result<Exit, HaulError> {
         progress: progress_mode(args.quiet, args.progress_interval),
         shard: resolve_shard(&args.shard)?,
         manifest: args.target.clone(),
+        bwlimit: args.bwlimit.map(|rate| rate.0),
     };
     let started = std::time::SystemTime::now();
     let result = apply(&args.target, &mut options, style);
@@ -65,6 +66,8 @@ pub(super) struct ApplyOptions {
     pub shard: Option<Shard>,
     /// The manifest the run carries out (a saved plan's own, once it is read).
     pub manifest: std::path::PathBuf,
+    /// `--bwlimit`: every transfer's bandwidth cap, over the manifest's.
+    pub bwlimit: Option<u64>,
 }
 
 fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit, HaulError> {
@@ -86,8 +89,18 @@ fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit
         options.manifest = document.manifest.path.clone();
         return apply_saved(document, options, style);
     }
-    let loaded = load_with_warnings(target, style)?;
+    let mut loaded = load_with_warnings(target, style)?;
+    cap_bandwidth(&mut loaded, options.bwlimit);
     apply_manifest(&loaded, target, options)
+}
+
+/// `--bwlimit` over every transfer's own `bandwidth`.
+fn cap_bandwidth(loaded: &mut manifest::Manifest, rate: Option<u64>) {
+    if let Some(rate) = rate {
+        for job in &mut loaded.jobs {
+            job.bandwidth = Some(rate);
+        }
+    }
 }
 
 /// Carries out a loaded manifest: each transfer planned right before it runs. `lock_base`
@@ -144,7 +157,8 @@ pub(super) fn apply_manifest(
 fn apply_saved(mut document: PlanDocument, options: &ApplyOptions, style: Style) -> Result<Exit, HaulError> {
     let manifest_path = &document.manifest.path;
     let _lock = take_lock(manifest_path, options)?;
-    let loaded = manifest::load_manifest(manifest_path)?;
+    let mut loaded = manifest::load_manifest(manifest_path)?;
+    cap_bandwidth(&mut loaded, options.bwlimit);
     if ManifestRef::new(manifest_path.clone(), &loaded.source.text) != document.manifest {
         return Err(HaulError::ManifestChanged { path: manifest_path.clone() });
     }

@@ -59,6 +59,8 @@ pub struct Draft {
     pub sse: Option<String>,
     pub sse_kms_key_id: Option<String>,
     pub follow_symlinks: Option<bool>,
+    /// `50MiB/s`.
+    pub bandwidth: Option<String>,
     /// Comment lines written above the transfer (what was not translated, and why).
     pub notes: Vec<String>,
     /// Comments at the end of a setting's line, by key.
@@ -164,6 +166,9 @@ impl Draft {
         }
         if let Some(follow) = self.follow_symlinks {
             line("follow_symlinks", follow.to_string());
+        }
+        if let Some(rate) = &self.bandwidth {
+            line("bandwidth", quoted(rate));
         }
         let mut text = lines.join("\n");
         text.push('\n');

@@ -39,6 +39,8 @@ pub(super) fn run(args: &SyncArgs, style: Style) -> Result<Exit, HaulError> {
         progress: progress_mode(args.quiet, 10),
         shard: None,
         manifest: shown,
+        // In the manifest already (`bandwidth`).
+        bwlimit: None,
     };
     // Two syncs of the same source and destination never overlap; others may.
     let lock_base = PathBuf::from(format!("/haul-sync/{}\n{}", args.source, absolute_if_local(&args.destination)));
@@ -108,6 +110,7 @@ fn manifest_text(args: &SyncArgs, cwd: &Path) -> Result<String, HaulError> {
         endpoint: args.target.endpoint.clone(),
         path_style: args.target.path_style,
         concurrency: args.concurrency,
+        bandwidth: args.bwlimit.map(|rate| rate.to_string()),
         ..Draft::default()
     };
     let command: Vec<String> = std::env::args().collect();
@@ -151,6 +154,8 @@ mod tests {
             "--delete",
             "--max-delete",
             "10",
+            "--bwlimit",
+            "20MiB/s",
         ]);
         let job = &manifest.jobs[0];
         assert_eq!(job.direction, manifest::Direction::Download);
@@ -158,6 +163,7 @@ mod tests {
         assert_eq!(job.local, Path::new("/work/data"));
         assert_eq!(job.filter_summary.extensions, ["csv", "parquet"]);
         assert!(job.target.request_payer && job.delete && job.max_delete == Some(10));
+        assert_eq!(job.bandwidth, Some(20 * 1024 * 1024));
     }
 
     #[test]

@@ -355,6 +355,7 @@ async fn streamed(
     destination_key: &str,
 ) -> Result<(), RequestFailure> {
     let _room = room(target, object.size).await;
+    context.pace(object.size).await;
     let response = context
         .client
         .get_object()
@@ -468,6 +469,7 @@ impl PartStream<'_> {
         let length = end - start + 1;
         let _permit = context.parts.acquire().await.expect("the part semaphore is never closed");
         let _room = room(target, length).await;
+        context.pace(length).await;
         super::check_interrupt()?;
         let response = context
             .client

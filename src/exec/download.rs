@@ -202,6 +202,7 @@ async fn whole(
     let mut body = response.body;
     let mut written = 0u64;
     while let Some(chunk) = body.try_next().await.map_err(body_failure)? {
+        context.pace(chunk.len() as u64).await;
         sink.write_all(&chunk).map_err(|err| io_failure("cannot write", err))?;
         written += chunk.len() as u64;
         progress.add(chunk.len() as u64);
@@ -246,6 +247,7 @@ async fn ranged(
         key: key.to_string(),
         etag: head.e_tag().map(|tag| tag.trim_matches('"').to_string()).or(etag),
         crc: verification.as_ref().map(|v| v.algorithm),
+        throttle: context.throttle.clone(),
     });
     let file = std::sync::Arc::new(file.try_clone().map_err(|err| io_failure("cannot share the temp file", err))?);
     // Spawned in order, at most `concurrency` at a time (a 5 TB object has 600,000 ranges:
@@ -323,6 +325,7 @@ struct RangeSource {
     etag: Option<String>,
     /// The CRC to hash each range with, when the object's checksum can be rebuilt from them.
     crc: Option<crc_fast::CrcAlgorithm>,
+    throttle: Option<std::sync::Arc<super::throttle::Throttle>>,
 }
 
 /// One range's answer: where it was, the object's size it reported, and the range's CRC.
@@ -348,6 +351,9 @@ async fn get_range(source: &RangeSource, (start, end): (u64, u64), file: &File) 
     let mut body = response.body;
     let mut offset = start;
     while let Some(chunk) = body.try_next().await.map_err(body_failure)? {
+        if let Some(throttle) = &source.throttle {
+            throttle.take(chunk.len() as u64).await;
+        }
         file.write_all_at(&chunk, offset).map_err(|err| io_failure("cannot write", err))?;
         if let Some(digest) = &mut digest {
             digest.update(&chunk);

@@ -8,6 +8,7 @@
 mod copy;
 mod delete;
 mod download;
+mod throttle;
 mod upload;
 
 use std::collections::{BTreeSet, HashSet};
@@ -47,9 +48,18 @@ struct Context {
     touched_folders: Mutex<HashSet<PathBuf>>,
     /// A copy's destination.
     to: Option<copy::CopyTarget>,
+    /// The transfer's bandwidth cap, shared by its workers.
+    throttle: Option<Arc<throttle::Throttle>>,
 }
 
 impl Context {
+    /// Waits until `bytes` may move under the bandwidth cap (at once without one).
+    async fn pace(&self, bytes: u64) {
+        if let Some(throttle) = &self.throttle {
+            throttle.take(bytes).await;
+        }
+    }
+
     /// The key of `name` in the job's bucket (the source of a download or a copy).
     fn remote_key(&self, name: &str) -> String {
         format!("{}{name}", self.job.prefix)
@@ -133,6 +143,7 @@ pub fn execute_transfer(
             }),
             _ => None,
         },
+        throttle: transfer.job.bandwidth.map(|rate| Arc::new(throttle::Throttle::new(rate))),
     });
     let mut first = TransferReport::new(&transfer.plan);
     first.temp_files_removed = remove_stale_temp_files(&context.job.local, &transfer.plan.temp_files);

@@ -174,6 +174,7 @@ async fn put(
         Some((bytes, checksum)) => (ByteStream::from(bytes), checksum),
         None => source.body(0, size).await?,
     };
+    context.pace(size).await;
     let options = &context.job.upload;
     let request = context
         .client
@@ -239,6 +240,7 @@ async fn upload_parts(
         let offset = index * part_size;
         let length = part_size.min(size - offset);
         let (body, checksum) = source.body(offset, length).await?;
+        context.pace(length).await;
         let number = (index + 1) as i32;
         let answer = context
             .client

@@ -10,8 +10,8 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use model::{
-    ByteSize, CompareMode, CopyTo, Direction, MANIFEST_VERSION, ManifestSpec, RequestPayer, ServerSideEncryption,
-    Settings, StorageClass, TransferSpec, manifest_schema,
+    Bandwidth, ByteSize, CompareMode, CopyTo, Direction, MANIFEST_VERSION, ManifestSpec, RequestPayer,
+    ServerSideEncryption, Settings, StorageClass, TransferSpec, manifest_schema,
 };
 pub use problem::{Location, Problem, Severity, SourceFile, line_starts};
 
@@ -98,6 +98,8 @@ pub struct Job {
     pub copy_cutoff: ByteSize,
     pub upload: UploadOptions,
     pub follow_symlinks: bool,
+    /// The most bytes per second through haul, shared by the transfer's workers.
+    pub bandwidth: Option<u64>,
 }
 
 /// The filter rules as written (after normalization), for `validate` and `plan` output.

@@ -132,6 +132,9 @@ pub struct Settings {
     pub sse_kms_key_id: Option<String>,
     /// Follow symbolic links when walking the local side (loops are detected).
     pub follow_symlinks: Option<bool>,
+    /// The most bytes per second the transfer moves through haul, shared by all its workers
+    /// (`50MiB/s`). Omitted: no cap. Server-side copies move no bytes through haul.
+    pub bandwidth: Option<Bandwidth>,
 }
 
 /// Which way a transfer copies.
@@ -283,6 +286,48 @@ impl JsonSchema for ByteSize {
     }
 }
 
+/// A rate in bytes per second, written `50MiB/s` (or `512KiB/s`, `1GiB/s`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bandwidth(pub u64);
+
+impl fmt::Display for Bandwidth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/s", ByteSize(self.0))
+    }
+}
+
+impl FromStr for Bandwidth {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let fix = || format!("`{text}` is not a rate; write it like `50MiB/s` or `512KiB/s`");
+        let size = text.trim().strip_suffix("/s").ok_or_else(fix)?;
+        let bytes = size.parse::<ByteSize>().map_err(|_| fix())?.0;
+        if bytes == 0 {
+            return Err(format!("`{text}` would move nothing; remove the cap, or give a rate such as `50MiB/s`"));
+        }
+        Ok(Bandwidth(bytes))
+    }
+}
+
+impl<'de> Deserialize<'de> for Bandwidth {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Bandwidth {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Bandwidth".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A rate: a size per second, such as `50MiB/s` or `512KiB/s`.",
+            "type": "string",
+            "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*([KMGT]i?B|[KMGT]|B)?/s\\s*$"
+        })
+    }
+}
+
 /// The JSON schema of a manifest, as checked in under `schemas/`.
 pub fn manifest_schema() -> schemars::Schema {
     schemars::schema_for!(ManifestSpec)
@@ -337,6 +382,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rates_are_sizes_per_second() {
+        assert_eq!("50MiB/s".parse::<Bandwidth>().unwrap(), Bandwidth(50 * ByteSize::MIB));
+        assert_eq!(" 512KiB/s ".parse::<Bandwidth>().unwrap(), Bandwidth(512 * 1024));
+        assert!("50MiB".parse::<Bandwidth>().unwrap_err().contains("`50MiB/s`"));
+        assert!("0MiB/s".parse::<Bandwidth>().unwrap_err().contains("would move nothing"));
+        assert_eq!(Bandwidth(50 * ByteSize::MIB).to_string(), "50MiB/s");
+    }
+
+    #[test]
     fn byte_sizes_parse_with_binary_units() {
         assert_eq!("8MiB".parse::<ByteSize>().unwrap(), ByteSize(8 * ByteSize::MIB));
         assert_eq!("512KiB".parse::<ByteSize>().unwrap(), ByteSize(512 * 1024));
@@ -354,6 +408,6 @@ mod tests {
         }
         let settings = &index.settings_keys;
         assert!(!settings.contains(&"bucket".to_string()));
-        assert_eq!(settings.len(), 20, "{settings:?}");
+        assert_eq!(settings.len(), 21, "{settings:?}");
     }
 }

@@ -200,6 +200,7 @@ impl TransferCheck<'_, '_> {
             copy_cutoff,
             upload,
             follow_symlinks: settings.follow_symlinks.unwrap_or(false),
+            bandwidth: settings.bandwidth.map(|rate| rate.0),
         })
     }
 

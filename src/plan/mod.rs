@@ -528,6 +528,7 @@ mod tests {
             copy_cutoff: ByteSize(5 * ByteSize::GIB),
             upload: UploadOptions::default(),
             follow_symlinks: false,
+            bandwidth: None,
         }
     }
 
