@@ -130,6 +130,16 @@ pub struct TransferReport {
     /// Multipart uploads an interrupted run left under the prefix, aborted before starting.
     #[serde(skip_serializing_if = "is_zero")]
     pub uploads_aborted: u64,
+    /// Bytes of large uploads an earlier attempt or run had sent, checked and not sent again.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub bytes_resumed: u64,
+    /// Uploads that could not be continued (a part differed from the file, ...) and started over.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub uploads_restarted: u64,
+    /// Multipart uploads this run left for the next one to continue (a failure or a stop
+    /// mid-upload).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub uploads_left: u64,
     /// Deletions held back because copies failed (a partial copy must not drive deletes).
     pub deletes_held_back: u64,
     /// Why the transfer did not run at all (its listing failed, ...).
@@ -207,6 +217,9 @@ impl TransferReport {
             skipped_objects: plan.skipped.clone(),
             temp_files_removed: 0,
             uploads_aborted: 0,
+            bytes_resumed: 0,
+            uploads_restarted: 0,
+            uploads_left: 0,
             deletes_held_back: 0,
             error: None,
             hint: None,
@@ -229,6 +242,9 @@ impl TransferReport {
             skipped_objects: Vec::new(),
             temp_files_removed: 0,
             uploads_aborted: 0,
+            bytes_resumed: 0,
+            uploads_restarted: 0,
+            uploads_left: 0,
             deletes_held_back: 0,
             error: Some(error),
             hint: None,
@@ -329,6 +345,27 @@ impl TransferReport {
         if self.uploads_aborted > 0 {
             let _ =
                 writeln!(out, "  aborted {} unfinished multipart uploads of an interrupted run", self.uploads_aborted);
+        }
+        if self.bytes_resumed > 0 {
+            let _ = writeln!(
+                out,
+                "  resumed: {} already sent by an earlier attempt or run, checked against the files and not sent again",
+                human_bytes(self.bytes_resumed)
+            );
+        }
+        if self.uploads_restarted > 0 {
+            let _ = writeln!(
+                out,
+                "  started {} unfinished upload(s) over: they no longer matched their files (details with --log-level info)",
+                self.uploads_restarted
+            );
+        }
+        if self.uploads_left > 0 {
+            let _ = writeln!(
+                out,
+                "  left {} multipart upload(s) for the next run to continue (it sends only the missing parts)",
+                self.uploads_left
+            );
         }
         if self.temp_files_removed > 0 {
             let _ = writeln!(out, "  removed {} temp files left by an interrupted run", self.temp_files_removed);

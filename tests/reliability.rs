@@ -118,18 +118,86 @@ fn unfinished_uploads(f: &Fixture) -> usize {
     f.runtime.block_on(request.send()).unwrap().uploads().len()
 }
 
+/// Part uploads the proxy saw (`PUT ...?partNumber=N&uploadId=...`).
+fn part_puts(proxy: &RecordingProxy) -> usize {
+    proxy.requests().iter().filter(|r| r.method == "PUT" && r.uri.contains("partNumber=")).count()
+}
+
+/// A stopped multipart upload is left on the server; the next run checks what it has against
+/// the file and sends only the missing parts (aws-cli starts from part 1 again).
 #[test]
-fn sigterm_mid_multipart_upload_aborts_it() {
+fn sigterm_mid_multipart_upload_leaves_it_and_the_next_run_sends_only_the_missing_parts() {
+    for stop in ["SIGTERM", "kill -9"] {
+        let f = Fixture::moto();
+        let body = bytes(40 * MIB, 4);
+        f.file("big.bin", &body);
+        // The stop lands among the eight parts, once at least two are on the server.
+        let (proxy, child) = slow_multipart_upload(&f, "", &["--quiet"]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while part_puts(&proxy) < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        match stop {
+            "SIGTERM" => signal(&child, libc::SIGTERM),
+            _ => signal(&child, libc::SIGKILL),
+        }
+        let output = child.wait_with_output().unwrap();
+        if stop == "SIGTERM" {
+            assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stdout));
+            assert!(String::from_utf8_lossy(&output.stdout).contains("left 1 multipart upload(s) for the next run"));
+        }
+        assert!(f.keys().is_empty(), "{stop}: an interrupted upload must not complete");
+        assert_eq!(unfinished_uploads(&f), 1, "{stop}: the upload is left for the next run");
+        proxy.set_faults(&[]);
+        // What the server has, as the plan reads it (ListParts).
+        let plan = f.json(&["m.yaml", "--only", "up"]);
+        let resume = &plan["transfers"][0]["actions"][0]["resume"];
+        assert_eq!(resume["upload_id"].as_str(), Some(upload_id(&f).as_str()), "{plan}");
+        let sent_before = resume["parts"].as_u64().unwrap() as usize;
+        assert!(sent_before >= 2, "{stop}: {sent_before} parts on the server");
+        f.plan(&["m.yaml", "--only", "up"])
+            .expect_code(0)
+            .expect_output(&["continues an unfinished upload", "1 to resume"]);
+        let before = part_puts(&proxy);
+        let out = f.apply(&["m.yaml", "--only", "up"]);
+        out.expect_code(0).expect_output(&["resumed:"]);
+        let sent_again = part_puts(&proxy) - before;
+        assert_eq!(sent_again, 8 - sent_before, "{stop}: only the missing parts are sent");
+        assert!(f.get("data/big.bin") == body, "{stop}: the object is the file, byte for byte");
+        assert_eq!(unfinished_uploads(&f), 0, "{stop}: nothing left behind");
+    }
+}
+
+/// A file changed between the runs is never stitched onto the parts sent of its old version:
+/// the next run sees a part differ, starts over and says so.
+#[test]
+fn a_file_changed_between_runs_is_uploaded_again_from_the_start() {
     let f = Fixture::moto();
-    f.file("big.bin", &bytes(40 * MIB, 4));
-    // The signal lands among the parts.
-    let (_proxy, child) = slow_multipart_upload(&f, "", &["--quiet"]);
-    let uploads = || unfinished_uploads(&f);
-    signal(&child, libc::SIGTERM);
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(130), "{}", String::from_utf8_lossy(&output.stdout));
-    assert!(f.keys().is_empty(), "an interrupted upload must not complete");
-    assert_eq!(uploads(), 0, "the interrupted multipart upload was aborted");
+    f.file("big.bin", &bytes(40 * MIB, 7));
+    let (proxy, child) = slow_multipart_upload(&f, "", &["--quiet"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while part_puts(&proxy) < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(&child, libc::SIGKILL);
+    child.wait_with_output().unwrap();
+    assert_eq!(unfinished_uploads(&f), 1);
+    // Same size, other bytes at the start (in a part already sent).
+    let mut changed = bytes(40 * MIB, 7);
+    changed[100] ^= 0xff;
+    std::fs::write(f.path("local/big.bin"), &changed).unwrap();
+    proxy.set_faults(&[]);
+    let before = part_puts(&proxy);
+    f.apply(&["m.yaml", "--only", "up"]).expect_code(0).expect_output(&["started 1 unfinished upload(s) over"]);
+    assert_eq!(part_puts(&proxy) - before, 8, "every part is sent again");
+    assert!(f.get("data/big.bin") == changed, "the new version, whole");
+    assert_eq!(unfinished_uploads(&f), 0, "the old upload is aborted");
+}
+
+fn upload_id(f: &Fixture) -> String {
+    let request = f.client.list_multipart_uploads().bucket(BUCKET);
+    let uploads = f.runtime.block_on(request.send()).unwrap();
+    uploads.uploads()[0].upload_id().unwrap().to_string()
 }
 
 /// A file written to while its multipart upload is under way (in place, or appended to) fails

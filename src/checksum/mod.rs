@@ -143,17 +143,30 @@ pub fn checksum_of_range(
     algorithm: Algorithm,
     chunk: usize,
 ) -> std::io::Result<String> {
+    Ok(checksums_of_range(file, offset, length, &[algorithm], chunk)?.remove(0))
+}
+
+/// [`checksum_of_range`] in several algorithms at once, in one read of the range.
+pub fn checksums_of_range(
+    file: &std::fs::File,
+    offset: u64,
+    length: u64,
+    algorithms: &[Algorithm],
+    chunk: usize,
+) -> std::io::Result<Vec<String>> {
     use std::os::unix::fs::FileExt as _;
-    let mut hasher = Hasher::new(algorithm);
+    let mut hashers: Vec<Hasher> = algorithms.iter().map(|algorithm| Hasher::new(*algorithm)).collect();
     let mut buffer = vec![0; chunk.min(length as usize)];
     let mut done = 0;
     while done < length {
         let piece = &mut buffer[..chunk.min((length - done) as usize)];
         file.read_exact_at(piece, offset + done)?;
-        hasher.update(piece);
+        for hasher in &mut hashers {
+            hasher.update(piece);
+        }
         done += piece.len() as u64;
     }
-    Ok(encode(algorithm, &hasher.finish()))
+    Ok(hashers.into_iter().zip(algorithms).map(|(hasher, algorithm)| encode(*algorithm, &hasher.finish())).collect())
 }
 
 /// The checksum of `reader` as S3 would report it: whole, or composite over `part_size`

@@ -164,6 +164,16 @@ pub(super) fn plan_job(
     if let Some((client, bucket, prefix)) = written {
         let uploads = runtime.block_on(crate::listing::remote::unfinished_uploads(client, bucket, prefix));
         plan.set_unfinished_uploads(uploads, started);
+        // What each upload to continue already has (apply checks every part against the file).
+        for action in plan.actions.iter_mut() {
+            let key = format!("{prefix}{}", action.destination_name());
+            let Some(resume) = action.resume.as_mut() else { continue };
+            let listed = crate::listing::remote::uploaded_parts(client, bucket, &key, &resume.upload_id);
+            if let Ok(listed) = runtime.block_on(listed) {
+                resume.parts = listed.parts.len() as u64;
+                resume.bytes = listed.parts.iter().map(|part| part.size).sum();
+            }
+        }
     }
     plan.temp_files = temp_files;
     Ok(plan)

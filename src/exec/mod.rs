@@ -50,6 +50,13 @@ struct Context {
     to: Option<copy::CopyTarget>,
     /// The transfer's bandwidth cap, shared by its workers.
     throttle: Option<Arc<throttle::Throttle>>,
+    /// Multipart uploads under way or left by a failed attempt, by key: a retry continues
+    /// its own, and what is left at the end is for the next run to continue.
+    uploads_left: Mutex<std::collections::HashMap<String, String>>,
+    /// Bytes not sent again because an upload was continued.
+    resumed_bytes: std::sync::atomic::AtomicU64,
+    /// Uploads that could not be continued and started over.
+    restarted_uploads: std::sync::atomic::AtomicU64,
 }
 
 impl Context {
@@ -144,6 +151,9 @@ pub fn execute_transfer(
             _ => None,
         },
         throttle: transfer.job.bandwidth.map(|rate| Arc::new(throttle::Throttle::new(rate))),
+        uploads_left: Mutex::new(std::collections::HashMap::new()),
+        resumed_bytes: std::sync::atomic::AtomicU64::new(0),
+        restarted_uploads: std::sync::atomic::AtomicU64::new(0),
     });
     let mut first = TransferReport::new(&transfer.plan);
     first.temp_files_removed = remove_stale_temp_files(&context.job.local, &transfer.plan.temp_files);
@@ -170,6 +180,9 @@ pub fn execute_transfer(
     folders.par_iter().for_each(|folder| download::sync_folder(folder));
     let work = Arc::try_unwrap(work).unwrap_or_else(|_| unreachable!("every worker has finished"));
     let mut report = work.report.into_inner().expect("report lock");
+    report.bytes_resumed = context.resumed_bytes.load(std::sync::atomic::Ordering::Relaxed);
+    report.uploads_restarted = context.restarted_uploads.load(std::sync::atomic::Ordering::Relaxed);
+    report.uploads_left = context.uploads_left.lock().expect("uploads lock").len() as u64;
     let deletes: Vec<&Action> = transfer.plan.actions.iter().filter(|action| action.action.is_delete()).collect();
     if !deletes.is_empty() {
         if report.failed.objects > 0 || report.interrupted.objects > 0 {

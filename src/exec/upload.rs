@@ -156,7 +156,7 @@ pub(super) async fn upload(context: &Context, action: &Action) -> Result<(), Req
     if size < threshold {
         put(context, &key, &source, whole, &progress).await?;
     } else {
-        multipart(context, &key, &source, &progress).await?;
+        multipart(context, &key, &source, &progress, action.resume.as_ref()).await?;
     }
     progress.finish();
     Ok(())
@@ -193,18 +193,62 @@ async fn put(
     Ok(())
 }
 
+/// A multipart upload: continued where an earlier attempt of this run, or the run the plan
+/// found it from, stopped (every part the server has is first checked against the file), or
+/// started. A failure that another attempt or run can get past (the network, the server, a
+/// stop asked for) leaves the upload for it; any other aborts it, so no parts are billed for
+/// nothing.
 async fn multipart(
     context: &Context,
     key: &str,
     source: &Source,
     progress: &ObjectProgress<'_>,
+    planned: Option<&crate::plan::Resume>,
 ) -> Result<(), RequestFailure> {
+    let earlier = context.uploads_left.lock().expect("uploads lock").get(key).cloned();
+    let earlier = earlier.or_else(|| planned.map(|resume| resume.upload_id.clone()));
+    let (upload_id, done) = match earlier {
+        Some(upload_id) => match continuable(context, key, &upload_id, source).await {
+            Ok(done) => (upload_id, done),
+            Err(why) => {
+                tracing::info!(transfer = %context.job.name, key, "starting the upload over: {why}");
+                context.restarted_uploads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                abort(context, key, &upload_id).await;
+                (start(context, key).await?, Vec::new())
+            }
+        },
+        None => (start(context, key).await?, Vec::new()),
+    };
+    context.uploads_left.lock().expect("uploads lock").insert(key.to_string(), upload_id.clone());
+    let resumed: u64 = done.iter().map(|(_, length)| length).sum();
+    if resumed > 0 {
+        progress.add(resumed);
+        context.resumed_bytes.fetch_add(resumed, std::sync::atomic::Ordering::Relaxed);
+    }
+    let done: Vec<CompletedPart> = done.into_iter().map(|(part, _)| part).collect();
+    let result = upload_parts(context, key, &upload_id, source, progress, done).await;
+    match &result {
+        Err(failure) if failure.transient || failure.code.as_deref() == Some(super::INTERRUPTED) => {
+            tracing::info!(transfer = %context.job.name, key, "the multipart upload is left for the next attempt or run to continue");
+        }
+        Err(_) => {
+            abort(context, key, &upload_id).await;
+            context.uploads_left.lock().expect("uploads lock").remove(key);
+        }
+        Ok(()) => {
+            context.uploads_left.lock().expect("uploads lock").remove(key);
+        }
+    }
+    result
+}
+
+/// Starts a multipart upload; its id.
+async fn start(context: &Context, key: &str) -> Result<String, RequestFailure> {
     let options = &context.job.upload;
-    let bucket = &context.job.bucket;
     let created = context
         .client
         .create_multipart_upload()
-        .bucket(bucket)
+        .bucket(&context.job.bucket)
         .key(key)
         .content_type(content_type(key))
         .checksum_algorithm(ChecksumAlgorithm::Crc32C)
@@ -214,27 +258,104 @@ async fn multipart(
         .send()
         .await
         .map_err(|err| request_failure(&err))?;
-    let upload_id = created.upload_id().unwrap_or_default().to_string();
-    let result = upload_parts(context, key, &upload_id, source, progress).await;
-    if result.is_err() {
-        // Best effort; the original failure is what the report needs.
-        let abort = context.client.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id);
-        let _ = abort.send().await;
-    }
-    result
+    Ok(created.upload_id().unwrap_or_default().to_string())
 }
 
+/// Best effort; a failure to abort leaves it for the next run's plan to find.
+async fn abort(context: &Context, key: &str, upload_id: &str) {
+    let abort = context.client.abort_multipart_upload().bucket(&context.job.bucket).key(key).upload_id(upload_id);
+    let _ = abort.send().await;
+}
+
+/// The parts of `upload_id` that hold exactly the file's bytes (with their lengths), ready to
+/// complete with, or why the upload cannot be continued. Every part the server has is read
+/// back from the file and checked: by its CRC32C where the server gives it, else by its ETag
+/// (the part's MD5 on AWS without KMS, moto, Garage). A part of another size than this run's
+/// layout, a part that differs (the file changed since), or one that cannot be checked means
+/// starting over: nothing is ever stitched from two versions.
+async fn continuable(
+    context: &Context,
+    key: &str,
+    upload_id: &str,
+    source: &Source,
+) -> Result<Vec<(CompletedPart, u64)>, String> {
+    let listed = crate::listing::remote::uploaded_parts(&context.client, &context.job.bucket, key, upload_id)
+        .await
+        .map_err(|failure| format!("its parts cannot be listed ({})", failure.message))?;
+    if listed.checksum_algorithm.as_deref().is_some_and(|algorithm| algorithm != "CRC32C") {
+        return Err("it was not started with CRC32C checksums".into());
+    }
+    let size = source.version.size;
+    let part_size = part_size_for(size, context.job.part_size.0);
+    let count = size.div_ceil(part_size).max(1);
+    let mut checks = Vec::with_capacity(listed.parts.len());
+    for part in listed.parts {
+        let index = u64::try_from(part.number).ok().filter(|n| *n >= 1 && *n <= count).map(|n| n - 1);
+        let Some(index) = index else { return Err(format!("part {} is past the end of the file", part.number)) };
+        let offset = index * part_size;
+        let length = part_size.min(size - offset);
+        if part.size != length {
+            return Err(format!("part {} has {} bytes where this run's part has {length}", part.number, part.size));
+        }
+        checks.push((part, offset, length));
+    }
+    let file = source.file.try_clone().map_err(|err| format!("the file cannot be read ({err})"))?;
+    let verified = super::blocking(move || {
+        let mut done = Vec::with_capacity(checks.len());
+        for (part, offset, length) in checks {
+            let sums = crate::checksum::checksums_of_range(
+                &file,
+                offset,
+                length,
+                &[Algorithm::Crc32c, Algorithm::Md5],
+                READ_CHUNK,
+            )
+            .map_err(|err| io_failure("cannot read the file", err))?;
+            let (crc32c, md5) = (&sums[0], &sums[1]);
+            let same = match (&part.crc32c, &part.etag) {
+                (Some(listed), _) => listed == crc32c,
+                (None, Some(etag)) if etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    etag.eq_ignore_ascii_case(md5)
+                }
+                _ => return Ok(Err(format!("part {} has no checksum haul can check", part.number))),
+            };
+            if !same {
+                return Ok(Err(format!(
+                    "part {} differs from the file: the file changed since it was sent",
+                    part.number
+                )));
+            }
+            let completed = CompletedPart::builder()
+                .part_number(part.number)
+                .set_e_tag(part.etag.map(|etag| format!("\"{etag}\"")))
+                .checksum_crc32_c(crc32c.clone())
+                .build();
+            done.push((completed, length));
+        }
+        Ok(Ok(done))
+    })
+    .await
+    .map_err(|failure| failure.message)??;
+    // The file is still the version the parts were checked against.
+    source.ensure_unchanged().map_err(|failure| failure.message)?;
+    Ok(verified)
+}
+
+/// Sends the parts not in `done` and completes the upload with all of them.
 async fn upload_parts(
     context: &Context,
     key: &str,
     upload_id: &str,
     source: &Source,
     progress: &ObjectProgress<'_>,
+    done: Vec<CompletedPart>,
 ) -> Result<(), RequestFailure> {
     let size = source.version.size;
     let part_size = part_size_for(size, context.job.part_size.0);
     let count = size.div_ceil(part_size).max(1);
-    let parts = futures_util::stream::iter((0..count).map(|index| async move {
+    let have: std::collections::HashSet<i32> = done.iter().filter_map(|part| part.part_number()).collect();
+    let missing = (0..count).filter(|index| !have.contains(&((index + 1) as i32)));
+    let parts = futures_util::stream::iter(missing.map(|index| async move {
         let _permit = context.parts.acquire().await.expect("the part semaphore is never closed");
         super::check_interrupt()?;
         let offset = index * part_size;
@@ -266,6 +387,7 @@ async fn upload_parts(
     }))
     .buffer_unordered(context.job.concurrency as usize);
     let mut completed: Vec<CompletedPart> = futures_util::TryStreamExt::try_collect(parts).await?;
+    completed.extend(done);
     completed.sort_by_key(|part| part.part_number());
     // Every part matched its checksum, each taken of the starting version; one last look
     // before the parts become the object.

@@ -465,6 +465,115 @@ pub struct UnfinishedUpload {
     pub initiated: i64,
 }
 
+/// A part a multipart upload already has, as ListParts tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedPart {
+    pub number: i32,
+    pub size: u64,
+    /// Quotes trimmed: the part's MD5 in hex where the server uses that (AWS without KMS,
+    /// moto, Garage).
+    pub etag: Option<String>,
+    /// The part's CRC32C, where the server gives it.
+    pub crc32c: Option<String>,
+}
+
+/// What a multipart upload has so far.
+#[derive(Debug, Clone, Default)]
+pub struct UploadedParts {
+    pub parts: Vec<UploadedPart>,
+    /// The checksum algorithm it was started with (`CRC32C`), where the server says.
+    pub checksum_algorithm: Option<String>,
+}
+
+/// Every part of a multipart upload, in part order (ListParts, page by page). `Err` with the
+/// failure when the upload cannot be listed (gone: `NoSuchUpload`).
+pub async fn uploaded_parts(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> Result<UploadedParts, crate::s3::RequestFailure> {
+    let mut parts = Vec::new();
+    let mut checksum_algorithm = None;
+    let mut marker: Option<String> = None;
+    loop {
+        let answer = client
+            .list_parts()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .set_part_number_marker(marker.take())
+            .send()
+            .await;
+        let page = match answer {
+            Ok(page) => page,
+            // moto (and so LocalStack's older S3) wraps the answer in `ListPartsResponse`
+            // where S3 writes `ListPartsResult`, which the SDK refuses: read it ourselves.
+            Err(aws_sdk_s3::error::SdkError::ServiceError(service))
+                if service.raw().status().is_success()
+                    && let Some(page) = service.raw().body().bytes().and_then(parts_page) =>
+            {
+                page
+            }
+            Err(err) => return Err(crate::s3::request_failure(&err)),
+        };
+        if let Some(algorithm) = page.checksum_algorithm() {
+            checksum_algorithm = Some(algorithm.as_str().to_string());
+        }
+        for part in page.parts() {
+            parts.push(UploadedPart {
+                number: part.part_number().unwrap_or(0),
+                size: part.size().map_or(0, |size| size as u64),
+                etag: part.e_tag().map(|etag| etag.trim_matches('"').to_string()),
+                crc32c: part.checksum_crc32_c().map(str::to_string),
+            });
+        }
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        marker = page.next_part_number_marker().map(str::to_string);
+        if marker.is_none() {
+            break;
+        }
+    }
+    parts.sort_by_key(|part| part.number);
+    Ok(UploadedParts { parts, checksum_algorithm })
+}
+
+/// A ListParts answer read whatever its root element is called (see [`uploaded_parts`]).
+fn parts_page(body: &[u8]) -> Option<aws_sdk_s3::operation::list_parts::ListPartsOutput> {
+    use aws_smithy_xml::decode::{Document, try_data};
+    let text = std::str::from_utf8(body).ok()?;
+    let mut document = Document::new(text);
+    let mut root = document.root_element().ok()?;
+    let mut page = aws_sdk_s3::operation::list_parts::ListPartsOutput::builder();
+    while let Some(mut tag) = root.next_tag() {
+        let name = tag.start_el().local().to_string();
+        match name.as_str() {
+            "IsTruncated" => page = page.is_truncated(try_data(&mut tag).ok()? == "true"),
+            "NextPartNumberMarker" => page = page.next_part_number_marker(try_data(&mut tag).ok()?),
+            "ChecksumAlgorithm" => page = page.checksum_algorithm(try_data(&mut tag).ok()?.as_ref().into()),
+            "Part" => {
+                let mut part = aws_sdk_s3::types::Part::builder();
+                while let Some(mut field) = tag.next_tag() {
+                    let field_name = field.start_el().local().to_string();
+                    let value = try_data(&mut field).ok()?.to_string();
+                    part = match field_name.as_str() {
+                        "PartNumber" => part.part_number(value.parse().ok()?),
+                        "Size" => part.size(value.parse().ok()?),
+                        "ETag" => part.e_tag(value),
+                        "ChecksumCRC32C" => part.checksum_crc32_c(value),
+                        _ => part,
+                    };
+                }
+                page = page.parts(part.build());
+            }
+            _ => {}
+        }
+    }
+    Some(page.build())
+}
+
 /// The multipart uploads in progress under `s3://bucket/prefix`, page by page. A server that
 /// does not list them (s3s-fs), or credentials that may not, give none: there is nothing
 /// haul could do about them anyway.
@@ -525,4 +634,21 @@ pub fn unreadable_page(err: &ListPageError) -> bool {
 pub fn url_decode(key: &str) -> Option<String> {
     let spaced = key.replace('+', " ");
     percent_encoding::percent_decode_str(&spaced).decode_utf8().ok().map(|key| key.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_list_parts_answer_is_read_whatever_its_root_is_called() {
+        // moto 5.2.5's answer, root `ListPartsResponse` (S3: `ListPartsResult`).
+        let body = br#"<?xml version="1.0" encoding="utf-8"?>
+<ListPartsResponse xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>b</Bucket><Key>k</Key><UploadId>u</UploadId><NextPartNumberMarker>2</NextPartNumberMarker><IsTruncated>false</IsTruncated><Part><PartNumber>1</PartNumber><ETag>"e8ee920a6b8af960cb33b35f2b613e4c"</ETag><Size>5242880</Size></Part><Part><PartNumber>2</PartNumber><ETag>"3d05"</ETag><Size>7</Size><ChecksumCRC32C>AAAAAA==</ChecksumCRC32C></Part></ListPartsResponse>"#;
+        let page = super::parts_page(body).unwrap();
+        assert_eq!(page.is_truncated(), Some(false));
+        let parts: Vec<(i32, i64)> =
+            page.parts().iter().map(|p| (p.part_number().unwrap(), p.size().unwrap())).collect();
+        assert_eq!(parts, [(1, 5_242_880), (2, 7)]);
+        assert_eq!(page.parts()[1].checksum_crc32_c(), Some("AAAAAA=="));
+        assert!(super::parts_page(b"not xml").is_none());
+    }
 }

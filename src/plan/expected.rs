@@ -258,6 +258,7 @@ mod tests {
             written_by: None,
         };
         Action {
+            resume: None,
             action: kind,
             key: key.into(),
             size: if kind.is_delete() { 0 } else { size },

@@ -96,6 +96,19 @@ pub struct Action {
     pub source: Option<Fingerprint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<Fingerprint>,
+    /// An upload an interrupted run left for this object, which `apply` continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<Resume>,
+}
+
+/// A multipart upload an earlier run left, to be continued instead of started over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    pub upload_id: String,
+    /// Parts the server had when the plan was made, and their bytes (what resuming saves,
+    /// once `apply` has checked each against the file).
+    pub parts: u64,
+    pub bytes: u64,
 }
 
 impl Action {
@@ -221,10 +234,34 @@ impl TransferPlan {
     /// Keeps, of the multipart uploads in progress under the prefix, those an interrupted
     /// run of this transfer left: started before this plan (a later one is another run's
     /// business), and of keys this shard owns (another shard may be uploading its own).
+    ///
+    /// Of an upload's keys, the newest such upload of a key this plan uploads is continued
+    /// (the action's `resume`); every other one is aborted by `apply`.
     pub fn set_unfinished_uploads(&mut self, uploads: Vec<crate::listing::remote::UnfinishedUpload>, before: i64) {
         let owned = |key: &str| self.shard.is_none_or(|shard| shard.owns(&self.name, &crate::listing::nfc(key)));
-        self.unfinished_uploads =
+        let mut uploads: Vec<_> =
             uploads.into_iter().filter(|upload| upload.initiated < before && owned(&upload.key)).collect();
+        if self.direction == Direction::Upload {
+            // Newest first, so the first one met for a key is the one to continue.
+            uploads.sort_by_key(|upload| std::cmp::Reverse(upload.initiated));
+            let mut to_upload: std::collections::HashMap<String, usize> = self
+                .actions
+                .iter()
+                .enumerate()
+                .filter(|(_, action)| action.action == ActionKind::Upload)
+                .map(|(index, action)| (action.destination_name().to_string(), index))
+                .collect();
+            uploads.retain(|upload| match to_upload.remove(&upload.key) {
+                Some(index) => {
+                    let resume = Resume { upload_id: upload.upload_id.clone(), parts: 0, bytes: 0 };
+                    self.actions[index].resume = Some(resume);
+                    false
+                }
+                None => true,
+            });
+            uploads.sort_by(|a, b| (&a.key, a.initiated).cmp(&(&b.key, b.initiated)));
+        }
+        self.unfinished_uploads = uploads;
     }
 
     pub fn deletes(&self) -> u64 {
@@ -368,6 +405,7 @@ impl TransferPlan {
                 self.by_action.entry(copy).or_default().add(source.size);
                 count(&mut self.by_reason, reason.slug(), source.size);
                 self.actions.push(Action {
+                    resume: None,
                     action: copy,
                     key: source.key.clone(),
                     size: source.size,
@@ -380,6 +418,7 @@ impl TransferPlan {
                 self.by_action.entry(delete).or_default().add(0);
                 count(&mut self.by_reason, Reason::MissingAtSource.slug(), destination.size);
                 self.actions.push(Action {
+                    resume: None,
                     action: delete,
                     key: destination.key.clone(),
                     size: 0,

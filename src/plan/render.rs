@@ -32,6 +32,15 @@ pub fn table(plan: &TransferPlan) -> String {
         if let Some(writer) = action.source.as_ref().and_then(|source| source.written_by.as_deref()) {
             let _ = write!(reason, " (written by `{}` first)", printable(writer));
         }
+        if let Some(resume) = &action.resume {
+            let _ = write!(
+                reason,
+                " (continues an unfinished upload: {} part{}, {} sent)",
+                resume.parts,
+                if resume.parts == 1 { "" } else { "s" },
+                human_bytes(resume.bytes)
+            );
+        }
         rows.push([action.action.label().into(), size, printable(&action.key), reason]);
     }
     for skip in &plan.skipped {
@@ -66,6 +75,11 @@ pub fn summary_line(plan: &TransferPlan) -> String {
     }
     if parts.is_empty() {
         parts.push("nothing to do".into());
+    }
+    let resumed: Vec<&super::Resume> = plan.actions.iter().filter_map(|action| action.resume.as_ref()).collect();
+    if !resumed.is_empty() {
+        let bytes: u64 = resumed.iter().map(|resume| resume.bytes).sum();
+        parts.push(format!("{} to resume ({} already sent)", resumed.len(), human_bytes(bytes)));
     }
     if !plan.unfinished_uploads.is_empty() {
         let count = plan.unfinished_uploads.len();

@@ -239,6 +239,7 @@ mod tests {
 
     fn action(key: &str, source: Option<Fingerprint>, destination: Option<Fingerprint>) -> Action {
         Action {
+            resume: None,
             action: if source.is_some() { ActionKind::Download } else { ActionKind::DeleteLocal },
             key: key.into(),
             size: source.as_ref().map_or(0, |s| s.size),
