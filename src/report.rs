@@ -140,6 +140,9 @@ pub struct TransferReport {
     /// mid-upload).
     #[serde(skip_serializing_if = "is_zero")]
     pub uploads_left: u64,
+    /// Partial large downloads this run kept (temp file and record) for the next one.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub downloads_left: u64,
     /// Deletions held back because copies failed (a partial copy must not drive deletes).
     pub deletes_held_back: u64,
     /// Why the transfer did not run at all (its listing failed, ...).
@@ -220,6 +223,7 @@ impl TransferReport {
             bytes_resumed: 0,
             uploads_restarted: 0,
             uploads_left: 0,
+            downloads_left: 0,
             deletes_held_back: 0,
             error: None,
             hint: None,
@@ -245,6 +249,7 @@ impl TransferReport {
             bytes_resumed: 0,
             uploads_restarted: 0,
             uploads_left: 0,
+            downloads_left: 0,
             deletes_held_back: 0,
             error: Some(error),
             hint: None,
@@ -349,7 +354,7 @@ impl TransferReport {
         if self.bytes_resumed > 0 {
             let _ = writeln!(
                 out,
-                "  resumed: {} already sent by an earlier attempt or run, checked against the files and not sent again",
+                "  resumed: {} already moved by an earlier attempt or run, checked and not moved again",
                 human_bytes(self.bytes_resumed)
             );
         }
@@ -358,6 +363,13 @@ impl TransferReport {
                 out,
                 "  started {} unfinished upload(s) over: they no longer matched their files (details with --log-level info)",
                 self.uploads_restarted
+            );
+        }
+        if self.downloads_left > 0 {
+            let _ = writeln!(
+                out,
+                "  kept {} partial download(s) for the next run to finish (it fetches only the missing ranges)",
+                self.downloads_left
             );
         }
         if self.uploads_left > 0 {

@@ -90,6 +90,77 @@ fn sigint_mid_download_stops_cleanly_with_130_and_the_next_run_finishes() {
     assert!(std::fs::read(back.join("big.bin")).unwrap() == body);
 }
 
+/// Ranged GETs the proxy saw.
+fn ranged_gets(proxy: &RecordingProxy) -> usize {
+    proxy.requests().iter().filter(|r| r.method == "GET" && r.header("range").is_some()).count()
+}
+
+/// A large download stopped part way keeps its temp file with a record of the ranges it has;
+/// the next run checks them and fetches only the rest. An object replaced in between is
+/// fetched whole again, never stitched.
+#[test]
+fn a_stopped_download_is_finished_by_fetching_only_the_missing_ranges() {
+    for (stop, replace) in [("SIGINT", false), ("kill -9", false), ("kill -9", true)] {
+        let f = Fixture::s3s_fs();
+        let body = bytes(40 * MIB, 21);
+        f.put("data/big.bin", &body);
+        // Eight 5 MiB ranges, one at a time, each held back 300 ms.
+        let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+        let mut held_back = FaultRule::new(Fault::Delay(Duration::from_millis(300)), 1, 1_000);
+        held_back.object_gets_only = true;
+        proxy.set_faults(&[held_back]);
+        let m = f.two_way_manifest(proxy.endpoint(), "  concurrency: 1\n");
+        let back = f.path("back");
+        let mut child = common::haul_command(f.dir.path())
+            .args(["apply", &m, "--only", "down", "--quiet"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ranged_gets(&proxy) < 4 && Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let asked_before = ranged_gets(&proxy);
+        match stop {
+            "SIGINT" => signal(&child, libc::SIGINT),
+            _ => signal(&child, libc::SIGKILL),
+        }
+        let output = child.wait_with_output().unwrap();
+        if stop == "SIGINT" {
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert_eq!(output.status.code(), Some(130), "{stdout}");
+            assert!(stdout.contains("kept 1 partial download(s)"), "{stdout}");
+        }
+        assert!(!back.join("big.bin").exists(), "{stop}: a partial file under the real name");
+        assert_eq!(temp_files(&back).len(), 1, "{stop}: the partial download is kept");
+        let body = if replace {
+            let other = bytes(40 * MIB, 22);
+            f.put("data/big.bin", &other);
+            other
+        } else {
+            body
+        };
+        proxy.set_faults(&[]);
+        let before = ranged_gets(&proxy);
+        let out = f.apply(&[&m, "--only", "down"]);
+        out.expect_code(0);
+        let asked_again = ranged_gets(&proxy) - before;
+        if replace {
+            assert_eq!(asked_again, 8, "a replaced object is fetched whole");
+        } else {
+            out.expect_output(&["resumed:"]);
+            // At most the range in flight at the stop, and the one whose record it had not
+            // written yet, are asked for again.
+            let done_before = asked_before.saturating_sub(2);
+            assert!(asked_again <= 8 - done_before, "{stop}: asked {asked_again} of 8 again after {asked_before}");
+            assert!(asked_again < 8, "{stop}: something was kept");
+        }
+        assert!(std::fs::read(back.join("big.bin")).unwrap() == body, "{stop}: byte for byte");
+        assert_eq!(temp_files(&back), Vec::<String>::new(), "{stop}: no temp file left");
+    }
+}
+
 /// `haul apply m.yaml --only up ARGS` of `local/big.bin` (40 MiB: eight 5 MiB parts, sent one
 /// at a time, each request held back 300 ms, so the upload takes seconds), returned once its
 /// multipart upload exists on the server. `extra` adds lines to the manifest's defaults.

@@ -54,9 +54,29 @@ pub(super) async fn download(context: &Context, action: &Action) -> Result<(), R
         if !folder_exists {
             create_folder(&folder)?;
         }
-        let temp = new_temp_file(&folder)?;
+        // A partial download a stopped run (or an earlier attempt) kept for this key goes on.
+        let partial = context.partial_downloads.lock().expect("downloads lock").remove(&action.key);
+        let partial = partial.filter(|path| {
+            // Only ranged downloads write records; a whole GET starts a fresh file.
+            ranged_download || std::fs::remove_file(path).is_err()
+        });
+        let (temp, record) = match partial.and_then(|path| reopen(&path)) {
+            Some((temp, record)) => (temp, Some(record)),
+            None => (new_temp_file(&folder)?, None),
+        };
         let fetched = if ranged_download {
-            ranged(context, &key, action.size, etag, temp.as_file(), &progress).await?
+            match ranged(context, &key, &action.key, action.size, etag, temp.as_file(), &progress, record).await {
+                Ok(fetched) => fetched,
+                Err(failure) => {
+                    // What another attempt or run can get past keeps what was fetched; not a
+                    // checksum failure: a range damaged on the way would be kept with it.
+                    let resumable = failure.transient || failure.code.as_deref() == Some(super::INTERRUPTED);
+                    if resumable && failure.code.as_deref() != Some("ChecksumMismatch") {
+                        keep_partial(context, &action.key, temp);
+                    }
+                    return Err(failure);
+                }
+            }
         } else {
             let mut writer = std::io::BufWriter::with_capacity(256 * 1024, temp.as_file());
             let fetched = whole(context, &key, etag, &mut writer, u64::MAX, &progress).await?;
@@ -74,6 +94,28 @@ pub(super) async fn download(context: &Context, action: &Action) -> Result<(), R
     }
     progress.finish();
     Ok(())
+}
+
+/// Opens a kept partial download with its record (`None`: gone, or no whole record).
+fn reopen(path: &Path) -> Option<(tempfile::NamedTempFile, super::resume::Record)> {
+    let file = std::fs::File::options().read(true).write(true).open(path).ok()?;
+    let record = super::resume::Record::read(&file)?;
+    Some((tempfile::NamedTempFile::from_parts(file, tempfile::TempPath::try_from_path(path).ok()?), record))
+}
+
+/// Keeps a partial download's temp file (with the record its ranges wrote) for the next attempt
+/// of this run, or for the next run, which adopts it by its record.
+fn keep_partial(context: &Context, key: &str, temp: tempfile::NamedTempFile) {
+    let has_record = super::resume::Record::read(temp.as_file()).is_some_and(|record| !record.ranges.is_empty());
+    if !has_record {
+        return;
+    }
+    match temp.keep() {
+        Ok((_, path)) => {
+            context.partial_downloads.lock().expect("downloads lock").insert(key.to_string(), path);
+        }
+        Err(err) => tracing::debug!(key, "cannot keep a partial download: {}", err.error),
+    }
 }
 
 /// Objects up to this size are read into memory, then written (at most `concurrency` of
@@ -222,13 +264,16 @@ async fn whole(
 /// runtime thread that read them from the socket. Polling them all from the one worker
 /// thread that waits for this file moved every chunk across threads (perf: a third of the
 /// CPU went to switching threads).
+#[allow(clippy::too_many_arguments)]
 async fn ranged(
     context: &Context,
     key: &str,
+    relative_key: &str,
     size: u64,
     etag: Option<String>,
     file: &File,
     progress: &ObjectProgress<'_>,
+    kept: Option<super::resume::Record>,
 ) -> Result<Fetched, RequestFailure> {
     let head = head_object(context, key, etag.as_deref(), None).await?;
     check_total(head.content_length().map(|length| length as u64), size)?;
@@ -240,21 +285,56 @@ async fn ranged(
         None => None,
     };
     let verification = checksum.and_then(|checksum| RangeVerification::new(&checksum, size, first_part));
-    let ranges = range_checksum::layout(size, context.job.part_size.0, verification.as_ref().and_then(|v| v.part_size));
+    let part_size = verification.as_ref().and_then(|v| v.part_size);
+    let ranges = range_checksum::layout(size, context.job.part_size.0, part_size);
+    // Every range is hashed: with the object's CRC where it can be rebuilt from them, else
+    // with CRC32C, for the resume record alone.
+    let algorithm = verification.as_ref().map_or(crc_fast::CrcAlgorithm::Crc32Iscsi, |v| v.algorithm);
+    let object_etag = head.e_tag().map(|tag| tag.trim_matches('"').to_string()).or(etag);
+    let mut record = super::resume::Record {
+        version: super::resume::Record::VERSION,
+        key: relative_key.to_string(),
+        size,
+        etag: object_etag.clone().unwrap_or_default(),
+        chunk: context.job.part_size.0,
+        part_size,
+        algorithm: format!("{algorithm:?}"),
+        ranges: Vec::new(),
+    };
+    let file = std::sync::Arc::new(file.try_clone().map_err(|err| io_failure("cannot share the temp file", err))?);
+    // What a stopped run or attempt fetched, when it is this version cut the same way, and
+    // each range still reads back with its CRC.
+    if let Some(kept) = kept.filter(|kept| {
+        (&kept.key, kept.size, &kept.etag, kept.chunk, kept.part_size, &kept.algorithm)
+            == (&record.key, record.size, &record.etag, record.chunk, record.part_size, &record.algorithm)
+    }) {
+        let reader = file.clone();
+        record.ranges = super::blocking(move || {
+            Ok(kept.ranges.into_iter().filter(|range| range_reads_back(&reader, *range, algorithm)).collect())
+        })
+        .await?;
+    }
+    let resumed: u64 = record.ranges.iter().map(|(_, length, _)| length).sum();
+    if resumed > 0 {
+        progress.add(resumed);
+        context.resumed_bytes.fetch_add(resumed, std::sync::atomic::Ordering::Relaxed);
+    }
+    record.write(&file).map_err(|err| io_failure("cannot write", err))?;
+    let have: std::collections::HashSet<u64> = record.ranges.iter().map(|(start, _, _)| *start).collect();
+    let missing: Vec<(u64, u64)> = ranges.iter().copied().filter(|(start, _)| !have.contains(start)).collect();
     let source = std::sync::Arc::new(RangeSource {
         client: context.client.clone(),
         bucket: context.job.bucket.clone(),
         key: key.to_string(),
-        etag: head.e_tag().map(|tag| tag.trim_matches('"').to_string()).or(etag),
-        crc: verification.as_ref().map(|v| v.algorithm),
+        etag: object_etag,
+        crc: Some(algorithm),
         throttle: context.throttle.clone(),
     });
-    let file = std::sync::Arc::new(file.try_clone().map_err(|err| io_failure("cannot share the temp file", err))?);
     // Spawned in order, at most `concurrency` at a time (a 5 TB object has 600,000 ranges:
     // spawning them all up front would hold a task each); the part semaphore, shared by the
     // transfer's files, is fair, so ranges start in order too. A failure drops the rest,
     // which aborts them.
-    let mut tasks = futures_util::stream::iter(ranges.iter().copied())
+    let mut tasks = futures_util::stream::iter(missing)
         .map(|range| {
             let (source, file, parts) = (source.clone(), file.clone(), context.parts.clone());
             AbortOnDrop(tokio::spawn(async move {
@@ -264,14 +344,25 @@ async fn ranged(
             }))
         })
         .buffer_unordered(context.job.concurrency as usize);
-    let mut crcs = Vec::with_capacity(ranges.len());
+    // The record is rewritten after each range (for objects of more than 1,000 ranges, after
+    // every thousandth of them), so a stop at any point leaves what was fetched usable.
+    let record_every = ranges.len().div_ceil(1000).max(1);
+    let mut since_record = 0;
     while let Some(result) = tasks.next().await {
         let answer =
             result.map_err(|err| RequestFailure::local("Internal", format!("a range task failed: {err}"), true))??;
         check_total(answer.total, size)?;
         progress.add(answer.length);
-        crcs.push((answer.start, answer.length, answer.crc.unwrap_or(0)));
+        record.ranges.push((answer.start, answer.length, answer.crc.unwrap_or(0)));
+        since_record += 1;
+        if since_record >= record_every {
+            since_record = 0;
+            if let Err(err) = record.write(&file) {
+                tracing::debug!(key, "cannot update the resume record: {err}");
+            }
+        }
     }
+    let mut crcs = std::mem::take(&mut record.ranges);
     if let Some(verification) = verification
         && !verification.matches(&mut crcs)
     {
@@ -283,6 +374,22 @@ async fn ranged(
     }
     file.set_len(size).map_err(|err| io_failure("cannot size the file", err))?;
     Ok(fetched)
+}
+
+/// Whether `(start, length, crc)` of `file` still holds the bytes it was recorded with.
+fn range_reads_back(file: &File, (start, length, crc): (u64, u64, u64), algorithm: crc_fast::CrcAlgorithm) -> bool {
+    let mut digest = crc_fast::Digest::new(algorithm);
+    let mut buffer = vec![0u8; (256 * 1024).min(length as usize)];
+    let mut done = 0;
+    while done < length {
+        let piece = &mut buffer[..(256 * 1024).min((length - done) as usize)];
+        if file.read_exact_at(piece, start + done).is_err() {
+            return false;
+        }
+        digest.update(piece);
+        done += piece.len() as u64;
+    }
+    digest.finalize() == crc
 }
 
 /// A HEAD with checksum mode, `If-Match` on `etag`, of the whole object or of one part.

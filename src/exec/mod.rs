@@ -8,10 +8,11 @@
 mod copy;
 mod delete;
 mod download;
+mod resume;
 mod throttle;
 mod upload;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,6 +58,9 @@ struct Context {
     resumed_bytes: std::sync::atomic::AtomicU64,
     /// Uploads that could not be continued and started over.
     restarted_uploads: std::sync::atomic::AtomicU64,
+    /// Temp files of unfinished ranged downloads with their records, by key: from a stopped
+    /// run (adopted before the copies start) or from a failed attempt of this one.
+    partial_downloads: Mutex<HashMap<String, PathBuf>>,
 }
 
 impl Context {
@@ -154,9 +158,20 @@ pub fn execute_transfer(
         uploads_left: Mutex::new(std::collections::HashMap::new()),
         resumed_bytes: std::sync::atomic::AtomicU64::new(0),
         restarted_uploads: std::sync::atomic::AtomicU64::new(0),
+        partial_downloads: Mutex::new(HashMap::new()),
     });
     let mut first = TransferReport::new(&transfer.plan);
-    first.temp_files_removed = remove_stale_temp_files(&context.job.local, &transfer.plan.temp_files);
+    // Partial downloads of a stopped run that this plan downloads again are continued.
+    let wanted: HashMap<&str, (u64, Option<&str>)> = transfer
+        .plan
+        .actions
+        .iter()
+        .filter(|action| action.action == ActionKind::Download)
+        .map(|action| (action.key.as_str(), (action.size, action.source.as_ref().and_then(|s| s.etag.as_deref()))))
+        .collect();
+    let (removed, adopted) = sort_stale_temp_files(&context.job.local, &transfer.plan.temp_files, &wanted);
+    first.temp_files_removed = removed;
+    *context.partial_downloads.lock().expect("downloads lock") = adopted;
     first.uploads_aborted = runtime.block_on(upload::abort_unfinished(&context, &transfer.plan.unfinished_uploads));
     let work = Arc::new(Work {
         plan: transfer.plan.clone(),
@@ -183,6 +198,7 @@ pub fn execute_transfer(
     report.bytes_resumed = context.resumed_bytes.load(std::sync::atomic::Ordering::Relaxed);
     report.uploads_restarted = context.restarted_uploads.load(std::sync::atomic::Ordering::Relaxed);
     report.uploads_left = context.uploads_left.lock().expect("uploads lock").len() as u64;
+    report.downloads_left = context.partial_downloads.lock().expect("downloads lock").len() as u64;
     let deletes: Vec<&Action> = transfer.plan.actions.iter().filter(|action| action.action.is_delete()).collect();
     if !deletes.is_empty() {
         if report.failed.objects > 0 || report.interrupted.objects > 0 {
@@ -241,8 +257,17 @@ async fn run_worker(context: Arc<Context>, work: Arc<Work>) {
 /// live runs, this one included, stay. A file from another host (a shard on another machine
 /// writing the same shared folder) cannot be judged by PID: it is stale when nothing has
 /// written to it for [`FOREIGN_TEMP_AGE`], as a live download writes all the time.
-fn remove_stale_temp_files(local: &std::path::Path, temp_files: &[String]) -> u64 {
+///
+/// Those whose resume record is for a download `wanted` names (key -> planned size and ETag,
+/// where the listing gave one) are kept and returned by key, to be continued (the download
+/// checks the record's ETag against the object's again before it uses a byte).
+fn sort_stale_temp_files(
+    local: &std::path::Path,
+    temp_files: &[String],
+    wanted: &HashMap<&str, (u64, Option<&str>)>,
+) -> (u64, HashMap<String, PathBuf>) {
     let mut removed = 0;
+    let mut adopted = HashMap::new();
     for relative in temp_files {
         let name = relative.rsplit('/').next().unwrap_or(relative);
         let Some(owner) = crate::listing::temp_owner(name) else { continue };
@@ -254,11 +279,30 @@ fn remove_stale_temp_files(local: &std::path::Path, temp_files: &[String]) -> u6
                 .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age > FOREIGN_TEMP_AGE)),
             _ => owner.pid != std::process::id() && !process_alive(owner.pid),
         };
-        if stale && std::fs::remove_file(&path).is_ok() {
+        if !stale {
+            continue;
+        }
+        let record = std::fs::File::open(&path).ok().and_then(|file| resume::Record::read(&file));
+        tracing::debug!(
+            file = %path.display(),
+            record = ?record.as_ref().map(|r| (&r.key, r.size, &r.etag, r.ranges.len())),
+            wanted = ?record.as_ref().and_then(|r| wanted.get(r.key.as_str())),
+            "a stopped run's temp file"
+        );
+        if let Some(record) = record
+            && wanted
+                .get(record.key.as_str())
+                .is_some_and(|(size, etag)| *size == record.size && etag.is_none_or(|etag| etag == record.etag))
+            && !adopted.contains_key(&record.key)
+        {
+            adopted.insert(record.key, path);
+            continue;
+        }
+        if std::fs::remove_file(&path).is_ok() {
             removed += 1;
         }
     }
-    removed
+    (removed, adopted)
 }
 
 /// How long another host's temp file may sit unwritten before it counts as abandoned.
@@ -444,7 +488,7 @@ mod tests {
             .set_modified(two_hours_ago)
             .unwrap();
         let listed: Vec<String> = names.iter().map(|(n, _, _)| n.clone()).collect();
-        assert_eq!(remove_stale_temp_files(dir.path(), &listed), 3);
+        assert_eq!(sort_stale_temp_files(dir.path(), &listed, &HashMap::new()).0, 3);
         for (name, removed, what) in &names {
             assert_eq!(!dir.path().join(name).exists(), *removed, "{what}: {name}");
         }
