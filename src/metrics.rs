@@ -100,6 +100,9 @@ pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> prometheus::Re
                 objects.with_label_values(&labels).set(tally.objects as f64);
                 bytes.with_label_values(&labels).set(tally.bytes as f64);
             }
+            // Of the moved bytes, those an earlier attempt or run had moved (not moved again).
+            let labels = [&values[..], &[transfer.name.as_str(), "resumed"]].concat();
+            bytes.with_label_values(&labels).set(transfer.bytes_resumed as f64);
         }
         registry.register(Box::new(objects))?;
         registry.register(Box::new(bytes))?;

@@ -314,14 +314,13 @@ async fn ranged(
         })
         .await?;
     }
+    let missing = gaps(&ranges, &mut record.ranges);
     let resumed: u64 = record.ranges.iter().map(|(_, length, _)| length).sum();
     if resumed > 0 {
         progress.add(resumed);
         context.resumed_bytes.fetch_add(resumed, std::sync::atomic::Ordering::Relaxed);
     }
     record.write(&file).map_err(|err| io_failure("cannot write", err))?;
-    let have: std::collections::HashSet<u64> = record.ranges.iter().map(|(start, _, _)| *start).collect();
-    let missing: Vec<(u64, u64)> = ranges.iter().copied().filter(|(start, _)| !have.contains(start)).collect();
     let source = std::sync::Arc::new(RangeSource {
         client: context.client.clone(),
         bucket: context.job.bucket.clone(),
@@ -329,6 +328,7 @@ async fn ranged(
         etag: object_etag,
         crc: Some(algorithm),
         throttle: context.throttle.clone(),
+        in_flight: std::sync::Mutex::new(std::collections::HashMap::new()),
     });
     // Spawned in order, at most `concurrency` at a time (a 5 TB object has 600,000 ranges:
     // spawning them all up front would hold a task each); the part semaphore, shared by the
@@ -345,10 +345,27 @@ async fn ranged(
         })
         .buffer_unordered(context.job.concurrency as usize);
     // The record is rewritten after each range (for objects of more than 1,000 ranges, after
-    // every thousandth of them), so a stop at any point leaves what was fetched usable.
+    // every thousandth of them) and four times a second with what the ranges under way have
+    // written, so a stop at any point loses at most a quarter second of work.
     let record_every = ranges.len().div_ceil(1000).max(1);
     let mut since_record = 0;
-    while let Some(result) = tasks.next().await {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let result = tokio::select! {
+            next = tasks.next() => match next {
+                Some(result) => result,
+                None => break,
+            },
+            _ = tick.tick() => {
+                let mut snapshot = record.clone();
+                snapshot.ranges.extend(source.written_so_far());
+                if let Err(err) = snapshot.write(&file) {
+                    tracing::debug!(key, "cannot update the resume record: {err}");
+                }
+                continue;
+            }
+        };
         let answer =
             result.map_err(|err| RequestFailure::local("Internal", format!("a range task failed: {err}"), true))??;
         check_total(answer.total, size)?;
@@ -374,6 +391,40 @@ async fn ranged(
     }
     file.set_len(size).map_err(|err| io_failure("cannot size the file", err))?;
     Ok(fetched)
+}
+
+/// What of `ranges` (inclusive `(first, last)`) the pieces `have` (`(start, length, crc)`,
+/// checked already) do not cover, as ranges to fetch; `have` keeps only pieces that lie
+/// within one range and overlap no other piece.
+fn gaps(ranges: &[(u64, u64)], have: &mut Vec<(u64, u64, u64)>) -> Vec<(u64, u64)> {
+    have.sort_unstable_by_key(|&(start, _, _)| start);
+    let mut kept: Vec<(u64, u64, u64)> = Vec::with_capacity(have.len());
+    let mut missing = Vec::new();
+    let mut pieces = have.iter().copied().peekable();
+    for &(first, last) in ranges {
+        let mut at = first;
+        while let Some(&(start, length, crc)) = pieces.peek() {
+            if start > last {
+                break;
+            }
+            pieces.next();
+            let end = start + length - 1;
+            // A piece before `at`, or past the range's end, is not used.
+            if length == 0 || start < at || end > last {
+                continue;
+            }
+            if start > at {
+                missing.push((at, start - 1));
+            }
+            kept.push((start, length, crc));
+            at = end + 1;
+        }
+        if at <= last {
+            missing.push((at, last));
+        }
+    }
+    *have = kept;
+    missing
 }
 
 /// Whether `(start, length, crc)` of `file` still holds the bytes it was recorded with.
@@ -433,6 +484,21 @@ struct RangeSource {
     /// The CRC to hash each range with, when the object's checksum can be rebuilt from them.
     crc: Option<crc_fast::CrcAlgorithm>,
     throttle: Option<std::sync::Arc<super::throttle::Throttle>>,
+    /// Ranges being written: bytes written from their start, and the CRC so far, for the
+    /// resume record (a stop keeps what a range has, not only whole ranges).
+    in_flight: std::sync::Mutex<std::collections::HashMap<u64, (u64, crc_fast::Digest)>>,
+}
+
+impl RangeSource {
+    /// `(start, length, crc)` of what the ranges under way have written so far.
+    fn written_so_far(&self) -> Vec<(u64, u64, u64)> {
+        let in_flight = self.in_flight.lock().expect("ranges lock");
+        in_flight
+            .iter()
+            .filter(|(_, (written, _))| *written > 0)
+            .map(|(start, (written, digest))| (*start, *written, digest.finalize()))
+            .collect()
+    }
 }
 
 /// One range's answer: where it was, the object's size it reported, and the range's CRC.
@@ -466,7 +532,11 @@ async fn get_range(source: &RangeSource, (start, end): (u64, u64), file: &File) 
             digest.update(&chunk);
         }
         offset += chunk.len() as u64;
+        if let Some(digest) = digest {
+            source.in_flight.lock().expect("ranges lock").insert(start, (offset - start, digest));
+        }
     }
+    source.in_flight.lock().expect("ranges lock").remove(&start);
     check_length(Some(end - start + 1), offset - start)?;
     start_writeback(file, start, offset - start);
     Ok(RangeAnswer { start, length: offset - start, total, crc: digest.map(|d| d.finalize()) })
@@ -513,5 +583,24 @@ pub(super) fn body_failure(err: aws_sdk_s3::primitives::ByteStreamError) -> Requ
 pub(super) fn sync_folder(folder: &Path) {
     if let Ok(handle) = File::open(folder) {
         let _ = handle.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gaps_are_what_the_kept_pieces_leave() {
+        let ranges = [(0, 9), (10, 19), (20, 29)];
+        // Range 0 whole, a prefix of range 1, nothing of range 2, and a piece that straddles.
+        let mut have = vec![(0, 10, 1), (10, 4, 2), (18, 5, 9)];
+        let missing = super::gaps(&ranges, &mut have);
+        assert_eq!(missing, [(14, 19), (20, 29)]);
+        assert_eq!(have, [(0, 10, 1), (10, 4, 2)]);
+        // Nothing kept: everything is missing.
+        let mut none = Vec::new();
+        assert_eq!(super::gaps(&ranges, &mut none), ranges);
+        // A later piece of a range after a prefix from an earlier stop.
+        let mut two = vec![(10, 4, 2), (14, 3, 3)];
+        assert_eq!(super::gaps(&ranges, &mut two), [(0, 9), (17, 19), (20, 29)]);
     }
 }

@@ -169,7 +169,9 @@ pub fn execute_transfer(
         .filter(|action| action.action == ActionKind::Download)
         .map(|action| (action.key.as_str(), (action.size, action.source.as_ref().and_then(|s| s.etag.as_deref()))))
         .collect();
-    let (removed, adopted) = sort_stale_temp_files(&context.job.local, &transfer.plan.temp_files, &wanted);
+    // Another shard's partial downloads in a shared folder are that shard's to continue.
+    let owned = |key: &str| transfer.plan.shard.is_none_or(|shard| shard.owns(&transfer.plan.name, key));
+    let (removed, adopted) = sort_stale_temp_files(&context.job.local, &transfer.plan.temp_files, &wanted, &owned);
     first.temp_files_removed = removed;
     *context.partial_downloads.lock().expect("downloads lock") = adopted;
     first.uploads_aborted = runtime.block_on(upload::abort_unfinished(&context, &transfer.plan.unfinished_uploads));
@@ -265,6 +267,7 @@ fn sort_stale_temp_files(
     local: &std::path::Path,
     temp_files: &[String],
     wanted: &HashMap<&str, (u64, Option<&str>)>,
+    owned: &dyn Fn(&str) -> bool,
 ) -> (u64, HashMap<String, PathBuf>) {
     let mut removed = 0;
     let mut adopted = HashMap::new();
@@ -289,13 +292,16 @@ fn sort_stale_temp_files(
             wanted = ?record.as_ref().and_then(|r| wanted.get(r.key.as_str())),
             "a stopped run's temp file"
         );
-        if let Some(record) = record
+        if let Some(found) = &record
             && wanted
-                .get(record.key.as_str())
-                .is_some_and(|(size, etag)| *size == record.size && etag.is_none_or(|etag| etag == record.etag))
-            && !adopted.contains_key(&record.key)
+                .get(found.key.as_str())
+                .is_some_and(|(size, etag)| *size == found.size && etag.is_none_or(|etag| etag == found.etag))
+            && !adopted.contains_key(&found.key)
         {
-            adopted.insert(record.key, path);
+            adopted.insert(found.key.clone(), path);
+            continue;
+        }
+        if record.as_ref().is_some_and(|found| !owned(&found.key)) {
             continue;
         }
         if std::fs::remove_file(&path).is_ok() {
@@ -488,7 +494,7 @@ mod tests {
             .set_modified(two_hours_ago)
             .unwrap();
         let listed: Vec<String> = names.iter().map(|(n, _, _)| n.clone()).collect();
-        assert_eq!(sort_stale_temp_files(dir.path(), &listed, &HashMap::new()).0, 3);
+        assert_eq!(sort_stale_temp_files(dir.path(), &listed, &HashMap::new(), &|_| true).0, 3);
         for (name, removed, what) in &names {
             assert_eq!(!dir.path().join(name).exists(), *removed, "{what}: {name}");
         }
