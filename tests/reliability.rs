@@ -59,24 +59,31 @@ fn a_second_run_waits_for_no_one_and_exits_5_naming_the_holder() {
     f.apply(&[&m, "--quiet"]).expect_code(0);
 }
 
+/// `haul apply m.yaml --only down --quiet` through a proxy that holds every object GET back
+/// `delay`, one range at a time (5 MiB ranges), started and returned with its manifest.
+fn slow_download(f: &Fixture, delay: Duration) -> (RecordingProxy, String, std::process::Child) {
+    let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+    let mut held_back = FaultRule::new(Fault::Delay(delay), 1, 1_000);
+    held_back.object_gets_only = true;
+    proxy.set_faults(&[held_back]);
+    let m = f.two_way_manifest(proxy.endpoint(), "  concurrency: 1\n");
+    let child = common::haul_command(f.dir.path())
+        .args(["apply", &m, "--only", "down", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (proxy, m, child)
+}
+
 #[test]
 fn sigint_mid_download_stops_cleanly_with_130_and_the_next_run_finishes() {
     let f = Fixture::s3s_fs();
     let body = bytes(24 * MIB, 3);
     f.put("data/big.bin", &body);
     // Every range held back 2 s on its way: the signal lands while the download runs.
-    let proxy = RecordingProxy::start(&f.endpoint).unwrap();
-    let mut held_back = FaultRule::new(Fault::Delay(Duration::from_secs(2)), 1, 1_000);
-    held_back.object_gets_only = true;
-    proxy.set_faults(&[held_back]);
-    let m = f.two_way_manifest(proxy.endpoint(), "  concurrency: 1\n");
+    let (proxy, m, mut child) = slow_download(&f, Duration::from_secs(2));
     let back = f.path("back");
-    let mut child = common::haul_command(f.dir.path())
-        .args(["apply", &m, "--only", "down", "--quiet"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     assert!(wait_for_temp(&back, &mut child), "the download should be caught under way");
     signal(&child, libc::SIGINT);
     let output = child.wait_with_output().unwrap();
@@ -105,18 +112,8 @@ fn a_stopped_download_is_finished_by_fetching_only_the_missing_ranges() {
         let body = bytes(40 * MIB, 21);
         f.put("data/big.bin", &body);
         // Eight 5 MiB ranges, one at a time, each held back 300 ms.
-        let proxy = RecordingProxy::start(&f.endpoint).unwrap();
-        let mut held_back = FaultRule::new(Fault::Delay(Duration::from_millis(300)), 1, 1_000);
-        held_back.object_gets_only = true;
-        proxy.set_faults(&[held_back]);
-        let m = f.two_way_manifest(proxy.endpoint(), "  concurrency: 1\n");
+        let (proxy, m, mut child) = slow_download(&f, Duration::from_millis(300));
         let back = f.path("back");
-        let mut child = common::haul_command(f.dir.path())
-            .args(["apply", &m, "--only", "down", "--quiet"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         while ranged_gets(&proxy) < 4 && Instant::now() < deadline && child.try_wait().unwrap().is_none() {
             std::thread::sleep(Duration::from_millis(5));
