@@ -58,3 +58,19 @@ fn a_one_line_upload_dry_runs_deletes_within_the_cap_and_says_so_otherwise() {
     sync(&f, &["./local", &destination, "--delete", "--max-delete", "2", "--quiet"]).expect_code(0);
     assert_eq!(f.keys(), ["data/keep.csv"]);
 }
+
+#[test]
+fn a_one_line_bucket_to_bucket_sync_copies_and_saves_a_copy_manifest() {
+    let f = Fixture::moto();
+    f.put("data/a.csv", b"1,2\n");
+    f.put("data/b.log", b"no");
+    let (from, to) = (format!("s3://{BUCKET}/data/"), format!("s3://{BUCKET}/copy/"));
+    sync(&f, &[&from, &to, "--ext", "csv", "--quiet", "--save-manifest", "copy.yaml", "--bwlimit", "50MiB/s"])
+        .expect_code(0)
+        .expect_output(&["copied 1"]);
+    assert_eq!(f.keys(), ["copy/a.csv", "data/a.csv", "data/b.log"]);
+    assert_eq!(f.get("copy/a.csv"), b"1,2\n");
+    let saved = std::fs::read_to_string(f.path("copy.yaml")).unwrap();
+    assert!(saved.contains("direction: copy") && saved.contains("bandwidth: \"50MiB/s\""), "{saved}");
+    haul(f.dir.path(), &["plan", "copy.yaml", "--detailed-exitcode"]).expect_code(0).expect_output(&["1 unchanged"]);
+}

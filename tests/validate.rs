@@ -469,6 +469,13 @@ fn a_copy_names_both_buckets_and_its_mistakes_are_explained() {
     check(&COPY.replace("bucket: our-archive", "bucket: s3://our-archive/x"))
         .expect_code(2)
         .expect_output(&["`bucket` is a URL", "[m.yaml:9:"]);
+    check(
+        &COPY
+            .replace("bucket: our-archive", "bucket: partner-exports")
+            .replace("prefix: partner/reports/", "prefix: reports/copy/"),
+    )
+    .expect_code(2)
+    .expect_output(&["the copy's destination `s3://partner-exports/reports/copy/` is inside its source", "[m.yaml:9:"]);
     check(&COPY.replace("      region: ap-northeast-2\n", "      regoin: ap-northeast-2\n"))
         .expect_code(2)
         .expect_output(&["regoin"]);

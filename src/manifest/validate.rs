@@ -157,6 +157,25 @@ impl TransferCheck<'_, '_> {
         };
         let target = self.target(settings);
         let to = transfer.to.as_ref().map(|to| self.copy_destination(to, settings));
+        if let Some(to) = &to
+            && to.bucket == transfer.bucket
+            && to.target.endpoint == target.endpoint
+            && (to.prefix.starts_with(&prefix) || prefix.starts_with(&to.prefix))
+        {
+            let (outer, inner) =
+                if to.prefix.starts_with(&prefix) { ("source", "destination") } else { ("destination", "source") };
+            self.error(
+                "to",
+                format!(
+                    "the copy's {inner} `s3://{}/{}` is inside its {outer} `s3://{}/{}`",
+                    to.bucket,
+                    if inner == "destination" { &to.prefix } else { &prefix },
+                    transfer.bucket,
+                    if outer == "source" { &prefix } else { &to.prefix }
+                ),
+                "give the copy a destination outside its source (and not around it): each run would copy its own copies",
+            );
+        }
         let (filter, filter_summary) = self.filter(settings);
         let concurrency = self.ranged("concurrency", settings.concurrency, builtin::CONCURRENCY, 1, MAX_CONCURRENCY);
         let _ = self.ranged("retries", settings.retries, builtin::RETRIES, 0, MAX_RETRIES);
