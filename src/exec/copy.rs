@@ -141,32 +141,9 @@ fn copy_source(bucket: &str, key: &str) -> String {
 /// A copy refused because the source changed since the plan: said as such.
 fn source_changed(failure: RequestFailure) -> RequestFailure {
     match failure.code.as_deref() {
-        Some("PreconditionFailed") => RequestFailure::local(
-            "ObjectChanged",
-            "the object changed since the plan; nothing of the new version was written".to_string(),
-            false,
-        ),
+        Some("PreconditionFailed") => super::object_changed(),
         _ => failure,
     }
-}
-
-fn storage<T>(
-    context: &Context,
-    request: T,
-    set: impl FnOnce(
-        T,
-        Option<aws_sdk_s3::types::StorageClass>,
-        Option<aws_sdk_s3::types::ServerSideEncryption>,
-        Option<String>,
-    ) -> T,
-) -> T {
-    let options = &context.job.upload;
-    set(
-        request,
-        options.storage_class.map(|class| class.as_str().into()),
-        super::upload::sse(options),
-        options.sse_kms_key_id.clone(),
-    )
 }
 
 fn request_payer(context: &Context) -> Option<aws_sdk_s3::types::RequestPayer> {
@@ -192,28 +169,21 @@ async fn server_side(
         .copy_source(copy_source(&context.job.bucket, &object.key))
         .set_copy_source_if_match(object.if_match())
         .set_request_payer(request_payer(context));
-    let request = storage(context, request, |r, class, sse, key| {
-        r.set_storage_class(class).set_server_side_encryption(sse).set_ssekms_key_id(key)
-    });
+    let request = with_storage!(request, &context.job.upload);
     request.send().await.map_err(|err| source_changed(request_failure(&err)))?;
     Ok(())
 }
 
-/// HEAD of the source with `If-Match` on the listed ETag: its properties, size and checksum.
+/// HEAD of the source (of the whole object with `If-Match` on the listed ETag, or of one
+/// part): its properties, size and checksum.
 async fn head_source(
     context: &Context,
     object: &Object,
     part: Option<i32>,
 ) -> Result<aws_sdk_s3::operation::head_object::HeadObjectOutput, RequestFailure> {
-    let mut request =
-        context.client.head_object().bucket(&context.job.bucket).key(&object.key).checksum_mode(ChecksumMode::Enabled);
-    if part.is_none() {
-        request = request.set_if_match(object.if_match());
-    }
-    let head = request.set_part_number(part).send().await.map_err(|err| source_changed(request_failure(&err)))?;
-    if part.is_none() {
-        super::ensure_version(object.etag.as_deref(), head.e_tag())?;
-    }
+    let etag = if part.is_none() { object.etag.as_deref() } else { None };
+    let head = super::download::head_object(context, &object.key, etag, part).await.map_err(source_changed)?;
+    super::ensure_version(etag, head.e_tag())?;
     Ok(head)
 }
 
@@ -238,9 +208,7 @@ impl<'a> Upload<'a> {
             .key(key)
             .checksum_algorithm(ChecksumAlgorithm::Crc32C);
         let request = with_properties!(request, properties);
-        let request = storage(context, request, |r, class, sse, key| {
-            r.set_storage_class(class).set_server_side_encryption(sse).set_ssekms_key_id(key)
-        });
+        let request = with_storage!(request, &context.job.upload);
         let created = request.send().await.map_err(|err| request_failure(&err))?;
         Ok(Upload { target, key, id: created.upload_id().unwrap_or_default().to_string() })
     }
@@ -369,13 +337,7 @@ async fn streamed(
     super::ensure_version(object.etag.as_deref(), response.e_tag())?;
     let properties = properties_of!(response);
     let length = response.content_length().map(|length| length as u64);
-    if length != Some(object.size) {
-        return Err(RequestFailure::local(
-            "ObjectChanged",
-            format!("the source object is {} bytes now, {} when planned", length.unwrap_or(0), object.size),
-            false,
-        ));
-    }
+    super::download::check_total(length, object.size)?;
     let bytes = response.body.collect().await.map_err(super::download::body_failure)?.into_bytes();
     super::download::check_length(length, bytes.len() as u64)?;
     let checksum = crate::checksum::checksum_of_bytes(&bytes, Algorithm::Crc32c);
@@ -388,9 +350,7 @@ async fn streamed(
         .checksum_crc32_c(checksum)
         .body(ByteStream::from(bytes));
     let request = with_properties!(request, &properties);
-    let request = storage(context, request, |r, class, sse, key| {
-        r.set_storage_class(class).set_server_side_encryption(sse).set_ssekms_key_id(key)
-    });
+    let request = with_storage!(request, &context.job.upload);
     request.send().await.map_err(|err| request_failure(&err))?;
     Ok(())
 }
@@ -407,14 +367,8 @@ async fn streamed_parts(
 ) -> Result<(), RequestFailure> {
     let head = head_source(context, object, None).await?;
     let properties = properties_of!(head);
-    let size = head.content_length().map_or(0, |length| length as u64);
-    if size != object.size {
-        return Err(RequestFailure::local(
-            "ObjectChanged",
-            format!("the source object is {size} bytes now, {} when planned", object.size),
-            false,
-        ));
-    }
+    super::download::check_total(head.content_length().map(|length| length as u64), object.size)?;
+    let size = object.size;
     let checksum = RemoteChecksum::from_head(&head);
     let first_part = match checksum.as_ref().and_then(|c| c.parts) {
         Some(_) => head_source(context, object, Some(1)).await?.content_length().map(|length| length as u64),

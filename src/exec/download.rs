@@ -444,7 +444,7 @@ fn range_reads_back(file: &File, (start, length, crc): (u64, u64, u64), algorith
 }
 
 /// A HEAD with checksum mode, `If-Match` on `etag`, of the whole object or of one part.
-async fn head_object(
+pub(super) async fn head_object(
     context: &Context,
     key: &str,
     etag: Option<&str>,
@@ -462,7 +462,7 @@ async fn head_object(
 }
 
 /// The object's size as an answer gives it must be the planned one (else it changed since).
-fn check_total(total: Option<u64>, size: u64) -> Result<(), RequestFailure> {
+pub(super) fn check_total(total: Option<u64>, size: u64) -> Result<(), RequestFailure> {
     if total == Some(size) {
         return Ok(());
     }

@@ -5,6 +5,19 @@
 //! files for uploads) goes to tokio's blocking pool. A failed object is recorded and the run
 //! goes on.
 
+/// Sets how a written object is stored (`storage_class`, `sse`, `sse_kms_key_id` of
+/// `options`) on any request that writes one: PutObject, CreateMultipartUpload, CopyObject.
+/// A macro because the SDK's request builders share no trait.
+macro_rules! with_storage {
+    ($request:expr, $options:expr) => {{
+        let options: &crate::manifest::UploadOptions = $options;
+        $request
+            .set_storage_class(options.storage_class.map(|class| class.as_str().into()))
+            .set_server_side_encryption(super::upload::sse(options))
+            .set_ssekms_key_id(options.sse_kms_key_id.clone())
+    }};
+}
+
 mod copy;
 mod delete;
 mod download;
@@ -395,15 +408,18 @@ fn check_interrupt() -> Result<(), RequestFailure> {
 /// (s3s-fs does), so an object replaced mid-transfer is never stitched from two versions.
 fn ensure_version(asked: Option<&str>, answered: Option<&str>) -> Result<(), RequestFailure> {
     match (asked, answered) {
-        (Some(asked), Some(answered)) if asked.trim_matches('"') != answered.trim_matches('"') => {
-            Err(RequestFailure::local(
-                "ObjectChanged",
-                "the object changed since the plan; nothing of the new version was written".to_string(),
-                false,
-            ))
-        }
+        (Some(asked), Some(answered)) if asked.trim_matches('"') != answered.trim_matches('"') => Err(object_changed()),
         _ => Ok(()),
     }
+}
+
+/// An object that is no longer the version the plan listed.
+fn object_changed() -> RequestFailure {
+    RequestFailure::local(
+        "ObjectChanged",
+        "the object changed since the plan; nothing of the new version was written",
+        false,
+    )
 }
 
 fn interrupted() -> RequestFailure {

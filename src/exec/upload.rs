@@ -175,7 +175,6 @@ async fn put(
         None => source.body(0, size).await?,
     };
     context.pace(size).await;
-    let options = &context.job.upload;
     let request = context
         .client
         .put_object()
@@ -184,10 +183,8 @@ async fn put(
         .content_length(size as i64)
         .content_type(content_type(key))
         .checksum_crc32_c(checksum)
-        .set_storage_class(options.storage_class.map(|class| class.as_str().into()))
-        .set_server_side_encryption(sse(options))
-        .set_ssekms_key_id(options.sse_kms_key_id.clone())
         .body(body);
+    let request = with_storage!(request, &context.job.upload);
     request.send().await.map_err(|err| source.explain(request_failure(&err)))?;
     progress.add(size);
     Ok(())
@@ -244,20 +241,14 @@ async fn multipart(
 
 /// Starts a multipart upload; its id.
 async fn start(context: &Context, key: &str) -> Result<String, RequestFailure> {
-    let options = &context.job.upload;
-    let created = context
+    let request = context
         .client
         .create_multipart_upload()
         .bucket(&context.job.bucket)
         .key(key)
         .content_type(content_type(key))
-        .checksum_algorithm(ChecksumAlgorithm::Crc32C)
-        .set_storage_class(options.storage_class.map(|class| class.as_str().into()))
-        .set_server_side_encryption(sse(options))
-        .set_ssekms_key_id(options.sse_kms_key_id.clone())
-        .send()
-        .await
-        .map_err(|err| request_failure(&err))?;
+        .checksum_algorithm(ChecksumAlgorithm::Crc32C);
+    let created = with_storage!(request, &context.job.upload).send().await.map_err(|err| request_failure(&err))?;
     Ok(created.upload_id().unwrap_or_default().to_string())
 }
 
