@@ -471,3 +471,33 @@ fn multipart_uploads_an_interrupted_run_left_are_aborted() {
     assert_eq!((open("data/"), open("elsewhere/")), (0, 1), "only the transfer's prefix is cleaned");
     f.plan(&[&m, "--detailed-exitcode"]).expect_code(0);
 }
+
+/// `storage_class` and `sse` go on every request that writes an object: a PUT, and the
+/// CreateMultipartUpload of a large file.
+#[test]
+fn storage_class_and_encryption_are_sent_with_every_write() {
+    let f = Fixture::moto();
+    let proxy = haul_testkit::RecordingProxy::start(&f.endpoint).unwrap();
+    f.file("small.csv", b"1,2\n");
+    f.file("big.bin", &bytes(6 * MIB, 2));
+    let m = f.two_way_manifest(proxy.endpoint(), "  storage_class: STANDARD_IA\n  sse: AES256\n");
+    f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
+    let requests = proxy.requests();
+    let writes: Vec<_> = requests
+        .iter()
+        .filter(|r| {
+            (r.method == "PUT" && !r.uri.contains("partNumber=")) || (r.method == "POST" && r.uri.contains("uploads"))
+        })
+        .collect();
+    assert_eq!(writes.len(), 2, "{requests:#?}");
+    for request in writes {
+        assert_eq!(request.header("x-amz-storage-class"), Some("STANDARD_IA"), "{} {}", request.method, request.uri);
+        assert_eq!(
+            request.header("x-amz-server-side-encryption"),
+            Some("AES256"),
+            "{} {}",
+            request.method,
+            request.uri
+        );
+    }
+}
