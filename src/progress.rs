@@ -313,30 +313,25 @@ fn bars(counters: &Counters, stop: &AtomicBool, multi: &indicatif::MultiProgress
         .progress_chars("=> ");
     // One bar per transfer: a finished transfer's bar stays as a line, the next gets its own.
     let mut bytes = multi.add(ProgressBar::new(0).with_style(style.clone()));
+    // What the current bar showed last (its stage, its bytes), so it never goes backwards.
     let mut monotonic = Monotonic::default();
-    // What the current bar showed last, so its final state never goes below it.
-    let mut monotonic_last = Monotonic::default();
-    let mut stage = 0;
     // Up to three of the largest files in flight, each on its own line while it moves.
     let mut files: Vec<Option<ProgressBar>> = vec![None, None, None];
     loop {
         let stopping = stop.load(Ordering::Relaxed);
-        let view = monotonic.shown(counters.view());
-        if view.stage != stage {
-            if stage != 0 {
-                // The finished transfer's bar keeps its last state, as a line above.
-                if let Some(last) = counters.previous_view() {
-                    let last = monotonic_last.shown(last);
-                    bytes.set_length(last.bytes_total);
-                    bytes.set_position(last.bytes_done);
-                    bytes.set_message(last.message());
-                }
-                bytes.finish();
-                bytes = multi.add(ProgressBar::new(0).with_style(style.clone()));
+        let now = counters.view();
+        if now.stage != monotonic.stage && monotonic.stage != 0 {
+            // The finished transfer's bar keeps its last state, as a line above.
+            if let Some(last) = counters.previous_view() {
+                let last = monotonic.shown(last);
+                bytes.set_length(last.bytes_total);
+                bytes.set_position(last.bytes_done);
+                bytes.set_message(last.message());
             }
-            stage = view.stage;
+            bytes.finish();
+            bytes = multi.add(ProgressBar::new(0).with_style(style.clone()));
         }
-        monotonic_last = Monotonic { stage: view.stage, bytes_done: view.bytes_done, bytes_total: view.bytes_total };
+        let view = monotonic.shown(now);
         bytes.set_length(view.bytes_total);
         bytes.set_position(view.bytes_done);
         bytes.set_message(view.message());

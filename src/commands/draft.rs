@@ -91,14 +91,10 @@ impl Draft {
             }
         };
         match (&self.source, &self.destination) {
-            (Some(Side::Bucket { bucket, prefix }), Some(Side::Folder(folder))) => {
-                line("direction", "download".into());
-                line("bucket", quoted(bucket));
-                line("prefix", quoted(prefix));
-                line("local", quoted(&folder.display().to_string()));
-            }
-            (Some(Side::Folder(folder)), Some(Side::Bucket { bucket, prefix })) => {
-                line("direction", "upload".into());
+            (Some(Side::Bucket { bucket, prefix }), Some(Side::Folder(folder)))
+            | (Some(Side::Folder(folder)), Some(Side::Bucket { bucket, prefix })) => {
+                let download = matches!(self.source, Some(Side::Bucket { .. }));
+                line("direction", if download { "download" } else { "upload" }.into());
                 line("bucket", quoted(bucket));
                 line("prefix", quoted(prefix));
                 line("local", quoted(&folder.display().to_string()));
