@@ -129,6 +129,9 @@ pub(super) fn plan_job(
     // Filters compile on first use; a set too large for globset is an error here, not a
     // filter that lets nothing through.
     job.filter.compiled().map_err(|source| HaulError::Filter { transfer: job.name.clone(), source })?;
+    // A copy's destination bucket: its client, bucket and prefix.
+    let copy_destination =
+        job.to.as_ref().zip(to_client).map(|(to, client)| (client, to.bucket.as_str(), to.prefix.as_str()));
     let checker = match job.compare {
         CompareMode::Checksum => Some(ContentChecker {
             client,
@@ -137,10 +140,7 @@ pub(super) fn plan_job(
             prefix: &job.prefix,
             local_root: &job.local,
             remote_is_source: job.direction == Direction::Download,
-            to: match (&job.to, to_client) {
-                (Some(to), Some(to_client)) => Some((to_client, to.bucket.as_str(), to.prefix.as_str())),
-                _ => None,
-            },
+            to: copy_destination,
             pool: rayon::ThreadPoolBuilder::new()
                 .num_threads(job.concurrency as usize)
                 .build()
@@ -156,10 +156,10 @@ pub(super) fn plan_job(
     let mut plan = planned?;
     expected.mark(&mut plan);
     // Where this transfer writes to a bucket: an upload's, a copy's `to`.
-    let written = match (job.direction, &job.to, to_client) {
-        (Direction::Upload, ..) => Some((client, job.bucket.as_str(), job.prefix.as_str())),
-        (Direction::Copy, Some(to), Some(to_client)) => Some((to_client, to.bucket.as_str(), to.prefix.as_str())),
-        _ => None,
+    let written = match job.direction {
+        Direction::Upload => Some((client, job.bucket.as_str(), job.prefix.as_str())),
+        Direction::Copy => copy_destination,
+        Direction::Download => None,
     };
     if let Some((client, bucket, prefix)) = written {
         let uploads = runtime.block_on(crate::listing::remote::unfinished_uploads(client, bucket, prefix));

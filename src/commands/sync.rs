@@ -43,7 +43,8 @@ pub(super) fn run(args: &SyncArgs, style: Style) -> Result<Exit, HaulError> {
         bwlimit: None,
     };
     // Two syncs of the same source and destination never overlap; others may.
-    let lock_base = PathBuf::from(format!("/haul-sync/{}\n{}", args.source, absolute_if_local(&args.destination)));
+    let route = loaded.jobs.first().map(manifest::Job::route).unwrap_or_default();
+    let lock_base = PathBuf::from(format!("/haul-sync/{route}"));
     apply_manifest(&loaded, &lock_base, &options)
 }
 
@@ -72,13 +73,6 @@ fn save(path: &Path, text: &str) -> Result<(), HaulError> {
         shown.display()
     );
     Ok(())
-}
-
-fn absolute_if_local(text: &str) -> String {
-    if text.starts_with("s3://") || text.starts_with("S3://") {
-        return text.to_string();
-    }
-    std::path::absolute(text).map_or_else(|_| text.to_string(), |path| path.display().to_string())
 }
 
 /// The manifest the arguments stand for. Local folders are written absolute, so the saved
