@@ -53,6 +53,11 @@ fn a_one_line_upload_dry_runs_deletes_within_the_cap_and_says_so_otherwise() {
     // Over the cap: refused before anything moves.
     sync(&f, &["./local", &destination, "--delete", "--max-delete", "1"]).expect_code(1).expect_output(&["max_delete"]);
     assert_eq!(f.keys(), ["data/old1.csv", "data/old2.csv"]);
+    // aws-cli's `--exclude '*' --include ...` would move nothing under haul's rules: refused.
+    sync(&f, &["./local", &destination, "--exclude", "*", "--include", "*.csv"])
+        .expect_code(2)
+        .expect_output(&["would move nothing", "drop `--exclude '*'`"]);
+    sync(&f, &["./local", "./elsewhere"]).expect_code(2).expect_output(&["both sides are local folders", "rsync"]);
     // `--delete` alone is a usage error.
     sync(&f, &["./local", &destination, "--delete"]).expect_code(2).expect_output(&["--max-delete"]);
     sync(&f, &["./local", &destination, "--delete", "--max-delete", "2", "--quiet"]).expect_code(0);
