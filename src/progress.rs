@@ -43,7 +43,7 @@ struct Stage {
     name: String,
     /// The counters when it began.
     base: Totals,
-    /// Its plan is made (its totals are known).
+    /// Its listing is planned whole (its totals are known).
     planned: bool,
     /// How the transfer before it ended, for its bar's last state.
     previous: Option<Box<View>>,
@@ -66,7 +66,7 @@ pub struct View {
     pub label: Option<String>,
     /// Which transfer (from 1); a new one gets a new bar.
     pub stage: usize,
-    /// Still listing and planning: no totals yet.
+    /// Still listing and planning: the totals are what was found so far.
     pub planning: bool,
     pub objects_done: u64,
     pub objects_total: u64,
@@ -107,7 +107,11 @@ impl View {
 
     /// The message beside the bar or in a progress line.
     fn message(&self) -> String {
-        let what = if self.planning { "listing and planning".to_string() } else { self.objects() };
+        let what = match (self.planning, self.objects_total) {
+            (true, 0) => "listing and planning".to_string(),
+            (true, _) => format!("{}, still listing", self.objects()),
+            (false, _) => self.objects(),
+        };
         match &self.label {
             Some(label) => format!("{}: {what}", crate::text::printable(label)),
             None => what,
@@ -167,9 +171,15 @@ impl Counters {
         self.stage.lock().expect("progress lock").as_ref().and_then(|stage| stage.previous.as_deref().cloned())
     }
 
+    /// Work the current transfer's plan found, as it finds it (copies start while the
+    /// listing goes on).
     pub fn add_planned(&self, objects: u64, bytes: u64) {
         self.objects_total.fetch_add(objects, Ordering::Relaxed);
         self.bytes_total.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The current transfer is listed and planned: its totals are whole.
+    pub fn listed(&self) {
         if let Some(stage) = self.stage.lock().expect("progress lock").as_mut() {
             stage.planned = true;
         }
@@ -426,6 +436,9 @@ mod tests {
         assert!(second.previous.is_none());
         let view = View::of(base, Some(&second));
         assert_eq!(view.message(), "2/2 weekly: listing and planning");
+        // Its first objects move while the listing goes on.
+        let early = Totals { objects_total: 13, objects_done: 11, ..base };
+        assert_eq!(View::of(early, Some(&second)).message(), "2/2 weekly: 1/3 objects, still listing");
         let now = Totals { objects_total: 11, bytes_total: 160, objects_done: 11, bytes_done: 160, failed: 1 };
         let view = View::of(now, Some(&stage(2, 2, "weekly", base)));
         assert_eq!(

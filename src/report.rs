@@ -151,7 +151,8 @@ pub struct TransferReport {
     /// What to do about `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
-    /// Not started because the run was interrupted before its turn (`error` says so too).
+    /// Stopped by SIGINT / SIGTERM before its turn, or before its listing ended (`error`
+    /// says so too).
     #[serde(skip)]
     pub stopped_before_start: bool,
     pub failure_groups: Vec<FailureGroup>,
@@ -190,46 +191,29 @@ pub struct FailureGroup {
 
 impl TransferReport {
     pub fn new(plan: &TransferPlan) -> Self {
-        let mut report = Self::counting_skips(plan);
-        // A source file haul may not read is not done, and a nightly job should notice:
-        // a failure (exit 1), like a file that fails to upload, not a quiet skip.
-        if plan.direction == Direction::Upload {
-            for skip in plan.skipped.iter().filter(|skip| skip.slug == UNREADABLE) {
-                let failure = RequestFailure::local("Unreadable", skip.reason.clone(), false);
-                report.record_failure(&skip.key, crate::plan::ActionKind::Upload, 0, failure, 0);
-            }
-            report.skipped.remove(UNREADABLE);
-        }
+        let mut report = Self::not_run(&plan.name, plan.direction, String::new());
+        report.error = None;
+        report.add_plan(plan);
         report
     }
 
-    fn counting_skips(plan: &TransferPlan) -> Self {
-        TransferReport {
-            name: plan.name.clone(),
-            direction: plan.direction,
-            moved: Tally::default(),
-            deleted: Tally::default(),
-            failed: Tally::default(),
-            interrupted: Tally::default(),
-            skipped: plan
-                .by_reason
-                .iter()
-                .filter(|(slug, _)| !crate::plan::is_move_reason(slug))
-                .map(|(slug, tally)| (slug.clone(), *tally))
-                .collect(),
-            skipped_objects: plan.skipped.clone(),
-            temp_files_removed: 0,
-            uploads_aborted: 0,
-            bytes_resumed: 0,
-            uploads_restarted: 0,
-            uploads_left: 0,
-            downloads_left: 0,
-            deletes_held_back: 0,
-            error: None,
-            hint: None,
-            stopped_before_start: false,
-            failure_groups: Vec::new(),
-            failures: Vec::new(),
+    /// Counts what the plan skipped. A source file haul may not read is not done, and a
+    /// nightly job should notice: a failure (exit 1), like a file that fails to upload, not a
+    /// quiet skip.
+    pub fn add_plan(&mut self, plan: &TransferPlan) {
+        self.skipped = plan
+            .by_reason
+            .iter()
+            .filter(|(slug, _)| !crate::plan::is_move_reason(slug))
+            .map(|(slug, tally)| (slug.clone(), *tally))
+            .collect();
+        self.skipped_objects = plan.skipped.clone();
+        if plan.direction == Direction::Upload {
+            for skip in plan.skipped.iter().filter(|skip| skip.slug == UNREADABLE) {
+                let failure = RequestFailure::local("Unreadable", skip.reason.clone(), false);
+                self.record_failure(&skip.key, crate::plan::ActionKind::Upload, 0, failure, 0);
+            }
+            self.skipped.remove(UNREADABLE);
         }
     }
 

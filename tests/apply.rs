@@ -501,3 +501,26 @@ fn storage_class_and_encryption_are_sent_with_every_write() {
         );
     }
 }
+
+#[test]
+fn objects_move_while_the_listing_goes_on() {
+    let f = Fixture::s3s_fs();
+    // Three listing pages (1,000 keys each), the proxy holding each listing request 400 ms.
+    for n in 0..2_100 {
+        f.file(&format!("f{n:04}.csv"), b"1\n");
+    }
+    f.apply(&[&f.two_way_manifest(&f.endpoint, ""), "--only", "up", "--quiet"]).expect_code(0);
+    let proxy = haul_testkit::RecordingProxy::start(&f.endpoint).unwrap();
+    let delay = haul_testkit::FaultRule::new(haul_testkit::Fault::Delay(std::time::Duration::from_millis(400)), 1, 10);
+    proxy.set_faults(&[delay.on_listings()]);
+    let m = f.two_way_manifest(proxy.endpoint(), "");
+    f.apply(&[&m, "--only", "down", "--quiet"]).expect_code(0);
+    assert_eq!(tree(&f.path("back")), tree(&f.path("local")));
+
+    let requests = proxy.requests();
+    let listings: Vec<usize> = (0..requests.len()).filter(|&i| requests[i].uri.contains("list-type=2")).collect();
+    let first_get = requests.iter().position(|r| r.method == "GET" && !r.uri.contains("list-type")).unwrap();
+    assert_eq!(listings.len(), 3, "three pages");
+    // Downloads start after the first page is planned, not after the last.
+    assert!(first_get < listings[2], "the first GET ({first_get}) waited for the last listing page ({})", listings[2]);
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 use super::{Clients, load_with_warnings, print_warnings, resolve_shard, runtime, select_jobs};
 use crate::cli::{ApplyArgs, OutputFormat};
 use crate::error::{Exit, HaulError};
-use crate::exec::Transfer;
+use crate::exec::{Execution, PlanningStopped, Transfer};
 use crate::listing::sides::with_sides;
 use crate::manifest;
 use crate::plan::expected::{ExpectedWrites, Writers};
@@ -117,8 +117,8 @@ pub(super) fn apply_manifest(
     let run = Run::start(options);
     let run_started = crate::plan::saved::now_seconds();
     let mut reports = Vec::new();
-    // Each transfer is planned right before it runs, so a transfer sees what the ones before
-    // it wrote (an upload, then a download of the same prefix).
+    // Each transfer is planned as it runs, after the ones before it, so it sees what they
+    // wrote (an upload, then a download of the same prefix).
     let count = jobs.len();
     for (index, job) in jobs.into_iter().enumerate() {
         if crate::interrupt::requested() {
@@ -128,27 +128,29 @@ pub(super) fn apply_manifest(
         run.counters.begin_transfer(index + 1, count, &job.name);
         let client = clients.get(&runtime, job);
         let to_client = clients.to(&runtime, job);
-        match super::plan::plan_job(
+        // Copies start while the listing goes on; the plan's totals come at its end.
+        let mut execution = Execution::start(job, &client, to_client.as_ref(), runtime.handle(), &run.counters);
+        let planned = super::plan::stream_job(
             job,
             &client,
             to_client.as_ref(),
             runtime.handle(),
             options.shard,
-            &ExpectedWrites::default(),
             run_started,
-        ) {
+            &mut execution,
+        );
+        reports.push(match planned {
+            // A stop cut the listing short: what it planned is not the whole, so no delete.
+            _ if crate::interrupt::requested() => execution.finish(Err(PlanningStopped::interrupted())),
             Ok(plan) => {
                 tracing::info!(transfer = %job.name, "planned: {}", crate::plan::render::summary_line(&plan));
-                let transfer = Transfer { job, plan: std::sync::Arc::new(plan), client, to_client };
-                reports.push(crate::exec::execute_transfer(&transfer, runtime.handle(), &run.counters));
+                execution.finish(Ok(&plan))
             }
             // Said once, in the report (with its hint), not also on stderr.
             Err(err) => {
-                let mut report = TransferReport::not_run(&job.name, job.direction, err.to_string());
-                report.hint = err.help();
-                reports.push(report);
+                execution.finish(Err(PlanningStopped { error: err.to_string(), hint: err.help(), interrupted: false }))
             }
-        }
+        });
     }
     run.finish(reports, options)
 }

@@ -126,28 +126,7 @@ pub(super) fn plan_job(
     expected: &ExpectedWrites,
     started: i64,
 ) -> Result<TransferPlan, HaulError> {
-    // Filters compile on first use; a set too large for globset is an error here, not a
-    // filter that lets nothing through.
-    job.filter.compiled().map_err(|source| HaulError::Filter { transfer: job.name.clone(), source })?;
-    // A copy's destination bucket: its client, bucket and prefix.
-    let copy_destination =
-        job.to.as_ref().zip(to_client).map(|(to, client)| (client, to.bucket.as_str(), to.prefix.as_str()));
-    let checker = match job.compare {
-        CompareMode::Checksum => Some(ContentChecker {
-            client,
-            runtime,
-            bucket: &job.bucket,
-            prefix: &job.prefix,
-            local_root: &job.local,
-            remote_is_source: job.direction == Direction::Download,
-            to: copy_destination,
-            pool: rayon::ThreadPoolBuilder::new()
-                .num_threads(job.concurrency as usize)
-                .build()
-                .map_err(|err| HaulError::Runtime(std::io::Error::other(err)))?,
-        }),
-        _ => None,
-    };
+    let checker = content_checker(job, client, to_client, runtime)?;
     let check = checker.as_ref().map(|checker| checker as &dyn crate::plan::ContentCheck);
     let (planned, temp_files) = with_sides(job, client, to_client, runtime, |source, destination| {
         crate::plan::plan_transfer(job, expected.overlay(source), destination, check, shard)
@@ -155,13 +134,7 @@ pub(super) fn plan_job(
     .map_err(|err| HaulError::sides(job, err))?;
     let mut plan = planned?;
     expected.mark(&mut plan);
-    // Where this transfer writes to a bucket: an upload's, a copy's `to`.
-    let written = match job.direction {
-        Direction::Upload => Some((client, job.bucket.as_str(), job.prefix.as_str())),
-        Direction::Copy => copy_destination,
-        Direction::Download => None,
-    };
-    if let Some((client, bucket, prefix)) = written {
+    if let Some((client, bucket, prefix)) = written_bucket(job, client, to_client) {
         let uploads = runtime.block_on(crate::listing::remote::unfinished_uploads(client, bucket, prefix));
         plan.set_unfinished_uploads(uploads, started);
         // What each upload to continue already has (apply checks every part against the file).
@@ -177,4 +150,90 @@ pub(super) fn plan_job(
     }
     plan.temp_files = temp_files;
     Ok(plan)
+}
+
+/// Plans one job into `execution` as its listings arrive, so objects move while the listing
+/// goes on (how `apply` runs a manifest); returns the plan's totals, without its actions.
+/// Unfinished multipart uploads are listed first, so an upload that continues one gets it
+/// as it is planned.
+pub(super) fn stream_job(
+    job: &Job,
+    client: &aws_sdk_s3::Client,
+    to_client: Option<&aws_sdk_s3::Client>,
+    runtime: &tokio::runtime::Handle,
+    shard: Option<Shard>,
+    started: i64,
+    execution: &mut crate::exec::Execution,
+) -> Result<TransferPlan, HaulError> {
+    let checker = content_checker(job, client, to_client, runtime)?;
+    let check = checker.as_ref().map(|checker| checker as &dyn crate::plan::ContentCheck);
+    let uploads = match written_bucket(job, client, to_client) {
+        Some((client, bucket, prefix)) => {
+            runtime.block_on(crate::listing::remote::unfinished_uploads(client, bucket, prefix))
+        }
+        None => Vec::new(),
+    };
+    let mut left = crate::plan::UploadsLeft::new(&job.name, shard, job.direction, uploads, started);
+    let (planned, temp_files) = with_sides(job, client, to_client, runtime, |source, destination| {
+        // A stop ends the listing too (the caller sees the stop and runs no delete).
+        let source = source.take_while(|_| !crate::interrupt::requested());
+        crate::plan::plan_streamed(job, source, destination, check, shard, &mut |mut action| {
+            left.claim(&mut action);
+            execution.push(action);
+        })
+    })
+    .map_err(|err| HaulError::sides(job, err))?;
+    let mut plan = planned?;
+    plan.temp_files = temp_files;
+    plan.unfinished_uploads = left.into_rest();
+    Ok(plan)
+}
+
+/// What reads content for `compare: checksum` (nothing for other modes). Filters compile
+/// here too: a set too large for globset is an error before listing, not a filter that lets
+/// nothing through.
+fn content_checker<'a>(
+    job: &'a Job,
+    client: &'a aws_sdk_s3::Client,
+    to_client: Option<&'a aws_sdk_s3::Client>,
+    runtime: &'a tokio::runtime::Handle,
+) -> Result<Option<ContentChecker<'a>>, HaulError> {
+    job.filter.compiled().map_err(|source| HaulError::Filter { transfer: job.name.clone(), source })?;
+    if job.compare != CompareMode::Checksum {
+        return Ok(None);
+    }
+    Ok(Some(ContentChecker {
+        client,
+        runtime,
+        bucket: &job.bucket,
+        prefix: &job.prefix,
+        local_root: &job.local,
+        remote_is_source: job.direction == Direction::Download,
+        to: copy_destination(job, to_client),
+        pool: rayon::ThreadPoolBuilder::new()
+            .num_threads(job.concurrency as usize)
+            .build()
+            .map_err(|err| HaulError::Runtime(std::io::Error::other(err)))?,
+    }))
+}
+
+/// A copy's destination bucket: its client, bucket and prefix.
+fn copy_destination<'a>(
+    job: &'a Job,
+    to_client: Option<&'a aws_sdk_s3::Client>,
+) -> Option<(&'a aws_sdk_s3::Client, &'a str, &'a str)> {
+    job.to.as_ref().zip(to_client).map(|(to, client)| (client, to.bucket.as_str(), to.prefix.as_str()))
+}
+
+/// Where a job writes to a bucket (an upload's, a copy's `to`): client, bucket and prefix.
+fn written_bucket<'a>(
+    job: &'a Job,
+    client: &'a aws_sdk_s3::Client,
+    to_client: Option<&'a aws_sdk_s3::Client>,
+) -> Option<(&'a aws_sdk_s3::Client, &'a str, &'a str)> {
+    match job.direction {
+        Direction::Upload => Some((client, job.bucket.as_str(), job.prefix.as_str())),
+        Direction::Copy => copy_destination(job, to_client),
+        Direction::Download => None,
+    }
 }

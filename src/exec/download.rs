@@ -55,7 +55,8 @@ pub(super) async fn download(context: &Context, action: &Action) -> Result<(), R
             create_folder(&folder)?;
         }
         // A partial download a stopped run (or an earlier attempt) kept for this key goes on.
-        let partial = context.partial_downloads.lock().expect("downloads lock").remove(&action.key);
+        let own = context.partial_downloads.lock().expect("downloads lock").remove(&action.key);
+        let partial = own.or_else(|| ranged_download.then(|| context.adopt_stale_partial(&folder, action)).flatten());
         let partial = partial.filter(|path| {
             // Only ranged downloads write records; a whole GET starts a fresh file.
             ranged_download || std::fs::remove_file(path).is_err()

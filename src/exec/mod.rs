@@ -27,7 +27,7 @@ mod upload;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,9 +71,11 @@ struct Context {
     resumed_bytes: std::sync::atomic::AtomicU64,
     /// Uploads that could not be continued and started over.
     restarted_uploads: std::sync::atomic::AtomicU64,
-    /// Temp files of unfinished ranged downloads with their records, by key: from a stopped
-    /// run (adopted before the copies start) or from a failed attempt of this one.
+    /// Temp files of ranged downloads an attempt of this run left with their records, by key:
+    /// the next attempt, or the next run, continues them.
     partial_downloads: Mutex<HashMap<String, PathBuf>>,
+    /// Partial downloads of stopped runs, found as downloads start in their folders.
+    stale_partials: Mutex<StalePartials>,
 }
 
 impl Context {
@@ -99,23 +101,17 @@ impl Context {
     }
 }
 
-/// The copies of one plan, handed out one at a time to the workers, and what became of them.
+/// The copies of one transfer, handed out one at a time to the workers as they are planned,
+/// and what became of them.
 struct Work {
-    plan: Arc<TransferPlan>,
-    /// The index of the next action to look at (deletes are skipped: they run after).
-    next: AtomicUsize,
+    queue: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Action>>,
     report: Mutex<TransferReport>,
     moved_extensions: Mutex<BTreeSet<String>>,
 }
 
 impl Work {
-    fn take(&self) -> Option<&Action> {
-        loop {
-            let action = self.plan.actions.get(self.next.fetch_add(1, Ordering::Relaxed))?;
-            if !action.action.is_delete() {
-                return Some(action);
-            }
-        }
+    async fn take(&self) -> Option<Action> {
+        self.queue.lock().await.recv().await
     }
 
     fn record(&self, action: &Action, outcome: Result<(), (RequestFailure, u32)>, counters: &Counters) {
@@ -138,106 +134,227 @@ impl Work {
     }
 }
 
-/// Carries out one transfer's plan: copies by `concurrency` worker tasks, then deletes (held
-/// back when any copy failed). Adds its work to `counters` for the progress display.
+/// Copies planned but not yet taken by a worker: enough to keep every worker busy while the
+/// planner fetches the next listing page, few enough that memory does not depend on the
+/// number of objects.
+const QUEUED_COPIES: usize = 1024;
+
+/// Carries out a whole plan (a saved one): copies by `concurrency` worker tasks, then deletes
+/// (held back when any copy failed). Adds its work to `counters` for the progress display.
 pub fn execute_transfer(
     transfer: &Transfer<'_>,
     runtime: &tokio::runtime::Handle,
     counters: &Arc<Counters>,
 ) -> TransferReport {
-    tune_allocator();
-    // Objects in flight within the open-file limit (see `limits`).
-    let concurrency = crate::limits::objects_in_flight(transfer.job.concurrency).max(1);
-    let job = Job { concurrency, ..transfer.job.clone() };
-    let copies = transfer.plan.actions.iter().filter(|a| !a.action.is_delete());
-    let (objects, bytes) = copies.fold((0, 0), |(n, b), a| (n + 1, b + a.size));
+    let mut execution =
+        Execution::start(transfer.job, &transfer.client, transfer.to_client.as_ref(), runtime, counters);
+    // The whole plan is known: the display gets its totals at once.
+    let copies = transfer.plan.actions.iter().filter(|action| !action.action.is_delete());
+    let (objects, bytes) = copies.fold((0, 0), |(n, b), action| (n + 1, b + action.size));
     counters.add_planned(objects, bytes);
-    let context = Arc::new(Context {
-        job,
-        client: transfer.client.clone(),
-        counters: counters.clone(),
-        parts: Arc::new(tokio::sync::Semaphore::new(concurrency as usize)),
-        touched_folders: Mutex::new(HashSet::new()),
-        to: match (&transfer.job.to, &transfer.to_client) {
-            (Some(destination), Some(client)) => Some(copy::CopyTarget {
-                client: client.clone(),
-                destination: destination.clone(),
-                method: transfer.plan.copy_method.unwrap_or(crate::plan::CopyMethod::Streamed),
-                budget: Arc::new(tokio::sync::Semaphore::new(copy::STREAM_BUDGET_KIB)),
-            }),
-            _ => None,
-        },
-        throttle: transfer.job.bandwidth.map(|rate| Arc::new(throttle::Throttle::new(rate))),
-        uploads_left: Mutex::new(std::collections::HashMap::new()),
-        resumed_bytes: std::sync::atomic::AtomicU64::new(0),
-        restarted_uploads: std::sync::atomic::AtomicU64::new(0),
-        partial_downloads: Mutex::new(HashMap::new()),
-    });
-    let mut first = TransferReport::new(&transfer.plan);
-    // Partial downloads of a stopped run that this plan downloads again are continued.
-    let wanted: HashMap<&str, (u64, Option<&str>)> = transfer
-        .plan
-        .actions
-        .iter()
-        .filter(|action| action.action == ActionKind::Download)
-        .map(|action| (action.key.as_str(), (action.size, action.source.as_ref().and_then(|s| s.etag.as_deref()))))
-        .collect();
-    // Another shard's partial downloads in a shared folder are that shard's to continue.
-    let owned = |key: &str| transfer.plan.shard.is_none_or(|shard| shard.owns(&transfer.plan.name, key));
-    let (removed, adopted) = sort_stale_temp_files(&context.job.local, &transfer.plan.temp_files, &wanted, &owned);
-    first.temp_files_removed = removed;
-    *context.partial_downloads.lock().expect("downloads lock") = adopted;
-    first.uploads_aborted = runtime.block_on(upload::abort_unfinished(&context, &transfer.plan.unfinished_uploads));
-    let work = Arc::new(Work {
-        plan: transfer.plan.clone(),
-        next: AtomicUsize::new(0),
-        report: Mutex::new(first),
-        moved_extensions: Mutex::new(BTreeSet::new()),
-    });
-    let workers = objects.min(u64::from(concurrency)) as usize;
-    runtime.block_on(async {
-        let tasks: Vec<_> =
-            (0..workers).map(|_| AbortOnDrop(tokio::spawn(run_worker(context.clone(), work.clone())))).collect();
-        for task in tasks {
-            if let Err(err) = task.await
-                && err.is_panic()
-            {
-                std::panic::resume_unwind(err.into_panic());
+    counters.listed();
+    execution.counted = true;
+    // Its `max_delete` was checked when it was made.
+    execution.held = None;
+    for action in &transfer.plan.actions {
+        execution.push(action.clone());
+    }
+    execution.finish(Ok(&transfer.plan))
+}
+
+/// Why a transfer's planning stopped before its end, for its report.
+pub struct PlanningStopped {
+    pub error: String,
+    pub hint: Option<String>,
+    /// By SIGINT / SIGTERM.
+    pub interrupted: bool,
+}
+
+impl PlanningStopped {
+    pub fn interrupted() -> PlanningStopped {
+        PlanningStopped { error: "interrupted before its listing ended".into(), hint: None, interrupted: true }
+    }
+}
+
+/// One transfer being carried out while it is planned: `push` each action as the planner
+/// decides it (copies start at once), then `finish` with the plan's totals. A transfer with
+/// `delete: true` holds its copies until the whole listing is planned, so a run that would
+/// delete more than `max_delete` moves nothing.
+pub struct Execution {
+    context: Arc<Context>,
+    work: Arc<Work>,
+    queue: Option<tokio::sync::mpsc::Sender<Action>>,
+    workers: Vec<AbortOnDrop<()>>,
+    /// Copies waiting for the end of the listing (`delete: true`).
+    held: Option<Vec<Action>>,
+    /// Deletes run after every copy, and only when the plan ended well.
+    deletes: Vec<Action>,
+    /// The display has the plan's totals already (a saved plan): copies are not counted as
+    /// they come.
+    counted: bool,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Execution {
+    /// Starts the transfer's worker tasks, waiting for copies.
+    pub fn start(
+        job: &Job,
+        client: &aws_sdk_s3::Client,
+        to_client: Option<&aws_sdk_s3::Client>,
+        runtime: &tokio::runtime::Handle,
+        counters: &Arc<Counters>,
+    ) -> Execution {
+        tune_allocator();
+        // Objects in flight within the open-file limit (see `limits`).
+        let concurrency = crate::limits::objects_in_flight(job.concurrency).max(1);
+        let context = Arc::new(Context {
+            job: Job { concurrency, ..job.clone() },
+            client: client.clone(),
+            counters: counters.clone(),
+            parts: Arc::new(tokio::sync::Semaphore::new(concurrency as usize)),
+            touched_folders: Mutex::new(HashSet::new()),
+            to: match (&job.to, to_client) {
+                (Some(destination), Some(client)) => Some(copy::CopyTarget {
+                    client: client.clone(),
+                    destination: destination.clone(),
+                    method: crate::plan::CopyMethod::between(&job.target, &destination.target),
+                    budget: Arc::new(tokio::sync::Semaphore::new(copy::STREAM_BUDGET_KIB)),
+                }),
+                _ => None,
+            },
+            throttle: job.bandwidth.map(|rate| Arc::new(throttle::Throttle::new(rate))),
+            uploads_left: Mutex::new(HashMap::new()),
+            resumed_bytes: std::sync::atomic::AtomicU64::new(0),
+            restarted_uploads: std::sync::atomic::AtomicU64::new(0),
+            partial_downloads: Mutex::new(HashMap::new()),
+            stale_partials: Mutex::new(StalePartials::default()),
+        });
+        let (sender, receiver) = tokio::sync::mpsc::channel(QUEUED_COPIES);
+        let work = Arc::new(Work {
+            queue: tokio::sync::Mutex::new(receiver),
+            report: Mutex::new(TransferReport::not_run(&job.name, job.direction, String::new())),
+            moved_extensions: Mutex::new(BTreeSet::new()),
+        });
+        let workers = {
+            let _entered = runtime.enter();
+            (0..concurrency).map(|_| AbortOnDrop(tokio::spawn(run_worker(context.clone(), work.clone())))).collect()
+        };
+        Execution {
+            context,
+            work,
+            queue: Some(sender),
+            workers,
+            held: job.delete.then(Vec::new),
+            deletes: Vec::new(),
+            counted: false,
+            runtime: runtime.clone(),
+        }
+    }
+
+    /// Hands one planned action over: a copy to the workers (waiting while the queue is
+    /// full), a delete to the end.
+    pub fn push(&mut self, action: Action) {
+        if action.action.is_delete() {
+            self.deletes.push(action);
+            return;
+        }
+        if !self.counted {
+            self.context.counters.add_planned(1, action.size);
+        }
+        match &mut self.held {
+            Some(held) => held.push(action),
+            None => self.send(action),
+        }
+    }
+
+    fn send(&self, action: Action) {
+        if let Some(queue) = &self.queue {
+            // Fails only when every worker is gone (a panic, which `finish` raises again).
+            let _ = queue.blocking_send(action);
+        }
+    }
+
+    /// Waits for the copies to end, then deletes, aborts the multipart uploads no copy
+    /// continued, removes stale temp files, and reports. `planned` is the plan's totals (its
+    /// `temp_files` and `unfinished_uploads` included) or why planning stopped part way;
+    /// then the copies already made stand, and held copies and every delete are dropped.
+    pub fn finish(mut self, planned: Result<&TransferPlan, PlanningStopped>) -> TransferReport {
+        self.context.counters.listed();
+        let held = self.held.take().unwrap_or_default();
+        if planned.is_ok() {
+            for action in held {
+                self.send(action);
             }
         }
-    });
-    let folders: Vec<PathBuf> = context.touched_folders.lock().expect("folder set").drain().collect();
-    folders.par_iter().for_each(|folder| download::sync_folder(folder));
-    let work = Arc::try_unwrap(work).unwrap_or_else(|_| unreachable!("every worker has finished"));
-    let mut report = work.report.into_inner().expect("report lock");
-    report.bytes_resumed = context.resumed_bytes.load(std::sync::atomic::Ordering::Relaxed);
-    report.uploads_restarted = context.restarted_uploads.load(std::sync::atomic::Ordering::Relaxed);
-    report.uploads_left = context.uploads_left.lock().expect("uploads lock").len() as u64;
-    report.downloads_left = context.partial_downloads.lock().expect("downloads lock").len() as u64;
-    let deletes: Vec<&Action> = transfer.plan.actions.iter().filter(|action| action.action.is_delete()).collect();
-    if !deletes.is_empty() {
+        drop(self.queue.take());
+        let workers = std::mem::take(&mut self.workers);
+        self.runtime.block_on(async {
+            for task in workers {
+                if let Err(err) = task.await
+                    && err.is_panic()
+                {
+                    std::panic::resume_unwind(err.into_panic());
+                }
+            }
+        });
+        let context = &self.context;
+        let folders: Vec<PathBuf> = context.touched_folders.lock().expect("folder set").drain().collect();
+        folders.par_iter().for_each(|folder| download::sync_folder(folder));
+        let mut report = std::mem::replace(
+            &mut *self.work.report.lock().expect("report lock"),
+            TransferReport::not_run("", context.job.direction, String::new()),
+        );
+        report.error = None;
+        report.bytes_resumed = context.resumed_bytes.load(Ordering::Relaxed);
+        report.uploads_restarted = context.restarted_uploads.load(Ordering::Relaxed);
+        report.uploads_left = context.uploads_left.lock().expect("uploads lock").len() as u64;
+        report.downloads_left = context.partial_downloads.lock().expect("downloads lock").len() as u64;
+        match planned {
+            Ok(plan) => {
+                report.add_plan(plan);
+                report.uploads_aborted =
+                    self.runtime.block_on(upload::abort_unfinished(context, &plan.unfinished_uploads));
+                report.temp_files_removed = remove_stale_temp_files(context, plan);
+                self.delete(&mut report);
+            }
+            Err(stopped) => {
+                report.error = Some(stopped.error);
+                report.hint = stopped.hint;
+                report.stopped_before_start = stopped.interrupted;
+            }
+        }
+        report.group_failures(&self.work.moved_extensions.lock().expect("extensions lock"));
+        report
+    }
+
+    /// Runs the deletes, unless a copy failed or was interrupted (then they wait for a run
+    /// that completes: what a failed copy would replace must not be removed first).
+    fn delete(&self, report: &mut TransferReport) {
+        if self.deletes.is_empty() {
+            return;
+        }
         if report.failed.objects > 0 || report.interrupted.objects > 0 {
-            report.deletes_held_back = deletes.len() as u64;
-        } else {
-            let outcomes = delete::delete_all(&context, &deletes, runtime);
-            for (action, outcome) in deletes.iter().zip(outcomes) {
-                match outcome {
-                    Ok(()) => report.deleted.add(0),
-                    Err(failure) => {
-                        counters.fail();
-                        report.record_failure(&action.key, action.action, 0, failure, 1);
-                    }
+            report.deletes_held_back = self.deletes.len() as u64;
+            return;
+        }
+        let deletes: Vec<&Action> = self.deletes.iter().collect();
+        let outcomes = delete::delete_all(&self.context, &deletes, &self.runtime);
+        for (action, outcome) in deletes.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => report.deleted.add(0),
+                Err(failure) => {
+                    self.context.counters.fail();
+                    report.record_failure(&action.key, action.action, 0, failure, 1);
                 }
             }
         }
     }
-    report.group_failures(&work.moved_extensions.into_inner().expect("extensions lock"));
-    report
 }
 
 /// One worker: takes copies until none are left, each with its retries.
 async fn run_worker(context: Arc<Context>, work: Arc<Work>) {
-    while let Some(action) = work.take() {
+    while let Some(action) = work.take().await {
+        let action = &action;
         if crate::interrupt::requested() {
             work.record(action, Err((interrupted(), 0)), &context.counters);
             continue;
@@ -267,61 +384,103 @@ async fn run_worker(context: Arc<Context>, work: Arc<Work>) {
     }
 }
 
-/// Removes the temp files of downloads whose run is gone (killed, crashed, power lost).
-/// A file from this host is stale when the PID in its name is not a live process; files of
-/// live runs, this one included, stay. A file from another host (a shard on another machine
-/// writing the same shared folder) cannot be judged by PID: it is stale when nothing has
-/// written to it for [`FOREIGN_TEMP_AGE`], as a live download writes all the time.
-///
-/// Those whose resume record is for a download `wanted` names (key -> planned size and ETag,
-/// where the listing gave one) are kept and returned by key, to be continued (the download
-/// checks the record's ETag against the object's again before it uses a byte).
-fn sort_stale_temp_files(
-    local: &std::path::Path,
-    temp_files: &[String],
-    wanted: &HashMap<&str, (u64, Option<&str>)>,
-    owned: &dyn Fn(&str) -> bool,
-) -> (u64, HashMap<String, PathBuf>) {
+/// Whether a haul temp file (`name`, at `path`) belongs to a run that is gone (killed,
+/// crashed, power lost). A file from this host is stale when the PID in its name is not a
+/// live process; files of live runs, this one included, are not. A file from another host
+/// (a shard on another machine writing the same shared folder) cannot be judged by PID: it
+/// is stale when nothing has written to it for [`FOREIGN_TEMP_AGE`], as a live download
+/// writes all the time.
+fn is_stale_temp_file(path: &std::path::Path, name: &str) -> bool {
+    let Some(owner) = crate::listing::temp_owner(name) else { return false };
+    // A name without a host is from before hosts were named: taken as this host's.
+    match owner.host.as_deref() {
+        Some(host) if host != crate::listing::this_host() => std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age > FOREIGN_TEMP_AGE)),
+        _ => owner.pid != std::process::id() && !process_alive(owner.pid),
+    }
+}
+
+/// Partial downloads stopped runs left, found folder by folder as ranged downloads start
+/// there (a plan is not known whole before its downloads start, so they cannot be sorted
+/// out first).
+#[derive(Default)]
+struct StalePartials {
+    scanned: HashSet<PathBuf>,
+    /// By the key their record names: the file, and the object's size and ETag it was for.
+    by_key: HashMap<String, (PathBuf, u64, String)>,
+    /// Taken by a download of this run (kept from the clean-up at the end).
+    adopted: HashSet<PathBuf>,
+}
+
+impl Context {
+    /// A stopped run's partial download of `action` in `folder`, if one is there for this
+    /// very object (same key, size and ETag where listed); the download checks the record's
+    /// ETag against the object's again before it uses a byte. The first call for a folder
+    /// reads it.
+    fn adopt_stale_partial(&self, folder: &std::path::Path, action: &Action) -> Option<PathBuf> {
+        let mut partials = self.stale_partials.lock().expect("partials lock");
+        if partials.scanned.insert(folder.to_path_buf()) {
+            let found = tokio::task::block_in_place(|| stale_partials_in(folder));
+            for (key, entry) in found {
+                partials.by_key.entry(key).or_insert(entry);
+            }
+        }
+        let etag = action.source.as_ref().and_then(|source| source.etag.as_deref());
+        let wanted = partials
+            .by_key
+            .get(&action.key)
+            .is_some_and(|(_, size, recorded)| *size == action.size && etag.is_none_or(|etag| etag == recorded));
+        if !wanted {
+            return None;
+        }
+        let (path, ..) = partials.by_key.remove(&action.key)?;
+        partials.adopted.insert(path.clone());
+        Some(path)
+    }
+}
+
+/// The stale haul temp files in `folder` with a resume record, by the key it names.
+fn stale_partials_in(folder: &std::path::Path) -> Vec<(String, (PathBuf, u64, String))> {
+    let Ok(entries) = std::fs::read_dir(folder) else { return Vec::new() };
+    entries
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let name = entry.file_name().into_string().ok()?;
+            let path = entry.path();
+            if !crate::listing::is_temp_name(&name) || !is_stale_temp_file(&path, &name) {
+                return None;
+            }
+            let record = resume::Record::read(&std::fs::File::open(&path).ok()?)?;
+            tracing::debug!(file = %path.display(), key = %record.key, size = record.size, "a stopped run's partial download");
+            Some((record.key, (path, record.size, record.etag)))
+        })
+        .collect()
+}
+
+/// Removes the stale temp files the plan's local walk passed, except partial downloads this
+/// run continued or keeps for the next one, and those of keys another shard owns (another
+/// shard's partial downloads in a shared folder are that shard's to continue).
+fn remove_stale_temp_files(context: &Context, plan: &TransferPlan) -> u64 {
+    let adopted = std::mem::take(&mut context.stale_partials.lock().expect("partials lock").adopted);
+    let kept: HashSet<PathBuf> = context.partial_downloads.lock().expect("downloads lock").values().cloned().collect();
+    let owned = |key: &str| plan.shard.is_none_or(|shard| shard.owns(&plan.name, key));
     let mut removed = 0;
-    let mut adopted = HashMap::new();
-    for relative in temp_files {
+    for relative in &plan.temp_files {
         let name = relative.rsplit('/').next().unwrap_or(relative);
-        let Some(owner) = crate::listing::temp_owner(name) else { continue };
-        let path = local.join(relative);
-        // A name without a host is from before hosts were named: taken as this host's.
-        let stale = match owner.host.as_deref() {
-            Some(host) if host != crate::listing::this_host() => std::fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age > FOREIGN_TEMP_AGE)),
-            _ => owner.pid != std::process::id() && !process_alive(owner.pid),
-        };
-        if !stale {
+        let path = context.job.local.join(relative);
+        if adopted.contains(&path) || kept.contains(&path) || !is_stale_temp_file(&path, name) {
             continue;
         }
         let record = std::fs::File::open(&path).ok().and_then(|file| resume::Record::read(&file));
-        tracing::debug!(
-            file = %path.display(),
-            record = ?record.as_ref().map(|r| (&r.key, r.size, &r.etag, r.ranges.len())),
-            wanted = ?record.as_ref().and_then(|r| wanted.get(r.key.as_str())),
-            "a stopped run's temp file"
-        );
-        if let Some(found) = &record
-            && wanted
-                .get(found.key.as_str())
-                .is_some_and(|(size, etag)| *size == found.size && etag.is_none_or(|etag| etag == found.etag))
-            && !adopted.contains_key(&found.key)
-        {
-            adopted.insert(found.key.clone(), path);
-            continue;
-        }
-        if record.as_ref().is_some_and(|found| !owned(&found.key)) {
+        if record.is_some_and(|found| !owned(&found.key)) {
             continue;
         }
         if std::fs::remove_file(&path).is_ok() {
             removed += 1;
         }
     }
-    (removed, adopted)
+    removed
 }
 
 /// How long another host's temp file may sit unwritten before it counts as abandoned.
@@ -509,10 +668,8 @@ mod tests {
             .unwrap()
             .set_modified(two_hours_ago)
             .unwrap();
-        let listed: Vec<String> = names.iter().map(|(n, _, _)| n.clone()).collect();
-        assert_eq!(sort_stale_temp_files(dir.path(), &listed, &HashMap::new(), &|_| true).0, 3);
-        for (name, removed, what) in &names {
-            assert_eq!(!dir.path().join(name).exists(), *removed, "{what}: {name}");
+        for (name, stale, what) in &names {
+            assert_eq!(is_stale_temp_file(&dir.path().join(name), name), *stale, "{what}: {name}");
         }
     }
 

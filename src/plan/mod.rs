@@ -232,40 +232,75 @@ impl TransferPlan {
     }
 
     /// Keeps, of the multipart uploads in progress under the prefix, those an interrupted
-    /// run of this transfer left: started before this plan (a later one is another run's
-    /// business), and of keys this shard owns (another shard may be uploading its own).
-    ///
-    /// Of an upload's keys, the newest such upload of a key this plan uploads is continued
-    /// (the action's `resume`); every other one is aborted by `apply`.
+    /// run of this transfer left (see [`UploadsLeft`]): the newest one of a key this plan
+    /// uploads is continued (the action's `resume`); every other one is aborted by `apply`.
     pub fn set_unfinished_uploads(&mut self, uploads: Vec<crate::listing::remote::UnfinishedUpload>, before: i64) {
-        let owned = |key: &str| self.shard.is_none_or(|shard| shard.owns(&self.name, &crate::listing::nfc(key)));
-        let mut uploads: Vec<_> =
-            uploads.into_iter().filter(|upload| upload.initiated < before && owned(&upload.key)).collect();
-        if self.direction == Direction::Upload {
-            // Newest first, so the first one met for a key is the one to continue.
-            uploads.sort_by_key(|upload| std::cmp::Reverse(upload.initiated));
-            let mut to_upload: std::collections::HashMap<String, usize> = self
-                .actions
-                .iter()
-                .enumerate()
-                .filter(|(_, action)| action.action == ActionKind::Upload)
-                .map(|(index, action)| (action.destination_name().to_string(), index))
-                .collect();
-            uploads.retain(|upload| match to_upload.remove(&upload.key) {
-                Some(index) => {
-                    let resume = Resume { upload_id: upload.upload_id.clone(), parts: 0, bytes: 0 };
-                    self.actions[index].resume = Some(resume);
-                    false
-                }
-                None => true,
-            });
-            uploads.sort_by(|a, b| (&a.key, a.initiated).cmp(&(&b.key, b.initiated)));
+        let mut left = UploadsLeft::new(&self.name, self.shard, self.direction, uploads, before);
+        for action in &mut self.actions {
+            left.claim(action);
         }
-        self.unfinished_uploads = uploads;
+        self.unfinished_uploads = left.into_rest();
     }
 
     pub fn deletes(&self) -> u64 {
         self.actions.iter().filter(|a| a.action.is_delete()).count() as u64
+    }
+}
+
+/// The multipart uploads an interrupted run of a transfer left under its prefix: started
+/// before this plan (a later one is another run's business), and of keys this shard owns
+/// (another shard may be uploading its own).
+pub struct UploadsLeft {
+    /// By name: the newest upload of each, which an upload of that name continues.
+    newest: std::collections::HashMap<String, crate::listing::remote::UnfinishedUpload>,
+    /// Older uploads of a name, and every upload of a transfer that cannot continue one.
+    rest: Vec<crate::listing::remote::UnfinishedUpload>,
+}
+
+impl UploadsLeft {
+    pub fn new(
+        transfer: &str,
+        shard: Option<Shard>,
+        direction: Direction,
+        uploads: Vec<crate::listing::remote::UnfinishedUpload>,
+        before: i64,
+    ) -> UploadsLeft {
+        let owned = |key: &str| shard.is_none_or(|shard| shard.owns(transfer, &crate::listing::nfc(key)));
+        let mut uploads: Vec<_> =
+            uploads.into_iter().filter(|upload| upload.initiated < before && owned(&upload.key)).collect();
+        let mut left = UploadsLeft { newest: std::collections::HashMap::new(), rest: Vec::new() };
+        if direction != Direction::Upload {
+            left.rest = uploads;
+            return left;
+        }
+        // Newest first, so the first one met for a key is the one to continue.
+        uploads.sort_by_key(|upload| std::cmp::Reverse(upload.initiated));
+        for upload in uploads {
+            if left.newest.contains_key(&upload.key) {
+                left.rest.push(upload);
+            } else {
+                left.newest.insert(upload.key.clone(), upload);
+            }
+        }
+        left
+    }
+
+    /// Gives an upload the unfinished upload of its name to continue, if one was left.
+    pub fn claim(&mut self, action: &mut Action) {
+        if action.action != ActionKind::Upload || self.newest.is_empty() {
+            return;
+        }
+        if let Some(upload) = self.newest.remove(action.destination_name()) {
+            action.resume = Some(Resume { upload_id: upload.upload_id, parts: 0, bytes: 0 });
+        }
+    }
+
+    /// The uploads no action continues (to abort), by key and age.
+    pub fn into_rest(self) -> Vec<crate::listing::remote::UnfinishedUpload> {
+        let mut rest = self.rest;
+        rest.extend(self.newest.into_values());
+        rest.sort_by(|a, b| (&a.key, a.initiated).cmp(&(&b.key, b.initiated)));
+        rest
     }
 }
 
@@ -305,6 +340,25 @@ pub fn plan_transfer(
     check: Option<&dyn ContentCheck>,
     shard: Option<Shard>,
 ) -> Result<TransferPlan, PlanError> {
+    let mut actions = Vec::new();
+    let mut plan = plan_streamed(job, source, destination, check, shard, &mut |action| actions.push(action))?;
+    plan.actions = actions;
+    Ok(plan)
+}
+
+/// Plans a transfer as its listings arrive: each action goes to `sink` (in key order) as soon
+/// as it is decided, and the plan returned has the totals, the notable skips and no actions.
+/// This is how `apply` starts moving objects while the listing goes on, in memory that does
+/// not grow with the number of objects. `max_delete` is checked at the end, over the whole
+/// listing: the caller holds deletes until then.
+pub fn plan_streamed(
+    job: &Job,
+    source: impl IntoIterator<Item = Item>,
+    destination: impl IntoIterator<Item = Item>,
+    check: Option<&dyn ContentCheck>,
+    shard: Option<Shard>,
+    sink: &mut dyn FnMut(Action),
+) -> Result<TransferPlan, PlanError> {
     let (copy, delete) = match job.direction {
         Direction::Download => (ActionKind::Download, ActionKind::DeleteLocal),
         Direction::Upload => (ActionKind::Upload, ActionKind::DeleteRemote),
@@ -333,25 +387,26 @@ pub fn plan_transfer(
         shard: shard.map(|shard| (job.name.as_str(), shard)),
         destination_is_local: job.direction == Direction::Download,
     };
+    let mut recorder = Recorder { plan: &mut plan, sink, copy, delete };
     // Decisions wait here (in key order) while pairs in them are being verified.
     let mut pending: Vec<Decision> = Vec::new();
     let mut verifications = 0;
     for decision in diff::diff(source, destination, rules) {
         let verify = matches!(decision, Decision::Verify { .. });
         if !verify && pending.is_empty() {
-            plan.record(decision, copy, delete);
+            recorder.record(decision);
             continue;
         }
         verifications += usize::from(verify);
         pending.push(decision);
         if verifications >= VERIFY_BATCH {
-            plan.resolve(&mut pending, check, copy, delete);
+            recorder.resolve(&mut pending, check);
             verifications = 0;
         }
     }
-    plan.resolve(&mut pending, check, copy, delete);
+    recorder.resolve(&mut pending, check);
     if let Some(cap) = job.max_delete.filter(|_| job.delete) {
-        let count = plan.deletes();
+        let count = plan.by_action.get(&delete).map_or(0, |tally| tally.objects);
         if count > cap {
             return Err(PlanError::TooManyDeletes { transfer: job.name.clone(), count, cap });
         }
@@ -359,15 +414,17 @@ pub fn plan_transfer(
     Ok(plan)
 }
 
-impl TransferPlan {
+/// Turns decisions into the plan's totals and skips, and actions for the sink.
+struct Recorder<'a> {
+    plan: &'a mut TransferPlan,
+    sink: &'a mut dyn FnMut(Action),
+    copy: ActionKind,
+    delete: ActionKind,
+}
+
+impl Recorder<'_> {
     /// Verifies the pending pairs and records every pending decision, in order.
-    fn resolve(
-        &mut self,
-        pending: &mut Vec<Decision>,
-        check: Option<&dyn ContentCheck>,
-        copy: ActionKind,
-        delete: ActionKind,
-    ) {
+    fn resolve(&mut self, pending: &mut Vec<Decision>, check: Option<&dyn ContentCheck>) {
         let pairs: Vec<(&Entry, &Entry)> = pending
             .iter()
             .filter_map(|decision| match decision {
@@ -395,16 +452,17 @@ impl TransferPlan {
                 },
                 other => other,
             };
-            self.record(decision, copy, delete);
+            self.record(decision);
         }
     }
 
-    fn record(&mut self, decision: Decision, copy: ActionKind, delete: ActionKind) {
+    fn record(&mut self, decision: Decision) {
+        let (copy, delete, plan) = (self.copy, self.delete, &mut *self.plan);
         match decision {
             Decision::Copy { source, destination, reason } => {
-                self.by_action.entry(copy).or_default().add(source.size);
-                count(&mut self.by_reason, reason.slug(), source.size);
-                self.actions.push(Action {
+                plan.by_action.entry(copy).or_default().add(source.size);
+                count(&mut plan.by_reason, reason.slug(), source.size);
+                (self.sink)(Action {
                     resume: None,
                     action: copy,
                     key: source.key.clone(),
@@ -415,9 +473,9 @@ impl TransferPlan {
                 });
             }
             Decision::Delete { destination } => {
-                self.by_action.entry(delete).or_default().add(0);
-                count(&mut self.by_reason, Reason::MissingAtSource.slug(), destination.size);
-                self.actions.push(Action {
+                plan.by_action.entry(delete).or_default().add(0);
+                count(&mut plan.by_reason, Reason::MissingAtSource.slug(), destination.size);
+                (self.sink)(Action {
                     resume: None,
                     action: delete,
                     key: destination.key.clone(),
@@ -429,13 +487,13 @@ impl TransferPlan {
             }
             Decision::Skip { key, size, kind } => {
                 let slug = skip_slug(&kind);
-                count(&mut self.by_reason, slug, size);
+                count(&mut plan.by_reason, slug, size);
                 let detail = match kind {
                     SkipKind::Listing(reason) => skip_detail(&reason),
                     SkipKind::Twin { side, form } => twin_detail(side, form),
                     SkipKind::Unchanged | SkipKind::Filtered | SkipKind::OtherShard => return,
                 };
-                self.skipped.push(NotableSkip { key, slug: slug.to_string(), reason: detail });
+                plan.skipped.push(NotableSkip { key, slug: slug.to_string(), reason: detail });
             }
             Decision::Verify { .. } => unreachable!("verifications are resolved before they are recorded"),
         }

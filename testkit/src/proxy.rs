@@ -67,11 +67,18 @@ pub struct FaultRule {
     pub max: u64,
     /// Only object GETs (never listings, PUTs or multipart calls).
     pub object_gets_only: bool,
+    /// Only object listings (ListObjectsV2).
+    pub listings_only: bool,
 }
 
 impl FaultRule {
     pub fn new(fault: Fault, every: u64, max: u64) -> Self {
-        FaultRule { fault, every, max, object_gets_only: fault.object_get_only() }
+        FaultRule { fault, every, max, object_gets_only: fault.object_get_only(), listings_only: false }
+    }
+
+    /// The same rule, for object listings alone.
+    pub fn on_listings(self) -> Self {
+        FaultRule { listings_only: true, ..self }
     }
 }
 
@@ -85,9 +92,11 @@ struct FaultState {
 
 impl FaultState {
     /// The fault for this request, if any rule fires.
-    fn pick(&mut self, object_get: bool, ranged: bool) -> Option<Fault> {
+    fn pick(&mut self, object_get: bool, listing: bool, ranged: bool) -> Option<Fault> {
         for (index, rule) in self.rules.iter().enumerate() {
-            if (rule.object_gets_only || rule.fault.object_get_only()) && !object_get {
+            if ((rule.object_gets_only || rule.fault.object_get_only()) && !object_get)
+                || (rule.listings_only && !listing)
+            {
                 continue;
             }
             if (rule.fault == Fault::FlipByte && ranged) || (rule.fault == Fault::FlipByteInRange && !ranged) {
@@ -196,7 +205,8 @@ async fn forward(
         && !path.contains("list-type")
         && !path.contains("uploads");
     let ranged = request.headers().contains_key("range");
-    let fault = faults.lock().expect("fault state").pick(object_get, ranged);
+    let listing = request.method() == hyper::Method::GET && path.contains("list-type=2");
+    let fault = faults.lock().expect("fault state").pick(object_get, listing, ranged);
     match fault {
         Some(Fault::InternalError) => return Ok(error_response(500, "InternalError")),
         Some(Fault::SlowDown) => return Ok(error_response(503, "SlowDown")),
