@@ -73,6 +73,12 @@ pub enum HaulError {
     SyncUsage { message: String, help: String },
     #[error("the saved plan is stale: {} changed since it was made; nothing was done\n{}", count_objects(objects.len()), stale_list(objects))]
     StalePlan { objects: Vec<crate::plan::StaleObject> },
+    /// The server lists out of key order: a saved plan's actions (read once, as a stream)
+    /// cannot be merged with a listing that has to be sorted again.
+    #[error(
+        "the server of transfer `{transfer}` lists out of key order, so the saved plan cannot be checked against it; nothing was done"
+    )]
+    UncheckablePlan { transfer: String },
 }
 
 fn count_objects(count: usize) -> String {
@@ -181,6 +187,9 @@ impl HaulError {
             HaulError::StalePlan { .. } => {
                 Some("review and save a new plan: `haul plan MANIFEST -o FILE`, then apply that".into())
             }
+            HaulError::UncheckablePlan { .. } => {
+                Some("apply the manifest itself (`haul apply MANIFEST`), which lists such a server in memory".into())
+            }
         }
     }
 
@@ -195,7 +204,9 @@ impl HaulError {
             HaulError::Request { .. } => Exit::Failure,
             HaulError::Lock(crate::lock::LockError::Held { .. }) => Exit::Locked,
             HaulError::Lock(crate::lock::LockError::Io { .. }) => Exit::Failure,
-            HaulError::ManifestChanged { .. } | HaulError::StalePlan { .. } => Exit::StalePlan,
+            HaulError::ManifestChanged { .. } | HaulError::StalePlan { .. } | HaulError::UncheckablePlan { .. } => {
+                Exit::StalePlan
+            }
             HaulError::Write { .. }
             | HaulError::LocalFolder { .. }
             | HaulError::Listing { .. }

@@ -500,6 +500,7 @@ mod tests {
             unfinished_uploads: vec![],
             to: None,
             copy_method: None,
+            resumed: Default::default(),
         };
         let mut report = TransferReport::new(&plan);
         report.record_failure("a.json", ActionKind::Download, 5, failure("AccessDenied"), 1);

@@ -343,3 +343,28 @@ fn a_closed_pipe_is_not_an_error() {
         assert!(out.stderr.is_empty(), "{args:?}: {}", out.stderr);
     }
 }
+
+#[test]
+fn a_transfer_that_cannot_be_planned_is_in_the_json_with_its_error_and_nothing_is_saved() {
+    let f = Fixture::s3s_fs();
+    f.put("data/a.csv", b"1,2\n");
+    let text = format!(
+        "version: 1\ndefaults:\n  endpoint: {}\n  path_style: true\n  region: us-east-1\ntransfers:\n  - name: down\n    direction: download\n    bucket: {BUCKET}\n    prefix: data/\n    local: ./back\n  - name: up\n    direction: upload\n    bucket: {BUCKET}\n    prefix: data/\n    local: ./missing\n",
+        f.endpoint
+    );
+    common::write(f.dir.path(), "m.yaml", &text);
+    let out = f.plan(&["m.yaml", "--output", "json", "-o", "saved.json"]);
+    out.expect_code(1).expect_output(&["not saving saved.json"]);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    assert_eq!(plan["transfers"][0]["name"], "down");
+    assert_eq!(plan["transfers"][0]["actions"][0]["key"], "a.csv");
+    assert!(plan["transfers"][0].get("error").is_none());
+    assert_eq!(plan["transfers"][1]["name"], "up");
+    assert!(plan["transfers"][1]["error"].as_str().unwrap().contains("missing"), "{}", plan["transfers"][1]);
+    // Neither the plan nor its temp file is left behind.
+    let names: Vec<String> = std::fs::read_dir(f.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|name| name.contains("saved") || name.starts_with(".haul-output")), "{names:?}");
+}

@@ -108,6 +108,30 @@ fn an_upload_updates_the_key_of_its_exact_name_not_a_twin() {
     }
 }
 
+#[test]
+fn an_nfd_twin_listed_before_other_keys_waits_for_its_place_and_is_never_overwritten() {
+    // By stored bytes the NFD twin (1112...) lists before `b.csv`'s folder `x/` would not, but
+    // before every Hangul NFC key: `e\u{301}/` (65 cc 81) before `x/` (78) before `é/` (c3 a9).
+    let (nfc, nfd) = ("\u{e9}/a.csv", "e\u{301}/a.csv");
+    for f in servers() {
+        f.put(&format!("data/{nfc}"), b"old");
+        f.put(&format!("data/{nfd}"), b"the NFD twin");
+        f.put("data/x/b.csv", b"b");
+        f.file_written_earlier(nfc, b"new content");
+        f.file_written_earlier("x/b.csv", b"b");
+        let m = f.manifest("upload", "");
+        for _run in 0..2 {
+            let out = f.apply(&[&m, "--quiet", "--log-level", "info"]);
+            out.expect_code(0);
+            assert_eq!(f.get(&format!("data/{nfc}")), b"new content");
+            assert_eq!(f.get(&format!("data/{nfd}")), b"the NFD twin", "{}", out.stderr);
+            // Merged in place as the listing comes, not listed again and sorted.
+            assert!(!out.stderr.contains("not in key order"), "{}", out.stderr);
+        }
+        f.plan(&[&m, "--detailed-exitcode"]).expect_code(0);
+    }
+}
+
 /// LastModified of `key`, in milliseconds, as the listing gives it.
 fn listed_millis(f: &Fixture, key: &str) -> i64 {
     let page = f.runtime.block_on(f.client.list_objects_v2().bucket(common::BUCKET).prefix(key).send()).unwrap();

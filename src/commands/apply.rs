@@ -5,14 +5,16 @@
 use std::io::{IsTerminal as _, Write as _};
 use std::path::Path;
 
+use super::plan::Planned;
 use super::{Clients, load_with_warnings, print_warnings, resolve_shard, runtime, select_jobs};
 use crate::cli::{ApplyArgs, OutputFormat};
 use crate::error::{Exit, HaulError};
-use crate::exec::{Execution, PlanningStopped, Transfer};
+use crate::exec::{Execution, PlanningStopped};
 use crate::listing::sides::with_sides;
 use crate::manifest;
 use crate::plan::expected::{ExpectedWrites, Writers};
-use crate::plan::{ManifestRef, PlanDocument};
+use crate::plan::saved::{PlanHeader, SavedEvent, SavedTransfers};
+use crate::plan::{ManifestRef, PlanFileError, TransferPlan};
 use crate::progress::{Counters, ProgressMode, Ticker};
 use crate::render::Style;
 use crate::report::{RunReport, TransferReport};
@@ -72,22 +74,24 @@ pub(super) struct ApplyOptions {
 
 fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit, HaulError> {
     crate::interrupt::install().map_err(HaulError::Runtime)?;
-    let text = std::fs::read_to_string(target)
-        .map_err(|source| HaulError::Manifest(manifest::ManifestError::Read { path: target.to_path_buf(), source }));
-    // A saved plan is JSON that says so; anything else is read as a manifest.
-    if let Ok(text) = &text
-        && let Some(document) = PlanDocument::from_json(text)
-            .map_err(|source| HaulError::PlanFile { path: target.to_path_buf(), source })?
-    {
+    // A saved plan is JSON that says so; anything else is read as a manifest. Its header is
+    // read as a stream: a saved plan may be larger than memory should hold.
+    let header = match target.is_file() {
+        true => PlanHeader::read(|| std::fs::File::open(target))
+            .map_err(|source| HaulError::PlanFile { path: target.to_path_buf(), source })?,
+        // Said by the manifest's loader, as for any manifest that cannot be read.
+        false => None,
+    };
+    if let Some(header) = header {
         if !options.only.is_empty() {
             return Err(HaulError::OnlyWithSavedPlan);
         }
         if options.shard.is_some() {
             return Err(HaulError::ShardWithSavedPlan);
         }
-        options.shard = document.shard;
-        options.manifest = document.manifest.path.clone();
-        return apply_saved(document, options, style);
+        options.shard = header.shard;
+        options.manifest = header.manifest.path.clone();
+        return apply_saved(target, header, options, style);
     }
     let mut loaded = load_with_warnings(target, style)?;
     cap_bandwidth(&mut loaded, options.bwlimit);
@@ -130,14 +134,18 @@ pub(super) fn apply_manifest(
         let to_client = clients.to(&runtime, job);
         // Copies start while the listing goes on; the plan's totals come at its end.
         let mut execution = Execution::start(job, &client, to_client.as_ref(), runtime.handle(), &run.counters);
-        let planned = super::plan::stream_job(
+        let planned = super::plan::plan_into(
             job,
             &client,
             to_client.as_ref(),
             runtime.handle(),
             options.shard,
             run_started,
-            &mut execution,
+            &ExpectedWrites::default(),
+            &mut |planned| match planned {
+                Planned::Action(action) => execution.push(action),
+                Planned::ListedAgain => execution.listed_again(),
+            },
         );
         reports.push(match planned {
             // A stop cut the listing short: what it planned is not the whole, so no delete.
@@ -155,55 +163,183 @@ pub(super) fn apply_manifest(
     run.finish(reports, options)
 }
 
-/// Carries out a saved plan after checking that nothing it acts on changed since.
-fn apply_saved(mut document: PlanDocument, options: &ApplyOptions, style: Style) -> Result<Exit, HaulError> {
-    let manifest_path = &document.manifest.path;
+/// Carries out a saved plan after checking that nothing it acts on changed since. The plan
+/// file is read twice as a stream (once to check, once to run), never held whole.
+fn apply_saved(path: &Path, header: PlanHeader, options: &ApplyOptions, style: Style) -> Result<Exit, HaulError> {
+    let manifest_path = &header.manifest.path;
     let _lock = take_lock(manifest_path, options)?;
     let mut loaded = manifest::load_manifest(manifest_path)?;
     cap_bandwidth(&mut loaded, options.bwlimit);
-    if ManifestRef::new(manifest_path.clone(), &loaded.source.text) != document.manifest {
+    if ManifestRef::new(manifest_path.clone(), &loaded.source.text) != header.manifest {
         return Err(HaulError::ManifestChanged { path: manifest_path.clone() });
     }
     print_warnings(&loaded, style);
+    // The digest matched, so every transfer in the plan is in the manifest.
+    let jobs: Vec<&manifest::Job> = header
+        .transfers
+        .iter()
+        .map(|name| loaded.jobs.iter().find(|job| &job.name == name))
+        .collect::<Option<_>>()
+        .ok_or_else(|| HaulError::ManifestChanged { path: manifest_path.clone() })?;
     let runtime = runtime()?;
     let mut clients = Clients::default();
-    let mut transfers: Vec<Transfer> = Vec::new();
+    let read_plan = || {
+        let file = std::fs::File::open(path).map_err(|source| {
+            HaulError::Manifest(manifest::ManifestError::Read { path: path.to_path_buf(), source })
+        })?;
+        Ok::<_, HaulError>(SavedTransfers::read(file))
+    };
+    let damaged = |source| HaulError::PlanFile { path: path.to_path_buf(), source };
+
+    // First pass: every action against fresh listings.
+    let read_later = super::plan::read_by_a_later_transfer(&jobs);
+    let mut kept: Vec<Option<TransferPlan>> = Vec::new();
     let mut writers = Writers::default();
+    let mut totals = Vec::new();
     let mut stale = Vec::new();
-    for plan in std::mem::take(&mut document.transfers).into_iter().map(std::sync::Arc::new) {
-        // The digest matched, so every transfer in the plan is in the manifest.
-        let Some(job) = loaded.jobs.iter().find(|job| job.name == plan.name) else {
-            return Err(HaulError::ManifestChanged { path: manifest_path.clone() });
-        };
+    let mut events = read_plan()?;
+    for (index, job) in jobs.iter().copied().enumerate() {
+        expect_begin(&mut events, &job.name).map_err(damaged)?;
         let client = clients.get(&runtime, job);
         let to_client = clients.to(&runtime, job);
-        if plan.has_changes() {
-            // What the transfers before this one will write was planned in, as `plan` did.
-            let earlier = writers.under_source_of(job).into_iter().map(|i| (transfers[i].job, &*transfers[i].plan));
-            let expected = ExpectedWrites::for_source_of(job, earlier, document.created * 1000);
+        // What the transfers before this one will write was planned in, as `plan` did.
+        let earlier = writers.under_source_of(job).into_iter().filter_map(|i| Some((jobs[i], kept[i].as_ref()?)));
+        let expected = ExpectedWrites::for_source_of(job, earlier, header.created * 1000);
+        let mut actions = TransferActions::new(&mut events, read_later[index]);
+        if !actions.is_empty() {
+            let mut listings = 0;
             let (found, _) = with_sides(job, &client, to_client.as_ref(), runtime.handle(), |source, destination| {
-                plan.stale_objects(expected.overlay(source), destination)
+                listings += 1;
+                crate::plan::saved::stale_objects(&job.name, &mut actions, expected.overlay(source), destination)
             })
             .map_err(|err| HaulError::sides(job, err))?;
+            // Listed again (out of key order): the actions were merged with a listing cut
+            // short, and they are read only once.
+            if listings > 1 {
+                return Err(HaulError::UncheckablePlan { transfer: job.name.clone() });
+            }
             stale.extend(found);
         }
-        writers.add(transfers.len(), job);
-        transfers.push(Transfer { job, plan, client, to_client });
+        let (plan, kept_actions) = actions.finish();
+        let mut plan = plan.map_err(damaged)?;
+        let copies = plan.by_action.iter().filter(|(kind, _)| !kind.is_delete());
+        totals.push(copies.fold((0, 0), |(objects, bytes), (_, tally)| (objects + tally.objects, bytes + tally.bytes)));
+        writers.add(index, job);
+        if let Some(actions) = kept_actions {
+            plan.actions = actions;
+            kept.push(Some(plan));
+        } else {
+            kept.push(None);
+        }
     }
+    drop(kept);
     if !stale.is_empty() {
         return Err(HaulError::StalePlan { objects: stale });
     }
+
+    // Second pass: carry it out.
     let run = Run::start(options);
-    let count = transfers.len();
-    let reports = transfers
-        .iter()
-        .enumerate()
-        .map(|(index, t)| {
-            run.counters.begin_transfer(index + 1, count, &t.job.name);
-            crate::exec::execute_transfer(t, runtime.handle(), &run.counters)
-        })
-        .collect();
+    let mut events = read_plan()?;
+    let mut reports = Vec::new();
+    let count = jobs.len();
+    for (index, job) in jobs.iter().copied().enumerate() {
+        expect_begin(&mut events, &job.name).map_err(damaged)?;
+        run.counters.begin_transfer(index + 1, count, &job.name);
+        let client = clients.get(&runtime, job);
+        let to_client = clients.to(&runtime, job);
+        let mut execution = Execution::start(job, &client, to_client.as_ref(), runtime.handle(), &run.counters);
+        // The plan's totals are known from the first pass, and its `max_delete` was checked
+        // when it was made.
+        execution.whole_plan(totals[index].0, totals[index].1);
+        let mut actions = TransferActions::new(&mut events, false);
+        for action in &mut actions {
+            execution.push(action);
+        }
+        reports.push(match actions.finish().0 {
+            Ok(plan) => execution.finish(Ok(&plan)),
+            Err(err) => {
+                let error = damaged(err);
+                execution.finish(Err(PlanningStopped {
+                    error: error.to_string(),
+                    hint: error.help(),
+                    interrupted: false,
+                }))
+            }
+        });
+    }
     run.finish(reports, options)
+}
+
+/// The next event must start transfer `name`.
+fn expect_begin(events: &mut SavedTransfers, name: &str) -> Result<(), PlanFileError> {
+    match events.next() {
+        Some(Ok(SavedEvent::Begin(found))) if found == name => Ok(()),
+        Some(Err(err)) => Err(err),
+        _ => Err(PlanFileError::Malformed(format!("transfer `{name}` is not where its header says"))),
+    }
+}
+
+/// One transfer's actions from a saved plan, up to its end (kept in `end`), and a copy of
+/// them when a later transfer plans on what this one writes.
+struct TransferActions<'a> {
+    events: &'a mut SavedTransfers,
+    /// An action read ahead (by `is_empty`).
+    ahead: Option<crate::plan::Action>,
+    end: Option<Result<TransferPlan, PlanFileError>>,
+    kept: Option<Vec<crate::plan::Action>>,
+}
+
+impl<'a> TransferActions<'a> {
+    fn new(events: &'a mut SavedTransfers, keep: bool) -> Self {
+        TransferActions { events, ahead: None, end: None, kept: keep.then(Vec::new) }
+    }
+
+    fn read(&mut self) -> Option<crate::plan::Action> {
+        if self.end.is_some() {
+            return None;
+        }
+        let end = match self.events.next() {
+            Some(Ok(SavedEvent::Action(action))) => return Some(action),
+            Some(Ok(SavedEvent::End(plan))) => Ok(plan),
+            Some(Ok(SavedEvent::Begin(name))) => {
+                Err(PlanFileError::Malformed(format!("transfer `{name}` starts inside another")))
+            }
+            Some(Err(err)) => Err(err),
+            None => Err(PlanFileError::Malformed("the plan ends inside a transfer".into())),
+        };
+        self.end = Some(end);
+        None
+    }
+
+    /// Whether the transfer has no actions.
+    fn is_empty(&mut self) -> bool {
+        if self.ahead.is_none() {
+            self.ahead = self.read();
+        }
+        self.ahead.is_none()
+    }
+
+    /// Reads to the transfer's end: its totals, and its actions when they were to be kept.
+    fn finish(mut self) -> (Result<TransferPlan, PlanFileError>, Option<Vec<crate::plan::Action>>) {
+        while self.next().is_some() {}
+        let end = self.end.take().unwrap_or_else(|| Err(PlanFileError::Malformed("a transfer has no end".into())));
+        (end, self.kept.take())
+    }
+}
+
+impl Iterator for TransferActions<'_> {
+    type Item = crate::plan::Action;
+
+    fn next(&mut self) -> Option<crate::plan::Action> {
+        let action = match self.ahead.take() {
+            Some(action) => action,
+            None => self.read()?,
+        };
+        if let Some(kept) = &mut self.kept {
+            kept.push(action.clone());
+        }
+        Some(action)
+    }
 }
 
 /// The run lock of a manifest: `--lock-file`, or the default one for its path.

@@ -1,6 +1,7 @@
 //! `haul plan`: list both sides of each transfer, diff them, print (or save) what would move
-//! and why. Changes nothing. `plan_job` is also how `apply` plans a transfer right before
-//! running it.
+//! and why. Changes nothing. Each transfer's actions are printed and saved as they are
+//! decided, so a plan of a million objects is never held whole. `plan_into` is also how
+//! `apply` plans a transfer into the executor.
 
 use std::io::Write as _;
 use std::path::Path;
@@ -12,7 +13,9 @@ use crate::error::{Exit, HaulError};
 use crate::listing::sides::with_sides;
 use crate::manifest::{CompareMode, Direction, Job};
 use crate::plan::expected::{ExpectedWrites, Writers};
-use crate::plan::{ManifestRef, PlanDocument, TransferPlan};
+use crate::plan::render::Table;
+use crate::plan::saved::PlanWriter;
+use crate::plan::{Action, ManifestRef, TransferPlan};
 use crate::render::{self, Style};
 use crate::shard::Shard;
 
@@ -52,55 +55,131 @@ pub(super) fn plan_manifest(
     let runtime = runtime()?;
     let mut clients = Clients::default();
     let created = crate::plan::saved::now_seconds();
-    let mut planned: Vec<&Job> = Vec::new();
-    let mut plans: Vec<TransferPlan> = Vec::new();
+    let manifest = manifest_ref(path, &loaded.source.text);
+    // The table, or the JSON document, on stdout (a reader that went away is not an error of
+    // the plan).
+    let mut stdout = std::io::BufWriter::new(std::io::stdout());
+    let mut printed = match output {
+        OutputFormat::Json => {
+            PlanWriter::begin(std::io::BufWriter::new(std::io::stdout()), &manifest, created, shard).ok()
+        }
+        OutputFormat::Table => None,
+    };
+    let out = request.out.map(|out| crate::shard::expand_path(out, shard));
+    fn write_error(out: &Path) -> impl Fn(std::io::Error) -> HaulError + '_ {
+        move |source| HaulError::Write { path: out.to_path_buf(), source }
+    }
+    let mut saved = match &out {
+        Some(out) => {
+            let file = crate::output_file::Pending::create(out).map_err(write_error(out))?;
+            Some(PlanWriter::begin(file, &manifest, created, shard).map_err(write_error(out))?)
+        }
+        None => None,
+    };
+    let mut save_error = None;
+    // A later transfer that reads where an earlier one writes is planned on what that one
+    // will have written (as `apply` runs them in order): those earlier plans are kept whole.
+    let read_later = read_by_a_later_transfer(&jobs);
+    let mut kept: Vec<Option<TransferPlan>> = Vec::new();
     let mut writers = Writers::default();
     let mut failed = false;
-    for job in jobs {
+    let mut changes = false;
+    for (index, job) in jobs.iter().enumerate() {
         let client = clients.get(&runtime, job);
         let to_client = clients.to(&runtime, job);
-        // `apply` will run the transfers before this one first: plan it on what they write.
-        let earlier = writers.under_source_of(job).into_iter().map(|i| (planned[i], &plans[i]));
+        let earlier = writers.under_source_of(job).into_iter().filter_map(|i| Some((jobs[i], kept[i].as_ref()?)));
         let expected = ExpectedWrites::for_source_of(job, earlier, created * 1000);
-        match plan_job(job, &client, to_client.as_ref(), runtime.handle(), shard, &expected, created) {
-            Ok(plan) => {
-                if output == OutputFormat::Table {
-                    let _ = write!(std::io::stdout(), "{}", crate::plan::render::table(&plan));
+        let heading = TransferPlan::empty(job, shard);
+        let mut table = (output == OutputFormat::Table).then(|| Table::begin(&heading));
+        if let Some(printed) = &mut printed {
+            let _ = printed.begin_transfer(&heading);
+        }
+        if let Some(saved) = &mut saved {
+            save_error = save_error.or(saved.begin_transfer(&heading).err());
+        }
+        let mut actions = Vec::new();
+        let planned =
+            plan_into(job, &client, to_client.as_ref(), runtime.handle(), shard, created, &expected, &mut |planned| {
+                let action = match planned {
+                    Planned::Action(action) => action,
+                    Planned::ListedAgain => {
+                        // What was printed stays; a saved plan must list each action once.
+                        eprintln!(
+                            "note: `{}` was listed out of key order and is planned again from its start",
+                            job.name
+                        );
+                        save_error = save_error.take().or(Some(std::io::Error::other(
+                            "the server listed out of key order; run `haul plan` again to save a plan",
+                        )));
+                        actions.clear();
+                        return;
+                    }
+                };
+                if let Some(table) = &mut table {
+                    table.action(&action, &mut stdout);
                 }
-                writers.add(plans.len(), job);
-                planned.push(job);
-                plans.push(plan);
+                if let Some(printed) = &mut printed {
+                    let _ = printed.action(&action);
+                }
+                if let Some(saved) = &mut saved
+                    && save_error.is_none()
+                {
+                    save_error = saved.action(&action).err();
+                }
+                if read_later[index] {
+                    actions.push(action);
+                }
+            });
+        match planned {
+            Ok(mut plan) => {
+                if let Some(table) = table {
+                    table.finish(&plan, &mut stdout);
+                }
+                if let Some(printed) = &mut printed {
+                    let _ = printed.end_transfer(&plan);
+                }
+                if let Some(saved) = &mut saved {
+                    save_error = save_error.or(saved.end_transfer(&plan).err());
+                }
+                changes |= plan.has_changes();
+                writers.add(index, job);
+                plan.actions = actions;
+                kept.push(read_later[index].then_some(plan));
             }
             Err(err) => {
                 // One transfer failing to plan does not hide the others' plans.
+                if let Some(printed) = &mut printed {
+                    let _ = printed.end_failed_transfer(&heading, &err.to_string());
+                    let _ = printed.flush();
+                }
+                let _ = stdout.flush();
                 eprint!("{}", render::error(&err, style));
                 failed = true;
+                kept.push(None);
             }
         }
     }
-    let changes = plans.iter().any(TransferPlan::has_changes);
-    let document = PlanDocument::new(manifest_ref(path, &loaded.source.text), created, plans, shard);
-    if output == OutputFormat::Json {
-        let _ = writeln!(std::io::stdout(), "{}", document.to_json());
+    if let Some(printed) = printed {
+        let _ = printed.finish();
     }
-    if let Some(out) = request.out.map(|out| crate::shard::expand_path(out, shard)) {
-        let out = out.as_path();
+    if let (Some(saved), Some(out)) = (saved, &out) {
         if failed {
             // A partial plan saved under the name cron will apply would be a trap.
             eprintln!("not saving {}: some transfers could not be planned", out.display());
         } else {
-            crate::output_file::write(out, (document.to_json() + "\n").as_bytes())
-                .map_err(|source| HaulError::Write { path: out.to_path_buf(), source })?;
+            let file = saved.finish();
+            let persisted = match (save_error, file) {
+                (Some(err), _) | (None, Err(err)) => Err(err),
+                (None, Ok(file)) => file.persist(),
+            };
+            persisted.map_err(write_error(out))?;
             if output == OutputFormat::Table {
-                let _ = writeln!(
-                    std::io::stdout(),
-                    "saved to {}; carry it out with `haul apply {}`",
-                    out.display(),
-                    out.display()
-                );
+                let _ =
+                    writeln!(stdout, "saved to {}; carry it out with `haul apply {}`", out.display(), out.display());
             }
         }
     }
+    let _ = stdout.flush();
     Ok(if failed {
         Exit::Failure
     } else if request.detailed_exitcode && changes {
@@ -110,82 +189,97 @@ pub(super) fn plan_manifest(
     })
 }
 
+/// For each job, whether a later one reads where it writes (see `ExpectedWrites`).
+pub(super) fn read_by_a_later_transfer(jobs: &[&Job]) -> Vec<bool> {
+    let mut writers = Writers::default();
+    for (index, job) in jobs.iter().enumerate() {
+        writers.add(index, job);
+    }
+    let mut read_later = vec![false; jobs.len()];
+    for (reader, job) in jobs.iter().enumerate() {
+        for writer in writers.under_source_of(job).into_iter().filter(|&writer| writer < reader) {
+            read_later[writer] = true;
+        }
+    }
+    read_later
+}
+
 /// The manifest as a saved plan names it: absolute path and digest.
 pub(super) fn manifest_ref(path: &Path, text: &str) -> ManifestRef {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     ManifestRef::new(absolute, text)
 }
 
-/// Lists both sides of one job and diffs them.
-pub(super) fn plan_job(
-    job: &Job,
-    client: &aws_sdk_s3::Client,
-    to_client: Option<&aws_sdk_s3::Client>,
-    runtime: &tokio::runtime::Handle,
-    shard: Option<Shard>,
-    expected: &ExpectedWrites,
-    started: i64,
-) -> Result<TransferPlan, HaulError> {
-    let checker = content_checker(job, client, to_client, runtime)?;
-    let check = checker.as_ref().map(|checker| checker as &dyn crate::plan::ContentCheck);
-    let (planned, temp_files) = with_sides(job, client, to_client, runtime, |source, destination| {
-        crate::plan::plan_transfer(job, expected.overlay(source), destination, check, shard)
-    })
-    .map_err(|err| HaulError::sides(job, err))?;
-    let mut plan = planned?;
-    expected.mark(&mut plan);
-    if let Some((client, bucket, prefix)) = written_bucket(job, client, to_client) {
-        let uploads = runtime.block_on(crate::listing::remote::unfinished_uploads(client, bucket, prefix));
-        plan.set_unfinished_uploads(uploads, started);
-        // What each upload to continue already has (apply checks every part against the file).
-        for action in plan.actions.iter_mut() {
-            let key = format!("{prefix}{}", action.destination_name());
-            let Some(resume) = action.resume.as_mut() else { continue };
-            let listed = crate::listing::remote::uploaded_parts(client, bucket, &key, &resume.upload_id);
-            if let Ok(listed) = runtime.block_on(listed) {
-                resume.parts = listed.parts.len() as u64;
-                resume.bytes = listed.parts.iter().map(|part| part.size).sum();
-            }
-        }
-    }
-    plan.temp_files = temp_files;
-    Ok(plan)
+/// What planning hands over as it goes. (Not boxed: each action is moved on at once.)
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Planned {
+    Action(Action),
+    /// The server listed out of key order, so the transfer is listed again (sorted in
+    /// memory) and planned from its start: the actions handed over so far are planned again.
+    ListedAgain,
 }
 
-/// Plans one job into `execution` as its listings arrive, so objects move while the listing
-/// goes on (how `apply` runs a manifest); returns the plan's totals, without its actions.
+/// Plans one job as its listings arrive: each action goes to `sink` as soon as it is
+/// decided (an upload that continues an unfinished one with it, an action that reads what
+/// an earlier transfer writes marked so); returns the plan's totals, without its actions.
 /// Unfinished multipart uploads are listed first, so an upload that continues one gets it
-/// as it is planned.
-pub(super) fn stream_job(
+/// as it is planned. `started` (seconds) is when the run began: uploads started later are
+/// another run's.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn plan_into(
     job: &Job,
     client: &aws_sdk_s3::Client,
     to_client: Option<&aws_sdk_s3::Client>,
     runtime: &tokio::runtime::Handle,
     shard: Option<Shard>,
     started: i64,
-    execution: &mut crate::exec::Execution,
+    expected: &ExpectedWrites,
+    sink: &mut dyn FnMut(Planned),
 ) -> Result<TransferPlan, HaulError> {
     let checker = content_checker(job, client, to_client, runtime)?;
     let check = checker.as_ref().map(|checker| checker as &dyn crate::plan::ContentCheck);
-    let uploads = match written_bucket(job, client, to_client) {
+    let written = written_bucket(job, client, to_client);
+    let uploads = match written {
         Some((client, bucket, prefix)) => {
             runtime.block_on(crate::listing::remote::unfinished_uploads(client, bucket, prefix))
         }
         None => Vec::new(),
     };
     let mut left = crate::plan::UploadsLeft::new(&job.name, shard, job.direction, uploads, started);
+    let mut resumed = crate::plan::Tally::default();
+    let mut listings = 0;
     let (planned, temp_files) = with_sides(job, client, to_client, runtime, |source, destination| {
+        listings += 1;
+        if listings > 1 {
+            sink(Planned::ListedAgain);
+            resumed = crate::plan::Tally::default();
+        }
         // A stop ends the listing too (the caller sees the stop and runs no delete).
         let source = source.take_while(|_| !crate::interrupt::requested());
-        crate::plan::plan_streamed(job, source, destination, check, shard, &mut |mut action| {
+        crate::plan::plan_streamed(job, expected.overlay(source), destination, check, shard, &mut |mut action| {
+            expected.mark_action(&mut action);
             left.claim(&mut action);
-            execution.push(action);
+            if action.resume.is_some()
+                && let Some((client, bucket, prefix)) = written
+            {
+                // What the upload already has (apply checks every part against the file).
+                let key = format!("{prefix}{}", action.destination_name());
+                let resume = action.resume.as_mut().expect("an upload to continue");
+                let listed = crate::listing::remote::uploaded_parts(client, bucket, &key, &resume.upload_id);
+                if let Ok(listed) = runtime.block_on(listed) {
+                    resume.parts = listed.parts.len() as u64;
+                    resume.bytes = listed.parts.iter().map(|part| part.size).sum();
+                }
+                resumed.add(resume.bytes);
+            }
+            sink(Planned::Action(action));
         })
     })
     .map_err(|err| HaulError::sides(job, err))?;
     let mut plan = planned?;
     plan.temp_files = temp_files;
     plan.unfinished_uploads = left.into_rest();
+    plan.resumed = resumed;
     Ok(plan)
 }
 

@@ -39,15 +39,6 @@ use crate::progress::Counters;
 use crate::report::TransferReport;
 use crate::s3::RequestFailure;
 
-/// One transfer to carry out: its job (settings), its plan (actions) and its client.
-pub struct Transfer<'a> {
-    pub job: &'a Job,
-    pub plan: Arc<TransferPlan>,
-    pub client: aws_sdk_s3::Client,
-    /// A copy's destination client.
-    pub to_client: Option<aws_sdk_s3::Client>,
-}
-
 /// What each action needs while it runs, shared by the transfer's worker tasks.
 struct Context {
     job: Job,
@@ -138,29 +129,6 @@ impl Work {
 /// planner fetches the next listing page, few enough that memory does not depend on the
 /// number of objects.
 const QUEUED_COPIES: usize = 1024;
-
-/// Carries out a whole plan (a saved one): copies by `concurrency` worker tasks, then deletes
-/// (held back when any copy failed). Adds its work to `counters` for the progress display.
-pub fn execute_transfer(
-    transfer: &Transfer<'_>,
-    runtime: &tokio::runtime::Handle,
-    counters: &Arc<Counters>,
-) -> TransferReport {
-    let mut execution =
-        Execution::start(transfer.job, &transfer.client, transfer.to_client.as_ref(), runtime, counters);
-    // The whole plan is known: the display gets its totals at once.
-    let copies = transfer.plan.actions.iter().filter(|action| !action.action.is_delete());
-    let (objects, bytes) = copies.fold((0, 0), |(n, b), action| (n + 1, b + action.size));
-    counters.add_planned(objects, bytes);
-    counters.listed();
-    execution.counted = true;
-    // Its `max_delete` was checked when it was made.
-    execution.held = None;
-    for action in &transfer.plan.actions {
-        execution.push(action.clone());
-    }
-    execution.finish(Ok(&transfer.plan))
-}
 
 /// Why a transfer's planning stopped before its end, for its report.
 pub struct PlanningStopped {
@@ -265,6 +233,25 @@ impl Execution {
             Some(held) => held.push(action),
             None => self.send(action),
         }
+    }
+
+    /// The listing is read again from its start (the server listed out of key order): the
+    /// held copies and the deletes are dropped, as they come again. Copies already handed to
+    /// the workers are made again too (the same objects, so no harm but time).
+    pub fn listed_again(&mut self) {
+        self.deletes.clear();
+        if let Some(held) = &mut self.held {
+            held.clear();
+        }
+    }
+
+    /// A saved plan: the display gets its totals at once (its copies are not counted as they
+    /// come), and its `max_delete` was checked when it was made (nothing is held).
+    pub fn whole_plan(&mut self, objects: u64, bytes: u64) {
+        self.context.counters.add_planned(objects, bytes);
+        self.context.counters.listed();
+        self.counted = true;
+        self.held = None;
     }
 
     fn send(&self, action: Action) {

@@ -1,9 +1,11 @@
 //! The remote side: ListObjectsV2 under the prefix, page by page, in key order.
 //!
 //! S3 returns keys in UTF-8 byte order, and the walk holds one page (≤ 1,000 keys) at a time.
-//! Not every S3-compatible server keeps that order, and NFC-normalizing an NFD key can move
-//! it: when a key arrives out of order the listing stops with `OutOfOrder`, and the caller
-//! lists again with `Order::SortInMemory`, which is exact but holds the whole listing.
+//! NFC-normalizing an NFD key moves it (to a later place, for Hangul and accented Latin): such
+//! keys wait until the listing reaches their place. Not every S3-compatible server keeps byte
+//! order: when a key still arrives out of order the listing stops with `OutOfOrder` before
+//! passing it on, and the caller lists again with `Order::SortInMemory`, which is exact but
+//! holds the whole listing.
 
 use std::collections::VecDeque;
 
@@ -339,7 +341,44 @@ pub struct FolderListing {
     partial_folder: Option<String>,
     /// The last entry passed on: its key and its stored name.
     last_key: Option<(String, String)>,
+    /// Entries whose NFC key differs from their stored name (NFD names), waiting for their
+    /// place: the server lists by stored bytes, the merge needs NFC keys (`e\u{301}` lists
+    /// before `f`, its NFC form `é` after it). Each waits until the listing reaches its key, so
+    /// NFD names never make the listing start over; a prefix of many NFD names holds them
+    /// all, as sorting it would.
+    normalized: std::collections::BinaryHeap<std::cmp::Reverse<Waiting>>,
+    /// The next entry in stored order, passed on once the waiting ones before it are.
+    next_listed: Option<Item>,
     failed: bool,
+}
+
+/// An entry with an NFC key other than its stored name, ordered as the merge needs it.
+struct Waiting(Item);
+
+impl Waiting {
+    fn order(&self) -> (&str, &str) {
+        super::item_order(&self.0)
+    }
+}
+
+impl PartialEq for Waiting {
+    fn eq(&self, other: &Self) -> bool {
+        self.order() == other.order()
+    }
+}
+
+impl Eq for Waiting {}
+
+impl PartialOrd for Waiting {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Waiting {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.order().cmp(&other.order())
+    }
 }
 
 enum Ahead {
@@ -366,6 +405,8 @@ impl FolderListing {
             current: None,
             partial_folder: None,
             last_key: None,
+            normalized: std::collections::BinaryHeap::new(),
+            next_listed: None,
             failed: false,
         }
     }
@@ -396,9 +437,39 @@ impl Iterator for FolderListing {
     type Item = Result<Item, ListError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
+        loop {
+            if self.failed {
+                return None;
+            }
+            // Pass on whichever comes first: a waiting NFD name, or the next one listed.
+            if let Some(listed) = &self.next_listed {
+                let waiting_first =
+                    self.normalized.peek().is_some_and(|waiting| waiting.0.order() <= super::item_order(listed));
+                let item = match waiting_first {
+                    true => self.normalized.pop().expect("peeked").0.0,
+                    false => self.next_listed.take().expect("checked"),
+                };
+                return self.checked(item);
+            }
+            match self.next_in_stored_order() {
+                Some(Ok(Item::Entry(entry))) if entry.stored_key.is_some() => {
+                    self.normalized.push(std::cmp::Reverse(Waiting(Item::Entry(entry))));
+                }
+                Some(Ok(item)) => self.next_listed = Some(item),
+                Some(Err(err)) => return self.fail(err),
+                None => {
+                    let waiting = self.normalized.pop()?;
+                    return self.checked(waiting.0.0);
+                }
+            }
         }
+    }
+}
+
+impl FolderListing {
+    /// The entries as the server lists them (stored byte order), across flat pages and
+    /// folders.
+    fn next_in_stored_order(&mut self) -> Option<Result<Item, ListError>> {
         if let Some(flat) = &mut self.flat {
             // Between pages of a large prefix: hand over to the folder-by-folder listing.
             if flat.pages >= FLAT_PAGES && flat.page.is_empty() && !flat.finished && flat.last_listed.is_some() {
@@ -417,17 +488,13 @@ impl Iterator for FolderListing {
                 self.top = Some(top);
                 self.flat = None;
             } else {
-                return match flat.next()? {
-                    Ok(item) => self.checked(item),
-                    Err(err) => self.fail(err),
-                };
+                return flat.next();
             }
         }
         loop {
             if let Some(current) = &mut self.current {
                 match current.next() {
-                    Some(Ok(item)) => return self.checked(item),
-                    Some(Err(err)) => return self.fail(err),
+                    Some(result) => return Some(result),
                     None => self.current = None,
                 }
             }
@@ -435,7 +502,7 @@ impl Iterator for FolderListing {
             while !self.top_done && self.folders_ahead < FOLDERS_AHEAD && self.ahead.len() < TOP_AHEAD {
                 match top.next_streamed() {
                     None => self.top_done = true,
-                    Some(Err(err)) => return self.fail(err),
+                    Some(Err(err)) => return Some(Err(err)),
                     Some(Ok(PageEntry::Item(item))) => self.ahead.push_back(Ahead::Item(item)),
                     Some(Ok(PageEntry::Folder(folder))) if self.partial_folder.as_ref() == Some(&folder) => {}
                     Some(Ok(PageEntry::Folder(folder))) => {
@@ -445,7 +512,7 @@ impl Iterator for FolderListing {
                 }
             }
             match self.ahead.pop_front()? {
-                Ahead::Item(item) => return self.checked(item),
+                Ahead::Item(item) => return Some(Ok(item)),
                 Ahead::Folder(listing) => {
                     self.folders_ahead -= 1;
                     self.current = Some(listing);

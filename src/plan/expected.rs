@@ -152,14 +152,19 @@ impl ExpectedWrites {
 
     /// Notes in `plan` which of its actions read what an earlier transfer writes.
     pub fn mark(&self, plan: &mut TransferPlan) {
+        for action in &mut plan.actions {
+            self.mark_action(action);
+        }
+    }
+
+    /// Notes in `action` when it reads what an earlier transfer writes.
+    pub fn mark_action(&self, action: &mut super::Action) {
         if self.entries.is_empty() {
             return;
         }
-        for action in &mut plan.actions {
-            let name = (action.key.clone(), action.source_name().to_string());
-            if let (Some(Some(written)), Some(source)) = (self.entries.get(&name), action.source.as_mut()) {
-                source.written_by = Some(written.by.clone());
-            }
+        let name = (action.key.clone(), action.source_name().to_string());
+        if let (Some(Some(written)), Some(source)) = (self.entries.get(&name), action.source.as_mut()) {
+            source.written_by = Some(written.by.clone());
         }
     }
 

@@ -182,6 +182,10 @@ pub struct TransferPlan {
     /// How a copy moves its objects, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_method: Option<CopyMethod>,
+    /// Uploads that continue an unfinished one, and the bytes their parts already hold (for
+    /// the summary; each action's `resume` says it in the document).
+    #[serde(skip)]
+    pub resumed: Tally,
 }
 
 /// The bucket and prefix a copy writes to.
@@ -227,8 +231,31 @@ impl CopyMethod {
 }
 
 impl TransferPlan {
+    /// The plan of `job` before its listings are read: where it goes, nothing to do yet.
+    pub fn empty(job: &Job, shard: Option<Shard>) -> TransferPlan {
+        TransferPlan {
+            name: job.name.clone(),
+            direction: job.direction,
+            bucket: job.bucket.clone(),
+            prefix: job.prefix.clone(),
+            local: job.local.clone(),
+            actions: Vec::new(),
+            skipped: Vec::new(),
+            temp_files: Vec::new(),
+            by_action: BTreeMap::new(),
+            by_reason: BTreeMap::new(),
+            shard,
+            unfinished_uploads: Vec::new(),
+            to: job.to.as_ref().map(|to| CopyPlace { bucket: to.bucket.clone(), prefix: to.prefix.clone() }),
+            copy_method: job.to.as_ref().map(|to| CopyMethod::between(&job.target, &to.target)),
+            resumed: Tally::default(),
+        }
+    }
+
+    /// Whether applying it would do anything: from its totals, so a plan whose actions went
+    /// by as a stream answers too.
     pub fn has_changes(&self) -> bool {
-        !self.actions.is_empty() || !self.unfinished_uploads.is_empty()
+        !self.actions.is_empty() || !self.by_action.is_empty() || !self.unfinished_uploads.is_empty()
     }
 
     /// Keeps, of the multipart uploads in progress under the prefix, those an interrupted
@@ -364,22 +391,7 @@ pub fn plan_streamed(
         Direction::Upload => (ActionKind::Upload, ActionKind::DeleteRemote),
         Direction::Copy => (ActionKind::Copy, ActionKind::DeleteRemote),
     };
-    let mut plan = TransferPlan {
-        name: job.name.clone(),
-        direction: job.direction,
-        bucket: job.bucket.clone(),
-        prefix: job.prefix.clone(),
-        local: job.local.clone(),
-        actions: Vec::new(),
-        skipped: Vec::new(),
-        temp_files: Vec::new(),
-        by_action: BTreeMap::new(),
-        by_reason: BTreeMap::new(),
-        shard,
-        unfinished_uploads: Vec::new(),
-        to: job.to.as_ref().map(|to| CopyPlace { bucket: to.bucket.clone(), prefix: to.prefix.clone() }),
-        copy_method: job.to.as_ref().map(|to| CopyMethod::between(&job.target, &to.target)),
-    };
+    let mut plan = TransferPlan::empty(job, shard);
     let rules = DiffRules {
         compare: job.compare,
         delete: job.delete,

@@ -68,8 +68,18 @@ impl PlanDocument {
         }
     }
 
+    /// The document as [`PlanWriter`] writes it (one way to write a plan, whole or streamed).
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("plans serialize")
+        let mut writer = PlanWriter::begin(Vec::new(), &self.manifest, self.created, self.shard).expect("in memory");
+        for plan in &self.transfers {
+            writer.begin_transfer(plan).expect("in memory");
+            for action in &plan.actions {
+                writer.action(action).expect("in memory");
+            }
+            writer.end_transfer(plan).expect("in memory");
+        }
+        let text = String::from_utf8(writer.finish().expect("in memory")).expect("JSON is text");
+        text.trim_end().to_string()
     }
 
     /// Reads a plan document; `Ok(None)` when the text is not one (such as a YAML manifest).
@@ -88,6 +98,343 @@ impl PlanDocument {
             found => return Err(PlanFileError::Version { found }),
         }
         serde_json::from_str(text).map(Some).map_err(|err| PlanFileError::Malformed(err.to_string()))
+    }
+}
+
+/// Writes a plan document as its transfers are planned: each action as it is decided, a
+/// transfer's totals after its actions, and `changes` last, so a plan of a million actions is
+/// written without being held. The document is the one [`PlanDocument`] reads (version 1: a
+/// JSON object's keys may come in any order).
+pub struct PlanWriter<W: std::io::Write> {
+    out: W,
+    transfers: usize,
+    /// Actions written in the current transfer.
+    actions: usize,
+    changes: bool,
+}
+
+/// A transfer's keys written before its actions.
+const TRANSFER_HEAD: [&str; 5] = ["name", "direction", "bucket", "prefix", "local"];
+
+impl<W: std::io::Write> PlanWriter<W> {
+    pub fn begin(
+        mut out: W,
+        manifest: &ManifestRef,
+        created: i64,
+        shard: Option<crate::shard::Shard>,
+    ) -> std::io::Result<Self> {
+        write!(out, "{{\n  \"format\": {},\n  \"version\": {PLAN_VERSION},\n", json(&PLAN_FORMAT, 2))?;
+        write!(out, "  \"manifest\": {},\n  \"created\": {created},\n", json(manifest, 2))?;
+        if let Some(shard) = shard {
+            writeln!(out, "  \"shard\": {},", json(&shard, 2))?;
+        }
+        write!(out, "  \"transfers\": [")?;
+        Ok(PlanWriter { out, transfers: 0, actions: 0, changes: false })
+    }
+
+    /// Starts a transfer: `plan` says where it goes (its actions are to come).
+    pub fn begin_transfer(&mut self, plan: &TransferPlan) -> std::io::Result<()> {
+        let separator = if self.transfers > 0 { "," } else { "" };
+        write!(self.out, "{separator}\n    {{")?;
+        self.transfers += 1;
+        self.actions = 0;
+        let fields = transfer_fields(plan);
+        for key in TRANSFER_HEAD {
+            if let Some(value) = fields.get(key) {
+                write!(self.out, "\n      {}: {},", json(&key, 6), json(value, 6))?;
+            }
+        }
+        write!(self.out, "\n      \"actions\": [")
+    }
+
+    pub fn action(&mut self, action: &super::Action) -> std::io::Result<()> {
+        let separator = if self.actions > 0 { "," } else { "" };
+        self.actions += 1;
+        write!(self.out, "{separator}\n        {}", json(action, 8))
+    }
+
+    /// Ends a transfer with its totals, skips and the rest (not its actions again).
+    pub fn end_transfer(&mut self, plan: &TransferPlan) -> std::io::Result<()> {
+        self.end_transfer_with(plan, None)
+    }
+
+    /// Ends a transfer that could not be planned to its end: its actions so far, and `error`.
+    pub fn end_failed_transfer(&mut self, plan: &TransferPlan, error: &str) -> std::io::Result<()> {
+        self.end_transfer_with(plan, Some(error))
+    }
+
+    fn end_transfer_with(&mut self, plan: &TransferPlan, error: Option<&str>) -> std::io::Result<()> {
+        write!(self.out, "{}]", if self.actions > 0 { "\n      " } else { "" })?;
+        for (key, value) in transfer_fields(plan) {
+            if key != "actions" && !TRANSFER_HEAD.contains(&key.as_str()) {
+                write!(self.out, ",\n      {}: {}", json(&key, 6), json(&value, 6))?;
+            }
+        }
+        if let Some(error) = error {
+            write!(self.out, ",\n      \"error\": {}", json(&error, 6))?;
+        }
+        write!(self.out, "\n    }}")?;
+        self.changes |= plan.has_changes();
+        Ok(())
+    }
+
+    /// Sends what is written so far on (before a message on another stream).
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Ends the document; returns the writer (flushed).
+    pub fn finish(mut self) -> std::io::Result<W> {
+        let end = if self.transfers > 0 { "\n  " } else { "" };
+        writeln!(self.out, "{end}],\n  \"changes\": {}\n}}", self.changes)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// A transfer's fields as JSON, by key (its actions too, when it holds them).
+fn transfer_fields(plan: &TransferPlan) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::to_value(plan).expect("plans serialize") {
+        serde_json::Value::Object(fields) => fields,
+        _ => unreachable!("a transfer is a JSON object"),
+    }
+}
+
+/// `value` as pretty JSON, its later lines indented by `indent` spaces (where it sits).
+fn json(value: &impl Serialize, indent: usize) -> String {
+    let text = serde_json::to_string_pretty(value).expect("plans serialize");
+    if text.contains('\n') { text.replace('\n', &format!("\n{}", " ".repeat(indent))) } else { text }
+}
+
+/// What a saved plan says before its transfers' contents: read first, in one pass that
+/// keeps none of the actions.
+#[derive(Debug, Clone)]
+pub struct PlanHeader {
+    pub manifest: ManifestRef,
+    pub created: i64,
+    pub shard: Option<crate::shard::Shard>,
+    /// The transfers' names, in order.
+    pub transfers: Vec<String>,
+}
+
+impl PlanHeader {
+    /// Reads the header of a plan document (`open` gives its bytes, once per pass); `Ok(None)`
+    /// when the text is not one (such as a YAML manifest).
+    pub fn read<R: std::io::Read>(open: impl Fn() -> std::io::Result<R>) -> Result<Option<PlanHeader>, PlanFileError> {
+        #[derive(Deserialize)]
+        struct Format {
+            format: Option<String>,
+            version: Option<u32>,
+        }
+        #[derive(Deserialize)]
+        struct Named {
+            name: String,
+        }
+        #[derive(Deserialize)]
+        struct Header {
+            manifest: ManifestRef,
+            created: i64,
+            shard: Option<crate::shard::Shard>,
+            transfers: Vec<Named>,
+        }
+        let read = |what| {
+            open().map(std::io::BufReader::new).map_err(|err| PlanFileError::Malformed(format!("{what}: {err}")))
+        };
+        let Ok(format) = serde_json::from_reader::<_, Format>(read("cannot read it")?) else { return Ok(None) };
+        if format.format.as_deref() != Some(PLAN_FORMAT) {
+            return Ok(None);
+        }
+        match format.version {
+            Some(PLAN_VERSION) => {}
+            found => return Err(PlanFileError::Version { found }),
+        }
+        let header = serde_json::from_reader::<_, Header>(read("cannot read it again")?)
+            .map_err(|err| PlanFileError::Malformed(err.to_string()))?;
+        Ok(Some(PlanHeader {
+            manifest: header.manifest,
+            created: header.created,
+            shard: header.shard,
+            transfers: header.transfers.into_iter().map(|named| named.name).collect(),
+        }))
+    }
+}
+
+/// One step of reading a saved plan's transfers in order.
+#[derive(Debug)]
+pub enum SavedEvent {
+    /// A transfer starts (its name).
+    Begin(String),
+    /// One of its actions, in key order.
+    Action(super::Action),
+    /// Its totals, skips, temp files and unfinished uploads (without its actions).
+    End(TransferPlan),
+}
+
+/// The transfers of a plan document, read from `reader` as a stream of [`SavedEvent`]s on a
+/// thread of its own through a bounded queue, so a plan of a million actions is applied in
+/// memory that does not depend on its size. A transfer's `name` must come before its
+/// `actions`, as haul writes them.
+pub struct SavedTransfers {
+    events: std::sync::mpsc::Receiver<Result<SavedEvent, PlanFileError>>,
+}
+
+impl SavedTransfers {
+    pub fn read(reader: impl std::io::Read + Send + 'static) -> SavedTransfers {
+        let (sender, events) = std::sync::mpsc::sync_channel(1024);
+        std::thread::spawn(move || {
+            let mut deserializer = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
+            let mut forward = Forward { sender: &sender, gone: false };
+            let result = serde::de::DeserializeSeed::deserialize(DocumentSeed(&mut forward), &mut deserializer);
+            if let Err(err) = result
+                && !forward.gone
+            {
+                let _ = sender.send(Err(PlanFileError::Malformed(err.to_string())));
+            }
+        });
+        SavedTransfers { events }
+    }
+}
+
+impl Iterator for SavedTransfers {
+    type Item = Result<SavedEvent, PlanFileError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.events.recv().ok()
+    }
+}
+
+/// Hands events to the reader of [`SavedTransfers`]; stops the parse when it has gone.
+struct Forward<'a> {
+    sender: &'a std::sync::mpsc::SyncSender<Result<SavedEvent, PlanFileError>>,
+    gone: bool,
+}
+
+impl Forward<'_> {
+    fn send<E: serde::de::Error>(&mut self, event: SavedEvent) -> Result<(), E> {
+        self.sender.send(Ok(event)).map_err(|_| {
+            self.gone = true;
+            E::custom("the reader stopped")
+        })
+    }
+}
+
+struct DocumentSeed<'f, 'a>(&'f mut Forward<'a>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for DocumentSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DocumentSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a plan document")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "transfers" {
+                map.next_value_seed(TransfersSeed(&mut *self.0))?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct TransfersSeed<'f, 'a>(&'f mut Forward<'a>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for TransfersSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TransfersSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a list of transfers")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(TransferSeed(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+}
+
+struct TransferSeed<'f, 'a>(&'f mut Forward<'a>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for TransferSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for TransferSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a transfer")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        use serde::de::Error as _;
+        let mut fields = serde_json::Map::new();
+        let mut begun = false;
+        while let Some(key) = map.next_key::<String>()? {
+            if key != "actions" {
+                fields.insert(key, map.next_value()?);
+                continue;
+            }
+            let name = fields.get("name").and_then(|name| name.as_str());
+            let name = name.ok_or_else(|| A::Error::custom("a transfer's `actions` come before its `name`"))?;
+            self.0.send(SavedEvent::Begin(name.to_string()))?;
+            begun = true;
+            map.next_value_seed(ActionsSeed(&mut *self.0))?;
+        }
+        if !begun {
+            let name = fields.get("name").and_then(|name| name.as_str());
+            let name = name.ok_or_else(|| A::Error::custom("a transfer without a `name`"))?;
+            self.0.send(SavedEvent::Begin(name.to_string()))?;
+        }
+        fields.insert("actions".into(), serde_json::Value::Array(Vec::new()));
+        let plan: TransferPlan = serde_json::from_value(serde_json::Value::Object(fields)).map_err(A::Error::custom)?;
+        self.0.send(SavedEvent::End(plan))
+    }
+}
+
+struct ActionsSeed<'f, 'a>(&'f mut Forward<'a>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ActionsSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ActionsSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a list of actions")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(action) = seq.next_element::<super::Action>()? {
+            self.0.send(SavedEvent::Action(action))?;
+        }
+        Ok(())
     }
 }
 
@@ -122,36 +469,47 @@ pub struct StaleObject {
 
 impl TransferPlan {
     /// The plan's objects whose source or destination differs from the current listings
-    /// (each in key order, as the listing stage yields them). A merge join over the plan's
-    /// actions, which are in key order: one item of each listing in memory at a time.
+    /// (see [`stale_objects`]).
     pub fn stale_objects(
         &self,
         source: impl IntoIterator<Item = Item>,
         destination: impl IntoIterator<Item = Item>,
     ) -> Vec<StaleObject> {
-        let mut source = Cursor::new(source.into_iter());
-        let mut destination = Cursor::new(destination.into_iter());
-        let mut stale = Vec::new();
-        for action in &self.actions {
-            let sides = [
-                (Side::Source, &action.source, source.find(&action.key, action.source_name())),
-                (Side::Destination, &action.destination, destination.find(&action.key, action.destination_name())),
-            ];
-            for (side, planned, current) in sides {
-                let now = current.as_ref().map(Fingerprint::from);
-                if !same_state(planned.as_ref(), now.as_ref()) {
-                    stale.push(StaleObject {
-                        transfer: self.name.clone(),
-                        key: action.key.clone(),
-                        side,
-                        planned: planned.clone(),
-                        now,
-                    });
-                }
+        stale_objects(&self.name, self.actions.iter().cloned(), source, destination)
+    }
+}
+
+/// The objects of `actions` (transfer `transfer`'s, in key order) whose source or destination
+/// differs from the current listings (each in key order, as the listing stage yields them).
+/// A merge join: one action and one item of each listing in memory at a time.
+pub fn stale_objects(
+    transfer: &str,
+    actions: impl IntoIterator<Item = super::Action>,
+    source: impl IntoIterator<Item = Item>,
+    destination: impl IntoIterator<Item = Item>,
+) -> Vec<StaleObject> {
+    let mut source = Cursor::new(source.into_iter());
+    let mut destination = Cursor::new(destination.into_iter());
+    let mut stale = Vec::new();
+    for action in actions {
+        let sides = [
+            (Side::Source, &action.source, source.find(&action.key, action.source_name())),
+            (Side::Destination, &action.destination, destination.find(&action.key, action.destination_name())),
+        ];
+        for (side, planned, current) in sides {
+            let now = current.as_ref().map(Fingerprint::from);
+            if !same_state(planned.as_ref(), now.as_ref()) {
+                stale.push(StaleObject {
+                    transfer: transfer.to_string(),
+                    key: action.key.clone(),
+                    side,
+                    planned: planned.clone(),
+                    now,
+                });
             }
         }
-        stale
     }
+    stale
 }
 
 /// Equal size and mtime, and equal ETags where both sides have one (a local file has none).
@@ -265,6 +623,7 @@ mod tests {
             unfinished_uploads: vec![],
             to: None,
             copy_method: None,
+            resumed: Default::default(),
         }
     }
 
@@ -330,5 +689,49 @@ mod tests {
         assert!(PlanDocument::from_json("{\"version\": 1}").unwrap().is_none());
         let future = doc.to_json().replace("\"version\": 1", "\"version\": 99");
         assert!(matches!(PlanDocument::from_json(&future), Err(PlanFileError::Version { found: Some(99) })));
+    }
+
+    #[test]
+    fn a_saved_plan_is_read_back_as_a_stream_transfer_by_transfer() {
+        let mut first =
+            plan(vec![action("a", Some(fp(1, 10, Some("e1"))), None), action("한글/b", None, Some(fp(2, 5, None)))]);
+        first.name = "first".into();
+        let mut second = plan(vec![]);
+        second.name = "second".into();
+        second.temp_files = vec![".haul-1-x.tmp".into()];
+        let doc = PlanDocument::new(ManifestRef::new("/m.yaml".into(), "version: 1\n"), 5, vec![first, second], None);
+        let text = doc.to_json();
+        let header = PlanHeader::read(|| Ok(text.as_bytes())).unwrap().expect("a plan");
+        assert_eq!(
+            (header.transfers, header.created, header.manifest),
+            (vec!["first".into(), "second".into()], 5, doc.manifest.clone())
+        );
+        let events: Vec<SavedEvent> =
+            SavedTransfers::read(std::io::Cursor::new(text.clone().into_bytes())).collect::<Result<_, _>>().unwrap();
+        let [
+            SavedEvent::Begin(one),
+            SavedEvent::Action(a),
+            SavedEvent::Action(b),
+            SavedEvent::End(first),
+            SavedEvent::Begin(two),
+            SavedEvent::End(second),
+        ] = &events[..]
+        else {
+            panic!("{events:?}")
+        };
+        assert_eq!((one.as_str(), two.as_str()), ("first", "second"));
+        assert_eq!([a, b], [&doc.transfers[0].actions[0], &doc.transfers[0].actions[1]]);
+        assert!(first.actions.is_empty() && first.name == "first");
+        assert_eq!(second.temp_files, doc.transfers[1].temp_files);
+
+        // Cut short: what was whole comes through, then the damage is said.
+        let cut = text[..text.find("한글").unwrap()].to_string();
+        let events: Vec<_> = SavedTransfers::read(std::io::Cursor::new(cut.into_bytes())).collect();
+        assert!(matches!(events.first(), Some(Ok(SavedEvent::Begin(_)))), "{events:?}");
+        assert!(matches!(events.last(), Some(Err(PlanFileError::Malformed(_)))), "{events:?}");
+        // Not a plan: a manifest.
+        assert!(PlanHeader::read(|| Ok("version: 1\ntransfers: []\n".as_bytes())).unwrap().is_none());
+        let gone = text.replacen("\"transfers\"", "\"transfers_gone\"", 1);
+        assert!(matches!(PlanHeader::read(|| Ok(gone.as_bytes())), Err(PlanFileError::Malformed(_))));
     }
 }
