@@ -140,7 +140,7 @@ pub struct PlanningStopped {
 
 impl PlanningStopped {
     pub fn interrupted() -> PlanningStopped {
-        PlanningStopped { error: "interrupted before its listing ended".into(), hint: None, interrupted: true }
+        PlanningStopped { error: "stopped by a signal; no delete ran".into(), hint: None, interrupted: true }
     }
 }
 
