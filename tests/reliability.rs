@@ -303,6 +303,28 @@ fn a_file_changed_during_its_upload_is_reported_and_never_stored_mixed() {
     }
 }
 
+/// Files under `root` that are not haul temp files, counted while a run writes there (a file
+/// renamed or removed under the walk is passed over).
+fn files_in(root: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(root) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => files_in(&entry.path()),
+            Ok(_) => usize::from(!entry.file_name().to_string_lossy().starts_with(".haul-")),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// When a test kills a run.
+#[derive(Debug, Clone, Copy)]
+enum KillAt {
+    Millis(u64),
+    /// Once the destination holds this many objects.
+    Objects(usize),
+}
+
 #[test]
 fn kill_9_at_any_point_then_one_run_finishes_exactly() {
     let f = Fixture::s3s_fs();
@@ -315,16 +337,19 @@ fn kill_9_at_any_point_then_one_run_finishes_exactly() {
     let proxy = RecordingProxy::start(&f.endpoint).unwrap();
     proxy.set_faults(&[FaultRule::new(Fault::Delay(Duration::from_millis(50)), 1, u64::MAX)]);
     let m = f.two_way_manifest(proxy.endpoint(), "  concurrency: 4\n");
-    let delays = [10u64, 60, 150, 400];
+    // Kill points: right after the start (before any object, by time), then once 1, 10 and 25
+    // of the 42 objects are in place (by what the destination holds, so a slow machine moves
+    // the kill, not whether it lands mid-transfer).
+    let kill_points = [KillAt::Millis(10), KillAt::Objects(1), KillAt::Objects(10), KillAt::Objects(25)];
     // Per direction, the kills that left the destination partly written: a kill must land
     // mid-transfer, not only before the first object or after the last.
     let mut partial = std::collections::BTreeMap::new();
     let count = |direction: &str| match direction {
         "up" => f.keys().len(),
-        _ => tree(&f.path("back")).keys().filter(|k| !k.rsplit('/').next().unwrap().starts_with(".haul-")).count(),
+        _ => files_in(&f.path("back")),
     };
     for direction in ["up", "down"] {
-        for delay in delays {
+        for kill_at in kill_points {
             // Start each round from an empty destination.
             if direction == "up" {
                 for key in f.keys() {
@@ -339,8 +364,15 @@ fn kill_9_at_any_point_then_one_run_finishes_exactly() {
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap();
-            std::thread::sleep(Duration::from_millis(delay));
-            assert!(child.try_wait().unwrap().is_none(), "the run ended before the kill at {delay} ms");
+            match kill_at {
+                KillAt::Millis(delay) => std::thread::sleep(Duration::from_millis(delay)),
+                KillAt::Objects(objects) => {
+                    while count(direction) < objects && child.try_wait().unwrap().is_none() {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+            assert!(child.try_wait().unwrap().is_none(), "the run ended before the kill at {kill_at:?}");
             child.kill().unwrap(); // SIGKILL: no handler runs, nothing is cleaned up
             child.wait().unwrap();
             let done = count(direction);
@@ -349,12 +381,12 @@ fn kill_9_at_any_point_then_one_run_finishes_exactly() {
             }
             f.apply(&[&m, "--only", direction, "--quiet"]).expect_code(0);
             if direction == "down" {
-                assert_eq!(tree(&f.path("back")), tree(&f.path("local")), "after a kill at {delay} ms");
+                assert_eq!(tree(&f.path("back")), tree(&f.path("local")), "after a kill at {kill_at:?}");
             } else {
                 // Then download to compare the bucket byte for byte.
                 let _ = std::fs::remove_dir_all(f.path("back"));
                 f.apply(&[&m, "--only", "down", "--quiet"]).expect_code(0);
-                assert_eq!(tree(&f.path("back")), tree(&f.path("local")), "after a kill at {delay} ms");
+                assert_eq!(tree(&f.path("back")), tree(&f.path("local")), "after a kill at {kill_at:?}");
             }
             f.plan(&[&m, "--detailed-exitcode"]).expect_code(0);
         }
