@@ -125,9 +125,10 @@ pub struct TransferReport {
     /// unreadable files, ...): the plan's `skipped` list.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped_objects: Vec<crate::plan::NotableSkip>,
-    /// Temp files of an earlier, killed run that were removed before starting.
+    /// Temp files of an earlier, killed run that were removed.
     pub temp_files_removed: u64,
-    /// Multipart uploads an interrupted run left under the prefix, aborted before starting.
+    /// Multipart uploads an interrupted run left under the prefix, aborted (none of this
+    /// run's uploads continued them).
     #[serde(skip_serializing_if = "is_zero")]
     pub uploads_aborted: u64,
     /// Bytes of large uploads an earlier attempt or run had sent, checked and not sent again.
@@ -191,8 +192,7 @@ pub struct FailureGroup {
 
 impl TransferReport {
     pub fn new(plan: &TransferPlan) -> Self {
-        let mut report = Self::not_run(&plan.name, plan.direction, String::new());
-        report.error = None;
+        let mut report = Self::empty(&plan.name, plan.direction);
         report.add_plan(plan);
         report
     }
@@ -217,8 +217,8 @@ impl TransferReport {
         }
     }
 
-    /// A transfer that could not start (listing or planning failed).
-    pub fn not_run(name: &str, direction: Direction, error: String) -> Self {
+    /// A transfer with nothing done yet (and nothing gone wrong).
+    pub fn empty(name: &str, direction: Direction) -> Self {
         TransferReport {
             name: name.to_string(),
             direction,
@@ -235,12 +235,17 @@ impl TransferReport {
             uploads_left: 0,
             downloads_left: 0,
             deletes_held_back: 0,
-            error: Some(error),
+            error: None,
             hint: None,
             stopped_before_start: false,
             failure_groups: Vec::new(),
             failures: Vec::new(),
         }
+    }
+
+    /// A transfer that could not start (listing or planning failed).
+    pub fn not_run(name: &str, direction: Direction, error: String) -> Self {
+        TransferReport { error: Some(error), ..Self::empty(name, direction) }
     }
 
     /// A transfer whose turn never came: the run was interrupted first.

@@ -154,19 +154,34 @@ pub fn checksums_of_range(
     algorithms: &[Algorithm],
     chunk: usize,
 ) -> std::io::Result<Vec<String>> {
-    use std::os::unix::fs::FileExt as _;
     let mut hashers: Vec<Hasher> = algorithms.iter().map(|algorithm| Hasher::new(*algorithm)).collect();
+    read_range(file, offset, length, chunk, |piece| {
+        for hasher in &mut hashers {
+            hasher.update(piece);
+        }
+    })?;
+    Ok(hashers.into_iter().zip(algorithms).map(|(hasher, algorithm)| encode(*algorithm, &hasher.finish())).collect())
+}
+
+/// Reads `length` bytes of `file` from `offset` in pieces of at most `chunk` bytes (one
+/// buffer), handing each piece to `each` in order.
+pub fn read_range(
+    file: &std::fs::File,
+    offset: u64,
+    length: u64,
+    chunk: usize,
+    mut each: impl FnMut(&[u8]),
+) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt as _;
     let mut buffer = vec![0; chunk.min(length as usize)];
     let mut done = 0;
     while done < length {
         let piece = &mut buffer[..chunk.min((length - done) as usize)];
         file.read_exact_at(piece, offset + done)?;
-        for hasher in &mut hashers {
-            hasher.update(piece);
-        }
+        each(piece);
         done += piece.len() as u64;
     }
-    Ok(hashers.into_iter().zip(algorithms).map(|(hasher, algorithm)| encode(*algorithm, &hasher.finish())).collect())
+    Ok(())
 }
 
 /// The checksum of `reader` as S3 would report it: whole, or composite over `part_size`

@@ -12,7 +12,7 @@ use crate::error::{Exit, HaulError};
 use crate::exec::{Execution, PlanningStopped};
 use crate::listing::sides::with_sides;
 use crate::manifest;
-use crate::plan::expected::{ExpectedWrites, Writers};
+use crate::plan::expected::{EarlierPlans, ExpectedWrites};
 use crate::plan::saved::{PlanHeader, SavedEvent, SavedTransfers};
 use crate::plan::{ManifestRef, PlanFileError, TransferPlan};
 use crate::progress::{Counters, ProgressMode, Ticker};
@@ -107,7 +107,7 @@ fn cap_bandwidth(loaded: &mut manifest::Manifest, rate: Option<u64>) {
     }
 }
 
-/// Carries out a loaded manifest: each transfer planned right before it runs. `lock_base`
+/// Carries out a loaded manifest: each transfer planned as it runs. `lock_base`
 /// (the manifest's path) names the run lock, unless `--lock-file` does.
 pub(super) fn apply_manifest(
     loaded: &manifest::Manifest,
@@ -155,9 +155,7 @@ pub(super) fn apply_manifest(
                 execution.finish(Ok(&plan))
             }
             // Said once, in the report (with its hint), not also on stderr.
-            Err(err) => {
-                execution.finish(Err(PlanningStopped { error: err.to_string(), hint: err.help(), interrupted: false }))
-            }
+            Err(err) => execution.finish(Err(stopped_by(&err))),
         });
     }
     run.finish(reports, options)
@@ -192,10 +190,8 @@ fn apply_saved(path: &Path, header: PlanHeader, options: &ApplyOptions, style: S
     let damaged = |source| HaulError::PlanFile { path: path.to_path_buf(), source };
 
     // First pass: every action against fresh listings.
-    let read_later = super::plan::read_by_a_later_transfer(&jobs);
-    let mut kept: Vec<Option<TransferPlan>> = Vec::new();
-    let mut writers = Writers::default();
-    let mut totals = Vec::new();
+    let mut earlier = EarlierPlans::new(&jobs);
+    let mut copies = Vec::new();
     let mut stale = Vec::new();
     let mut events = read_plan()?;
     for (index, job) in jobs.iter().copied().enumerate() {
@@ -203,9 +199,8 @@ fn apply_saved(path: &Path, header: PlanHeader, options: &ApplyOptions, style: S
         let client = clients.get(&runtime, job);
         let to_client = clients.to(&runtime, job);
         // What the transfers before this one will write was planned in, as `plan` did.
-        let earlier = writers.under_source_of(job).into_iter().filter_map(|i| Some((jobs[i], kept[i].as_ref()?)));
-        let expected = ExpectedWrites::for_source_of(job, earlier, header.created * 1000);
-        let mut actions = TransferActions::new(&mut events, read_later[index]);
+        let expected = earlier.expected_for(index, header.created * 1000);
+        let mut actions = TransferActions::new(&mut events, earlier.keeps(index));
         if !actions.is_empty() {
             let mut listings = 0;
             let (found, _) = with_sides(job, &client, to_client.as_ref(), runtime.handle(), |source, destination| {
@@ -222,17 +217,11 @@ fn apply_saved(path: &Path, header: PlanHeader, options: &ApplyOptions, style: S
         }
         let (plan, kept_actions) = actions.finish();
         let mut plan = plan.map_err(damaged)?;
-        let copies = plan.by_action.iter().filter(|(kind, _)| !kind.is_delete());
-        totals.push(copies.fold((0, 0), |(objects, bytes), (_, tally)| (objects + tally.objects, bytes + tally.bytes)));
-        writers.add(index, job);
-        if let Some(actions) = kept_actions {
-            plan.actions = actions;
-            kept.push(Some(plan));
-        } else {
-            kept.push(None);
-        }
+        copies.push(plan.copies());
+        plan.actions = kept_actions.unwrap_or_default();
+        earlier.add(Some(plan));
     }
-    drop(kept);
+    drop(earlier);
     if !stale.is_empty() {
         return Err(HaulError::StalePlan { objects: stale });
     }
@@ -250,24 +239,22 @@ fn apply_saved(path: &Path, header: PlanHeader, options: &ApplyOptions, style: S
         let mut execution = Execution::start(job, &client, to_client.as_ref(), runtime.handle(), &run.counters);
         // The plan's totals are known from the first pass, and its `max_delete` was checked
         // when it was made.
-        execution.whole_plan(totals[index].0, totals[index].1);
+        execution.whole_plan(copies[index]);
         let mut actions = TransferActions::new(&mut events, false);
         for action in &mut actions {
             execution.push(action);
         }
         reports.push(match actions.finish().0 {
             Ok(plan) => execution.finish(Ok(&plan)),
-            Err(err) => {
-                let error = damaged(err);
-                execution.finish(Err(PlanningStopped {
-                    error: error.to_string(),
-                    hint: error.help(),
-                    interrupted: false,
-                }))
-            }
+            Err(err) => execution.finish(Err(stopped_by(&damaged(err)))),
         });
     }
     run.finish(reports, options)
+}
+
+/// Why a transfer stopped before its plan was whole, for its report (with the error's hint).
+fn stopped_by(err: &HaulError) -> PlanningStopped {
+    PlanningStopped { error: err.to_string(), hint: err.help(), interrupted: false }
 }
 
 /// The next event must start transfer `name`.

@@ -12,7 +12,7 @@ use crate::content_check::ContentChecker;
 use crate::error::{Exit, HaulError};
 use crate::listing::sides::with_sides;
 use crate::manifest::{CompareMode, Direction, Job};
-use crate::plan::expected::{ExpectedWrites, Writers};
+use crate::plan::expected::{EarlierPlans, ExpectedWrites};
 use crate::plan::render::Table;
 use crate::plan::saved::PlanWriter;
 use crate::plan::{Action, ManifestRef, TransferPlan};
@@ -79,16 +79,14 @@ pub(super) fn plan_manifest(
     let mut save_error = None;
     // A later transfer that reads where an earlier one writes is planned on what that one
     // will have written (as `apply` runs them in order): those earlier plans are kept whole.
-    let read_later = read_by_a_later_transfer(&jobs);
-    let mut kept: Vec<Option<TransferPlan>> = Vec::new();
-    let mut writers = Writers::default();
+    let mut earlier = EarlierPlans::new(&jobs);
     let mut failed = false;
     let mut changes = false;
-    for (index, job) in jobs.iter().enumerate() {
+    for (index, job) in jobs.iter().copied().enumerate() {
         let client = clients.get(&runtime, job);
         let to_client = clients.to(&runtime, job);
-        let earlier = writers.under_source_of(job).into_iter().filter_map(|i| Some((jobs[i], kept[i].as_ref()?)));
-        let expected = ExpectedWrites::for_source_of(job, earlier, created * 1000);
+        let expected = earlier.expected_for(index, created * 1000);
+        let keep = earlier.keeps(index);
         let heading = TransferPlan::empty(job, shard);
         let mut table = (output == OutputFormat::Table).then(|| Table::begin(&heading));
         if let Some(printed) = &mut printed {
@@ -108,9 +106,11 @@ pub(super) fn plan_manifest(
                             "note: `{}` was listed out of key order and is planned again from its start",
                             job.name
                         );
-                        save_error = save_error.take().or(Some(std::io::Error::other(
-                            "the server listed out of key order; run `haul plan` again to save a plan",
-                        )));
+                        save_error.get_or_insert_with(|| {
+                            std::io::Error::other(
+                                "the server listed out of key order; run `haul plan` again to save a plan",
+                            )
+                        });
                         actions.clear();
                         return;
                     }
@@ -126,7 +126,7 @@ pub(super) fn plan_manifest(
                 {
                     save_error = saved.action(&action).err();
                 }
-                if read_later[index] {
+                if keep {
                     actions.push(action);
                 }
             });
@@ -142,9 +142,8 @@ pub(super) fn plan_manifest(
                     save_error = save_error.or(saved.end_transfer(&plan).err());
                 }
                 changes |= plan.has_changes();
-                writers.add(index, job);
                 plan.actions = actions;
-                kept.push(read_later[index].then_some(plan));
+                earlier.add(Some(plan));
             }
             Err(err) => {
                 // One transfer failing to plan does not hide the others' plans.
@@ -155,7 +154,7 @@ pub(super) fn plan_manifest(
                 let _ = stdout.flush();
                 eprint!("{}", render::error(&err, style));
                 failed = true;
-                kept.push(None);
+                earlier.add(None);
             }
         }
     }
@@ -187,21 +186,6 @@ pub(super) fn plan_manifest(
     } else {
         Exit::Success
     })
-}
-
-/// For each job, whether a later one reads where it writes (see `ExpectedWrites`).
-pub(super) fn read_by_a_later_transfer(jobs: &[&Job]) -> Vec<bool> {
-    let mut writers = Writers::default();
-    for (index, job) in jobs.iter().enumerate() {
-        writers.add(index, job);
-    }
-    let mut read_later = vec![false; jobs.len()];
-    for (reader, job) in jobs.iter().enumerate() {
-        for writer in writers.under_source_of(job).into_iter().filter(|&writer| writer < reader) {
-            read_later[writer] = true;
-        }
-    }
-    read_later
 }
 
 /// The manifest as a saved plan names it: absolute path and digest.

@@ -431,17 +431,8 @@ fn gaps(ranges: &[(u64, u64)], have: &mut Vec<(u64, u64, u64)>) -> Vec<(u64, u64
 /// Whether `(start, length, crc)` of `file` still holds the bytes it was recorded with.
 fn range_reads_back(file: &File, (start, length, crc): (u64, u64, u64), algorithm: crc_fast::CrcAlgorithm) -> bool {
     let mut digest = crc_fast::Digest::new(algorithm);
-    let mut buffer = vec![0u8; (256 * 1024).min(length as usize)];
-    let mut done = 0;
-    while done < length {
-        let piece = &mut buffer[..(256 * 1024).min((length - done) as usize)];
-        if file.read_exact_at(piece, start + done).is_err() {
-            return false;
-        }
-        digest.update(piece);
-        done += piece.len() as u64;
-    }
-    digest.finalize() == crc
+    let read = crate::checksum::read_range(file, start, length, 256 * 1024, |piece| digest.update(piece));
+    read.is_ok() && digest.finalize() == crc
 }
 
 /// A HEAD with checksum mode, `If-Match` on `etag`, of the whole object or of one part.

@@ -27,7 +27,7 @@ mod upload;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,11 +57,11 @@ struct Context {
     throttle: Option<Arc<throttle::Throttle>>,
     /// Multipart uploads under way or left by a failed attempt, by key: a retry continues
     /// its own, and what is left at the end is for the next run to continue.
-    uploads_left: Mutex<std::collections::HashMap<String, String>>,
+    uploads_left: Mutex<HashMap<String, String>>,
     /// Bytes not sent again because an upload was continued.
-    resumed_bytes: std::sync::atomic::AtomicU64,
+    resumed_bytes: AtomicU64,
     /// Uploads that could not be continued and started over.
-    restarted_uploads: std::sync::atomic::AtomicU64,
+    restarted_uploads: AtomicU64,
     /// Temp files of ranged downloads an attempt of this run left with their records, by key:
     /// the next attempt, or the next run, continues them.
     partial_downloads: Mutex<HashMap<String, PathBuf>>,
@@ -192,15 +192,15 @@ impl Execution {
             },
             throttle: job.bandwidth.map(|rate| Arc::new(throttle::Throttle::new(rate))),
             uploads_left: Mutex::new(HashMap::new()),
-            resumed_bytes: std::sync::atomic::AtomicU64::new(0),
-            restarted_uploads: std::sync::atomic::AtomicU64::new(0),
+            resumed_bytes: AtomicU64::new(0),
+            restarted_uploads: AtomicU64::new(0),
             partial_downloads: Mutex::new(HashMap::new()),
             stale_partials: Mutex::new(StalePartials::default()),
         });
         let (sender, receiver) = tokio::sync::mpsc::channel(QUEUED_COPIES);
         let work = Arc::new(Work {
             queue: tokio::sync::Mutex::new(receiver),
-            report: Mutex::new(TransferReport::not_run(&job.name, job.direction, String::new())),
+            report: Mutex::new(TransferReport::empty(&job.name, job.direction)),
             moved_extensions: Mutex::new(BTreeSet::new()),
         });
         let workers = {
@@ -247,8 +247,8 @@ impl Execution {
 
     /// A saved plan: the display gets its totals at once (its copies are not counted as they
     /// come), and its `max_delete` was checked when it was made (nothing is held).
-    pub fn whole_plan(&mut self, objects: u64, bytes: u64) {
-        self.context.counters.add_planned(objects, bytes);
+    pub fn whole_plan(&mut self, copies: crate::plan::Tally) {
+        self.context.counters.add_planned(copies.objects, copies.bytes);
         self.context.counters.listed();
         self.counted = true;
         self.held = None;
@@ -289,9 +289,8 @@ impl Execution {
         folders.par_iter().for_each(|folder| download::sync_folder(folder));
         let mut report = std::mem::replace(
             &mut *self.work.report.lock().expect("report lock"),
-            TransferReport::not_run("", context.job.direction, String::new()),
+            TransferReport::empty("", context.job.direction),
         );
-        report.error = None;
         report.bytes_resumed = context.resumed_bytes.load(Ordering::Relaxed);
         report.uploads_restarted = context.restarted_uploads.load(Ordering::Relaxed);
         report.uploads_left = context.uploads_left.lock().expect("uploads lock").len() as u64;

@@ -18,19 +18,19 @@ use crate::manifest::{Direction, Job};
 /// so a later transfer looks only at those that write where it reads: a manifest may hold
 /// 100,000 transfers, and asking every earlier one would make planning quadratic.
 #[derive(Debug, Default)]
-pub struct Writers {
+struct Writers {
     /// Where each writes (see [`place`]) -> the transfers writing exactly there.
     places: BTreeMap<String, Vec<usize>>,
 }
 
 impl Writers {
     /// Notes that transfer `index` writes where `job` writes.
-    pub fn add(&mut self, index: usize, job: &Job) {
+    fn add(&mut self, index: usize, job: &Job) {
         self.places.entry(Spot::written_by(job).place()).or_default().push(index);
     }
 
     /// The transfers that write at, inside or above where `job` reads, in run order.
-    pub fn under_source_of(&self, job: &Job) -> Vec<usize> {
+    fn under_source_of(&self, job: &Job) -> Vec<usize> {
         let read = Spot::read_by(job).place();
         // At or inside: the places that start with it (a place ends with its separator).
         let mut found: Vec<usize> = self
@@ -47,6 +47,54 @@ impl Writers {
         }
         found.sort_unstable();
         found
+    }
+}
+
+/// The plans of a run's transfers that later transfers read from, kept as they are made, so
+/// each transfer is planned on what the earlier ones will have written and no other plan is
+/// held (a plan of a million actions is written out as it is made).
+pub struct EarlierPlans<'a> {
+    jobs: &'a [&'a Job],
+    writers: Writers,
+    /// Per transfer: whether a later one reads where it writes.
+    read_later: Vec<bool>,
+    /// The plans made so far, in run order; those no later transfer reads from are `None`.
+    kept: Vec<Option<TransferPlan>>,
+}
+
+impl<'a> EarlierPlans<'a> {
+    pub fn new(jobs: &'a [&'a Job]) -> Self {
+        let mut writers = Writers::default();
+        for (index, job) in jobs.iter().enumerate() {
+            writers.add(index, job);
+        }
+        let mut read_later = vec![false; jobs.len()];
+        for (reader, job) in jobs.iter().enumerate() {
+            for writer in writers.under_source_of(job).into_iter().filter(|&writer| writer < reader) {
+                read_later[writer] = true;
+            }
+        }
+        EarlierPlans { jobs, writers, read_later, kept: Vec::new() }
+    }
+
+    /// Whether transfer `index`'s actions are to be kept (a later transfer reads from it).
+    pub fn keeps(&self, index: usize) -> bool {
+        self.read_later[index]
+    }
+
+    /// What the transfers before `index` will have written under its source.
+    pub fn expected_for(&self, index: usize, written_at_ms: i64) -> ExpectedWrites {
+        let job = self.jobs[index];
+        let earlier = self.writers.under_source_of(job).into_iter().filter(|&writer| writer < index);
+        let earlier = earlier.filter_map(|writer| Some((self.jobs[writer], self.kept.get(writer)?.as_ref()?)));
+        ExpectedWrites::for_source_of(job, earlier, written_at_ms)
+    }
+
+    /// Records the next transfer's plan (`None`: it could not be planned); kept only when a
+    /// later transfer reads from it.
+    pub fn add(&mut self, plan: Option<TransferPlan>) {
+        let keep = self.read_later[self.kept.len()];
+        self.kept.push(plan.filter(|_| keep));
     }
 }
 

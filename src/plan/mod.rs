@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use diff::{Decision, DiffRules, Reason, SkipKind};
-pub use saved::{ManifestRef, PlanDocument, PlanFileError, Side, StaleObject};
+pub use saved::{ManifestRef, PlanFileError, Side, StaleObject};
 
 use crate::listing::{Entry, Item, SkipReason};
 use crate::manifest::{Direction, Job};
@@ -269,8 +269,18 @@ impl TransferPlan {
         self.unfinished_uploads = left.into_rest();
     }
 
+    /// The deletes it plans, from its totals (a streamed plan holds no actions).
     pub fn deletes(&self) -> u64 {
-        self.actions.iter().filter(|a| a.action.is_delete()).count() as u64
+        self.by_action.iter().filter(|(kind, _)| kind.is_delete()).map(|(_, tally)| tally.objects).sum()
+    }
+
+    /// The copies it plans (uploads, downloads or copies) and their bytes, from its totals.
+    pub fn copies(&self) -> Tally {
+        let copies = self.by_action.iter().filter(|(kind, _)| !kind.is_delete());
+        copies.fold(Tally::default(), |all, (_, tally)| Tally {
+            objects: all.objects + tally.objects,
+            bytes: all.bytes + tally.bytes,
+        })
     }
 }
 
@@ -418,7 +428,7 @@ pub fn plan_streamed(
     }
     recorder.resolve(&mut pending, check);
     if let Some(cap) = job.max_delete.filter(|_| job.delete) {
-        let count = plan.by_action.get(&delete).map_or(0, |tally| tally.objects);
+        let count = plan.deletes();
         if count > cap {
             return Err(PlanError::TooManyDeletes { transfer: job.name.clone(), count, cap });
         }

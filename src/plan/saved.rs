@@ -33,7 +33,11 @@ impl ManifestRef {
     }
 }
 
-/// One plan for a whole manifest (or the `--only` transfers of it).
+/// One plan for a whole manifest (or the `--only` transfers of it), held whole: how the tests
+/// read back what [`PlanWriter`] writes, with the derived reader a version-1 document was
+/// always read with. `haul` itself streams plans ([`PlanWriter`], [`PlanHeader`],
+/// [`SavedTransfers`]).
+#[cfg(test)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanDocument {
     pub format: String,
@@ -49,6 +53,7 @@ pub struct PlanDocument {
     pub transfers: Vec<TransferPlan>,
 }
 
+#[cfg(test)]
 impl PlanDocument {
     /// `created` is when planning started (seconds since the epoch, [`now_seconds`]).
     pub fn new(
@@ -84,26 +89,34 @@ impl PlanDocument {
 
     /// Reads a plan document; `Ok(None)` when the text is not one (such as a YAML manifest).
     pub fn from_json(text: &str) -> Result<Option<PlanDocument>, PlanFileError> {
-        #[derive(Deserialize)]
-        struct Header {
-            format: Option<String>,
-            version: Option<u32>,
-        }
-        let Ok(header) = serde_json::from_str::<Header>(text) else { return Ok(None) };
-        if header.format.as_deref() != Some(PLAN_FORMAT) {
+        if !is_plan(text.as_bytes())? {
             return Ok(None);
-        }
-        match header.version {
-            Some(PLAN_VERSION) => {}
-            found => return Err(PlanFileError::Version { found }),
         }
         serde_json::from_str(text).map(Some).map_err(|err| PlanFileError::Malformed(err.to_string()))
     }
 }
 
+/// Whether `reader` holds a plan document of this version; `Ok(false)` when it is not a plan
+/// at all (such as a YAML manifest). Reads it as a stream, keeping nothing.
+fn is_plan(reader: impl std::io::Read) -> Result<bool, PlanFileError> {
+    #[derive(Deserialize)]
+    struct Format {
+        format: Option<String>,
+        version: Option<u32>,
+    }
+    let Ok(format) = serde_json::from_reader::<_, Format>(reader) else { return Ok(false) };
+    if format.format.as_deref() != Some(PLAN_FORMAT) {
+        return Ok(false);
+    }
+    match format.version {
+        Some(PLAN_VERSION) => Ok(true),
+        found => Err(PlanFileError::Version { found }),
+    }
+}
+
 /// Writes a plan document as its transfers are planned: each action as it is decided, a
 /// transfer's totals after its actions, and `changes` last, so a plan of a million actions is
-/// written without being held. The document is the one [`PlanDocument`] reads (version 1: a
+/// written without being held. The document is version 1, as before plans were streamed (a
 /// JSON object's keys may come in any order).
 pub struct PlanWriter<W: std::io::Write> {
     out: W,
@@ -222,11 +235,6 @@ impl PlanHeader {
     /// when the text is not one (such as a YAML manifest).
     pub fn read<R: std::io::Read>(open: impl Fn() -> std::io::Result<R>) -> Result<Option<PlanHeader>, PlanFileError> {
         #[derive(Deserialize)]
-        struct Format {
-            format: Option<String>,
-            version: Option<u32>,
-        }
-        #[derive(Deserialize)]
         struct Named {
             name: String,
         }
@@ -240,13 +248,8 @@ impl PlanHeader {
         let read = |what| {
             open().map(std::io::BufReader::new).map_err(|err| PlanFileError::Malformed(format!("{what}: {err}")))
         };
-        let Ok(format) = serde_json::from_reader::<_, Format>(read("cannot read it")?) else { return Ok(None) };
-        if format.format.as_deref() != Some(PLAN_FORMAT) {
+        if !is_plan(read("cannot read it")?)? {
             return Ok(None);
-        }
-        match format.version {
-            Some(PLAN_VERSION) => {}
-            found => return Err(PlanFileError::Version { found }),
         }
         let header = serde_json::from_reader::<_, Header>(read("cannot read it again")?)
             .map_err(|err| PlanFileError::Malformed(err.to_string()))?;
