@@ -11,6 +11,8 @@ use aws_sdk_s3::error::BoxError;
 
 use crate::manifest::S3Target;
 
+mod quick_ack;
+
 /// Builds an S3 client for `target`. Loading the shared config reads the environment and
 /// `~/.aws/*` files but makes no request; credentials are resolved on first use.
 pub async fn client(target: &S3Target) -> aws_sdk_s3::Client {
@@ -40,6 +42,9 @@ pub fn client_from(shared: &aws_config::SdkConfig, target: &S3Target) -> aws_sdk
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
     if let Some(endpoint) = &target.endpoint {
         config = config.endpoint_url(endpoint);
+        if quick_ack::serves(endpoint) {
+            config = config.http_client(quick_ack::client());
+        }
         if target.region.is_none() && shared.region().is_none() {
             // S3-compatible servers rarely care, but SigV4 needs some region to sign with.
             config = config.region(Region::new("us-east-1"));
