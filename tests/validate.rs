@@ -466,9 +466,15 @@ fn a_copy_names_both_buckets_and_its_mistakes_are_explained() {
     )
     .expect_code(2)
     .expect_output(&["`to` is only for `direction: copy`", "write `direction: copy`"]);
+    // Mistakes under `to` point at the key under `to`, not at `to`.
     check(&COPY.replace("bucket: our-archive", "bucket: s3://our-archive/x"))
         .expect_code(2)
-        .expect_output(&["`bucket` is a URL", "[m.yaml:9:"]);
+        .expect_output(&["`bucket` is a URL", "[m.yaml:9:15]"]);
+    check(&COPY.replace("storage_class: STANDARD_IA", "storage_class: FAST")).expect_code(2).expect_output(&[
+        "invalid value for `storage_class`",
+        "[m.yaml:12:22]",
+        "STANDARD_IA",
+    ]);
     check(
         &COPY
             .replace("bucket: our-archive", "bucket: partner-exports")
@@ -478,7 +484,7 @@ fn a_copy_names_both_buckets_and_its_mistakes_are_explained() {
     .expect_output(&["the copy's destination `s3://partner-exports/reports/copy/` is inside its source", "[m.yaml:9:"]);
     check(&COPY.replace("      region: ap-northeast-2\n", "      regoin: ap-northeast-2\n"))
         .expect_code(2)
-        .expect_output(&["regoin"]);
+        .expect_output(&["unknown key `regoin` in `to`", "[m.yaml:11:7]", "did you mean `region`?"]);
 }
 
 #[test]

@@ -431,7 +431,7 @@ fn read_transfer(
         } else if key.as_str() == "direction" {
             parse_value::<Direction>(key, value, problems).is_some()
         } else if key.as_str() == "to" {
-            parse_value::<CopyTo>(key, value, problems).is_some()
+            copy_to_valid(key, value, problems)
         } else if TRANSFER_ONLY_KEYS.contains(&key.as_str()) {
             text_value(key, value, problems).is_some()
         } else {
@@ -538,6 +538,30 @@ fn check_setting(key: &MarkedScalarNode, value: &Node, problems: &mut Vec<Proble
             false
         }
     }
+}
+
+/// A copy's `to:`, key by key first, so a mistake points at its own line and reads as the
+/// same mistake under a transfer does; then whole (`bucket` missing).
+fn copy_to_valid(key: &MarkedScalarNode, value: &Node, problems: &mut Vec<Problem>) -> bool {
+    let Some(map) = value.as_mapping() else {
+        return parse_value::<CopyTo>(key, value, problems).is_some();
+    };
+    let known = &schema_index().copy_to_keys;
+    let before = problems.len();
+    for (inner, value) in map.iter() {
+        match inner.as_str() {
+            name if !known.iter().any(|known| known == name) => {
+                problems.push(unknown_key(inner, known, "in `to`", None));
+            }
+            "bucket" | "prefix" => {
+                text_value(inner, value, problems);
+            }
+            _ => {
+                check_setting(inner, value, problems);
+            }
+        }
+    }
+    problems.len() == before && parse_value::<CopyTo>(key, value, problems).is_some()
 }
 
 fn parse_value<T: DeserializeOwned>(key: &MarkedScalarNode, value: &Node, problems: &mut Vec<Problem>) -> Option<T> {

@@ -343,6 +343,8 @@ pub struct SchemaIndex {
     pub transfer_keys: Vec<String>,
     /// Keys of `defaults` (the settings).
     pub settings_keys: Vec<String>,
+    /// Keys of a copy's `to:`.
+    pub copy_to_keys: Vec<String>,
 }
 
 impl SchemaIndex {
@@ -371,6 +373,7 @@ pub fn schema_index() -> &'static SchemaIndex {
             root_keys: keys("/properties"),
             transfer_keys: keys("/$defs/TransferSpec/properties"),
             settings_keys: keys("/$defs/Settings/properties"),
+            copy_to_keys: keys("/$defs/CopyTo/properties"),
             schema,
         }
     });

@@ -18,6 +18,8 @@ pub struct Places {
     /// Where the mapping starts.
     pub start: Option<Location>,
     keys: Vec<Place>,
+    /// The places under a copy's `to:` mapping (its keys are transfer keys too).
+    to: Option<Box<Places>>,
 }
 
 #[derive(Debug)]
@@ -73,7 +75,13 @@ impl Places {
                 Some(Place { key: u8::try_from(index).ok()?, value, items, text })
             })
             .collect();
-        Places { start: shifted(Location::of_span(map.span(), 1), shift), keys }
+        let to = map.get_mapping("to").map(|to| Box::new(Places::of(to, shift)));
+        Places { start: shifted(Location::of_span(map.span(), 1), shift), keys, to }
+    }
+
+    /// The places under the mapping's `to:`, when it has one.
+    pub fn to(&self) -> Option<&Places> {
+        self.to.as_deref()
     }
 
     fn find(&self, key: &str) -> Option<&Place> {

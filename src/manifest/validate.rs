@@ -84,6 +84,13 @@ impl Positions<'_> {
         self.setting(index, key).at(key)
     }
 
+    /// Where `key` under transfer `index`'s `to:` is; a value `to` does not set came from the
+    /// transfer's own settings (or `defaults`), and failing those, `to` itself.
+    fn to_at(&self, index: usize, key: &str) -> Option<Location> {
+        let under_to = self.transfer(index).and_then(Places::to).and_then(|to| to.at(key));
+        under_to.or_else(|| self.at(index, key)).or_else(|| self.at(index, "to"))
+    }
+
     fn item_at(&self, index: usize, key: &str, item: usize) -> Option<Location> {
         self.setting(index, key).item_at(key, item)
     }
@@ -103,8 +110,7 @@ struct TransferCheck<'p, 'a> {
     positions: &'p Positions<'a>,
     problems: &'p mut Vec<Problem>,
     filters: &'p mut FilterCache,
-    /// Checking the keys under `to`: problems point at `to` (its keys have no places of
-    /// their own).
+    /// Checking the keys under `to`: problems point at `to`'s own keys.
     in_to: bool,
 }
 
@@ -114,7 +120,7 @@ type FilterCache = HashMap<(Vec<String>, Vec<String>, Vec<String>), Filter>;
 
 impl TransferCheck<'_, '_> {
     fn at(&self, key: &str) -> Option<Location> {
-        self.positions.at(self.index, if self.in_to { "to" } else { key })
+        if self.in_to { self.positions.to_at(self.index, key) } else { self.positions.at(self.index, key) }
     }
 
     fn error(&mut self, key: &str, message: impl Into<String>, help: impl Into<String>) {
