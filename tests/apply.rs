@@ -130,6 +130,38 @@ fn deletes_stay_within_max_delete() {
     assert_eq!(f.keys(), vec!["data/c.csv", "data/d.csv", "data/e.csv", "data/keep.csv"]);
 }
 
+/// A server whose listing pages are not in key order (the proxy reverses each page): applying
+/// the manifest lists it again, sorted, and moves everything exactly; a saved plan, read once
+/// as a stream, cannot be checked against such a listing and is refused, with nothing done.
+#[test]
+fn a_server_listing_out_of_key_order_is_sorted_for_apply_and_refused_for_a_saved_plan() {
+    let f = Fixture::s3s_fs();
+    for name in ["a.csv", "b.csv", "c.csv", "d.csv"] {
+        f.file(name, name.as_bytes());
+    }
+    let direct = round_trip_manifest(&f, "");
+    f.apply(&[&direct, "--only", "up", "--quiet"]).expect_code(0);
+    let proxy = haul_testkit::RecordingProxy::start(&f.endpoint).unwrap();
+    let m = round_trip_manifest_at(&f, proxy.endpoint(), "");
+    f.plan(&[&m, "--only", "down", "-o", "plan.json"]).expect_code(0);
+
+    proxy.set_faults(&[haul_testkit::FaultRule::new(haul_testkit::Fault::ReverseListing, 1, u64::MAX)]);
+    f.apply(&["plan.json"]).expect_code(4).expect_output(&[
+        "the server of transfer `down` lists out of key order, so the saved plan cannot be checked against it; \
+         nothing was done",
+        "apply the manifest itself",
+    ]);
+    assert!(proxy.injected()[0] > 0, "no listing page was reversed");
+    assert!(!f.path("back").join("a.csv").exists(), "a refused plan wrote a file");
+
+    f.apply(&[&m, "--only", "down", "--quiet"]).expect_code(0);
+    for name in ["a.csv", "b.csv", "c.csv", "d.csv"] {
+        assert_eq!(std::fs::read(f.path("back").join(name)).unwrap(), name.as_bytes());
+    }
+    // And the next run finds nothing to do, through the same server.
+    f.plan(&[&m, "--only", "down"]).expect_code(0).expect_output(&["nothing to do"]);
+}
+
 #[test]
 fn saved_plan_applies_exactly_and_refuses_when_stale() {
     let f = Fixture::s3s_fs();

@@ -51,6 +51,9 @@ pub enum Fault {
     FlipByte,
     /// Ranged GETs only: one byte in the middle of the range's body is flipped.
     FlipByteInRange,
+    /// Object listings only: the page's objects in reverse key order (a server that does
+    /// not list in key order).
+    ReverseListing,
 }
 
 impl Fault {
@@ -239,6 +242,31 @@ async fn forward(
             let body = StreamBody::new(futures_util::stream::iter(frames));
             Ok(Response::from_parts(parts, BodyExt::boxed(body)))
         }
+        Some(Fault::ReverseListing) if response.status().is_success() => {
+            let (parts, body) = response.into_parts();
+            let bytes = body.collect().await.map_err(|err| Box::new(err) as BoxError)?.to_bytes();
+            let reversed = reverse_contents(&String::from_utf8_lossy(&bytes));
+            Ok(Response::from_parts(parts, Full::new(Bytes::from(reversed)).map_err(|never| match never {}).boxed()))
+        }
         _ => Ok(response.map(|body| body.map_err(|err| Box::new(err) as BoxError).boxed())),
     }
+}
+
+/// A ListObjectsV2 page with its `<Contents>` elements in reverse order (same length, so
+/// the Content-Length still holds). The elements must stand together, as servers write them.
+fn reverse_contents(page: &str) -> String {
+    let (Some(first), Some(last)) = (page.find("<Contents>"), page.rfind("</Contents>")) else {
+        return page.to_string();
+    };
+    let end = last + "</Contents>".len();
+    let mut objects: Vec<&str> = Vec::new();
+    let mut rest = &page[first..end];
+    while let Some(close) = rest.find("</Contents>") {
+        let (object, after) = rest.split_at(close + "</Contents>".len());
+        objects.push(object);
+        rest = after;
+    }
+    assert!(rest.is_empty() && objects.iter().all(|o| o.starts_with("<Contents>")), "Contents not together: {page}");
+    objects.reverse();
+    format!("{}{}{}", &page[..first], objects.concat(), &page[end..])
 }
