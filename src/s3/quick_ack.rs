@@ -3,9 +3,9 @@
 //!
 //! Why: a server that leaves Nagle's algorithm on (Garage 2.5, the published s3s-fs binary)
 //! writes a small GET's response head and body as two segments and holds the second until the
-//! first is acknowledged, and Linux delays that acknowledgement by up to 40 ms when the
+//! first is acknowledged, and Linux delays that acknowledgement by 40 ms or more when the
 //! receiver has nothing to send back. Measured on Garage (bench/ack-delay): one 8 KiB
-//! GET after another took 45 ms each (botocore the same), 2 ms with quick ACKs; W1's 5,000
+//! GET after another took 45-60 ms (botocore the same), 2 ms with quick ACKs; W1's 5,000
 //! downloads with 64 in flight were held to 64 / 45 ms, about 1,400 objects a second, with both
 //! cores 40% idle. Every client on such a server pays it; a quick ACK costs one `setsockopt`
 //! per read.
