@@ -35,6 +35,19 @@ fn target(endpoint: &str) -> S3Target {
     }
 }
 
+/// Which HTTP client an S3 client built for `target` sends with (its Debug names the type).
+fn http_client_of(target: &S3Target) -> String {
+    let shared = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+    format!("{:?}", haul::s3::client_from(&shared, target).config().http_client())
+}
+
+#[test]
+fn plain_http_endpoints_are_reached_through_the_quick_ack_client_and_https_through_the_sdks() {
+    assert!(http_client_of(&target("http://127.0.0.1:3900")).contains("QuickAckClient"));
+    assert!(!http_client_of(&target("https://s3.example.com")).contains("QuickAckClient"));
+    assert!(!http_client_of(&S3Target { endpoint: None, ..target("unused") }).contains("QuickAckClient"));
+}
+
 fn crc32c(data: &[u8]) -> String {
     let value = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, data) as u32;
     base64::engine::general_purpose::STANDARD.encode(value.to_be_bytes())

@@ -113,14 +113,19 @@ where
 
 /// Whether the credentials provider, not the request, failed (somewhere in the causes).
 fn credentials_failed(err: &(dyn std::error::Error + 'static)) -> bool {
+    find_source::<aws_credential_types::provider::error::CredentialsError>(err).is_some()
+}
+
+/// The first error of type `E` in `err` and its causes.
+fn find_source<'a, E: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
     let mut next = Some(err);
     while let Some(err) = next {
-        if err.downcast_ref::<aws_credential_types::provider::error::CredentialsError>().is_some() {
-            return true;
+        if let Some(found) = err.downcast_ref::<E>() {
+            return Some(found);
         }
         next = err.source();
     }
-    false
+    None
 }
 
 /// An error and its causes, `: `-joined, each once (a cause often repeats its wrapper).
@@ -237,35 +242,5 @@ where
             RequestFailure { code: None, status: None, message, transient: true, bucket_region: None }
         }
         _ => RequestFailure { code: None, status: None, message, transient: false, bucket_region: None },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::manifest::S3Target;
-
-    fn target(endpoint: Option<&str>) -> S3Target {
-        S3Target {
-            profile: None,
-            region: Some("us-east-1".into()),
-            endpoint: endpoint.map(str::to_string),
-            path_style: true,
-            request_payer: false,
-            retries: 0,
-        }
-    }
-
-    /// Which HTTP client a built S3 client sends with (its Debug names the type).
-    fn http_client_of(target: &S3Target) -> String {
-        let shared = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
-        let client = super::client_from(&shared, target);
-        format!("{:?}", client.config().http_client())
-    }
-
-    #[test]
-    fn plain_http_endpoints_are_reached_through_the_quick_ack_client_and_https_through_the_sdks() {
-        assert!(http_client_of(&target(Some("http://127.0.0.1:3900"))).contains("QuickAckClient"));
-        assert!(!http_client_of(&target(Some("https://s3.example.com"))).contains("QuickAckClient"));
-        assert!(!http_client_of(&target(None)).contains("QuickAckClient"));
     }
 }

@@ -31,6 +31,8 @@ use aws_smithy_types::retry::ErrorKind;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector as TcpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
+use super::find_source;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Whether `endpoint` is one this client serves: plain HTTP.
@@ -120,17 +122,6 @@ fn classify(err: hyper_util::client::legacy::Error) -> ConnectorError {
         }
         _ => ConnectorError::other(err.into(), None),
     }
-}
-
-fn find_source<'a, E: std::error::Error + 'static>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a E> {
-    let mut next = Some(err);
-    while let Some(err) = next {
-        if let Some(found) = err.downcast_ref::<E>() {
-            return Some(found);
-        }
-        next = err.source();
-    }
-    None
 }
 
 /// hyper's TCP connector, handing out [`QuickAckStream`]s.
