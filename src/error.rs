@@ -76,7 +76,7 @@ pub enum HaulError {
     /// The server lists out of key order: a saved plan's actions (read once, as a stream)
     /// cannot be merged with a listing that has to be sorted again.
     #[error(
-        "the server of transfer `{transfer}` lists out of key order, so the saved plan cannot be checked against it; nothing was done"
+        "the server of transfer `{transfer}` listed out of key order even when read again sorted, so the saved plan cannot be checked against it; nothing was done"
     )]
     UncheckablePlan { transfer: String },
 }
@@ -188,7 +188,7 @@ impl HaulError {
                 Some("review and save a new plan: `haul plan MANIFEST -o FILE`, then apply that".into())
             }
             HaulError::UncheckablePlan { .. } => {
-                Some("apply the manifest itself (`haul apply MANIFEST`), which lists such a server in memory".into())
+                Some("apply the manifest itself (`haul apply MANIFEST`), and report this server".into())
             }
         }
     }
@@ -237,6 +237,9 @@ fn listing_help(err: &crate::listing::remote::ListError) -> String {
         }
         ListError::Request { failure, .. } => request_help(failure, SetIn::Manifest),
         ListError::OutOfOrder { .. } => "the server's listing is not in key order; report this server".into(),
+        ListError::Sort { .. } => {
+            "free space in the temp folder, or point TMPDIR at a folder with room (about 100 bytes per key)".into()
+        }
     }
 }
 

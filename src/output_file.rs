@@ -49,8 +49,99 @@ impl std::io::Write for Pending {
     }
 }
 
+/// Output held back until what it says is certain, then passed on whole: a plan's rows wait
+/// until their transfer's listing has ended in key order, and a listing found out of order
+/// takes back what its first reading wrote (back to the last [`Held::mark`]). Held text
+/// stays in memory while small and spills to a temp file (`TMPDIR`) beyond 8 MiB, so a plan
+/// of a million rows does not grow memory.
+pub struct Held<W: std::io::Write> {
+    inner: W,
+    held: std::io::BufWriter<tempfile::SpooledTempFile>,
+    mark: u64,
+}
+
+/// Held text kept in memory before it spills to disk.
+const HELD_IN_MEMORY: usize = 8 << 20;
+
+impl<W: std::io::Write> Held<W> {
+    pub fn new(inner: W) -> Held<W> {
+        Held { inner, held: std::io::BufWriter::new(tempfile::SpooledTempFile::new(HELD_IN_MEMORY)), mark: 0 }
+    }
+
+    /// Where [`Held::take_back`] returns to.
+    pub fn mark(&mut self) -> std::io::Result<()> {
+        use std::io::Seek as _;
+        self.held.flush()?;
+        self.mark = self.held.get_mut().stream_position()?;
+        Ok(())
+    }
+
+    /// Drops what was written since the mark.
+    pub fn take_back(&mut self) -> std::io::Result<()> {
+        use std::io::Seek as _;
+        self.held.flush()?;
+        let file = self.held.get_mut();
+        file.set_len(self.mark)?;
+        file.seek(std::io::SeekFrom::Start(self.mark))?;
+        Ok(())
+    }
+
+    /// Passes everything held on to the inner writer (and flushes it).
+    pub fn release(&mut self) -> std::io::Result<()> {
+        use std::io::Seek as _;
+        self.held.flush()?;
+        let file = self.held.get_mut();
+        file.seek(std::io::SeekFrom::Start(0))?;
+        std::io::copy(file, &mut self.inner)?;
+        file.set_len(0)?;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        self.mark = 0;
+        self.inner.flush()
+    }
+
+    /// The inner writer, after releasing what is held.
+    pub fn into_inner(mut self) -> std::io::Result<W> {
+        self.release()?;
+        Ok(self.inner)
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Held<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.held.write(buf)
+    }
+
+    /// Releases: a flush is where output is meant to be seen.
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.release()
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::io::Write as _;
+
+    #[test]
+    fn held_output_is_passed_on_whole_or_taken_back_to_its_mark() {
+        let mut held = super::Held::new(Vec::new());
+        write!(held, "head ").unwrap();
+        held.mark().unwrap();
+        write!(held, "first reading").unwrap();
+        assert!(held.inner.is_empty(), "nothing passes before the release");
+        held.take_back().unwrap();
+        write!(held, "second").unwrap();
+        held.release().unwrap();
+        write!(held, ", then more").unwrap();
+        assert_eq!(held.into_inner().unwrap(), b"head second, then more");
+        // Beyond what memory holds, the same through the temp file.
+        let mut held = super::Held::new(Vec::new());
+        held.mark().unwrap();
+        held.write_all(&vec![b'x'; super::HELD_IN_MEMORY + 10]).unwrap();
+        held.take_back().unwrap();
+        write!(held, "kept").unwrap();
+        assert_eq!(held.into_inner().unwrap(), b"kept");
+    }
+
     #[test]
     fn replaces_whole_creates_folders_and_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();

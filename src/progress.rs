@@ -178,6 +178,12 @@ impl Counters {
         self.bytes_total.fetch_add(bytes, Ordering::Relaxed);
     }
 
+    /// Planned objects that will not be made after all (a listing read again drops them).
+    pub fn remove_planned(&self, objects: u64, bytes: u64) {
+        self.objects_total.fetch_sub(objects, Ordering::Relaxed);
+        self.bytes_total.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
     /// The current transfer is listed and planned: its totals are whole.
     pub fn listed(&self) {
         if let Some(stage) = self.stage.lock().expect("progress lock").as_mut() {

@@ -146,6 +146,11 @@ pub struct TransferReport {
     pub downloads_left: u64,
     /// Deletions held back because copies failed (a partial copy must not drive deletes).
     pub deletes_held_back: u64,
+    /// Objects moved before the server's listing was found out of key order; the listing was
+    /// then read again, sorted on disk, and planned from its start (it found these in place,
+    /// and they are counted once, as moved).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listed_again: Option<Tally>,
     /// Why the transfer did not run at all (its listing failed, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -208,6 +213,11 @@ impl TransferReport {
             .map(|(slug, tally)| (slug.clone(), *tally))
             .collect();
         self.skipped_objects = plan.skipped.clone();
+        // What the first reading of an out-of-order listing moved, the second found unchanged.
+        if let (Some(before), Some(unchanged)) = (self.listed_again, self.skipped.get_mut("unchanged")) {
+            unchanged.objects = unchanged.objects.saturating_sub(before.objects);
+            unchanged.bytes = unchanged.bytes.saturating_sub(before.bytes);
+        }
         if plan.direction == Direction::Upload {
             for skip in plan.skipped.iter().filter(|skip| skip.slug == UNREADABLE) {
                 let failure = RequestFailure::local("Unreadable", skip.reason.clone(), false);
@@ -235,6 +245,7 @@ impl TransferReport {
             uploads_left: 0,
             downloads_left: 0,
             deletes_held_back: 0,
+            listed_again: None,
             error: None,
             hint: None,
             stopped_before_start: false,
@@ -345,6 +356,13 @@ impl TransferReport {
                 out,
                 "  resumed: {} already moved by an earlier attempt or run, checked and not moved again",
                 human_bytes(self.bytes_resumed)
+            );
+        }
+        if let Some(before) = self.listed_again {
+            let _ = writeln!(
+                out,
+                "  the server does not list in key order: its listing was read again and sorted on disk ({} moved before that)",
+                crate::progress::plural(before.objects, "object")
             );
         }
         if self.uploads_restarted > 0 {

@@ -9,9 +9,10 @@ use common::{Fixture, bytes, tree};
 const NFC: &str = "\u{D55C}.csv"; // 한.csv
 const NFD: &str = "\u{1112}\u{1161}\u{11AB}.csv"; // 한.csv as macOS writes it
 
-/// Both servers: s3s-fs keeps keys as files, moto in memory; their listings differ.
-fn servers() -> [Fixture; 2] {
-    [Fixture::s3s_fs(), Fixture::moto()]
+/// Every test server: s3s-fs keeps keys as files, moto in memory, SeaweedFS in a folder tree
+/// it lists as a walk (out of key order); their listings differ.
+fn servers() -> [Fixture; 3] {
+    Fixture::every_server().map(|(_, fixture)| fixture)
 }
 
 fn transfer(plan: &serde_json::Value) -> &serde_json::Value {

@@ -2,6 +2,8 @@
 //! sub-second times, empty files, deep paths, punctuation and emoji in names, edits between
 //! runs), `apply` on a real server in both directions, then: the destination is what the
 //! documented rules say, every file is accounted for in the plan, and a second plan is empty.
+//! The server answers listings in key order, or (through a proxy) reversed, in folder-walk
+//! order as SeaweedFS does, or shuffled: none of it may change a result.
 //!
 //! Each case starts its own s3s-fs server, so cases are few: `HAUL_PIPELINE_CASES` sets how
 //! many (default 16, about 8 s; `./scripts/test --extended` runs 64).
@@ -11,6 +13,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{BUCKET, Fixture, bytes, tree};
+use haul_testkit::{Fault, FaultRule, RecordingProxy};
 use proptest::prelude::*;
 use unicode_normalization::UnicodeNormalization as _;
 
@@ -203,10 +206,21 @@ proptest! {
         twins in prop::collection::vec((any::<prop::sample::Index>(), any::<bool>(), 50usize..60), 0..3),
         edits in edits(),
         delete: bool,
+        order in 0u8..4,
+        seed: u64,
     ) {
         let f = Fixture::s3s_fs();
         let extra = if delete { "  delete: true\n  max_delete: 1000\n" } else { "" };
-        let m = f.two_way_manifest(&f.endpoint, extra);
+        // haul talks to the server in key order, or through a proxy that answers listings in
+        // another order (the result must not change).
+        let fault = [None, Some(Fault::ReverseListing), Some(Fault::FolderWalkListing), Some(Fault::ShuffleListing(seed))]
+            [usize::from(order)];
+        let proxy = fault.map(|fault| {
+            let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+            proxy.set_faults(&[FaultRule::new(fault, 1, u64::MAX).on_listings()]);
+            proxy
+        });
+        let m = f.two_way_manifest(proxy.as_ref().map_or(f.endpoint.as_str(), |proxy| proxy.endpoint()), extra);
 
         // Objects another tool left (sizes no file has, so every pair differs): anywhere, and
         // under the names of local files, in NFC or NFD (twins in the bucket).

@@ -143,7 +143,8 @@ pub(super) fn apply_manifest(
             run_started,
             &ExpectedWrites::default(),
             &mut |planned| match planned {
-                Planned::Action(action) => execution.push(action),
+                Planned::Action { action, provisional } => execution.push(action, provisional),
+                Planned::DestinationListed => execution.destination_listed(),
                 Planned::ListedAgain => execution.listed_again(),
             },
         );
@@ -189,39 +190,55 @@ fn apply_saved(path: &Path, header: PlanHeader, options: &ApplyOptions, style: S
     };
     let damaged = |source| HaulError::PlanFile { path: path.to_path_buf(), source };
 
-    // First pass: every action against fresh listings.
-    let mut earlier = EarlierPlans::new(&jobs);
-    let mut copies = Vec::new();
-    let mut stale = Vec::new();
-    let mut events = read_plan()?;
-    for (index, job) in jobs.iter().copied().enumerate() {
-        expect_begin(&mut events, &job.name).map_err(damaged)?;
-        let client = clients.get(&runtime, job);
-        let to_client = clients.to(&runtime, job);
-        // What the transfers before this one will write was planned in, as `plan` did.
-        let expected = earlier.expected_for(index, header.created * 1000);
-        let mut actions = TransferActions::new(&mut events, earlier.keeps(index));
-        if !actions.is_empty() {
-            let mut listings = 0;
-            let (found, _) = with_sides(job, &client, to_client.as_ref(), runtime.handle(), |source, destination| {
-                listings += 1;
-                crate::plan::saved::stale_objects(&job.name, &mut actions, expected.overlay(source), destination)
-            })
-            .map_err(|err| HaulError::sides(job, err))?;
-            // Listed again (out of key order): the actions were merged with a listing cut
-            // short, and they are read only once.
-            if listings > 1 {
-                return Err(HaulError::UncheckablePlan { transfer: job.name.clone() });
+    // First pass: every action against fresh listings. A server found listing out of key
+    // order cut the check of its transfer short (the plan is read as a stream, once per
+    // pass): the pass starts over, and that server is listed sorted from then on.
+    type Checked = (Vec<crate::plan::Tally>, Vec<crate::plan::StaleObject>);
+    // `Err(transfer)`: that transfer's check was cut short.
+    let mut first_pass = || -> Result<Result<Checked, String>, HaulError> {
+        let mut earlier = EarlierPlans::new(&jobs);
+        let mut copies = Vec::new();
+        let mut stale = Vec::new();
+        let mut events = read_plan()?;
+        for (index, job) in jobs.iter().copied().enumerate() {
+            expect_begin(&mut events, &job.name).map_err(damaged)?;
+            let client = clients.get(&runtime, job);
+            let to_client = clients.to(&runtime, job);
+            // What the transfers before this one will write was planned in, as `plan` did.
+            let expected = earlier.expected_for(index, header.created * 1000);
+            let mut actions = TransferActions::new(&mut events, earlier.keeps(index));
+            if !actions.is_empty() {
+                let mut listings = 0;
+                let (found, _) = with_sides(
+                    job,
+                    &client,
+                    to_client.as_ref(),
+                    runtime.handle(),
+                    || {},
+                    |source, destination, _| {
+                        listings += 1;
+                        (listings == 1).then(|| {
+                            let source = expected.overlay(source);
+                            crate::plan::saved::stale_objects(&job.name, &mut actions, source, destination)
+                        })
+                    },
+                )
+                .map_err(|err| HaulError::sides(job, err))?;
+                let Some(found) = found else { return Ok(Err(job.name.clone())) };
+                stale.extend(found);
             }
-            stale.extend(found);
+            let (plan, kept_actions) = actions.finish();
+            let mut plan = plan.map_err(damaged)?;
+            copies.push(plan.copies());
+            plan.actions = kept_actions.unwrap_or_default();
+            earlier.add(Some(plan));
         }
-        let (plan, kept_actions) = actions.finish();
-        let mut plan = plan.map_err(damaged)?;
-        copies.push(plan.copies());
-        plan.actions = kept_actions.unwrap_or_default();
-        earlier.add(Some(plan));
-    }
-    drop(earlier);
+        Ok(Ok((copies, stale)))
+    };
+    let (copies, stale) = match first_pass()? {
+        Ok(checked) => checked,
+        Err(_) => first_pass()?.map_err(|transfer| HaulError::UncheckablePlan { transfer })?,
+    };
     if !stale.is_empty() {
         return Err(HaulError::StalePlan { objects: stale });
     }
@@ -242,7 +259,8 @@ fn apply_saved(path: &Path, header: PlanHeader, options: &ApplyOptions, style: S
         execution.whole_plan(copies[index]);
         let mut actions = TransferActions::new(&mut events, false);
         for action in &mut actions {
-            execution.push(action);
+            // A saved plan was decided from whole listings.
+            execution.push(action, false);
         }
         reports.push(match actions.finish().0 {
             Ok(plan) => execution.finish(Ok(&plan)),

@@ -12,12 +12,14 @@ use crate::content_check::ContentChecker;
 use crate::error::{Exit, HaulError};
 use crate::listing::sides::with_sides;
 use crate::manifest::{CompareMode, Direction, Job};
+use crate::output_file::Held;
 use crate::plan::expected::{EarlierPlans, ExpectedWrites};
 use crate::plan::render::Table;
 use crate::plan::saved::PlanWriter;
-use crate::plan::{Action, ManifestRef, TransferPlan};
+use crate::plan::{Action, ManifestRef, Reason, TransferPlan};
 use crate::render::{self, Style};
 use crate::shard::Shard;
+use crate::text::printable;
 
 pub(super) fn run(args: &PlanArgs, style: Style) -> Result<Exit, HaulError> {
     let shard = resolve_shard(&args.shard)?;
@@ -57,11 +59,12 @@ pub(super) fn plan_manifest(
     let created = crate::plan::saved::now_seconds();
     let manifest = manifest_ref(path, &loaded.source.text);
     // The table, or the JSON document, on stdout (a reader that went away is not an error of
-    // the plan).
-    let mut stdout = std::io::BufWriter::new(std::io::stdout());
+    // the plan). Each output holds a transfer's rows until its listing has ended in key order:
+    // a server found listing out of order is read again, and only that reading is shown.
+    let mut stdout = Held::new(std::io::BufWriter::new(std::io::stdout()));
     let mut printed = match output {
         OutputFormat::Json => {
-            PlanWriter::begin(std::io::BufWriter::new(std::io::stdout()), &manifest, created, shard).ok()
+            PlanWriter::begin(Held::new(std::io::BufWriter::new(std::io::stdout())), &manifest, created, shard).ok()
         }
         OutputFormat::Table => None,
     };
@@ -72,7 +75,7 @@ pub(super) fn plan_manifest(
     let mut saved = match &out {
         Some(out) => {
             let file = crate::output_file::Pending::create(out).map_err(write_error(out))?;
-            Some(PlanWriter::begin(file, &manifest, created, shard).map_err(write_error(out))?)
+            Some(PlanWriter::begin(Held::new(file), &manifest, created, shard).map_err(write_error(out))?)
         }
         None => None,
     };
@@ -91,26 +94,43 @@ pub(super) fn plan_manifest(
         let mut table = (output == OutputFormat::Table).then(|| Table::begin(&heading));
         if let Some(printed) = &mut printed {
             let _ = printed.begin_transfer(&heading);
+            let _ = printed.output().mark();
         }
         if let Some(saved) = &mut saved {
             save_error = save_error.or(saved.begin_transfer(&heading).err());
+            save_error = save_error.or(saved.output().mark().err());
         }
+        let _ = stdout.mark();
         let mut actions = Vec::new();
-        let planned =
-            plan_into(job, &client, to_client.as_ref(), runtime.handle(), shard, created, &expected, &mut |planned| {
+        let planned = plan_into(
+            job,
+            &client,
+            to_client.as_ref(),
+            runtime.handle(),
+            shard,
+            created,
+            &expected,
+            &mut |planned| {
                 let action = match planned {
-                    Planned::Action(action) => action,
+                    Planned::Action { action, .. } => action,
+                    // Output is held until the listing ends: nothing else to wait for.
+                    Planned::DestinationListed => return,
                     Planned::ListedAgain => {
-                        // What was printed stays; a saved plan must list each action once.
+                        // Nothing the first reading decided is shown or saved.
                         eprintln!(
-                            "note: `{}` was listed out of key order and is planned again from its start",
-                            job.name
+                            "note: the server of `{}` does not list in key order: its listing is read again and sorted on disk",
+                            printable(&job.name)
                         );
-                        save_error.get_or_insert_with(|| {
-                            std::io::Error::other(
-                                "the server listed out of key order; run `haul plan` again to save a plan",
-                            )
-                        });
+                        let _ = stdout.take_back();
+                        table = (output == OutputFormat::Table).then(|| Table::begin(&heading));
+                        if let Some(printed) = &mut printed {
+                            let _ = printed.output().take_back();
+                            printed.restart_transfer();
+                        }
+                        if let Some(saved) = &mut saved {
+                            save_error = save_error.take().or(saved.output().take_back().err());
+                            saved.restart_transfer();
+                        }
                         actions.clear();
                         return;
                     }
@@ -129,7 +149,8 @@ pub(super) fn plan_manifest(
                 if keep {
                     actions.push(action);
                 }
-            });
+            },
+        );
         match planned {
             Ok(mut plan) => {
                 if let Some(table) = table {
@@ -137,10 +158,12 @@ pub(super) fn plan_manifest(
                 }
                 if let Some(printed) = &mut printed {
                     let _ = printed.end_transfer(&plan);
+                    let _ = printed.flush();
                 }
                 if let Some(saved) = &mut saved {
                     save_error = save_error.or(saved.end_transfer(&plan).err());
                 }
+                let _ = stdout.flush();
                 changes |= plan.has_changes();
                 plan.actions = actions;
                 earlier.add(Some(plan));
@@ -166,7 +189,7 @@ pub(super) fn plan_manifest(
             // A partial plan saved under the name cron will apply would be a trap.
             eprintln!("not saving {}: some transfers could not be planned", out.display());
         } else {
-            let file = saved.finish();
+            let file = saved.finish().and_then(Held::into_inner);
             let persisted = match (save_error, file) {
                 (Some(err), _) | (None, Err(err)) => Err(err),
                 (None, Ok(file)) => file.persist(),
@@ -197,9 +220,16 @@ pub(super) fn manifest_ref(path: &Path, text: &str) -> ManifestRef {
 /// What planning hands over as it goes. (Not boxed: each action is moved on at once.)
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Planned {
-    Action(Action),
-    /// The server listed out of key order, so the transfer is listed again (sorted in
-    /// memory) and planned from its start: the actions handed over so far are planned again.
+    /// An action, as soon as it is decided. `provisional`: it copies a key the destination
+    /// has not listed while that listing is not yet whole, so the key may still turn up there
+    /// (a server listing out of order); it stands only once `DestinationListed` comes.
+    Action { action: Action, provisional: bool },
+    /// The destination's listing has ended whole and in key order: every provisional action
+    /// so far stands.
+    DestinationListed,
+    /// The server listed out of key order, so the transfer is listed again (sorted on disk)
+    /// and planned from its start: nothing handed over so far stands, but copies already made
+    /// were right (only provisional ones could be wrong, and those wait).
     ListedAgain,
 }
 
@@ -231,35 +261,53 @@ pub(super) fn plan_into(
     };
     let mut left = crate::plan::UploadsLeft::new(&job.name, shard, job.direction, uploads, started);
     let mut resumed = crate::plan::Tally::default();
-    let mut listings = 0;
-    let (planned, temp_files) = with_sides(job, client, to_client, runtime, |source, destination| {
-        listings += 1;
-        if listings > 1 {
-            sink(Planned::ListedAgain);
+    // Both closures hand over to `sink`, one at a time.
+    let sink = std::cell::RefCell::new(sink);
+    let listing_again = || (*sink.borrow_mut())(Planned::ListedAgain);
+    let (planned, temp_files) =
+        with_sides(job, client, to_client, runtime, listing_again, |source, destination, pass| {
+            let sink = &mut *sink.borrow_mut();
+            // What this pass continues (a second pass plans everything again).
             resumed = crate::plan::Tally::default();
-        }
-        // A stop ends the listing too (the caller sees the stop and runs no delete).
-        let source = source.take_while(|_| !crate::interrupt::requested());
-        crate::plan::plan_streamed(job, expected.overlay(source), destination, check, shard, &mut |mut action| {
-            expected.mark_action(&mut action);
-            left.claim(&mut action);
-            if action.resume.is_some()
-                && let Some((client, bucket, prefix)) = written
-            {
-                // What the upload already has (apply checks every part against the file).
-                let key = format!("{prefix}{}", action.destination_name());
-                let resume = action.resume.as_mut().expect("an upload to continue");
-                let listed = crate::listing::remote::uploaded_parts(client, bucket, &key, &resume.upload_id);
-                if let Ok(listed) = runtime.block_on(listed) {
-                    resume.parts = listed.parts.len() as u64;
-                    resume.bytes = listed.parts.iter().map(|part| part.size).sum();
-                }
-                resumed.add(resume.bytes);
+            let mut listed = pass.destination_listed();
+            // A stop ends the listing too (the caller sees the stop and runs no delete).
+            let source = source.take_while(|_| !crate::interrupt::requested());
+            let planned = crate::plan::plan_streamed(
+                job,
+                expected.overlay(source),
+                destination,
+                check,
+                shard,
+                &mut |mut action| {
+                    expected.mark_action(&mut action);
+                    left.claim(&mut action);
+                    if action.resume.is_some()
+                        && let Some((client, bucket, prefix)) = written
+                    {
+                        // What the upload already has (apply checks every part against the file).
+                        let key = format!("{prefix}{}", action.destination_name());
+                        let resume = action.resume.as_mut().expect("an upload to continue");
+                        let listed = crate::listing::remote::uploaded_parts(client, bucket, &key, &resume.upload_id);
+                        if let Ok(listed) = runtime.block_on(listed) {
+                            resume.parts = listed.parts.len() as u64;
+                            resume.bytes = listed.parts.iter().map(|part| part.size).sum();
+                        }
+                        resumed.add(resume.bytes);
+                    }
+                    if !listed && pass.destination_listed() {
+                        listed = true;
+                        sink(Planned::DestinationListed);
+                    }
+                    let provisional = !listed && action.reason == Reason::New;
+                    sink(Planned::Action { action, provisional });
+                },
+            );
+            if !listed && pass.destination_listed() {
+                sink(Planned::DestinationListed);
             }
-            sink(Planned::Action(action));
+            planned
         })
-    })
-    .map_err(|err| HaulError::sides(job, err))?;
+        .map_err(|err| HaulError::sides(job, err))?;
     let mut plan = planned?;
     plan.temp_files = temp_files;
     plan.unfinished_uploads = left.into_rest();

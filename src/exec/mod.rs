@@ -98,6 +98,8 @@ struct Work {
     queue: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Action>>,
     report: Mutex<TransferReport>,
     moved_extensions: Mutex<BTreeSet<String>>,
+    /// Copies taken from the queue and ended, however.
+    ended: AtomicU64,
 }
 
 impl Work {
@@ -106,6 +108,7 @@ impl Work {
     }
 
     fn record(&self, action: &Action, outcome: Result<(), (RequestFailure, u32)>, counters: &Counters) {
+        let _ended = Ended(&self.ended);
         let mut report = self.report.lock().expect("report lock");
         match outcome {
             Ok(()) => {
@@ -122,6 +125,15 @@ impl Work {
                 report.record_failure(&action.key, action.action, action.size, failure, attempts);
             }
         }
+    }
+}
+
+/// Counts a copy as ended when dropped (after its outcome is recorded).
+struct Ended<'a>(&'a AtomicU64);
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -155,6 +167,11 @@ pub struct Execution {
     workers: Vec<AbortOnDrop<()>>,
     /// Copies waiting for the end of the listing (`delete: true`).
     held: Option<Vec<Action>>,
+    /// Copies of keys the destination had not listed while its listing was not yet whole:
+    /// they wait until it is (a server that lists out of order may still list the key).
+    provisional: Vec<Action>,
+    /// Copies handed to the workers, and how many of them have ended (`Work::ended`).
+    sent: u64,
     /// Deletes run after every copy, and only when the plan ended well.
     deletes: Vec<Action>,
     /// The display has the plan's totals already (a saved plan): copies are not counted as
@@ -202,6 +219,7 @@ impl Execution {
             queue: tokio::sync::Mutex::new(receiver),
             report: Mutex::new(TransferReport::empty(&job.name, job.direction)),
             moved_extensions: Mutex::new(BTreeSet::new()),
+            ended: AtomicU64::new(0),
         });
         let workers = {
             let _entered = runtime.enter();
@@ -213,6 +231,8 @@ impl Execution {
             queue: Some(sender),
             workers,
             held: job.delete.then(Vec::new),
+            provisional: Vec::new(),
+            sent: 0,
             deletes: Vec::new(),
             counted: false,
             runtime: runtime.clone(),
@@ -220,8 +240,8 @@ impl Execution {
     }
 
     /// Hands one planned action over: a copy to the workers (waiting while the queue is
-    /// full), a delete to the end.
-    pub fn push(&mut self, action: Action) {
+    /// full), a delete to the end. A `provisional` copy (see `destination_listed`) waits.
+    pub fn push(&mut self, action: Action, provisional: bool) {
         if action.action.is_delete() {
             self.deletes.push(action);
             return;
@@ -231,18 +251,41 @@ impl Execution {
         }
         match &mut self.held {
             Some(held) => held.push(action),
+            None if provisional => self.provisional.push(action),
             None => self.send(action),
         }
     }
 
-    /// The listing is read again from its start (the server listed out of key order): the
-    /// held copies and the deletes are dropped, as they come again. Copies already handed to
-    /// the workers are made again too (the same objects, so no harm but time).
+    /// The destination's listing has ended whole and in key order: the provisional copies
+    /// stand, and go to the workers.
+    pub fn destination_listed(&mut self) {
+        for action in std::mem::take(&mut self.provisional) {
+            self.send(action);
+        }
+    }
+
+    /// The listing is read again from its start, sorted (the server listed out of key order):
+    /// the held and provisional copies and the deletes are dropped, as they come again from the
+    /// sorted reading. Copies already handed to the workers were decided on what both sides
+    /// did list, so they are right; they end before the second reading lists, which then finds
+    /// them in place instead of planning them twice.
     pub fn listed_again(&mut self) {
         self.deletes.clear();
-        if let Some(held) = &mut self.held {
-            held.clear();
+        let dropped =
+            std::mem::take(&mut self.provisional).into_iter().chain(self.held.iter_mut().flat_map(std::mem::take));
+        let (objects, bytes) = dropped.fold((0, 0), |(objects, bytes), action| (objects + 1, bytes + action.size));
+        if !self.counted {
+            self.context.counters.remove_planned(objects, bytes);
         }
+        let sent = self.sent;
+        let work = self.work.clone();
+        self.runtime.block_on(async move {
+            while work.ended.load(Ordering::Acquire) < sent {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let mut report = self.work.report.lock().expect("report lock");
+        report.listed_again = Some(report.moved);
     }
 
     /// A saved plan: the display gets its totals at once (its copies are not counted as they
@@ -254,10 +297,12 @@ impl Execution {
         self.held = None;
     }
 
-    fn send(&self, action: Action) {
+    fn send(&mut self, action: Action) {
         if let Some(queue) = &self.queue {
             // Fails only when every worker is gone (a panic, which `finish` raises again).
-            let _ = queue.blocking_send(action);
+            if queue.blocking_send(action).is_ok() {
+                self.sent += 1;
+            }
         }
     }
 
@@ -269,7 +314,8 @@ impl Execution {
         self.context.counters.listed();
         let held = self.held.take().unwrap_or_default();
         if planned.is_ok() {
-            for action in held {
+            // The plan ended well, so both listings were whole and in order.
+            for action in held.into_iter().chain(std::mem::take(&mut self.provisional)) {
                 self.send(action);
             }
         }

@@ -5,13 +5,14 @@
 pub mod local;
 pub mod remote;
 pub mod sides;
+pub mod sorted;
 
 use std::path::{Path, PathBuf};
 
 use unicode_normalization::UnicodeNormalization;
 
 /// One object or file, keyed relative to the transfer's root with `/` separators.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// The join key: NFC-normalized, relative, `/`-separated.
     pub key: String,
@@ -41,7 +42,7 @@ impl Entry {
 }
 
 /// Something a listing saw but will not offer for transfer, with why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Skipped {
     /// The key or path as far as it could be shown.
     pub key: String,
@@ -49,7 +50,7 @@ pub struct Skipped {
 }
 
 /// Why a listing leaves an item out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SkipReason {
     /// A remote key ending in `/` with no content: a folder placeholder, not a file.
     DirectoryMarker,
@@ -69,7 +70,7 @@ pub enum SkipReason {
 }
 
 /// A listing's item: an entry to compare, or a skip to report.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Item {
     Entry(Entry),
     Skipped(Skipped),
@@ -85,7 +86,7 @@ pub fn item_order(item: &Item) -> (&str, &str) {
 }
 
 /// Why a remote key may not be written locally.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum UnsafeKey {
     #[error("has a `..` segment")]
     ParentSegment,

@@ -3,9 +3,9 @@
 //! S3 returns keys in UTF-8 byte order, and the walk holds one page (≤ 1,000 keys) at a time.
 //! NFC-normalizing an NFD key moves it (to a later place, for Hangul and accented Latin): such
 //! keys wait until the listing reaches their place. Not every S3-compatible server keeps byte
-//! order: when a key still arrives out of order the listing stops with `OutOfOrder` before
-//! passing it on, and the caller lists again with `Order::SortInMemory`, which is exact but
-//! holds the whole listing.
+//! order (SeaweedFS lists a folder's contents before the names that sort before it): when a
+//! key still arrives out of order the listing stops with `OutOfOrder` before passing it on,
+//! and the caller lists again through [`super::sorted::SortedListing`], which sorts on disk.
 
 use std::collections::VecDeque;
 
@@ -14,15 +14,6 @@ use tokio::runtime::Handle;
 
 use super::{Entry, Item, SkipReason, Skipped, check_key};
 
-/// How the listing guarantees key order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    /// Trust the server's order and check it (constant memory).
-    Streamed,
-    /// Collect every key and sort (for servers that do not sort).
-    SortInMemory,
-}
-
 /// Why listing failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
@@ -30,9 +21,14 @@ pub enum ListError {
     OutOfOrder { previous: String, key: String },
     #[error("listing s3://{bucket}/{prefix} failed: {}", failure.message)]
     Request { bucket: String, prefix: String, failure: Box<crate::s3::RequestFailure> },
+    /// Sorting an out-of-order listing on disk failed (the temp folder full or unwritable).
+    #[error("sorting the listing of s3://{bucket}/{prefix} in {} failed: {source}", folder.display())]
+    Sort { bucket: String, prefix: String, folder: std::path::PathBuf, source: std::io::Error },
 }
 
-/// A key-ordered stream of the objects under `s3://bucket/prefix`.
+/// The objects under `s3://bucket/prefix` in the order the server lists them (UTF-8 byte
+/// order of the stored keys, on most servers): [`FolderListing`] checks that order and
+/// brings NFD names to their place, [`super::sorted::SortedListing`] sorts.
 pub struct RemoteListing {
     runtime: Handle,
     client: Client,
@@ -51,7 +47,6 @@ pub struct RemoteListing {
     last_listed: Option<String>,
     /// Downloads refuse keys that could escape the target folder; uploads only write them.
     check_keys: bool,
-    order: Order,
     page: VecDeque<PageEntry>,
     continuation: Option<String>,
     finished: bool,
@@ -69,7 +64,7 @@ struct PendingPage {
 }
 
 impl RemoteListing {
-    pub fn new(runtime: Handle, client: Client, bucket: &str, prefix: &str, check_keys: bool, order: Order) -> Self {
+    pub fn new(runtime: Handle, client: Client, bucket: &str, prefix: &str, check_keys: bool) -> Self {
         RemoteListing {
             runtime,
             client,
@@ -81,7 +76,6 @@ impl RemoteListing {
             pages: 0,
             last_listed: None,
             check_keys,
-            order,
             page: VecDeque::new(),
             continuation: None,
             finished: false,
@@ -224,14 +218,8 @@ impl RemoteListing {
     /// A listing of `prefix` in the same bucket, keyed and encoded like this one, its first
     /// page already requested.
     fn started_listing(&self, prefix: &str, delimited: bool, start_after: Option<String>) -> RemoteListing {
-        let mut listing = RemoteListing::new(
-            self.runtime.clone(),
-            self.client.clone(),
-            &self.bucket,
-            prefix,
-            self.check_keys,
-            Order::Streamed,
-        );
+        let mut listing =
+            RemoteListing::new(self.runtime.clone(), self.client.clone(), &self.bucket, prefix, self.check_keys);
         listing.key_base = self.key_base.clone();
         listing.delimited = delimited;
         listing.url_encoded = self.url_encoded;
@@ -256,26 +244,6 @@ impl RemoteListing {
             }
         }
     }
-
-    /// Reads every page, then sorts: for servers whose listing is not in key order.
-    fn collect_sorted(&mut self) -> Result<(), ListError> {
-        while !self.finished {
-            self.fetch_page()?;
-        }
-        let mut items: Vec<Item> = self
-            .page
-            .drain(..)
-            .filter_map(|entry| match entry {
-                PageEntry::Item(item) => Some(item),
-                PageEntry::Folder(_) => None, // never: a sorted listing is not delimited
-            })
-            .collect();
-        // Names with one NFC form (NFC and NFD twins) come out together, in stored byte
-        // order; the diff decides which of them is synced.
-        items.sort_by(|a, b| super::item_order(a).cmp(&super::item_order(b)));
-        self.page.extend(items.into_iter().map(PageEntry::Item));
-        Ok(())
-    }
 }
 
 /// S3's LastModified in milliseconds since the epoch (the precision listings carry).
@@ -291,19 +259,7 @@ impl Iterator for RemoteListing {
             if self.failed {
                 return None;
             }
-            let entry = match self.order {
-                Order::Streamed => self.next_streamed()?,
-                Order::SortInMemory => {
-                    if !self.finished
-                        && let Err(err) = self.collect_sorted()
-                    {
-                        self.failed = true;
-                        return Some(Err(err));
-                    }
-                    Ok(self.page.pop_front()?)
-                }
-            };
-            match entry {
+            match self.next_streamed()? {
                 Ok(PageEntry::Item(item)) => return Some(Ok(item)),
                 Err(err) => return Some(Err(err)),
                 // Only a delimited listing has folders, and only `FolderListing` reads one.
@@ -395,7 +351,7 @@ const TOP_AHEAD: usize = 2_000;
 
 impl FolderListing {
     pub fn new(runtime: Handle, client: Client, bucket: &str, prefix: &str, check_keys: bool) -> Self {
-        let flat = RemoteListing::new(runtime, client, bucket, prefix, check_keys, Order::Streamed);
+        let flat = RemoteListing::new(runtime, client, bucket, prefix, check_keys);
         FolderListing {
             flat: Some(flat),
             top: None,

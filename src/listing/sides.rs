@@ -1,10 +1,22 @@
 //! Both sides of one transfer, listed together: the source and destination streams a plan
 //! merges, in the direction the transfer goes.
+//!
+//! A remote listing is trusted to come in key order and checked as it streams. A server
+//! found listing out of order (SeaweedFS) is listed again from the start through an on-disk
+//! sort, and remembered for the rest of the run, so its later listings are sorted from the
+//! start; S3 Express directory buckets, which AWS documents as unordered, are sorted from the
+//! start too. Until a remote destination's listing has ended whole and in order, a key it
+//! has not listed is not yet known to be absent: [`Pass::destination_listed`] tells when it is.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::sync::Mutex;
 
 use crate::listing::Item;
 use crate::listing::local::LocalWalk;
-use crate::listing::remote::{FolderListing, ListError, Order, RemoteListing};
-use crate::manifest::{Direction, Job};
+use crate::listing::remote::{FolderListing, ListError};
+use crate::listing::sorted::SortedListing;
+use crate::manifest::{Direction, Job, S3Target};
 
 /// Why a transfer's two sides could not be listed.
 #[derive(Debug)]
@@ -15,16 +27,76 @@ pub enum SidesError {
     Remote(ListError),
 }
 
+/// How a remote listing comes to be in key order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// As the server lists, checked as it streams (constant memory, decisions as pages come).
+    Streamed,
+    /// Read whole and sorted on disk before the first item (a server that does not list in
+    /// key order).
+    Sorted,
+}
+
+/// One reading of a transfer's two sides, as `consume` sees it.
+pub struct Pass {
+    order: Order,
+    destination_listed: Cell<bool>,
+}
+
+impl Pass {
+    /// Whether the destination's listing has ended whole and in key order (a local walk is
+    /// whole and ordered from the start): only then is a key it did not list proven absent.
+    /// Until then, a copy planned because the destination lacks the key is provisional: the
+    /// server may still list it, out of order.
+    pub fn destination_listed(&self) -> bool {
+        self.destination_listed.get()
+    }
+
+    /// The remote listings of this pass were sorted on disk (the server lists out of order).
+    pub fn sorted(&self) -> bool {
+        self.order == Order::Sorted
+    }
+}
+
+/// Servers found listing out of key order in this run (see [`server_key`]).
+static UNORDERED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+/// What identifies a server's listing order: its endpoint, or for AWS itself the bucket (a
+/// general purpose bucket lists in order, a directory bucket does not).
+fn server_key(target: &S3Target, bucket: &str) -> String {
+    match &target.endpoint {
+        Some(endpoint) => endpoint.trim_end_matches('/').to_string(),
+        None => format!("aws/{bucket}"),
+    }
+}
+
+/// How to list `bucket` on `target`: sorted when the server is known not to keep key order.
+pub fn order_for(target: &S3Target, bucket: &str) -> Order {
+    // S3 Express One Zone directory buckets (`name--zone--x-s3`) list in no stated order.
+    let directory_bucket = bucket.ends_with("--x-s3");
+    let found =
+        UNORDERED.lock().expect("order lock").as_ref().is_some_and(|set| set.contains(&server_key(target, bucket)));
+    if directory_bucket || found { Order::Sorted } else { Order::Streamed }
+}
+
+fn remember_unordered(target: &S3Target, bucket: &str) {
+    UNORDERED.lock().expect("order lock").get_or_insert_with(HashSet::new).insert(server_key(target, bucket));
+}
+
 /// Hands the job's source and destination listings (key-ordered streams) to `consume`, and
 /// returns its result with the haul temp files the local walk passed. A server whose listing
-/// turns out not to be in key order is listed again and sorted in memory. `client` reaches
-/// the job's bucket; `to_client` a copy's destination bucket.
+/// turns out not to be in key order is listed again, sorted on disk, and `consume` is called
+/// again for that second pass: whatever it decided in the first must not stand (see
+/// [`Pass`]). `listing_again` runs first, before either side is listed again (so what the
+/// first pass's copies wrote, once they end, is in the second listing). `client` reaches the
+/// job's bucket; `to_client` a copy's destination bucket.
 pub fn with_sides<T>(
     job: &Job,
     client: &aws_sdk_s3::Client,
     to_client: Option<&aws_sdk_s3::Client>,
     runtime: &tokio::runtime::Handle,
-    mut consume: impl FnMut(&mut dyn Iterator<Item = Item>, &mut dyn Iterator<Item = Item>) -> T,
+    mut listing_again: impl FnMut(),
+    mut consume: impl FnMut(&mut dyn Iterator<Item = Item>, &mut dyn Iterator<Item = Item>, &Pass) -> T,
 ) -> Result<(T, Vec<String>), SidesError> {
     // A download creates its folder; an upload of a folder that is not there is a mistake.
     if job.direction == Direction::Upload && !job.local.is_dir() {
@@ -33,37 +105,46 @@ pub fn with_sides<T>(
             "the folder to upload does not exist",
         )));
     }
-    let mut order = Order::Streamed;
+    // The remote sides: (target, bucket) of the source and, for a copy, of the destination.
+    let source_side = (&job.target, job.bucket.as_str());
+    let destination_side = job.to.as_ref().map(|to| (&to.target, to.bucket.as_str()));
+    let any_sorted = |sides: &[Option<(&S3Target, &str)>]| {
+        sides.iter().flatten().any(|(target, bucket)| order_for(target, bucket) == Order::Sorted)
+    };
     loop {
+        let order = if any_sorted(&[Some(source_side), destination_side]) { Order::Sorted } else { Order::Streamed };
         let listing = |client: &aws_sdk_s3::Client, bucket: &str, prefix: &str, check_keys: bool| {
+            let (runtime, client) = (runtime.clone(), client.clone());
             let listing: Box<dyn Iterator<Item = Result<Item, ListError>>> = match order {
-                Order::Streamed => {
-                    Box::new(FolderListing::new(runtime.clone(), client.clone(), bucket, prefix, check_keys))
-                }
-                Order::SortInMemory => {
-                    Box::new(RemoteListing::new(runtime.clone(), client.clone(), bucket, prefix, check_keys, order))
-                }
+                Order::Streamed => Box::new(FolderListing::new(runtime, client, bucket, prefix, check_keys)),
+                Order::Sorted => Box::new(SortedListing::new(runtime, client, bucket, prefix, check_keys)),
             };
             listing
         };
+        // A download's destination is the local walk: whole and ordered from the start.
+        let pass = Pass { order, destination_listed: Cell::new(job.direction == Direction::Download) };
         let listing_error = std::cell::RefCell::new(None);
         let keep = |item: Result<Item, ListError>| item.map_err(|err| *listing_error.borrow_mut() = Some(err)).ok();
         let (result, temp_files) = match (job.direction, &job.to, to_client) {
             (Direction::Copy, Some(to), Some(to_client)) => {
                 // Both sides are buckets: keys are compared as S3 keeps them, none is a path.
                 let mut source = listing(client, &job.bucket, &job.prefix, false).map_while(keep);
-                let mut destination = listing(to_client, &to.bucket, &to.prefix, false).map_while(keep);
-                (consume(&mut source, &mut destination), Vec::new())
+                let destination = listing(to_client, &to.bucket, &to.prefix, false).map_while(keep);
+                let mut destination = ended_whole(destination, &listing_error, &pass.destination_listed);
+                (consume(&mut source, &mut destination, &pass), Vec::new())
             }
             (Direction::Copy, ..) => unreachable!("a copy is listed with its destination's client"),
             (direction, ..) => {
                 let walk = if direction == Direction::Upload { LocalWalk::of_source } else { LocalWalk::new };
                 let mut local = walk(&job.local, job.follow_symlinks).map_err(SidesError::LocalFolder)?;
                 let check_keys = direction == Direction::Download;
-                let mut remote = listing(client, &job.bucket, &job.prefix, check_keys).map_while(keep);
+                let remote = listing(client, &job.bucket, &job.prefix, check_keys).map_while(keep);
                 let result = match direction {
-                    Direction::Upload => consume(&mut local, &mut remote),
-                    _ => consume(&mut remote, &mut local),
+                    Direction::Upload => {
+                        let mut remote = ended_whole(remote, &listing_error, &pass.destination_listed);
+                        consume(&mut local, &mut remote, &pass)
+                    }
+                    _ => consume(&mut { remote }, &mut local, &pass),
                 };
                 (result, local.temp_files().to_vec())
             }
@@ -72,13 +153,66 @@ pub fn with_sides<T>(
             Some(ListError::OutOfOrder { previous, key }) if order == Order::Streamed => {
                 tracing::info!(
                     transfer = %job.name,
-                    "the listing is not in key order (`{key}` after `{previous}`): listing again, sorted in memory"
+                    "the listing is not in key order (`{key}` after `{previous}`): listing again, sorted on disk"
                 );
-                order = Order::SortInMemory;
+                // Which side it was is not told apart: both are sorted from now on.
+                remember_unordered(source_side.0, source_side.1);
+                if let Some((target, bucket)) = destination_side {
+                    remember_unordered(target, bucket);
+                }
+                listing_again();
                 continue;
             }
             Some(source) => return Err(SidesError::Remote(source)),
             None => return Ok((result, temp_files)),
         }
+    }
+}
+
+/// `listing`, which sets `listed` when it ends without an error (whole, and in order: an
+/// out-of-order key is an error).
+fn ended_whole<'a>(
+    listing: impl Iterator<Item = Item> + 'a,
+    error: &'a std::cell::RefCell<Option<ListError>>,
+    listed: &'a Cell<bool>,
+) -> impl Iterator<Item = Item> + 'a {
+    let mut listing = listing.fuse();
+    std::iter::from_fn(move || {
+        let next = listing.next();
+        if next.is_none() && error.borrow().is_none() {
+            listed.set(true);
+        }
+        next
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(endpoint: Option<&str>) -> S3Target {
+        S3Target {
+            profile: None,
+            region: None,
+            endpoint: endpoint.map(str::to_string),
+            path_style: false,
+            request_payer: false,
+            retries: 0,
+        }
+    }
+
+    #[test]
+    fn a_server_found_unordered_is_sorted_for_the_rest_of_the_run() {
+        let weed = target(Some("http://127.0.0.1:1/"));
+        assert_eq!(order_for(&weed, "b"), Order::Streamed);
+        remember_unordered(&weed, "b");
+        // Every bucket of that endpoint, however its URL ends.
+        assert_eq!(order_for(&target(Some("http://127.0.0.1:1")), "other"), Order::Sorted);
+        // On AWS itself, only that bucket.
+        let aws = target(None);
+        remember_unordered(&aws, "odd");
+        assert_eq!(order_for(&aws, "odd"), Order::Sorted);
+        assert_eq!(order_for(&aws, "plain"), Order::Streamed);
+        assert_eq!(order_for(&aws, "data--use1-az4--x-s3"), Order::Sorted);
     }
 }

@@ -191,6 +191,17 @@ impl<W: std::io::Write> PlanWriter<W> {
         Ok(())
     }
 
+    /// The transfer's actions so far were taken back from the output (its listing is read
+    /// again): the next action is its first.
+    pub fn restart_transfer(&mut self) {
+        self.actions = 0;
+    }
+
+    /// The writer, to mark or take back what is written.
+    pub fn output(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Sends what is written so far on (before a message on another stream).
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()

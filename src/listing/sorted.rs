@@ -1,0 +1,175 @@
+//! The remote side of a server that does not list in key order, sorted on disk.
+//!
+//! S3 lists keys in UTF-8 byte order and the plan's merge relies on it. SeaweedFS lists a
+//! folder's contents before the names that sort before it (`a/b.csv` before `a-b.csv`),
+//! S3 Express directory buckets in no stated order. Such a listing is read whole and sorted
+//! by an external merge sort: runs of [`RUN_ITEMS`] items are sorted in memory and spilled to
+//! a temp folder, then merged as the plan reads them, so memory stays a run's worth whatever
+//! the number of keys (a million keys spill about 100 MB of runs). Nothing is decided before
+//! the listing has ended: the first item comes after the last page.
+
+use std::cmp::Ordering;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use aws_sdk_s3::Client;
+use tokio::runtime::Handle;
+
+use super::remote::{ListError, RemoteListing};
+use super::{Item, item_order};
+
+/// Items sorted in memory before a run is written to disk: about 20-30 MB of keys.
+pub const RUN_ITEMS: usize = 100_000;
+
+/// Items a run holds: [`RUN_ITEMS`] unless a test asks for fewer.
+fn run_items() -> usize {
+    std::env::var("HAUL_SORT_RUN_ITEMS").ok().and_then(|items| items.parse().ok()).unwrap_or(RUN_ITEMS).max(1)
+}
+
+/// Where sorted runs are spilled: the system's temp folder (`TMPDIR`).
+pub fn spill_folder() -> PathBuf {
+    std::env::temp_dir()
+}
+
+/// The objects under `s3://bucket/prefix` in key order (NFC key, then stored name), whatever
+/// order the server lists them in.
+pub struct SortedListing {
+    state: State,
+}
+
+enum State {
+    /// Not read yet (the first `next` reads every page).
+    Unread(Box<RemoteListing>, ListingName),
+    Sorted(Sorted, ListingName),
+    Done,
+}
+
+/// What a sort error names.
+struct ListingName {
+    bucket: String,
+    prefix: String,
+}
+
+impl SortedListing {
+    pub fn new(runtime: Handle, client: Client, bucket: &str, prefix: &str, check_keys: bool) -> Self {
+        let listing = RemoteListing::new(runtime, client, bucket, prefix, check_keys);
+        let name = ListingName { bucket: bucket.to_string(), prefix: prefix.to_string() };
+        SortedListing { state: State::Unread(Box::new(listing), name) }
+    }
+
+    fn sort_error(name: &ListingName, source: std::io::Error) -> ListError {
+        ListError::Sort { bucket: name.bucket.clone(), prefix: name.prefix.clone(), folder: spill_folder(), source }
+    }
+}
+
+/// Sorted items, read back from the runs.
+type Sorted = Box<dyn Iterator<Item = std::io::Result<SortItem>>>;
+
+/// Reads `listing` whole into an external sort with runs of `run` items. A listing error
+/// ends the read; the inner error is the sort's own.
+fn sort(
+    listing: impl Iterator<Item = Result<Item, ListError>>,
+    run: usize,
+) -> Result<std::io::Result<Sorted>, ListError> {
+    let by_key: fn(&SortItem, &SortItem) -> Ordering = |a, b| compare(&a.0, &b.0);
+    let mut sorter =
+        extsort::ExternalSorter::new().with_segment_size(run).with_sort_dir(spill_folder()).pushed_by(by_key);
+    for item in listing {
+        if let Err(err) = sorter.push(SortItem(item?)) {
+            return Ok(Err(err));
+        }
+    }
+    Ok(sorter.done().map(|sorted| Box::new(sorted) as Sorted))
+}
+
+/// Key order, and among items of one key, entries before skips (a total order: a listing
+/// names each stored key once).
+fn compare(a: &Item, b: &Item) -> Ordering {
+    let kind = |item: &Item| matches!(item, Item::Skipped(_));
+    item_order(a).cmp(&item_order(b)).then_with(|| kind(a).cmp(&kind(b)))
+}
+
+impl Iterator for SortedListing {
+    type Item = Result<Item, ListError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            match std::mem::replace(&mut self.state, State::Done) {
+                State::Done => return None,
+                State::Unread(listing, name) => match sort(*listing, run_items()) {
+                    Err(err) => return Some(Err(err)),
+                    Ok(Err(err)) => return Some(Err(Self::sort_error(&name, err))),
+                    Ok(Ok(sorted)) => self.state = State::Sorted(sorted, name),
+                },
+                State::Sorted(mut sorted, name) => {
+                    return match sorted.next()? {
+                        Ok(item) => {
+                            self.state = State::Sorted(sorted, name);
+                            Some(Ok(item.0))
+                        }
+                        Err(err) => Some(Err(Self::sort_error(&name, err))),
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// An item as a sorted run stores it: its JSON, after its length.
+pub struct SortItem(pub Item);
+
+impl extsort::Sortable for SortItem {
+    fn encode<W: Write>(&self, writer: &mut W) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec(&self.0).map_err(std::io::Error::other)?;
+        writer.write_all(&(bytes.len() as u32).to_le_bytes())?;
+        writer.write_all(&bytes)
+    }
+
+    fn decode<R: Read>(reader: &mut R) -> std::io::Result<Self> {
+        let mut length = [0u8; 4];
+        reader.read_exact(&mut length)?;
+        let mut bytes = vec![0u8; u32::from_le_bytes(length) as usize];
+        reader.read_exact(&mut bytes)?;
+        serde_json::from_slice(&bytes).map(SortItem).map_err(std::io::Error::other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listing::{Entry, SkipReason, Skipped};
+
+    fn entry(key: &str) -> Item {
+        Item::Entry(Entry::new(key, key.len() as u64, 7, Some(format!("e-{key}"))))
+    }
+
+    #[test]
+    fn a_folder_walk_listing_comes_out_in_key_order_across_spilled_runs() {
+        // SeaweedFS's order for these keys: each folder's contents before the names that
+        // sort before it.
+        let walked = ["a/b/c.csv", "a/b.csv", "a b.csv", "a!", "a-b.csv", "a.csv", "a0.csv", "aa/x"];
+        let nfd = "\u{1100}\u{1161}\u{11A8}.csv"; // 각.csv decomposed
+        let mut listed: Vec<Result<Item, ListError>> = walked.iter().map(|key| Ok(entry(key))).collect();
+        listed.push(Ok(entry(nfd)));
+        listed.push(Ok(Item::Skipped(Skipped { key: "a/".into(), reason: SkipReason::DirectoryMarker })));
+        // Runs of 3 items: several spilled runs merged.
+        let sorted = sort(listed.into_iter(), 3).unwrap().unwrap();
+        let sorted: Vec<Item> = sorted.map(|item| item.unwrap().0).collect();
+        let keys: Vec<&str> = sorted.iter().map(|item| item_order(item).0).collect();
+        assert_eq!(
+            keys,
+            ["a b.csv", "a!", "a-b.csv", "a.csv", "a/", "a/b.csv", "a/b/c.csv", "a0.csv", "aa/x", "각.csv"]
+        );
+        // Everything an entry carries survives the run files.
+        let Item::Entry(hangul) = &sorted[9] else { panic!("an entry") };
+        assert_eq!((hangul.stored(), hangul.size, hangul.mtime_ms), (nfd, nfd.len() as u64, 7));
+        assert_eq!(hangul.etag.as_deref(), Some(format!("e-{nfd}").as_str()));
+    }
+
+    #[test]
+    fn a_listing_error_ends_the_sort() {
+        let failure = ListError::OutOfOrder { previous: "b".into(), key: "a".into() };
+        let listed = vec![Ok(entry("b")), Err(failure), Ok(entry("a"))];
+        assert!(matches!(sort(listed.into_iter(), 3), Err(ListError::OutOfOrder { .. })));
+    }
+}

@@ -1,0 +1,183 @@
+//! Decisions never depend on the order a server lists in. SeaweedFS lists a prefix as a walk
+//! of its folder tree (`a/b/c.csv`, `a/b.csv`, `a b.csv`, `a!`, `a-b.csv`, ...: a folder's
+//! contents where its name sorts), where S3 lists `a b.csv`, `a!`, `a-b.csv`, `a.csv`,
+//! `a/b.csv`, ... A plan that trusted the first order proposed deleting live files. Each
+//! scenario runs on every test server, and on s3s-fs behind a proxy that answers listings in
+//! folder-walk order and shuffled: upload, download and copy, each with `delete: true`, whose
+//! plans must hold each key once and never delete a key the source has, whose applies must
+//! leave both sides identical, and whose next plan must be empty.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{BUCKET, Fixture, tree, write};
+use haul_testkit::{Fault, FaultRule, RecordingProxy};
+
+/// Names that sort around `/` (space, `!`, `-`, `.` sort before it; `0` and letters after),
+/// deep nesting, and Hangul.
+const TREE: [&str; 12] = [
+    "a b.csv",
+    "a!",
+    "a-b.csv",
+    "a.csv",
+    "a/b.csv",
+    "a/b/c.csv",
+    "a/b/c/d/e/f.csv",
+    "a0.csv",
+    "aa/x",
+    "\u{D55C}.csv",
+    "\u{BCF4}\u{ACE0}\u{C11C}/2026/\u{B9E4}\u{CD9C}.csv",
+    "z.parquet",
+];
+
+/// An upload of `./local` to `data/`, a download of `data/` to `./back` and a copy of `data/`
+/// to `mirror/`, each with `delete: true`, through `endpoint`.
+fn manifest(f: &Fixture, endpoint: &str) -> String {
+    let text = format!(
+        "version: 1
+defaults:
+  endpoint: {endpoint}
+  path_style: true
+  region: us-east-1
+  delete: true
+  max_delete: 100
+transfers:
+  - name: up
+    direction: upload
+    bucket: {BUCKET}
+    prefix: data/
+    local: ./local
+  - name: down
+    direction: download
+    bucket: {BUCKET}
+    prefix: data/
+    local: ./back
+  - name: mirror
+    direction: copy
+    bucket: {BUCKET}
+    prefix: data/
+    to:
+      bucket: {BUCKET}
+      prefix: mirror/
+"
+    );
+    write(f.dir.path(), "m.yaml", &text);
+    "m.yaml".into()
+}
+
+/// The plan of one transfer as `(action, key)` pairs, checked to name each key once.
+fn plan_of(f: &Fixture, m: &str, transfer: &str, server: &str) -> BTreeSet<(String, String)> {
+    let plan = f.json(&[m, "--only", transfer]);
+    let mut seen = BTreeMap::new();
+    for action in plan["transfers"][0]["actions"].as_array().unwrap() {
+        let key = action["key"].as_str().unwrap().to_string();
+        let kind = action["action"].as_str().unwrap().to_string();
+        if let Some(earlier) = seen.insert(key.clone(), kind.clone()) {
+            panic!("{server}: `{transfer}` plans `{key}` twice ({earlier}, then {kind}):\n{plan:#}");
+        }
+    }
+    seen.into_iter().map(|(key, kind)| (kind, key)).collect()
+}
+
+fn pairs(kind: &str, keys: &[&str]) -> BTreeSet<(String, String)> {
+    keys.iter().map(|key| (kind.to_string(), key.to_string())).collect()
+}
+
+/// The objects under `prefix` as relative keys with their bytes.
+fn objects(f: &Fixture, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    f.keys()
+        .into_iter()
+        .filter_map(|key| key.strip_prefix(prefix).map(str::to_string))
+        .map(|relative| {
+            let body = f.get(&format!("{prefix}{relative}"));
+            (relative, body)
+        })
+        .collect()
+}
+
+fn settled(f: &Fixture, m: &str, transfer: &str, server: &str) {
+    let out = f.plan(&[m, "--only", transfer, "--detailed-exitcode"]);
+    assert_eq!(out.code, 0, "{server}: the plan after `{transfer}` is not empty:\n{}{}", out.stdout, out.stderr);
+}
+
+/// Upload, download and copy with `delete: true` through `endpoint` (the fixture's server,
+/// or a proxy in front of it).
+fn scenario(f: &Fixture, endpoint: &str, server: &str) {
+    let m = manifest(f, endpoint);
+    for name in TREE {
+        f.file_written_earlier(name, name.as_bytes());
+    }
+    f.file_written_earlier("new/one.csv", b"new");
+    // The bucket holds the tree already, one object with other bytes, and two the source lost.
+    for name in TREE {
+        let body: &[u8] = if name == "a-b.csv" { b"old" } else { name.as_bytes() };
+        f.put(&format!("data/{name}"), body);
+    }
+    f.put("data/a/b/gone.csv", b"gone");
+    f.put("data/gone", b"gone");
+    f.file_written_earlier("a-b.csv", b"changed at the source");
+
+    // Upload: the new file and the changed one, and deletes of exactly the two lost keys.
+    let planned = plan_of(f, &m, "up", server);
+    let mut expected = pairs("upload", &["new/one.csv", "a-b.csv"]);
+    expected.extend(pairs("delete-remote", &["a/b/gone.csv", "gone"]));
+    assert_eq!(planned, expected, "{server}: upload plan");
+    f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
+    assert_eq!(objects(f, "data/"), tree(&f.path("local")), "{server}: bucket after upload");
+    settled(f, &m, "up", server);
+
+    // Download into a folder that holds the tree already (newer than the objects), and two
+    // files the bucket does not have.
+    for name in TREE.iter().copied().chain(["new/one.csv"]) {
+        f.local_at("back", name, &f.get(&format!("data/{name}")));
+    }
+    f.local_at("back", "a-b.csv", b"changed at the source");
+    f.local_at("back", "a/b/stale.csv", b"stale");
+    f.local_at("back", "zz", b"stale");
+    let planned = plan_of(f, &m, "down", server);
+    assert_eq!(planned, pairs("delete-local", &["a/b/stale.csv", "zz"]), "{server}: download plan");
+    f.apply(&[&m, "--only", "down", "--quiet"]).expect_code(0);
+    assert_eq!(tree(&f.path("back")), objects(f, "data/"), "{server}: folder after download");
+    settled(f, &m, "down", server);
+
+    // Copy into a prefix that holds part of it, and a key the source does not have.
+    for name in &TREE[..6] {
+        f.put(&format!("mirror/{name}"), name.as_bytes());
+    }
+    f.put("mirror/a/b/extra", b"extra");
+    let planned = plan_of(f, &m, "mirror", server);
+    let present: BTreeSet<&str> = TREE[..6].iter().copied().collect();
+    let mut expected: BTreeSet<(String, String)> = objects(f, "data/")
+        .into_keys()
+        .filter(|key| !present.contains(key.as_str()) || key == "a-b.csv")
+        .map(|key| ("copy".to_string(), key))
+        .collect();
+    expected.extend(pairs("delete-remote", &["a/b/extra"]));
+    assert_eq!(planned, expected, "{server}: copy plan");
+    f.apply(&[&m, "--only", "mirror", "--quiet"]).expect_code(0);
+    assert_eq!(objects(f, "mirror/"), objects(f, "data/"), "{server}: destination after copy");
+    settled(f, &m, "mirror", server);
+}
+
+#[test]
+fn decisions_are_the_same_on_every_server() {
+    for (server, f) in Fixture::every_server() {
+        scenario(&f, &f.endpoint.clone(), server);
+    }
+}
+
+#[test]
+fn decisions_are_the_same_whatever_order_a_proxy_lists_in() {
+    for (label, fault) in [
+        ("folder-walk order", Fault::FolderWalkListing),
+        ("shuffled", Fault::ShuffleListing(7)),
+        ("reversed", Fault::ReverseListing),
+    ] {
+        let f = Fixture::s3s_fs();
+        let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+        proxy.set_faults(&[FaultRule::new(fault, 1, u64::MAX).on_listings()]);
+        scenario(&f, proxy.endpoint(), label);
+        assert!(proxy.injected()[0] > 0, "{label}: no listing was reordered");
+    }
+}
