@@ -78,9 +78,10 @@ type Tree = BTreeMap<String, (Vec<u8>, i64)>;
 /// in Unicode form", "Plans"). Names are grouped by NFC form; in a group, source and
 /// destination names that are the same bytes pair; with no such pair, one source (NFC-named,
 /// else first) goes onto one destination name (NFC-named, else first; the NFC name when there
-/// is none); other source names are skipped; destination names left over go under `delete`.
-/// A pair is copied when the sizes differ or the source is newer (`size-mtime`).
-fn model(source: &Tree, destination: &Tree, delete: bool) -> BTreeMap<String, Vec<u8>> {
+/// is none); other source names are skipped, except into a bucket (`into_bucket`), where each
+/// goes to its own name; destination names left over go under `delete`. A pair is copied when
+/// the sizes differ or the source is newer (`size-mtime`).
+fn model(source: &Tree, destination: &Tree, delete: bool, into_bucket: bool) -> BTreeMap<String, Vec<u8>> {
     let nfc = |name: &str| name.nfc().collect::<String>();
     let mut groups: BTreeMap<String, (Vec<&String>, Vec<&String>)> = BTreeMap::new();
     for name in source.keys() {
@@ -104,7 +105,12 @@ fn model(source: &Tree, destination: &Tree, delete: bool) -> BTreeMap<String, Ve
             copy(name, name);
             kept.push((*name).clone());
         }
-        if exact.is_empty() && !sources.is_empty() {
+        if into_bucket && sources.len() > 1 {
+            for name in sources.iter().filter(|name| !exact.contains(name)) {
+                copy(name, name);
+                kept.push((*name).clone());
+            }
+        } else if exact.is_empty() && !sources.is_empty() {
             let writer = sources.iter().find(|s| **s == key).unwrap_or(&sources[0]);
             let target = destinations.iter().find(|d| **d == key).or(destinations.first()).map_or(key, |d| *d);
             copy(writer, target);
@@ -244,7 +250,7 @@ proptest! {
         let before = bucket(&f);
         check_accounting(&f, &m, "up", local.len())?;
         f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
-        prop_assert_eq!(contents(&bucket(&f)), model(&local, &before, delete));
+        prop_assert_eq!(contents(&bucket(&f)), model(&local, &before, delete, true));
         check_quiet(&f, &m, "up")?;
 
         // Edit, then upload again.
@@ -271,14 +277,14 @@ proptest! {
         }
         let before = bucket(&f);
         f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
-        prop_assert_eq!(contents(&bucket(&f)), model(&local, &before, delete));
+        prop_assert_eq!(contents(&bucket(&f)), model(&local, &before, delete, true));
         check_quiet(&f, &m, "up")?;
 
         // Download the bucket into an empty folder.
         let remote = bucket(&f);
         check_accounting(&f, &m, "down", remote.len())?;
         f.apply(&[&m, "--only", "down", "--quiet"]).expect_code(0);
-        prop_assert_eq!(tree(&f.path("back")), model(&remote, &Tree::new(), delete));
+        prop_assert_eq!(tree(&f.path("back")), model(&remote, &Tree::new(), delete, false));
         check_quiet(&f, &m, "down")?;
     }
 }

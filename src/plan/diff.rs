@@ -116,8 +116,9 @@ impl UnicodeForm {
 /// What to do with one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Copy the source entry to the destination.
-    Copy { source: Entry, destination: Option<Entry>, reason: Reason },
+    /// Copy the source entry to the destination. `exact_name`: under the source's stored
+    /// name, not the NFC key (a source twin, written to its own name as `aws s3 sync` does).
+    Copy { source: Entry, destination: Option<Entry>, reason: Reason, exact_name: bool },
     /// Remove the destination entry.
     Delete { destination: Entry },
     /// Leave it; `size` counts the entry's bytes where there is one. `key` is the name as
@@ -156,8 +157,10 @@ impl DiffRules<'_> {
 /// 2. when no name pairs that way, one source name is copied: the NFC one, else the first in
 ///    byte order, onto the destination's name in NFC, else its first (so a macOS NFD file
 ///    and its NFC key stay one object), or, with none, under the NFC name;
-/// 3. every other source name is skipped as `same-normalized-name` (it would write a name
-///    that is already synced: a second writer to one file on macOS, a flip-flop elsewhere);
+/// 3. into a bucket (`destination_is_local: false`), which keeps names apart, a source with
+///    several twins writes each to its own name (`exact_name`), as `aws s3 sync` does; into
+///    a local folder every other source name is skipped as `same-normalized-name` (it would
+///    write a name that is already synced: a second writer to one file on macOS);
 /// 4. every destination name left over has no source with its bytes: deleted under
 ///    `delete: true`, else left and listed as `same-normalized-name`.
 ///
@@ -320,9 +323,13 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
                 drop(destination);
                 Some(Decision::Skip { key: source.key, size: source.size, kind: SkipKind::Filtered })
             }
-            (Some(source), None) => Some(Decision::Copy { source, destination: None, reason: Reason::New }),
+            (Some(source), None) => {
+                Some(Decision::Copy { source, destination: None, reason: Reason::New, exact_name: false })
+            }
             (Some(source), Some(destination)) => match compare(&source, &destination, &self.rules) {
-                Some(reason) => Some(Decision::Copy { source, destination: Some(destination), reason }),
+                Some(reason) => {
+                    Some(Decision::Copy { source, destination: Some(destination), reason, exact_name: false })
+                }
                 None if self.rules.compare == CompareMode::Checksum => Some(Decision::Verify { source, destination }),
                 None => Some(Decision::Skip { key: source.key, size: source.size, kind: SkipKind::Unchanged }),
             },
@@ -371,6 +378,19 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
             }
         }
         let mut unpaired: Vec<Entry> = unpaired.into_iter().flatten().collect();
+        // Twins on the source side, written to a bucket (where names never fold together):
+        // each goes to its own name, as `aws s3 sync` does.
+        if !self.rules.destination_is_local && lone_sources.len() + usize::from(paired) > 1 {
+            for source in lone_sources.drain(..) {
+                let decision = self.decide(Some(source), None).map(|decision| match decision {
+                    Decision::Copy { source, destination, reason, .. } => {
+                        Decision::Copy { source, destination, reason, exact_name: true }
+                    }
+                    other => other,
+                });
+                self.queued.extend(decision);
+            }
+        }
         if !paired && !lone_sources.is_empty() {
             let source = lone_sources.remove(preferred(&lone_sources));
             let destination = (!unpaired.is_empty()).then(|| unpaired.remove(preferred(&unpaired)));
@@ -627,10 +647,12 @@ mod tests {
         decisions
             .into_iter()
             .map(|d| match d {
-                Decision::Copy { source, destination, reason } => format!(
+                Decision::Copy { source, destination, reason, exact_name } => format!(
                     "copy {} onto {} ({})",
                     form(source.stored()),
-                    destination.as_ref().map_or("NFC (new)", |d| form(d.stored())),
+                    destination
+                        .as_ref()
+                        .map_or(if exact_name { "its own name" } else { "NFC (new)" }, |d| form(d.stored())),
                     reason.label()
                 ),
                 Decision::Delete { destination } => format!("delete {}", form(destination.stored())),
@@ -645,27 +667,41 @@ mod tests {
         stored(diff(source, destination, rules(&everything, CompareMode::SizeMtime, delete)).collect())
     }
 
+    /// The same into a local folder (a download), where two twins may be one file.
+    fn twins_diff_to_local(source: Vec<Item>, destination: Vec<Item>) -> Vec<String> {
+        let everything = Filter::everything();
+        let rules = DiffRules { destination_is_local: true, ..rules(&everything, CompareMode::SizeMtime, false) };
+        stored(diff(source, destination, rules).collect())
+    }
+
     #[test]
-    fn local_twins_upload_once_and_a_second_plan_is_quiet() {
-        // Case 1 of issue 14: NFC and NFD local names, different bytes, an empty bucket.
+    fn local_twins_upload_each_to_its_own_name_and_a_second_plan_is_quiet() {
+        // NFC and NFD local names, different bytes, an empty bucket: a bucket keeps both
+        // names apart, so each is uploaded to its own name (as `aws s3 sync` does).
         let source = || vec![entry(NFD, 4, 1), entry(NFC, 3, 1)];
-        let twin = "Twin { side: Source, form: Nfd }";
         assert_eq!(
             twins_diff(source(), vec![], false),
-            vec!["copy NFC onto NFC (new) (new)".to_string(), format!("skip NFD ({twin})")]
+            vec!["copy NFD onto its own name (new)", "copy NFC onto its own name (new)"]
         );
-        // After the upload the bucket holds the NFC key: nothing left to do.
-        let after = twins_diff(source(), vec![entry(NFC, 3, 5)], false);
-        assert_eq!(after, vec!["skip NFC (Unchanged)".to_string(), format!("skip NFD ({twin})")]);
+        // After the upload the bucket holds both keys: nothing left to do (an unchanged skip
+        // shows the key, NFC).
+        let after = twins_diff(source(), vec![entry(NFD, 4, 5), entry(NFC, 3, 5)], false);
+        assert_eq!(after, vec!["skip NFC (Unchanged)", "skip NFC (Unchanged)"]);
+        // With one of them there already, the other is still written to its own name.
+        let one = twins_diff(source(), vec![entry(NFC, 3, 5)], false);
+        assert_eq!(one, vec!["skip NFC (Unchanged)", "copy NFD onto its own name (new)"]);
+        let changed = twins_diff(source(), vec![entry(NFD, 9, 5)], true);
+        assert_eq!(changed, vec!["copy NFD onto NFD (size differs)", "copy NFC onto its own name (new)"]);
     }
 
     #[test]
     fn remote_twins_download_the_exact_name() {
-        // Case 2: both keys in the bucket, nothing local: the NFC key is the NFC file.
+        // Both keys in the bucket, nothing local: the NFC key is the NFC file, and the NFD
+        // key is not written (on macOS the two names are one file).
         let source = || vec![entry(NFD, 4, 1), entry(NFC, 3, 1)];
-        let got = twins_diff(source(), vec![], false);
+        let got = twins_diff_to_local(source(), vec![]);
         assert_eq!(got, vec!["copy NFC onto NFC (new) (new)", "skip NFD (Twin { side: Source, form: Nfd })"]);
-        let again = twins_diff(source(), vec![entry(NFC, 3, 5)], false);
+        let again = twins_diff_to_local(source(), vec![entry(NFC, 3, 5)]);
         assert_eq!(again, vec!["skip NFC (Unchanged)", "skip NFD (Twin { side: Source, form: Nfd })"]);
     }
 

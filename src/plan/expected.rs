@@ -318,6 +318,7 @@ mod tests {
             reason: Reason::New,
             source: (!kind.is_delete()).then(|| fingerprint.clone()),
             destination: kind.is_delete().then_some(fingerprint),
+            exact_name: false,
         }
     }
 

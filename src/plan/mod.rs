@@ -99,6 +99,10 @@ pub struct Action {
     /// An upload an interrupted run left for this object, which `apply` continues.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<Resume>,
+    /// Written under the source's stored name rather than the NFC key: one of several
+    /// source names with one NFC form (twins), each written to its own name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exact_name: bool,
 }
 
 /// A multipart upload an earlier run left, to be continued instead of started over.
@@ -120,7 +124,8 @@ impl Action {
     /// The name to write (or remove) on the destination side: the existing one when the
     /// destination already has this key under another normalization, so no twin appears.
     pub fn destination_name(&self) -> &str {
-        self.destination.as_ref().and_then(|d| d.stored_key.as_deref()).unwrap_or(&self.key)
+        let exact = self.exact_name.then(|| self.source.as_ref().and_then(|s| s.stored_key.as_deref())).flatten();
+        self.destination.as_ref().and_then(|d| d.stored_key.as_deref()).or(exact).unwrap_or(&self.key)
     }
 }
 
@@ -466,10 +471,12 @@ impl Recorder<'_> {
                         Decision::Skip { key: source.key, size: source.size, kind: SkipKind::Unchanged }
                     }
                     Some(ContentVerdict::Differs) => {
-                        Decision::Copy { source, destination: Some(destination), reason: Reason::ChecksumDiffers }
+                        let reason = Reason::ChecksumDiffers;
+                        Decision::Copy { source, destination: Some(destination), reason, exact_name: false }
                     }
                     Some(ContentVerdict::Unavailable) | None => {
-                        Decision::Copy { source, destination: Some(destination), reason: Reason::ChecksumUnavailable }
+                        let reason = Reason::ChecksumUnavailable;
+                        Decision::Copy { source, destination: Some(destination), reason, exact_name: false }
                     }
                 },
                 other => other,
@@ -481,7 +488,7 @@ impl Recorder<'_> {
     fn record(&mut self, decision: Decision) {
         let (copy, delete, plan) = (self.copy, self.delete, &mut *self.plan);
         match decision {
-            Decision::Copy { source, destination, reason } => {
+            Decision::Copy { source, destination, reason, exact_name } => {
                 plan.by_action.entry(copy).or_default().add(source.size);
                 count(&mut plan.by_reason, reason.slug(), source.size);
                 (self.sink)(Action {
@@ -492,6 +499,7 @@ impl Recorder<'_> {
                     reason,
                     source: Some(Fingerprint::from(&source)),
                     destination: destination.as_ref().map(Fingerprint::from),
+                    exact_name,
                 });
             }
             Decision::Delete { destination } => {
@@ -505,6 +513,7 @@ impl Recorder<'_> {
                     reason: Reason::MissingAtSource,
                     source: None,
                     destination: Some(Fingerprint::from(&destination)),
+                    exact_name: false,
                 });
             }
             Decision::Skip { key, size, kind } => {

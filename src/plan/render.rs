@@ -167,6 +167,7 @@ mod tests {
                 source: None,
                 destination: None,
                 resume: None,
+                exact_name: false,
             };
             table.action(&action, &mut out);
         }

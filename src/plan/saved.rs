@@ -618,6 +618,7 @@ mod tests {
             reason: if destination.is_none() { Reason::New } else { Reason::SizeDiffers },
             source,
             destination,
+            exact_name: false,
         }
     }
 
