@@ -3,9 +3,9 @@
 //! contents where its name sorts), where S3 lists `a b.csv`, `a!`, `a-b.csv`, `a.csv`,
 //! `a/b.csv`, ... A plan that trusted the first order proposed deleting live files. Each
 //! scenario runs on every test server, and on s3s-fs behind a proxy that answers listings in
-//! folder-walk order and shuffled: upload, download and copy, each with `delete: true`, whose
-//! plans must hold each key once and never delete a key the source has, whose applies must
-//! leave both sides identical, and whose next plan must be empty.
+//! folder-walk order and shuffled: upload, download (whole and filtered) and copy, each with
+//! `delete: true`, whose plans must hold each key once and never delete a key the source has,
+//! whose applies must leave both sides identical, and whose next plan must be empty.
 
 mod common;
 
@@ -53,6 +53,12 @@ transfers:
     bucket: {BUCKET}
     prefix: data/
     local: ./back
+  - name: csv
+    direction: download
+    bucket: {BUCKET}
+    prefix: data/
+    local: ./csv
+    extensions: [csv]
   - name: mirror
     direction: copy
     bucket: {BUCKET}
@@ -141,6 +147,20 @@ fn scenario(f: &Fixture, endpoint: &str, server: &str) {
     assert_eq!(tree(&f.path("back")), objects(f, "data/"), "{server}: folder after download");
     settled(f, &m, "down", server);
 
+    // A filtered download: only `.csv` moves, and only `.csv` is ever deleted.
+    f.local_at("csv", "a/b/old.parquet", b"not mine");
+    f.local_at("csv", "a/b/gone.csv", b"stale");
+    let csv: Vec<&str> = TREE.iter().copied().chain(["new/one.csv"]).filter(|name| name.ends_with(".csv")).collect();
+    let mut expected = pairs("download", &csv);
+    expected.extend(pairs("delete-local", &["a/b/gone.csv"]));
+    assert_eq!(plan_of(f, &m, "csv", server), expected, "{server}: filtered download plan");
+    f.apply(&[&m, "--only", "csv", "--quiet"]).expect_code(0);
+    let mut wanted: BTreeMap<String, Vec<u8>> =
+        objects(f, "data/").into_iter().filter(|(key, _)| key.ends_with(".csv")).collect();
+    wanted.insert("a/b/old.parquet".into(), b"not mine".to_vec());
+    assert_eq!(tree(&f.path("csv")), wanted, "{server}: folder after the filtered download");
+    settled(f, &m, "csv", server);
+
     // Copy into a prefix that holds part of it, and a key the source does not have.
     for name in &TREE[..6] {
         f.put(&format!("mirror/{name}"), name.as_bytes());
@@ -169,6 +189,9 @@ fn decisions_are_the_same_on_every_server() {
 
 #[test]
 fn decisions_are_the_same_whatever_order_a_proxy_lists_in() {
+    // Sorted runs of two keys, so the sorted readings merge many runs from disk.
+    // SAFETY: set before this test starts any thread; the haul processes inherit it.
+    unsafe { std::env::set_var("HAUL_SORT_RUN_ITEMS", "2") };
     for (label, fault) in [
         ("folder-walk order", Fault::FolderWalkListing),
         ("shuffled", Fault::ShuffleListing(7)),
@@ -180,4 +203,48 @@ fn decisions_are_the_same_whatever_order_a_proxy_lists_in() {
         scenario(&f, proxy.endpoint(), label);
         assert!(proxy.injected()[0] > 0, "{label}: no listing was reordered");
     }
+}
+
+/// SeaweedFS lists a folder of 1,100 keys before `a-b.csv`: the first page (1,000 keys) is in
+/// order and used, the second is found out of order before any of its keys is. The download
+/// (without `delete`, so nothing waits for the listing's end) moves the first page's objects
+/// at once (decided against the local folder, which is whole: right whatever else the listing
+/// holds), then lists again sorted, finds them in place, and moves the rest; its report counts
+/// each object once and says it listed again.
+#[test]
+fn out_of_order_found_pages_into_a_listing_drops_nothing_and_counts_each_object_once() {
+    let f = Fixture::seaweedfs();
+    let m = f.two_way_manifest(&f.endpoint.clone(), "");
+    let mut names: Vec<String> = (0..1100).map(|n| format!("a/f{n:04}.csv")).collect();
+    names.extend(["a-b.csv".to_string(), "a.csv".to_string()]);
+    for name in &names {
+        f.file_written_earlier(name, name.as_bytes());
+    }
+    f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
+
+    let out = f.apply(&[&m, "--only", "down", "--output", "json", "--quiet", "--log-level", "info"]);
+    out.expect_code(0);
+    assert!(out.stderr.contains("not in key order"), "the listing was not found out of order:\n{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let transfer = &report["transfers"][0];
+    assert_eq!(transfer["moved"]["objects"], 1102, "{transfer:#}");
+    let before = transfer["listed_again"]["objects"].as_u64().unwrap();
+    assert!(before >= 1000, "the first page's objects moved before the second reading: {transfer:#}");
+    assert!(transfer["skipped"].get("unchanged").is_none_or(|tally| tally["objects"] == 0), "{transfer:#}");
+    let expected: BTreeMap<String, Vec<u8>> =
+        names.iter().map(|name| (name.clone(), name.clone().into_bytes())).collect();
+    assert_eq!(tree(&f.path("back")), expected);
+    settled(&f, &m, "down", "SeaweedFS");
+
+    // An upload onto that prefix: two new files. While the first page is merged, `a-b.csv`
+    // and `a.csv` look missing from the bucket (it lists them last): their uploads wait for
+    // the whole listing, and are dropped when it is read again. Only the new files move.
+    f.file_written_earlier("a/new.csv", b"new");
+    f.file_written_earlier("0.csv", b"new");
+    let out = f.apply(&[&m, "--only", "up", "--output", "json", "--quiet"]);
+    out.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["transfers"][0]["moved"]["objects"], 2, "{report:#}");
+    assert_eq!(objects(&f, "data/"), tree(&f.path("local")));
+    settled(&f, &m, "up", "SeaweedFS");
 }

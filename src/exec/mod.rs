@@ -277,13 +277,12 @@ impl Execution {
         if !self.counted {
             self.context.counters.remove_planned(objects, bytes);
         }
-        let sent = self.sent;
-        let work = self.work.clone();
-        self.runtime.block_on(async move {
-            while work.ended.load(Ordering::Acquire) < sent {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        });
+        // (Workers that are gone, by a panic `finish` raises, end nothing more.)
+        while self.work.ended.load(Ordering::Acquire) < self.sent && !self.workers.iter().all(|w| w.0.is_finished()) {
+            // The planner's own thread, outside the runtime (it hands copies over with
+            // `blocking_send`): waiting here holds no worker up.
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let mut report = self.work.report.lock().expect("report lock");
         report.listed_again = Some(report.moved);
     }

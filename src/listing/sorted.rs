@@ -52,7 +52,7 @@ struct ListingName {
 
 impl SortedListing {
     pub fn new(runtime: Handle, client: Client, bucket: &str, prefix: &str, check_keys: bool) -> Self {
-        let listing = RemoteListing::new(runtime, client, bucket, prefix, check_keys);
+        let listing = RemoteListing::new(runtime, client, bucket, prefix, check_keys).unchecked();
         let name = ListingName { bucket: bucket.to_string(), prefix: prefix.to_string() };
         SortedListing { state: State::Unread(Box::new(listing), name) }
     }
