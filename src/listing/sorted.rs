@@ -10,6 +10,7 @@
 
 use std::cmp::Ordering;
 use std::io::{Read, Write};
+
 use std::path::PathBuf;
 
 use aws_sdk_s3::Client;
@@ -63,23 +64,52 @@ impl SortedListing {
 }
 
 /// Sorted items, read back from the runs.
-type Sorted = Box<dyn Iterator<Item = std::io::Result<SortItem>>>;
+type Sorted = Box<dyn Iterator<Item = std::io::Result<Item>>>;
 
 /// Reads `listing` whole into an external sort with runs of `run` items. A listing error
-/// ends the read; the inner error is the sort's own.
+/// ends the read; the inner error is the sort's own (writing or reading a run).
+///
+/// Written here rather than taken from a crate: `extsort`, the one in wide use, builds a
+/// doc-test generator (skeptic, with unmaintained dependencies) into every build, and the
+/// merge of sorted runs is short.
 fn sort(
     listing: impl Iterator<Item = Result<Item, ListError>>,
     run: usize,
 ) -> Result<std::io::Result<Sorted>, ListError> {
-    let by_key: fn(&SortItem, &SortItem) -> Ordering = |a, b| compare(&a.0, &b.0);
-    let mut sorter =
-        extsort::ExternalSorter::new().with_segment_size(run).with_sort_dir(spill_folder()).pushed_by(by_key);
+    let mut runs = Vec::new();
+    let mut buffer = Vec::with_capacity(run.min(RUN_ITEMS));
     for item in listing {
-        if let Err(err) = sorter.push(SortItem(item?)) {
+        buffer.push(item?);
+        if buffer.len() >= run
+            && let Err(err) = spill(&mut buffer).map(|file| runs.push(file))
+        {
             return Ok(Err(err));
         }
     }
-    Ok(sorter.done().map(|sorted| Box::new(sorted) as Sorted))
+    buffer.sort_by(compare);
+    if runs.is_empty() {
+        // It fit in one run: no disk.
+        return Ok(Ok(Box::new(buffer.into_iter().map(Ok))));
+    }
+    if !buffer.is_empty()
+        && let Err(err) = spill(&mut buffer).map(|file| runs.push(file))
+    {
+        return Ok(Err(err));
+    }
+    Ok(Merge::new(runs).map(|merge| Box::new(merge) as Sorted))
+}
+
+/// Sorts `buffer` and writes it to a new temp file (removed when dropped), emptying it.
+fn spill(buffer: &mut Vec<Item>) -> std::io::Result<std::fs::File> {
+    buffer.sort_by(compare);
+    let mut file = std::io::BufWriter::new(tempfile::tempfile_in(spill_folder())?);
+    for item in buffer.drain(..) {
+        encode(&item, &mut file)?;
+    }
+    let mut file = file.into_inner().map_err(|err| err.into_error())?;
+    use std::io::Seek as _;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    Ok(file)
 }
 
 /// Key order, and among items of one key, entries before skips (a total order: a listing
@@ -87,6 +117,84 @@ fn sort(
 fn compare(a: &Item, b: &Item) -> Ordering {
     let kind = |item: &Item| matches!(item, Item::Skipped(_));
     item_order(a).cmp(&item_order(b)).then_with(|| kind(a).cmp(&kind(b)))
+}
+
+/// The k-way merge of sorted runs: the head of each run in a heap, one item per run in memory.
+struct Merge {
+    runs: Vec<std::io::BufReader<std::fs::File>>,
+    heads: std::collections::BinaryHeap<std::cmp::Reverse<Head>>,
+}
+
+/// A run's next item, ordered by [`compare`] (then by run, for a total order).
+struct Head(Item, usize);
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Head {}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare(&self.0, &other.0).then(self.1.cmp(&other.1))
+    }
+}
+
+impl Merge {
+    fn new(files: Vec<std::fs::File>) -> std::io::Result<Merge> {
+        let mut merge = Merge {
+            runs: files.into_iter().map(|file| std::io::BufReader::with_capacity(64 << 10, file)).collect(),
+            heads: std::collections::BinaryHeap::new(),
+        };
+        for run in 0..merge.runs.len() {
+            merge.advance(run)?;
+        }
+        Ok(merge)
+    }
+
+    /// Puts run `run`'s next item in the heap (none at its end).
+    fn advance(&mut self, run: usize) -> std::io::Result<()> {
+        if let Some(item) = decode(&mut self.runs[run])? {
+            self.heads.push(std::cmp::Reverse(Head(item, run)));
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for Merge {
+    type Item = std::io::Result<Item>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let std::cmp::Reverse(Head(item, run)) = self.heads.pop()?;
+        Some(self.advance(run).map(|()| item))
+    }
+}
+
+/// An item as a run stores it: its length, then its JSON.
+fn encode(item: &Item, writer: &mut impl Write) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(item).map_err(std::io::Error::other)?;
+    writer.write_all(&(bytes.len() as u32).to_le_bytes())?;
+    writer.write_all(&bytes)
+}
+
+/// The next item of a run, `None` at its end.
+fn decode(reader: &mut impl Read) -> std::io::Result<Option<Item>> {
+    let mut length = [0u8; 4];
+    match reader.read_exact(&mut length) {
+        Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        other => other?,
+    }
+    let mut bytes = vec![0u8; u32::from_le_bytes(length) as usize];
+    reader.read_exact(&mut bytes)?;
+    serde_json::from_slice(&bytes).map(Some).map_err(std::io::Error::other)
 }
 
 impl Iterator for SortedListing {
@@ -105,32 +213,13 @@ impl Iterator for SortedListing {
                     return match sorted.next()? {
                         Ok(item) => {
                             self.state = State::Sorted(sorted, name);
-                            Some(Ok(item.0))
+                            Some(Ok(item))
                         }
                         Err(err) => Some(Err(Self::sort_error(&name, err))),
                     };
                 }
             }
         }
-    }
-}
-
-/// An item as a sorted run stores it: its JSON, after its length.
-pub struct SortItem(pub Item);
-
-impl extsort::Sortable for SortItem {
-    fn encode<W: Write>(&self, writer: &mut W) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(&self.0).map_err(std::io::Error::other)?;
-        writer.write_all(&(bytes.len() as u32).to_le_bytes())?;
-        writer.write_all(&bytes)
-    }
-
-    fn decode<R: Read>(reader: &mut R) -> std::io::Result<Self> {
-        let mut length = [0u8; 4];
-        reader.read_exact(&mut length)?;
-        let mut bytes = vec![0u8; u32::from_le_bytes(length) as usize];
-        reader.read_exact(&mut bytes)?;
-        serde_json::from_slice(&bytes).map(SortItem).map_err(std::io::Error::other)
     }
 }
 
@@ -154,7 +243,7 @@ mod tests {
         listed.push(Ok(Item::Skipped(Skipped { key: "a/".into(), reason: SkipReason::DirectoryMarker })));
         // Runs of 3 items: several spilled runs merged.
         let sorted = sort(listed.into_iter(), 3).unwrap().unwrap();
-        let sorted: Vec<Item> = sorted.map(|item| item.unwrap().0).collect();
+        let sorted: Vec<Item> = sorted.map(|item| item.unwrap()).collect();
         let keys: Vec<&str> = sorted.iter().map(|item| item_order(item).0).collect();
         assert_eq!(
             keys,
