@@ -39,7 +39,6 @@ pub enum Order {
 
 /// One reading of a transfer's two sides, as `consume` sees it.
 pub struct Pass {
-    order: Order,
     destination_listed: Cell<bool>,
 }
 
@@ -50,11 +49,6 @@ impl Pass {
     /// server may still list it, out of order.
     pub fn destination_listed(&self) -> bool {
         self.destination_listed.get()
-    }
-
-    /// The remote listings of this pass were sorted on disk (the server lists out of order).
-    pub fn sorted(&self) -> bool {
-        self.order == Order::Sorted
     }
 }
 
@@ -71,7 +65,7 @@ fn server_key(target: &S3Target, bucket: &str) -> String {
 }
 
 /// How to list `bucket` on `target`: sorted when the server is known not to keep key order.
-pub fn order_for(target: &S3Target, bucket: &str) -> Order {
+fn order_for(target: &S3Target, bucket: &str) -> Order {
     // S3 Express One Zone directory buckets (`name--zone--x-s3`) list in no stated order.
     let directory_bucket = bucket.ends_with("--x-s3");
     let found =
@@ -122,7 +116,7 @@ pub fn with_sides<T>(
             listing
         };
         // A download's destination is the local walk: whole and ordered from the start.
-        let pass = Pass { order, destination_listed: Cell::new(job.direction == Direction::Download) };
+        let pass = Pass { destination_listed: Cell::new(job.direction == Direction::Download) };
         let listing_error = std::cell::RefCell::new(None);
         let keep = |item: Result<Item, ListError>| item.map_err(|err| *listing_error.borrow_mut() = Some(err)).ok();
         let (result, temp_files) = match (job.direction, &job.to, to_client) {
