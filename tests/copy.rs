@@ -195,10 +195,12 @@ fn a_source_replaced_during_its_copy_fails_and_leaves_nothing_in_the_destination
     let f = Fixture::s3s_fs();
     let other = Fixture::moto();
     put_with_type(&f, &f.client, BUCKET, "data/big.bin", &bytes(12 * MIB, 8), "application/octet-stream");
-    // Every object read waits, so the object can be replaced between the plan and the reads.
+    // Every object read waits, so the object can be replaced between the plan and the reads
+    // (a second each: the replacing PUT of 12 MiB must land within it on a loaded machine;
+    // 500 ms was once too short beside a benchmark).
     let source = haul_testkit::RecordingProxy::start(&f.endpoint).unwrap();
     let mut slow =
-        haul_testkit::FaultRule::new(haul_testkit::Fault::Delay(std::time::Duration::from_millis(500)), 1, 1_000);
+        haul_testkit::FaultRule::new(haul_testkit::Fault::Delay(std::time::Duration::from_millis(1000)), 1, 1_000);
     slow.object_gets_only = true;
     source.set_faults(&[slow]);
     let to = format!("      bucket: {BUCKET}\n      prefix: copied/\n      endpoint: {}\n", other.endpoint);
