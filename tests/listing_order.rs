@@ -248,3 +248,27 @@ fn out_of_order_found_pages_into_a_listing_drops_nothing_and_counts_each_object_
     assert_eq!(objects(&f, "data/"), tree(&f.path("local")));
     settled(&f, &m, "up", "SeaweedFS");
 }
+
+/// A listing that must be sorted on disk where the temp folder cannot take it: the plan fails
+/// with what, where and how to fix it, and exits 1.
+#[test]
+fn a_sort_without_room_in_the_temp_folder_says_so() {
+    let f = Fixture::s3s_fs();
+    for name in ["a.csv", "b.csv", "c.csv"] {
+        f.put(&format!("data/{name}"), name.as_bytes());
+    }
+    let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+    proxy.set_faults(&[FaultRule::new(Fault::ReverseListing, 1, u64::MAX).on_listings()]);
+    let m = manifest(&f, proxy.endpoint());
+    let missing = f.path("no-such-folder");
+    let tmpdir = missing.to_str().unwrap();
+    let out = common::haul_with(
+        f.dir.path(),
+        &[("TMPDIR", tmpdir), ("HAUL_SORT_RUN_ITEMS", "1")],
+        &["plan", &m, "--only", "down"],
+    );
+    out.expect_code(1).expect_output(&[
+        &format!("sorting the listing of s3://{BUCKET}/data/ in {tmpdir} failed"),
+        "free space in the temp folder, or point TMPDIR at a folder with room",
+    ]);
+}
