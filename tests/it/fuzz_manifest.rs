@@ -11,9 +11,9 @@ use haul::render::{Style, problems};
 use proptest::prelude::*;
 
 const SEEDS: [&str; 3] = [
-    include_str!("../examples/requester-pays-download.yaml"),
-    include_str!("../examples/upload-with-excludes.yaml"),
-    include_str!("../examples/local-demo.yaml"),
+    include_str!("../../examples/requester-pays-download.yaml"),
+    include_str!("../../examples/upload-with-excludes.yaml"),
+    include_str!("../../examples/local-demo.yaml"),
 ];
 
 /// Loads `text` and renders whatever it says; checks that every problem points into the text.

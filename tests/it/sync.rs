@@ -1,9 +1,9 @@
 //! `haul sync SRC DST`: one transfer from the command line, on a real server, in both
 //! directions, with filters, a dry run, the delete cap and the manifest it saves.
 
-mod common;
+use crate::common;
 
-use common::{BUCKET, Fixture, haul, tree};
+use crate::common::{BUCKET, Fixture, haul, tree};
 
 fn sync(f: &Fixture, args: &[&str]) -> common::Outcome {
     let mut all = vec!["sync"];

@@ -1,11 +1,11 @@
 //! Running at scale: shards (`--shard`) and the metrics file (`--metrics-file`), against a
 //! real S3 server on 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{Fixture, bytes, haul_command, haul_with};
+use crate::common::{Fixture, bytes, haul_command, haul_with};
 use haul_testkit::{Fault, FaultRule, RecordingProxy};
 
 fn actions(plan: &serde_json::Value) -> Vec<(String, String)> {

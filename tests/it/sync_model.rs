@@ -8,11 +8,9 @@
 //! Each case starts its own s3s-fs server, so cases are few: `HAUL_PIPELINE_CASES` sets how
 //! many (default 16, about 8 s; `./scripts/test --extended` runs 64).
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{BUCKET, Fixture, bytes, tree};
+use crate::common::{BUCKET, Fixture, bytes, tree};
 use haul_testkit::{Fault, FaultRule, RecordingProxy};
 use proptest::prelude::*;
 use unicode_normalization::UnicodeNormalization as _;

@@ -2,9 +2,9 @@
 //! Unicode form (twins), edits within one second, and plans of manifests whose later
 //! transfers read what earlier ones write.
 
-mod common;
+use crate::common;
 
-use common::{Fixture, bytes, tree};
+use crate::common::{Fixture, bytes, tree};
 
 const NFC: &str = "\u{D55C}.csv"; // 한.csv
 const NFD: &str = "\u{1112}\u{1161}\u{11AB}.csv"; // 한.csv as macOS writes it

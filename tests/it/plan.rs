@@ -1,9 +1,9 @@
 //! `haul plan` against a real S3 server on 127.0.0.1: what it lists, how it decides, what it
 //! prints, and its exit codes. Nothing is written by plan; the tests seed both sides themselves.
 
-mod common;
+use crate::common;
 
-use common::{BUCKET, Fixture};
+use crate::common::{BUCKET, Fixture};
 
 fn actions(plan: &serde_json::Value) -> Vec<(String, String, String)> {
     plan["transfers"][0]["actions"]

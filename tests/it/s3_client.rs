@@ -3,8 +3,6 @@
 //! computed up front and verified on GET: the harness itself is checked to carry what
 //! haul's executor will rely on.
 
-mod common;
-
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};

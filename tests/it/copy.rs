@@ -2,9 +2,9 @@
 //! through a recording proxy that shows no object bytes pass through haul), streamed between
 //! two servers (s3s-fs and s3s-fs), deletes in the destination only and within `max_delete`.
 
-mod common;
+use crate::common;
 
-use common::{BUCKET, Fixture, bytes, haul, write};
+use crate::common::{BUCKET, Fixture, bytes, haul, write};
 
 const MIB: usize = 1024 * 1024;
 const DESTINATION: &str = "copy-destination";

@@ -1,9 +1,9 @@
 //! `haul whoami`, `haul ls` and `haul check` against moto_server (STS, owner IDs, IAM-enforced
 //! access) and s3s-fs.
 
-mod common;
+use crate::common;
 
-use common::{Fixture, Outcome, haul_with, write};
+use crate::common::{Fixture, Outcome, haul_with, write};
 
 #[test]
 fn whoami_names_the_source_masks_the_key_and_never_shows_the_secret() {

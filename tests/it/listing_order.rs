@@ -7,11 +7,11 @@
 //! `delete: true`, whose plans must hold each key once and never delete a key the source has,
 //! whose applies must leave both sides identical, and whose next plan must be empty.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{BUCKET, Fixture, tree, write};
+use crate::common::{BUCKET, Fixture, tree, write};
 use haul_testkit::{Fault, FaultRule, RecordingProxy};
 
 /// Names that sort around `/` (space, `!`, `-`, `.` sort before it; `0` and letters after),

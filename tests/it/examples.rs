@@ -2,10 +2,10 @@
 //! each file parses as what it is, the haul command line in it is accepted by haul's own
 //! parser, and where a checker exists on the machine (systemd-analyze, bash -n) it is run.
 
-mod common;
+use crate::common;
 
+use crate::common::repo_root;
 use clap::Parser as _;
-use common::repo_root;
 use haul::cli::{ApplyArgs, Cli, Command};
 
 fn example(path: &str) -> String {

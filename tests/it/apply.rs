@@ -2,9 +2,9 @@
 //! that find nothing to do, deletes within and beyond their cap, saved plans and staleness,
 //! and an interrupted download that leaves nothing under the real name.
 
-mod common;
+use crate::common;
 
-use common::{Fixture, bytes, tree, write};
+use crate::common::{Fixture, bytes, tree, write};
 
 const MIB: usize = 1024 * 1024;
 

@@ -1,9 +1,9 @@
 //! `haul validate`, `haul init` and `haul schema` as a user runs them: every bad input gets
 //! file:line:column, what is wrong, how to fix it, and exit code 2, never a panic.
 
-mod common;
+use crate::common;
 
-use common::{haul, repo_root, write};
+use crate::common::{haul, repo_root, write};
 
 /// A valid one-transfer manifest; tests replace one line to break it.
 const VALID: &str = "\

@@ -1,11 +1,11 @@
 //! `haul import`: a corpus of real-looking aws-cli lines (scripts, crontabs, chained commands)
 //! becomes the manifest in `tests/import/expected.yaml`, with every untranslated option named.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 
-use common::{haul, repo_root, write};
+use crate::common::{haul, repo_root, write};
 
 fn import_stdin(dir: &std::path::Path, input: &str) -> (i32, String, String) {
     let mut child = common::haul_command(dir)

@@ -2,12 +2,12 @@
 //! several points and the run after it, injected faults (5xx, throttling, resets, delays,
 //! truncated and corrupted bodies), and hostile keys that must never write outside the target.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{BUCKET, Fixture, bytes, tree, write};
+use crate::common::{BUCKET, Fixture, bytes, tree, write};
 use haul_testkit::{Fault, FaultRule, RecordingProxy};
 
 const MIB: usize = 1024 * 1024;
