@@ -40,6 +40,11 @@ pub enum HaulError {
     InitTargetExists { path: PathBuf },
     #[error("cannot write `{}`: {source}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
+    /// Standard output could not be written. A reader that went away (`haul ls | head`) is
+    /// this error too, but ends the command quietly and successfully (see `is_closed_output`),
+    /// as in ripgrep: only other failures (a full disk) are shown.
+    #[error("cannot write to standard output: {source}")]
+    Output { source: std::io::Error },
     #[error("no transfer named `{name}` in the manifest")]
     UnknownTransfer { name: String, known: Vec<String> },
     #[error("transfer `{transfer}`: cannot read local folder `{}`: {source}", path.display())]
@@ -126,6 +131,17 @@ fn stale_list(objects: &[crate::plan::StaleObject]) -> String {
 }
 
 impl HaulError {
+    /// A failed write to standard output.
+    pub fn output(source: std::io::Error) -> HaulError {
+        HaulError::Output { source }
+    }
+
+    /// Standard output's reader went away (`| head`): the command ends there, with success
+    /// and no message. Any other write error is an error.
+    pub fn is_closed_output(&self) -> bool {
+        matches!(self, HaulError::Output { source } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// A transfer's listings failing, said with the transfer and its folder.
     pub fn sides(job: &crate::manifest::Job, error: crate::listing::sides::SidesError) -> HaulError {
         use crate::listing::sides::SidesError;
@@ -152,6 +168,9 @@ impl HaulError {
             HaulError::Manifest(ManifestError::Invalid { .. }) => None,
             HaulError::InitTargetExists { .. } => Some("choose another file name, or remove the file first".into()),
             HaulError::Write { .. } => Some("check that the folder exists and is writable".into()),
+            HaulError::Output { .. } => {
+                Some("check that where the output goes (a file, a disk) has room and is writable".into())
+            }
             HaulError::UnknownTransfer { known, .. } => Some(format!("transfers in this manifest: {}", known.join(", "))),
             HaulError::LocalFolder { .. } => Some("check that `local` names a readable folder".into()),
             HaulError::Listing { source, .. } => Some(listing_help(source)),
@@ -209,6 +228,7 @@ impl HaulError {
                 Exit::StalePlan
             }
             HaulError::Write { .. }
+            | HaulError::Output { .. }
             | HaulError::LocalFolder { .. }
             | HaulError::Listing { .. }
             | HaulError::Filter { .. }

@@ -22,6 +22,8 @@ fn main() -> ExitCode {
     let style = Style { color };
     match haul::run(cli, style) {
         Ok(exit) => ExitCode::from(exit.code()),
+        // `haul ls | head`: the reader has what it wanted.
+        Err(err) if err.is_closed_output() => ExitCode::SUCCESS,
         Err(err) => {
             // Nothing to do if stderr itself is gone.
             let _ = std::io::Write::write_all(&mut std::io::stderr(), render::error(&err, style).as_bytes());

@@ -2,7 +2,7 @@
 //! plan (checked against fresh listings first), under the run lock, with progress, and end
 //! with the report and metrics.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::path::Path;
 
 use super::plan::Planned;
@@ -395,12 +395,16 @@ impl Run {
             crate::output_file::write(&path, (report.to_json() + "\n").as_bytes())
                 .map_err(|source| HaulError::Write { path, source })?;
         }
-        let mut stdout = std::io::stdout().lock();
-        let _ = match options.output {
-            OutputFormat::Table => write!(stdout, "{}", report.table()),
-            OutputFormat::Json => writeln!(stdout, "{}", report.to_json()),
+        let printed = match options.output {
+            OutputFormat::Table => super::print_all(report.table().as_bytes()),
+            OutputFormat::Json => super::print_all((report.to_json() + "\n").as_bytes()),
         };
-        Ok(exit)
+        match printed {
+            // The transfers are done: a reader that went away does not change how they went.
+            Err(err) if err.is_closed_output() => Ok(exit),
+            Err(err) => Err(err),
+            Ok(()) => Ok(exit),
+        }
     }
 }
 

@@ -5,8 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use std::io::Write as _;
-
 use serde::Serialize;
 
 use super::{Clients, load_with_warnings, runtime, select_jobs};
@@ -32,11 +30,12 @@ pub(super) fn run(args: &CheckArgs, style: Style) -> Result<Exit, HaulError> {
         let region = client.config().region().map(|r| r.to_string());
         rows.extend(runtime.block_on(check_transfer(job, &client, to_client.as_ref(), region.as_deref())));
     }
-    let mut stdout = std::io::stdout().lock();
-    let _ = match output {
-        OutputFormat::Table => write!(stdout, "{}", table(&rows)),
-        OutputFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&rows).expect("rows serialize")),
-    };
+    match output {
+        OutputFormat::Table => super::print_all(table(&rows).as_bytes())?,
+        OutputFormat::Json => {
+            super::print_all(format!("{}\n", serde_json::to_string_pretty(&rows).expect("rows serialize")).as_bytes())?
+        }
+    }
     let failed = rows.iter().any(|row| row.status == Status::Fail);
     Ok(if failed { Exit::Failure } else { Exit::Success })
 }

@@ -50,7 +50,7 @@ pub(super) fn run(args: &ImportArgs) -> Result<Exit, HaulError> {
             eprintln!("wrote {} transfer(s) to {}", imported.drafts.len(), path.display());
         }
         None => {
-            let _ = std::io::stdout().write_all(manifest.as_bytes());
+            super::print_all(manifest.as_bytes())?;
         }
     }
     Ok(Exit::Success)

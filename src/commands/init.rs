@@ -21,8 +21,8 @@ pub(super) fn run(path: &Path) -> Result<Exit, HaulError> {
     };
     file.write_all(STARTER_MANIFEST.as_bytes())
         .map_err(|source| HaulError::Write { path: path.to_path_buf(), source })?;
-    // A closed pipe is not an error (`haul init | head`): output goes through `let _ = write`.
-    let _ =
-        writeln!(std::io::stdout(), "wrote {}; edit it, then run `haul validate {}`", path.display(), path.display());
+    super::print_all(
+        format!("wrote {}; edit it, then run `haul validate {}`\n", path.display(), path.display()).as_bytes(),
+    )?;
     Ok(Exit::Success)
 }

@@ -24,20 +24,40 @@ pub(super) fn run(args: &LsArgs) -> Result<Exit, HaulError> {
     let target = flag_target(&args.target, args.request_payer);
     let client = runtime.block_on(crate::s3::client(&target));
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    let result = match url {
-        None => runtime
-            .block_on(list_buckets(&client, options, &mut stdout))
-            .map_err(|failure| HaulError::Request { what: "cannot list buckets".into(), failure }),
+    let (listed, what) = match url {
+        None => (runtime.block_on(list_buckets(&client, options, &mut stdout)), "cannot list buckets".to_string()),
         Some(text) => {
             let url = S3Url::parse(text).ok_or_else(|| HaulError::BadS3Url { url: text.to_string() })?;
-            runtime.block_on(list_objects(&client, &url, options, &mut stdout)).map_err(|failure| HaulError::Request {
-                what: format!("cannot list s3://{}/{}", url.bucket, url.prefix),
-                failure,
-            })
+            let listed = runtime.block_on(list_objects(&client, &url, options, &mut stdout));
+            (listed, format!("cannot list s3://{}/{}", url.bucket, url.prefix))
         }
     };
-    let _ = stdout.flush();
-    result.map(|()| Exit::Success)
+    // What was printed before a failed request is still shown.
+    let flushed = stdout.flush();
+    match listed {
+        Err(LsFailure::Request(failure)) => Err(HaulError::Request { what, failure }),
+        Err(LsFailure::Output(err)) => Err(HaulError::output(err)),
+        Ok(()) => flushed.map(|()| Exit::Success).map_err(HaulError::output),
+    }
+}
+
+/// Why a listing stopped: the server's answer, or standard output (a full disk, a reader
+/// that went away: the listing stops at once either way).
+enum LsFailure {
+    Request(RequestFailure),
+    Output(std::io::Error),
+}
+
+impl From<RequestFailure> for LsFailure {
+    fn from(failure: RequestFailure) -> Self {
+        LsFailure::Request(failure)
+    }
+}
+
+impl From<std::io::Error> for LsFailure {
+    fn from(err: std::io::Error) -> Self {
+        LsFailure::Output(err)
+    }
 }
 
 /// `s3://bucket/prefix` split.
@@ -86,33 +106,29 @@ struct BucketJson<'a> {
 }
 
 /// Lists the buckets the credentials see.
-pub async fn list_buckets(
-    client: &aws_sdk_s3::Client,
-    options: LsOptions,
-    out: &mut impl Write,
-) -> Result<(), RequestFailure> {
+async fn list_buckets(client: &aws_sdk_s3::Client, options: LsOptions, out: &mut impl Write) -> Result<(), LsFailure> {
     let mut pages = client.list_buckets().into_paginator().send();
     let mut first = true;
     if options.json {
-        let _ = write!(out, "{{\"buckets\":[");
+        write!(out, "{{\"buckets\":[")?;
     }
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|err| request_failure(&err))?;
+        let page = page.map_err(|err| LsFailure::Request(request_failure(&err)))?;
         for bucket in page.buckets() {
             let name = bucket.name().unwrap_or_default();
             let created = when(bucket.creation_date());
             if options.json {
                 let item = serde_json::to_string(&BucketJson { name, created: when_exact(bucket.creation_date()) })
                     .expect("json");
-                let _ = write!(out, "{}\n{item}", if first { "" } else { "," });
+                write!(out, "{}\n{item}", if first { "" } else { "," })?;
             } else {
-                let _ = writeln!(out, "{created} {}", printable(name));
+                writeln!(out, "{created} {}", printable(name))?;
             }
             first = false;
         }
     }
     if options.json {
-        let _ = writeln!(out, "\n]}}");
+        writeln!(out, "\n]}}")?;
     }
     Ok(())
 }
@@ -137,12 +153,12 @@ enum EntryJson<'a> {
 }
 
 /// Lists objects (and, without `recursive`, the common prefixes) under `url`.
-pub async fn list_objects(
+async fn list_objects(
     client: &aws_sdk_s3::Client,
     url: &S3Url,
     options: LsOptions,
     out: &mut impl Write,
-) -> Result<(), RequestFailure> {
+) -> Result<(), LsFailure> {
     let mut request = client.list_objects_v2().bucket(&url.bucket).prefix(&url.prefix).fetch_owner(options.owner);
     if !options.recursive {
         request = request.delimiter("/");
@@ -153,15 +169,16 @@ pub async fn list_objects(
     let mut first = true;
     if options.json {
         let head = serde_json::json!({ "bucket": url.bucket, "prefix": url.prefix }).to_string();
-        let _ = write!(out, "{},\"entries\":[", head.trim_end_matches('}'));
+        write!(out, "{},\"entries\":[", head.trim_end_matches('}'))?;
     }
     let mut emit = |out: &mut dyn Write, line: String, json: String| {
-        if options.json {
-            let _ = write!(out, "{}\n{json}", if first { "" } else { "," });
+        let written = if options.json {
+            write!(out, "{}\n{json}", if first { "" } else { "," })
         } else {
-            let _ = writeln!(out, "{line}");
-        }
+            writeln!(out, "{line}")
+        };
         first = false;
+        written
     };
     let mut token: Option<String> = None;
     let mut url_encoded = false;
@@ -177,7 +194,7 @@ pub async fn list_objects(
                 url_encoded = true;
                 continue;
             }
-            answer => answer.map_err(|err| request_failure(&err))?,
+            answer => answer.map_err(|err| LsFailure::Request(request_failure(&err)))?,
         };
         let encoded = url_encoded && page.encoding_type() == Some(&aws_sdk_s3::types::EncodingType::Url);
         let decode = |key: &str| -> String {
@@ -200,7 +217,7 @@ pub async fn list_objects(
                     out,
                     format!("{:>30} {}", "PRE", printable(shown)),
                     serde_json::to_string(&EntryJson::Prefix { key }).expect("json"),
-                ),
+                )?,
                 Some(object) => {
                     let size = object.size().unwrap_or(0).max(0) as u64;
                     objects += 1;
@@ -220,7 +237,7 @@ pub async fn list_objects(
                         out,
                         format!("{} {size_text:>10} {owner_column}{}", when(object.last_modified()), printable(shown)),
                         serde_json::to_string(&json).expect("json"),
-                    );
+                    )?;
                 }
             }
         }
@@ -231,10 +248,10 @@ pub async fn list_objects(
     }
     if options.json {
         let summary = serde_json::json!({ "objects": objects, "bytes": bytes });
-        let _ = writeln!(out, "\n],\"summary\":{summary}}}");
+        writeln!(out, "\n],\"summary\":{summary}}}")?;
     } else if options.summarize {
         let total = if options.human_readable { human_bytes(bytes) } else { format!("{bytes} Bytes") };
-        let _ = writeln!(out, "\nTotal Objects: {objects}\n   Total Size: {total}");
+        writeln!(out, "\nTotal Objects: {objects}\n   Total Size: {total}")?;
     }
     Ok(())
 }

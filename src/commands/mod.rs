@@ -114,6 +114,14 @@ fn select_jobs<'a>(jobs: &'a [Job], only: &[String]) -> Result<Vec<&'a Job>, Hau
     Ok(jobs.iter().filter(|job| only.is_empty() || only.contains(&job.name)).collect())
 }
 
+/// Prints a whole output on standard output and flushes it. A closed pipe or a full disk is
+/// an error here, and `HaulError::is_closed_output` tells the two apart.
+fn print_all(text: &[u8]) -> Result<(), HaulError> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text).and_then(|()| stdout.flush()).map_err(HaulError::output)
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, HaulError> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(HaulError::Runtime)
 }

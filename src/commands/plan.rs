@@ -58,14 +58,20 @@ pub(super) fn plan_manifest(
     let mut clients = Clients::default();
     let created = crate::plan::saved::now_seconds();
     let manifest = manifest_ref(path, &loaded.source.text);
-    // The table, or the JSON document, on stdout (a reader that went away is not an error of
-    // the plan). Each output holds a transfer's rows until its listing has ended in key order:
-    // a server found listing out of order is read again, and only that reading is shown.
+    // The table, or the JSON document, on stdout. Each output holds a transfer's rows until
+    // its listing has ended in key order: a server found listing out of order is read again,
+    // and only that reading is shown. The first error writing stdout is kept (`shown`): later
+    // writes are skipped and planning stops after the transfer, unless a plan is being saved
+    // and stdout's reader only went away (`haul plan -o plan.json | head`).
+    let mut shown = Shown::default();
     let mut stdout = Held::new(std::io::BufWriter::new(std::io::stdout()));
     let mut printed = match output {
-        OutputFormat::Json => {
-            PlanWriter::begin(Held::new(std::io::BufWriter::new(std::io::stdout())), &manifest, created, shard).ok()
-        }
+        OutputFormat::Json => shown.check(PlanWriter::begin(
+            Held::new(std::io::BufWriter::new(std::io::stdout())),
+            &manifest,
+            created,
+            shard,
+        )),
         OutputFormat::Table => None,
     };
     let out = request.out.map(|out| crate::shard::expand_path(out, shard));
@@ -86,6 +92,9 @@ pub(super) fn plan_manifest(
     let mut failed = false;
     let mut changes = false;
     for (index, job) in jobs.iter().copied().enumerate() {
+        if shown.stops(out.is_some()) {
+            break;
+        }
         let client = clients.get(&runtime, job);
         let to_client = clients.to(&runtime, job);
         let expected = earlier.expected_for(index, created * 1000);
@@ -93,14 +102,13 @@ pub(super) fn plan_manifest(
         let heading = TransferPlan::empty(job, shard);
         let mut table = (output == OutputFormat::Table).then(|| Table::begin(&heading));
         if let Some(printed) = &mut printed {
-            let _ = printed.begin_transfer(&heading);
-            let _ = printed.output().mark();
+            shown.check(printed.begin_transfer(&heading).and_then(|()| printed.output().mark()));
         }
         if let Some(saved) = &mut saved {
             save_error = save_error.or(saved.begin_transfer(&heading).err());
             save_error = save_error.or(saved.output().mark().err());
         }
-        let _ = stdout.mark();
+        shown.check(stdout.mark());
         let mut actions = Vec::new();
         let planned = plan_into(
             job,
@@ -121,10 +129,10 @@ pub(super) fn plan_manifest(
                             "note: the server of `{}` does not list in key order: its listing is read again and sorted on disk",
                             printable(&job.name)
                         );
-                        let _ = stdout.take_back();
+                        shown.check(stdout.take_back());
                         table = (output == OutputFormat::Table).then(|| Table::begin(&heading));
                         if let Some(printed) = &mut printed {
-                            let _ = printed.output().take_back();
+                            shown.check(printed.output().take_back());
                             printed.restart_transfer();
                         }
                         if let Some(saved) = &mut saved {
@@ -135,11 +143,15 @@ pub(super) fn plan_manifest(
                         return;
                     }
                 };
-                if let Some(table) = &mut table {
-                    table.action(&action, &mut stdout);
+                if let Some(table) = &mut table
+                    && shown.ok()
+                {
+                    shown.check(table.action(&action, &mut stdout));
                 }
-                if let Some(printed) = &mut printed {
-                    let _ = printed.action(&action);
+                if let Some(printed) = &mut printed
+                    && shown.ok()
+                {
+                    shown.check(printed.action(&action));
                 }
                 if let Some(saved) = &mut saved
                     && save_error.is_none()
@@ -153,36 +165,50 @@ pub(super) fn plan_manifest(
         );
         match planned {
             Ok(mut plan) => {
-                if let Some(table) = table {
-                    table.finish(&plan, &mut stdout);
+                if let Some(table) = table
+                    && shown.ok()
+                {
+                    shown.check(table.finish(&plan, &mut stdout));
                 }
-                if let Some(printed) = &mut printed {
-                    let _ = printed.end_transfer(&plan);
-                    let _ = printed.flush();
+                if let Some(printed) = &mut printed
+                    && shown.ok()
+                {
+                    shown.check(printed.end_transfer(&plan).and_then(|()| printed.flush()));
                 }
                 if let Some(saved) = &mut saved {
                     save_error = save_error.or(saved.end_transfer(&plan).err());
                 }
-                let _ = stdout.flush();
+                if shown.ok() {
+                    shown.check(stdout.flush());
+                }
                 changes |= plan.has_changes();
                 plan.actions = actions;
                 earlier.add(Some(plan));
             }
             Err(err) => {
                 // One transfer failing to plan does not hide the others' plans.
-                if let Some(printed) = &mut printed {
-                    let _ = printed.end_failed_transfer(&heading, &err.to_string());
-                    let _ = printed.flush();
+                if let Some(printed) = &mut printed
+                    && shown.ok()
+                {
+                    shown.check(printed.end_failed_transfer(&heading, &err.to_string()).and_then(|()| printed.flush()));
                 }
-                let _ = stdout.flush();
+                if shown.ok() {
+                    shown.check(stdout.flush());
+                }
                 eprint!("{}", render::error(&err, style));
                 failed = true;
                 earlier.add(None);
             }
         }
     }
-    if let Some(printed) = printed {
-        let _ = printed.finish();
+    if let Some(printed) = printed
+        && shown.ok()
+    {
+        shown.check(printed.finish().map(drop));
+    }
+    if let Some(err) = shown.error_to_stop(out.is_some()) {
+        // Nothing is saved: the plan was cut short, or the disk it would go to is full.
+        return Err(err);
     }
     if let (Some(saved), Some(out)) = (saved, &out) {
         if failed {
@@ -195,13 +221,23 @@ pub(super) fn plan_manifest(
                 (None, Ok(file)) => file.persist(),
             };
             persisted.map_err(write_error(out))?;
-            if output == OutputFormat::Table {
-                let _ =
-                    writeln!(stdout, "saved to {}; carry it out with `haul apply {}`", out.display(), out.display());
+            if output == OutputFormat::Table && shown.ok() {
+                shown.check(writeln!(
+                    stdout,
+                    "saved to {}; carry it out with `haul apply {}`",
+                    out.display(),
+                    out.display()
+                ));
             }
         }
     }
-    let _ = stdout.flush();
+    if shown.ok() {
+        shown.check(stdout.flush());
+    }
+    // The plan is saved: a reader of stdout that went away does not change the outcome.
+    if let Some(err) = shown.error_to_stop(false).filter(|err| !err.is_closed_output() || out.is_none()) {
+        return Err(err);
+    }
     Ok(if failed {
         Exit::Failure
     } else if request.detailed_exitcode && changes {
@@ -209,6 +245,35 @@ pub(super) fn plan_manifest(
     } else {
         Exit::Success
     })
+}
+
+/// How writing the plan to standard output went: the first error, after which nothing more is
+/// written there.
+#[derive(Default)]
+struct Shown(Option<std::io::Error>);
+
+impl Shown {
+    fn ok(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Keeps the first error; the value of a success.
+    fn check<T>(&mut self, result: std::io::Result<T>) -> Option<T> {
+        result.map_err(|err| self.0 = self.0.take().or(Some(err))).ok()
+    }
+
+    /// Whether planning stops here: on any error but a closed pipe while a plan is saved.
+    fn stops(&self, saving: bool) -> bool {
+        self.0.as_ref().is_some_and(|err| !(saving && err.kind() == std::io::ErrorKind::BrokenPipe))
+    }
+
+    /// The error that ends the command, when it `stops`.
+    fn error_to_stop(&mut self, saving: bool) -> Option<HaulError> {
+        if !self.stops(saving) {
+            return None;
+        }
+        self.0.take().map(HaulError::output)
+    }
 }
 
 /// The manifest as a saved plan names it: absolute path and digest.

@@ -1,12 +1,9 @@
 //! `haul schema`: the manifest's JSON schema, for editors.
 
-use std::io::Write as _;
-
 use crate::error::{Exit, HaulError};
 
 pub(super) fn run() -> Result<Exit, HaulError> {
-    // A closed pipe (`haul schema | head`) is not an error worth a message.
-    let _ = writeln!(std::io::stdout(), "{}", schema_json());
+    super::print_all(format!("{}\n", schema_json()).as_bytes())?;
     Ok(Exit::Success)
 }
 

@@ -1,7 +1,5 @@
 //! `haul validate`: every manifest checked, every problem with its place; no network.
 
-use std::io::Write as _;
-
 use crate::cli::ValidateArgs;
 use crate::error::{Exit, HaulError};
 use crate::manifest::{self, Job};
@@ -9,18 +7,17 @@ use crate::render::{self, Style};
 
 pub(super) fn run(args: &ValidateArgs, style: Style) -> Result<Exit, HaulError> {
     let mut exit = Exit::Success;
-    let stdout = std::io::stdout();
     for path in &args.manifests {
         match manifest::load_manifest(path) {
             Ok(loaded) => {
                 super::print_warnings(&loaded, style);
-                let mut out = stdout.lock();
                 let count = loaded.jobs.len();
-                let _ =
-                    writeln!(out, "{}: valid, {count} transfer{}", path.display(), if count == 1 { "" } else { "s" });
+                let mut out =
+                    format!("{}: valid, {count} transfer{}\n", path.display(), if count == 1 { "" } else { "s" });
                 for job in &loaded.jobs {
-                    let _ = writeln!(out, "  {}", crate::text::printable_lines(&describe(job)));
+                    out.push_str(&format!("  {}\n", crate::text::printable_lines(&describe(job))));
                 }
+                super::print_all(out.as_bytes())?;
             }
             // Every file is checked and reported, so one run shows all that needs fixing.
             Err(err) => {

@@ -5,8 +5,6 @@ use aws_credential_types::credential_feature::AwsCredentialFeature;
 use aws_credential_types::provider::ProvideCredentials as _;
 use serde::Serialize;
 
-use std::io::Write as _;
-
 use super::{flag_target, load_with_warnings, runtime};
 use crate::cli::{OutputFormat, WhoamiArgs};
 use crate::error::{Exit, HaulError};
@@ -33,25 +31,18 @@ pub(super) fn run(args: &WhoamiArgs, style: Style) -> Result<Exit, HaulError> {
     };
     let identities: Vec<_> =
         targets.iter().map(|(target, explicit)| runtime.block_on(whoami(target, explicit))).collect();
-    let mut stdout = std::io::stdout().lock();
-    match output {
+    let text = match output {
         OutputFormat::Json => {
             let value = if manifest.is_some() {
                 serde_json::to_string_pretty(&identities)
             } else {
                 serde_json::to_string_pretty(&identities[0])
             };
-            let _ = writeln!(stdout, "{}", value.expect("identities serialize"));
+            value.expect("identities serialize") + "\n"
         }
-        OutputFormat::Table => {
-            for (index, identity) in identities.iter().enumerate() {
-                if index > 0 {
-                    let _ = writeln!(stdout);
-                }
-                let _ = write!(stdout, "{}", table(identity));
-            }
-        }
-    }
+        OutputFormat::Table => identities.iter().map(table).collect::<Vec<_>>().join("\n"),
+    };
+    super::print_all(text.as_bytes())?;
     Ok(if identities.iter().all(|i| i.ok()) { Exit::Success } else { Exit::Failure })
 }
 

@@ -13,9 +13,9 @@ pub fn table(plan: &TransferPlan) -> String {
     let mut out = Vec::new();
     let mut table = Table::begin(plan);
     for action in &plan.actions {
-        table.action(action, &mut out);
+        table.action(action, &mut out).expect("a table writes into memory");
     }
-    table.finish(plan, &mut out);
+    table.finish(plan, &mut out).expect("a table writes into memory");
     String::from_utf8(out).expect("the table is text")
 }
 
@@ -53,7 +53,7 @@ impl Table {
         Table { heading: Some(heading), rows: Vec::new() }
     }
 
-    pub fn action(&mut self, action: &super::Action, out: &mut dyn std::io::Write) {
+    pub fn action(&mut self, action: &super::Action, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         let size = if action.size == 0 && action.source.is_none() { "-".into() } else { human_bytes(action.size) };
         let mut reason = action.reason.label().to_string();
         if let Some(writer) = action.source.as_ref().and_then(|source| source.written_by.as_deref()) {
@@ -70,25 +70,26 @@ impl Table {
         }
         self.rows.push([action.action.label().into(), size, printable(&action.key), reason]);
         if self.rows.len() >= Self::BLOCK {
-            self.flush(out);
+            self.flush(out)?;
         }
+        Ok(())
     }
 
     /// The notable skips and the totals of the finished plan.
-    pub fn finish(mut self, plan: &TransferPlan, out: &mut dyn std::io::Write) {
+    pub fn finish(mut self, plan: &TransferPlan, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         for skip in &plan.skipped {
             self.rows.push(["skip".into(), "-".into(), printable(&skip.key), skip.reason.clone()]);
         }
-        self.flush(out);
-        let _ = writeln!(out, "  {}", summary_line(plan));
+        self.flush(out)?;
+        writeln!(out, "  {}", summary_line(plan))
     }
 
-    fn flush(&mut self, out: &mut dyn std::io::Write) {
+    fn flush(&mut self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         if let Some(heading) = self.heading.take() {
-            let _ = out.write_all(heading.as_bytes());
+            out.write_all(heading.as_bytes())?;
         }
         if self.rows.is_empty() {
-            return;
+            return Ok(());
         }
         let heading = ["ACTION".to_string(), "SIZE".into(), "KEY".into(), "REASON".into()];
         let rows: Vec<&[String; 4]> = std::iter::once(&heading).chain(&self.rows).collect();
@@ -104,8 +105,8 @@ impl Table {
                 row[3]
             );
         }
-        let _ = out.write_all(text.as_bytes());
         self.rows.clear();
+        out.write_all(text.as_bytes())
     }
 }
 
@@ -169,9 +170,9 @@ mod tests {
                 resume: None,
                 exact_name: false,
             };
-            table.action(&action, &mut out);
+            table.action(&action, &mut out).unwrap();
         }
-        table.finish(&plan, &mut out);
+        table.finish(&plan, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("t  download"), "{}", lines[0]);

@@ -345,6 +345,69 @@ fn a_closed_pipe_is_not_an_error() {
 }
 
 #[test]
+fn a_full_disk_under_stdout_is_an_error_of_every_command_that_prints() {
+    // `haul plan m.yaml --output json > plan.json` on a full disk must not exit 0 with part
+    // of a plan in the file.
+    let f = Fixture::s3s_fs();
+    for i in 0..50 {
+        f.file(&format!("f{i:02}.csv"), b"x");
+    }
+    f.put("data/old.csv", b"1");
+    let m = f.manifest("upload", "");
+    let bucket = format!("s3://{BUCKET}/data/");
+    let server = ["--endpoint", f.endpoint.as_str(), "--path-style", "--region", "us-east-1"];
+    let ls_buckets = [&["ls"][..], &server[..]].concat();
+    let ls_objects = [&["ls", bucket.as_str()][..], &server[..]].concat();
+    let ls_json = [&ls_objects[..], &["--output", "json"][..]].concat();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["plan", &m],
+        vec!["plan", &m, "--output", "json"],
+        vec!["validate", &m],
+        vec!["schema"],
+        vec!["man"],
+        vec!["completions", "bash"],
+        ls_buckets,
+        ls_objects,
+        ls_json,
+        vec!["check", &m, "--output", "json"],
+    ];
+    for args in &commands {
+        let out = common::haul_into_full_disk(f.dir.path(), args);
+        assert_eq!(out.code, 1, "{args:?} exit code; stderr:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains("cannot write to standard output: No space left on device"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        out.expect_code(1);
+    }
+    // apply moves the files, then fails on printing its report: exit 1 with the message.
+    let out = common::haul_into_full_disk(f.dir.path(), &["apply", &m, "--output", "json", "--quiet"]);
+    out.expect_code(1);
+    assert!(out.stderr.contains("cannot write to standard output"), "{}", out.stderr);
+    // A plan saved with `-o` is not saved when stdout fails with a full disk.
+    let out = common::haul_into_full_disk(f.dir.path(), &["plan", &m, "-o", "saved.json"]);
+    out.expect_code(1);
+    assert!(!f.dir.path().join("saved.json").exists());
+}
+
+#[test]
+fn a_plan_saved_while_its_reader_goes_away_is_saved_whole() {
+    // `haul plan m.yaml -o plan.json | head -3`: the rows shown stop, the saved plan does not.
+    let f = Fixture::s3s_fs();
+    for i in 0..50 {
+        f.file(&format!("f{i:02}.csv"), b"x");
+    }
+    let m = f.manifest("upload", "");
+    let out = common::haul_into_closed_pipe(f.dir.path(), &["plan", &m, "-o", "saved.json"]);
+    out.expect_code(0);
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    let saved = std::fs::read_to_string(f.dir.path().join("saved.json")).expect("the plan is saved");
+    let saved: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    assert_eq!(saved["transfers"][0]["actions"].as_array().unwrap().len(), 50);
+}
+
+#[test]
 fn a_transfer_that_cannot_be_planned_is_in_the_json_with_its_error_and_nothing_is_saved() {
     let f = Fixture::s3s_fs();
     f.put("data/a.csv", b"1,2\n");

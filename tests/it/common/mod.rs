@@ -98,6 +98,15 @@ pub fn haul_into_closed_pipe(dir: &Path, args: &[&str]) -> Outcome {
     Outcome::from(child.wait_with_output().expect("wait for haul"))
 }
 
+/// Runs `haul ARGS` in `dir` with its stdout on `/dev/full`, where every write fails with
+/// "no space left on device" (a full disk under `haul ... > out.json`).
+pub fn haul_into_full_disk(dir: &Path, args: &[&str]) -> Outcome {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("open /dev/full");
+    let output =
+        haul_command(dir).args(args).stdout(full).stderr(std::process::Stdio::piped()).output().expect("run haul");
+    Outcome::from(output)
+}
+
 /// Writes `text` to `dir/name` and returns the path.
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
