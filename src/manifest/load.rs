@@ -328,7 +328,7 @@ fn read_root(root: &Node, problems: &mut Vec<Problem>) -> ReadTransfers {
     let defaults = read_root_keys(map, problems);
     match map.get_node("transfers") {
         None => {
-            let at = map.iter().next().and_then(|(key, _)| key_location(key));
+            let at = map.iter().next().and_then(|(key, _)| Location::of_key(key));
             problems.push(
                 Problem::error(at, "missing `transfers:`")
                     .help("add a `transfers:` list with at least one transfer (name, direction, bucket, local)"),
@@ -351,7 +351,7 @@ fn check_version(map: &MarkedMappingNode, problems: &mut Vec<Problem>) {
     if text.as_deref() != Some(&MANIFEST_VERSION.to_string()) {
         let shown = text.unwrap_or_else(|| "a list or mapping".into());
         problems.push(
-            Problem::error(value_location(version), format!("unsupported manifest version `{shown}`"))
+            Problem::error(Location::of_value(version), format!("unsupported manifest version `{shown}`"))
                 .label(format!("this haul reads version {MANIFEST_VERSION}"))
                 .help(format!("write `version: {MANIFEST_VERSION}`; a newer manifest needs a newer haul")),
         );
@@ -368,7 +368,7 @@ fn read_defaults(defaults: &Node, problems: &mut Vec<Problem>) -> MarkedMappingN
     for (key, value) in map.iter() {
         if TRANSFER_ONLY_KEYS.contains(&key.as_str()) {
             problems.push(
-                Problem::error(key_location(key), format!("`{}` cannot be set in `defaults`", key.as_str()))
+                Problem::error(Location::of_key(key), format!("`{}` cannot be set in `defaults`", key.as_str()))
                     .label("only per transfer")
                     .help(format!("move `{}:` into each transfer under `transfers:`", key.as_str())),
             );
@@ -384,14 +384,14 @@ fn read_defaults(defaults: &Node, problems: &mut Vec<Problem>) -> MarkedMappingN
 fn read_transfers(transfers: &Node, defaults: &MarkedMappingNode, problems: &mut Vec<Problem>) -> ReadTransfers {
     let Some(list) = transfers.as_sequence() else {
         problems.push(
-            Problem::error(value_location(transfers), "`transfers` must be a list")
+            Problem::error(Location::of_value(transfers), "`transfers` must be a list")
                 .help("write each transfer as a list item starting with `- name: ...`"),
         );
         return (Vec::new(), Vec::new());
     };
     if list.is_empty() {
         problems.push(
-            Problem::error(value_location(transfers), "`transfers` is empty")
+            Problem::error(Location::of_value(transfers), "`transfers` is empty")
                 .help("add at least one transfer with name, direction, bucket and local"),
         );
     }
@@ -448,7 +448,7 @@ fn read_transfer(
     let copy = direction == Some(Direction::Copy);
     let mut missing = false;
     let name = map.get_scalar("name").map(|n| format!(" `{}`", n.as_str())).unwrap_or_default();
-    let at = map.iter().next().and_then(|(key, _)| key_location(key)).or(value_location(item));
+    let at = map.iter().next().and_then(|(key, _)| Location::of_key(key)).or(Location::of_value(item));
     // `local` is where an upload or download works, `to` where a copy writes; with no valid
     // direction, neither is asked for (the direction's own problem says what to write).
     let place = match direction {
@@ -483,8 +483,11 @@ fn read_transfer(
                     "remove `to`, or write `direction: copy` to copy this bucket into the one in `to`".to_string(),
                 )
             };
-            let location =
-                map.iter().find(|(k, _)| k.as_str() == key).and_then(|(k, _)| key_location(k)).or(value_location(node));
+            let location = map
+                .iter()
+                .find(|(k, _)| k.as_str() == key)
+                .and_then(|(k, _)| Location::of_key(k))
+                .or(Location::of_value(node));
             problems.push(Problem::error(location, message).label(format!("`{key}` here")).help(help));
         }
     }
@@ -581,7 +584,7 @@ fn value_problem(key: &MarkedScalarNode, value: &Node, detail: &str) -> Problem 
     let text = scalar_text(value);
     let found = text.as_ref().map_or_else(|| "a list or mapping".to_string(), |text| format!("`{text}`"));
     let (what, fix) = expected(key, text.as_deref(), detail);
-    let problem = Problem::error(value_location(value), format!("invalid value for `{key}`: {what}"))
+    let problem = Problem::error(Location::of_value(value), format!("invalid value for `{key}`: {what}"))
         .label(format!("found {found}"));
     match fix {
         Some(fix) => problem.help(format!("{fix}; {}", key_help(key))),
@@ -642,7 +645,7 @@ fn top_level_hint(key: &str) -> Option<String> {
 
 fn unknown_key(key: &MarkedScalarNode, known: &[String], place: &str, hint: Option<String>) -> Problem {
     let name = key.as_str();
-    let problem = Problem::error(key_location(key), format!("unknown key `{name}` {place}"));
+    let problem = Problem::error(Location::of_key(key), format!("unknown key `{name}` {place}"));
     if let Some(hint) = hint {
         return problem.label("not valid here").help(hint);
     }
@@ -658,7 +661,7 @@ fn mapping_or_problem<'a>(node: &'a Node, what: &str, problems: &mut Vec<Problem
     let map = node.as_mapping();
     if map.is_none() {
         problems.push(
-            Problem::error(value_location(node), format!("{what} must be a mapping of `key: value` lines"))
+            Problem::error(Location::of_value(node), format!("{what} must be a mapping of `key: value` lines"))
                 .help("indent its keys under it, one `key: value` per line"),
         );
     }
@@ -667,16 +670,6 @@ fn mapping_or_problem<'a>(node: &'a Node, what: &str, problems: &mut Vec<Problem
 
 fn scalar_text(node: &Node) -> Option<String> {
     node.as_scalar().map(|s| s.as_str().to_string())
-}
-
-fn key_location(key: &MarkedScalarNode) -> Option<Location> {
-    Location::of_span(key.span(), key.as_str().chars().count())
-}
-
-/// Where a value is, underlining the whole of a one-line scalar.
-pub(super) fn value_location(node: &Node) -> Option<Location> {
-    let len = node.as_scalar().map_or(1, |s| s.as_str().chars().count());
-    Location::of_span(node.span(), len)
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 use marked_yaml::Node;
 use marked_yaml::types::MarkedMappingNode;
 
-use super::load::value_location;
 use super::model::schema_index;
 use super::problem::Location;
 
@@ -65,13 +64,13 @@ impl Places {
                 let index = known.iter().position(|known| known.as_str() == key.as_str())?;
                 let items = match value {
                     Node::Sequence(list) => {
-                        list.iter().map(|item| Spot::of(shifted(value_location(item), shift))).collect()
+                        list.iter().map(|item| Spot::of(shifted(Location::of_value(item), shift))).collect()
                     }
                     _ => Box::default(),
                 };
                 let quoted = QUOTED.contains(&key.as_str());
                 let text = quoted.then(|| value.as_scalar().map(|s| s.as_str().into())).flatten();
-                let value = Spot::of(shifted(value_location(value), shift));
+                let value = Spot::of(shifted(Location::of_value(value), shift));
                 Some(Place { key: u8::try_from(index).ok()?, value, items, text })
             })
             .collect();

@@ -29,6 +29,17 @@ impl Location {
     pub fn of_span(span: &Span, len: usize) -> Option<Self> {
         span.start().map(|mark| Location::new(mark.line(), mark.column(), len))
     }
+
+    /// Where a mapping's key is, underlining it.
+    pub fn of_key(key: &marked_yaml::types::MarkedScalarNode) -> Option<Self> {
+        Location::of_span(key.span(), key.as_str().chars().count())
+    }
+
+    /// Where a value is, underlining the whole of a one-line scalar.
+    pub fn of_value(node: &marked_yaml::Node) -> Option<Self> {
+        let len = node.as_scalar().map_or(1, |s| s.as_str().chars().count());
+        Location::of_span(node.span(), len)
+    }
 }
 
 /// One thing wrong with a manifest.

@@ -6,6 +6,7 @@ mod common;
 
 mod account;
 mod apply;
+mod architecture;
 mod copy;
 mod examples;
 mod fuzz_manifest;
