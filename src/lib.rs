@@ -7,6 +7,7 @@ pub mod advice;
 pub mod checksum;
 pub mod cli;
 pub mod content_check;
+pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod filter;

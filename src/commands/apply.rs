@@ -5,16 +5,14 @@
 use std::io::IsTerminal as _;
 use std::path::Path;
 
-use super::plan::Planned;
-use super::{Clients, load_with_warnings, print_warnings, resolve_shard, runtime, select_jobs};
+use super::{load_with_warnings, print_warnings, resolve_shard};
 use crate::cli::{ApplyArgs, OutputFormat};
+use crate::engine::apply::{Engine, SavedPlan};
+use crate::engine::select_jobs;
 use crate::error::{Exit, HaulError};
-use crate::exec::{Execution, PlanningStopped};
-use crate::listing::sides::with_sides;
 use crate::manifest;
-use crate::plan::expected::{EarlierPlans, ExpectedWrites};
-use crate::plan::saved::{PlanHeader, SavedEvent, SavedTransfers};
-use crate::plan::{ManifestRef, PlanFileError, TransferPlan};
+use crate::plan::ManifestRef;
+use crate::plan::saved::PlanHeader;
 use crate::progress::{Counters, ProgressMode, Ticker};
 use crate::render::Style;
 use crate::report::{RunReport, TransferReport};
@@ -116,49 +114,9 @@ pub(super) fn apply_manifest(
 ) -> Result<Exit, HaulError> {
     let jobs = select_jobs(&loaded.jobs, &options.only)?;
     let _lock = take_lock(lock_base, options)?;
-    let runtime = runtime()?;
-    let mut clients = Clients::default();
+    let mut engine = Engine::new()?;
     let run = Run::start(options);
-    let run_started = crate::plan::saved::now_seconds();
-    let mut reports = Vec::new();
-    // Each transfer is planned as it runs, after the ones before it, so it sees what they
-    // wrote (an upload, then a download of the same prefix).
-    let count = jobs.len();
-    for (index, job) in jobs.into_iter().enumerate() {
-        if crate::interrupt::requested() {
-            reports.push(TransferReport::interrupted_before_start(&job.name, job.direction));
-            continue;
-        }
-        run.counters.begin_transfer(index + 1, count, &job.name);
-        let client = clients.get(&runtime, job);
-        let to_client = clients.to(&runtime, job);
-        // Copies start while the listing goes on; the plan's totals come at its end.
-        let mut execution = Execution::start(job, &client, to_client.as_ref(), runtime.handle(), &run.counters);
-        let planned = super::plan::plan_into(
-            job,
-            &client,
-            to_client.as_ref(),
-            runtime.handle(),
-            options.shard,
-            run_started,
-            &ExpectedWrites::default(),
-            &mut |planned| match planned {
-                Planned::Action { action, provisional } => execution.push(action, provisional),
-                Planned::DestinationListed => execution.destination_listed(),
-                Planned::ListedAgain => execution.listed_again(),
-            },
-        );
-        reports.push(match planned {
-            // A stop cut the listing short: what it planned is not the whole, so no delete.
-            _ if crate::interrupt::requested() => execution.finish(Err(PlanningStopped::interrupted())),
-            Ok(plan) => {
-                tracing::info!(transfer = %job.name, "planned: {}", crate::plan::render::summary_line(&plan));
-                execution.finish(Ok(&plan))
-            }
-            // Said once, in the report (with its hint), not also on stderr.
-            Err(err) => execution.finish(Err(stopped_by(&err))),
-        });
-    }
+    let reports = engine.apply_jobs(&jobs, options.shard, crate::plan::saved::now_seconds(), &run.counters);
     run.finish(reports, options)
 }
 
@@ -180,171 +138,12 @@ fn apply_saved(path: &Path, header: PlanHeader, options: &ApplyOptions, style: S
         .map(|name| loaded.jobs.iter().find(|job| &job.name == name))
         .collect::<Option<_>>()
         .ok_or_else(|| HaulError::ManifestChanged { path: manifest_path.clone() })?;
-    let runtime = runtime()?;
-    let mut clients = Clients::default();
-    let read_plan = || {
-        let file = std::fs::File::open(path).map_err(|source| {
-            HaulError::Manifest(manifest::ManifestError::Read { path: path.to_path_buf(), source })
-        })?;
-        Ok::<_, HaulError>(SavedTransfers::read(file))
-    };
-    let damaged = |source| HaulError::PlanFile { path: path.to_path_buf(), source };
-
-    // First pass: every action against fresh listings. A server found listing out of key
-    // order cut the check of its transfer short (the plan is read as a stream, once per
-    // pass): the pass starts over, and that server is listed sorted from then on.
-    type Checked = (Vec<crate::plan::Tally>, Vec<crate::plan::StaleObject>);
-    // `Err(transfer)`: that transfer's check was cut short.
-    let mut first_pass = || -> Result<Result<Checked, String>, HaulError> {
-        let mut earlier = EarlierPlans::new(&jobs);
-        let mut copies = Vec::new();
-        let mut stale = Vec::new();
-        let mut events = read_plan()?;
-        for (index, job) in jobs.iter().copied().enumerate() {
-            expect_begin(&mut events, &job.name).map_err(damaged)?;
-            let client = clients.get(&runtime, job);
-            let to_client = clients.to(&runtime, job);
-            // What the transfers before this one will write was planned in, as `plan` did.
-            let expected = earlier.expected_for(index, header.created * 1000);
-            let mut actions = TransferActions::new(&mut events, earlier.keeps(index));
-            if !actions.is_empty() {
-                let mut listings = 0;
-                let (found, _) = with_sides(
-                    job,
-                    &client,
-                    to_client.as_ref(),
-                    runtime.handle(),
-                    || {},
-                    |source, destination, _| {
-                        listings += 1;
-                        (listings == 1).then(|| {
-                            let source = expected.overlay(source);
-                            crate::plan::saved::stale_objects(&job.name, &mut actions, source, destination)
-                        })
-                    },
-                )
-                .map_err(|err| HaulError::sides(job, err))?;
-                let Some(found) = found else { return Ok(Err(job.name.clone())) };
-                stale.extend(found);
-            }
-            let (plan, kept_actions) = actions.finish();
-            let mut plan = plan.map_err(damaged)?;
-            copies.push(plan.copies());
-            plan.actions = kept_actions.unwrap_or_default();
-            earlier.add(Some(plan));
-        }
-        Ok(Ok((copies, stale)))
-    };
-    let (copies, stale) = match first_pass()? {
-        Ok(checked) => checked,
-        Err(_) => first_pass()?.map_err(|transfer| HaulError::UncheckablePlan { transfer })?,
-    };
-    if !stale.is_empty() {
-        return Err(HaulError::StalePlan { objects: stale });
-    }
-
-    // Second pass: carry it out.
+    let saved = SavedPlan { path: path.to_path_buf(), jobs, created: header.created };
+    let mut engine = Engine::new()?;
+    let copies = engine.check_saved(&saved)?;
     let run = Run::start(options);
-    let mut events = read_plan()?;
-    let mut reports = Vec::new();
-    let count = jobs.len();
-    for (index, job) in jobs.iter().copied().enumerate() {
-        expect_begin(&mut events, &job.name).map_err(damaged)?;
-        run.counters.begin_transfer(index + 1, count, &job.name);
-        let client = clients.get(&runtime, job);
-        let to_client = clients.to(&runtime, job);
-        let mut execution = Execution::start(job, &client, to_client.as_ref(), runtime.handle(), &run.counters);
-        // The plan's totals are known from the first pass, and its `max_delete` was checked
-        // when it was made.
-        execution.whole_plan(copies[index]);
-        let mut actions = TransferActions::new(&mut events, false);
-        for action in &mut actions {
-            // A saved plan was decided from whole listings.
-            execution.push(action, false);
-        }
-        reports.push(match actions.finish().0 {
-            Ok(plan) => execution.finish(Ok(&plan)),
-            Err(err) => execution.finish(Err(stopped_by(&damaged(err)))),
-        });
-    }
+    let reports = engine.apply_saved(&saved, &copies, &run.counters)?;
     run.finish(reports, options)
-}
-
-/// Why a transfer stopped before its plan was whole, for its report (with the error's hint).
-fn stopped_by(err: &HaulError) -> PlanningStopped {
-    PlanningStopped { error: err.to_string(), hint: err.help(), interrupted: false }
-}
-
-/// The next event must start transfer `name`.
-fn expect_begin(events: &mut SavedTransfers, name: &str) -> Result<(), PlanFileError> {
-    match events.next() {
-        Some(Ok(SavedEvent::Begin(found))) if found == name => Ok(()),
-        Some(Err(err)) => Err(err),
-        _ => Err(PlanFileError::Malformed(format!("transfer `{name}` is not where its header says"))),
-    }
-}
-
-/// One transfer's actions from a saved plan, up to its end (kept in `end`), and a copy of
-/// them when a later transfer plans on what this one writes.
-struct TransferActions<'a> {
-    events: &'a mut SavedTransfers,
-    /// An action read ahead (by `is_empty`).
-    ahead: Option<crate::plan::Action>,
-    end: Option<Result<TransferPlan, PlanFileError>>,
-    kept: Option<Vec<crate::plan::Action>>,
-}
-
-impl<'a> TransferActions<'a> {
-    fn new(events: &'a mut SavedTransfers, keep: bool) -> Self {
-        TransferActions { events, ahead: None, end: None, kept: keep.then(Vec::new) }
-    }
-
-    fn read(&mut self) -> Option<crate::plan::Action> {
-        if self.end.is_some() {
-            return None;
-        }
-        let end = match self.events.next() {
-            Some(Ok(SavedEvent::Action(action))) => return Some(action),
-            Some(Ok(SavedEvent::End(plan))) => Ok(plan),
-            Some(Ok(SavedEvent::Begin(name))) => {
-                Err(PlanFileError::Malformed(format!("transfer `{name}` starts inside another")))
-            }
-            Some(Err(err)) => Err(err),
-            None => Err(PlanFileError::Malformed("the plan ends inside a transfer".into())),
-        };
-        self.end = Some(end);
-        None
-    }
-
-    /// Whether the transfer has no actions.
-    fn is_empty(&mut self) -> bool {
-        if self.ahead.is_none() {
-            self.ahead = self.read();
-        }
-        self.ahead.is_none()
-    }
-
-    /// Reads to the transfer's end: its totals, and its actions when they were to be kept.
-    fn finish(mut self) -> (Result<TransferPlan, PlanFileError>, Option<Vec<crate::plan::Action>>) {
-        while self.next().is_some() {}
-        let end = self.end.take().unwrap_or_else(|| Err(PlanFileError::Malformed("a transfer has no end".into())));
-        (end, self.kept.take())
-    }
-}
-
-impl Iterator for TransferActions<'_> {
-    type Item = crate::plan::Action;
-
-    fn next(&mut self) -> Option<crate::plan::Action> {
-        let action = match self.ahead.take() {
-            Some(action) => action,
-            None => self.read()?,
-        };
-        if let Some(kept) = &mut self.kept {
-            kept.push(action.clone());
-        }
-        Some(action)
-    }
 }
 
 /// The run lock of a manifest: `--lock-file`, or the default one for its path.

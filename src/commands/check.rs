@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Clients, load_with_warnings, runtime, select_jobs};
+use super::load_with_warnings;
 use crate::cli::{CheckArgs, OutputFormat};
+use crate::engine::{Clients, runtime, select_jobs};
 use crate::error::{Exit, HaulError};
 use crate::listing::Item;
 use crate::listing::local::LocalWalk;

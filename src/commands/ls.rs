@@ -5,8 +5,9 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::{flag_target, runtime};
+use super::flag_target;
 use crate::cli::{LsArgs, OutputFormat};
+use crate::engine::runtime;
 use crate::error::{Exit, HaulError};
 use crate::s3::{RequestFailure, request_failure};
 use crate::text::{human_bytes, printable};

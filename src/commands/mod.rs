@@ -15,12 +15,11 @@ mod sync;
 mod validate;
 mod whoami;
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use crate::cli::{Cli, Command, ShardArgs, TargetArgs};
 use crate::error::{Exit, HaulError};
-use crate::manifest::{self, Job, S3Target};
+use crate::manifest::{self, S3Target};
 use crate::render::{self, Style};
 use crate::shard::Shard;
 
@@ -57,25 +56,6 @@ fn resolve_shard(args: &ShardArgs) -> Result<Option<Shard>, HaulError> {
     Ok(Some(shard))
 }
 
-/// One SDK client per distinct target (profile, region, endpoint, ...), shared by its jobs.
-#[derive(Default)]
-struct Clients(HashMap<S3Target, aws_sdk_s3::Client>);
-
-impl Clients {
-    fn get(&mut self, runtime: &tokio::runtime::Runtime, job: &Job) -> aws_sdk_s3::Client {
-        self.of(runtime, &job.target)
-    }
-
-    /// The client of a copy's destination bucket; `None` for other transfers.
-    fn to(&mut self, runtime: &tokio::runtime::Runtime, job: &Job) -> Option<aws_sdk_s3::Client> {
-        job.to.as_ref().map(|to| self.of(runtime, &to.target))
-    }
-
-    fn of(&mut self, runtime: &tokio::runtime::Runtime, target: &S3Target) -> aws_sdk_s3::Client {
-        self.0.entry(target.clone()).or_insert_with(|| runtime.block_on(crate::s3::client(target))).clone()
-    }
-}
-
 /// The target of a command that takes flags instead of a manifest.
 fn flag_target(args: &TargetArgs, request_payer: bool) -> S3Target {
     S3Target {
@@ -101,27 +81,10 @@ fn print_warnings(loaded: &manifest::Manifest, style: Style) {
     }
 }
 
-/// The jobs `--only` names (all of them without it), in manifest order.
-fn select_jobs<'a>(jobs: &'a [Job], only: &[String]) -> Result<Vec<&'a Job>, HaulError> {
-    for name in only {
-        if !jobs.iter().any(|job| &job.name == name) {
-            return Err(HaulError::UnknownTransfer {
-                name: name.clone(),
-                known: jobs.iter().map(|job| job.name.clone()).collect(),
-            });
-        }
-    }
-    Ok(jobs.iter().filter(|job| only.is_empty() || only.contains(&job.name)).collect())
-}
-
 /// Prints a whole output on standard output and flushes it. A closed pipe or a full disk is
 /// an error here, and `HaulError::is_closed_output` tells the two apart.
 fn print_all(text: &[u8]) -> Result<(), HaulError> {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text).and_then(|()| stdout.flush()).map_err(HaulError::output)
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, HaulError> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(HaulError::Runtime)
 }

@@ -6,17 +6,16 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use super::{Clients, load_with_warnings, resolve_shard, runtime, select_jobs};
+use super::{load_with_warnings, resolve_shard};
 use crate::cli::{OutputFormat, PlanArgs};
-use crate::content_check::ContentChecker;
+use crate::engine::planning::{Planned, plan_into};
+use crate::engine::{Clients, runtime, select_jobs};
 use crate::error::{Exit, HaulError};
-use crate::listing::sides::with_sides;
-use crate::manifest::{CompareMode, Direction, Job};
 use crate::output_file::Held;
-use crate::plan::expected::{EarlierPlans, ExpectedWrites};
+use crate::plan::expected::EarlierPlans;
 use crate::plan::render::Table;
 use crate::plan::saved::PlanWriter;
-use crate::plan::{Action, ManifestRef, Reason, TransferPlan};
+use crate::plan::{ManifestRef, TransferPlan};
 use crate::render::{self, Style};
 use crate::shard::Shard;
 use crate::text::printable;
@@ -280,151 +279,4 @@ impl Shown {
 pub(super) fn manifest_ref(path: &Path, text: &str) -> ManifestRef {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     ManifestRef::new(absolute, text)
-}
-
-/// What planning hands over as it goes. (Not boxed: each action is moved on at once.)
-#[allow(clippy::large_enum_variant)]
-pub(super) enum Planned {
-    /// An action, as soon as it is decided. `provisional`: it copies a key the destination
-    /// has not listed while that listing is not yet whole, so the key may still turn up there
-    /// (a server listing out of order); it stands only once `DestinationListed` comes.
-    Action { action: Action, provisional: bool },
-    /// The destination's listing has ended whole and in key order: every provisional action
-    /// so far stands.
-    DestinationListed,
-    /// The server listed out of key order, so the transfer is listed again (sorted on disk)
-    /// and planned from its start: nothing handed over so far stands, but copies already made
-    /// were right (only provisional ones could be wrong, and those wait).
-    ListedAgain,
-}
-
-/// Plans one job as its listings arrive: each action goes to `sink` as soon as it is
-/// decided (an upload that continues an unfinished one with it, an action that reads what
-/// an earlier transfer writes marked so); returns the plan's totals, without its actions.
-/// Unfinished multipart uploads are listed first, so an upload that continues one gets it
-/// as it is planned. `started` (seconds) is when the run began: uploads started later are
-/// another run's.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn plan_into(
-    job: &Job,
-    client: &aws_sdk_s3::Client,
-    to_client: Option<&aws_sdk_s3::Client>,
-    runtime: &tokio::runtime::Handle,
-    shard: Option<Shard>,
-    started: i64,
-    expected: &ExpectedWrites,
-    sink: &mut dyn FnMut(Planned),
-) -> Result<TransferPlan, HaulError> {
-    let checker = content_checker(job, client, to_client, runtime)?;
-    let check = checker.as_ref().map(|checker| checker as &dyn crate::plan::ContentCheck);
-    let written = written_bucket(job, client, to_client);
-    let uploads = match written {
-        Some((client, bucket, prefix)) => {
-            runtime.block_on(crate::listing::remote::unfinished_uploads(client, bucket, prefix))
-        }
-        None => Vec::new(),
-    };
-    let mut left = crate::plan::UploadsLeft::new(&job.name, shard, job.direction, uploads, started);
-    let mut resumed = crate::plan::Tally::default();
-    // Both closures hand over to `sink`, one at a time.
-    let sink = std::cell::RefCell::new(sink);
-    let listing_again = || (*sink.borrow_mut())(Planned::ListedAgain);
-    let (planned, temp_files) =
-        with_sides(job, client, to_client, runtime, listing_again, |source, destination, pass| {
-            let sink = &mut *sink.borrow_mut();
-            // What this pass continues (a second pass plans everything again).
-            resumed = crate::plan::Tally::default();
-            let mut listed = pass.destination_listed();
-            // A stop ends the listing too (the caller sees the stop and runs no delete).
-            let source = source.take_while(|_| !crate::interrupt::requested());
-            let planned = crate::plan::plan_streamed(
-                job,
-                expected.overlay(source),
-                destination,
-                check,
-                shard,
-                &mut |mut action| {
-                    expected.mark_action(&mut action);
-                    left.claim(&mut action);
-                    if action.resume.is_some()
-                        && let Some((client, bucket, prefix)) = written
-                    {
-                        // What the upload already has (apply checks every part against the file).
-                        let key = format!("{prefix}{}", action.destination_name());
-                        let resume = action.resume.as_mut().expect("an upload to continue");
-                        let listed = crate::listing::remote::uploaded_parts(client, bucket, &key, &resume.upload_id);
-                        if let Ok(listed) = runtime.block_on(listed) {
-                            resume.parts = listed.parts.len() as u64;
-                            resume.bytes = listed.parts.iter().map(|part| part.size).sum();
-                        }
-                        resumed.add(resume.bytes);
-                    }
-                    if !listed && pass.destination_listed() {
-                        listed = true;
-                        sink(Planned::DestinationListed);
-                    }
-                    let provisional = !listed && action.reason == Reason::New;
-                    sink(Planned::Action { action, provisional });
-                },
-            );
-            if !listed && pass.destination_listed() {
-                sink(Planned::DestinationListed);
-            }
-            planned
-        })
-        .map_err(|err| HaulError::sides(job, err))?;
-    let mut plan = planned?;
-    plan.temp_files = temp_files;
-    plan.unfinished_uploads = left.into_rest();
-    plan.resumed = resumed;
-    Ok(plan)
-}
-
-/// What reads content for `compare: checksum` (nothing for other modes). Filters compile
-/// here too: a set too large for globset is an error before listing, not a filter that lets
-/// nothing through.
-fn content_checker<'a>(
-    job: &'a Job,
-    client: &'a aws_sdk_s3::Client,
-    to_client: Option<&'a aws_sdk_s3::Client>,
-    runtime: &'a tokio::runtime::Handle,
-) -> Result<Option<ContentChecker<'a>>, HaulError> {
-    job.filter.compiled().map_err(|source| HaulError::Filter { transfer: job.name.clone(), source })?;
-    if job.compare != CompareMode::Checksum {
-        return Ok(None);
-    }
-    Ok(Some(ContentChecker {
-        client,
-        runtime,
-        bucket: &job.bucket,
-        prefix: &job.prefix,
-        local_root: &job.local,
-        remote_is_source: job.direction == Direction::Download,
-        to: copy_destination(job, to_client),
-        pool: rayon::ThreadPoolBuilder::new()
-            .num_threads(job.concurrency as usize)
-            .build()
-            .map_err(|err| HaulError::Runtime(std::io::Error::other(err)))?,
-    }))
-}
-
-/// A copy's destination bucket: its client, bucket and prefix.
-fn copy_destination<'a>(
-    job: &'a Job,
-    to_client: Option<&'a aws_sdk_s3::Client>,
-) -> Option<(&'a aws_sdk_s3::Client, &'a str, &'a str)> {
-    job.to.as_ref().zip(to_client).map(|(to, client)| (client, to.bucket.as_str(), to.prefix.as_str()))
-}
-
-/// Where a job writes to a bucket (an upload's, a copy's `to`): client, bucket and prefix.
-fn written_bucket<'a>(
-    job: &'a Job,
-    client: &'a aws_sdk_s3::Client,
-    to_client: Option<&'a aws_sdk_s3::Client>,
-) -> Option<(&'a aws_sdk_s3::Client, &'a str, &'a str)> {
-    match job.direction {
-        Direction::Upload => Some((client, job.bucket.as_str(), job.prefix.as_str())),
-        Direction::Copy => copy_destination(job, to_client),
-        Direction::Download => None,
-    }
 }

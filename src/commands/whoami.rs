@@ -5,8 +5,9 @@ use aws_credential_types::credential_feature::AwsCredentialFeature;
 use aws_credential_types::provider::ProvideCredentials as _;
 use serde::Serialize;
 
-use super::{flag_target, load_with_warnings, runtime};
+use super::{flag_target, load_with_warnings};
 use crate::cli::{OutputFormat, WhoamiArgs};
+use crate::engine::runtime;
 use crate::error::{Exit, HaulError};
 use crate::manifest::S3Target;
 use crate::render::Style;

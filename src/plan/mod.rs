@@ -297,6 +297,8 @@ pub struct UploadsLeft {
     newest: std::collections::HashMap<String, crate::listing::remote::UnfinishedUpload>,
     /// Older uploads of a name, and every upload of a transfer that cannot continue one.
     rest: Vec<crate::listing::remote::UnfinishedUpload>,
+    /// What the server said the continuable uploads have, by upload id: parts and bytes.
+    sent: std::collections::HashMap<String, (u64, u64)>,
 }
 
 impl UploadsLeft {
@@ -310,7 +312,11 @@ impl UploadsLeft {
         let owned = |key: &str| shard.is_none_or(|shard| shard.owns(transfer, &crate::listing::nfc(key)));
         let mut uploads: Vec<_> =
             uploads.into_iter().filter(|upload| upload.initiated < before && owned(&upload.key)).collect();
-        let mut left = UploadsLeft { newest: std::collections::HashMap::new(), rest: Vec::new() };
+        let mut left = UploadsLeft {
+            newest: std::collections::HashMap::new(),
+            rest: Vec::new(),
+            sent: std::collections::HashMap::new(),
+        };
         if direction != Direction::Upload {
             left.rest = uploads;
             return left;
@@ -327,13 +333,25 @@ impl UploadsLeft {
         left
     }
 
+    /// The uploads an upload may continue (the newest of each name), whose parts the
+    /// caller asks the server for before planning (see [`UploadsLeft::sent`]).
+    pub fn continuable(&self) -> impl Iterator<Item = &crate::listing::remote::UnfinishedUpload> {
+        self.newest.values()
+    }
+
+    /// What the server says a continuable upload has: its parts and their bytes.
+    pub fn sent(&mut self, upload_id: &str, parts: u64, bytes: u64) {
+        self.sent.insert(upload_id.to_string(), (parts, bytes));
+    }
+
     /// Gives an upload the unfinished upload of its name to continue, if one was left.
     pub fn claim(&mut self, action: &mut Action) {
         if action.action != ActionKind::Upload || self.newest.is_empty() {
             return;
         }
         if let Some(upload) = self.newest.remove(action.destination_name()) {
-            action.resume = Some(Resume { upload_id: upload.upload_id, parts: 0, bytes: 0 });
+            let (parts, bytes) = self.sent.get(&upload.upload_id).copied().unwrap_or_default();
+            action.resume = Some(Resume { upload_id: upload.upload_id, parts, bytes });
         }
     }
 

@@ -452,6 +452,78 @@ impl<'de> serde::de::Visitor<'de> for ActionsSeed<'_, '_> {
     }
 }
 
+/// The next event must start transfer `name`.
+pub fn expect_begin(events: &mut SavedTransfers, name: &str) -> Result<(), PlanFileError> {
+    match events.next() {
+        Some(Ok(SavedEvent::Begin(found))) if found == name => Ok(()),
+        Some(Err(err)) => Err(err),
+        _ => Err(PlanFileError::Malformed(format!("transfer `{name}` is not where its header says"))),
+    }
+}
+
+/// One transfer's actions from a saved plan, up to its end (kept in `end`), and a copy of
+/// them when a later transfer plans on what this one writes.
+pub struct TransferActions<'a> {
+    events: &'a mut SavedTransfers,
+    /// An action read ahead (by `is_empty`).
+    ahead: Option<super::Action>,
+    end: Option<Result<TransferPlan, PlanFileError>>,
+    kept: Option<Vec<super::Action>>,
+}
+
+impl<'a> TransferActions<'a> {
+    pub fn new(events: &'a mut SavedTransfers, keep: bool) -> Self {
+        TransferActions { events, ahead: None, end: None, kept: keep.then(Vec::new) }
+    }
+
+    fn read(&mut self) -> Option<super::Action> {
+        if self.end.is_some() {
+            return None;
+        }
+        let end = match self.events.next() {
+            Some(Ok(SavedEvent::Action(action))) => return Some(action),
+            Some(Ok(SavedEvent::End(plan))) => Ok(plan),
+            Some(Ok(SavedEvent::Begin(name))) => {
+                Err(PlanFileError::Malformed(format!("transfer `{name}` starts inside another")))
+            }
+            Some(Err(err)) => Err(err),
+            None => Err(PlanFileError::Malformed("the plan ends inside a transfer".into())),
+        };
+        self.end = Some(end);
+        None
+    }
+
+    /// Whether the transfer has no actions.
+    pub fn is_empty(&mut self) -> bool {
+        if self.ahead.is_none() {
+            self.ahead = self.read();
+        }
+        self.ahead.is_none()
+    }
+
+    /// Reads to the transfer's end: its totals, and its actions when they were to be kept.
+    pub fn finish(mut self) -> (Result<TransferPlan, PlanFileError>, Option<Vec<super::Action>>) {
+        while self.next().is_some() {}
+        let end = self.end.take().unwrap_or_else(|| Err(PlanFileError::Malformed("a transfer has no end".into())));
+        (end, self.kept.take())
+    }
+}
+
+impl Iterator for TransferActions<'_> {
+    type Item = super::Action;
+
+    fn next(&mut self) -> Option<super::Action> {
+        let action = match self.ahead.take() {
+            Some(action) => action,
+            None => self.read()?,
+        };
+        if let Some(kept) = &mut self.kept {
+            kept.push(action.clone());
+        }
+        Some(action)
+    }
+}
+
 /// Why a file that says it is a plan cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanFileError {

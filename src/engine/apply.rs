@@ -1,0 +1,203 @@
+//! Carrying transfers out: a manifest's (each planned right before it runs, into the
+//! executor), or a saved plan's (checked against fresh listings first, then run as saved).
+//! Progress goes to the run's `Counters`; each transfer ends in its `TransferReport`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::planning::{Planned, plan_into};
+use super::{Clients, runtime};
+use crate::error::HaulError;
+use crate::exec::{Execution, PlanningStopped};
+use crate::listing::sides::with_sides;
+use crate::manifest::Job;
+use crate::plan::expected::{EarlierPlans, ExpectedWrites};
+use crate::plan::saved::{SavedTransfers, TransferActions, expect_begin};
+use crate::plan::{PlanFileError, StaleObject, Tally};
+use crate::progress::Counters;
+use crate::report::TransferReport;
+use crate::shard::Shard;
+
+/// The runtime and the SDK clients of one run, shared by its transfers.
+pub struct Engine {
+    runtime: tokio::runtime::Runtime,
+    clients: Clients,
+}
+
+impl Engine {
+    pub fn new() -> Result<Engine, HaulError> {
+        Ok(Engine { runtime: runtime()?, clients: Clients::default() })
+    }
+
+    /// Carries out `jobs` in order, each planned as it runs, after the ones before it (so it
+    /// sees what they wrote: an upload, then a download of the same prefix). `started`
+    /// (seconds) is when the run began: unfinished uploads started later are another run's.
+    pub fn apply_jobs(
+        &mut self,
+        jobs: &[&Job],
+        shard: Option<Shard>,
+        started: i64,
+        counters: &Arc<Counters>,
+    ) -> Vec<TransferReport> {
+        let mut reports = Vec::new();
+        let count = jobs.len();
+        for (index, job) in jobs.iter().copied().enumerate() {
+            if crate::interrupt::requested() {
+                reports.push(TransferReport::interrupted_before_start(&job.name, job.direction));
+                continue;
+            }
+            counters.begin_transfer(index + 1, count, &job.name);
+            let client = self.clients.get(&self.runtime, job);
+            let to_client = self.clients.to(&self.runtime, job);
+            // Copies start while the listing goes on; the plan's totals come at its end.
+            let mut execution = Execution::start(job, &client, to_client.as_ref(), self.runtime.handle(), counters);
+            let planned = plan_into(
+                job,
+                &client,
+                to_client.as_ref(),
+                self.runtime.handle(),
+                shard,
+                started,
+                &ExpectedWrites::default(),
+                &mut |planned| match planned {
+                    Planned::Action { action, provisional } => execution.push(action, provisional),
+                    Planned::DestinationListed => execution.destination_listed(),
+                    Planned::ListedAgain => execution.listed_again(),
+                },
+            );
+            reports.push(match planned {
+                // A stop cut the listing short: what it planned is not the whole, so no delete.
+                _ if crate::interrupt::requested() => execution.finish(Err(PlanningStopped::interrupted())),
+                Ok(plan) => {
+                    tracing::info!(transfer = %job.name, "planned: {}", crate::plan::render::summary_line(&plan));
+                    execution.finish(Ok(&plan))
+                }
+                // Said once, in the report (with its hint), not also on stderr.
+                Err(err) => execution.finish(Err(stopped_by(&err))),
+            });
+        }
+        reports
+    }
+
+    /// The first pass over a saved plan: every action against fresh listings. Returns each
+    /// transfer's copy totals (for the second pass), or the objects that changed since the
+    /// plan was made (`HaulError::StalePlan`). The plan file is read as a stream.
+    pub fn check_saved(&mut self, saved: &SavedPlan<'_>) -> Result<Vec<Tally>, HaulError> {
+        // A server found listing out of key order cuts the check of its transfer short (the
+        // plan is read as a stream, once per pass): the pass starts over, and that server is
+        // listed sorted from then on.
+        let (copies, stale) = match self.check_pass(saved)? {
+            Ok(checked) => checked,
+            Err(_) => self.check_pass(saved)?.map_err(|transfer| HaulError::UncheckablePlan { transfer })?,
+        };
+        if !stale.is_empty() {
+            return Err(HaulError::StalePlan { objects: stale });
+        }
+        Ok(copies)
+    }
+
+    /// One checking pass; `Err(transfer)` when that transfer's check was cut short.
+    #[allow(clippy::type_complexity)]
+    fn check_pass(
+        &mut self,
+        saved: &SavedPlan<'_>,
+    ) -> Result<Result<(Vec<Tally>, Vec<StaleObject>), String>, HaulError> {
+        let mut earlier = EarlierPlans::new(&saved.jobs);
+        let mut copies = Vec::new();
+        let mut stale = Vec::new();
+        let mut events = saved.read()?;
+        for (index, job) in saved.jobs.iter().copied().enumerate() {
+            expect_begin(&mut events, &job.name).map_err(|err| saved.damaged(err))?;
+            let client = self.clients.get(&self.runtime, job);
+            let to_client = self.clients.to(&self.runtime, job);
+            // What the transfers before this one will write was planned in, as `plan` did.
+            let expected = earlier.expected_for(index, saved.created * 1000);
+            let mut actions = TransferActions::new(&mut events, earlier.keeps(index));
+            if !actions.is_empty() {
+                let mut listings = 0;
+                let (found, _) = with_sides(
+                    job,
+                    &client,
+                    to_client.as_ref(),
+                    self.runtime.handle(),
+                    || {},
+                    |source, destination, _| {
+                        listings += 1;
+                        (listings == 1).then(|| {
+                            let source = expected.overlay(source);
+                            crate::plan::saved::stale_objects(&job.name, &mut actions, source, destination)
+                        })
+                    },
+                )
+                .map_err(|err| HaulError::sides(job, err))?;
+                let Some(found) = found else { return Ok(Err(job.name.clone())) };
+                stale.extend(found);
+            }
+            let (plan, kept_actions) = actions.finish();
+            let mut plan = plan.map_err(|err| saved.damaged(err))?;
+            copies.push(plan.copies());
+            plan.actions = kept_actions.unwrap_or_default();
+            earlier.add(Some(plan));
+        }
+        Ok(Ok((copies, stale)))
+    }
+
+    /// The second pass: carries out a checked saved plan as it was saved. `copies`: each
+    /// transfer's totals from `check_saved`.
+    pub fn apply_saved(
+        &mut self,
+        saved: &SavedPlan<'_>,
+        copies: &[Tally],
+        counters: &Arc<Counters>,
+    ) -> Result<Vec<TransferReport>, HaulError> {
+        let mut events = saved.read()?;
+        let mut reports = Vec::new();
+        let count = saved.jobs.len();
+        for (index, job) in saved.jobs.iter().copied().enumerate() {
+            expect_begin(&mut events, &job.name).map_err(|err| saved.damaged(err))?;
+            counters.begin_transfer(index + 1, count, &job.name);
+            let client = self.clients.get(&self.runtime, job);
+            let to_client = self.clients.to(&self.runtime, job);
+            let mut execution = Execution::start(job, &client, to_client.as_ref(), self.runtime.handle(), counters);
+            // The plan's totals are known from the first pass, and its `max_delete` was
+            // checked when it was made.
+            execution.whole_plan(copies[index]);
+            let mut actions = TransferActions::new(&mut events, false);
+            for action in &mut actions {
+                // A saved plan was decided from whole listings.
+                execution.push(action, false);
+            }
+            reports.push(match actions.finish().0 {
+                Ok(plan) => execution.finish(Ok(&plan)),
+                Err(err) => execution.finish(Err(stopped_by(&saved.damaged(err)))),
+            });
+        }
+        Ok(reports)
+    }
+}
+
+/// A saved plan to check and carry out: its file, the manifest's jobs it names (in its
+/// order), and when it was made (seconds).
+pub struct SavedPlan<'a> {
+    pub path: PathBuf,
+    pub jobs: Vec<&'a Job>,
+    pub created: i64,
+}
+
+impl SavedPlan<'_> {
+    fn read(&self) -> Result<SavedTransfers, HaulError> {
+        let file = std::fs::File::open(&self.path).map_err(|source| {
+            HaulError::Manifest(crate::manifest::ManifestError::Read { path: self.path.clone(), source })
+        })?;
+        Ok(SavedTransfers::read(file))
+    }
+
+    fn damaged(&self, source: PlanFileError) -> HaulError {
+        HaulError::PlanFile { path: self.path.clone(), source }
+    }
+}
+
+/// Why a transfer stopped before its plan was whole, for its report (with the error's hint).
+fn stopped_by(err: &HaulError) -> PlanningStopped {
+    PlanningStopped { error: err.to_string(), hint: err.help(), interrupted: false }
+}

@@ -1,0 +1,49 @@
+//! The engine under the commands: it plans and carries out the transfers of a loaded
+//! manifest or a saved plan, from typed options that owe nothing to the command line. The
+//! commands map their arguments to these options and render what comes back (tables, JSON,
+//! the report); nothing here prints.
+
+pub mod apply;
+pub mod planning;
+
+use std::collections::HashMap;
+
+use crate::error::HaulError;
+use crate::manifest::{Job, S3Target};
+
+/// One SDK client per distinct target (profile, region, endpoint, ...), shared by its jobs.
+#[derive(Default)]
+pub struct Clients(HashMap<S3Target, aws_sdk_s3::Client>);
+
+impl Clients {
+    pub fn get(&mut self, runtime: &tokio::runtime::Runtime, job: &Job) -> aws_sdk_s3::Client {
+        self.of(runtime, &job.target)
+    }
+
+    /// The client of a copy's destination bucket; `None` for other transfers.
+    pub fn to(&mut self, runtime: &tokio::runtime::Runtime, job: &Job) -> Option<aws_sdk_s3::Client> {
+        job.to.as_ref().map(|to| self.of(runtime, &to.target))
+    }
+
+    fn of(&mut self, runtime: &tokio::runtime::Runtime, target: &S3Target) -> aws_sdk_s3::Client {
+        self.0.entry(target.clone()).or_insert_with(|| runtime.block_on(crate::s3::client(target))).clone()
+    }
+}
+
+/// The jobs `--only` names (all of them without it), in manifest order.
+pub fn select_jobs<'a>(jobs: &'a [Job], only: &[String]) -> Result<Vec<&'a Job>, HaulError> {
+    for name in only {
+        if !jobs.iter().any(|job| &job.name == name) {
+            return Err(HaulError::UnknownTransfer {
+                name: name.clone(),
+                known: jobs.iter().map(|job| job.name.clone()).collect(),
+            });
+        }
+    }
+    Ok(jobs.iter().filter(|job| only.is_empty() || only.contains(&job.name)).collect())
+}
+
+/// The async runtime every network call runs on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, HaulError> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(HaulError::Runtime)
+}
