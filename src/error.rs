@@ -270,7 +270,7 @@ mod tests {
     use crate::s3::RequestFailure;
 
     fn help(code: Option<&str>, region: Option<&str>) -> String {
-        let mut failure = RequestFailure::local("x", "m", false);
+        let mut failure = RequestFailure::coded("x", "m", false);
         failure.code = code.map(str::to_string);
         failure.bucket_region = region.map(str::to_string);
         request_help(&failure, SetIn::Flags)

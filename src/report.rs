@@ -221,7 +221,7 @@ impl TransferReport {
         }
         if plan.direction == Direction::Upload {
             for skip in plan.skipped.iter().filter(|skip| skip.slug == UNREADABLE) {
-                let failure = RequestFailure::local("Unreadable", skip.reason.clone(), false);
+                let failure = RequestFailure::local(crate::s3::FailureCode::Unreadable, skip.reason.clone(), false);
                 self.record_failure(&skip.key, crate::plan::ActionKind::Upload, 0, failure, 0);
             }
             self.skipped.remove(UNREADABLE);
@@ -496,7 +496,7 @@ mod tests {
     use super::*;
 
     fn failure(code: &str) -> RequestFailure {
-        RequestFailure::local(code, "denied", false)
+        RequestFailure::coded(code, "denied", false)
     }
 
     #[test]

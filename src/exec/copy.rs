@@ -86,7 +86,7 @@ macro_rules! with_properties {
 
 pub(super) async fn copy(context: &Context, action: &Action) -> Result<(), RequestFailure> {
     let Some(target) = context.to.as_ref() else {
-        return Err(RequestFailure::local("Internal", "a copy without a destination", false));
+        return Err(RequestFailure::local(crate::s3::FailureCode::Internal, "a copy without a destination", false));
     };
     let object = Object {
         key: context.remote_key(action.source_name()),
@@ -393,7 +393,7 @@ async fn streamed_parts(
         && !verification.matches(&mut stream.crcs.lock().expect("range checksums"))
     {
         parts = Err(RequestFailure::local(
-            "ChecksumMismatch",
+            crate::s3::FailureCode::ChecksumMismatch,
             "the ranges read do not add up to the source object's checksum".to_string(),
             true,
         ));

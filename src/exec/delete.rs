@@ -51,7 +51,7 @@ async fn delete_remote(context: &Context, batch: &[&Action]) -> Vec<Result<(), R
     let delete = match delete {
         Ok(delete) => delete,
         Err(err) => {
-            let failure = RequestFailure::local("InvalidRequest", err.to_string(), false);
+            let failure = RequestFailure::coded("InvalidRequest", err.to_string(), false);
             return vec![Err(failure); batch.len()];
         }
     };
@@ -77,14 +77,16 @@ async fn delete_remote(context: &Context, batch: &[&Action]) -> Vec<Result<(), R
 
 fn delete_local(context: &Context, action: &Action) -> Result<(), RequestFailure> {
     let path = crate::listing::local_path(&context.job.local, action.destination_name())
-        .map_err(|why| RequestFailure::local("UnsafeKey", format!("the name {why}"), false))?;
+        .map_err(|why| RequestFailure::local(crate::s3::FailureCode::UnsafeKey, format!("the name {why}"), false))?;
     match std::fs::symlink_metadata(&path) {
         // Already gone: what the plan wanted.
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(err) => Err(io_failure(&format!("cannot read {}", path.display()), err)),
-        Ok(meta) if meta.is_dir() => {
-            Err(RequestFailure::local("LocalIo", format!("{} is a folder now; not removed", path.display()), false))
-        }
+        Ok(meta) if meta.is_dir() => Err(RequestFailure::local(
+            crate::s3::FailureCode::LocalIo,
+            format!("{} is a folder now; not removed", path.display()),
+            false,
+        )),
         Ok(_) => {
             std::fs::remove_file(&path).map_err(|err| io_failure(&format!("cannot remove {}", path.display()), err))
         }

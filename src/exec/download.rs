@@ -16,14 +16,14 @@ use crate::checksum::RemoteChecksum;
 use crate::checksum::range::{self as range_checksum, RangeVerification};
 use crate::plan::Action;
 use crate::progress::ObjectProgress;
-use crate::s3::{RequestFailure, request_failure};
+use crate::s3::{FailureCode, RequestFailure, request_failure};
 
 pub(super) async fn download(context: &Context, action: &Action) -> Result<(), RequestFailure> {
     let key = context.remote_key(action.source_name());
     // The listing refused unsafe keys already; checking again costs nothing and keeps this
     // function safe on its own (a hand-edited plan file, say).
     let target = crate::listing::local_path(&context.job.local, action.destination_name())
-        .map_err(|why| RequestFailure::local("UnsafeKey", format!("the key {why}"), false))?;
+        .map_err(|why| RequestFailure::local(crate::s3::FailureCode::UnsafeKey, format!("the key {why}"), false))?;
     let folder = target.parent().expect("a key has at least one segment").to_path_buf();
     let folder_exists = context.touched_folders.lock().expect("folder set").contains(&folder);
     let progress = context.counters.start(&action.key, action.size);
@@ -71,8 +71,8 @@ pub(super) async fn download(context: &Context, action: &Action) -> Result<(), R
                 Err(failure) => {
                     // What another attempt or run can get past keeps what was fetched; not a
                     // checksum failure: a range damaged on the way would be kept with it.
-                    let resumable = failure.transient || failure.code.as_deref() == Some(super::INTERRUPTED);
-                    if resumable && failure.code.as_deref() != Some("ChecksumMismatch") {
+                    let resumable = failure.transient || failure.is(FailureCode::Interrupted);
+                    if resumable && !failure.is(FailureCode::ChecksumMismatch) {
                         keep_partial(context, &action.key, temp);
                     }
                     return Err(failure);
@@ -236,7 +236,7 @@ async fn whole(
     let expected = response.content_length().map(|length| length as u64);
     if let Some(length) = expected.filter(|length| *length > limit) {
         return Err(RequestFailure::local(
-            "ObjectChanged",
+            crate::s3::FailureCode::ObjectChanged,
             format!("the object is {length} bytes now, more than when planned"),
             false,
         ));
@@ -367,8 +367,9 @@ async fn ranged(
                 continue;
             }
         };
-        let answer =
-            result.map_err(|err| RequestFailure::local("Internal", format!("a range task failed: {err}"), true))??;
+        let answer = result.map_err(|err| {
+            RequestFailure::local(crate::s3::FailureCode::Internal, format!("a range task failed: {err}"), true)
+        })??;
         check_total(answer.total, size)?;
         progress.add(answer.length);
         record.ranges.push((answer.start, answer.length, answer.crc.unwrap_or(0)));
@@ -385,7 +386,7 @@ async fn ranged(
         && !verification.matches(&mut crcs)
     {
         return Err(RequestFailure::local(
-            "ChecksumMismatch",
+            crate::s3::FailureCode::ChecksumMismatch,
             "the ranges downloaded do not add up to the object's checksum".to_string(),
             true,
         ));
@@ -459,7 +460,7 @@ pub(super) fn check_total(total: Option<u64>, size: u64) -> Result<(), RequestFa
         return Ok(());
     }
     Err(RequestFailure::local(
-        "ObjectChanged",
+        crate::s3::FailureCode::ObjectChanged,
         format!("the object is {} bytes now, {size} when planned", total.map_or("?".into(), |t| t.to_string())),
         false,
     ))
@@ -556,18 +557,26 @@ fn start_writeback(file: &File, offset: u64, length: u64) {
 
 pub(super) fn check_length(expected: Option<u64>, written: u64) -> Result<(), RequestFailure> {
     match expected {
-        Some(expected) if expected != written => {
-            Err(RequestFailure::local("ShortBody", format!("the body ended after {written} of {expected} bytes"), true))
-        }
+        Some(expected) if expected != written => Err(RequestFailure::local(
+            crate::s3::FailureCode::ShortBody,
+            format!("the body ended after {written} of {expected} bytes"),
+            true,
+        )),
         _ => Ok(()),
     }
 }
 
 /// A body that broke off, or failed the checksum check: worth another attempt.
 pub(super) fn body_failure(err: aws_sdk_s3::primitives::ByteStreamError) -> RequestFailure {
-    let text = crate::s3::error_chain(&err);
-    let code = if text.to_lowercase().contains("checksum") { "ChecksumMismatch" } else { "ShortBody" };
-    RequestFailure::local(code, format!("reading the body: {text}"), true)
+    // The SDK's checksum check fails the body with its own error type, somewhere down the chain.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    let mut mismatch = false;
+    while let Some(error) = source {
+        mismatch |= error.downcast_ref::<aws_smithy_checksums::body::validate::Error>().is_some();
+        source = error.source();
+    }
+    let code = if mismatch { FailureCode::ChecksumMismatch } else { FailureCode::ShortBody };
+    RequestFailure::local(code, format!("reading the body: {}", crate::s3::error_chain(&err)), true)
 }
 
 /// Makes renames in `folder` durable. Best effort: not every filesystem lets a folder be

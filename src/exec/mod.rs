@@ -117,7 +117,7 @@ impl Work {
                 let extension = crate::report::extension(&action.key);
                 self.moved_extensions.lock().expect("extensions lock").insert(extension);
             }
-            Err((failure, _)) if failure.code.as_deref() == Some(INTERRUPTED) => {
+            Err((failure, _)) if failure.is(crate::s3::FailureCode::Interrupted) => {
                 report.interrupted.add(action.size);
             }
             Err((failure, attempts)) => {
@@ -581,9 +581,6 @@ fn backoff(attempt: u32) -> Duration {
     base.mul_f64(0.5 + fastrand::f64() / 2.0)
 }
 
-/// The failure code of an object stopped by SIGINT / SIGTERM (counted apart from failures).
-const INTERRUPTED: &str = "Interrupted";
-
 /// Stops a multipart transfer between parts once a stop was asked for; the caller's error
 /// path aborts the upload or drops the temp file.
 fn check_interrupt() -> Result<(), RequestFailure> {
@@ -606,14 +603,14 @@ fn ensure_version(asked: Option<&str>, answered: Option<&str>) -> Result<(), Req
 /// An object that is no longer the version the plan listed.
 fn object_changed() -> RequestFailure {
     RequestFailure::local(
-        "ObjectChanged",
+        crate::s3::FailureCode::ObjectChanged,
         "the object changed since the plan; nothing of the new version was written",
         false,
     )
 }
 
 fn interrupted() -> RequestFailure {
-    RequestFailure::local(INTERRUPTED, "interrupted", false)
+    RequestFailure::local(crate::s3::FailureCode::Interrupted, "interrupted", false)
 }
 
 /// A spawned task that is aborted when its handle is dropped.
@@ -648,11 +645,12 @@ async fn blocking<T: Send + 'static>(
 /// what to do: a full disk, too many open files (transient: descriptors free up as other
 /// objects finish), a file removed during the run, anything else.
 fn io_failure(what: &str, err: std::io::Error) -> RequestFailure {
+    use crate::s3::FailureCode;
     let (code, transient) = match err.raw_os_error() {
-        Some(libc::ENOSPC | libc::EDQUOT) => ("DiskFull", false),
-        Some(libc::EMFILE | libc::ENFILE) => ("TooManyOpenFiles", true),
-        _ if err.kind() == std::io::ErrorKind::NotFound => ("LocalFileGone", false),
-        _ => ("LocalIo", false),
+        Some(libc::ENOSPC | libc::EDQUOT) => (FailureCode::DiskFull, false),
+        Some(libc::EMFILE | libc::ENFILE) => (FailureCode::TooManyOpenFiles, true),
+        _ if err.kind() == std::io::ErrorKind::NotFound => (FailureCode::LocalFileGone, false),
+        _ => (FailureCode::LocalIo, false),
     };
     RequestFailure::local(code, format!("{what}: {err}"), transient)
 }
@@ -720,7 +718,7 @@ mod tests {
         let mut calls = 0;
         let result: Result<(), _> = retried(2, || {
             calls += 1;
-            Err(RequestFailure::local("SlowDown", "busy", true))
+            Err(RequestFailure::coded("SlowDown", "busy", true))
         });
         let (failure, attempts) = result.unwrap_err();
         assert_eq!((calls, attempts, failure.code.as_deref()), (3, 3, Some("SlowDown")));
@@ -731,13 +729,13 @@ mod tests {
         let mut calls = 0;
         let result: Result<(), _> = retried(5, || {
             calls += 1;
-            Err(RequestFailure::local("AccessDenied", "no", false))
+            Err(RequestFailure::coded("AccessDenied", "no", false))
         });
         assert_eq!((calls, result.unwrap_err().1), (1, 1));
         let mut calls = 0;
         let result = retried(5, || {
             calls += 1;
-            if calls < 2 { Err(RequestFailure::local("InternalError", "oops", true)) } else { Ok(calls) }
+            if calls < 2 { Err(RequestFailure::coded("InternalError", "oops", true)) } else { Ok(calls) }
         });
         assert_eq!(result.unwrap(), 2);
     }

@@ -131,7 +131,7 @@ impl Source {
 
 fn changed() -> RequestFailure {
     RequestFailure::local(
-        "FileChanged",
+        crate::s3::FailureCode::FileChanged,
         "the file changed while it was being sent; nothing of the new version was stored".to_string(),
         false,
     )
@@ -139,7 +139,7 @@ fn changed() -> RequestFailure {
 
 pub(super) async fn upload(context: &Context, action: &Action) -> Result<(), RequestFailure> {
     let path = crate::listing::local_path(&context.job.local, action.source_name())
-        .map_err(|why| RequestFailure::local("UnsafeKey", format!("the name {why}"), false))?;
+        .map_err(|why| RequestFailure::local(crate::s3::FailureCode::UnsafeKey, format!("the name {why}"), false))?;
     let threshold = context.job.multipart_threshold.0;
     // Opening the file, and reading a small one whole with its checksum, is one hand-off to
     // the blocking pool.
@@ -225,7 +225,7 @@ async fn multipart(
     let done: Vec<CompletedPart> = done.into_iter().map(|(part, _)| part).collect();
     let result = upload_parts(context, key, &upload_id, source, progress, done).await;
     match &result {
-        Err(failure) if failure.transient || failure.code.as_deref() == Some(super::INTERRUPTED) => {
+        Err(failure) if failure.transient || failure.is(crate::s3::FailureCode::Interrupted) => {
             tracing::info!(transfer = %context.job.name, key, "the multipart upload is left for the next attempt or run to continue");
         }
         Err(_) => {

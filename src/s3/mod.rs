@@ -159,13 +159,71 @@ pub struct RequestFailure {
 
 impl RequestFailure {
     /// A failure haul found itself (a short body, a checksum mismatch, a local I/O error).
-    pub fn local(code: &str, message: impl Into<String>, transient: bool) -> Self {
+    pub fn local(code: FailureCode, message: impl Into<String>, transient: bool) -> Self {
+        RequestFailure::coded(code.as_str(), message, transient)
+    }
+
+    /// A failure with a server's code (what a test stands in for a server with).
+    pub fn coded(code: &str, message: impl Into<String>, transient: bool) -> Self {
         RequestFailure {
             code: Some(code.into()),
             status: None,
             message: message.into(),
             transient,
             bucket_region: None,
+        }
+    }
+
+    /// Whether haul found this failure itself, as `code`.
+    pub fn is(&self, code: FailureCode) -> bool {
+        self.code.as_deref() == Some(code.as_str())
+    }
+}
+
+/// The failures haul finds itself, beside the servers' own codes (`AccessDenied`,
+/// `SlowDown`, ...). Their names are part of the report's JSON and the metrics (a public
+/// contract): written here once, and compared as values, never as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCode {
+    /// A body, or the ranges read, did not match the object's checksum.
+    ChecksumMismatch,
+    /// A body ended before its length.
+    ShortBody,
+    /// A local file changed while it was being sent.
+    FileChanged,
+    /// An object is no longer the version the plan listed.
+    ObjectChanged,
+    /// A key that would write outside the target folder, or cannot be a file name.
+    UnsafeKey,
+    /// A local file haul may not read.
+    Unreadable,
+    DiskFull,
+    TooManyOpenFiles,
+    /// A local file removed during the run.
+    LocalFileGone,
+    /// Any other local file system error.
+    LocalIo,
+    /// Stopped by SIGINT / SIGTERM.
+    Interrupted,
+    /// A bug, or a task that died: said rather than hidden.
+    Internal,
+}
+
+impl FailureCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureCode::ChecksumMismatch => "ChecksumMismatch",
+            FailureCode::ShortBody => "ShortBody",
+            FailureCode::FileChanged => "FileChanged",
+            FailureCode::ObjectChanged => "ObjectChanged",
+            FailureCode::UnsafeKey => "UnsafeKey",
+            FailureCode::Unreadable => "Unreadable",
+            FailureCode::DiskFull => "DiskFull",
+            FailureCode::TooManyOpenFiles => "TooManyOpenFiles",
+            FailureCode::LocalFileGone => "LocalFileGone",
+            FailureCode::LocalIo => "LocalIo",
+            FailureCode::Interrupted => "Interrupted",
+            FailureCode::Internal => "Internal",
         }
     }
 }
