@@ -9,6 +9,7 @@ pub mod cli;
 pub mod content_check;
 pub mod engine;
 pub mod error;
+pub mod etag;
 pub mod exec;
 pub mod filter;
 pub mod interrupt;

@@ -47,8 +47,8 @@ impl RemoteChecksum {
             (Algorithm::Sha256, head.checksum_sha256()),
             (Algorithm::Sha1, head.checksum_sha1()),
         ];
-        let etag_parts: Option<u64> =
-            head.e_tag().and_then(|etag| etag.trim_matches('"').rsplit_once('-')?.1.parse().ok());
+        let etag = head.e_tag().map(crate::etag::ETag::new);
+        let etag_parts = etag.as_ref().and_then(crate::etag::ETag::parts).map(u64::from);
         if let Some((algorithm, value)) = candidates.into_iter().find_map(|(a, v)| Some((a, v?))) {
             let mut checksum = Self::parse(algorithm, value);
             // A checksum of a multipart object is composite unless it says it is full-object
@@ -64,9 +64,8 @@ impl RemoteChecksum {
             head.server_side_encryption(),
             Some(aws_sdk_s3::types::ServerSideEncryption::AwsKms | aws_sdk_s3::types::ServerSideEncryption::AwsKmsDsse)
         );
-        let etag = head.e_tag()?.trim_matches('"');
-        let is_md5 = etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit());
-        (is_md5 && !kms).then(|| RemoteChecksum { algorithm: Algorithm::Md5, value: etag.to_lowercase(), parts: None })
+        let md5 = etag.as_ref()?.md5_hex().filter(|_| !kms)?;
+        Some(RemoteChecksum { algorithm: Algorithm::Md5, value: md5.to_lowercase(), parts: None })
     }
 
     /// `BASE64` or `BASE64-N` (composite over N parts).

@@ -145,7 +145,7 @@ enum EntryJson<'a> {
         size: u64,
         last_modified: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        etag: Option<&'a str>,
+        etag: Option<crate::etag::ETag>,
         #[serde(skip_serializing_if = "Option::is_none")]
         owner: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -230,7 +230,7 @@ async fn list_objects(
                         key,
                         size,
                         last_modified: when_exact(object.last_modified()),
-                        etag: object.e_tag().map(|e| e.trim_matches('"')),
+                        etag: object.e_tag().map(crate::etag::ETag::new),
                         owner,
                         storage_class: object.storage_class().map(|c| c.as_str()),
                     };

@@ -17,12 +17,14 @@
 use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumMode, CompletedPart};
 use futures_util::StreamExt as _;
 
 use super::Context;
-use crate::checksum::range::{self as range_checksum, RangeVerification};
-use crate::checksum::{Algorithm, RemoteChecksum};
+use super::multipart::{Multipart, PartLayout, part_number};
+use super::ranged::RangedObject;
+use crate::checksum::Algorithm;
+use crate::etag::ETag;
 use crate::manifest::CopyDestination;
 use crate::plan::{Action, CopyMethod};
 use crate::progress::ObjectProgress;
@@ -121,13 +123,13 @@ pub(super) async fn copy(context: &Context, action: &Action) -> Result<(), Reque
 /// The source object as the plan listed it.
 struct Object {
     key: String,
-    etag: Option<String>,
+    etag: Option<ETag>,
     size: u64,
 }
 
 impl Object {
     fn if_match(&self) -> Option<String> {
-        self.etag.as_ref().map(|etag| format!("\"{}\"", etag.trim_matches('"')))
+        self.etag.as_ref().map(ETag::quoted)
     }
 }
 
@@ -174,72 +176,24 @@ async fn server_side(
     Ok(())
 }
 
-/// HEAD of the source (of the whole object with `If-Match` on the listed ETag, or of one
-/// part): its properties, size and checksum.
-async fn head_source(
-    context: &Context,
-    object: &Object,
-    part: Option<i32>,
-) -> Result<aws_sdk_s3::operation::head_object::HeadObjectOutput, RequestFailure> {
-    let etag = if part.is_none() { object.etag.as_deref() } else { None };
-    let head = super::download::head_object(context, &object.key, etag, part).await.map_err(source_changed)?;
-    super::ensure_version(etag, head.e_tag())?;
-    Ok(head)
+/// The source read in ranges: its HEAD (`If-Match` on the listed ETag; its properties, size
+/// and checksum) and ranges in parts of the destination's upload (at most 10,000).
+async fn ranged_source(context: &Context, object: &Object) -> Result<RangedObject, RequestFailure> {
+    let chunk = PartLayout::new(object.size, context.job.part_size.0).part_size;
+    RangedObject::head(context, &object.key, object.etag.as_ref(), object.size, chunk).await.map_err(source_changed)
 }
 
 /// A multipart upload at the destination, started with the source's properties.
-struct Upload<'a> {
-    target: &'a CopyTarget,
-    key: &'a str,
-    id: String,
-}
-
-impl<'a> Upload<'a> {
-    async fn start(
-        context: &Context,
-        target: &'a CopyTarget,
-        key: &'a str,
-        properties: &Properties,
-    ) -> Result<Upload<'a>, RequestFailure> {
-        let request = target
-            .client
-            .create_multipart_upload()
-            .bucket(&target.destination.bucket)
-            .key(key)
-            .checksum_algorithm(ChecksumAlgorithm::Crc32C);
-        let request = with_properties!(request, properties);
-        let request = with_storage!(request, &context.job.upload);
-        let created = request.send().await.map_err(|err| request_failure(&err))?;
-        Ok(Upload { target, key, id: created.upload_id().unwrap_or_default().to_string() })
-    }
-
-    /// Completes the upload with `parts`, or aborts it when they (or the completion) failed.
-    async fn finish(self, parts: Result<Vec<CompletedPart>, RequestFailure>) -> Result<(), RequestFailure> {
-        let bucket = &self.target.destination.bucket;
-        let result = match parts {
-            Ok(mut completed) => {
-                completed.sort_by_key(|part| part.part_number());
-                self.target
-                    .client
-                    .complete_multipart_upload()
-                    .bucket(bucket)
-                    .key(self.key)
-                    .upload_id(&self.id)
-                    .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|err| request_failure(&err))
-            }
-            Err(failure) => Err(failure),
-        };
-        if result.is_err() {
-            // Best effort; the original failure is what the report needs.
-            let abort = self.target.client.abort_multipart_upload().bucket(bucket).key(self.key).upload_id(&self.id);
-            let _ = abort.send().await;
-        }
-        result
-    }
+async fn start_upload(
+    context: &Context,
+    target: &CopyTarget,
+    key: &str,
+    properties: &Properties,
+) -> Result<Multipart, RequestFailure> {
+    Multipart::start(&target.client, &target.destination.bucket, key, |request| {
+        with_storage!(with_properties!(request, properties), &context.job.upload)
+    })
+    .await
 }
 
 /// UploadPartCopy in parallel: the server copies each range (`If-Match` on the source's
@@ -250,51 +204,55 @@ async fn server_side_parts(
     object: &Object,
     destination_key: &str,
 ) -> Result<(), RequestFailure> {
-    let head = head_source(context, object, None).await?;
+    let head =
+        super::ranged::head_object(context, &object.key, object.etag.as_ref(), None).await.map_err(source_changed)?;
+    super::ensure_version(object.etag.as_ref(), head.e_tag())?;
     let properties = properties_of!(head);
     let size = head.content_length().map_or(object.size, |length| length as u64);
-    let part_size = super::upload::part_size_for(size, context.job.part_size.0);
-    let count = size.div_ceil(part_size).max(1);
     let part = PartCopy {
         source: copy_source(&context.job.bucket, &object.key),
-        etag: head.e_tag().map(str::to_string).or(object.if_match()),
-        size,
-        part_size,
+        etag: head.e_tag().map(ETag::new).or_else(|| object.etag.clone()),
+        layout: PartLayout::new(size, context.job.part_size.0),
     };
-    let upload = Upload::start(context, target, destination_key, &properties).await?;
-    let parts = futures_util::stream::iter(0..count)
-        .map(|index| part.copy(context, &upload, index))
+    let upload = start_upload(context, target, destination_key, &properties).await?;
+    let parts = futures_util::stream::iter(0..part.layout.count())
+        .map(|index| part.copy(context, target, &upload, destination_key, index))
         .buffer_unordered(context.job.concurrency as usize);
     let parts = futures_util::TryStreamExt::try_collect(parts).await;
-    upload.finish(parts).await
+    upload.complete_or_abort(parts).await
 }
 
 /// What each UploadPartCopy of one object needs.
 struct PartCopy {
     source: String,
-    etag: Option<String>,
-    size: u64,
-    part_size: u64,
+    etag: Option<ETag>,
+    layout: PartLayout,
 }
 
 impl PartCopy {
-    async fn copy(&self, context: &Context, upload: &Upload<'_>, index: u64) -> Result<CompletedPart, RequestFailure> {
+    async fn copy(
+        &self,
+        context: &Context,
+        target: &CopyTarget,
+        upload: &Multipart,
+        key: &str,
+        index: u64,
+    ) -> Result<CompletedPart, RequestFailure> {
         let _permit = context.parts.acquire().await.expect("the part semaphore is never closed");
         super::check_interrupt()?;
-        let start = index * self.part_size;
-        let end = (start + self.part_size).min(self.size) - 1;
-        let number = (index + 1) as i32;
-        let answer = upload
-            .target
+        let (start, length) = self.layout.part(index);
+        let end = start + length - 1;
+        let number = part_number(index);
+        let answer = target
             .client
             .upload_part_copy()
-            .bucket(&upload.target.destination.bucket)
-            .key(upload.key)
+            .bucket(&target.destination.bucket)
+            .key(key)
             .upload_id(&upload.id)
             .part_number(number)
             .copy_source(&self.source)
             .copy_source_range(format!("bytes={start}-{end}"))
-            .set_copy_source_if_match(self.etag.clone())
+            .set_copy_source_if_match(self.etag.as_ref().map(ETag::quoted))
             .set_request_payer(request_payer(context))
             .send()
             .await
@@ -334,12 +292,12 @@ async fn streamed(
         .send()
         .await
         .map_err(|err| source_changed(request_failure(&err)))?;
-    super::ensure_version(object.etag.as_deref(), response.e_tag())?;
+    super::ensure_version(object.etag.as_ref(), response.e_tag())?;
     let properties = properties_of!(response);
     let length = response.content_length().map(|length| length as u64);
-    super::download::check_total(length, object.size)?;
-    let bytes = response.body.collect().await.map_err(super::download::body_failure)?.into_bytes();
-    super::download::check_length(length, bytes.len() as u64)?;
+    super::ranged::check_total(length, object.size)?;
+    let bytes = response.body.collect().await.map_err(super::ranged::body_failure)?.into_bytes();
+    super::ranged::check_length(length, bytes.len() as u64)?;
     let checksum = crate::checksum::checksum_of_bytes(&bytes, Algorithm::Crc32c);
     let request = target
         .client
@@ -365,46 +323,32 @@ async fn streamed_parts(
     destination_key: &str,
     progress: &ObjectProgress<'_>,
 ) -> Result<(), RequestFailure> {
-    let head = head_source(context, object, None).await?;
-    let properties = properties_of!(head);
-    super::download::check_total(head.content_length().map(|length| length as u64), object.size)?;
-    let size = object.size;
-    let checksum = RemoteChecksum::from_head(&head);
-    let first_part = match checksum.as_ref().and_then(|c| c.parts) {
-        Some(_) => head_source(context, object, Some(1)).await?.content_length().map(|length| length as u64),
-        None => None,
-    };
-    let verification = checksum.and_then(|checksum| RangeVerification::new(&checksum, size, first_part));
-    let part_size = super::upload::part_size_for(size, context.job.part_size.0);
-    let ranges = range_checksum::layout(size, part_size, verification.as_ref().and_then(|v| v.part_size));
+    let source = ranged_source(context, object).await?;
+    let properties = properties_of!(source.head);
     let stream = PartStream {
         key: &object.key,
-        etag: head.e_tag().map(str::to_string).or(object.if_match()),
-        crc: verification.as_ref().map(|v| v.algorithm),
+        etag: source.etag.clone(),
+        crc: source.crc(),
         crcs: std::sync::Mutex::new(Vec::new()),
     };
-    let upload = Upload::start(context, target, destination_key, &properties).await?;
-    let parts = futures_util::stream::iter(ranges.into_iter().enumerate())
-        .map(|(index, range)| stream.part(context, &upload, index, range, progress))
+    let upload = start_upload(context, target, destination_key, &properties).await?;
+    let parts = futures_util::stream::iter(source.ranges.iter().copied().enumerate())
+        .map(|(index, range)| stream.part(context, target, &upload, index, range, progress))
         .buffer_unordered(context.job.concurrency as usize);
     let mut parts: Result<Vec<CompletedPart>, _> = futures_util::TryStreamExt::try_collect(parts).await;
     // The ranges read must add up to the source's checksum before they become the copy.
-    if let (Ok(_), Some(verification)) = (&parts, &verification)
-        && !verification.matches(&mut stream.crcs.lock().expect("range checksums"))
+    if parts.is_ok()
+        && let Err(failure) = source.verify(&mut stream.crcs.lock().expect("range checksums"))
     {
-        parts = Err(RequestFailure::local(
-            crate::s3::FailureCode::ChecksumMismatch,
-            "the ranges read do not add up to the source object's checksum".to_string(),
-            true,
-        ));
+        parts = Err(failure);
     }
-    upload.finish(parts).await
+    upload.complete_or_abort(parts).await
 }
 
 /// What each part of one streamed copy needs.
 struct PartStream<'a> {
     key: &'a str,
-    etag: Option<String>,
+    etag: Option<ETag>,
     /// The source's CRC to hash each range with, when its checksum can be rebuilt from them.
     crc: Option<crc_fast::CrcAlgorithm>,
     crcs: std::sync::Mutex<Vec<(u64, u64, u64)>>,
@@ -414,12 +358,12 @@ impl PartStream<'_> {
     async fn part(
         &self,
         context: &Context,
-        upload: &Upload<'_>,
+        target: &CopyTarget,
+        upload: &Multipart,
         index: usize,
         (start, end): (u64, u64),
         progress: &ObjectProgress<'_>,
     ) -> Result<CompletedPart, RequestFailure> {
-        let target = upload.target;
         let length = end - start + 1;
         let _permit = context.parts.acquire().await.expect("the part semaphore is never closed");
         let _room = room(target, length).await;
@@ -431,39 +375,22 @@ impl PartStream<'_> {
             .bucket(&context.job.bucket)
             .key(self.key)
             .range(format!("bytes={start}-{end}"))
-            .set_if_match(self.etag.clone())
+            .set_if_match(self.etag.as_ref().map(ETag::quoted))
             .send()
             .await
             .map_err(|err| source_changed(request_failure(&err)))?;
-        super::ensure_version(self.etag.as_deref(), response.e_tag())?;
-        let bytes = response.body.collect().await.map_err(super::download::body_failure)?.into_bytes();
-        super::download::check_length(Some(length), bytes.len() as u64)?;
+        super::ensure_version(self.etag.as_ref(), response.e_tag())?;
+        let bytes = response.body.collect().await.map_err(super::ranged::body_failure)?.into_bytes();
+        super::ranged::check_length(Some(length), bytes.len() as u64)?;
         if let Some(algorithm) = self.crc {
             let mut digest = crc_fast::Digest::new(algorithm);
             digest.update(&bytes);
             self.crcs.lock().expect("range checksums").push((start, length, digest.finalize()));
         }
         let checksum = crate::checksum::checksum_of_bytes(&bytes, Algorithm::Crc32c);
-        let number = (index + 1) as i32;
-        let answer = target
-            .client
-            .upload_part()
-            .bucket(&target.destination.bucket)
-            .key(upload.key)
-            .upload_id(&upload.id)
-            .part_number(number)
-            .content_length(length as i64)
-            .checksum_crc32_c(&checksum)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|err| request_failure(&err))?;
+        let part = upload.send_part(part_number(index as u64), length, &checksum, ByteStream::from(bytes)).await?;
         progress.add(length);
-        Ok(CompletedPart::builder()
-            .part_number(number)
-            .set_e_tag(answer.e_tag().map(str::to_string))
-            .checksum_crc32_c(checksum)
-            .build())
+        Ok(part)
     }
 }
 

@@ -11,9 +11,9 @@ use std::path::Path;
 use aws_sdk_s3::types::ChecksumMode;
 use futures_util::StreamExt as _;
 
+use super::ranged::RangedObject;
 use super::{AbortOnDrop, Context, io_failure};
-use crate::checksum::RemoteChecksum;
-use crate::checksum::range::{self as range_checksum, RangeVerification};
+use crate::etag::ETag;
 use crate::plan::Action;
 use crate::progress::ObjectProgress;
 use crate::s3::{FailureCode, RequestFailure, request_failure};
@@ -31,8 +31,7 @@ pub(super) async fn download(context: &Context, action: &Action) -> Result<(), R
     let large = action.size > context.job.part_size.0 && action.size >= context.job.multipart_threshold.0;
     // A multipart object (ETag `…-N`) has at most a composite checksum, which the SDK does not
     // check on a whole GET; the ranged path rebuilds and checks it, whatever the size.
-    let multipart =
-        etag.as_deref().is_some_and(|etag| etag.rsplit_once('-').is_some_and(|(_, n)| n.parse::<u32>().is_ok()));
+    let multipart = etag.as_ref().and_then(ETag::parts).is_some();
     let ranged_download = large || (multipart && action.size > 0);
     if !ranged_download && action.size <= IN_MEMORY_UP_TO {
         // A small object is read into memory and written in one go on the blocking pool:
@@ -159,14 +158,14 @@ fn finish(
 struct Fetched {
     /// Whole seconds: HTTP dates have no finer precision.
     last_modified: Option<std::time::SystemTime>,
-    etag: Option<String>,
+    etag: Option<ETag>,
 }
 
 impl Fetched {
     fn new(last_modified: Option<&aws_smithy_types::DateTime>, etag: Option<&str>) -> Self {
         Fetched {
             last_modified: last_modified.and_then(|time| std::time::SystemTime::try_from(*time).ok()),
-            etag: etag.map(|etag| etag.trim_matches('"').to_string()),
+            etag: etag.map(ETag::new),
         }
     }
 }
@@ -206,8 +205,8 @@ async fn modification_time(
         .ok()
         .and_then(|page| page.contents().first().cloned())
         .filter(|object| object.key() == Some(key))
-        .filter(|object| match (object.e_tag(), fetched.etag.as_deref()) {
-            (Some(listed), Some(fetched)) => listed.trim_matches('"') == fetched,
+        .filter(|object| match (object.e_tag(), &fetched.etag) {
+            (Some(listed), Some(fetched)) => fetched.is(listed),
             _ => true,
         })
         .and_then(|object| object.last_modified().map(crate::listing::remote::millis))
@@ -221,18 +220,20 @@ async fn modification_time(
 async fn whole(
     context: &Context,
     key: &str,
-    etag: Option<String>,
+    etag: Option<ETag>,
     sink: &mut impl Write,
     limit: u64,
     progress: &ObjectProgress<'_>,
 ) -> Result<Fetched, RequestFailure> {
-    let mut request =
-        context.client.get_object().bucket(&context.job.bucket).key(key).checksum_mode(ChecksumMode::Enabled);
-    if let Some(etag) = &etag {
-        request = request.if_match(format!("\"{etag}\""));
-    }
+    let request = context
+        .client
+        .get_object()
+        .bucket(&context.job.bucket)
+        .key(key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .set_if_match(etag.as_ref().map(ETag::quoted));
     let response = request.send().await.map_err(|err| request_failure(&err))?;
-    super::ensure_version(etag.as_deref(), response.e_tag())?;
+    super::ensure_version(etag.as_ref(), response.e_tag())?;
     let expected = response.content_length().map(|length| length as u64);
     if let Some(length) = expected.filter(|length| *length > limit) {
         return Err(RequestFailure::local(
@@ -244,13 +245,13 @@ async fn whole(
     let fetched = Fetched::new(response.last_modified(), response.e_tag());
     let mut body = response.body;
     let mut written = 0u64;
-    while let Some(chunk) = body.try_next().await.map_err(body_failure)? {
+    while let Some(chunk) = body.try_next().await.map_err(super::ranged::body_failure)? {
         context.pace(chunk.len() as u64).await;
         sink.write_all(&chunk).map_err(|err| io_failure("cannot write", err))?;
         written += chunk.len() as u64;
         progress.add(chunk.len() as u64);
     }
-    check_length(expected, written)?;
+    super::ranged::check_length(expected, written)?;
     Ok(fetched)
 }
 
@@ -271,34 +272,24 @@ async fn ranged(
     key: &str,
     relative_key: &str,
     size: u64,
-    etag: Option<String>,
+    etag: Option<ETag>,
     file: &File,
     progress: &ObjectProgress<'_>,
     kept: Option<super::resume::Record>,
 ) -> Result<Fetched, RequestFailure> {
-    let head = head_object(context, key, etag.as_deref(), None).await?;
-    check_total(head.content_length().map(|length| length as u64), size)?;
-    let fetched = Fetched::new(head.last_modified(), head.e_tag());
-    let checksum = RemoteChecksum::from_head(&head);
-    let first_part = match checksum.as_ref().and_then(|c| c.parts) {
-        // Without If-Match: moto compares it with the part's ETag. The ranges check the ETag.
-        Some(_) => head_object(context, key, None, Some(1)).await?.content_length().map(|length| length as u64),
-        None => None,
-    };
-    let verification = checksum.and_then(|checksum| RangeVerification::new(&checksum, size, first_part));
-    let part_size = verification.as_ref().and_then(|v| v.part_size);
-    let ranges = range_checksum::layout(size, context.job.part_size.0, part_size);
+    let object = RangedObject::head(context, key, etag.as_ref(), size, context.job.part_size.0).await?;
+    let fetched = Fetched::new(object.head.last_modified(), object.head.e_tag());
+    let ranges = &object.ranges;
     // Every range is hashed: with the object's CRC where it can be rebuilt from them, else
     // with CRC32C, for the resume record alone.
-    let algorithm = verification.as_ref().map_or(crc_fast::CrcAlgorithm::Crc32Iscsi, |v| v.algorithm);
-    let object_etag = head.e_tag().map(|tag| tag.trim_matches('"').to_string()).or(etag);
+    let algorithm = object.crc().unwrap_or(crc_fast::CrcAlgorithm::Crc32Iscsi);
     let mut record = super::resume::Record {
         version: super::resume::Record::VERSION,
         key: relative_key.to_string(),
         size,
-        etag: object_etag.clone().unwrap_or_default(),
+        etag: object.etag.as_ref().map(|etag| etag.as_str().to_string()).unwrap_or_default(),
         chunk: context.job.part_size.0,
-        part_size,
+        part_size: object.source_part_size,
         algorithm: format!("{algorithm:?}"),
         ranges: Vec::new(),
     };
@@ -315,7 +306,7 @@ async fn ranged(
         })
         .await?;
     }
-    let missing = gaps(&ranges, &mut record.ranges);
+    let missing = gaps(ranges, &mut record.ranges);
     let resumed: u64 = record.ranges.iter().map(|(_, length, _)| length).sum();
     if resumed > 0 {
         progress.add(resumed);
@@ -326,7 +317,7 @@ async fn ranged(
         client: context.client.clone(),
         bucket: context.job.bucket.clone(),
         key: key.to_string(),
-        etag: object_etag,
+        etag: object.etag.clone(),
         crc: Some(algorithm),
         throttle: context.throttle.clone(),
         in_flight: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -370,7 +361,7 @@ async fn ranged(
         let answer = result.map_err(|err| {
             RequestFailure::local(crate::s3::FailureCode::Internal, format!("a range task failed: {err}"), true)
         })??;
-        check_total(answer.total, size)?;
+        super::ranged::check_total(answer.total, size)?;
         progress.add(answer.length);
         record.ranges.push((answer.start, answer.length, answer.crc.unwrap_or(0)));
         since_record += 1;
@@ -381,16 +372,7 @@ async fn ranged(
             }
         }
     }
-    let mut crcs = std::mem::take(&mut record.ranges);
-    if let Some(verification) = verification
-        && !verification.matches(&mut crcs)
-    {
-        return Err(RequestFailure::local(
-            crate::s3::FailureCode::ChecksumMismatch,
-            "the ranges downloaded do not add up to the object's checksum".to_string(),
-            true,
-        ));
-    }
+    object.verify(&mut record.ranges)?;
     file.set_len(size).map_err(|err| io_failure("cannot size the file", err))?;
     Ok(fetched)
 }
@@ -436,36 +418,6 @@ fn range_reads_back(file: &File, (start, length, crc): (u64, u64, u64), algorith
     read.is_ok() && digest.finalize() == crc
 }
 
-/// A HEAD with checksum mode, `If-Match` on `etag`, of the whole object or of one part.
-pub(super) async fn head_object(
-    context: &Context,
-    key: &str,
-    etag: Option<&str>,
-    part: Option<i32>,
-) -> Result<aws_sdk_s3::operation::head_object::HeadObjectOutput, RequestFailure> {
-    let mut request =
-        context.client.head_object().bucket(&context.job.bucket).key(key).checksum_mode(ChecksumMode::Enabled);
-    if let Some(etag) = etag {
-        request = request.if_match(format!("\"{}\"", etag.trim_matches('"')));
-    }
-    if let Some(part) = part {
-        request = request.part_number(part);
-    }
-    request.send().await.map_err(|err| request_failure(&err))
-}
-
-/// The object's size as an answer gives it must be the planned one (else it changed since).
-pub(super) fn check_total(total: Option<u64>, size: u64) -> Result<(), RequestFailure> {
-    if total == Some(size) {
-        return Ok(());
-    }
-    Err(RequestFailure::local(
-        crate::s3::FailureCode::ObjectChanged,
-        format!("the object is {} bytes now, {size} when planned", total.map_or("?".into(), |t| t.to_string())),
-        false,
-    ))
-}
-
 /// The object a ranged download reads, owned so that range tasks can outlive the caller's
 /// borrows.
 struct RangeSource {
@@ -473,7 +425,7 @@ struct RangeSource {
     bucket: String,
     key: String,
     /// The ETag every range must match (`If-Match`).
-    etag: Option<String>,
+    etag: Option<ETag>,
     /// The CRC to hash each range with, when the object's checksum can be rebuilt from them.
     crc: Option<crc_fast::CrcAlgorithm>,
     throttle: Option<std::sync::Arc<super::throttle::Throttle>>,
@@ -504,19 +456,21 @@ struct RangeAnswer {
 }
 
 async fn get_range(source: &RangeSource, (start, end): (u64, u64), file: &File) -> Result<RangeAnswer, RequestFailure> {
-    let mut request =
-        source.client.get_object().bucket(&source.bucket).key(&source.key).range(format!("bytes={start}-{end}"));
-    if let Some(etag) = &source.etag {
-        request = request.if_match(format!("\"{etag}\""));
-    }
+    let request = source
+        .client
+        .get_object()
+        .bucket(&source.bucket)
+        .key(&source.key)
+        .range(format!("bytes={start}-{end}"))
+        .set_if_match(source.etag.as_ref().map(ETag::quoted));
     let response = request.send().await.map_err(|err| request_failure(&err))?;
-    super::ensure_version(source.etag.as_deref(), response.e_tag())?;
+    super::ensure_version(source.etag.as_ref(), response.e_tag())?;
     // `Content-Range: bytes 0-99/12345`: the total after the slash.
     let total = response.content_range().and_then(|range| range.rsplit('/').next()?.parse().ok());
     let mut digest = source.crc.map(crc_fast::Digest::new);
     let mut body = response.body;
     let mut offset = start;
-    while let Some(chunk) = body.try_next().await.map_err(body_failure)? {
+    while let Some(chunk) = body.try_next().await.map_err(super::ranged::body_failure)? {
         if let Some(throttle) = &source.throttle {
             throttle.take(chunk.len() as u64).await;
         }
@@ -530,7 +484,7 @@ async fn get_range(source: &RangeSource, (start, end): (u64, u64), file: &File) 
         }
     }
     source.in_flight.lock().expect("ranges lock").remove(&start);
-    check_length(Some(end - start + 1), offset - start)?;
+    super::ranged::check_length(Some(end - start + 1), offset - start)?;
     start_writeback(file, start, offset - start);
     Ok(RangeAnswer { start, length: offset - start, total, crc: digest.map(|d| d.finalize()) })
 }
@@ -553,30 +507,6 @@ fn start_writeback(file: &File, offset: u64, length: u64) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, offset, length);
-}
-
-pub(super) fn check_length(expected: Option<u64>, written: u64) -> Result<(), RequestFailure> {
-    match expected {
-        Some(expected) if expected != written => Err(RequestFailure::local(
-            crate::s3::FailureCode::ShortBody,
-            format!("the body ended after {written} of {expected} bytes"),
-            true,
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// A body that broke off, or failed the checksum check: worth another attempt.
-pub(super) fn body_failure(err: aws_sdk_s3::primitives::ByteStreamError) -> RequestFailure {
-    // The SDK's checksum check fails the body with its own error type, somewhere down the chain.
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
-    let mut mismatch = false;
-    while let Some(error) = source {
-        mismatch |= error.downcast_ref::<aws_smithy_checksums::body::validate::Error>().is_some();
-        source = error.source();
-    }
-    let code = if mismatch { FailureCode::ChecksumMismatch } else { FailureCode::ShortBody };
-    RequestFailure::local(code, format!("reading the body: {}", crate::s3::error_chain(&err)), true)
 }
 
 /// Makes renames in `folder` durable. Best effort: not every filesystem lets a folder be

@@ -13,14 +13,25 @@ macro_rules! with_storage {
         let options: &crate::manifest::UploadOptions = $options;
         $request
             .set_storage_class(options.storage_class.map(|class| class.as_str().into()))
-            .set_server_side_encryption(super::upload::sse(options))
+            .set_server_side_encryption(super::sse(options))
             .set_ssekms_key_id(options.sse_kms_key_id.clone())
     }};
+}
+
+/// The encryption a manifest asks for, as the SDK names it.
+fn sse(options: &crate::manifest::UploadOptions) -> Option<aws_sdk_s3::types::ServerSideEncryption> {
+    use crate::manifest::ServerSideEncryption;
+    options.sse.map(|sse| match sse {
+        ServerSideEncryption::Aes256 => aws_sdk_s3::types::ServerSideEncryption::Aes256,
+        ServerSideEncryption::AwsKms => aws_sdk_s3::types::ServerSideEncryption::AwsKms,
+    })
 }
 
 mod copy;
 mod delete;
 mod download;
+mod multipart;
+mod ranged;
 mod resume;
 mod throttle;
 mod upload;
@@ -457,7 +468,7 @@ impl Context {
                 partials.by_key.entry(key).or_insert(entry);
             }
         }
-        let etag = action.source.as_ref().and_then(|source| source.etag.as_deref());
+        let etag = action.source.as_ref().and_then(|source| source.etag.as_ref()).map(crate::etag::ETag::as_str);
         let wanted = partials
             .by_key
             .get(&action.key)
@@ -593,9 +604,9 @@ fn check_interrupt() -> Result<(), RequestFailure> {
 /// An answer must be the version that was asked for: `If-Match` makes a server refuse any
 /// other, and this checks the ETag it answered with, for servers that ignore `If-Match`
 /// (s3s-fs does), so an object replaced mid-transfer is never stitched from two versions.
-fn ensure_version(asked: Option<&str>, answered: Option<&str>) -> Result<(), RequestFailure> {
+fn ensure_version(asked: Option<&crate::etag::ETag>, answered: Option<&str>) -> Result<(), RequestFailure> {
     match (asked, answered) {
-        (Some(asked), Some(answered)) if asked.trim_matches('"') != answered.trim_matches('"') => Err(object_changed()),
+        (Some(asked), Some(answered)) if !asked.is(answered) => Err(object_changed()),
         _ => Ok(()),
     }
 }

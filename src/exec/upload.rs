@@ -15,18 +15,17 @@ use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::CompletedPart;
 use futures_util::StreamExt as _;
 
+use super::multipart::{Multipart, PartLayout, part_number};
 use super::{Context, io_failure};
 use crate::checksum::Algorithm;
-use crate::manifest::{ServerSideEncryption, UploadOptions};
+use crate::etag::ETag;
+
 use crate::plan::Action;
 use crate::progress::ObjectProgress;
 use crate::s3::{RequestFailure, request_failure};
-
-/// S3 allows at most this many parts in one upload.
-const MAX_PARTS: u64 = 10_000;
 
 /// Bodies up to this size are read into memory once and sent from there (one read beats two
 /// for the many small files); larger ones are streamed from the file.
@@ -211,10 +210,10 @@ async fn multipart(
                 tracing::info!(transfer = %context.job.name, key, "starting the upload over: {why}");
                 context.restarted_uploads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 abort(context, key, &upload_id).await;
-                (start(context, key).await?, Vec::new())
+                (start(context, key).await?.id, Vec::new())
             }
         },
-        None => (start(context, key).await?, Vec::new()),
+        None => (start(context, key).await?.id, Vec::new()),
     };
     context.uploads_left.lock().expect("uploads lock").insert(key.to_string(), upload_id.clone());
     let resumed: u64 = done.iter().map(|(_, length)| length).sum();
@@ -239,23 +238,19 @@ async fn multipart(
     result
 }
 
-/// Starts a multipart upload; its id.
-async fn start(context: &Context, key: &str) -> Result<String, RequestFailure> {
-    let request = context
-        .client
-        .create_multipart_upload()
-        .bucket(&context.job.bucket)
-        .key(key)
-        .content_type(content_type(key))
-        .checksum_algorithm(ChecksumAlgorithm::Crc32C);
-    let created = with_storage!(request, &context.job.upload).send().await.map_err(|err| request_failure(&err))?;
-    Ok(created.upload_id().unwrap_or_default().to_string())
+/// Starts a multipart upload of the file.
+async fn start(context: &Context, key: &str) -> Result<Multipart, RequestFailure> {
+    Multipart::start(&context.client, &context.job.bucket, key, |request| {
+        with_storage!(request.content_type(content_type(key)), &context.job.upload)
+    })
+    .await
 }
 
 /// Best effort; a failure to abort leaves it for the next run's plan to find.
 async fn abort(context: &Context, key: &str, upload_id: &str) {
-    let abort = context.client.abort_multipart_upload().bucket(&context.job.bucket).key(key).upload_id(upload_id);
-    let _ = abort.send().await;
+    if let Err(failure) = Multipart::existing(&context.client, &context.job.bucket, key, upload_id).abort().await {
+        tracing::debug!(key, "cannot abort the multipart upload: {}", failure.message);
+    }
 }
 
 /// The parts of `upload_id` that hold exactly the file's bytes (with their lengths), ready to
@@ -276,15 +271,13 @@ async fn continuable(
     if listed.checksum_algorithm.as_deref().is_some_and(|algorithm| algorithm != "CRC32C") {
         return Err("it was not started with CRC32C checksums".into());
     }
-    let size = source.version.size;
-    let part_size = part_size_for(size, context.job.part_size.0);
-    let count = size.div_ceil(part_size).max(1);
+    let layout = PartLayout::new(source.version.size, context.job.part_size.0);
     let mut checks = Vec::with_capacity(listed.parts.len());
     for part in listed.parts {
-        let index = u64::try_from(part.number).ok().filter(|n| *n >= 1 && *n <= count).map(|n| n - 1);
-        let Some(index) = index else { return Err(format!("part {} is past the end of the file", part.number)) };
-        let offset = index * part_size;
-        let length = part_size.min(size - offset);
+        let Some(index) = layout.index_of(part.number) else {
+            return Err(format!("part {} is past the end of the file", part.number));
+        };
+        let (offset, length) = layout.part(index);
         if part.size != length {
             return Err(format!("part {} has {} bytes where this run's part has {length}", part.number, part.size));
         }
@@ -303,11 +296,9 @@ async fn continuable(
             )
             .map_err(|err| io_failure("cannot read the file", err))?;
             let (crc32c, md5) = (&sums[0], &sums[1]);
-            let same = match (&part.crc32c, &part.etag) {
+            let same = match (&part.crc32c, part.etag.as_ref().and_then(ETag::md5_hex)) {
                 (Some(listed), _) => listed == crc32c,
-                (None, Some(etag)) if etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                    etag.eq_ignore_ascii_case(md5)
-                }
+                (None, Some(etag_md5)) => etag_md5.eq_ignore_ascii_case(md5),
                 _ => return Ok(Err(format!("part {} has no checksum haul can check", part.number))),
             };
             if !same {
@@ -318,7 +309,7 @@ async fn continuable(
             }
             let completed = CompletedPart::builder()
                 .part_number(part.number)
-                .set_e_tag(part.etag.map(|etag| format!("\"{etag}\"")))
+                .set_e_tag(part.etag.as_ref().map(ETag::quoted))
                 .checksum_crc32_c(crc32c.clone())
                 .build();
             done.push((completed, length));
@@ -341,69 +332,29 @@ async fn upload_parts(
     progress: &ObjectProgress<'_>,
     done: Vec<CompletedPart>,
 ) -> Result<(), RequestFailure> {
-    let size = source.version.size;
-    let part_size = part_size_for(size, context.job.part_size.0);
-    let count = size.div_ceil(part_size).max(1);
+    let layout = PartLayout::new(source.version.size, context.job.part_size.0);
+    let upload = Multipart::existing(&context.client, &context.job.bucket, key, upload_id);
+    let upload = &upload;
     let have: std::collections::HashSet<i32> = done.iter().filter_map(|part| part.part_number()).collect();
-    let missing = (0..count).filter(|index| !have.contains(&((index + 1) as i32)));
+    let missing = (0..layout.count()).filter(|index| !have.contains(&part_number(*index)));
     let parts = futures_util::stream::iter(missing.map(|index| async move {
         let _permit = context.parts.acquire().await.expect("the part semaphore is never closed");
         super::check_interrupt()?;
-        let offset = index * part_size;
-        let length = part_size.min(size - offset);
+        let (offset, length) = layout.part(index);
         let (body, checksum) = source.body(offset, length).await?;
         context.pace(length).await;
-        let number = (index + 1) as i32;
-        let answer = context
-            .client
-            .upload_part()
-            .bucket(&context.job.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(number)
-            .content_length(length as i64)
-            .checksum_crc32_c(&checksum)
-            .body(body)
-            .send()
-            .await
-            .map_err(|err| source.explain(request_failure(&err)))?;
+        let part = upload.send_part(part_number(index), length, &checksum, body).await;
+        let part = part.map_err(|failure| source.explain(failure))?;
         progress.add(length);
-        Ok::<_, RequestFailure>(
-            CompletedPart::builder()
-                .part_number(number)
-                .set_e_tag(answer.e_tag().map(str::to_string))
-                .checksum_crc32_c(checksum)
-                .build(),
-        )
+        Ok::<_, RequestFailure>(part)
     }))
     .buffer_unordered(context.job.concurrency as usize);
     let mut completed: Vec<CompletedPart> = futures_util::TryStreamExt::try_collect(parts).await?;
     completed.extend(done);
-    completed.sort_by_key(|part| part.part_number());
     // Every part matched its checksum, each taken of the starting version; one last look
     // before the parts become the object.
     source.ensure_unchanged()?;
-    context
-        .client
-        .complete_multipart_upload()
-        .bucket(&context.job.bucket)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
-        .send()
-        .await
-        .map_err(|err| request_failure(&err))?;
-    Ok(())
-}
-
-/// The configured part size, grown (in whole MiB) when the file would need more than 10,000
-/// parts.
-pub(super) fn part_size_for(size: u64, configured: u64) -> u64 {
-    if size.div_ceil(configured) <= MAX_PARTS {
-        return configured;
-    }
-    const MIB: u64 = 1024 * 1024;
-    size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB
+    upload.complete(completed).await
 }
 
 fn read_at(file: &File, offset: u64, length: u64) -> Result<Vec<u8>, RequestFailure> {
@@ -432,13 +383,6 @@ fn content_type(key: &str) -> String {
     mime_guess::from_path(key).first_or_octet_stream().essence_str().to_string()
 }
 
-pub(super) fn sse(options: &UploadOptions) -> Option<aws_sdk_s3::types::ServerSideEncryption> {
-    options.sse.map(|sse| match sse {
-        ServerSideEncryption::Aes256 => aws_sdk_s3::types::ServerSideEncryption::Aes256,
-        ServerSideEncryption::AwsKms => aws_sdk_s3::types::ServerSideEncryption::AwsKms,
-    })
-}
-
 /// Aborts the multipart uploads an interrupted run left (the plan lists them), so their
 /// parts stop costing money; returns how many are gone. One that is gone already counts.
 pub(super) async fn abort_unfinished(context: &Context, uploads: &[crate::listing::remote::UnfinishedUpload]) -> u64 {
@@ -446,12 +390,10 @@ pub(super) async fn abort_unfinished(context: &Context, uploads: &[crate::listin
     let (client, bucket, prefix) = context.written_bucket();
     for upload in uploads {
         let key = format!("{prefix}{}", upload.key);
-        let request = client.abort_multipart_upload().bucket(bucket).key(&key).upload_id(&upload.upload_id);
-        match request.send().await {
-            Ok(_) => aborted += 1,
-            Err(err) if aws_sdk_s3::error::ProvideErrorMetadata::code(&err) == Some("NoSuchUpload") => aborted += 1,
-            Err(err) => {
-                tracing::warn!(key = %key, "cannot abort an unfinished multipart upload: {}", crate::s3::describe_error(&err))
+        match Multipart::existing(client, bucket, &key, &upload.upload_id).abort().await {
+            Ok(()) => aborted += 1,
+            Err(failure) => {
+                tracing::warn!(key = %key, "cannot abort an unfinished multipart upload: {}", failure.message)
             }
         }
     }
@@ -461,18 +403,6 @@ pub(super) async fn abort_unfinished(context: &Context, uploads: &[crate::listin
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn part_size_grows_to_stay_within_ten_thousand_parts() {
-        const MIB: u64 = 1024 * 1024;
-        assert_eq!(part_size_for(100 * MIB, 8 * MIB), 8 * MIB);
-        assert_eq!(part_size_for(80_000 * MIB, 8 * MIB), 8 * MIB);
-        let grown = part_size_for(80_001 * MIB, 8 * MIB);
-        assert_eq!(grown, 9 * MIB);
-        assert!((80_001 * MIB).div_ceil(grown) <= MAX_PARTS);
-        let huge = 5 * 1024 * 1024 * MIB; // 5 TiB, the S3 maximum object size
-        assert!(huge.div_ceil(part_size_for(huge, 8 * MIB)) <= MAX_PARTS);
-    }
 
     #[test]
     fn a_file_shorter_than_the_upload_started_with_has_changed() {

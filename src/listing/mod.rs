@@ -7,6 +7,7 @@ pub mod remote;
 pub mod sides;
 pub mod sorted;
 
+use crate::etag::ETag;
 use std::path::{Path, PathBuf};
 
 use unicode_normalization::UnicodeNormalization;
@@ -24,12 +25,12 @@ pub struct Entry {
     /// the precision both sides have (S3 lists milliseconds; a file system keeps finer, which
     /// is cut to milliseconds so a file haul downloaded compares equal to its object).
     pub mtime_ms: i64,
-    /// The remote ETag, quotes removed.
-    pub etag: Option<String>,
+    /// The remote ETag.
+    pub etag: Option<ETag>,
 }
 
 impl Entry {
-    pub fn new(stored: &str, size: u64, mtime_ms: i64, etag: Option<String>) -> Self {
+    pub fn new(stored: &str, size: u64, mtime_ms: i64, etag: Option<ETag>) -> Self {
         let key = nfc(stored);
         let stored_key = (key != stored).then(|| stored.to_string());
         Entry { key, stored_key, size, mtime_ms, etag }

@@ -213,7 +213,7 @@ impl RemoteListing {
             Item::Skipped(Skipped { key: relative.to_string(), reason: SkipReason::UnsafeKey(unsafe_key) })
         } else {
             let mtime_ms = object.last_modified().map_or(0, millis);
-            let etag = object.e_tag().map(|e| e.trim_matches('"').to_string());
+            let etag = object.e_tag().map(crate::etag::ETag::new);
             Item::Entry(Entry::new(relative, size, mtime_ms, etag))
         }
     }
@@ -511,9 +511,8 @@ pub struct UnfinishedUpload {
 pub struct UploadedPart {
     pub number: i32,
     pub size: u64,
-    /// Quotes trimmed: the part's MD5 in hex where the server uses that (AWS without KMS,
-    /// moto, Garage).
-    pub etag: Option<String>,
+    /// The part's MD5 in hex where the server uses that (AWS without KMS, moto, Garage).
+    pub etag: Option<crate::etag::ETag>,
     /// The part's CRC32C, where the server gives it.
     pub crc32c: Option<String>,
 }
@@ -565,7 +564,7 @@ pub async fn uploaded_parts(
             parts.push(UploadedPart {
                 number: part.part_number().unwrap_or(0),
                 size: part.size().map_or(0, |size| size as u64),
-                etag: part.e_tag().map(|etag| etag.trim_matches('"').to_string()),
+                etag: part.e_tag().map(crate::etag::ETag::new),
                 crc32c: part.checksum_crc32_c().map(str::to_string),
             });
         }

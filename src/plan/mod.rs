@@ -59,7 +59,7 @@ pub struct Fingerprint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtime_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
+    pub etag: Option<crate::etag::ETag>,
     /// The name as stored on this side when it differs from the action's (NFC) key: an NFD
     /// name written on macOS. The executor reads, overwrites or removes this name.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -675,7 +675,7 @@ mod tests {
             size,
             mtime: mtime_ms.div_euclid(1000),
             mtime_ms: Some(mtime_ms),
-            etag: etag.map(str::to_string),
+            etag: etag.map(crate::etag::ETag::new),
             stored_key: None,
             written_by: None,
         }
@@ -717,7 +717,9 @@ mod tests {
     fn listing(entries: &[(&str, u64, i64, Option<&str>)]) -> Vec<Item> {
         entries
             .iter()
-            .map(|(key, size, mtime, etag)| Item::Entry(Entry::new(key, *size, *mtime, etag.map(str::to_string))))
+            .map(|(key, size, mtime, etag)| {
+                Item::Entry(Entry::new(key, *size, *mtime, etag.map(crate::etag::ETag::new)))
+            })
             .collect()
     }
 
