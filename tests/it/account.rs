@@ -28,7 +28,7 @@ fn whoami_names_the_source_masks_the_key_and_never_shows_the_secret() {
     assert!(canonical.len() >= 32 && canonical.bytes().all(|b| b.is_ascii_hexdigit()), "{canonical}");
 
     let table = haul_with(f.dir.path(), &[], &["whoami", "--endpoint", &f.endpoint]);
-    table.expect_code(0).expect_output(&[
+    table.expect_code(0).expect_stdout(&[
         "credentials   environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
         "access key    AKIA…0001",
         "account       123456789012",
@@ -71,12 +71,12 @@ fn whoami_without_credentials_lists_where_it_looked() {
             .unwrap();
         Outcome::from(output)
     };
-    bare("whoami").expect_code(1).expect_output(&[
+    bare("whoami").expect_code(1).expect_stdout(&[
         "credentials   none found",
         "no AWS credentials found; haul looked in: environment",
         "~/.aws/credentials",
     ]);
-    bare("ls").expect_code(1).expect_output(&["no AWS credentials found", "haul looked in: environment"]);
+    bare("ls").expect_code(1).expect_stderr(&["no AWS credentials found", "haul looked in: environment"]);
 }
 
 /// Runs haul in `f`'s folder with nothing from the machine's environment but `env`.
@@ -135,7 +135,7 @@ fn ls_lists_buckets_prefixes_and_objects_with_hangul_names() {
     f.put("data/a.csv", b"12345");
     f.put("data/보고서/매출.csv", b"1234567890");
     f.put("data/sub/x.parquet", b"PAR1");
-    ls(&f, &[]).expect_code(0).expect_output(&[" plan-test\n"]);
+    ls(&f, &[]).expect_code(0).expect_stdout(&[" plan-test\n"]);
 
     let out = ls(&f, &["s3://plan-test/data/"]);
     out.expect_code(0);
@@ -146,7 +146,7 @@ fn ls_lists_buckets_prefixes_and_objects_with_hangul_names() {
     assert_eq!(lines[2].trim(), "PRE 보고서/");
 
     let out = ls(&f, &["s3://plan-test/data/", "--recursive", "--human-readable", "--summarize", "--owner"]);
-    out.expect_code(0).expect_output(&["data/보고서/매출.csv", "10 B", "Total Objects: 3\n   Total Size: 19 B"]);
+    out.expect_code(0).expect_stdout(&["data/보고서/매출.csv", "10 B", "Total Objects: 3\n   Total Size: 19 B"]);
     // The owner column: moto's object owner, a 64-hex canonical ID.
     let first = out.stdout.lines().next().unwrap();
     let hex64 = |word: &str| word.len() == 64 && word.bytes().all(|b| b.is_ascii_hexdigit());
@@ -175,7 +175,7 @@ fn ls_streams_past_one_page() {
         std::fs::write(f.path(&format!("server/plan-test/many/{i:05}.csv")), b"x").unwrap();
     }
     let out = ls(&f, &["s3://plan-test/many/", "--summarize"]);
-    out.expect_code(0).expect_output(&["Total Objects: 1100", "01099.csv"]);
+    out.expect_code(0).expect_stdout(&["Total Objects: 1100", "01099.csv"]);
 }
 
 #[test]
@@ -200,11 +200,11 @@ fn ls_errors_say_what_to_do() {
     let f = Fixture::moto();
     ls(&f, &["s3://no-such-bucket-here/"])
         .expect_code(1)
-        .expect_output(&["cannot list s3://no-such-bucket-here/: NoSuchBucket", "`haul ls` lists the buckets"]);
-    ls(&f, &["bucket/prefix"]).expect_code(2).expect_output(&["`bucket/prefix` is not an S3 URL", "s3://bucket"]);
+        .expect_stderr(&["cannot list s3://no-such-bucket-here/: NoSuchBucket", "`haul ls` lists the buckets"]);
+    ls(&f, &["bucket/prefix"]).expect_code(2).expect_stderr(&["`bucket/prefix` is not an S3 URL", "s3://bucket"]);
     common::haul(f.dir.path(), &["ls", "--endpoint", "http://127.0.0.1:1", "--region", "us-east-1"])
         .expect_code(1)
-        .expect_output(&["cannot list buckets", "check the endpoint URL, that the server runs"]);
+        .expect_stderr(&["cannot list buckets", "check the endpoint URL, that the server runs"]);
 }
 
 const CSV_PARQUET_ONLY: &str = r#"{"Version": "2012-10-17", "Statement": [
@@ -273,7 +273,7 @@ fn whoami_on_an_endpoint_without_sts_says_so_and_succeeds_when_s3_answers() {
     // s3s-fs, like many S3-compatible servers, has no STS.
     let f = Fixture::s3s_fs();
     let out = haul_with(f.dir.path(), &[], &["whoami", "--endpoint", &f.endpoint]);
-    out.expect_code(0).expect_output(&[
+    out.expect_code(0).expect_stdout(&[
         "access key    AKIA…0001",
         "this endpoint has no STS (caller identity): account and ARN are not known here",
     ]);
@@ -290,15 +290,15 @@ fn check_looks_at_the_local_side_too() {
     let m = f.manifest("download", "");
     std::fs::set_permissions(f.path(&m), std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = common::haul_as_nobody(&f, &["check", &m]);
-    out.expect_code(1).expect_output(&["local", "FAIL", "cannot write in `", "check its owner and permissions"]);
+    out.expect_code(1).expect_stdout(&["local", "FAIL", "cannot write in `", "check its owner and permissions"]);
     // Writable: said so, with the free space.
     std::fs::set_permissions(f.path("local"), std::fs::Permissions::from_mode(0o777)).unwrap();
-    common::haul_as_nobody(&f, &["check", &m]).expect_output(&["can write in `", " free"]);
+    common::haul_as_nobody(&f, &["check", &m]).expect_stdout(&["can write in `", " free"]);
 
     // An upload from a folder that is not there.
     let m = f.manifest("upload", "");
     std::fs::remove_dir_all(f.path("local")).unwrap();
-    common::haul(f.dir.path(), &["check", &m]).expect_code(1).expect_output(&["does not exist: check `local`"]);
+    common::haul(f.dir.path(), &["check", &m]).expect_code(1).expect_stdout(&["does not exist: check `local`"]);
 }
 
 #[test]
@@ -307,5 +307,5 @@ fn endpoint_url_is_accepted_as_aws_cli_spells_it() {
     f.put("data/a.csv", b"a");
     let out =
         haul_with(f.dir.path(), &[], &["ls", "s3://plan-test/data/", "--endpoint-url", &f.endpoint, "--path-style"]);
-    out.expect_code(0).expect_output(&["a.csv"]);
+    out.expect_code(0).expect_stdout(&["a.csv"]);
 }

@@ -61,7 +61,7 @@ fn round_trip_is_byte_identical_and_a_second_run_does_nothing() {
     assert_eq!(tree(&f.path("back")), tree(&f.path("local")));
 
     // Downloads carry the object's LastModified, so nothing looks changed afterwards.
-    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_output(&["nothing to do; 9 unchanged"]);
+    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_stdout(&["nothing to do; 9 unchanged"]);
     let again = f.apply(&[&m, "--output", "json", "--quiet"]);
     again.expect_code(0);
     assert_eq!(moved(&report(&again), 0), (0, 0));
@@ -92,7 +92,7 @@ fn the_table_report_says_what_moved() {
     f.file("a.csv", b"1,2\n");
     f.file("skip.log", b"x");
     let m = round_trip_manifest(&f, "  exclude: ['*.log']\n");
-    f.apply(&[&m]).expect_code(0).expect_output(&[
+    f.apply(&[&m]).expect_code(0).expect_stdout(&[
         "up  upload\n  uploaded 1 (4 B); 1 filtered",
         "down  download\n  downloaded 1 (4 B)",
         "moved 2 objects (8 B)",
@@ -126,7 +126,7 @@ fn deletes_stay_within_max_delete() {
     }
     f.apply(&[&m, "--quiet"])
         .expect_code(1)
-        .expect_output(&["transfer `up` would delete 3 objects, more than its `max_delete: 2`", "raise `max_delete`"]);
+        .expect_stdout(&["transfer `up` would delete 3 objects, more than its `max_delete: 2`", "raise `max_delete`"]);
     assert_eq!(f.keys(), vec!["data/c.csv", "data/d.csv", "data/e.csv", "data/keep.csv"]);
 }
 
@@ -164,7 +164,7 @@ fn a_server_listing_out_of_key_order_is_sorted_for_apply_and_for_a_saved_plan() 
     assert!(run["transfers"][0]["listed_again"].is_object(), "{run}");
     assert!(run["transfers"][0]["skipped"].get("unchanged").is_none_or(|tally| tally["objects"] == 0), "{run}");
     // And the next run finds nothing to do, through the same server.
-    f.plan(&[&m, "--only", "down"]).expect_code(0).expect_output(&["nothing to do"]);
+    f.plan(&[&m, "--only", "down"]).expect_code(0).expect_stdout(&["nothing to do"]);
 }
 
 #[test]
@@ -173,7 +173,7 @@ fn saved_plan_applies_exactly_and_refuses_when_stale() {
     f.file("a.csv", b"first");
     f.file("b.csv", b"second");
     let m = round_trip_manifest(&f, "");
-    f.plan(&[&m, "--only", "up", "-o", "plan.json"]).expect_code(0).expect_output(&["saved to plan.json"]);
+    f.plan(&[&m, "--only", "up", "-o", "plan.json"]).expect_code(0).expect_stdout(&["saved to plan.json"]);
     let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(f.path("plan.json")).unwrap()).unwrap();
     assert_eq!(saved["format"], "haul-plan");
     assert_eq!(saved["manifest"]["sha256"].as_str().unwrap().len(), 64);
@@ -187,7 +187,7 @@ fn saved_plan_applies_exactly_and_refuses_when_stale() {
     // A plan whose source changed since is stale: exit 4, and nothing is written.
     f.plan(&[&m, "--only", "up", "-o", "plan2.json"]).expect_code(0);
     f.file("c.csv", b"changed after planning");
-    f.apply(&["plan2.json"]).expect_code(4).expect_output(&[
+    f.apply(&["plan2.json"]).expect_code(4).expect_stderr(&[
         "the saved plan is stale: 1 object changed since it was made; nothing was done",
         "up: c.csv (source: planned 4 bytes",
         "now 22 bytes",
@@ -199,10 +199,10 @@ fn saved_plan_applies_exactly_and_refuses_when_stale() {
     f.plan(&[&m, "--only", "up", "-o", "plan3.json"]).expect_code(0);
     let text = std::fs::read_to_string(f.path(&m)).unwrap();
     write(f.dir.path(), &m, &text.replace("concurrency: 4", "concurrency: 3"));
-    f.apply(&["plan3.json"]).expect_code(4).expect_output(&["changed since the plan was saved"]);
+    f.apply(&["plan3.json"]).expect_code(4).expect_stderr(&["changed since the plan was saved"]);
     assert_eq!(f.keys(), vec!["data/a.csv", "data/b.csv"]);
 
-    f.apply(&["plan3.json", "--only", "up"]).expect_code(2).expect_output(&["a saved plan is applied whole"]);
+    f.apply(&["plan3.json", "--only", "up"]).expect_code(2).expect_stderr(&["a saved plan is applied whole"]);
 }
 
 #[test]
@@ -311,7 +311,7 @@ fn access_denied_on_some_extensions_is_reported_with_the_filter_to_add() {
 
     manifest("");
     let out = run(&["apply", "m.yaml", "--quiet", "--report", "run.json"]);
-    out.expect_code(1).expect_output(&[
+    out.expect_code(1).expect_stdout(&[
         "down  download\n  downloaded 3",
         "FAILED 3",
         "failed: AccessDenied on *.json: 2 objects, e.g. c.json, d.json",
@@ -375,15 +375,15 @@ fn unusable_plan_files_and_lock_paths_are_explained() {
     f.plan(&[&m, "-o", "plan.json"]).expect_code(0);
     let text = std::fs::read_to_string(f.path("plan.json")).unwrap();
     write(f.dir.path(), "future.json", &text.replacen("\"version\": 1", "\"version\": 99", 1));
-    f.apply(&["future.json"]).expect_code(2).expect_output(&[
+    f.apply(&["future.json"]).expect_code(2).expect_stderr(&[
         "`future.json` is not a usable plan: plan format version 99 is not supported (this haul reads version 1)",
         "make a new plan with `haul plan MANIFEST -o FILE`",
     ]);
     write(f.dir.path(), "broken.json", &text.replacen("\"transfers\"", "\"transfers_gone\"", 1));
     f.apply(&["broken.json"])
         .expect_code(2)
-        .expect_output(&["`broken.json` is not a usable plan: the plan file is damaged"]);
-    f.apply(&[&m, "--lock-file", "no/such/folder/run.lock"]).expect_code(1).expect_output(&[
+        .expect_stderr(&["`broken.json` is not a usable plan: the plan file is damaged"]);
+    f.apply(&[&m, "--lock-file", "no/such/folder/run.lock"]).expect_code(1).expect_stderr(&[
         "cannot open the lock file `no/such/folder/run.lock`",
         "choose a writable place with `--lock-file PATH`",
     ]);
@@ -437,7 +437,7 @@ fn unreadable_source_files_are_skipped_reported_as_failed_and_their_copies_kept(
     assert_eq!(skipped, vec![("private/", "unreadable"), ("secret.csv", "unreadable")]);
 
     let out = common::haul_as_nobody(&f, &["apply", &m]);
-    out.expect_code(1).expect_output(&["failed: Unreadable", "secret.csv", "check their owner and permissions"]);
+    out.expect_code(1).expect_stdout(&["failed: Unreadable", "secret.csv", "check their owner and permissions"]);
     assert_eq!(f.get("data/open.csv"), b"anyone may read this");
     assert_eq!(f.get("data/secret.csv"), b"old copy");
     assert_eq!(f.get("data/private/inside.csv"), b"old copy");
@@ -500,7 +500,7 @@ fn multipart_uploads_an_interrupted_run_left_are_aborted() {
     let m = f.manifest("upload", "");
     f.plan(&[&m, "--detailed-exitcode"])
         .expect_code(3)
-        .expect_output(&["3 unfinished multipart uploads of an interrupted run to abort"]);
+        .expect_stdout(&["3 unfinished multipart uploads of an interrupted run to abort"]);
     let out = f.apply(&[&m, "--output", "json", "--quiet"]);
     out.expect_code(0);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();

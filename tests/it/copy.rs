@@ -86,7 +86,7 @@ fn a_copy_on_one_server_is_server_side_keeps_properties_and_deletes_only_in_the_
     assert_eq!(transfer["direction"], "copy");
     assert_eq!(transfer["copy_method"], "server-side");
     assert_eq!(transfer["to"]["bucket"], DESTINATION);
-    f.plan(&[&m]).expect_code(0).expect_output(&["server-side copy", "s3://copy-destination/mirror/"]);
+    f.plan(&[&m]).expect_code(0).expect_stdout(&["server-side copy", "s3://copy-destination/mirror/"]);
 
     let before = proxy.requests().len();
     f.apply(&[&m, "--quiet"]).expect_code(0);
@@ -119,7 +119,7 @@ fn a_copy_on_one_server_is_server_side_keeps_properties_and_deletes_only_in_the_
     assert_eq!(keys(&f, &f.client, BUCKET).len(), 3);
 
     // The next run finds nothing to do (the copies are newer than their sources).
-    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_output(&["nothing to do; 3 unchanged"]);
+    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_stdout(&["nothing to do; 3 unchanged"]);
 }
 
 #[test]
@@ -134,7 +134,7 @@ fn a_copy_over_max_delete_is_refused_before_anything_moves() {
     }
     let to = format!("      bucket: {DESTINATION}\n      prefix: mirror/\n");
     let m = copy_manifest(&f, &f.endpoint, &to, "    delete: true\n    max_delete: 1\n");
-    f.apply(&[&m, "--quiet"]).expect_code(1).expect_output(&["max_delete"]);
+    f.apply(&[&m, "--quiet"]).expect_code(1).expect_stdout(&["max_delete"]);
     assert_eq!(keys(&f, &f.client, DESTINATION), ["mirror/old1.csv", "mirror/old2.csv"]);
 }
 
@@ -150,7 +150,7 @@ fn a_copy_between_two_servers_is_streamed_verified_and_not_repeated() {
     let m = copy_manifest(&f, &f.endpoint, &to, "");
     let plan = f.json(&[&m]);
     assert_eq!(plan["transfers"][0]["copy_method"], "streamed");
-    f.plan(&[&m]).expect_code(0).expect_output(&["streamed through haul", "3 to copy"]);
+    f.plan(&[&m]).expect_code(0).expect_stdout(&["streamed through haul", "3 to copy"]);
 
     f.apply(&[&m, "--quiet"]).expect_code(0);
     let (body, content_type, origin) = object(&other, &other.client, BUCKET, "copied/a.csv");
@@ -163,7 +163,7 @@ fn a_copy_between_two_servers_is_streamed_verified_and_not_repeated() {
     // Nothing was written to the source server.
     assert_eq!(keys(&f, &f.client, BUCKET).len(), 3);
 
-    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_output(&["nothing to do; 3 unchanged"]);
+    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_stdout(&["nothing to do; 3 unchanged"]);
 }
 
 #[test]
@@ -257,7 +257,7 @@ fn a_copy_killed_mid_object_is_finished_by_the_next_run_with_no_upload_left_behi
     assert!(keys(&f, &f.client, DESTINATION).is_empty());
 
     proxy.set_faults(&[]);
-    f.plan(&[&m]).expect_code(0).expect_output(&["1 unfinished multipart upload"]);
+    f.plan(&[&m]).expect_code(0).expect_stdout(&["1 unfinished multipart upload"]);
     f.apply(&[&m, "--quiet"]).expect_code(0);
     assert_eq!(object(&f, &f.client, DESTINATION, "mirror/big.bin").0, big);
     assert_eq!(uploads(), 0, "the next run aborts what the killed one left");
@@ -283,7 +283,7 @@ fn compare_checksum_between_two_buckets_uses_both_objects_checksums() {
     let m = copy_manifest(&f, &f.endpoint, &to, "    compare: checksum\n");
     f.apply(&[&m, "--quiet"]).expect_code(0);
     // The copies carry CRC32Cs equal to their sources': nothing to do.
-    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_output(&["nothing to do; 2 unchanged"]);
+    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_stdout(&["nothing to do; 2 unchanged"]);
     // Same size, other bytes in the destination (newer, so size-mtime would keep it).
     put_crc(DESTINATION, "mirror/b.csv", b"9,9,9\n");
     let plan = f.json(&[&m]);
@@ -303,7 +303,7 @@ fn shards_split_a_copy_and_check_reads_the_source_and_probes_the_destination() {
     let m = copy_manifest(&f, &f.endpoint, &to, "");
     // `check`: the source is read per extension, the destination is written to (and nothing
     // is left behind there).
-    haul(f.dir.path(), &["check", &m]).expect_code(0).expect_output(&[
+    haul(f.dir.path(), &["check", &m]).expect_code(0).expect_stdout(&[
         "read *.csv",
         "write *.csv to `copy-destination`",
         "nothing was stored",

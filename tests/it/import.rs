@@ -40,7 +40,7 @@ fn the_corpus_becomes_the_expected_manifest_and_names_what_it_leaves_out() {
     }
     // It is a valid manifest (import checks it before writing; validate says so again).
     write(dir.path(), "nightly.yaml", &stdout);
-    haul(dir.path(), &["validate", "nightly.yaml"]).expect_code(0).expect_output(&["valid, 6 transfers"]);
+    haul(dir.path(), &["validate", "nightly.yaml"]).expect_code(0).expect_stdout(&["valid, 6 transfers"]);
 }
 
 #[test]
@@ -51,6 +51,6 @@ fn nothing_to_import_and_an_existing_output_are_errors() {
     assert!(stderr.contains("no `aws s3 sync` or `aws s3 cp --recursive` command found"), "{stderr}");
     write(dir.path(), "lines.sh", "aws s3 sync s3://bucket/p/ /data\n");
     write(dir.path(), "taken.yaml", "keep me");
-    haul(dir.path(), &["import", "lines.sh", "-o", "taken.yaml"]).expect_code(2).expect_output(&["does not overwrite"]);
+    haul(dir.path(), &["import", "lines.sh", "-o", "taken.yaml"]).expect_code(2).expect_stderr(&["does not overwrite"]);
     assert_eq!(std::fs::read_to_string(dir.path().join("taken.yaml")).unwrap(), "keep me");
 }

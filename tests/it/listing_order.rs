@@ -267,7 +267,7 @@ fn a_sort_without_room_in_the_temp_folder_says_so() {
         &[("TMPDIR", tmpdir), ("HAUL_SORT_RUN_ITEMS", "1")],
         &["plan", &m, "--only", "down"],
     );
-    out.expect_code(1).expect_output(&[
+    out.expect_code(1).expect_stderr(&[
         &format!("sorting the listing of s3://{BUCKET}/data/ in {tmpdir} failed"),
         "free space in the temp folder, or point TMPDIR at a folder with room",
     ]);

@@ -27,7 +27,7 @@ fn empty_destination_downloads_everything() {
     f.put("data/sub/매출.parquet", b"PAR1");
     let m = f.manifest("download", "");
     let out = f.plan(&[&m]);
-    out.expect_code(0).expect_output(&[
+    out.expect_code(0).expect_stdout(&[
         "t  download  s3://plan-test/data/ -> ",
         "a.csv",
         "sub/매출.parquet",
@@ -58,7 +58,7 @@ fn identical_destination_plans_nothing_and_one_change_moves_alone() {
     f.local("a.csv", b"same");
     f.local("b.csv", b"same");
     let m = f.manifest("download", "");
-    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_output(&["nothing to do; 2 unchanged"]);
+    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_stdout(&["nothing to do; 2 unchanged"]);
     f.local("b.csv", b"longer now");
     let plan = f.json(&[&m]);
     assert_eq!(actions(&plan), vec![("download".into(), "b.csv".into(), "size-differs".into())]);
@@ -121,7 +121,7 @@ fn directory_markers_are_skipped_with_a_reason() {
     f.put("data/folder/a.csv", b"a");
     let m = f.manifest("download", "");
     let out = f.plan(&[&m]);
-    out.expect_code(0).expect_output(&["folder/a.csv", "directory marker"]);
+    out.expect_code(0).expect_stdout(&["folder/a.csv", "directory marker"]);
 }
 
 #[test]
@@ -148,7 +148,7 @@ fn hostile_keys_are_skipped_never_planned() {
     }
     let m = f.manifest("download", "");
     let out = f.plan(&[&m]);
-    out.expect_code(0).expect_output(&[
+    out.expect_code(0).expect_stdout(&[
         "unsafe key: has a `..` segment",
         "unsafe key: has an empty segment",
         "unsafe key: has a backslash",
@@ -169,17 +169,17 @@ fn max_delete_stops_a_plan_that_deletes_too_much() {
     let m = f.manifest("download", "    delete: true\n    max_delete: 2\n");
     f.plan(&[&m])
         .expect_code(1)
-        .expect_output(&["transfer `t` would delete 3 objects, more than its `max_delete: 2`", "raise `max_delete`"]);
+        .expect_stderr(&["transfer `t` would delete 3 objects, more than its `max_delete: 2`", "raise `max_delete`"]);
 }
 
 #[test]
 fn only_selects_transfers_and_rejects_unknown_names() {
     let f = Fixture::s3s_fs();
     let m = f.manifest("download", "");
-    f.plan(&[&m, "--only", "t"]).expect_code(0).expect_output(&["nothing to do"]);
+    f.plan(&[&m, "--only", "t"]).expect_code(0).expect_stdout(&["nothing to do"]);
     f.plan(&[&m, "--only", "nope"])
         .expect_code(2)
-        .expect_output(&["no transfer named `nope`", "transfers in this manifest: t"]);
+        .expect_stderr(&["no transfer named `nope`", "transfers in this manifest: t"]);
 }
 
 #[test]
@@ -191,12 +191,12 @@ fn missing_bucket_and_unreachable_server_are_explained() {
         std::fs::read_to_string(f.dir.path().join(&m)).unwrap().replace(BUCKET, "no-such-bucket-here"),
     )
     .unwrap();
-    f.plan(&[&m]).expect_code(1).expect_output(&["NoSuchBucket", "check the bucket name"]);
+    f.plan(&[&m]).expect_code(1).expect_stderr(&["NoSuchBucket", "check the bucket name"]);
     let dead = std::fs::read_to_string(f.dir.path().join(&m)).unwrap().replace(&f.endpoint, "http://127.0.0.1:9");
     std::fs::write(f.dir.path().join(&m), dead).unwrap();
     f.plan(&[&m])
         .expect_code(1)
-        .expect_output(&["listing s3://no-such-bucket-here/data/ failed", "check the endpoint"]);
+        .expect_stderr(&["listing s3://no-such-bucket-here/data/ failed", "check the endpoint"]);
 }
 
 #[test]
@@ -209,7 +209,7 @@ fn checksum_compare_reads_content_where_sizes_match() {
     f.file("sized.csv", b"short");
     let m = f.manifest("upload", "    compare: checksum\n    multipart_threshold: 5MiB\n    part_size: 5MiB\n");
     common::haul(f.dir.path(), &["apply", &m, "--quiet"]).expect_code(0);
-    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_output(&["nothing to do; 3 unchanged"]);
+    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0).expect_stdout(&["nothing to do; 3 unchanged"]);
 
     // Same sizes, new content (and an mtime that would say "unchanged" under size-mtime).
     let mut changed = big.clone();
@@ -253,7 +253,7 @@ fn checksum_compare_says_so_when_the_server_kept_no_checksum() {
     common::haul(f.dir.path(), &["apply", &m, "--quiet"]).expect_code(0);
     let plan = f.json(&[&m]);
     assert_eq!(actions(&plan), vec![("upload".into(), "big.bin".into(), "checksum-unavailable".into())]);
-    f.plan(&[&m]).expect_output(&["big.bin  no checksum to compare", "1 unchanged"]);
+    f.plan(&[&m]).expect_stdout(&["big.bin  no checksum to compare", "1 unchanged"]);
 }
 
 /// The keys a download plan of `data/` lists (all new), after checking that the listing came
@@ -417,7 +417,7 @@ fn a_transfer_that_cannot_be_planned_is_in_the_json_with_its_error_and_nothing_i
     );
     common::write(f.dir.path(), "m.yaml", &text);
     let out = f.plan(&["m.yaml", "--output", "json", "-o", "saved.json"]);
-    out.expect_code(1).expect_output(&["not saving saved.json"]);
+    out.expect_code(1).expect_stderr(&["not saving saved.json"]);
     let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
     assert_eq!(plan["transfers"][0]["name"], "down");
     assert_eq!(plan["transfers"][0]["actions"][0]["key"], "a.csv");

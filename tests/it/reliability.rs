@@ -45,7 +45,7 @@ fn a_second_run_waits_for_no_one_and_exits_5_naming_the_holder() {
     let held = std::fs::File::create(&lock).unwrap();
     held.try_lock().unwrap();
     std::fs::write(&lock, "PID 4242, started 2026-11-25T02:00:00Z\n").unwrap();
-    f.apply(&[&m, "--lock-file", "run.lock"]).expect_code(5).expect_output(&[
+    f.apply(&[&m, "--lock-file", "run.lock"]).expect_code(5).expect_stderr(&[
         "another haul run holds the lock",
         "(PID 4242, started 2026-11-25T02:00:00Z)",
         "runs of one manifest never overlap",
@@ -146,7 +146,7 @@ fn a_stopped_download_is_finished_by_fetching_only_the_missing_ranges() {
         if replace {
             assert_eq!(asked_again, 8, "a replaced object is fetched whole");
         } else {
-            out.expect_output(&["resumed:"]);
+            out.expect_stdout(&["resumed:"]);
             // At most the range in flight at the stop, and the one whose record it had not
             // written yet, are asked for again.
             let done_before = asked_before.saturating_sub(2);
@@ -225,10 +225,10 @@ fn sigterm_mid_multipart_upload_leaves_it_and_the_next_run_sends_only_the_missin
         assert!(sent_before >= 2, "{stop}: {sent_before} parts on the server");
         f.plan(&["m.yaml", "--only", "up"])
             .expect_code(0)
-            .expect_output(&["continues an unfinished upload", "1 to resume"]);
+            .expect_stdout(&["continues an unfinished upload", "1 to resume"]);
         let before = part_puts(&proxy);
         let out = f.apply(&["m.yaml", "--only", "up"]);
-        out.expect_code(0).expect_output(&["resumed:"]);
+        out.expect_code(0).expect_stdout(&["resumed:"]);
         let sent_again = part_puts(&proxy) - before;
         assert_eq!(sent_again, 8 - sent_before, "{stop}: only the missing parts are sent");
         assert!(f.get("data/big.bin") == body, "{stop}: the object is the file, byte for byte");
@@ -256,7 +256,7 @@ fn a_file_changed_between_runs_is_uploaded_again_from_the_start() {
     std::fs::write(f.path("local/big.bin"), &changed).unwrap();
     proxy.set_faults(&[]);
     let before = part_puts(&proxy);
-    f.apply(&["m.yaml", "--only", "up"]).expect_code(0).expect_output(&["started 1 unfinished upload(s) over"]);
+    f.apply(&["m.yaml", "--only", "up"]).expect_code(0).expect_stdout(&["started 1 unfinished upload(s) over"]);
     assert_eq!(part_puts(&proxy) - before, 8, "every part is sent again");
     assert!(f.get("data/big.bin") == changed, "the new version, whole");
     assert_eq!(unfinished_uploads(&f), 0, "the old upload is aborted");
@@ -460,7 +460,7 @@ fn out_of_retries_is_reported_as_failed_never_as_done() {
     always_500.object_gets_only = true;
     proxy.set_faults(&[always_500]);
     let out = f.apply(&[&m, "--only", "down", "--report", "run.json"]);
-    out.expect_code(1).expect_output(&["FAILED 5", "failed: InternalError on *.csv: 5 objects"]);
+    out.expect_code(1).expect_stdout(&["FAILED 5", "failed: InternalError on *.csv: 5 objects"]);
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(f.path("run.json")).unwrap()).unwrap();
     assert_eq!(report["moved"]["objects"], 0);
     assert_eq!(report["failed"]["objects"], 5);
@@ -582,7 +582,7 @@ fn an_object_replaced_during_a_ranged_download_fails_instead_of_being_stitched()
     }
     f.put("data/big.bin", &new);
     let out = common::Outcome::from(child.wait_with_output().unwrap());
-    out.expect_code(1).expect_output(&["PreconditionFailed"]);
+    out.expect_code(1).expect_stdout(&["PreconditionFailed"]);
     assert!(!f.path("back/big.bin").exists(), "a mix of two versions must never land");
     assert!(temp_files(&f.path("back")).is_empty());
     // Every range asked for the version the listing saw.
@@ -625,7 +625,7 @@ fn a_corrupted_range_fails_the_objects_checksum_and_is_downloaded_again() {
     // Every range corrupted: reported as a checksum failure, and nothing lands.
     std::fs::remove_dir_all(f.path("back")).unwrap();
     proxy.set_faults(&[FaultRule::new(Fault::FlipByteInRange, 1, 10_000)]);
-    f.apply(&[&m, "--only", "down"]).expect_code(1).expect_output(&["ChecksumMismatch", "FAILED 2"]);
+    f.apply(&[&m, "--only", "down"]).expect_code(1).expect_stdout(&["ChecksumMismatch", "FAILED 2"]);
     assert!(!f.path("back/multipart.bin").exists() && !f.path("back/whole.bin").exists());
     assert!(temp_files(&f.path("back")).is_empty());
 }
@@ -646,7 +646,7 @@ fn a_multipart_object_below_the_threshold_is_still_checked_against_its_composite
         .replace("part_size: 5MiB", "part_size: 16MiB");
     write(f.dir.path(), "down.yaml", &down);
     proxy.set_faults(&[FaultRule::new(Fault::FlipByte, 1, 10_000), FaultRule::new(Fault::FlipByteInRange, 1, 10_000)]);
-    f.apply(&["down.yaml", "--only", "down"]).expect_code(1).expect_output(&["ChecksumMismatch"]);
+    f.apply(&["down.yaml", "--only", "down"]).expect_code(1).expect_stdout(&["ChecksumMismatch"]);
     assert!(!f.path("back/six.bin").exists(), "a corrupted copy must never land");
     proxy.set_faults(&[]);
     f.apply(&["down.yaml", "--only", "down", "--quiet"]).expect_code(0);

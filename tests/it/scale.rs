@@ -93,7 +93,7 @@ fn a_shard_deletes_only_its_own_keys() {
     }
     let m = f.manifest("upload", "    delete: true\n    max_delete: 100\n");
     let out = f.apply(&[&m, "--shard", "0/3", "--quiet"]);
-    out.expect_code(0).expect_output(&["(shard 0/3)"]);
+    out.expect_code(0).expect_stdout(&["(shard 0/3)"]);
     // The shard of a key is the documented hash of (transfer name, key under the prefix).
     let mine = |key: &str| haul::shard::shard_of("t", key, 3) == 0;
     let keys: BTreeSet<String> = f.keys().into_iter().collect();
@@ -136,16 +136,16 @@ fn shard_auto_reads_the_batch_engines_and_says_what_is_missing() {
     let k8s_env = [("JOB_COMPLETION_INDEX", "2"), ("HAUL_SHARD_COUNT", "6")];
     assert_eq!(shard_of(&plan(&k8s_env, &[])), serde_json::json!({"index": 2, "count": 6}));
 
-    plan(&k8s, &[]).expect_code(2).expect_output(&["JOB_COMPLETION_INDEX=2", "--shard-count N", "HAUL_SHARD_COUNT"]);
-    plan(&[], &[]).expect_code(2).expect_output(&["found no shard", "--shard INDEX/COUNT"]);
-    f.plan(&[&m, "--shard", "4/4"]).expect_code(2).expect_output(&["the index must be below the count (0 to 3)"]);
-    f.plan(&[&m, "--shard", "two"]).expect_code(2).expect_output(&["INDEX/COUNT"]);
-    f.plan(&[&m, "--shard", "1/4", "--shard-count", "8"]).expect_code(2).expect_output(&["goes with `--shard auto`"]);
+    plan(&k8s, &[]).expect_code(2).expect_stderr(&["JOB_COMPLETION_INDEX=2", "--shard-count N", "HAUL_SHARD_COUNT"]);
+    plan(&[], &[]).expect_code(2).expect_stderr(&["found no shard", "--shard INDEX/COUNT"]);
+    f.plan(&[&m, "--shard", "4/4"]).expect_code(2).expect_stderr(&["the index must be below the count (0 to 3)"]);
+    f.plan(&[&m, "--shard", "two"]).expect_code(2).expect_stderr(&["INDEX/COUNT"]);
+    f.plan(&[&m, "--shard", "1/4", "--shard-count", "8"]).expect_code(2).expect_stderr(&["goes with `--shard auto`"]);
     // A saved plan carries its shard; applying it names it, and --shard on it is refused.
     f.plan(&[&m, "--shard", "0/1", "-o", "plan-{shard}.json"]).expect_code(0);
     assert_eq!(read_json(&f.path("plan-0-of-1.json"))["shard"], serde_json::json!({"index": 0, "count": 1}));
-    f.apply(&["plan-0-of-1.json", "--shard", "0/1"]).expect_code(2).expect_output(&["a saved plan carries the shard"]);
-    f.apply(&["plan-0-of-1.json", "--quiet"]).expect_code(0).expect_output(&["moved 1 object ", "(shard 0/1)"]);
+    f.apply(&["plan-0-of-1.json", "--shard", "0/1"]).expect_code(2).expect_stderr(&["a saved plan carries the shard"]);
+    f.apply(&["plan-0-of-1.json", "--quiet"]).expect_code(0).expect_stdout(&["moved 1 object ", "(shard 0/1)"]);
 }
 
 /// The samples of a metrics file, parsed by a Prometheus text-format parser, keyed by metric
@@ -237,7 +237,8 @@ fn an_unwritable_metrics_file_is_a_warning_not_a_failed_run() {
     common::write(f.dir.path(), "blocked", "not a folder");
     f.apply(&[&m, "--quiet", "--metrics-file", "blocked/haul.prom"])
         .expect_code(0)
-        .expect_output(&["warning: cannot write the metrics file `blocked/haul.prom`", "moved 1 object "]);
+        .expect_stderr(&["warning: cannot write the metrics file `blocked/haul.prom`"])
+        .expect_stdout(&["moved 1 object "]);
     assert_eq!(f.keys(), vec!["data/a.csv"]);
 }
 
@@ -265,7 +266,7 @@ fn a_low_open_file_limit_lowers_concurrency_instead_of_failing_objects() {
             });
         }
         let out = common::Outcome::from(command.output().unwrap());
-        out.expect_code(0).expect_output(&["concurrency 1024 lowered to 96", "the open-file limit is 256"]);
+        out.expect_code(0).expect_stderr(&["concurrency 1024 lowered to 96", "the open-file limit is 256"]);
         let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(report["moved"]["objects"], 1000, "{transfer}: {}", out.stderr);
     }

@@ -211,7 +211,7 @@ fn a_plan_counts_what_earlier_transfers_write_and_a_saved_plan_does_it() {
         let down = &plan["transfers"][1];
         assert_eq!(down["by_action"]["download"]["objects"], 3, "{plan:#}");
         assert_eq!(down["actions"][0]["source"]["written_by"], "up");
-        f.plan(&[&m]).expect_output(&["new (written by `up` first)"]).expect_code(0);
+        f.plan(&[&m]).expect_stdout(&["new (written by `up` first)"]).expect_code(0);
 
         f.plan(&[&m, "-o", "plan.json"]).expect_code(0);
         let out = f.apply(&["plan.json", "--output", "json", "--quiet"]);

@@ -34,7 +34,7 @@ fn variant(from: &str, to: &str) -> String {
 #[test]
 fn a_valid_manifest_prints_one_line_per_transfer() {
     let out = check(VALID);
-    out.expect_code(0).expect_output(&[
+    out.expect_code(0).expect_stdout(&[
         "m.yaml: valid, 1 transfer",
         "daily  download  s3://analytics-exports/reports/ -> ",
         "extensions: csv, parquet",
@@ -44,13 +44,13 @@ fn a_valid_manifest_prints_one_line_per_transfer() {
 
 #[test]
 fn yaml_syntax_error_names_line_and_column() {
-    check(&variant("    local: ./data", "    local: [./data")).expect_code(2).expect_output(&[
+    check(&variant("    local: ./data", "    local: [./data")).expect_code(2).expect_stderr(&[
         "invalid YAML",
         "m.yaml:",
         "help:",
         "not a valid manifest",
     ]);
-    check("version: 1\ntransfers:\n\t- name: x\n").expect_code(2).expect_output(&[
+    check("version: 1\ntransfers:\n\t- name: x\n").expect_code(2).expect_stderr(&[
         "invalid YAML: tabs disallowed",
         "[m.yaml:3:",
         "spaces, not tabs",
@@ -60,20 +60,20 @@ fn yaml_syntax_error_names_line_and_column() {
 #[test]
 fn empty_file_is_explained() {
     for empty in ["", "\n\n", "# only a comment\n"] {
-        check(empty).expect_code(2).expect_output(&["m.yaml: the manifest is empty", "haul init"]);
+        check(empty).expect_code(2).expect_stderr(&["m.yaml: the manifest is empty", "haul init"]);
     }
 }
 
 #[test]
 fn missing_file_and_directory_are_explained() {
     let dir = tempfile::tempdir().unwrap();
-    haul(dir.path(), &["validate", "nope.yaml"]).expect_code(2).expect_output(&[
+    haul(dir.path(), &["validate", "nope.yaml"]).expect_code(2).expect_stderr(&[
         "cannot read manifest `nope.yaml`",
         "help: check the path",
         "haul init nope.yaml",
     ]);
     std::fs::create_dir(dir.path().join("conf")).unwrap();
-    haul(dir.path(), &["validate", "conf"]).expect_code(2).expect_output(&["`conf` is a directory", "conf/haul.yaml"]);
+    haul(dir.path(), &["validate", "conf"]).expect_code(2).expect_stderr(&["`conf` is a directory", "conf/haul.yaml"]);
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn non_utf8_bytes_are_located() {
     let mut bytes = b"version: 1\ntransfers:\n  - name: caf".to_vec();
     bytes.extend_from_slice(&[0xE9, b'\n']); // Latin-1 é
     std::fs::write(dir.path().join("m.yaml"), bytes).unwrap();
-    haul(dir.path(), &["validate", "m.yaml"]).expect_code(2).expect_output(&[
+    haul(dir.path(), &["validate", "m.yaml"]).expect_code(2).expect_stderr(&[
         "not valid UTF-8",
         "[m.yaml:3:14]",
         "save the file as UTF-8",
@@ -91,29 +91,29 @@ fn non_utf8_bytes_are_located() {
 
 #[test]
 fn unknown_key_suggests_the_close_one() {
-    check(&variant("    bucket: analytics-exports", "    bukcet: analytics-exports")).expect_code(2).expect_output(&[
+    check(&variant("    bucket: analytics-exports", "    bukcet: analytics-exports")).expect_code(2).expect_stderr(&[
         "unknown key `bukcet` in transfer #1",
         "[m.yaml:7:5]",
         "did you mean `bucket`?",
     ]);
-    check(&variant("  region: ap-northeast-2", "  regoin: ap-northeast-2")).expect_code(2).expect_output(&[
+    check(&variant("  region: ap-northeast-2", "  regoin: ap-northeast-2")).expect_code(2).expect_stderr(&[
         "unknown key `regoin` in `defaults`",
         "[m.yaml:3:3]",
         "rename `regoin` to `region`",
     ]);
     check(&format!("{VALID}concurency: 4\n"))
         .expect_code(2)
-        .expect_output(&["unknown key `concurency` at the top level", "did you mean `concurrency`"]);
+        .expect_stderr(&["unknown key `concurency` at the top level", "did you mean `concurrency`"]);
     check(&variant("version: 1", "version: 1\nbucket: x"))
         .expect_code(2)
-        .expect_output(&["unknown key `bucket` at the top level", "belongs inside a transfer"]);
+        .expect_stderr(&["unknown key `bucket` at the top level", "belongs inside a transfer"]);
 }
 
 #[test]
 fn wrong_types_are_named() {
     check(&variant("  region: ap-northeast-2", "  region: ap-northeast-2\n  concurrency: [1, 2]"))
         .expect_code(2)
-        .expect_output(&[
+        .expect_stderr(&[
             "invalid value for `concurrency`",
             "[m.yaml:4:16]",
             "found a list or mapping",
@@ -121,32 +121,32 @@ fn wrong_types_are_named() {
         ]);
     check(&variant("    local: ./data", "    local: ./data\n    delete: yes-please"))
         .expect_code(2)
-        .expect_output(&["invalid value for `delete`", "found `yes-please`"]);
+        .expect_stderr(&["invalid value for `delete`", "found `yes-please`"]);
     check(&variant("    local: ./data", "    local:\n      path: ./data"))
         .expect_code(2)
-        .expect_output(&["invalid value for `local`", "expected text"]);
+        .expect_stderr(&["invalid value for `local`", "expected text"]);
     check("version: 1\ntransfers: daily\n")
         .expect_code(2)
-        .expect_output(&["`transfers` must be a list", "[m.yaml:2:12]"]);
+        .expect_stderr(&["`transfers` must be a list", "[m.yaml:2:12]"]);
 }
 
 #[test]
 fn missing_required_keys_are_named() {
-    check(&variant("    local: ./data\n", "")).expect_code(2).expect_output(&[
+    check(&variant("    local: ./data\n", "")).expect_code(2).expect_stderr(&[
         "transfer #1 `daily` is missing `local`",
         "[m.yaml:5:5]",
         "relative paths start at the manifest",
     ]);
     check(&variant("    direction: download\n", ""))
         .expect_code(2)
-        .expect_output(&["is missing `direction`", "direction: upload"]);
-    check("version: 1\n").expect_code(2).expect_output(&["missing `transfers:`"]);
+        .expect_stderr(&["is missing `direction`", "direction: upload"]);
+    check("version: 1\n").expect_code(2).expect_stderr(&["missing `transfers:`"]);
 }
 
 #[test]
 fn missing_or_unsupported_version() {
-    check(&variant("version: 1\n", "")).expect_code(2).expect_output(&["missing `version:`", "add `version: 1`"]);
-    check(&variant("version: 1", "version: 2")).expect_code(2).expect_output(&[
+    check(&variant("version: 1\n", "")).expect_code(2).expect_stderr(&["missing `version:`", "add `version: 1`"]);
+    check(&variant("version: 1", "version: 2")).expect_code(2).expect_stderr(&[
         "unsupported manifest version `2`",
         "[m.yaml:1:10]",
         "a newer manifest needs a newer haul",
@@ -168,7 +168,7 @@ fn bucket_names_follow_s3_rules() {
         ("my..bucket", "two dots in a row", "did you mean `my.bucket`"),
     ];
     for (bucket, what, help) in cases {
-        check(&variant("bucket: analytics-exports", &format!("bucket: \"{bucket}\""))).expect_code(2).expect_output(&[
+        check(&variant("bucket: analytics-exports", &format!("bucket: \"{bucket}\""))).expect_code(2).expect_stderr(&[
             &format!("invalid bucket name `{bucket}`"),
             what,
             help,
@@ -183,7 +183,7 @@ fn s3_url_in_bucket_says_how_to_split_it() {
         "    bucket: analytics-exports\n    prefix: reports/\n",
         "    bucket: s3://analytics-exports/reports/2026/\n",
     );
-    check(&manifest).expect_code(2).expect_output(&[
+    check(&manifest).expect_code(2).expect_stderr(&[
         "`bucket` is a URL, not a bucket name",
         "write `bucket: analytics-exports` and `prefix: reports/2026/` as two keys",
     ]);
@@ -191,23 +191,23 @@ fn s3_url_in_bucket_says_how_to_split_it() {
 
 #[test]
 fn bad_region_shape_suggests_the_real_one() {
-    check(&variant("region: ap-northeast-2", "region: ap-northeast2")).expect_code(2).expect_output(&[
+    check(&variant("region: ap-northeast-2", "region: ap-northeast2")).expect_code(2).expect_stderr(&[
         "`ap-northeast2` is not a region name",
         "[m.yaml:3:11]",
         "did you mean `ap-northeast-2`?",
     ]);
     check(&variant("region: ap-northeast-2", "region: Seoul"))
         .expect_code(2)
-        .expect_output(&["`Seoul` is not a region name", "like `us-east-1`"]);
+        .expect_stderr(&["`Seoul` is not a region name", "like `us-east-1`"]);
     // A custom endpoint may use its server's own region name.
     check(&variant("region: ap-northeast-2", "region: garage\n  endpoint: http://127.0.0.1:3900")).expect_code(0);
     // A misspelt direction is an error with the closest region.
     check(&variant("region: ap-northeast-2", "region: ap-norhteast-2"))
         .expect_code(2)
-        .expect_output(&["`ap-norhteast-2` is not a region name", "did you mean `ap-northeast-2`?"]);
+        .expect_stderr(&["`ap-norhteast-2` is not a region name", "did you mean `ap-northeast-2`?"]);
     // Well formed but unknown: a warning (new regions appear), with the closest.
     for (unknown, closest) in [("ap-northeast-22", "ap-northeast-2"), ("eu-west-9", "eu-west-")] {
-        check(&variant("region: ap-northeast-2", &format!("region: {unknown}"))).expect_code(0).expect_output(&[
+        check(&variant("region: ap-northeast-2", &format!("region: {unknown}"))).expect_code(0).expect_stderr(&[
             &format!("`{unknown}` is not an AWS region haul knows"),
             &format!("did you mean `{closest}"),
             "is a new region, ignore this",
@@ -219,12 +219,12 @@ fn bad_region_shape_suggests_the_real_one() {
 fn an_https_url_in_bucket_is_split_like_s3() {
     check(&variant("bucket: analytics-exports", "bucket: https://my-bucket.s3.amazonaws.com/x"))
         .expect_code(2)
-        .expect_output(&["`bucket` is a URL", "write `bucket: my-bucket` and `prefix: x` as two keys"]);
+        .expect_stderr(&["`bucket` is a URL", "write `bucket: my-bucket` and `prefix: x` as two keys"]);
 }
 
 #[test]
 fn bad_direction() {
-    check(&variant("direction: download", "direction: sideways")).expect_code(2).expect_output(&[
+    check(&variant("direction: download", "direction: sideways")).expect_code(2).expect_stderr(&[
         "invalid value for `direction`",
         "expected one of `download`, `upload`, `copy`",
         "[m.yaml:6:16]",
@@ -235,30 +235,28 @@ fn bad_direction() {
 fn invalid_glob_points_at_the_pattern() {
     check(&variant("    extensions: [csv, parquet]", "    include: [\"*.csv\", \"data/[2026\"]"))
         .expect_code(2)
-        .expect_output(&["invalid pattern `data/[2026` in `include`", "[m.yaml:10:24]", "close every `[`"]);
+        .expect_stderr(&["invalid pattern `data/[2026` in `include`", "[m.yaml:10:24]", "close every `[`"]);
     check(&variant("    extensions: [csv, parquet]", "    exclude: [\"{a,b\"]"))
         .expect_code(2)
-        .expect_output(&["invalid pattern `{a,b` in `exclude`"]);
+        .expect_stderr(&["invalid pattern `{a,b` in `exclude`"]);
 }
 
 #[test]
 fn extensions_with_dots_are_normalized_with_a_warning() {
     let out = check(&variant("extensions: [csv, parquet]", "extensions: [.csv, \"*.parquet\"]"));
-    out.expect_code(0).expect_output(&[
-        "extension `.csv` is read as `csv`",
-        "extension `*.parquet` is read as `parquet`",
-        "extensions: csv, parquet",
-    ]);
+    out.expect_code(0)
+        .expect_stdout(&["extensions: csv, parquet"])
+        .expect_stderr(&["extension `.csv` is read as `csv`", "extension `*.parquet` is read as `parquet`"]);
     check(&variant("extensions: [csv, parquet]", "extensions: [\"data/*.csv\"]"))
         .expect_code(2)
-        .expect_output(&["`data/*.csv` is not a file extension", "put patterns such as `data/*.csv` in `include:`"]);
+        .expect_stderr(&["`data/*.csv` is not a file extension", "put patterns such as `data/*.csv` in `include:`"]);
 }
 
 #[test]
 fn duplicate_names_and_shared_destinations() {
     let two =
         format!("{VALID}  - name: daily\n    direction: download\n    bucket: other-bucket\n    local: ./data/sub\n");
-    check(&two).expect_code(2).expect_output(&[
+    check(&two).expect_code(2).expect_stderr(&[
         "duplicate transfer name `daily`",
         "also the name of transfer #1",
         "writes a destination overlapping transfer `daily`",
@@ -267,9 +265,9 @@ fn duplicate_names_and_shared_destinations() {
         format!("{VALID}  - name: second\n    direction: download\n    bucket: other-bucket\n    local: data/\n");
     check(&same)
         .expect_code(2)
-        .expect_output(&["transfer `second` writes the same destination as transfer `daily`", "[m.yaml:14:12]"]);
+        .expect_stderr(&["transfer `second` writes the same destination as transfer `daily`", "[m.yaml:14:12]"]);
     let uploads = "version: 1\ntransfers:\n  - {name: a, direction: upload, bucket: b-1, prefix: x/, local: ./a}\n  - {name: b, direction: upload, bucket: b-1, prefix: x/y/, local: ./b}\n";
-    check(uploads).expect_code(2).expect_output(&["transfer `b` writes a destination overlapping transfer `a`"]);
+    check(uploads).expect_code(2).expect_stderr(&["transfer `b` writes a destination overlapping transfer `a`"]);
     // Different buckets, or prefixes side by side, are fine.
     let fine = "version: 1\ntransfers:\n  - {name: a, direction: upload, bucket: b-1, prefix: x/, local: ./a}\n  - {name: b, direction: upload, bucket: b-1, prefix: xy/, local: ./a}\n";
     check(fine).expect_code(0);
@@ -280,38 +278,38 @@ fn concurrency_and_sizes_are_range_checked() {
     for bad in ["0", "5000"] {
         check(&variant("region: ap-northeast-2", &format!("region: ap-northeast-2\n  concurrency: {bad}")))
             .expect_code(2)
-            .expect_output(&[&format!("`concurrency: {bad}` is out of range"), "use 1 to 1024"]);
+            .expect_stderr(&[&format!("`concurrency: {bad}` is out of range"), "use 1 to 1024"]);
     }
     check(&variant("local: ./data", "local: ./data\n    concurrency: -3"))
         .expect_code(2)
-        .expect_output(&["invalid value for `concurrency`", "found `-3`"]);
+        .expect_stderr(&["invalid value for `concurrency`", "found `-3`"]);
     check(&variant("local: ./data", "local: ./data\n    part_size: 1MiB"))
         .expect_code(2)
-        .expect_output(&["`part_size: 1MiB` is out of range", "5MiB to 5GiB"]);
+        .expect_stderr(&["`part_size: 1MiB` is out of range", "5MiB to 5GiB"]);
     check(&variant("local: ./data", "local: ./data\n    multipart_threshold: lots"))
         .expect_code(2)
-        .expect_output(&["invalid value for `multipart_threshold`", "`8MiB`"]);
+        .expect_stderr(&["invalid value for `multipart_threshold`", "`8MiB`"]);
     check(&variant("local: ./data", "local: ./data\n    retries: 99"))
         .expect_code(2)
-        .expect_output(&["`retries: 99` is out of range"]);
+        .expect_stderr(&["`retries: 99` is out of range"]);
 }
 
 #[test]
 fn delete_needs_a_cap() {
-    check(&variant("local: ./data", "local: ./data\n    delete: true")).expect_code(2).expect_output(&[
+    check(&variant("local: ./data", "local: ./data\n    delete: true")).expect_code(2).expect_stderr(&[
         "`delete: true` needs `max_delete`",
         "[m.yaml:10:13]",
         "add `max_delete: N`",
     ]);
     check(&variant("local: ./data", "local: ./data\n    delete: true\n    max_delete: 0"))
         .expect_code(2)
-        .expect_output(&["`max_delete: 0` forbids every deletion"]);
+        .expect_stderr(&["`max_delete: 0` forbids every deletion"]);
     check(&variant("local: ./data", "local: ./data\n    delete: true\n    max_delete: 500"))
         .expect_code(0)
-        .expect_output(&["delete up to 500"]);
+        .expect_stdout(&["delete up to 500"]);
     check(&variant("local: ./data", "local: ./data\n    max_delete: 5"))
         .expect_code(0)
-        .expect_output(&["`max_delete` has no effect without `delete: true`"]);
+        .expect_stderr(&["`max_delete` has no effect without `delete: true`"]);
 }
 
 #[test]
@@ -333,7 +331,7 @@ transfers:
     region: nowhere
 ";
     let out = check(manifest);
-    out.expect_code(2).expect_output(&[
+    out.expect_code(2).expect_stderr(&[
         "[m.yaml:3:16]",
         "[m.yaml:7:13]",
         "[m.yaml:9:14]",
@@ -346,7 +344,7 @@ transfers:
 fn hangul_names_and_locations() {
     let manifest =
         "version: 1\ntransfers:\n  - name: 보고서\n    direction: download\n    bucket: 버킷이름\n    local: ./매출\n";
-    check(manifest).expect_code(2).expect_output(&[
+    check(manifest).expect_code(2).expect_stderr(&[
         "invalid bucket name `버킷이름`",
         "[m.yaml:5:13]",
         "`버` is not allowed",
@@ -360,7 +358,8 @@ fn several_files_are_all_checked() {
     write(dir.path(), "bad.yaml", &variant("version: 1", "version: 7"));
     haul(dir.path(), &["validate", "bad.yaml", "good.yaml"])
         .expect_code(2)
-        .expect_output(&["unsupported manifest version `7`", "good.yaml: valid, 1 transfer"]);
+        .expect_stderr(&["unsupported manifest version `7`"])
+        .expect_stdout(&["good.yaml: valid, 1 transfer"]);
 }
 
 #[test]
@@ -376,7 +375,7 @@ fn local_paths_expand_env_and_report_unset_variables() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("-> /srv/haul/data"));
     check(&variant("local: ./data", "local: ${HAUL_SURELY_UNSET_VAR}/data"))
         .expect_code(2)
-        .expect_output(&["`local` uses `${HAUL_SURELY_UNSET_VAR}`, which is not set"]);
+        .expect_stderr(&["`local` uses `${HAUL_SURELY_UNSET_VAR}`, which is not set"]);
 }
 
 #[test]
@@ -400,12 +399,12 @@ fn examples_are_valid() {
 #[test]
 fn init_writes_a_valid_manifest_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
-    haul(dir.path(), &["init", "nightly.yaml"]).expect_code(0).expect_output(&["wrote nightly.yaml"]);
-    haul(dir.path(), &["validate", "nightly.yaml"]).expect_code(0).expect_output(&["daily-reports  download"]);
+    haul(dir.path(), &["init", "nightly.yaml"]).expect_code(0).expect_stdout(&["wrote nightly.yaml"]);
+    haul(dir.path(), &["validate", "nightly.yaml"]).expect_code(0).expect_stdout(&["daily-reports  download"]);
     let before = std::fs::read_to_string(dir.path().join("nightly.yaml")).unwrap();
     haul(dir.path(), &["init", "nightly.yaml"])
         .expect_code(2)
-        .expect_output(&["`nightly.yaml` already exists", "does not overwrite"]);
+        .expect_stderr(&["`nightly.yaml` already exists", "does not overwrite"]);
     assert_eq!(std::fs::read_to_string(dir.path().join("nightly.yaml")).unwrap(), before);
 }
 
@@ -451,26 +450,26 @@ transfers:
 fn a_copy_names_both_buckets_and_its_mistakes_are_explained() {
     check(COPY)
         .expect_code(0)
-        .expect_output(&["mirror  copy  s3://partner-exports/reports/ -> s3://our-archive/partner/reports/"]);
+        .expect_stdout(&["mirror  copy  s3://partner-exports/reports/ -> s3://our-archive/partner/reports/"]);
     // Half-specified: no `to`, a `local` too, `to` in a download, a bad destination bucket.
     check(&COPY.replace("    to:\n      bucket: our-archive\n      prefix: partner/reports/\n      region: ap-northeast-2\n      storage_class: STANDARD_IA\n", ""))
         .expect_code(2)
-        .expect_output(&["transfer #1 `mirror` is missing `to`", "destination's `bucket:`"]);
+        .expect_stderr(&["transfer #1 `mirror` is missing `to`", "destination's `bucket:`"]);
     check(&COPY.replace("    prefix: reports/\n", "    prefix: reports/\n    local: ./data\n"))
         .expect_code(2)
-        .expect_output(&["a copy has no `local`", "[m.yaml:7:5]", "direction: download"]);
+        .expect_stderr(&["a copy has no `local`", "[m.yaml:7:5]", "direction: download"]);
     check(
         &COPY
             .replace("direction: copy", "direction: download")
             .replace("    prefix: reports/\n", "    prefix: reports/\n    local: ./data\n"),
     )
     .expect_code(2)
-    .expect_output(&["`to` is only for `direction: copy`", "write `direction: copy`"]);
+    .expect_stderr(&["`to` is only for `direction: copy`", "write `direction: copy`"]);
     // Mistakes under `to` point at the key under `to`, not at `to`.
     check(&COPY.replace("bucket: our-archive", "bucket: s3://our-archive/x"))
         .expect_code(2)
-        .expect_output(&["`bucket` is a URL", "[m.yaml:9:15]"]);
-    check(&COPY.replace("storage_class: STANDARD_IA", "storage_class: FAST")).expect_code(2).expect_output(&[
+        .expect_stderr(&["`bucket` is a URL", "[m.yaml:9:15]"]);
+    check(&COPY.replace("storage_class: STANDARD_IA", "storage_class: FAST")).expect_code(2).expect_stderr(&[
         "invalid value for `storage_class`",
         "[m.yaml:12:22]",
         "STANDARD_IA",
@@ -481,18 +480,18 @@ fn a_copy_names_both_buckets_and_its_mistakes_are_explained() {
             .replace("prefix: partner/reports/", "prefix: reports/copy/"),
     )
     .expect_code(2)
-    .expect_output(&["the copy's destination `s3://partner-exports/reports/copy/` is inside its source", "[m.yaml:9:"]);
+    .expect_stderr(&["the copy's destination `s3://partner-exports/reports/copy/` is inside its source", "[m.yaml:9:"]);
     check(&COPY.replace("      region: ap-northeast-2\n", "      regoin: ap-northeast-2\n"))
         .expect_code(2)
-        .expect_output(&["unknown key `regoin` in `to`", "[m.yaml:11:7]", "did you mean `region`?"]);
+        .expect_stderr(&["unknown key `regoin` in `to`", "[m.yaml:11:7]", "did you mean `region`?"]);
 }
 
 #[test]
 fn usage_errors_exit_2_and_help_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    haul(dir.path(), &["validate"]).expect_code(2).expect_output(&["MANIFEST"]);
+    haul(dir.path(), &["validate"]).expect_code(2).expect_stderr(&["MANIFEST"]);
     haul(dir.path(), &["frobnicate"]).expect_code(2);
-    haul(dir.path(), &["--help"]).expect_code(0).expect_output(&["Exit codes:", "validate"]);
+    haul(dir.path(), &["--help"]).expect_code(0).expect_stdout(&["Exit codes:", "validate"]);
 }
 
 #[test]
@@ -508,7 +507,7 @@ fn a_local_folder_through_a_symlink_is_resolved_and_reported() {
     let real = std::fs::canonicalize(dir.path().join("real/data")).unwrap();
     haul(dir.path(), &["validate", path.to_str().unwrap()])
         .expect_code(0)
-        .expect_output(&["is reached through a symbolic link: it is", &real.display().to_string()]);
+        .expect_stdout(&["is reached through a symbolic link: it is", &real.display().to_string()]);
 }
 
 #[test]
@@ -517,7 +516,7 @@ fn deep_nesting_is_an_error_with_its_place_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "m.yaml", &deep);
     for command in ["validate", "plan"] {
-        haul(dir.path(), &[command, "m.yaml"]).expect_code(2).expect_output(&[
+        haul(dir.path(), &[command, "m.yaml"]).expect_code(2).expect_stderr(&[
             "nested more than 32 levels deep",
             "m.yaml:3:",
             "check for stray `- ` or `[`",
@@ -530,13 +529,13 @@ fn text_from_the_file_is_shown_escaped_and_cut() {
     // A terminal escape sequence in a value (it would retitle the window and turn it red).
     let hostile = variant("name: daily", "name: a\u{1b}]0;PWNED\u{7}\u{1b}[31m\n    bukcet: x");
     let out = check(&hostile);
-    out.expect_code(2).expect_output(&["\\u{1b}]0;PWNED\\u{7}\\u{1b}[31m"]);
+    out.expect_code(2).expect_stderr(&["\\u{1b}]0;PWNED\\u{7}\\u{1b}[31m"]);
     assert!(!out.all().contains('\u{1b}') && !out.all().contains('\u{7}'), "raw control characters:\n{}", out.all());
 
     // A 200 KB line is shown around the error, not whole.
     let long = variant("prefix: reports/", &format!("prefix: {} bad: [", "p".repeat(200_000)));
     let out = check(&long);
-    out.expect_code(2).expect_output(&["m.yaml:8:", "…"]);
+    out.expect_code(2).expect_stderr(&["m.yaml:8:", "…"]);
     let longest = out.all().lines().map(|line| line.chars().count()).max().unwrap();
     assert!(longest < 400, "a line of {longest} characters");
 }
@@ -572,7 +571,7 @@ transfers:
     local: ./data
 ";
     let out = check(manifest);
-    out.expect_code(2).expect_output(&[
+    out.expect_code(2).expect_stderr(&[
         // A bad direction does not hide that transfer's settings...
         "`multipart_threshold: 1MiB` is out of range",
         // ...nor do type errors hide ranges, or per-transfer errors the overlap check.
@@ -601,7 +600,7 @@ fn completions_and_the_man_page_come_from_the_cli_definitions() {
         }
     }
     let man = haul(dir.path(), &["man"]);
-    man.expect_code(0).expect_output(&[".TH haul 1", "apply", "validate", "whoami"]);
+    man.expect_code(0).expect_stdout(&[".TH haul 1", "apply", "validate", "whoami"]);
     // A closed pipe is not an error here either.
     for args in [&["completions", "bash"][..], &["man"][..]] {
         let out = common::haul_into_closed_pipe(dir.path(), args);
@@ -613,11 +612,11 @@ fn completions_and_the_man_page_come_from_the_cli_definitions() {
 #[test]
 fn bandwidth_is_a_rate() {
     check(&variant("    extensions: [csv, parquet]", "    bandwidth: 50MiB/s")).expect_code(0);
-    check(&variant("    extensions: [csv, parquet]", "    bandwidth: 50MiB")).expect_code(2).expect_output(&[
+    check(&variant("    extensions: [csv, parquet]", "    bandwidth: 50MiB")).expect_code(2).expect_stderr(&[
         "invalid value for `bandwidth`",
         "`50MiB/s`",
         "[m.yaml:10:",
     ]);
     let dir = tempfile::tempdir().unwrap();
-    haul(dir.path(), &["apply", "m.yaml", "--bwlimit", "fast"]).expect_code(2).expect_output(&["`fast` is not a rate"]);
+    haul(dir.path(), &["apply", "m.yaml", "--bwlimit", "fast"]).expect_code(2).expect_stderr(&["`fast` is not a rate"]);
 }

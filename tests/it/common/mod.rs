@@ -25,13 +25,29 @@ impl Outcome {
         self
     }
 
-    /// Fails unless the combined output contains every one of `parts`.
-    pub fn expect_output(&self, parts: &[&str]) -> &Self {
-        let all = self.all();
+    /// Fails unless standard output contains every one of `parts` (the result: a plan, a
+    /// report, a listing).
+    #[track_caller]
+    pub fn expect_stdout(&self, parts: &[&str]) -> &Self {
         for part in parts {
-            assert!(all.contains(part), "missing {part:?} in output:\n{all}");
+            assert!(self.stdout.contains(part), "missing {part:?} on stdout\n{}", self.both());
         }
         self
+    }
+
+    /// Fails unless standard error contains every one of `parts` (errors, warnings, notes,
+    /// progress).
+    #[track_caller]
+    pub fn expect_stderr(&self, parts: &[&str]) -> &Self {
+        for part in parts {
+            assert!(self.stderr.contains(part), "missing {part:?} on stderr\n{}", self.both());
+        }
+        self
+    }
+
+    /// Both streams, labelled, for a failure message.
+    fn both(&self) -> String {
+        format!("--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr)
     }
 }
 
