@@ -7,8 +7,8 @@ use std::path::Path;
 
 use super::{load_with_warnings, print_warnings, resolve_shard};
 use crate::cli::{ApplyArgs, OutputFormat};
-use crate::engine::apply::{Engine, SavedPlan};
-use crate::engine::select_jobs;
+use crate::engine::apply::SavedPlan;
+use crate::engine::{Engine, select_jobs};
 use crate::error::{Exit, HaulError};
 use crate::manifest;
 use crate::plan::ManifestRef;

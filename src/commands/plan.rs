@@ -8,11 +8,10 @@ use std::path::Path;
 
 use super::{load_with_warnings, resolve_shard};
 use crate::cli::{OutputFormat, PlanArgs};
-use crate::engine::planning::{Planned, plan_into};
-use crate::engine::{Clients, runtime, select_jobs};
+use crate::engine::planning::{PlanSink, Planned};
+use crate::engine::{Engine, select_jobs};
 use crate::error::{Exit, HaulError};
 use crate::output_file::Held;
-use crate::plan::expected::EarlierPlans;
 use crate::plan::render::Table;
 use crate::plan::saved::PlanWriter;
 use crate::plan::{ManifestRef, TransferPlan};
@@ -53,18 +52,22 @@ pub(super) fn plan_manifest(
 ) -> Result<Exit, HaulError> {
     let (shard, output) = (request.shard, request.output);
     let jobs = select_jobs(&loaded.jobs, request.only)?;
-    let runtime = runtime()?;
-    let mut clients = Clients::default();
+    let mut engine = Engine::new()?;
     let created = crate::plan::saved::now_seconds();
     let manifest = manifest_ref(path, &loaded.source.text);
-    // The table, or the JSON document, on stdout. Each output holds a transfer's rows until
-    // its listing has ended in key order: a server found listing out of order is read again,
-    // and only that reading is shown. The first error writing stdout is kept (`shown`): later
-    // writes are skipped and planning stops after the transfer, unless a plan is being saved
-    // and stdout's reader only went away (`haul plan -o plan.json | head`).
+    let out = request.out.map(|out| crate::shard::expand_path(out, shard));
+    fn write_error(out: &Path) -> impl Fn(std::io::Error) -> HaulError + '_ {
+        move |source| HaulError::Write { path: out.to_path_buf(), source }
+    }
+    let saved = match &out {
+        Some(out) => {
+            let file = crate::output_file::Pending::create(out).map_err(write_error(out))?;
+            Some(PlanWriter::begin(Held::new(file), &manifest, created, shard).map_err(write_error(out))?)
+        }
+        None => None,
+    };
     let mut shown = Shown::default();
-    let mut stdout = Held::new(std::io::BufWriter::new(std::io::stdout()));
-    let mut printed = match output {
+    let printed = match output {
         OutputFormat::Json => shown.check(PlanWriter::begin(
             Held::new(std::io::BufWriter::new(std::io::stdout())),
             &manifest,
@@ -73,133 +76,22 @@ pub(super) fn plan_manifest(
         )),
         OutputFormat::Table => None,
     };
-    let out = request.out.map(|out| crate::shard::expand_path(out, shard));
-    fn write_error(out: &Path) -> impl Fn(std::io::Error) -> HaulError + '_ {
-        move |source| HaulError::Write { path: out.to_path_buf(), source }
-    }
-    let mut saved = match &out {
-        Some(out) => {
-            let file = crate::output_file::Pending::create(out).map_err(write_error(out))?;
-            Some(PlanWriter::begin(Held::new(file), &manifest, created, shard).map_err(write_error(out))?)
-        }
-        None => None,
+    let mut outputs = Outputs {
+        output,
+        style,
+        saving: out.is_some(),
+        shown,
+        stdout: Held::new(std::io::BufWriter::new(std::io::stdout())),
+        heading: None,
+        table: None,
+        printed,
+        saved,
+        save_error: None,
+        failed: false,
+        changes: false,
     };
-    let mut save_error = None;
-    // A later transfer that reads where an earlier one writes is planned on what that one
-    // will have written (as `apply` runs them in order): those earlier plans are kept whole.
-    let mut earlier = EarlierPlans::new(&jobs);
-    let mut failed = false;
-    let mut changes = false;
-    for (index, job) in jobs.iter().copied().enumerate() {
-        if shown.stops(out.is_some()) {
-            break;
-        }
-        let client = clients.get(&runtime, job);
-        let to_client = clients.to(&runtime, job);
-        let expected = earlier.expected_for(index, created * 1000);
-        let keep = earlier.keeps(index);
-        let heading = TransferPlan::empty(job, shard);
-        let mut table = (output == OutputFormat::Table).then(|| Table::begin(&heading));
-        if let Some(printed) = &mut printed {
-            shown.check(printed.begin_transfer(&heading).and_then(|()| printed.output().mark()));
-        }
-        if let Some(saved) = &mut saved {
-            save_error = save_error.or(saved.begin_transfer(&heading).err());
-            save_error = save_error.or(saved.output().mark().err());
-        }
-        shown.check(stdout.mark());
-        let mut actions = Vec::new();
-        let planned = plan_into(
-            job,
-            &client,
-            to_client.as_ref(),
-            runtime.handle(),
-            shard,
-            created,
-            &expected,
-            &mut |planned| {
-                let action = match planned {
-                    Planned::Action { action, .. } => action,
-                    // Output is held until the listing ends: nothing else to wait for.
-                    Planned::DestinationListed => return,
-                    Planned::ListedAgain => {
-                        // Nothing the first reading decided is shown or saved.
-                        eprintln!(
-                            "note: the server of `{}` does not list in key order: its listing is read again and sorted on disk",
-                            printable(&job.name)
-                        );
-                        shown.check(stdout.take_back());
-                        table = (output == OutputFormat::Table).then(|| Table::begin(&heading));
-                        if let Some(printed) = &mut printed {
-                            shown.check(printed.output().take_back());
-                            printed.restart_transfer();
-                        }
-                        if let Some(saved) = &mut saved {
-                            save_error = save_error.take().or(saved.output().take_back().err());
-                            saved.restart_transfer();
-                        }
-                        actions.clear();
-                        return;
-                    }
-                };
-                if let Some(table) = &mut table
-                    && shown.ok()
-                {
-                    shown.check(table.action(&action, &mut stdout));
-                }
-                if let Some(printed) = &mut printed
-                    && shown.ok()
-                {
-                    shown.check(printed.action(&action));
-                }
-                if let Some(saved) = &mut saved
-                    && save_error.is_none()
-                {
-                    save_error = saved.action(&action).err();
-                }
-                if keep {
-                    actions.push(action);
-                }
-            },
-        );
-        match planned {
-            Ok(mut plan) => {
-                if let Some(table) = table
-                    && shown.ok()
-                {
-                    shown.check(table.finish(&plan, &mut stdout));
-                }
-                if let Some(printed) = &mut printed
-                    && shown.ok()
-                {
-                    shown.check(printed.end_transfer(&plan).and_then(|()| printed.flush()));
-                }
-                if let Some(saved) = &mut saved {
-                    save_error = save_error.or(saved.end_transfer(&plan).err());
-                }
-                if shown.ok() {
-                    shown.check(stdout.flush());
-                }
-                changes |= plan.has_changes();
-                plan.actions = actions;
-                earlier.add(Some(plan));
-            }
-            Err(err) => {
-                // One transfer failing to plan does not hide the others' plans.
-                if let Some(printed) = &mut printed
-                    && shown.ok()
-                {
-                    shown.check(printed.end_failed_transfer(&heading, &err.to_string()).and_then(|()| printed.flush()));
-                }
-                if shown.ok() {
-                    shown.check(stdout.flush());
-                }
-                eprint!("{}", render::error(&err, style));
-                failed = true;
-                earlier.add(None);
-            }
-        }
-    }
+    engine.plan_jobs(&jobs, shard, created, &mut outputs);
+    let Outputs { mut shown, mut stdout, printed, saved, save_error, failed, changes, .. } = outputs;
     if let Some(printed) = printed
         && shown.ok()
     {
@@ -244,6 +136,129 @@ pub(super) fn plan_manifest(
     } else {
         Exit::Success
     })
+}
+
+type Stdout = Held<std::io::BufWriter<std::io::Stdout>>;
+
+/// Where a plan goes as it is made: the table or the JSON document on stdout, and the saved
+/// plan (`-o`). Each holds a transfer's rows until its listing has ended in key order: a
+/// server found listing out of order is read again, and only that reading is shown. The
+/// first error writing stdout is kept (`shown`): later writes are skipped and planning stops
+/// after the transfer, unless a plan is being saved and stdout's reader only went away
+/// (`haul plan -o plan.json | head`).
+struct Outputs {
+    output: OutputFormat,
+    style: Style,
+    saving: bool,
+    shown: Shown,
+    stdout: Stdout,
+    /// The transfer being planned (no actions).
+    heading: Option<TransferPlan>,
+    table: Option<Table>,
+    printed: Option<PlanWriter<Stdout>>,
+    saved: Option<PlanWriter<Held<crate::output_file::Pending>>>,
+    save_error: Option<std::io::Error>,
+    failed: bool,
+    changes: bool,
+}
+
+impl PlanSink for Outputs {
+    fn begin(&mut self, heading: &TransferPlan) {
+        self.heading = Some(heading.clone());
+        self.table = (self.output == OutputFormat::Table).then(|| Table::begin(heading));
+        if let Some(printed) = &mut self.printed {
+            self.shown.check(printed.begin_transfer(heading).and_then(|()| printed.output().mark()));
+        }
+        if let Some(saved) = &mut self.saved {
+            self.save_error = self.save_error.take().or(saved.begin_transfer(heading).err());
+            self.save_error = self.save_error.take().or(saved.output().mark().err());
+        }
+        self.shown.check(self.stdout.mark());
+    }
+
+    fn planned(&mut self, planned: Planned) {
+        let action = match planned {
+            Planned::Action { action, .. } => action,
+            // Output is held until the listing ends: nothing else to wait for.
+            Planned::DestinationListed => return,
+            Planned::ListedAgain => return self.listed_again(),
+        };
+        if let Some(table) = &mut self.table
+            && self.shown.ok()
+        {
+            self.shown.check(table.action(&action, &mut self.stdout));
+        }
+        if let Some(printed) = &mut self.printed
+            && self.shown.ok()
+        {
+            self.shown.check(printed.action(&action));
+        }
+        if let Some(saved) = &mut self.saved
+            && self.save_error.is_none()
+        {
+            self.save_error = saved.action(&action).err();
+        }
+    }
+
+    fn end(&mut self, heading: &TransferPlan, outcome: Result<&TransferPlan, &HaulError>) {
+        match outcome {
+            Ok(plan) => {
+                if let Some(table) = self.table.take()
+                    && self.shown.ok()
+                {
+                    self.shown.check(table.finish(plan, &mut self.stdout));
+                }
+                if let Some(printed) = &mut self.printed
+                    && self.shown.ok()
+                {
+                    self.shown.check(printed.end_transfer(plan).and_then(|()| printed.flush()));
+                }
+                if let Some(saved) = &mut self.saved {
+                    self.save_error = self.save_error.take().or(saved.end_transfer(plan).err());
+                }
+                self.changes |= plan.has_changes();
+            }
+            Err(err) => {
+                if let Some(printed) = &mut self.printed
+                    && self.shown.ok()
+                {
+                    let ended = printed.end_failed_transfer(heading, &err.to_string());
+                    self.shown.check(ended.and_then(|()| printed.flush()));
+                }
+                eprint!("{}", render::error(err, self.style));
+                self.failed = true;
+            }
+        }
+        if self.shown.ok() {
+            self.shown.check(self.stdout.flush());
+        }
+    }
+
+    fn go_on(&self) -> bool {
+        !self.shown.stops(self.saving)
+    }
+}
+
+impl Outputs {
+    /// The server listed out of key order: nothing the first reading decided is shown or
+    /// saved (its listing is read again, sorted, and planned anew).
+    fn listed_again(&mut self) {
+        let Some(heading) = &self.heading else { return };
+        eprintln!(
+            "note: the server of `{}` does not list in key order: its listing is read again and sorted on disk",
+            printable(&heading.name)
+        );
+        self.table = (self.output == OutputFormat::Table).then(|| Table::begin(heading));
+        self.shown.check(self.stdout.take_back());
+        if let Some(printed) = &mut self.printed {
+            self.shown.check(printed.output().take_back());
+            printed.restart_transfer();
+        }
+        if let Some(saved) = &mut self.saved {
+            self.save_error = self.save_error.take().or(saved.output().take_back().err());
+            saved.restart_transfer();
+        }
+    }
 }
 
 /// How writing the plan to standard output went: the first error, after which nothing more is

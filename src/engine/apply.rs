@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::Engine;
 use super::planning::{Planned, plan_into};
-use super::{Clients, runtime};
 use crate::error::HaulError;
 use crate::exec::{Execution, PlanningStopped};
 use crate::listing::sides::with_sides;
@@ -18,17 +18,7 @@ use crate::progress::Counters;
 use crate::report::TransferReport;
 use crate::shard::Shard;
 
-/// The runtime and the SDK clients of one run, shared by its transfers.
-pub struct Engine {
-    runtime: tokio::runtime::Runtime,
-    clients: Clients,
-}
-
 impl Engine {
-    pub fn new() -> Result<Engine, HaulError> {
-        Ok(Engine { runtime: runtime()?, clients: Clients::default() })
-    }
-
     /// Carries out `jobs` in order, each planned as it runs, after the ones before it (so it
     /// sees what they wrote: an upload, then a download of the same prefix). `started`
     /// (seconds) is when the run began: unfinished uploads started later are another run's.

@@ -11,6 +11,19 @@ use std::collections::HashMap;
 use crate::error::HaulError;
 use crate::manifest::{Job, S3Target};
 
+/// The runtime and the SDK clients of one run, shared by its transfers: what `plan` and
+/// `apply` (engine::planning, engine::apply) run on.
+pub struct Engine {
+    runtime: tokio::runtime::Runtime,
+    clients: Clients,
+}
+
+impl Engine {
+    pub fn new() -> Result<Engine, HaulError> {
+        Ok(Engine { runtime: runtime()?, clients: Clients::default() })
+    }
+}
+
 /// One SDK client per distinct target (profile, region, endpoint, ...), shared by its jobs.
 #[derive(Default)]
 pub struct Clients(HashMap<S3Target, aws_sdk_s3::Client>);

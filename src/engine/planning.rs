@@ -9,6 +9,72 @@ use crate::plan::expected::ExpectedWrites;
 use crate::plan::{Action, Reason, TransferPlan};
 use crate::shard::Shard;
 
+/// What `Engine::plan_jobs` tells its caller, transfer by transfer: the heading, what
+/// planning hands over as it goes, and how the transfer's planning ended.
+pub trait PlanSink {
+    /// A transfer's planning starts (`heading`: its name, direction and route, no actions).
+    fn begin(&mut self, heading: &TransferPlan);
+    fn planned(&mut self, planned: Planned);
+    /// Its planning ended: the plan's totals (without its actions), or why it failed.
+    fn end(&mut self, heading: &TransferPlan, outcome: Result<&TransferPlan, &HaulError>);
+    /// Whether to go on to the next transfer (the output may have failed).
+    fn go_on(&self) -> bool {
+        true
+    }
+}
+
+impl super::Engine {
+    /// Plans `jobs` in order into `sink`, each on what the ones before it will have written
+    /// by the time `apply` reaches it (their plans are kept whole only where a later
+    /// transfer reads what they write). `created` (seconds): the plan's time.
+    pub fn plan_jobs(&mut self, jobs: &[&Job], shard: Option<Shard>, created: i64, sink: &mut dyn PlanSink) {
+        let mut earlier = crate::plan::expected::EarlierPlans::new(jobs);
+        for (index, job) in jobs.iter().copied().enumerate() {
+            if !sink.go_on() {
+                break;
+            }
+            let client = self.clients.get(&self.runtime, job);
+            let to_client = self.clients.to(&self.runtime, job);
+            let expected = earlier.expected_for(index, created * 1000);
+            let keep = earlier.keeps(index);
+            let heading = TransferPlan::empty(job, shard);
+            sink.begin(&heading);
+            let mut actions = Vec::new();
+            let planned = plan_into(
+                job,
+                &client,
+                to_client.as_ref(),
+                self.runtime.handle(),
+                shard,
+                created,
+                &expected,
+                &mut |planned| {
+                    if keep {
+                        match &planned {
+                            Planned::Action { action, .. } => actions.push(action.clone()),
+                            Planned::ListedAgain => actions.clear(),
+                            Planned::DestinationListed => {}
+                        }
+                    }
+                    sink.planned(planned);
+                },
+            );
+            match planned {
+                Ok(mut plan) => {
+                    sink.end(&heading, Ok(&plan));
+                    plan.actions = actions;
+                    earlier.add(Some(plan));
+                }
+                // One transfer failing to plan does not hide the others' plans.
+                Err(err) => {
+                    sink.end(&heading, Err(&err));
+                    earlier.add(None);
+                }
+            }
+        }
+    }
+}
+
 /// What planning hands over as it goes. (Not boxed: each action is moved on at once.)
 #[allow(clippy::large_enum_variant)]
 pub enum Planned {
