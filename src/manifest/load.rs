@@ -626,7 +626,7 @@ fn tidy_serde_message(detail: &str) -> String {
 fn key_help(key: &str) -> String {
     match schema_index().description(key) {
         Some(description) => format!("`{key}`: {description}"),
-        None => format!("see the manifest reference in the README for `{key}`"),
+        None => format!("see the manifest reference (docs/manifest.md) for `{key}`"),
     }
 }
 
