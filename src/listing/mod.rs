@@ -3,6 +3,8 @@
 //! pass without holding either listing in memory.
 
 pub mod local;
+#[cfg(test)]
+mod model;
 pub mod remote;
 pub mod sides;
 pub mod sorted;

@@ -8,11 +8,142 @@
 //! and the caller lists again through [`super::sorted::SortedListing`], which sorts on disk.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use aws_sdk_s3::Client;
 use tokio::runtime::Handle;
 
 use super::{Entry, Item, SkipReason, Skipped, check_key};
+use crate::etag::ETag;
+
+/// One ListObjectsV2 request as a listing asks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub prefix: String,
+    /// One level (`delimiter=/`): deeper keys come back as their folders.
+    pub delimited: bool,
+    /// The continuation token of the page before (`None`: the first page).
+    pub token: Option<String>,
+    /// Keys asked for with `encoding-type=url`.
+    pub url_encoded: bool,
+}
+
+/// One page as a listing reads it.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// As sent: URL-encoded when `encoded`.
+    pub objects: Vec<ListedObject>,
+    /// Folders of a delimited listing (their full prefixes, as sent).
+    pub folders: Vec<String>,
+    /// The continuation token of the next page; `None` after the last one.
+    pub next: Option<String>,
+    /// The server URL-encoded the keys.
+    pub encoded: bool,
+}
+
+/// One object as a page lists it.
+#[derive(Debug, Clone)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: u64,
+    /// LastModified in milliseconds since the epoch.
+    pub mtime_ms: i64,
+    pub etag: Option<ETag>,
+}
+
+/// Why a page did not come.
+#[derive(Debug)]
+pub enum PageFailure {
+    /// The answer came (HTTP 2xx) but could not be read: a key XML cannot carry. Asking for
+    /// URL-encoded keys gets it through.
+    Unreadable(crate::s3::RequestFailure),
+    Failed(crate::s3::RequestFailure),
+}
+
+/// A page request already sent: waiting blocks until its page is there.
+pub type PageWait = Box<dyn FnOnce() -> Result<Page, PageFailure> + Send>;
+
+/// Where a listing's pages come from: S3 through the SDK, or, in tests, a model of a bucket
+/// that lists in key order or in another order. The listing's own logic (order checks, NFD
+/// names waiting for their place, the hand-over to folder-by-folder listing) is the same.
+pub trait PageSource: Send + Sync {
+    /// The bucket, for messages.
+    fn bucket(&self) -> &str;
+    /// Sends `request` at once, without waiting for its answer.
+    fn start(&self, request: PageRequest) -> PageWait;
+}
+
+/// A bucket's pages from S3: each request sent on the runtime as soon as it is known.
+pub struct S3Pages {
+    pub runtime: Handle,
+    pub client: Client,
+    pub bucket: String,
+}
+
+impl S3Pages {
+    fn request(
+        &self,
+        request: &PageRequest,
+    ) -> aws_sdk_s3::operation::list_objects_v2::builders::ListObjectsV2FluentBuilder {
+        let mut builder = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&request.prefix)
+            .set_continuation_token(request.token.clone());
+        if request.delimited {
+            builder = builder.delimiter("/");
+        }
+        if request.url_encoded { builder.encoding_type(aws_sdk_s3::types::EncodingType::Url) } else { builder }
+    }
+}
+
+impl PageSource for S3Pages {
+    fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn start(&self, request: PageRequest) -> PageWait {
+        let send = self.request(&request);
+        let again = self.request(&request);
+        let handle = self.runtime.spawn(async move { send.send().await });
+        let runtime = self.runtime.clone();
+        Box::new(move || {
+            let answer = match runtime.block_on(handle) {
+                Ok(answer) => answer,
+                // The task cannot be cancelled or panic short of a bug in the SDK: ask again, here.
+                Err(_) => runtime.block_on(again.send()),
+            };
+            match answer {
+                Ok(page) => Ok(page_of(&page)),
+                Err(err) if unreadable_page(&err) => Err(PageFailure::Unreadable(crate::s3::request_failure(&err))),
+                Err(err) => Err(PageFailure::Failed(crate::s3::request_failure(&err))),
+            }
+        })
+    }
+}
+
+/// A ListObjectsV2 answer as a listing reads it.
+fn page_of(answer: &ListPage) -> Page {
+    let next = answer.next_continuation_token().filter(|_| answer.is_truncated().unwrap_or(false));
+    Page {
+        objects: answer
+            .contents()
+            .iter()
+            .filter_map(|object| {
+                Some(ListedObject {
+                    key: object.key()?.to_string(),
+                    size: object.size().unwrap_or(0).max(0) as u64,
+                    mtime_ms: object.last_modified().map_or(0, millis),
+                    etag: object.e_tag().map(ETag::new),
+                })
+            })
+            .collect(),
+        folders: answer.common_prefixes().iter().filter_map(|p| p.prefix()).map(str::to_string).collect(),
+        next: next.map(str::to_string),
+        encoded: answer.encoding_type() == Some(&aws_sdk_s3::types::EncodingType::Url),
+    }
+}
 
 /// Why listing failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,17 +161,13 @@ pub enum ListError {
 /// order of the stored keys, on most servers): [`FolderListing`] checks that order and
 /// brings NFD names to their place, [`super::sorted::SortedListing`] sorts.
 pub struct RemoteListing {
-    runtime: Handle,
-    client: Client,
-    bucket: String,
+    source: Arc<dyn PageSource>,
     /// What this listing lists: the transfer's prefix, or one folder under it.
     prefix: String,
     /// What keys are made relative to: the transfer's prefix.
     key_base: String,
     /// List one level (`delimiter=/`): folders come back as [`PageEntry::Folder`].
     delimited: bool,
-    /// List only keys after this one (a listing taking over from another).
-    start_after: Option<String>,
     /// Pages fetched so far.
     pages: usize,
     /// The last key (as stored) of the last page fetched.
@@ -55,26 +182,17 @@ pub struct RemoteListing {
     url_encoded: bool,
     /// Each page's keys must come in stored byte order (off for a listing to be sorted).
     check_order: bool,
-    /// The request for the next page, already sent.
-    prefetched: Option<PendingPage>,
-}
-
-/// A page request in flight on the runtime.
-struct PendingPage {
-    token: Option<String>,
-    handle: tokio::task::JoinHandle<Result<ListPage, Box<ListPageError>>>,
+    /// The request for the next page, already sent (with its token).
+    prefetched: Option<(Option<String>, PageWait)>,
 }
 
 impl RemoteListing {
-    pub fn new(runtime: Handle, client: Client, bucket: &str, prefix: &str, check_keys: bool) -> Self {
+    pub fn new(source: Arc<dyn PageSource>, prefix: &str, check_keys: bool) -> Self {
         RemoteListing {
-            runtime,
-            client,
-            bucket: bucket.to_string(),
+            source,
             prefix: prefix.to_string(),
             key_base: prefix.to_string(),
             delimited: false,
-            start_after: None,
             pages: 0,
             last_listed: None,
             check_keys,
@@ -94,40 +212,17 @@ impl RemoteListing {
     }
 
     /// The request for the page after `token`.
-    fn page_request(
-        &self,
-        token: Option<String>,
-    ) -> aws_sdk_s3::operation::list_objects_v2::builders::ListObjectsV2FluentBuilder {
-        let first = token.is_none();
-        let mut request =
-            self.client.list_objects_v2().bucket(&self.bucket).prefix(&self.prefix).set_continuation_token(token);
-        if self.delimited {
-            request = request.delimiter("/");
-        }
-        if first {
-            request = request.set_start_after(self.start_after.clone());
-        }
-        if self.url_encoded { request.encoding_type(aws_sdk_s3::types::EncodingType::Url) } else { request }
+    fn page_request(&self, token: Option<String>) -> PageRequest {
+        PageRequest { prefix: self.prefix.clone(), delimited: self.delimited, token, url_encoded: self.url_encoded }
     }
 
-    /// Sends the request for the page after `token` on the runtime, without waiting for it.
-    fn start_page(&self, token: Option<String>) -> PendingPage {
-        let request = self.page_request(token.clone());
-        let handle = self.runtime.spawn(async move { request.send().await.map_err(Box::new) });
-        PendingPage { token, handle }
+    /// Sends the request for the page after `token`, without waiting for it.
+    fn start_page(&self, token: Option<String>) -> (Option<String>, PageWait) {
+        (token.clone(), self.source.start(self.page_request(token)))
     }
 
-    fn request_page(&self, token: Option<String>) -> Result<ListPage, Box<ListPageError>> {
-        let pending = self.start_page(token);
-        self.finish_page(pending)
-    }
-
-    fn finish_page(&self, pending: PendingPage) -> Result<ListPage, Box<ListPageError>> {
-        match self.runtime.block_on(pending.handle) {
-            Ok(answer) => answer,
-            // The task cannot be cancelled or panic short of a bug in the SDK: ask again, here.
-            Err(_) => self.runtime.block_on(self.page_request(pending.token).send()).map_err(Box::new),
-        }
+    fn request_page(&self, token: Option<String>) -> Result<Page, PageFailure> {
+        (self.start_page(token).1)()
     }
 
     /// Fetches the next page into `self.page`. The request for the page after it is sent at
@@ -136,39 +231,41 @@ impl RemoteListing {
     fn fetch_page(&mut self) -> Result<(), ListError> {
         let token = self.continuation.take();
         let first = match self.prefetched.take() {
-            Some(pending) if pending.token == token => self.finish_page(pending),
+            Some((sent, wait)) if sent == token => wait(),
             _ => self.request_page(token.clone()),
         };
         let response = match first {
             // A key with a character XML 1.0 cannot carry (a control character) makes the page
             // unreadable. Ask again with keys URL-encoded, as the AWS CLI always does. Not by
             // default: some S3-compatible servers (s3s-fs) echo the encoding but send raw keys.
-            Err(err) if !self.url_encoded && unreadable_page(&err) => {
+            Err(PageFailure::Unreadable(_)) if !self.url_encoded => {
                 self.url_encoded = true;
                 self.request_page(token)
             }
             other => other,
         };
-        let response = response.map_err(|err| ListError::Request {
-            bucket: self.bucket.clone(),
+        let response = response.map_err(|failure| ListError::Request {
+            bucket: self.source.bucket().to_string(),
             prefix: self.prefix.clone(),
-            failure: Box::new(crate::s3::request_failure(&*err)),
+            failure: Box::new(match failure {
+                PageFailure::Unreadable(failure) | PageFailure::Failed(failure) => failure,
+            }),
         })?;
-        self.continuation = response.next_continuation_token().map(str::to_string);
-        self.finished = !response.is_truncated().unwrap_or(false) || self.continuation.is_none();
+        self.continuation = response.next.clone();
+        self.finished = self.continuation.is_none();
         if !self.finished {
             self.prefetched = Some(self.start_page(self.continuation.clone()));
         }
-        let encoded = self.url_encoded && response.encoding_type() == Some(&aws_sdk_s3::types::EncodingType::Url);
+        let encoded = self.url_encoded && response.encoded;
         let decode = |raw: &str| if encoded { url_decode(raw) } else { Some(raw.to_string()) };
         // A delimited page holds objects and folders apart; both go out merged in key order.
-        let mut entries: Vec<(String, PageEntry)> = Vec::with_capacity(response.contents().len());
+        let mut entries: Vec<(String, PageEntry)> = Vec::with_capacity(response.objects.len());
         // The page's keys in stored byte order, after the last page's: checked before any of
         // them is passed on, so a server that lists out of order (a small prefix is one page)
         // is found before the plan uses a key.
         let mut previous = self.last_listed.clone();
-        for object in response.contents() {
-            let Some(raw_key) = object.key() else { continue };
+        for object in &response.objects {
+            let raw_key = object.key.as_str();
             let Some(full_key) = decode(raw_key) else {
                 let skipped = Skipped { key: raw_key.to_string(), reason: SkipReason::NotUtf8 };
                 entries.push((raw_key.to_string(), PageEntry::Item(Item::Skipped(skipped))));
@@ -183,7 +280,7 @@ impl RemoteListing {
             let item = self.object_item(&full_key, object);
             entries.push((full_key, PageEntry::Item(item)));
         }
-        for folder in response.common_prefixes().iter().filter_map(|p| p.prefix()) {
+        for folder in &response.folders {
             match decode(folder) {
                 Some(full) => entries.push((full.clone(), PageEntry::Folder(full))),
                 None => {
@@ -193,7 +290,7 @@ impl RemoteListing {
             }
         }
         self.pages += 1;
-        if let Some(last) = response.contents().last().and_then(|o| o.key()).and_then(decode) {
+        if let Some(last) = response.objects.last().and_then(|o| decode(&o.key)) {
             self.last_listed = Some(last);
         }
         if self.delimited {
@@ -204,44 +301,37 @@ impl RemoteListing {
     }
 
     /// One listed object as an item, keyed relative to the transfer's prefix.
-    fn object_item(&self, full_key: &str, object: &aws_sdk_s3::types::Object) -> Item {
+    fn object_item(&self, full_key: &str, object: &ListedObject) -> Item {
         let relative = full_key.strip_prefix(self.key_base.as_str()).unwrap_or(full_key);
-        let size = object.size().unwrap_or(0).max(0) as u64;
+        let size = object.size;
         if relative.is_empty() || (relative.ends_with('/') && size == 0) {
             Item::Skipped(Skipped { key: relative.to_string(), reason: SkipReason::DirectoryMarker })
         } else if let Err(unsafe_key) = if self.check_keys { check_key(relative) } else { Ok(()) } {
             Item::Skipped(Skipped { key: relative.to_string(), reason: SkipReason::UnsafeKey(unsafe_key) })
         } else {
-            let mtime_ms = object.last_modified().map_or(0, millis);
-            let etag = object.e_tag().map(crate::etag::ETag::new);
-            Item::Entry(Entry::new(relative, size, mtime_ms, etag))
+            Item::Entry(Entry::new(relative, size, object.mtime_ms, object.etag.clone()))
         }
     }
 
     /// The listing of `folder` (a full prefix this delimited listing returned), keyed like
-    /// this one, of the keys after `start_after` when given, with its first page already
-    /// requested. `start_after` only for the folder a flat listing stopped in: Garage 2.5
-    /// answers a StartAfter below the prefix with no keys at all, so folders wholly after it
-    /// get none.
-    fn folder_listing(&self, folder: &str, start_after: Option<String>) -> RemoteListing {
-        self.started_listing(folder, false, start_after)
+    /// this one, its first page already requested.
+    fn folder_listing(&self, folder: &str) -> RemoteListing {
+        self.started_listing(folder, false)
     }
 
-    /// The delimited listing of this listing's prefix that takes over after the keys listed so
-    /// far (its first page already requested).
-    fn delimited_after(&self) -> RemoteListing {
-        self.started_listing(&self.prefix, true, self.last_listed.clone())
+    /// The delimited listing of this listing's prefix from its start (its first page already
+    /// requested).
+    fn delimited(&self) -> RemoteListing {
+        self.started_listing(&self.prefix, true)
     }
 
     /// A listing of `prefix` in the same bucket, keyed and encoded like this one, its first
     /// page already requested.
-    fn started_listing(&self, prefix: &str, delimited: bool, start_after: Option<String>) -> RemoteListing {
-        let mut listing =
-            RemoteListing::new(self.runtime.clone(), self.client.clone(), &self.bucket, prefix, self.check_keys);
+    fn started_listing(&self, prefix: &str, delimited: bool) -> RemoteListing {
+        let mut listing = RemoteListing::new(self.source.clone(), prefix, self.check_keys);
         listing.key_base = self.key_base.clone();
         listing.delimited = delimited;
         listing.url_encoded = self.url_encoded;
-        listing.start_after = start_after;
         listing.prefetched = Some(listing.start_page(None));
         listing
     }
@@ -297,11 +387,13 @@ enum PageEntry {
 /// The remote side of a large prefix folder by folder. A listing is a chain of pages, each
 /// naming the next, so one chain lists at one page per round trip. The listing starts as one
 /// flat chain; a prefix still unfinished after [`FLAT_PAGES`] pages is large, and the rest is
-/// listed folder by folder: the top level with `delimiter=/` (after the last key listed), and
-/// each folder's own chain started as soon as the top level names it, up to [`FOLDERS_AHEAD`]
-/// ahead of the one being read, spliced back in key order. Memory stays a few pages per
-/// started folder. (Small prefixes stay flat: a request per folder would cost more than the
-/// few pages it saves.)
+/// listed folder by folder: the top level with `delimiter=/`, and each folder's own chain
+/// started as soon as the top level names it, up to [`FOLDERS_AHEAD`] ahead of the one being
+/// read, spliced back in key order. It starts from the prefix's start: what the flat pages
+/// passed on is listed again and must be the same keys (a count and a hash), else the server
+/// does not list in key order (`OutOfOrder`). Memory stays a few pages per started folder.
+/// (Small prefixes stay flat: a request per folder would cost more than the few pages it
+/// saves.)
 pub struct FolderListing {
     flat: Option<RemoteListing>,
     top: Option<RemoteListing>,
@@ -310,9 +402,11 @@ pub struct FolderListing {
     folders_ahead: usize,
     top_done: bool,
     current: Option<RemoteListing>,
-    /// The folder the flat listing stopped inside: listed first, on its own, and passed over
-    /// if the top level names it again (servers differ on whether it does).
-    partial_folder: Option<String>,
+    /// What the flat pages passed on (in flat mode).
+    flat_passed: Passed,
+    /// After the hand-over: what the flat pages passed on, which the folder-by-folder listing
+    /// (from the prefix's start) must list again, the same, before going on.
+    covered: Option<Covered>,
     /// The last entry passed on: its key and its stored name.
     last_key: Option<(String, String)>,
     /// Entries whose NFC key differs from their stored name (NFD names), waiting for their
@@ -368,8 +462,8 @@ const FOLDERS_AHEAD: usize = 16;
 const TOP_AHEAD: usize = 2_000;
 
 impl FolderListing {
-    pub fn new(runtime: Handle, client: Client, bucket: &str, prefix: &str, check_keys: bool) -> Self {
-        let flat = RemoteListing::new(runtime, client, bucket, prefix, check_keys);
+    pub fn new(source: Arc<dyn PageSource>, prefix: &str, check_keys: bool) -> Self {
+        let flat = RemoteListing::new(source, prefix, check_keys);
         FolderListing {
             flat: Some(flat),
             top: None,
@@ -377,7 +471,8 @@ impl FolderListing {
             folders_ahead: 0,
             top_done: false,
             current: None,
-            partial_folder: None,
+            flat_passed: Passed::default(),
+            covered: None,
             last_key: None,
             normalized: std::collections::BinaryHeap::new(),
             next_listed: None,
@@ -452,19 +547,45 @@ impl FolderListing {
                     after = flat.last_listed.as_deref().unwrap_or_default(),
                     "large prefix: listing the rest folder by folder"
                 );
-                let top = flat.delimited_after();
-                let stopped_in = flat.last_listed.as_deref().and_then(|key| key.strip_prefix(flat.prefix.as_str()));
-                if let Some(folder) = stopped_in.and_then(|rest| rest.find('/').map(|end| &rest[..=end])) {
-                    let folder = format!("{}{folder}", flat.prefix);
-                    self.current = Some(top.folder_listing(&folder, flat.last_listed.clone()));
-                    self.partial_folder = Some(folder);
-                }
-                self.top = Some(top);
+                // From the prefix's start, not after the last key listed: on a server that
+                // lists out of key order, keys before that one may not have come yet
+                // (SeaweedFS lists `a b.csv` after all of `a/`), and a StartAfter would skip
+                // them unseen. What the flat pages listed is listed again and must be the same.
+                let last = flat.last_listed.as_deref().unwrap_or_default();
+                let last = last.strip_prefix(flat.key_base.as_str()).unwrap_or(last).to_string();
+                self.covered =
+                    Some(Covered { last, flat: std::mem::take(&mut self.flat_passed), again: Passed::default() });
+                self.top = Some(flat.delimited());
                 self.flat = None;
             } else {
-                return flat.next();
+                let next = flat.next();
+                if let Some(Ok(item)) = &next {
+                    self.flat_passed.add(item);
+                }
+                return next;
             }
         }
+        loop {
+            let next = self.next_from_folders();
+            let Some(covered) = &mut self.covered else { return next };
+            match next {
+                Some(Ok(item)) if stored_name(&item) <= covered.last.as_str() => covered.again.add(&item),
+                Some(Err(err)) => return Some(Err(err)),
+                next => {
+                    let covered = self.covered.take().expect("checked above");
+                    if covered.again != covered.flat {
+                        let key = next.as_ref().and_then(|n| n.as_ref().ok()).map(stored_name).unwrap_or("(the end)");
+                        return Some(Err(ListError::OutOfOrder { previous: covered.last, key: key.to_string() }));
+                    }
+                    return next;
+                }
+            }
+        }
+    }
+
+    /// The entries of the folder-by-folder listing, in stored byte order: the top level's
+    /// objects and each folder's listing spliced in where the folder's name sorts.
+    fn next_from_folders(&mut self) -> Option<Result<Item, ListError>> {
         loop {
             if let Some(current) = &mut self.current {
                 match current.next() {
@@ -478,10 +599,9 @@ impl FolderListing {
                     None => self.top_done = true,
                     Some(Err(err)) => return Some(Err(err)),
                     Some(Ok(PageEntry::Item(item))) => self.ahead.push_back(Ahead::Item(item)),
-                    Some(Ok(PageEntry::Folder(folder))) if self.partial_folder.as_ref() == Some(&folder) => {}
                     Some(Ok(PageEntry::Folder(folder))) => {
                         self.folders_ahead += 1;
-                        self.ahead.push_back(Ahead::Folder(top.folder_listing(&folder, None)));
+                        self.ahead.push_back(Ahead::Folder(top.folder_listing(&folder)));
                     }
                 }
             }
@@ -494,6 +614,41 @@ impl FolderListing {
             }
         }
     }
+}
+
+/// An item's name as stored (relative to the prefix), what a server's listing is ordered by.
+fn stored_name(item: &Item) -> &str {
+    super::item_order(item).1
+}
+
+/// What a listing passed on, in order, in constant memory: how many items and a hash of
+/// their names. Two listings of the same keys in the same order pass the same.
+#[derive(Default)]
+struct Passed {
+    count: u64,
+    hash: xxhash_rust::xxh3::Xxh3,
+}
+
+impl Passed {
+    fn add(&mut self, item: &Item) {
+        self.count += 1;
+        self.hash.update(stored_name(item).as_bytes());
+        self.hash.update(&[0]);
+    }
+}
+
+impl PartialEq for Passed {
+    fn eq(&self, other: &Self) -> bool {
+        (self.count, self.hash.digest()) == (other.count, other.hash.digest())
+    }
+}
+
+/// The keys the flat pages listed before the hand-over, up to `last`: listed again by the
+/// folder-by-folder listing (`again`) and compared.
+struct Covered {
+    last: String,
+    flat: Passed,
+    again: Passed,
 }
 
 /// A multipart upload in progress under a prefix (ListMultipartUploads).

@@ -105,10 +105,14 @@ pub fn with_sides<T>(
             || destination_side.is_some_and(|(target, bucket)| known_unordered(target, bucket));
         let order = if known { Order::Sorted } else { Order::Streamed };
         let listing = |client: &aws_sdk_s3::Client, bucket: &str, prefix: &str, check_keys: bool| {
-            let (runtime, client) = (runtime.clone(), client.clone());
+            let pages = std::sync::Arc::new(super::remote::S3Pages {
+                runtime: runtime.clone(),
+                client: client.clone(),
+                bucket: bucket.to_string(),
+            });
             let listing: Box<dyn Iterator<Item = Result<Item, ListError>>> = match order {
-                Order::Streamed => Box::new(FolderListing::new(runtime, client, bucket, prefix, check_keys)),
-                Order::Sorted => Box::new(SortedListing::new(runtime, client, bucket, prefix, check_keys)),
+                Order::Streamed => Box::new(FolderListing::new(pages, prefix, check_keys)),
+                Order::Sorted => Box::new(SortedListing::new(pages, prefix, check_keys)),
             };
             listing
         };

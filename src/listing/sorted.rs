@@ -12,10 +12,7 @@ use std::cmp::Ordering;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-use aws_sdk_s3::Client;
-use tokio::runtime::Handle;
-
-use super::remote::{ListError, RemoteListing};
+use super::remote::{ListError, PageSource, RemoteListing};
 use super::{Item, item_order};
 
 /// Items sorted in memory before a run is written to disk: about 20-30 MB of keys.
@@ -51,9 +48,9 @@ struct ListingName {
 }
 
 impl SortedListing {
-    pub fn new(runtime: Handle, client: Client, bucket: &str, prefix: &str, check_keys: bool) -> Self {
-        let listing = RemoteListing::new(runtime, client, bucket, prefix, check_keys).unchecked();
-        let name = ListingName { bucket: bucket.to_string(), prefix: prefix.to_string() };
+    pub fn new(source: std::sync::Arc<dyn PageSource>, prefix: &str, check_keys: bool) -> Self {
+        let name = ListingName { bucket: source.bucket().to_string(), prefix: prefix.to_string() };
+        let listing = RemoteListing::new(source, prefix, check_keys).unchecked();
         SortedListing { state: State::Unread(Box::new(listing), name) }
     }
 
