@@ -2,12 +2,34 @@
 # shellcheck shell=bash
 
 build_release() {
-    echo "==> cargo build --release (haul, haul-s3d)" >&2
-    cargo build --release -p haul -p haul-testkit --bin haul --bin haul-s3d
+    echo "==> cargo build --release (haul, haul-s3d, haul-delay)" >&2
+    cargo build --release -p haul -p haul-testkit --bin haul --bin haul-s3d --bin haul-delay
     local target_dir
     target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
     HAUL="$target_dir/release/haul"
     S3D="$target_dir/release/haul-s3d"
+    DELAY="$target_dir/release/haul-delay"
+}
+
+# start_delay WORK RTT_MS [RATE_MIB]: a delay line (haul-delay) in front of ENDPOINT: each new
+# connection waits a round trip, each byte half of one each way, each direction capped at
+# RATE_MIB MiB/s when given. ENDPOINT (and rclone's) then point at it; SERVER_ENDPOINT keeps
+# the server's own.
+start_delay() {
+    local work=$1 rtt=$2 rate=${3:-}
+    SERVER_ENDPOINT=$ENDPOINT
+    "$DELAY" --upstream "${ENDPOINT#http://}" --rtt-ms "$rtt" ${rate:+--rate-mib "$rate"} >"$work/delay.log" 2>&1 &
+    DELAY_PID=$!
+    for _ in $(seq 100); do grep -q '^endpoint ' "$work/delay.log" && break; sleep 0.1; done
+    ENDPOINT=$(sed -n 's/^endpoint //p' "$work/delay.log")
+    [ -n "$ENDPOINT" ] || { cat "$work/delay.log" >&2; return 1; }
+    export RCLONE_CONFIG_G_ENDPOINT=$ENDPOINT
+    echo "==> a ${rtt} ms round trip${rate:+, ${rate} MiB/s each way} in front of the server: $ENDPOINT" >&2
+}
+
+stop_delay() {
+    if [ -n "${DELAY_PID:-}" ]; then kill "$DELAY_PID" 2>/dev/null || true; wait "$DELAY_PID" 2>/dev/null || true; fi
+    DELAY_PID=
 }
 
 # start_server ROOT: haul-s3d (s3s-fs, TCP_NODELAY) over ROOT on a free port; sets ENDPOINT.

@@ -15,8 +15,10 @@
 //! Every server gets its own free port and data folder and stops when dropped, so tests run
 //! in parallel without sharing state.
 
+mod delay;
 mod proxy;
 
+pub use delay::{DelayProxy, DelaySettings};
 pub use proxy::{Fault, FaultRule, RecordedRequest, RecordingProxy};
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
