@@ -37,8 +37,7 @@ impl Engine {
                 continue;
             }
             counters.begin_transfer(index + 1, count, &job.name);
-            let client = self.clients.get(&self.runtime, job);
-            let to_client = self.clients.to(&self.runtime, job);
+            let (client, to_client) = self.clients_for(job);
             // Copies start while the listing goes on; the plan's totals come at its end.
             let mut execution = Execution::start(job, &client, to_client.as_ref(), self.runtime.handle(), counters);
             let planned = plan_into(
@@ -98,8 +97,7 @@ impl Engine {
         let mut events = saved.read()?;
         for (index, job) in saved.jobs.iter().copied().enumerate() {
             expect_begin(&mut events, &job.name).map_err(|err| saved.damaged(err))?;
-            let client = self.clients.get(&self.runtime, job);
-            let to_client = self.clients.to(&self.runtime, job);
+            let (client, to_client) = self.clients_for(job);
             // What the transfers before this one will write was planned in, as `plan` did.
             let expected = earlier.expected_for(index, saved.created * 1000);
             let mut actions = TransferActions::new(&mut events, earlier.keeps(index));
@@ -146,8 +144,7 @@ impl Engine {
         for (index, job) in saved.jobs.iter().copied().enumerate() {
             expect_begin(&mut events, &job.name).map_err(|err| saved.damaged(err))?;
             counters.begin_transfer(index + 1, count, &job.name);
-            let client = self.clients.get(&self.runtime, job);
-            let to_client = self.clients.to(&self.runtime, job);
+            let (client, to_client) = self.clients_for(job);
             let mut execution = Execution::start(job, &client, to_client.as_ref(), self.runtime.handle(), counters);
             // The plan's totals are known from the first pass, and its `max_delete` was
             // checked when it was made.

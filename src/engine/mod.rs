@@ -22,6 +22,11 @@ impl Engine {
     pub fn new() -> Result<Engine, HaulError> {
         Ok(Engine { runtime: runtime()?, clients: Clients::default() })
     }
+
+    /// A transfer's SDK clients: its bucket's, and a copy's destination bucket's.
+    fn clients_for(&mut self, job: &Job) -> (aws_sdk_s3::Client, Option<aws_sdk_s3::Client>) {
+        (self.clients.get(&self.runtime, job), self.clients.to(&self.runtime, job))
+    }
 }
 
 /// One SDK client per distinct target (profile, region, endpoint, ...), shared by its jobs.

@@ -33,8 +33,7 @@ impl super::Engine {
             if !sink.go_on() {
                 break;
             }
-            let client = self.clients.get(&self.runtime, job);
-            let to_client = self.clients.to(&self.runtime, job);
+            let (client, to_client) = self.clients_for(job);
             let expected = earlier.expected_for(index, created * 1000);
             let keep = earlier.keeps(index);
             let heading = TransferPlan::empty(job, shard);

@@ -347,3 +347,15 @@ impl S3Auth for NamingAuth {
         })
     }
 }
+
+/// Blocks until Ctrl-C or SIGTERM: how the test kit's binaries (haul-s3d, haul-delay) stop.
+pub fn wait_for_stop() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    });
+}

@@ -43,14 +43,7 @@ fn main() {
         }
     };
     println!("endpoint {}", proxy.endpoint());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
-        }
-    });
+    haul_testkit::wait_for_stop();
 }
 
 fn usage(problem: &str) -> ! {
