@@ -79,7 +79,6 @@ pub(super) fn plan_manifest(
     let mut outputs = Outputs {
         output,
         style,
-        saving: out.is_some(),
         shown,
         stdout: Held::new(std::io::BufWriter::new(std::io::stdout())),
         heading: None,
@@ -126,7 +125,7 @@ pub(super) fn plan_manifest(
         shown.check(stdout.flush());
     }
     // The plan is saved: a reader of stdout that went away does not change the outcome.
-    if let Some(err) = shown.error_to_stop(false).filter(|err| !err.is_closed_output() || out.is_none()) {
+    if let Some(err) = shown.error_to_stop(out.is_some()) {
         return Err(err);
     }
     Ok(if failed {
@@ -149,7 +148,6 @@ type Stdout = Held<std::io::BufWriter<std::io::Stdout>>;
 struct Outputs {
     output: OutputFormat,
     style: Style,
-    saving: bool,
     shown: Shown,
     stdout: Stdout,
     /// The transfer being planned (no actions).
@@ -200,7 +198,7 @@ impl PlanSink for Outputs {
         }
     }
 
-    fn end(&mut self, heading: &TransferPlan, outcome: Result<&TransferPlan, &HaulError>) {
+    fn end(&mut self, outcome: Result<&TransferPlan, &HaulError>) {
         match outcome {
             Ok(plan) => {
                 if let Some(table) = self.table.take()
@@ -220,6 +218,7 @@ impl PlanSink for Outputs {
             }
             Err(err) => {
                 if let Some(printed) = &mut self.printed
+                    && let Some(heading) = &self.heading
                     && self.shown.ok()
                 {
                     let ended = printed.end_failed_transfer(heading, &err.to_string());
@@ -235,7 +234,7 @@ impl PlanSink for Outputs {
     }
 
     fn go_on(&self) -> bool {
-        !self.shown.stops(self.saving)
+        !self.shown.stops(self.saved.is_some())
     }
 }
 

@@ -15,8 +15,9 @@ pub trait PlanSink {
     /// A transfer's planning starts (`heading`: its name, direction and route, no actions).
     fn begin(&mut self, heading: &TransferPlan);
     fn planned(&mut self, planned: Planned);
-    /// Its planning ended: the plan's totals (without its actions), or why it failed.
-    fn end(&mut self, heading: &TransferPlan, outcome: Result<&TransferPlan, &HaulError>);
+    /// The planning of the transfer `begin` named ended: the plan's totals (without its
+    /// actions), or why it failed.
+    fn end(&mut self, outcome: Result<&TransferPlan, &HaulError>);
     /// Whether to go on to the next transfer (the output may have failed).
     fn go_on(&self) -> bool {
         true
@@ -36,8 +37,7 @@ impl super::Engine {
             let (client, to_client) = self.clients_for(job);
             let expected = earlier.expected_for(index, created * 1000);
             let keep = earlier.keeps(index);
-            let heading = TransferPlan::empty(job, shard);
-            sink.begin(&heading);
+            sink.begin(&TransferPlan::empty(job, shard));
             let mut actions = Vec::new();
             let planned = plan_into(
                 job,
@@ -60,13 +60,13 @@ impl super::Engine {
             );
             match planned {
                 Ok(mut plan) => {
-                    sink.end(&heading, Ok(&plan));
+                    sink.end(Ok(&plan));
                     plan.actions = actions;
                     earlier.add(Some(plan));
                 }
                 // One transfer failing to plan does not hide the others' plans.
                 Err(err) => {
-                    sink.end(&heading, Err(&err));
+                    sink.end(Err(&err));
                     earlier.add(None);
                 }
             }
