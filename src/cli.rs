@@ -147,8 +147,8 @@ pub enum Command {
 
     /// Carry out a manifest (plan, then transfer) or a plan saved with `haul plan -o`.
     ///
-    /// Transfers run in parallel (`concurrency` per transfer); a failed object is recorded and
-    /// the run goes on. A saved plan is checked first: when any object it acts on changed since,
+    /// Objects move in parallel (`concurrency` per transfer, found as it runs unless fixed); a
+    /// failed object is recorded and the run goes on. A saved plan is checked first: when any object it acts on changed since,
     /// nothing is written and haul exits 4. Exits 1 when any object failed.
     #[command(
         after_help = "Examples:\n  haul apply nightly.yaml\n  haul apply nightly.yaml --only daily-reports --report run.json\n  haul plan nightly.yaml -o plan.json && haul apply plan.json\n  haul apply nightly.yaml --quiet --metrics-file /var/lib/node_exporter/textfile/haul.prom\n  haul apply nightly.yaml --shard auto --report report-{shard}.json   # one copy of an array job"
@@ -288,6 +288,10 @@ fn parse_bandwidth(text: &str) -> Result<crate::manifest::Bandwidth, String> {
     text.parse()
 }
 
+fn parse_concurrency(text: &str) -> Result<crate::manifest::Concurrency, String> {
+    text.parse()
+}
+
 /// The arguments of `haul sync`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SyncArgs {
@@ -321,9 +325,10 @@ pub struct SyncArgs {
     pub request_payer: Option<String>,
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Objects in flight at once (1 to 1024; default 64).
-    #[arg(long, value_name = "N")]
-    pub concurrency: Option<u32>,
+    /// Objects in flight at once: `auto` (the default: from 64, more while it pays, fewer when
+    /// the server asks to slow down) or a fixed number from 1 to 1024.
+    #[arg(long, value_name = "N|auto", value_parser = parse_concurrency)]
+    pub concurrency: Option<crate::manifest::Concurrency>,
     /// The most bytes per second to move through haul (`50MiB/s`), shared by all workers.
     #[arg(long, value_name = "RATE", value_parser = parse_bandwidth)]
     pub bwlimit: Option<crate::manifest::Bandwidth>,

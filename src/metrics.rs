@@ -80,7 +80,26 @@ pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> prometheus::Re
             Opts::new("haul_last_run_bytes", "Bytes per transfer and outcome in the last run."),
             &[&names[..], &["transfer", "outcome"]].concat(),
         )?;
+        let in_flight = GaugeVec::new(
+            Opts::new(
+                "haul_last_run_objects_in_flight",
+                "Objects in flight per transfer when it ended (with `concurrency: auto`, the level it found).",
+            ),
+            &[&names[..], &["transfer"]].concat(),
+        )?;
+        let slowed = GaugeVec::new(
+            Opts::new(
+                "haul_last_run_slow_down_answers",
+                "Answers asking to slow down (503, 429) per transfer in the last run, retries included.",
+            ),
+            &[&names[..], &["transfer"]].concat(),
+        )?;
         for transfer in &report.transfers {
+            if let Some(level) = &transfer.concurrency {
+                let labels = [&values[..], &[transfer.name.as_str()]].concat();
+                in_flight.with_label_values(&labels).set(f64::from(level.settled));
+                slowed.with_label_values(&labels).set(level.slow_down_answers as f64);
+            }
             // Another shard's keys are that shard's to count.
             let skipped = transfer.skipped.iter().filter(|(slug, _)| *slug != "other-shard").fold(
                 crate::plan::Tally::default(),
@@ -106,6 +125,8 @@ pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> prometheus::Re
         }
         registry.register(Box::new(objects))?;
         registry.register(Box::new(bytes))?;
+        registry.register(Box::new(in_flight))?;
+        registry.register(Box::new(slowed))?;
     }
     let mut out = Vec::new();
     TextEncoder::new().encode(&registry.gather(), &mut out)?;

@@ -27,6 +27,8 @@ pub struct Counters {
     pub objects_done: AtomicU64,
     pub bytes_done: AtomicU64,
     pub failed: AtomicU64,
+    /// Objects the current transfer may have in flight (its level), for the display.
+    level: std::sync::atomic::AtomicU32,
     in_flight: Mutex<BTreeMap<u64, InFlight>>,
     next_id: AtomicU64,
     /// The transfer being run: the display shows its share, so a bar never shrinks or jumps
@@ -73,6 +75,8 @@ pub struct View {
     pub bytes_done: u64,
     pub bytes_total: u64,
     pub failed: u64,
+    /// Objects the transfer may have in flight now (0: not known yet).
+    pub level: u32,
 }
 
 impl View {
@@ -93,6 +97,7 @@ impl View {
             bytes_done: now.bytes_done.saturating_sub(base.bytes_done),
             bytes_total: now.bytes_total.saturating_sub(base.bytes_total),
             failed: now.failed.saturating_sub(base.failed),
+            level: 0,
         }
     }
 
@@ -101,6 +106,9 @@ impl View {
         let mut line = format!("{}/{} {}", self.objects_done, self.objects_total, plural(self.objects_total, "object"));
         if self.failed > 0 {
             line.push_str(&format!(", {} failed", self.failed));
+        }
+        if self.level > 0 && self.objects_done < self.objects_total {
+            line.push_str(&format!(", {} in flight", self.level));
         }
         line
     }
@@ -204,7 +212,7 @@ impl Counters {
     /// What the display shows now: the current transfer's share.
     pub fn view(&self) -> View {
         let stage = self.stage.lock().expect("progress lock");
-        View::of(self.totals(), stage.as_ref())
+        View { level: self.level.load(Ordering::Relaxed), ..View::of(self.totals(), stage.as_ref()) }
     }
 
     /// Starts tracking one object's bytes. Bytes count toward the total as they move; if the
@@ -217,6 +225,11 @@ impl Counters {
             self.in_flight.lock().expect("progress lock").insert(id, entry);
         }
         ObjectProgress { counters: self, id, done, finished: false }
+    }
+
+    /// The objects the current transfer may have in flight now.
+    pub fn set_level(&self, level: u32) {
+        self.level.store(level, Ordering::Relaxed);
     }
 
     pub fn fail(&self) {
@@ -457,6 +470,13 @@ mod tests {
     }
 
     #[test]
+    fn the_message_says_how_many_objects_are_in_flight_while_some_are_left() {
+        let view = View { objects_done: 3, objects_total: 10, level: 128, ..View::of(Totals::default(), None) };
+        assert_eq!(view.message(), "3/10 objects, 128 in flight");
+        assert_eq!(View { objects_done: 10, ..view.clone() }.message(), "10/10 objects");
+    }
+
+    #[test]
     fn a_bar_never_goes_backwards_within_a_transfer() {
         let mut monotonic = Monotonic::default();
         let mut shown = Vec::new();
@@ -471,6 +491,7 @@ mod tests {
                 bytes_done: done,
                 bytes_total: total,
                 failed: 0,
+                level: 0,
             };
             let view = monotonic.shown(view);
             shown.push((view.bytes_done, view.bytes_total));

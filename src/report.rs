@@ -102,6 +102,37 @@ impl RunReport {
     }
 }
 
+impl LevelReport {
+    /// Its lines in the table: the level an adaptive transfer found, and any slowing down.
+    fn describe(&self, out: &mut String) {
+        if self.adaptive && (self.settled != self.start || self.highest != self.start) {
+            let _ = writeln!(
+                out,
+                "  objects in flight: {} at the end (auto: started at {}, highest {})",
+                self.settled, self.start, self.highest
+            );
+        }
+        if self.slow_down_answers + self.failed_connections == 0 {
+            return;
+        }
+        let mut causes = Vec::new();
+        if self.slow_down_answers > 0 {
+            causes.push(format!("{} answer(s) asking to slow down (503/429)", self.slow_down_answers));
+        }
+        if self.failed_connections > 0 {
+            causes.push(format!("{} failed or timed-out connection(s)", self.failed_connections));
+        }
+        let effect = if self.lowered > 0 {
+            format!("haul lowered the objects in flight {} time(s), to {}", self.lowered, self.settled)
+        } else if self.adaptive {
+            "haul retried them".to_string()
+        } else {
+            format!("haul retried them; `concurrency: {}` is fixed (`auto` would have lowered it)", self.start)
+        };
+        let _ = writeln!(out, "  throttled: {}; {effect}", causes.join(", "));
+    }
+}
+
 fn is_zero(count: &u64) -> bool {
     *count == 0
 }
@@ -151,6 +182,10 @@ pub struct TransferReport {
     /// and they are counted once, as moved).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listed_again: Option<Tally>,
+    /// Objects in flight: where the level started and ended, and what lowered it. Absent
+    /// when the transfer started no copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<LevelReport>,
     /// Why the transfer did not run at all (its listing failed, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -163,6 +198,23 @@ pub struct TransferReport {
     pub stopped_before_start: bool,
     pub failure_groups: Vec<FailureGroup>,
     pub failures: Vec<Failure>,
+}
+
+/// A transfer's objects in flight (`concurrency`), as the executor ran it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LevelReport {
+    /// `concurrency: auto`: the level moved with what the transfer could do.
+    pub adaptive: bool,
+    pub start: u32,
+    /// The level when the transfer ended.
+    pub settled: u32,
+    pub highest: u32,
+    /// Times the level was halved because the server asked to slow down or connections failed.
+    pub lowered: u32,
+    /// Answers asking to slow down (503, 429) while the transfer ran, the SDK's retries included.
+    pub slow_down_answers: u64,
+    /// Connections that failed or timed out while the transfer ran.
+    pub failed_connections: u64,
 }
 
 /// One object that did not make it.
@@ -247,6 +299,7 @@ impl TransferReport {
             downloads_left: 0,
             deletes_held_back: 0,
             listed_again: None,
+            concurrency: None,
             error: None,
             hint: None,
             stopped_before_start: false,
@@ -365,6 +418,9 @@ impl TransferReport {
                 "  the server does not list in key order: its listing was read again and sorted on disk ({} moved before that)",
                 crate::progress::plural(before.objects, "object")
             );
+        }
+        if let Some(level) = &self.concurrency {
+            level.describe(&mut out);
         }
         if self.uploads_restarted > 0 {
             let _ = writeln!(

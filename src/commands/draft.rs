@@ -54,7 +54,7 @@ pub struct Draft {
     pub region: Option<String>,
     pub endpoint: Option<String>,
     pub path_style: bool,
-    pub concurrency: Option<u32>,
+    pub concurrency: Option<crate::manifest::Concurrency>,
     pub storage_class: Option<String>,
     pub sse: Option<String>,
     pub sse_kms_key_id: Option<String>,

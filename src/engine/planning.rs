@@ -214,7 +214,7 @@ fn content_checker<'a>(
         remote_is_source: job.direction == Direction::Download,
         to: copy_destination(job, to_client),
         pool: rayon::ThreadPoolBuilder::new()
-            .num_threads(job.concurrency as usize)
+            .num_threads(job.concurrency.starting() as usize)
             .build()
             .map_err(|err| HaulError::Runtime(std::io::Error::other(err)))?,
     }))

@@ -217,7 +217,7 @@ async fn server_side_parts(
     let upload = start_upload(context, target, destination_key, &properties).await?;
     let parts = futures_util::stream::iter(0..part.layout.count())
         .map(|index| part.copy(context, target, &upload, destination_key, index))
-        .buffer_unordered(context.job.concurrency as usize);
+        .buffer_unordered(context.level.most() as usize);
     let parts = futures_util::TryStreamExt::try_collect(parts).await;
     upload.complete_or_abort(parts).await
 }
@@ -238,7 +238,7 @@ impl PartCopy {
         key: &str,
         index: u64,
     ) -> Result<CompletedPart, RequestFailure> {
-        let _permit = context.parts.acquire().await.expect("the part semaphore is never closed");
+        let _pass = context.level.parts.enter().await;
         super::check_interrupt()?;
         let (start, length) = self.layout.part(index);
         let end = start + length - 1;
@@ -334,7 +334,7 @@ async fn streamed_parts(
     let upload = start_upload(context, target, destination_key, &properties).await?;
     let parts = futures_util::stream::iter(source.ranges.iter().copied().enumerate())
         .map(|(index, range)| stream.part(context, target, &upload, index, range, progress))
-        .buffer_unordered(context.job.concurrency as usize);
+        .buffer_unordered(context.level.most() as usize);
     let mut parts: Result<Vec<CompletedPart>, _> = futures_util::TryStreamExt::try_collect(parts).await;
     // The ranges read must add up to the source's checksum before they become the copy.
     if parts.is_ok()
@@ -365,7 +365,7 @@ impl PartStream<'_> {
         progress: &ObjectProgress<'_>,
     ) -> Result<CompletedPart, RequestFailure> {
         let length = end - start + 1;
-        let _permit = context.parts.acquire().await.expect("the part semaphore is never closed");
+        let _pass = context.level.parts.enter().await;
         let _room = room(target, length).await;
         context.pace(length).await;
         super::check_interrupt()?;

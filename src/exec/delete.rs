@@ -25,7 +25,7 @@ pub(super) fn delete_all(
         .block_on(
             futures_util::stream::iter(remote.chunks(BATCH))
                 .map(|batch| delete_remote(context, batch))
-                .buffered(context.job.concurrency as usize)
+                .buffered(context.level.now() as usize)
                 .collect::<Vec<_>>(),
         )
         .into_iter()

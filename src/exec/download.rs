@@ -328,14 +328,14 @@ async fn ranged(
     // which aborts them.
     let mut tasks = futures_util::stream::iter(missing)
         .map(|range| {
-            let (source, file, parts) = (source.clone(), file.clone(), context.parts.clone());
+            let (source, file, parts) = (source.clone(), file.clone(), context.level.parts.clone());
             AbortOnDrop(tokio::spawn(async move {
-                let _permit = parts.acquire_owned().await.expect("the part semaphore is never closed");
+                let _pass = parts.enter().await;
                 super::check_interrupt()?;
                 get_range(&source, range, &file).await
             }))
         })
-        .buffer_unordered(context.job.concurrency as usize);
+        .buffer_unordered(context.level.most() as usize);
     // The record is rewritten after each range (for objects of more than 1,000 ranges, after
     // every thousandth of them) and four times a second with what the ranges under way have
     // written, so a stop at any point loses at most a quarter second of work.

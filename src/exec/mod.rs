@@ -30,6 +30,7 @@ fn sse(options: &crate::manifest::UploadOptions) -> Option<aws_sdk_s3::types::Se
 mod copy;
 mod delete;
 mod download;
+mod level;
 mod multipart;
 mod ranged;
 mod resume;
@@ -55,10 +56,11 @@ struct Context {
     job: Job,
     client: aws_sdk_s3::Client,
     counters: Arc<Counters>,
-    /// Bounds the parts of large objects in flight across all workers: `concurrency`. Neither
-    /// direction holds a part in memory (an upload streams each part from the file after a
-    /// checksum pass, a download writes each chunk where it belongs as it arrives).
-    parts: Arc<tokio::sync::Semaphore>,
+    /// Objects in flight, and parts of large objects in flight across all workers (its
+    /// `parts` gate). Neither direction holds a part in memory (an upload streams each part
+    /// from the file after a checksum pass, a download writes each chunk where it belongs as
+    /// it arrives).
+    level: Arc<level::Level>,
     /// Folders downloads renamed files into, fsynced once at the end of the transfer. A folder
     /// in here exists already, so the next download into it skips creating it.
     touched_folders: Mutex<HashSet<PathBuf>>,
@@ -139,6 +141,33 @@ impl Work {
     }
 }
 
+/// The transfer's worker tasks: as many as its level has been at most (spawned as it rises;
+/// a lower level leaves some waiting for a pass).
+struct Crew {
+    context: Arc<Context>,
+    work: Arc<Work>,
+    runtime: tokio::runtime::Handle,
+    tasks: Mutex<Vec<AbortOnDrop<()>>>,
+}
+
+impl Crew {
+    fn grow_to(&self, count: u32) {
+        let mut tasks = self.tasks.lock().expect("worker list");
+        while tasks.len() < count as usize {
+            tasks.push(AbortOnDrop(self.runtime.spawn(run_worker(self.context.clone(), self.work.clone()))));
+        }
+    }
+
+    /// The tasks so far, to wait for (the list is then empty).
+    fn take(&self) -> Vec<AbortOnDrop<()>> {
+        std::mem::take(&mut *self.tasks.lock().expect("worker list"))
+    }
+
+    fn all_finished(&self) -> bool {
+        self.tasks.lock().expect("worker list").iter().all(|task| task.0.is_finished())
+    }
+}
+
 /// Counts a copy as ended when dropped (after its outcome is recorded).
 struct Ended<'a>(&'a AtomicU64);
 
@@ -175,7 +204,9 @@ pub struct Execution {
     context: Arc<Context>,
     work: Arc<Work>,
     queue: Option<tokio::sync::mpsc::Sender<Action>>,
-    workers: Vec<AbortOnDrop<()>>,
+    workers: Arc<Crew>,
+    /// The task that moves the level (`exec::level::steer`), and how to stop it.
+    steering: Option<(AbortOnDrop<()>, Arc<tokio::sync::Notify>)>,
     /// Copies waiting for the end of the listing (`delete: true`).
     held: Option<Vec<Action>>,
     /// Copies of keys the destination had not listed while its listing was not yet whole:
@@ -202,12 +233,14 @@ impl Execution {
     ) -> Execution {
         tune_allocator();
         // Objects in flight within the open-file limit (see `limits`).
-        let concurrency = crate::limits::objects_in_flight(job.concurrency).max(1);
+        let most = crate::limits::objects_in_flight(job.concurrency.most()).max(1);
+        let adaptive = job.concurrency == crate::manifest::Concurrency::Auto;
+        let level = level::Level::new(adaptive, job.concurrency.starting(), most);
         let context = Arc::new(Context {
-            job: Job { concurrency, ..job.clone() },
+            job: job.clone(),
             client: client.clone(),
             counters: counters.clone(),
-            parts: Arc::new(tokio::sync::Semaphore::new(concurrency as usize)),
+            level: level.clone(),
             touched_folders: Mutex::new(HashSet::new()),
             to: match (&job.to, to_client) {
                 (Some(destination), Some(client)) => Some(copy::CopyTarget {
@@ -232,15 +265,26 @@ impl Execution {
             moved_extensions: Mutex::new(BTreeSet::new()),
             ended: AtomicU64::new(0),
         });
-        let workers = {
-            let _entered = runtime.enter();
-            (0..concurrency).map(|_| AbortOnDrop(tokio::spawn(run_worker(context.clone(), work.clone())))).collect()
-        };
+        let stop_steering = Arc::new(tokio::sync::Notify::new());
+        let workers = Arc::new(Crew {
+            context: context.clone(),
+            work: work.clone(),
+            runtime: runtime.clone(),
+            tasks: Mutex::new(Vec::new()),
+        });
+        workers.grow_to(level.now());
+        counters.set_level(level.now());
+        let steering = adaptive.then(|| {
+            let crew = workers.clone();
+            let raised = move |count| crew.grow_to(count);
+            AbortOnDrop(runtime.spawn(level::steer(level, counters.clone(), stop_steering.clone(), raised)))
+        });
         Execution {
             context,
             work,
             queue: Some(sender),
             workers,
+            steering: steering.map(|task| (task, stop_steering)),
             held: job.delete.then(Vec::new),
             provisional: Vec::new(),
             sent: 0,
@@ -289,7 +333,7 @@ impl Execution {
             self.context.counters.remove_planned(objects, bytes);
         }
         // (Workers that are gone, by a panic `finish` raises, end nothing more.)
-        while self.work.ended.load(Ordering::Acquire) < self.sent && !self.workers.iter().all(|w| w.0.is_finished()) {
+        while self.work.ended.load(Ordering::Acquire) < self.sent && !self.workers.all_finished() {
             // The planner's own thread, outside the runtime (it hands copies over with
             // `blocking_send`): waiting here holds no worker up.
             std::thread::sleep(Duration::from_millis(10));
@@ -330,14 +374,25 @@ impl Execution {
             }
         }
         drop(self.queue.take());
-        let workers = std::mem::take(&mut self.workers);
+        let steering = self.steering.take();
         self.runtime.block_on(async {
-            for task in workers {
-                if let Err(err) = task.await
-                    && err.is_panic()
-                {
-                    std::panic::resume_unwind(err.into_panic());
+            // Until none are left: the level may rise, and spawn more, while they end.
+            loop {
+                let workers = self.workers.take();
+                if workers.is_empty() {
+                    break;
                 }
+                for task in workers {
+                    if let Err(err) = task.await
+                        && err.is_panic()
+                    {
+                        std::panic::resume_unwind(err.into_panic());
+                    }
+                }
+            }
+            if let Some((task, stop)) = steering {
+                stop.notify_one();
+                let _ = task.await;
             }
         });
         let context = &self.context;
@@ -347,6 +402,7 @@ impl Execution {
             &mut *self.work.report.lock().expect("report lock"),
             TransferReport::empty("", context.job.direction),
         );
+        report.concurrency = (self.sent > 0).then(|| context.level.summary());
         report.bytes_resumed = context.resumed_bytes.load(Ordering::Relaxed);
         report.uploads_restarted = context.restarted_uploads.load(Ordering::Relaxed);
         report.uploads_left = context.uploads_left.lock().expect("uploads lock").len() as u64;
@@ -393,14 +449,22 @@ impl Execution {
     }
 }
 
-/// One worker: takes copies until none are left, each with its retries.
+/// One worker: takes copies until none are left, each with its retries, and runs each when
+/// the level lets it (it waits for a pass of the objects gate with the copy in hand, so that
+/// when the queue ends the workers end, whatever the level).
 async fn run_worker(context: Arc<Context>, work: Arc<Work>) {
     while let Some(action) = work.take().await {
         let action = &action;
+        let _pass = context.level.objects.enter().await;
+        if let Some(until) = crate::s3::pressure::paused_until() {
+            // The server said when to come back (`Retry-After`).
+            tokio::time::sleep_until(until.into()).await;
+        }
         if crate::interrupt::requested() {
             work.record(action, Err((interrupted(), 0)), &context.counters);
             continue;
         }
+        let _busy = context.level.busy();
         let started = std::time::Instant::now();
         let outcome = with_retries(context.job.target.retries, &action.key, || copy(&context, action)).await;
         match &outcome {

@@ -338,7 +338,7 @@ async fn upload_parts(
     let have: std::collections::HashSet<i32> = done.iter().filter_map(|part| part.part_number()).collect();
     let missing = (0..layout.count()).filter(|index| !have.contains(&part_number(*index)));
     let parts = futures_util::stream::iter(missing.map(|index| async move {
-        let _permit = context.parts.acquire().await.expect("the part semaphore is never closed");
+        let _pass = context.level.parts.enter().await;
         super::check_interrupt()?;
         let (offset, length) = layout.part(index);
         let (body, checksum) = source.body(offset, length).await?;
@@ -348,7 +348,7 @@ async fn upload_parts(
         progress.add(length);
         Ok::<_, RequestFailure>(part)
     }))
-    .buffer_unordered(context.job.concurrency as usize);
+    .buffer_unordered(context.level.most() as usize);
     let mut completed: Vec<CompletedPart> = futures_util::TryStreamExt::try_collect(parts).await?;
     completed.extend(done);
     // Every part matched its checksum, each taken of the starting version; one last look

@@ -10,7 +10,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use model::{
-    Bandwidth, ByteSize, CompareMode, CopyTo, Direction, MANIFEST_VERSION, ManifestSpec, RequestPayer,
+    Bandwidth, ByteSize, CompareMode, Concurrency, CopyTo, Direction, MANIFEST_VERSION, ManifestSpec, RequestPayer,
     ServerSideEncryption, Settings, StorageClass, TransferSpec, manifest_schema,
 };
 pub use problem::{Location, Problem, Severity, SourceFile, line_starts};
@@ -23,7 +23,7 @@ pub const TRANSFER_ONLY_KEYS: [&str; 6] = ["name", "direction", "bucket", "local
 /// Built-in defaults for settings neither `defaults` nor the transfer sets.
 pub mod builtin {
     use super::ByteSize;
-    pub const CONCURRENCY: u32 = 64;
+    pub const CONCURRENCY: super::Concurrency = super::Concurrency::Auto;
     pub const MULTIPART_THRESHOLD: ByteSize = ByteSize(8 * ByteSize::MIB);
     pub const PART_SIZE: ByteSize = ByteSize(8 * ByteSize::MIB);
     /// The most one CopyObject may copy: a server copies the whole object in one request
@@ -91,7 +91,7 @@ pub struct Job {
     pub delete: bool,
     pub max_delete: Option<u64>,
     pub target: S3Target,
-    pub concurrency: u32,
+    pub concurrency: Concurrency,
     pub multipart_threshold: ByteSize,
     pub part_size: ByteSize,
     /// Server-side copies at least this large go in parts.

@@ -111,9 +111,9 @@ pub struct Settings {
     pub path_style: Option<bool>,
     /// `requester`: you pay for requests and transfer on a requester-pays bucket.
     pub request_payer: Option<RequestPayer>,
-    /// Objects in flight at once (1 to 1024).
-    #[schemars(range(min = 1, max = 1024))]
-    pub concurrency: Option<u32>,
+    /// Objects in flight at once: `auto` (the default: from 64, more while it pays, fewer when
+    /// the server asks to slow down) or a fixed number from 1 to 1024.
+    pub concurrency: Option<Concurrency>,
     /// Objects at least this large move in parts (`8MiB`; 5MiB to 5GiB).
     pub multipart_threshold: Option<ByteSize>,
     /// Size of one part of a multipart transfer (`8MiB`; 5MiB to 5GiB).
@@ -281,6 +281,86 @@ impl JsonSchema for ByteSize {
             "anyOf": [
                 { "type": "integer", "minimum": 0 },
                 { "type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*([KMGT]i?B|[KMGT]|B)?\\s*$" }
+            ]
+        })
+    }
+}
+
+/// How many objects a transfer keeps in flight: found as it runs, or fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    /// From [`Concurrency::AUTO_START`], raised while throughput grows (up to
+    /// [`Concurrency::AUTO_MOST`]) and lowered when the server asks to slow down.
+    Auto,
+    /// Exactly this many, whatever happens.
+    Fixed(u32),
+}
+
+impl Concurrency {
+    /// Where `auto` starts: the fixed default of earlier versions, which small files at a
+    /// round trip under a millisecond need no more than.
+    pub const AUTO_START: u32 = 64;
+    /// The most `auto` goes to: at 100 ms of round trip, 512 objects in flight allow 5,120
+    /// small objects a second; memory for whole small objects in flight stays under 128 MiB.
+    pub const AUTO_MOST: u32 = 512;
+
+    /// The objects in flight when a transfer starts.
+    pub fn starting(self) -> u32 {
+        match self {
+            Concurrency::Auto => Concurrency::AUTO_START,
+            Concurrency::Fixed(count) => count,
+        }
+    }
+
+    /// The most objects in flight the transfer may ever have.
+    pub fn most(self) -> u32 {
+        match self {
+            Concurrency::Auto => Concurrency::AUTO_MOST,
+            Concurrency::Fixed(count) => count,
+        }
+    }
+}
+
+impl fmt::Display for Concurrency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Concurrency::Auto => f.write_str("auto"),
+            Concurrency::Fixed(count) => write!(f, "{count}"),
+        }
+    }
+}
+
+impl FromStr for Concurrency {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let trimmed = text.trim();
+        if trimmed == "auto" {
+            return Ok(Concurrency::Auto);
+        }
+        // The range is checked with the other settings, to quote it with its place.
+        trimmed
+            .parse::<u32>()
+            .map(Concurrency::Fixed)
+            .map_err(|_| format!("expected `auto` or a whole number of objects in flight (1 to 1024), found `{text}`"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Concurrency {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Concurrency {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Concurrency".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "`auto`, or a fixed number of objects in flight from 1 to 1024.",
+            "anyOf": [
+                { "const": "auto" },
+                { "type": "integer", "minimum": 1, "maximum": 1024 }
             ]
         })
     }

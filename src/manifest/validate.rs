@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 use super::load::ParsedSpec;
-use super::model::{ByteSize, CopyTo, Direction, ServerSideEncryption, Settings, TransferSpec};
+use super::model::{ByteSize, Concurrency, CopyTo, Direction, ServerSideEncryption, Settings, TransferSpec};
 use super::places::Places;
 use super::problem::{Location, Problem, did_you_mean};
 use super::{CopyDestination, FilterSummary, Job, S3Target, UploadOptions, builtin};
@@ -136,7 +136,7 @@ impl TransferCheck<'_, '_> {
     fn settings_only(&mut self, settings: &Settings) {
         let _ = self.target(settings);
         let _ = self.filter(settings);
-        let _ = self.ranged("concurrency", settings.concurrency, builtin::CONCURRENCY, 1, MAX_CONCURRENCY);
+        let _ = self.concurrency(settings.concurrency);
         let _ = self.ranged("retries", settings.retries, builtin::RETRIES, 0, MAX_RETRIES);
         let _ = self.part_bound("multipart_threshold", settings.multipart_threshold, builtin::MULTIPART_THRESHOLD);
         let _ = self.part_bound("part_size", settings.part_size, builtin::PART_SIZE);
@@ -183,7 +183,7 @@ impl TransferCheck<'_, '_> {
             );
         }
         let (filter, filter_summary) = self.filter(settings);
-        let concurrency = self.ranged("concurrency", settings.concurrency, builtin::CONCURRENCY, 1, MAX_CONCURRENCY);
+        let concurrency = self.concurrency(settings.concurrency);
         let _ = self.ranged("retries", settings.retries, builtin::RETRIES, 0, MAX_RETRIES);
         let multipart_threshold =
             self.part_bound("multipart_threshold", settings.multipart_threshold, builtin::MULTIPART_THRESHOLD);
@@ -415,13 +415,25 @@ impl TransferCheck<'_, '_> {
     fn ranged(&mut self, key: &str, value: Option<u32>, default: u32, min: u32, max: u32) -> u32 {
         let Some(value) = value else { return default };
         if !(min..=max).contains(&value) {
-            let help = match key {
-                "concurrency" => {
-                    format!("use {min} to {max}; {default} (the default) suits most links, more helps many small files")
-                }
-                _ => format!("use {min} to {max}; the default is {default}"),
-            };
-            self.error(key, format!("`{key}: {value}` is out of range"), help);
+            self.error(
+                key,
+                format!("`{key}: {value}` is out of range"),
+                format!("use {min} to {max}; the default is {default}"),
+            );
+        }
+        value
+    }
+
+    fn concurrency(&mut self, value: Option<Concurrency>) -> Concurrency {
+        let value = value.unwrap_or(builtin::CONCURRENCY);
+        if let Concurrency::Fixed(count) = value
+            && !(1..=MAX_CONCURRENCY).contains(&count)
+        {
+            self.error(
+                "concurrency",
+                format!("`concurrency: {count}` is out of range"),
+                format!("use 1 to {MAX_CONCURRENCY}, or `auto` (the default: it finds the level that pays)"),
+            );
         }
         value
     }

@@ -668,7 +668,7 @@ mod tests {
                 request_payer: false,
                 retries: 0,
             },
-            concurrency: 1,
+            concurrency: crate::manifest::Concurrency::Fixed(1),
             multipart_threshold: ByteSize(8 * ByteSize::MIB),
             part_size: ByteSize(8 * ByteSize::MIB),
             copy_cutoff: ByteSize(5 * ByteSize::GIB),

@@ -11,6 +11,7 @@ use aws_sdk_s3::error::BoxError;
 
 use crate::manifest::S3Target;
 
+pub mod pressure;
 mod quick_ack;
 
 /// Builds an S3 client for `target`. Loading the shared config reads the environment and
@@ -53,6 +54,7 @@ pub fn client_from(shared: &aws_config::SdkConfig, target: &S3Target) -> aws_sdk
     if target.request_payer {
         config = config.interceptor(RequesterPays);
     }
+    config = config.interceptor(pressure::Watch);
     aws_sdk_s3::Client::from_conf(config.build())
 }
 

@@ -123,10 +123,36 @@ impl FaultState {
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 type ProxyBody = BoxBody<Bytes, BoxError>;
 
+/// Requests let through in the last second, for a rate limit (`RecordingProxy::limit_rate`).
+#[derive(Debug, Default)]
+struct RateLimit {
+    per_second: Option<usize>,
+    admitted: std::collections::VecDeque<std::time::Instant>,
+    refused: u64,
+}
+
+impl RateLimit {
+    /// Whether a request arriving now is over the limit (and is refused).
+    fn refuses(&mut self) -> bool {
+        let Some(per_second) = self.per_second else { return false };
+        let now = std::time::Instant::now();
+        while self.admitted.front().is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1)) {
+            self.admitted.pop_front();
+        }
+        if self.admitted.len() >= per_second {
+            self.refused += 1;
+            return true;
+        }
+        self.admitted.push_back(now);
+        false
+    }
+}
+
 pub struct RecordingProxy {
     endpoint: String,
     recorded: Arc<Mutex<Vec<RecordedRequest>>>,
     faults: Arc<Mutex<FaultState>>,
+    rate: Arc<Mutex<RateLimit>>,
     _server: crate::BackgroundServer,
 }
 
@@ -138,23 +164,25 @@ impl RecordingProxy {
         let local = listener.local_addr()?;
         let recorded = Arc::new(Mutex::new(Vec::new()));
         let faults = Arc::new(Mutex::new(FaultState::default()));
+        let rate = Arc::new(Mutex::new(RateLimit::default()));
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new()).build(connector);
         let http = ConnBuilder::new(TokioExecutor::new());
-        let (seen, fault_state) = (recorded.clone(), faults.clone());
+        let (seen, fault_state, rate_limit) = (recorded.clone(), faults.clone(), rate.clone());
         let server = crate::BackgroundServer::start(listener, format!("proxy:{}", local.port()), move |socket| {
-            let (client, seen, upstream, fault_state) =
-                (client.clone(), seen.clone(), upstream.clone(), fault_state.clone());
+            let (client, seen, upstream, fault_state, rate_limit) =
+                (client.clone(), seen.clone(), upstream.clone(), fault_state.clone(), rate_limit.clone());
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                forward(request, client.clone(), upstream.clone(), seen.clone(), fault_state.clone())
+                let refused = rate_limit.lock().expect("rate limit").refuses();
+                forward(request, client.clone(), upstream.clone(), seen.clone(), fault_state.clone(), refused)
             });
             let connection = http.serve_connection(TokioIo::new(socket), service).into_owned();
             async move {
                 let _ = connection.await;
             }
         })?;
-        Ok(RecordingProxy { endpoint: format!("http://{local}"), recorded, faults, _server: server })
+        Ok(RecordingProxy { endpoint: format!("http://{local}"), recorded, faults, rate, _server: server })
     }
 
     /// `http://127.0.0.1:PORT`: point the client here.
@@ -171,6 +199,18 @@ impl RecordingProxy {
     pub fn set_faults(&self, rules: &[FaultRule]) {
         let mut state = self.faults.lock().expect("fault state");
         *state = FaultState { rules: rules.to_vec(), seen: vec![0; rules.len()], injected: vec![0; rules.len()] };
+    }
+
+    /// Answers `503 SlowDown` to every request beyond `per_second` in any one second, as S3
+    /// does above a prefix's request rate (`None`: no limit).
+    pub fn limit_rate(&self, per_second: Option<usize>) {
+        let mut rate = self.rate.lock().expect("rate limit");
+        *rate = RateLimit { per_second, ..RateLimit::default() };
+    }
+
+    /// Requests refused by the rate limit so far.
+    pub fn refused(&self) -> u64 {
+        self.rate.lock().expect("rate limit").refused
     }
 
     /// How many faults each rule injected so far, in rule order.
@@ -196,6 +236,7 @@ async fn forward(
     upstream: hyper::Uri,
     seen: Arc<Mutex<Vec<RecordedRequest>>>,
     faults: Arc<Mutex<FaultState>>,
+    over_rate: bool,
 ) -> Result<Response<ProxyBody>, BoxError> {
     let path = request.uri().path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
     seen.lock().expect("recorded requests").push(RecordedRequest {
@@ -214,6 +255,11 @@ async fn forward(
         && !path.contains("uploads");
     let ranged = request.headers().contains_key("range");
     let listing = request.method() == hyper::Method::GET && path.contains("list-type=2");
+    if over_rate {
+        // Read first, as a server does, so the connection stays usable.
+        let _ = request.body_mut().collect().await;
+        return Ok(error_response(503, "SlowDown"));
+    }
     let fault = faults.lock().expect("fault state").pick(object_get, listing, ranged);
     match fault {
         Some(Fault::InternalError) => return Ok(error_response(500, "InternalError")),

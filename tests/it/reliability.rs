@@ -652,3 +652,41 @@ fn a_multipart_object_below_the_threshold_is_still_checked_against_its_composite
     f.apply(&["down.yaml", "--only", "down", "--quiet"]).expect_code(0);
     assert!(std::fs::read(f.path("back/six.bin")).unwrap() == data);
 }
+
+/// A server that answers `503 SlowDown` above 40 requests a second, as S3 does above a
+/// prefix's rate: the default (`concurrency: auto`) lowers its objects in flight, every object
+/// arrives, and the report says the run was throttled and how far the level went down.
+#[test]
+fn a_rate_limited_server_is_met_by_fewer_objects_in_flight_and_nothing_fails() {
+    let f = Fixture::s3s_fs();
+    let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+    for i in 0..240u64 {
+        f.file(&format!("f/{i:03}.csv"), &bytes(2_000, i));
+    }
+    proxy.limit_rate(Some(40));
+    let m = f.two_way_manifest(proxy.endpoint(), "");
+    let out = f.apply(&[&m, "--only", "up", "--output", "json"]);
+    out.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let transfer = &report["transfers"][0];
+    assert_eq!(transfer["failed"]["objects"], 0, "{transfer}");
+    assert_eq!(transfer["moved"]["objects"], 240);
+    let level = &transfer["concurrency"];
+    assert!(proxy.refused() > 0, "the limit never refused a request");
+    assert!(level["slow_down_answers"].as_u64().unwrap() > 0, "{level}");
+    assert!(level["lowered"].as_u64().unwrap() > 0, "{level}");
+    assert!(level["settled"].as_u64().unwrap() < 64, "{level}");
+    assert_eq!(level["adaptive"], true);
+    assert_eq!(f.keys().len(), 240);
+    // The table says so too.
+    proxy.limit_rate(Some(40));
+    std::fs::write(f.path("local/f/000.csv"), bytes(2_001, 1000)).unwrap();
+    for i in 1..120u64 {
+        std::fs::write(f.path(&format!("local/f/{i:03}.csv")), bytes(2_001, 1000 + i)).unwrap();
+    }
+    f.apply(&[&m, "--only", "up"]).expect_code(0).expect_stdout(&[
+        "throttled:",
+        "answer(s) asking to slow down (503/429)",
+        "haul lowered the objects in flight",
+    ]);
+}

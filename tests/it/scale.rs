@@ -197,6 +197,8 @@ fn the_metrics_file_tells_what_the_report_tells() {
     assert_eq!(good["haul_last_run_bytes/up/moved"], number(&up["moved"]["bytes"]));
     assert_eq!(good["haul_last_run_objects/up/skipped"], number(&up["skipped"]["filtered"]["objects"]));
     assert_eq!(good["haul_last_run_objects/up/failed"], 0.0);
+    assert_eq!(good["haul_last_run_objects_in_flight/up"], number(&up["concurrency"]["settled"]));
+    assert_eq!(good["haul_last_run_slow_down_answers/up"], 0.0);
     let started = number(&report["started"]);
     assert!((good["haul_last_run_start_timestamp_seconds"] - started).abs() < 1.0);
     let end = good["haul_last_run_end_timestamp_seconds"];

@@ -278,11 +278,15 @@ fn concurrency_and_sizes_are_range_checked() {
     for bad in ["0", "5000"] {
         check(&variant("region: ap-northeast-2", &format!("region: ap-northeast-2\n  concurrency: {bad}")))
             .expect_code(2)
-            .expect_stderr(&[&format!("`concurrency: {bad}` is out of range"), "use 1 to 1024"]);
+            .expect_stderr(&[&format!("`concurrency: {bad}` is out of range"), "use 1 to 1024, or `auto`"]);
     }
     check(&variant("local: ./data", "local: ./data\n    concurrency: -3"))
         .expect_code(2)
         .expect_stderr(&["invalid value for `concurrency`", "found `-3`"]);
+    check(&variant("local: ./data", "local: ./data\n    concurrency: many"))
+        .expect_code(2)
+        .expect_stderr(&["invalid value for `concurrency`: expected `auto` or a whole number", "found `many`"]);
+    check(&variant("local: ./data", "local: ./data\n    concurrency: auto")).expect_code(0);
     check(&variant("local: ./data", "local: ./data\n    part_size: 1MiB"))
         .expect_code(2)
         .expect_stderr(&["`part_size: 1MiB` is out of range", "5MiB to 5GiB"]);
