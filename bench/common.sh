@@ -14,17 +14,20 @@ build_release() {
 # start_delay WORK RTT_MS [RATE_MIB]: a delay line (haul-delay) in front of ENDPOINT: each new
 # connection waits a round trip, each byte half of one each way, each direction capped at
 # RATE_MIB MiB/s when given. ENDPOINT (and rclone's) then point at it; SERVER_ENDPOINT keeps
-# the server's own.
+# the server's own. With TLS=1 the endpoint is https:// (a TLS front with a test CA behind the
+# delay line) and every tool trusts the CA through SSL_CERT_FILE and AWS_CA_BUNDLE.
 start_delay() {
-    local work=$1 rtt=$2 rate=${3:-}
+    local work=$1 rtt=$2 rate=${3:-} tls=()
     SERVER_ENDPOINT=$ENDPOINT
-    "$DELAY" --upstream "${ENDPOINT#http://}" --rtt-ms "$rtt" ${rate:+--rate-mib "$rate"} >"$work/delay.log" 2>&1 &
+    [ -n "${TLS:-}" ] && tls=(--tls-ca "$work/test-ca.pem")
+    "$DELAY" --upstream "${ENDPOINT#http://}" --rtt-ms "$rtt" ${rate:+--rate-mib "$rate"} "${tls[@]}" >"$work/delay.log" 2>&1 &
     DELAY_PID=$!
     for _ in $(seq 100); do grep -q '^endpoint ' "$work/delay.log" && break; sleep 0.1; done
     ENDPOINT=$(sed -n 's/^endpoint //p' "$work/delay.log")
     [ -n "$ENDPOINT" ] || { cat "$work/delay.log" >&2; return 1; }
     export RCLONE_CONFIG_G_ENDPOINT=$ENDPOINT
-    echo "==> a ${rtt} ms round trip${rate:+, ${rate} MiB/s each way} in front of the server: $ENDPOINT" >&2
+    if [ -n "${TLS:-}" ]; then export SSL_CERT_FILE=$work/test-ca.pem AWS_CA_BUNDLE=$work/test-ca.pem; fi
+    echo "==> a ${rtt} ms round trip${rate:+, ${rate} MiB/s each way}${TLS:+, over TLS} in front of the server: $ENDPOINT" >&2
 }
 
 stop_delay() {

@@ -17,9 +17,11 @@
 
 mod delay;
 mod proxy;
+mod tls;
 
 pub use delay::{DelayProxy, DelaySettings};
 pub use proxy::{Fault, FaultRule, RecordedRequest, RecordingProxy};
+pub use tls::{TestCa, TlsFront};
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
