@@ -226,6 +226,6 @@ fn write_metrics(
         report,
     };
     if let Err(err) = crate::metrics::write(&path, &run) {
-        eprintln!("warning: cannot write the metrics file `{}`: {err}", path.display());
+        say!("warning: cannot write the metrics file `{}`: {err}", path.display());
     }
 }

@@ -13,7 +13,7 @@ pub(super) fn run(args: &ImportArgs) -> Result<Exit, HaulError> {
     let text = read_input(&args.input)?;
     let imported = import(&text);
     for (line, note) in &imported.notes {
-        eprintln!("line {line}: {}", crate::text::printable(note));
+        say!("line {line}: {}", crate::text::printable(note));
     }
     if imported.drafts.is_empty() {
         return Err(HaulError::SyncUsage {
@@ -47,7 +47,7 @@ pub(super) fn run(args: &ImportArgs) -> Result<Exit, HaulError> {
                     },
                     _ => HaulError::Write { path: path.clone(), source },
                 })?;
-            eprintln!("wrote {} transfer(s) to {}", imported.drafts.len(), path.display());
+            say!("wrote {} transfer(s) to {}", imported.drafts.len(), path.display());
         }
         None => {
             super::print_all(manifest.as_bytes())?;

@@ -2,6 +2,21 @@
 //! prints its result. What several commands share (loading a manifest with its warnings,
 //! `--only`, `--shard`, SDK clients, the runtime) is here.
 
+/// `eprint!` / `eprintln!` that never panic: a message stderr cannot take (stderr on a full
+/// disk) has nowhere else to go, so it is dropped (the exit code still tells).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// Text that ends its own lines (rendered errors and problems), to stderr as `say!` does.
+fn say_text(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().write_all(text.as_bytes());
+}
+
 mod apply;
 mod check;
 mod draft;
@@ -77,7 +92,7 @@ fn load_with_warnings(path: &Path, style: Style) -> Result<manifest::Manifest, H
 
 fn print_warnings(loaded: &manifest::Manifest, style: Style) {
     if !loaded.warnings.is_empty() {
-        eprint!("{}", render::problems(&loaded.source, &loaded.warnings, style));
+        say_text(&render::problems(&loaded.source, &loaded.warnings, style));
     }
 }
 

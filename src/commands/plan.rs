@@ -3,6 +3,7 @@
 //! decided, so a plan of a million objects is never held whole. `plan_into` is also how
 //! `apply` plans a transfer into the executor.
 
+use super::say_text;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -103,7 +104,7 @@ pub(super) fn plan_manifest(
     if let (Some(saved), Some(out)) = (saved, &out) {
         if failed {
             // A partial plan saved under the name cron will apply would be a trap.
-            eprintln!("not saving {}: some transfers could not be planned", out.display());
+            say!("not saving {}: some transfers could not be planned", out.display());
         } else {
             let file = saved.finish().and_then(Held::into_inner);
             let persisted = match (save_error, file) {
@@ -224,7 +225,7 @@ impl PlanSink for Outputs {
                     let ended = printed.end_failed_transfer(heading, &err.to_string());
                     self.shown.check(ended.and_then(|()| printed.flush()));
                 }
-                eprint!("{}", render::error(err, self.style));
+                say_text(&render::error(err, self.style));
                 self.failed = true;
             }
         }
@@ -243,7 +244,7 @@ impl Outputs {
     /// saved (its listing is read again, sorted, and planned anew).
     fn listed_again(&mut self) {
         let Some(heading) = &self.heading else { return };
-        eprintln!(
+        say!(
             "note: the server of `{}` does not list in key order: its listing is read again and sorted on disk",
             printable(&heading.name)
         );

@@ -66,7 +66,7 @@ fn save(path: &Path, text: &str) -> Result<(), HaulError> {
         Err(source) => return Err(HaulError::Write { path: path.to_path_buf(), source }),
     }
     let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    eprintln!(
+    say!(
         "saved the manifest to {}\n  run it nightly: haul apply {} --quiet   (cron: 0 2 * * * haul apply {} --quiet --report /var/log/haul/report.json)",
         path.display(),
         shown.display(),

@@ -1,5 +1,6 @@
 //! `haul validate`: every manifest checked, every problem with its place; no network.
 
+use super::say_text;
 use crate::cli::ValidateArgs;
 use crate::error::{Exit, HaulError};
 use crate::manifest::{self, Job};
@@ -21,7 +22,7 @@ pub(super) fn run(args: &ValidateArgs, style: Style) -> Result<Exit, HaulError> 
             }
             // Every file is checked and reported, so one run shows all that needs fixing.
             Err(err) => {
-                eprint!("{}", render::error(&HaulError::Manifest(err), style));
+                say_text(&render::error(&HaulError::Manifest(err), style));
                 exit = Exit::Invalid;
             }
         }

@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use crate::common::{BUCKET, Fixture};
+use crate::common::{BUCKET, Fixture, write};
 
 fn actions(plan: &serde_json::Value) -> Vec<(String, String, String)> {
     plan["transfers"][0]["actions"]
@@ -430,4 +430,24 @@ fn a_transfer_that_cannot_be_planned_is_in_the_json_with_its_error_and_nothing_i
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(!names.iter().any(|name| name.contains("saved") || name.starts_with(".haul-output")), "{names:?}");
+}
+
+/// stderr on a full disk: what haul has to say there is lost, but it never panics (exit 101)
+/// and its exit code still tells: a problem in the manifest is 2, a warning alone is 0.
+#[test]
+fn stderr_on_a_full_disk_loses_the_message_not_the_exit_code() {
+    let f = Fixture::s3s_fs();
+    let stderr_full = |args: &[&str]| {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let output = common::haul_command(f.dir.path()).args(args).stderr(full).output().unwrap();
+        output.status.code()
+    };
+    write(f.dir.path(), "bad.yaml", "version: 1\ntransfers:\n  - name: a\n    direction: sideways\n");
+    assert_eq!(stderr_full(&["validate", "bad.yaml"]), Some(2));
+    assert_eq!(stderr_full(&["plan", "bad.yaml"]), Some(2));
+    // A warning (a storage class on a download) is said on stderr, and lost there.
+    let m = f.manifest("download", "    storage_class: GLACIER\n");
+    let out = common::haul(f.dir.path(), &["validate", &m]);
+    out.expect_code(0).expect_stderr(&["`storage_class` applies to uploads"]);
+    assert_eq!(stderr_full(&["validate", &m]), Some(0));
 }
