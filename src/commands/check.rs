@@ -227,6 +227,12 @@ pub async fn check_transfer(
 
     // 4. Object owners that differ from the bucket owner (the ACL checks of the manual routine).
     match client.get_bucket_acl().bucket(&job.bucket).send().await {
+        Ok(acl) if acl.owner().and_then(|o| o.id()).is_none_or(str::is_empty) => row(
+            "owners",
+            Status::Skip,
+            "the server did not name the bucket's owner (GetBucketAcl gave no owner ID): object owners not compared"
+                .into(),
+        ),
         Ok(acl) => {
             let bucket_owner = acl.owner().and_then(|o| o.id()).unwrap_or_default().to_string();
             let foreign: Vec<(&str, &str)> = objects
