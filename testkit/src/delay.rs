@@ -146,16 +146,7 @@ mod tests {
     fn bytes_pass_whole_and_in_order_both_ways() {
         // An echo server behind the delay line.
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let echo = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-        let upstream = echo.local_addr().unwrap();
-        runtime.spawn(async move {
-            while let Ok((mut socket, _)) = echo.accept().await {
-                tokio::spawn(async move {
-                    let (mut read, mut write) = socket.split();
-                    let _ = tokio::io::copy(&mut read, &mut write).await;
-                });
-            }
-        });
+        let upstream = crate::echo_server(&runtime);
         let settings = DelaySettings { round_trip: Duration::from_millis(10), rate: Some(50 << 20) };
         let proxy = DelayProxy::start("127.0.0.1:0".parse().unwrap(), upstream, settings).unwrap();
         let sent: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();

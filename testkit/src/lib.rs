@@ -361,3 +361,19 @@ pub fn wait_for_stop() {
         }
     });
 }
+
+/// A TCP server on 127.0.0.1 that sends back what it is sent, for the proxies' own tests.
+#[cfg(test)]
+fn echo_server(runtime: &tokio::runtime::Runtime) -> std::net::SocketAddr {
+    let echo = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let address = echo.local_addr().unwrap();
+    runtime.spawn(async move {
+        while let Ok((mut socket, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = socket.split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    address
+}

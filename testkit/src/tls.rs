@@ -92,16 +92,7 @@ mod tests {
     fn a_client_that_trusts_the_ca_gets_through_and_one_that_does_not_is_refused() {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let echo = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
-        let upstream = echo.local_addr().unwrap();
-        runtime.spawn(async move {
-            while let Ok((mut socket, _)) = echo.accept().await {
-                tokio::spawn(async move {
-                    let (mut read, mut write) = socket.split();
-                    let _ = tokio::io::copy(&mut read, &mut write).await;
-                });
-            }
-        });
+        let upstream = crate::echo_server(&runtime);
         let ca = TestCa::new().unwrap();
         let front = TlsFront::start(upstream, &ca).unwrap();
         let connect = |trusted: bool| {
