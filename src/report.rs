@@ -215,6 +215,10 @@ pub struct LevelReport {
     pub slow_down_answers: u64,
     /// Connections that failed or timed out while the transfer ran.
     pub failed_connections: u64,
+    /// The highest level that proved to pay (below `settled` when the transfer ended before
+    /// its last step up was judged): where the next transfer between the same servers starts.
+    #[serde(skip)]
+    pub proven: u32,
 }
 
 /// One object that did not make it.

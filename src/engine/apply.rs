@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::Engine;
 use super::planning::{Planned, plan_into};
 use crate::error::HaulError;
-use crate::exec::{Execution, PlanningStopped};
+use crate::exec::PlanningStopped;
 use crate::listing::sides::with_sides;
 use crate::manifest::Job;
 use crate::plan::expected::{EarlierPlans, ExpectedWrites};
@@ -39,7 +39,7 @@ impl Engine {
             counters.begin_transfer(index + 1, count, &job.name);
             let (client, to_client) = self.clients_for(job);
             // Copies start while the listing goes on; the plan's totals come at its end.
-            let mut execution = Execution::start(job, &client, to_client.as_ref(), self.runtime.handle(), counters);
+            let mut execution = self.start_execution(job, &client, to_client.as_ref(), counters);
             let planned = plan_into(
                 job,
                 &client,
@@ -64,6 +64,7 @@ impl Engine {
                 // Said once, in the report (with its hint), not also on stderr.
                 Err(err) => execution.finish(Err(stopped_by(&err))),
             });
+            self.remember_level(job, reports.last().expect("a report was just added"));
         }
         reports
     }
@@ -145,7 +146,7 @@ impl Engine {
             expect_begin(&mut events, &job.name).map_err(|err| saved.damaged(err))?;
             counters.begin_transfer(index + 1, count, &job.name);
             let (client, to_client) = self.clients_for(job);
-            let mut execution = Execution::start(job, &client, to_client.as_ref(), self.runtime.handle(), counters);
+            let mut execution = self.start_execution(job, &client, to_client.as_ref(), counters);
             // The plan's totals are known from the first pass, and its `max_delete` was
             // checked when it was made.
             execution.whole_plan(copies[index]);
@@ -158,6 +159,7 @@ impl Engine {
                 Ok(plan) => execution.finish(Ok(&plan)),
                 Err(err) => execution.finish(Err(stopped_by(&saved.damaged(err)))),
             });
+            self.remember_level(job, reports.last().expect("a report was just added"));
         }
         Ok(reports)
     }

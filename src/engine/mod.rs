@@ -16,17 +16,45 @@ use crate::manifest::{Job, S3Target};
 pub struct Engine {
     runtime: tokio::runtime::Runtime,
     clients: Clients,
+    /// With `concurrency: auto`, the level the last transfer between the same servers ended
+    /// at, proven to pay: the next one starts there, so a run of many small transfers climbs
+    /// once, not once per transfer (each would end before its climb did).
+    levels: HashMap<(S3Target, Option<S3Target>), u32>,
 }
 
 impl Engine {
     pub fn new() -> Result<Engine, HaulError> {
-        Ok(Engine { runtime: runtime()?, clients: Clients::default() })
+        Ok(Engine { runtime: runtime()?, clients: Clients::default(), levels: HashMap::new() })
+    }
+
+    /// Starts carrying out `job`, from the level an earlier transfer between the same servers
+    /// found; `remember_level` takes what this one finds.
+    fn start_execution(
+        &mut self,
+        job: &Job,
+        client: &aws_sdk_s3::Client,
+        to_client: Option<&aws_sdk_s3::Client>,
+        counters: &std::sync::Arc<crate::progress::Counters>,
+    ) -> crate::exec::Execution {
+        let found = self.levels.get(&level_key(job)).copied();
+        crate::exec::Execution::start(job, client, to_client, self.runtime.handle(), counters, found)
+    }
+
+    fn remember_level(&mut self, job: &Job, report: &crate::report::TransferReport) {
+        if let Some(level) = report.concurrency.filter(|level| level.adaptive) {
+            self.levels.insert(level_key(job), level.proven);
+        }
     }
 
     /// A transfer's SDK clients: its bucket's, and a copy's destination bucket's.
     fn clients_for(&mut self, job: &Job) -> (aws_sdk_s3::Client, Option<aws_sdk_s3::Client>) {
         (self.clients.get(&self.runtime, job), self.clients.to(&self.runtime, job))
     }
+}
+
+/// The servers a transfer reads and writes.
+fn level_key(job: &Job) -> (S3Target, Option<S3Target>) {
+    (job.target.clone(), job.to.as_ref().map(|to| to.target.clone()))
 }
 
 /// One SDK client per distinct target (profile, region, endpoint, ...), shared by its jobs.

@@ -94,6 +94,8 @@ pub(super) struct Level {
     lowered: AtomicU32,
     /// `s3::pressure::counts` when the transfer started.
     pressure_before: (u64, u64),
+    /// The level that proved to pay: `now` unless a step up is still being judged.
+    proven: AtomicU32,
 }
 
 impl Level {
@@ -111,6 +113,7 @@ impl Level {
             busy: AtomicU32::new(0),
             lowered: AtomicU32::new(0),
             pressure_before: crate::s3::pressure::counts(),
+            proven: AtomicU32::new(start),
         })
     }
 
@@ -146,6 +149,7 @@ impl Level {
             lowered: self.lowered.load(Ordering::Acquire),
             slow_down_answers: answers - self.pressure_before.0,
             failed_connections: connections - self.pressure_before.1,
+            proven: self.proven.load(Ordering::Acquire),
         }
     }
 }
@@ -201,6 +205,7 @@ pub(super) async fn steer(
                 let lowered = climb.slow_down();
                 tracing::debug!(level = lowered, "the server asked to slow down: objects in flight lowered");
                 level.set(lowered);
+                level.proven.store(climb.proven(), Ordering::Release);
                 counters.set_level(lowered);
                 level.lowered.fetch_add(1, Ordering::AcqRel);
                 last_cut = Some(Instant::now());
@@ -216,6 +221,7 @@ pub(super) async fn steer(
             window_length = (per_object * ROUNDS_PER_WINDOW).clamp(SHORTEST_WINDOW, LONGEST_WINDOW);
         }
         let next = climb.observe(&seen);
+        level.proven.store(climb.proven(), Ordering::Release);
         if next != level.now() {
             tracing::debug!(
                 from = level.now(),
@@ -352,6 +358,11 @@ impl Climb {
         self.level
     }
 
+    /// The level known to pay: the one before a step up still being judged.
+    fn proven(&self) -> u32 {
+        self.before.map_or(self.level, |(lower, _)| lower)
+    }
+
     fn step_up(&self) -> u32 {
         let next = if self.found_top { self.level + (self.level / 4).max(1) } else { self.level * 2 };
         next.min(self.most)
@@ -395,6 +406,11 @@ mod tests {
     fn a_far_server_gets_more_in_flight_until_it_stops_paying() {
         // 100 ms per object, a server that does 2,700 objects a second: 256 in flight move
         // 2,560, 512 only 5% more.
+        let mut climb = Climb::new(64, 512);
+        assert_eq!(climb.observe(&link(64, 0.1, 2700.0)), 128);
+        assert_eq!(climb.proven(), 64, "128 is not judged yet");
+        assert_eq!(climb.observe(&link(128, 0.1, 2700.0)), 256);
+        assert_eq!(climb.proven(), 128);
         let mut climb = Climb::new(64, 512);
         let levels = run(&mut climb, 4, 0.1, 2700.0);
         assert_eq!(levels, [128, 256, 512, 256], "doubled while it paid, back when 512 did not");

@@ -223,19 +223,24 @@ pub struct Execution {
 }
 
 impl Execution {
-    /// Starts the transfer's worker tasks, waiting for copies.
+    /// Starts the transfer's worker tasks, waiting for copies. `found`: with `concurrency:
+    /// auto`, the level to start from (where an earlier transfer between the same servers
+    /// ended).
     pub fn start(
         job: &Job,
         client: &aws_sdk_s3::Client,
         to_client: Option<&aws_sdk_s3::Client>,
         runtime: &tokio::runtime::Handle,
         counters: &Arc<Counters>,
+        found: Option<u32>,
     ) -> Execution {
         tune_allocator();
         // Objects in flight within the open-file limit (see `limits`).
         let most = crate::limits::objects_in_flight(job.concurrency.most()).max(1);
         let adaptive = job.concurrency == crate::manifest::Concurrency::Auto;
-        let level = level::Level::new(adaptive, job.concurrency.starting(), most);
+        // `auto` starts where an earlier transfer between the same servers ended, if one did.
+        let start = found.filter(|_| adaptive).unwrap_or(job.concurrency.starting());
+        let level = level::Level::new(adaptive, start, most);
         let context = Arc::new(Context {
             job: job.clone(),
             client: client.clone(),

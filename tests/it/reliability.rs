@@ -678,15 +678,21 @@ fn a_rate_limited_server_is_met_by_fewer_objects_in_flight_and_nothing_fails() {
     assert!(level["settled"].as_u64().unwrap() < 64, "{level}");
     assert_eq!(level["adaptive"], true);
     assert_eq!(f.keys().len(), 240);
-    // The table says so too.
+    // The table says so too. And the next transfer to the same server (the download) starts
+    // where the upload's level ended, not at 64 again.
     proxy.limit_rate(Some(40));
-    std::fs::write(f.path("local/f/000.csv"), bytes(2_001, 1000)).unwrap();
-    for i in 1..120u64 {
+    for i in 0..120u64 {
         std::fs::write(f.path(&format!("local/f/{i:03}.csv")), bytes(2_001, 1000 + i)).unwrap();
     }
-    f.apply(&[&m, "--only", "up"]).expect_code(0).expect_stdout(&[
+    f.apply(&[&m, "--report", "run.json"]).expect_code(0).expect_stdout(&[
         "throttled:",
         "answer(s) asking to slow down (503/429)",
         "haul lowered the objects in flight",
     ]);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f.path("run.json")).unwrap()).unwrap();
+    let (up, down) = (&report["transfers"][0]["concurrency"], &report["transfers"][1]["concurrency"]);
+    assert_eq!(report["transfers"][1]["moved"]["objects"], 240);
+    let started = down["start"].as_u64().unwrap();
+    assert!(started < 64 && started <= up["settled"].as_u64().unwrap(), "up {up}, down {down}");
 }
