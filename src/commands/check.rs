@@ -227,35 +227,37 @@ pub async fn check_transfer(
 
     // 4. Object owners that differ from the bucket owner (the ACL checks of the manual routine).
     match client.get_bucket_acl().bucket(&job.bucket).send().await {
-        Ok(acl) if acl.owner().and_then(|o| o.id()).is_none_or(str::is_empty) => row(
-            "owners",
-            Status::Skip,
-            "the server did not name the bucket's owner (GetBucketAcl gave no owner ID): object owners not compared"
-                .into(),
-        ),
-        Ok(acl) => {
-            let bucket_owner = acl.owner().and_then(|o| o.id()).unwrap_or_default().to_string();
-            let foreign: Vec<(&str, &str)> = objects
-                .iter()
-                .filter_map(|o| Some((o.key()?, o.owner()?.id()?)))
-                .filter(|(_, owner)| *owner != bucket_owner)
-                .collect();
-            if foreign.is_empty() {
-                row("owners", Status::Ok, format!("sampled objects are owned by the bucket owner {bucket_owner}"));
-            } else {
-                let examples: Vec<String> =
-                    foreign.iter().take(3).map(|(key, owner)| format!("{key} ({owner})")).collect();
-                row(
-                    "owners",
-                    Status::Warn,
-                    format!(
-                        "{} sampled objects are owned by another account than the bucket owner {bucket_owner}, e.g. {}",
-                        foreign.len(),
-                        examples.join(", ")
-                    ),
-                );
+        Ok(acl) => match acl.owner().and_then(|o| o.id()).filter(|id| !id.is_empty()) {
+            None => row(
+                "owners",
+                Status::Skip,
+                "the server did not name the bucket's owner (GetBucketAcl gave no owner ID): object owners not \
+                 compared"
+                    .into(),
+            ),
+            Some(bucket_owner) => {
+                let foreign: Vec<(&str, &str)> = objects
+                    .iter()
+                    .filter_map(|o| Some((o.key()?, o.owner()?.id()?)))
+                    .filter(|(_, owner)| *owner != bucket_owner)
+                    .collect();
+                if foreign.is_empty() {
+                    row("owners", Status::Ok, format!("sampled objects are owned by the bucket owner {bucket_owner}"));
+                } else {
+                    let examples: Vec<String> =
+                        foreign.iter().take(3).map(|(key, owner)| format!("{key} ({owner})")).collect();
+                    row(
+                        "owners",
+                        Status::Warn,
+                        format!(
+                            "{} sampled objects are owned by another account than the bucket owner {bucket_owner}, e.g. {}",
+                            foreign.len(),
+                            examples.join(", ")
+                        ),
+                    );
+                }
             }
-        }
+        },
         Err(err) => {
             let failure = request_failure(&err);
             row(

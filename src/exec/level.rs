@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::manifest::Concurrency;
 use crate::progress::Counters;
 
 /// Permits that can be taken away while they are held: a lower level takes effect as passes
@@ -99,16 +100,20 @@ pub(super) struct Level {
 }
 
 impl Level {
-    /// `most` is the level the open-file limit allows (`limits::objects_in_flight`).
-    pub(super) fn new(adaptive: bool, start: u32, most: u32) -> Arc<Level> {
-        let start = start.min(most).max(1);
+    /// The level of a transfer set to `concurrency`, within the open-file limit
+    /// (`limits::objects_in_flight`). With `auto` it starts at `found`, where an earlier
+    /// transfer between the same servers ended, if one did.
+    pub(super) fn new(concurrency: Concurrency, found: Option<u32>) -> Arc<Level> {
+        let adaptive = concurrency == Concurrency::Auto;
+        let most = crate::limits::objects_in_flight(concurrency.most()).max(1);
+        let start = found.filter(|_| adaptive).unwrap_or(concurrency.starting()).clamp(1, most);
         Arc::new(Level {
             objects: Gate::new(start),
             parts: Gate::new(start),
             now: AtomicU32::new(start),
             adaptive,
             start,
-            most: most.max(1),
+            most,
             highest: AtomicU32::new(start),
             busy: AtomicU32::new(0),
             lowered: AtomicU32::new(0),
@@ -117,9 +122,13 @@ impl Level {
         })
     }
 
-    /// The most workers it may ever need.
+    /// The most workers it may ever need (a fixed level's own).
     pub(super) fn most(&self) -> u32 {
-        if self.adaptive { self.most } else { self.start }
+        self.most
+    }
+
+    pub(super) fn adaptive(&self) -> bool {
+        self.adaptive
     }
 
     pub(super) fn now(&self) -> u32 {
@@ -173,7 +182,7 @@ const ROUNDS_PER_WINDOW: u32 = 6;
 
 /// Follows the transfer while it runs and moves its level (`auto` only; a fixed level has
 /// nothing to steer); ends when `stop` is notified.
-/// `raised` is told each higher level (to have a worker for each object it allows).
+/// `raised` is told each new level (to have a worker for each object it allows).
 pub(super) async fn steer(
     level: Arc<Level>,
     counters: Arc<Counters>,
@@ -183,7 +192,17 @@ pub(super) async fn steer(
     let mut climb = Climb::new(level.now(), level.most);
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pressure = crate::s3::pressure::count();
+    let pressure_now = || {
+        let (answers, connections) = crate::s3::pressure::counts();
+        answers + connections
+    };
+    let mut pressure = pressure_now();
+    // The level, the display's copy of it, and a worker for each object it allows.
+    let move_to = |next: u32| {
+        level.set(next);
+        counters.set_level(next);
+        raised(next);
+    };
     let mut window = WindowStart::now(&counters);
     let mut window_length = SHORTEST_WINDOW;
     let mut last_cut: Option<Instant> = None;
@@ -195,7 +214,7 @@ pub(super) async fn steer(
             _ = tick.tick() => {}
         }
         window.sample(level.busy.load(Ordering::Acquire));
-        let seen = crate::s3::pressure::count();
+        let seen = pressure_now();
         let new_pressure = seen.saturating_sub(pressure);
         pressure = seen;
         if new_pressure > 0 {
@@ -204,9 +223,8 @@ pub(super) async fn steer(
             if last_cut.is_none_or(|at| at.elapsed() >= window_length) {
                 let lowered = climb.slow_down();
                 tracing::debug!(level = lowered, "the server asked to slow down: objects in flight lowered");
-                level.set(lowered);
+                move_to(lowered);
                 level.proven.store(climb.proven(), Ordering::Release);
-                counters.set_level(lowered);
                 level.lowered.fetch_add(1, Ordering::AcqRel);
                 last_cut = Some(Instant::now());
                 window = WindowStart::now(&counters);
@@ -229,9 +247,7 @@ pub(super) async fn steer(
                 objects_per_s = seen.objects_per_second() as u64,
                 "objects in flight changed"
             );
-            level.set(next);
-            counters.set_level(next);
-            raised(next);
+            move_to(next);
         }
         window = WindowStart::now(&counters);
     }

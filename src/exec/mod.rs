@@ -235,12 +235,7 @@ impl Execution {
         found: Option<u32>,
     ) -> Execution {
         tune_allocator();
-        // Objects in flight within the open-file limit (see `limits`).
-        let most = crate::limits::objects_in_flight(job.concurrency.most()).max(1);
-        let adaptive = job.concurrency == crate::manifest::Concurrency::Auto;
-        // `auto` starts where an earlier transfer between the same servers ended, if one did.
-        let start = found.filter(|_| adaptive).unwrap_or(job.concurrency.starting());
-        let level = level::Level::new(adaptive, start, most);
+        let level = level::Level::new(job.concurrency, found);
         let context = Arc::new(Context {
             job: job.clone(),
             client: client.clone(),
@@ -279,7 +274,7 @@ impl Execution {
         });
         workers.grow_to(level.now());
         counters.set_level(level.now());
-        let steering = adaptive.then(|| {
+        let steering = level.adaptive().then(|| {
             let crew = workers.clone();
             let raised = move |count| crew.grow_to(count);
             AbortOnDrop(runtime.spawn(level::steer(level, counters.clone(), stop_steering.clone(), raised)))

@@ -263,11 +263,16 @@ impl FromStr for ByteSize {
     }
 }
 
+/// A setting read by its `FromStr`: YAML scalars arrive as text (a bare number too), and the
+/// parse error is the message `validate` shows.
+fn from_text<'de, D: Deserializer<'de>, T: FromStr<Err = String>>(deserializer: D) -> Result<T, D::Error> {
+    String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+}
+
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // YAML scalars arrive as text; a bare number is a count of bytes.
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        // A bare number is a count of bytes.
+        from_text(deserializer)
     }
 }
 
@@ -347,7 +352,7 @@ impl FromStr for Concurrency {
 
 impl<'de> Deserialize<'de> for Concurrency {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+        from_text(deserializer)
     }
 }
 
@@ -391,7 +396,7 @@ impl FromStr for Bandwidth {
 
 impl<'de> Deserialize<'de> for Bandwidth {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
+        from_text(deserializer)
     }
 }
 

@@ -20,11 +20,6 @@ static PAUSE_UNTIL: Mutex<Option<Instant>> = Mutex::new(None);
 /// (the request is retried, or fails, as any other).
 const LONGEST_PAUSE: Duration = Duration::from_secs(60);
 
-/// Answers asking to slow down and failed connections so far, together.
-pub fn count() -> u64 {
-    SLOW_DOWN_ANSWERS.load(Ordering::Acquire) + FAILED_CONNECTIONS.load(Ordering::Acquire)
-}
-
 /// Answers asking to slow down so far, and failed or timed-out connections.
 pub fn counts() -> (u64, u64) {
     (SLOW_DOWN_ANSWERS.load(Ordering::Acquire), FAILED_CONNECTIONS.load(Ordering::Acquire))
