@@ -87,6 +87,27 @@ pub struct OnlyArgs {
     pub only: Vec<String>,
 }
 
+/// The moment a manifest's dates (`{date}` in paths) and ages (`older_than`) are read at.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AtArgs {
+    /// Run as of another time (backfill): `2026-11-30T02:00Z`, `2026-11-30T11:00+09:00`, or
+    /// `2026-11-30` / `2026-11-30T02:00` (that wall time in each transfer's `timezone`).
+    /// Default: now.
+    #[arg(long, value_name = "TIME", value_parser = parse_moment)]
+    pub at: Option<crate::manifest::Moment>,
+}
+
+impl AtArgs {
+    /// `--at`, or now.
+    pub fn moment(&self) -> crate::manifest::Moment {
+        self.at.clone().unwrap_or_else(crate::manifest::Moment::now)
+    }
+}
+
+fn parse_moment(text: &str) -> Result<crate::manifest::Moment, String> {
+    crate::manifest::Moment::parse(text)
+}
+
 /// How a command prints its result (`plan`, `apply`'s report, `check`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct OutputArgs {
@@ -105,6 +126,8 @@ pub struct ManifestArgs {
     pub only: OnlyArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub at: AtArgs,
 }
 
 /// Splitting one manifest across several copies of haul.
@@ -230,6 +253,8 @@ pub struct ValidateArgs {
     /// Manifest files to check.
     #[arg(required = true, value_name = "MANIFEST")]
     pub manifests: Vec<PathBuf>,
+    #[command(flatten)]
+    pub at: AtArgs,
 }
 
 /// The arguments of `haul plan`.
@@ -258,6 +283,8 @@ pub struct ApplyArgs {
     pub only: OnlyArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub at: AtArgs,
     /// Also write the run report as JSON to FILE. `{shard}` in the name becomes the shard
     /// (`2-of-4`, or `all`).
     #[arg(long, value_name = "FILE")]

@@ -63,6 +63,8 @@ pub enum HaulError {
     OnlyWithSavedPlan,
     #[error("`--shard` applies to manifests; a saved plan carries the shard it was made for")]
     ShardWithSavedPlan,
+    #[error("`--at` applies to manifests; a saved plan keeps the time it was made for")]
+    AtWithSavedPlan,
     #[error(transparent)]
     Shard(#[from] crate::shard::ShardError),
     #[error("the manifest `{}` changed since the plan was saved; nothing was done", path.display())]
@@ -191,6 +193,9 @@ impl HaulError {
             HaulError::ShardWithSavedPlan => {
                 Some("make one plan per shard: `haul plan MANIFEST --shard I/N -o plan-{shard}.json`".into())
             }
+            HaulError::AtWithSavedPlan => {
+                Some("make a plan as of that time: `haul plan MANIFEST --at TIME -o FILE`".into())
+            }
             HaulError::Shard(_) => None,
             HaulError::SyncUsage { help, .. } => Some(help.clone()),
             HaulError::ManifestChanged { path } => {
@@ -220,7 +225,7 @@ impl HaulError {
             HaulError::UnknownTransfer { .. } => Exit::Invalid,
             HaulError::PlanFile { .. } | HaulError::OnlyWithSavedPlan | HaulError::BadS3Url { .. } => Exit::Invalid,
             HaulError::SyncUsage { .. } => Exit::Invalid,
-            HaulError::ShardWithSavedPlan | HaulError::Shard(_) => Exit::Invalid,
+            HaulError::ShardWithSavedPlan | HaulError::AtWithSavedPlan | HaulError::Shard(_) => Exit::Invalid,
             HaulError::Request { .. } => Exit::Failure,
             HaulError::Lock(crate::lock::LockError::Held { .. }) => Exit::Locked,
             HaulError::Lock(crate::lock::LockError::Io { .. }) => Exit::Failure,

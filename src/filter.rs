@@ -1,4 +1,5 @@
-//! Include / exclude / extension filters, compiled once per transfer into `globset` matchers.
+//! Include / exclude / extension filters, compiled once per transfer into `globset` matchers,
+//! and the size and age window (`Window`).
 //!
 //! Patterns follow gitignore habits, applied to keys relative to the transfer's root
 //! (`prefix` remotely, `local` on disk), with `/` as the separator:
@@ -179,6 +180,54 @@ fn escape(extension: &str) -> String {
     globset::escape(extension).replace('\\', "\\\\")
 }
 
+/// Size and age bounds on what a transfer moves (`min_size`, `max_size`, `older_than`,
+/// `newer_than`), the times already measured from the run's moment. Unlike the patterns, a
+/// window is decided on the source's entry: a source file outside it is held back (neither
+/// copied nor its destination copy deleted), and a destination key the source lacks is
+/// deleted only when it is inside the window itself, so a window never deletes what it hides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Window {
+    pub min_size: Option<u64>,
+    pub max_size: Option<u64>,
+    /// Modified at or before this (milliseconds since the epoch): `older_than`.
+    pub modified_by_ms: Option<i64>,
+    /// Modified at or after this: `newer_than`.
+    pub modified_since_ms: Option<i64>,
+}
+
+/// Why an entry is outside a [`Window`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outside {
+    TooSmall,
+    TooLarge,
+    /// Modified after `older_than`'s bound: perhaps still being written.
+    TooNew,
+    /// Modified before `newer_than`'s bound.
+    TooOld,
+}
+
+impl Window {
+    /// Whether every entry is inside (no bound set).
+    pub fn is_open(&self) -> bool {
+        *self == Window::default()
+    }
+
+    /// `None` when an entry of `size` bytes modified at `mtime_ms` is inside.
+    pub fn outside(&self, size: u64, mtime_ms: i64) -> Option<Outside> {
+        if self.min_size.is_some_and(|min| size < min) {
+            Some(Outside::TooSmall)
+        } else if self.max_size.is_some_and(|max| size > max) {
+            Some(Outside::TooLarge)
+        } else if self.modified_by_ms.is_some_and(|by| mtime_ms > by) {
+            Some(Outside::TooNew)
+        } else if self.modified_since_ms.is_some_and(|since| mtime_ms < since) {
+            Some(Outside::TooOld)
+        } else {
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +326,23 @@ mod tests {
         let err = Filter::new(&[], &strings(&[""]), &[]).unwrap_err();
         assert_eq!((err.list, err.index), (PatternList::Exclude, 0));
         assert!(err.reason.contains("empty"));
+    }
+
+    #[test]
+    fn a_window_bounds_size_and_age_inclusively() {
+        let window = Window {
+            min_size: Some(1),
+            max_size: Some(100),
+            modified_by_ms: Some(5_000),
+            modified_since_ms: Some(1_000),
+        };
+        assert_eq!(window.outside(1, 1_000), None);
+        assert_eq!(window.outside(100, 5_000), None);
+        assert_eq!(window.outside(0, 2_000), Some(Outside::TooSmall));
+        assert_eq!(window.outside(101, 2_000), Some(Outside::TooLarge));
+        assert_eq!(window.outside(50, 5_001), Some(Outside::TooNew));
+        assert_eq!(window.outside(50, 999), Some(Outside::TooOld));
+        assert!(Window::default().is_open());
+        assert_eq!(Window::default().outside(0, i64::MIN), None);
     }
 }

@@ -29,6 +29,7 @@ pub(super) fn run(args: ApplyArgs, style: Style) -> Result<Exit, HaulError> {
         shard: resolve_shard(&args.shard)?,
         manifest: args.target.clone(),
         bwlimit: args.bwlimit.map(|rate| rate.0),
+        at: args.at.at,
     };
     let started = std::time::SystemTime::now();
     let result = apply(&args.target, &mut options, style);
@@ -68,6 +69,8 @@ pub(super) struct ApplyOptions {
     pub manifest: std::path::PathBuf,
     /// `--bwlimit`: every transfer's bandwidth cap, over the manifest's.
     pub bwlimit: Option<u64>,
+    /// `--at`: the moment a manifest's dates and ages are read at (now without it).
+    pub at: Option<manifest::Moment>,
 }
 
 fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit, HaulError> {
@@ -87,11 +90,15 @@ fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit
         if options.shard.is_some() {
             return Err(HaulError::ShardWithSavedPlan);
         }
+        if options.at.is_some() {
+            return Err(HaulError::AtWithSavedPlan);
+        }
         options.shard = header.shard;
         options.manifest = header.manifest.path.clone();
         return apply_saved(target, header, options, style);
     }
-    let mut loaded = load_with_warnings(target, style)?;
+    let at = options.at.clone().unwrap_or_else(manifest::Moment::now);
+    let mut loaded = load_with_warnings(target, &at, style)?;
     cap_bandwidth(&mut loaded, options.bwlimit);
     apply_manifest(&loaded, target, options)
 }
@@ -125,7 +132,8 @@ pub(super) fn apply_manifest(
 fn apply_saved(path: &Path, header: PlanHeader, options: &ApplyOptions, style: Style) -> Result<Exit, HaulError> {
     let manifest_path = &header.manifest.path;
     let _lock = take_lock(manifest_path, options)?;
-    let mut loaded = manifest::load_manifest(manifest_path)?;
+    // The dates in its paths and the ages in its windows as they were when it was planned.
+    let mut loaded = manifest::load_manifest(manifest_path, &header.at)?;
     cap_bandwidth(&mut loaded, options.bwlimit);
     if ManifestRef::new(manifest_path.clone(), &loaded.source.text) != header.manifest {
         return Err(HaulError::ManifestChanged { path: manifest_path.clone() });

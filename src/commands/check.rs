@@ -20,7 +20,7 @@ use crate::s3::{RequestFailure, request_failure};
 
 pub(super) fn run(args: &CheckArgs, style: Style) -> Result<Exit, HaulError> {
     let (path, only, output) = (args.run.manifest.as_path(), &args.run.only.only, args.run.output.output);
-    let loaded = load_with_warnings(path, style)?;
+    let loaded = load_with_warnings(path, &args.run.at.moment(), style)?;
     let jobs = select_jobs(&loaded.jobs, only)?;
     let runtime = runtime()?;
     let mut clients = Clients::default();

@@ -84,8 +84,8 @@ fn flag_target(args: &TargetArgs, request_payer: bool) -> S3Target {
 }
 
 /// Loads a manifest for a command that goes on to use it; its warnings go to stderr.
-fn load_with_warnings(path: &Path, style: Style) -> Result<manifest::Manifest, HaulError> {
-    let loaded = manifest::load_manifest(path)?;
+fn load_with_warnings(path: &Path, at: &manifest::Moment, style: Style) -> Result<manifest::Manifest, HaulError> {
+    let loaded = manifest::load_manifest(path, at)?;
     print_warnings(&loaded, style);
     Ok(loaded)
 }

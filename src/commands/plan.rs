@@ -23,7 +23,7 @@ use crate::text::printable;
 pub(super) fn run(args: &PlanArgs, style: Style) -> Result<Exit, HaulError> {
     let shard = resolve_shard(&args.shard)?;
     let path = args.run.manifest.as_path();
-    let loaded = load_with_warnings(path, style)?;
+    let loaded = load_with_warnings(path, &args.run.at.moment(), style)?;
     let request = PlanRequest {
         only: &args.run.only.only,
         shard,
@@ -63,7 +63,7 @@ pub(super) fn plan_manifest(
     let saved = match &out {
         Some(out) => {
             let file = crate::output_file::Pending::create(out).map_err(write_error(out))?;
-            Some(PlanWriter::begin(Held::new(file), &manifest, created, shard).map_err(write_error(out))?)
+            Some(PlanWriter::begin(Held::new(file), &manifest, created, &loaded.at, shard).map_err(write_error(out))?)
         }
         None => None,
     };
@@ -73,6 +73,7 @@ pub(super) fn plan_manifest(
             Held::new(std::io::BufWriter::new(std::io::stdout())),
             &manifest,
             created,
+            &loaded.at,
             shard,
         )),
         OutputFormat::Table => None,

@@ -23,7 +23,11 @@ pub(super) fn run(args: &SyncArgs, style: Style) -> Result<Exit, HaulError> {
     }
     // Problems are shown against the saved file when there is one, else against the text.
     let shown = args.save_manifest.clone().unwrap_or_else(|| PathBuf::from("(haul sync)"));
-    let loaded = manifest::load_source(SourceFile { path: shown.clone(), text: text.into() }, Path::new("."))?;
+    let loaded = manifest::load_source(
+        SourceFile { path: shown.clone(), text: text.into() },
+        Path::new("."),
+        &manifest::Moment::now(),
+    )?;
     print_warnings(&loaded, style);
     if args.dry_run {
         let request =
@@ -41,6 +45,8 @@ pub(super) fn run(args: &SyncArgs, style: Style) -> Result<Exit, HaulError> {
         manifest: shown,
         // In the manifest already (`bandwidth`).
         bwlimit: None,
+        // Loaded already, now.
+        at: None,
     };
     // Two syncs of the same source and destination never overlap; others may.
     let route = loaded.jobs.first().map(manifest::Job::route).unwrap_or_default();
@@ -132,8 +138,12 @@ mod tests {
 
     fn loaded(line: &[&str]) -> manifest::Manifest {
         let text = manifest_text(&args(line), Path::new("/work")).unwrap();
-        manifest::load_source(SourceFile { path: "m.yaml".into(), text: text.into() }, Path::new("/"))
-            .unwrap_or_else(|err| panic!("{err:?}"))
+        manifest::load_source(
+            SourceFile { path: "m.yaml".into(), text: text.into() },
+            Path::new("/"),
+            &manifest::Moment::now(),
+        )
+        .unwrap_or_else(|err| panic!("{err:?}"))
     }
 
     #[test]

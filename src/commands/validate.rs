@@ -8,8 +8,9 @@ use crate::render::{self, Style};
 
 pub(super) fn run(args: &ValidateArgs, style: Style) -> Result<Exit, HaulError> {
     let mut exit = Exit::Success;
+    let at = args.at.moment();
     for path in &args.manifests {
-        match manifest::load_manifest(path) {
+        match manifest::load_manifest(path, &at) {
             Ok(loaded) => {
                 super::print_warnings(&loaded, style);
                 let count = loaded.jobs.len();
@@ -44,6 +45,7 @@ fn describe(job: &Job) -> String {
     if !summary.exclude.is_empty() {
         filters.push(format!("exclude: {}", summary.exclude.join(", ")));
     }
+    filters.extend(summary.window.iter().cloned());
     if job.delete {
         filters.push(format!("delete up to {}", job.max_delete.unwrap_or(0)));
     }

@@ -18,7 +18,7 @@ pub(super) fn run(args: &WhoamiArgs, style: Style) -> Result<Exit, HaulError> {
     let targets: Vec<(S3Target, &str)> = match manifest {
         None => vec![(flag_target(&args.target, false), "--region")],
         Some(path) => {
-            let loaded = load_with_warnings(path, style)?;
+            let loaded = load_with_warnings(path, &crate::manifest::Moment::now(), style)?;
             let mut distinct: Vec<S3Target> = Vec::new();
             for job in &loaded.jobs {
                 // Request payer and retries do not change who one is.

@@ -1,6 +1,7 @@
 //! The manifest stage: load the YAML with positions, check it, and merge `defaults` into one
 //! resolved `Job` per transfer. No network here.
 
+mod dated;
 mod load;
 mod model;
 mod places;
@@ -9,13 +10,14 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use dated::Moment;
 pub use model::{
-    Bandwidth, ByteSize, CompareMode, Concurrency, CopyTo, Direction, MANIFEST_VERSION, ManifestSpec, RequestPayer,
-    ServerSideEncryption, Settings, StorageClass, TransferSpec, manifest_schema,
+    Age, Bandwidth, ByteSize, CompareMode, Concurrency, CopyTo, Direction, MANIFEST_VERSION, ManifestSpec,
+    RequestPayer, ServerSideEncryption, Settings, StorageClass, TransferSpec, manifest_schema,
 };
 pub use problem::{Location, Problem, Severity, SourceFile, line_starts};
 
-use crate::filter::Filter;
+use crate::filter::{Filter, Window};
 
 /// Keys that only make sense for one transfer and so may not sit in `defaults`.
 pub const TRANSFER_ONLY_KEYS: [&str; 6] = ["name", "direction", "bucket", "local", "prefix", "to"];
@@ -100,6 +102,8 @@ pub struct Job {
     pub follow_symlinks: bool,
     /// The most bytes per second through haul, shared by the transfer's workers.
     pub bandwidth: Option<u64>,
+    /// `min_size`, `max_size`, `older_than`, `newer_than`: what the transfer considers.
+    pub window: Window,
 }
 
 /// The filter rules as written (after normalization), for `validate` and `plan` output.
@@ -108,6 +112,8 @@ pub struct FilterSummary {
     pub extensions: Vec<String>,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    /// The size and age window as written: `older_than: 10m`, `min_size: 1`.
+    pub window: Vec<String>,
 }
 
 impl Job {
@@ -144,25 +150,28 @@ pub struct Manifest {
     pub jobs: Vec<Job>,
     /// Problems that do not stop a run (printed by every command).
     pub warnings: Vec<Problem>,
+    /// The moment its dates were expanded and ages measured at (a saved plan keeps it).
+    pub at: Moment,
 }
 
-/// Reads, checks and resolves a manifest. Every problem found is returned at once.
-pub fn load_manifest(path: &Path) -> Result<Manifest, ManifestError> {
+/// Reads, checks and resolves a manifest, its dates expanded and ages measured at `at` (now,
+/// or `--at`). Every problem found is returned at once.
+pub fn load_manifest(path: &Path, at: &Moment) -> Result<Manifest, ManifestError> {
     let source = load::read_source(path)?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    load_source(source, &base)
+    load_source(source, &base, at)
 }
 
 /// Checks and resolves manifest text already read (`base`: the folder relative `local`
 /// paths start from).
-pub fn load_source(source: SourceFile, base: &Path) -> Result<Manifest, ManifestError> {
+pub fn load_source(source: SourceFile, base: &Path, at: &Moment) -> Result<Manifest, ManifestError> {
     let (parsed, mut problems) = match load::parse_spec(&source) {
         Ok(parsed) => parsed,
         Err(problems) => {
             return Err(ManifestError::Invalid { file: source, problems });
         }
     };
-    let jobs = validate::resolve(parsed, base, &mut problems);
+    let jobs = validate::resolve(parsed, base, at, &mut problems);
     // A bad value in `defaults` is found once per transfer that inherits it: report it once.
     let mut seen = std::collections::HashSet::new();
     problems.retain(|p| seen.insert((p.location, p.message.clone())));
@@ -170,5 +179,5 @@ pub fn load_source(source: SourceFile, base: &Path) -> Result<Manifest, Manifest
     if problems.iter().any(Problem::is_error) {
         return Err(ManifestError::Invalid { file: source, problems });
     }
-    Ok(Manifest { source, jobs, warnings: problems })
+    Ok(Manifest { source, jobs, warnings: problems, at: at.clone() })
 }

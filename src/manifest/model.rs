@@ -40,11 +40,13 @@ pub struct TransferSpec {
     /// Bucket name only (no `s3://`, no slash); put the folder part in `prefix`. The source of
     /// a download or a copy, the destination of an upload.
     pub bucket: String,
-    /// Local folder, relative to the manifest's folder; `~` and `${ENV}` expand. Required for
-    /// `upload` and `download`; a `copy` has `to` instead.
+    /// Local folder, relative to the manifest's folder; `~` and `${ENV}` expand, and dates
+    /// (`{date}`, `{date-1d:%Y/%m/%d}`, `{hour-1h:%H}`). Required for `upload` and `download`;
+    /// a `copy` has `to` instead.
     #[serde(default)]
     pub local: Option<String>,
     /// Key prefix inside the bucket (a folder: `reports/2026/`). Empty: the whole bucket.
+    /// Dates expand: `daily/{date}/`, `logs/{date-1d:%Y/%m/%d}/`, `hourly/{hour-1h:%Y%m%d-%H}/`.
     #[serde(default)]
     pub prefix: Option<String>,
     /// The destination of a `copy`: another bucket (and prefix), with its own connection
@@ -63,7 +65,7 @@ pub struct CopyTo {
     /// Destination bucket name only (no `s3://`, no slash).
     pub bucket: String,
     /// Key prefix in the destination bucket (a folder: `partner/reports/`). Empty: the bucket's
-    /// root.
+    /// root. Dates expand as in the transfer's `prefix`.
     #[serde(default)]
     pub prefix: Option<String>,
     /// AWS profile for the destination.
@@ -135,6 +137,19 @@ pub struct Settings {
     /// The most bytes per second the transfer moves through haul, shared by all its workers
     /// (`50MiB/s`). Omitted: no cap. Server-side copies move no bytes through haul.
     pub bandwidth: Option<Bandwidth>,
+    /// The time zone dates in `prefix`, `local` and `to.prefix` are read in: an IANA name
+    /// (`Asia/Seoul`), `UTC` (the default) or `local` (the machine's).
+    pub timezone: Option<String>,
+    /// Move only files modified at least this long before the run (`10m`, `2h`): files still
+    /// being written wait for the next run. Their destination copies are never deleted.
+    pub older_than: Option<Age>,
+    /// Move only files modified within this long before the run (`25h`, `7d`). Destination
+    /// keys outside the window are never deleted.
+    pub newer_than: Option<Age>,
+    /// Move only files of at least this size (`1B` skips empty files).
+    pub min_size: Option<ByteSize>,
+    /// Move only files of at most this size (`10GiB`).
+    pub max_size: Option<ByteSize>,
 }
 
 /// Which way a transfer copies.
@@ -371,6 +386,44 @@ impl JsonSchema for Concurrency {
     }
 }
 
+/// A length of time back from the run's moment: `10m`, `2h`, `25h`, `7d`, `1h 30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Age(pub std::time::Duration);
+
+impl fmt::Display for Age {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl FromStr for Age {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        humantime::parse_duration(text.trim())
+            .map(Age)
+            .map_err(|_| format!("`{text}` is not a length of time; write it like `10m`, `2h`, `25h` or `7d`"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Age {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        from_text(deserializer)
+    }
+}
+
+impl JsonSchema for Age {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Age".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A length of time: a number and a unit, such as `10m`, `2h`, `25h` or `7d`.",
+            "type": "string",
+            "pattern": "^\\s*[0-9]+\\s*[a-z]+(\\s*[0-9]+\\s*[a-z]+)*\\s*$"
+        })
+    }
+}
+
 /// A rate in bytes per second, written `50MiB/s` (or `512KiB/s`, `1GiB/s`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bandwidth(pub u64);
@@ -496,6 +549,6 @@ mod tests {
         }
         let settings = &index.settings_keys;
         assert!(!settings.contains(&"bucket".to_string()));
-        assert_eq!(settings.len(), 21, "{settings:?}");
+        assert_eq!(settings.len(), 26, "{settings:?}");
     }
 }

@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
+use super::dated::{self, Moment};
 use super::load::ParsedSpec;
 use super::model::{ByteSize, Concurrency, CopyTo, Direction, ServerSideEncryption, Settings, TransferSpec};
 use super::places::Places;
 use super::problem::{Location, Problem, did_you_mean};
 use super::{CopyDestination, FilterSummary, Job, S3Target, UploadOptions, builtin};
-use crate::filter::{Filter, PatternList};
+use crate::filter::{Filter, PatternList, Window};
 
 /// S3's smallest part (except the last) and largest single part.
 const MIN_PART: u64 = 5 * ByteSize::MIB;
@@ -19,7 +20,7 @@ const MAX_RETRIES: u32 = 20;
 
 /// Checks every transfer and builds its `Job`. Returns the jobs of the transfers without errors
 /// and every problem (errors and warnings) found.
-pub(super) fn resolve(parsed: ParsedSpec, base: &Path, problems: &mut Vec<Problem>) -> Vec<Job> {
+pub(super) fn resolve(parsed: ParsedSpec, base: &Path, at: &Moment, problems: &mut Vec<Problem>) -> Vec<Job> {
     let ParsedSpec { transfers, places, defaults_places, unidentified } = parsed;
     let positions = Positions { transfers: &places, defaults: &defaults_places };
     // Each transfer is dropped once its job is built: a manifest of 100,000 transfers need
@@ -39,13 +40,14 @@ pub(super) fn resolve(parsed: ParsedSpec, base: &Path, problems: &mut Vec<Proble
         } else {
             first_seen_names.insert(transfer.name.clone(), index);
         }
-        let mut check = TransferCheck { index, positions: &positions, problems, filters: &mut filters, in_to: false };
+        let mut check =
+            TransferCheck { index, positions: &positions, problems, filters: &mut filters, in_to: false, at };
         if let Some(job) = check.job(&transfer, base) {
             jobs.push((index, job));
         }
         // Where it writes is known even when another of its settings is wrong: the overlap
         // check runs on every transfer, so it is not left for a second round of fixes.
-        if let Some(destination) = Destination::of(&transfer, base) {
+        if let Some(destination) = Destination::of(&transfer, base, at) {
             destinations.push((index, destination));
         }
     }
@@ -53,7 +55,7 @@ pub(super) fn resolve(parsed: ParsedSpec, base: &Path, problems: &mut Vec<Proble
     // Transfers whose name, direction, bucket or local is wrong: their settings all the same.
     for (index, settings) in &unidentified {
         let mut check =
-            TransferCheck { index: *index, positions: &positions, problems, filters: &mut filters, in_to: false };
+            TransferCheck { index: *index, positions: &positions, problems, filters: &mut filters, in_to: false, at };
         check.settings_only(settings);
     }
     check_destinations(&destinations, &positions, problems);
@@ -112,6 +114,8 @@ struct TransferCheck<'p, 'a> {
     filters: &'p mut FilterCache,
     /// Checking the keys under `to`: problems point at `to`'s own keys.
     in_to: bool,
+    /// The moment dates in paths are expanded at, and ages measured from.
+    at: &'p Moment,
 }
 
 /// Filters by their three lists: a generated manifest (a transfer per customer or per day)
@@ -142,6 +146,7 @@ impl TransferCheck<'_, '_> {
         let _ = self.part_bound("part_size", settings.part_size, builtin::PART_SIZE);
         let _ = self.part_bound("copy_cutoff", settings.copy_cutoff, builtin::COPY_CUTOFF);
         let _ = self.deletes(settings);
+        let _ = self.window(settings);
     }
 
     fn job(&mut self, transfer: &TransferSpec, base: &Path) -> Option<Job> {
@@ -155,12 +160,17 @@ impl TransferCheck<'_, '_> {
             );
         }
         self.check_bucket(&transfer.bucket);
-        let prefix = self.prefix(transfer.prefix.as_deref().unwrap_or(""));
+        let prefix = self.dated("prefix", transfer.prefix.as_deref().unwrap_or(""), settings);
+        let prefix = self.prefix(&prefix);
         let local = match (&transfer.to, &transfer.local) {
             (Some(_), _) => Some(PathBuf::new()),
-            (None, Some(local)) => self.local(local, base),
+            (None, Some(local)) => {
+                let local = self.dated("local", local, settings);
+                self.local(&local, base)
+            }
             (None, None) => None,
         };
+        let window = self.window(settings);
         let target = self.target(settings);
         let to = transfer.to.as_ref().map(|to| self.copy_destination(to, settings));
         if let Some(to) = &to
@@ -182,7 +192,20 @@ impl TransferCheck<'_, '_> {
                 "give the copy a destination outside its source (and not around it): each run would copy its own copies",
             );
         }
-        let (filter, filter_summary) = self.filter(settings);
+        let (filter, mut filter_summary) = self.filter(settings);
+        filter_summary.window = [
+            ("older_than", settings.older_than.map(|age| age.to_string())),
+            ("newer_than", settings.newer_than.map(|age| age.to_string())),
+            ("min_size", settings.min_size.map(|size| size.to_string())),
+            ("max_size", settings.max_size.map(|size| size.to_string())),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| {
+            // As written (`1h 30m`), else as read (`1h 30m` again, or `1B` for `1`).
+            let shown = self.positions.written(self.index, key).or(value)?;
+            Some(format!("{key}: {shown}"))
+        })
+        .collect();
         let concurrency = self.concurrency(settings.concurrency);
         let _ = self.ranged("retries", settings.retries, builtin::RETRIES, 0, MAX_RETRIES);
         let multipart_threshold =
@@ -226,7 +249,86 @@ impl TransferCheck<'_, '_> {
             upload,
             follow_symlinks: settings.follow_symlinks.unwrap_or(false),
             bandwidth: settings.bandwidth.map(|rate| rate.0),
+            window,
         })
+    }
+
+    /// `text` (the value of `key`) with its dates expanded at the run's moment in the
+    /// transfer's time zone; the text as written when it has none or one is wrong (said once).
+    fn dated(&mut self, key: &str, text: &str, settings: &Settings) -> String {
+        if !dated::has_placeholders(text) {
+            return text.to_string();
+        }
+        let Some(at) = self.zoned(settings) else { return text.to_string() };
+        match dated::expand(text, &at) {
+            Ok(expanded) => expanded,
+            Err(err) => {
+                self.error(key, err.message, err.help);
+                text.to_string()
+            }
+        }
+    }
+
+    /// The transfer's `timezone`: UTC when none is set, or when the one set is wrong (said).
+    fn zone(&mut self, settings: &Settings) -> jiff::tz::TimeZone {
+        match settings.timezone.as_deref().map(dated::time_zone) {
+            None => jiff::tz::TimeZone::UTC,
+            Some(Ok(zone)) => zone,
+            Some(Err(message)) => {
+                self.error("timezone", message, "`timezone` applies to the dates in `prefix`, `local` and `to.prefix`");
+                jiff::tz::TimeZone::UTC
+            }
+        }
+    }
+
+    /// The run's moment in the transfer's time zone.
+    fn zoned(&mut self, settings: &Settings) -> Option<jiff::Zoned> {
+        let zone = self.zone(settings);
+        match self.at.in_zone(&zone) {
+            Ok(zoned) => Some(zoned),
+            Err(why) => {
+                let help = "give `--at` with `Z` or an offset, such as `2026-11-30T02:00Z`";
+                self.error("timezone", format!("`--at {}` cannot be read in this time zone: {why}", self.at), help);
+                None
+            }
+        }
+    }
+
+    /// `min_size`, `max_size`, `older_than` and `newer_than`, the ages measured back from the
+    /// run's moment.
+    fn window(&mut self, settings: &Settings) -> Window {
+        let now_ms = self.zoned(settings).map_or(0, |zoned| zoned.timestamp().as_millisecond());
+        let back = |age: Option<super::model::Age>| {
+            age.map(|age| now_ms.saturating_sub(i64::try_from(age.0.as_millis()).unwrap_or(i64::MAX)))
+        };
+        let window = Window {
+            min_size: settings.min_size.map(|size| size.0),
+            max_size: settings.max_size.map(|size| size.0),
+            modified_by_ms: back(settings.older_than),
+            modified_since_ms: back(settings.newer_than),
+        };
+        if let (Some(min), Some(max)) = (settings.min_size, settings.max_size)
+            && min > max
+        {
+            let written = |key| self.positions.written(self.index, key);
+            let (min, max) =
+                (written("min_size").unwrap_or(min.to_string()), written("max_size").unwrap_or(max.to_string()));
+            self.error(
+                "max_size",
+                format!("`max_size: {max}` is below `min_size: {min}`: nothing would move"),
+                "raise `max_size` or lower `min_size`",
+            );
+        }
+        if let (Some(older), Some(newer)) = (settings.older_than, settings.newer_than)
+            && older.0 >= newer.0
+        {
+            self.error(
+                "newer_than",
+                format!("`newer_than: {newer}` is not longer than `older_than: {older}`: nothing would move"),
+                "`older_than` is the settle time (such as `10m`), `newer_than` how far back to look (such as `25h`)",
+            );
+        }
+        window
     }
 
     /// A copy's destination: `to`'s bucket and prefix, reached with `to`'s connection settings
@@ -235,7 +337,8 @@ impl TransferCheck<'_, '_> {
     fn copy_destination(&mut self, to: &CopyTo, settings: &Settings) -> CopyDestination {
         self.in_to = true;
         self.check_bucket(&to.bucket);
-        let prefix = self.prefix(to.prefix.as_deref().unwrap_or(""));
+        let prefix = self.dated("prefix", to.prefix.as_deref().unwrap_or(""), settings);
+        let prefix = self.prefix(&prefix);
         let merged = Settings {
             profile: to.profile.clone().or(settings.profile.clone()),
             region: to.region.clone().or(settings.region.clone()),
@@ -409,7 +512,7 @@ impl TransferCheck<'_, '_> {
                 None
             }
         };
-        (filter, FilterSummary { extensions, include, exclude })
+        (filter, FilterSummary { extensions, include, exclude, window: Vec::new() })
     }
 
     fn ranged(&mut self, key: &str, value: Option<u32>, default: u32, min: u32, max: u32) -> u32 {
@@ -519,10 +622,20 @@ struct Destination {
 }
 
 impl Destination {
-    /// From a transfer as read; `None` when its folder cannot be resolved (reported elsewhere).
-    fn of(transfer: &TransferSpec, base: &Path) -> Option<Self> {
+    /// From a transfer as read, its dates expanded at `at` (a wrong one is left as written:
+    /// it is reported elsewhere); `None` when its folder cannot be resolved.
+    fn of(transfer: &TransferSpec, base: &Path, at: &Moment) -> Option<Self> {
+        let zone = match transfer.settings.timezone.as_deref() {
+            None => Some(jiff::tz::TimeZone::UTC),
+            Some(name) => dated::time_zone(name).ok(),
+        };
+        let zoned = zone.and_then(|zone| at.in_zone(&zone).ok());
+        let dated = |text: &str| match &zoned {
+            Some(zoned) => dated::expand(text, zoned).unwrap_or_else(|_| text.to_string()),
+            None => text.to_string(),
+        };
         let folder = |prefix: Option<&str>| {
-            let prefix = prefix.unwrap_or_default();
+            let prefix = dated(prefix.unwrap_or_default());
             if prefix.is_empty() || prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") }
         };
         let (local, bucket, endpoint, prefix) = match (&transfer.to, &transfer.local) {
@@ -533,7 +646,8 @@ impl Destination {
                 folder(to.prefix.as_deref()),
             ),
             (None, Some(local)) => {
-                let local = shellexpand::full(local).ok().map(|expanded| normalize(&base.join(expanded.as_ref())))?;
+                let local = dated(local);
+                let local = shellexpand::full(&local).ok().map(|expanded| normalize(&base.join(expanded.as_ref())))?;
                 (local, transfer.bucket.clone(), transfer.settings.endpoint.clone(), folder(transfer.prefix.as_deref()))
             }
             (None, None) => return None,

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::iter::Peekable;
 
 use super::saved::Side;
-use crate::filter::Filter;
+use crate::filter::{Filter, Outside, Window};
 use crate::listing::{Entry, Item, SkipReason};
 use crate::manifest::CompareMode;
 use crate::shard::Shard;
@@ -74,6 +74,9 @@ pub enum SkipKind {
     Filtered,
     /// Another shard's key (`--shard`): that copy of haul moves it.
     OtherShard,
+    /// Outside the transfer's size or age window (`min_size`, `older_than`, ...): held back,
+    /// its destination copy kept.
+    Window(Outside),
     /// Seen by a listing and left out there (marker, unsafe key, symlink, ...).
     Listing(SkipReason),
     /// One of several names with one NFC form (see [`Diff`]) that is not synced: a source
@@ -135,6 +138,8 @@ pub struct DiffRules<'a> {
     pub compare: CompareMode,
     pub delete: bool,
     pub filter: &'a Filter,
+    /// `min_size`, `max_size`, `older_than`, `newer_than`: decided on the source's entry.
+    pub window: Window,
     /// Under `--shard`, only the keys this shard owns (by transfer name and key) are copied,
     /// deleted or counted; the others are counted once, as `other-shard`.
     pub shard: Option<(&'a str, Shard)>,
@@ -323,6 +328,14 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
                 drop(destination);
                 Some(Decision::Skip { key: source.key, size: source.size, kind: SkipKind::Filtered })
             }
+            // Held back, and what the destination has of it stays (it may be the only
+            // complete copy of a file still being written).
+            (Some(source), destination)
+                if let Some(outside) = self.rules.window.outside(source.size, source.mtime_ms) =>
+            {
+                drop(destination);
+                Some(Decision::Skip { key: source.key, size: source.size, kind: SkipKind::Window(outside) })
+            }
             (Some(source), None) => {
                 Some(Decision::Copy { source, destination: None, reason: Reason::New, exact_name: false })
             }
@@ -333,9 +346,10 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
                 None if self.rules.compare == CompareMode::Checksum => Some(Decision::Verify { source, destination }),
                 None => Some(Decision::Skip { key: source.key, size: source.size, kind: SkipKind::Unchanged }),
             },
-            (None, Some(destination)) => {
-                (self.rules.delete && !self.shadowed(&destination.key)).then_some(Decision::Delete { destination })
-            }
+            (None, Some(destination)) => (self.rules.delete
+                && !self.shadowed(&destination.key)
+                && self.rules.window.outside(destination.size, destination.mtime_ms).is_none())
+            .then_some(Decision::Delete { destination }),
             (None, None) => None,
         }
     }
@@ -403,12 +417,13 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
             self.queued.push_back(Decision::Skip { key: source.stored().to_string(), size: source.size, kind });
         }
         for destination in unpaired {
-            let decision = if self.rules.delete {
-                Decision::Delete { destination }
-            } else {
-                let kind = SkipKind::Twin { side: Side::Destination, form: UnicodeForm::of(destination.stored()) };
-                Decision::Skip { key: destination.stored().to_string(), size: destination.size, kind }
-            };
+            let decision =
+                if self.rules.delete && self.rules.window.outside(destination.size, destination.mtime_ms).is_none() {
+                    Decision::Delete { destination }
+                } else {
+                    let kind = SkipKind::Twin { side: Side::Destination, form: UnicodeForm::of(destination.stored()) };
+                    Decision::Skip { key: destination.stored().to_string(), size: destination.size, kind }
+                };
             self.queued.push_back(decision);
         }
     }
@@ -478,7 +493,7 @@ mod tests {
     }
 
     fn rules(filter: &Filter, compare: CompareMode, delete: bool) -> DiffRules<'_> {
-        DiffRules { compare, delete, filter, shard: None, destination_is_local: false }
+        DiffRules { compare, delete, filter, window: Window::default(), shard: None, destination_is_local: false }
     }
 
     fn summarize(decisions: Vec<Decision>) -> Vec<String> {
@@ -551,6 +566,42 @@ mod tests {
             .filter(|d| matches!(d, Decision::Copy { reason: Reason::Always, .. }))
             .count();
         assert_eq!(always, 4, "every pair is copied; the new one is still `new`");
+    }
+
+    #[test]
+    fn a_window_holds_back_source_files_and_never_deletes_what_it_hides() {
+        let everything = Filter::everything();
+        // Settle time: modified by 1,000 ms; and at least 1 byte.
+        let window = Window { min_size: Some(1), modified_by_ms: Some(1_000), ..Window::default() };
+        let rules = DiffRules { window, ..rules(&everything, CompareMode::SizeMtime, true) };
+        let source = vec![
+            entry("empty", 0, 500),
+            entry("settled", 5, 900),
+            entry("writing", 7, 1_500),
+            entry("writing-synced", 9, 1_500),
+        ];
+        let destination = vec![
+            entry("empty", 3, 100),
+            entry("gone-new", 4, 1_200),
+            entry("gone-old", 4, 800),
+            entry("writing-synced", 5, 100),
+        ];
+        let got = summarize(diff(source, destination, rules).collect());
+        assert_eq!(
+            got,
+            vec![
+                "skip empty (Window(TooSmall))",
+                "skip gone-new (too recent to delete)",
+                "delete gone-old",
+                "copy settled (new)",
+                "skip writing (Window(TooNew))",
+                "skip writing-synced (Window(TooNew))",
+            ]
+            .into_iter()
+            .filter(|line| !line.contains("to delete"))
+            .collect::<Vec<_>>(),
+            "a destination key outside the window is kept (not listed), one inside it is deleted"
+        );
     }
 
     #[test]
@@ -798,7 +849,7 @@ mod tests {
             #[test]
             fn applying_the_plan_converges(source in listing(), destination in listing(), delete: bool, use_filter: bool) {
                 let filter = if use_filter { Filter::new(&[], &[], &["csv".to_string()]).unwrap() } else { Filter::everything() };
-                let rules = DiffRules { compare: CompareMode::SizeMtime, delete, filter: &filter, shard: None, destination_is_local: false };
+                let rules = DiffRules { compare: CompareMode::SizeMtime, delete, filter: &filter, window: Window::default(), shard: None, destination_is_local: false };
                 let mut model = destination.clone();
                 for decision in diff(items(&source), items(&destination), rules) {
                     match decision {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use diff::{Decision, DiffRules, Reason, SkipKind};
 pub use saved::{ManifestRef, PlanFileError, Side, StaleObject};
 
+use crate::filter::Outside;
 use crate::listing::{Entry, Item, SkipReason};
 use crate::manifest::{Direction, Job};
 use crate::shard::Shard;
@@ -429,6 +430,7 @@ pub fn plan_streamed(
         compare: job.compare,
         delete: job.delete,
         filter: &job.filter,
+        window: job.window,
         shard: shard.map(|shard| (job.name.as_str(), shard)),
         destination_is_local: job.direction == Direction::Download,
     };
@@ -540,7 +542,7 @@ impl Recorder<'_> {
                 let detail = match kind {
                     SkipKind::Listing(reason) => skip_detail(&reason),
                     SkipKind::Twin { side, form } => twin_detail(side, form),
-                    SkipKind::Unchanged | SkipKind::Filtered | SkipKind::OtherShard => return,
+                    SkipKind::Unchanged | SkipKind::Filtered | SkipKind::OtherShard | SkipKind::Window(_) => return,
                 };
                 plan.skipped.push(NotableSkip { key, slug: slug.to_string(), reason: detail });
             }
@@ -551,7 +553,7 @@ impl Recorder<'_> {
 
 /// Every reason an object is counted under: the slug (JSON keys, stable) and the label (for
 /// people). Moves first, in [`Reason::ALL`] order, then skips.
-pub const REASONS: [(&str, &str); 17] = [
+pub const REASONS: [(&str, &str); 21] = [
     ("new", "new"),
     ("size-differs", "size differs"),
     ("source-newer", "source newer"),
@@ -562,6 +564,10 @@ pub const REASONS: [(&str, &str); 17] = [
     ("unchanged", "unchanged"),
     ("filtered", "filtered"),
     ("other-shard", "in other shards"),
+    ("too-recent", "modified too recently (older_than)"),
+    ("too-old", "modified too long ago (newer_than)"),
+    ("too-small", "under min_size"),
+    ("too-large", "over max_size"),
     ("directory-marker", "directory marker"),
     ("unsafe-key", "unsafe key"),
     ("symlink", "symlink"),
@@ -598,6 +604,10 @@ pub fn skip_slug(kind: &SkipKind) -> &'static str {
         SkipKind::Unchanged => "unchanged",
         SkipKind::Filtered => "filtered",
         SkipKind::OtherShard => "other-shard",
+        SkipKind::Window(Outside::TooNew) => "too-recent",
+        SkipKind::Window(Outside::TooOld) => "too-old",
+        SkipKind::Window(Outside::TooSmall) => "too-small",
+        SkipKind::Window(Outside::TooLarge) => "too-large",
         SkipKind::Listing(reason) => listing_skip_slug(reason),
         SkipKind::Twin { .. } => "same-normalized-name",
     }
@@ -675,6 +685,7 @@ mod tests {
             upload: UploadOptions::default(),
             follow_symlinks: false,
             bandwidth: None,
+            window: Default::default(),
         }
     }
 

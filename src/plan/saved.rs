@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Fingerprint, TransferPlan};
 use crate::listing::{Entry, Item};
+use crate::manifest::Moment;
 
 /// Marks a JSON file as a haul plan (so `apply` can tell it from a manifest).
 pub const PLAN_FORMAT: &str = "haul-plan";
@@ -45,6 +46,9 @@ pub struct PlanDocument {
     pub manifest: ManifestRef,
     /// Seconds since the epoch when the plan was made.
     pub created: i64,
+    /// The moment its manifest's dates and ages were read at (`--at`, else when it was made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
     /// True when any transfer has an action.
     pub changes: bool,
     /// The shard the plan covers (`plan --shard`); `apply` runs it as that shard.
@@ -67,6 +71,7 @@ impl PlanDocument {
             version: PLAN_VERSION,
             manifest,
             created,
+            at: Some(Moment::Instant(jiff::Timestamp::from_second(created).expect("a time")).to_string()),
             changes: transfers.iter().any(TransferPlan::has_changes),
             shard,
             transfers,
@@ -75,7 +80,9 @@ impl PlanDocument {
 
     /// The document as [`PlanWriter`] writes it (one way to write a plan, whole or streamed).
     pub fn to_json(&self) -> String {
-        let mut writer = PlanWriter::begin(Vec::new(), &self.manifest, self.created, self.shard).expect("in memory");
+        let at = self.at.as_deref().map(|at| Moment::parse(at).expect("written by haul")).unwrap_or_else(Moment::now);
+        let mut writer =
+            PlanWriter::begin(Vec::new(), &self.manifest, self.created, &at, self.shard).expect("in memory");
         for plan in &self.transfers {
             writer.begin_transfer(plan).expect("in memory");
             for action in &plan.actions {
@@ -134,10 +141,12 @@ impl<W: std::io::Write> PlanWriter<W> {
         mut out: W,
         manifest: &ManifestRef,
         created: i64,
+        at: &Moment,
         shard: Option<crate::shard::Shard>,
     ) -> std::io::Result<Self> {
         write!(out, "{{\n  \"format\": {},\n  \"version\": {PLAN_VERSION},\n", json(&PLAN_FORMAT, 2))?;
         write!(out, "  \"manifest\": {},\n  \"created\": {created},\n", json(manifest, 2))?;
+        writeln!(out, "  \"at\": {},", json(&at.to_string(), 2))?;
         if let Some(shard) = shard {
             writeln!(out, "  \"shard\": {},", json(&shard, 2))?;
         }
@@ -236,6 +245,9 @@ fn json(value: &impl Serialize, indent: usize) -> String {
 pub struct PlanHeader {
     pub manifest: ManifestRef,
     pub created: i64,
+    /// The moment the manifest's dates and ages were read at (`created` in a plan written
+    /// before `at` was: it had no dates).
+    pub at: Moment,
     pub shard: Option<crate::shard::Shard>,
     /// The transfers' names, in order.
     pub transfers: Vec<String>,
@@ -253,6 +265,7 @@ impl PlanHeader {
         struct Header {
             manifest: ManifestRef,
             created: i64,
+            at: Option<String>,
             shard: Option<crate::shard::Shard>,
             transfers: Vec<Named>,
         }
@@ -264,9 +277,17 @@ impl PlanHeader {
         }
         let header = serde_json::from_reader::<_, Header>(read("cannot read it again")?)
             .map_err(|err| PlanFileError::Malformed(err.to_string()))?;
+        let at = match header.at {
+            Some(at) => Moment::parse(&at).map_err(|why| PlanFileError::Malformed(format!("`at`: {why}")))?,
+            None => Moment::Instant(
+                jiff::Timestamp::from_second(header.created)
+                    .map_err(|why| PlanFileError::Malformed(format!("`created`: {why}")))?,
+            ),
+        };
         Ok(Some(PlanHeader {
             manifest: header.manifest,
             created: header.created,
+            at,
             shard: header.shard,
             transfers: header.transfers.into_iter().map(|named| named.name).collect(),
         }))

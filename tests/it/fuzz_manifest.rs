@@ -19,7 +19,7 @@ const SEEDS: [&str; 3] = [
 /// Loads `text` and renders whatever it says; checks that every problem points into the text.
 fn load_and_render(text: &str) -> Result<(), TestCaseError> {
     let source = SourceFile { path: "fuzz.yaml".into(), text: Arc::from(text) };
-    match load_source(source, Path::new("/tmp")) {
+    match load_source(source, Path::new("/tmp"), &haul::manifest::Moment::now()) {
         Ok(manifest) => {
             check_printable(&problems(&manifest.source, &manifest.warnings, Style { color: false }))?;
         }
@@ -134,7 +134,7 @@ proptest! {
 fn the_seeds_are_valid() {
     for seed in SEEDS {
         let source = SourceFile { path: "seed.yaml".into(), text: Arc::from(seed) };
-        assert!(load_source(source, Path::new("/tmp")).is_ok());
+        assert!(load_source(source, Path::new("/tmp"), &haul::manifest::Moment::now()).is_ok());
     }
 }
 

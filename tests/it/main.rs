@@ -12,6 +12,7 @@ mod examples;
 mod fuzz_manifest;
 mod import;
 mod listing_order;
+mod nightly;
 mod plan;
 mod reliability;
 mod s3_client;

@@ -1,0 +1,130 @@
+//! What a nightly job needs: dates in paths (`{date-1d}`, `--at`), and a settle time and size
+//! window (`older_than`, `newer_than`, `min_size`, `max_size`) that never deletes what it hides.
+
+use std::time::{Duration, SystemTime};
+
+use crate::common::{BUCKET, Fixture, write};
+
+/// The actions of a plan document's first transfer, as `action key` lines.
+fn actions(plan: &serde_json::Value) -> Vec<String> {
+    plan["transfers"][0]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|action| format!("{} {}", action["action"].as_str().unwrap(), action["key"].as_str().unwrap()))
+        .collect()
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+fn set_mtime(f: &Fixture, relative: &str, time: SystemTime) {
+    let path = f.path("local").join(relative);
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(time).unwrap();
+}
+
+/// A download of yesterday's partition: `--at` picks the day, two times give two prefixes,
+/// and a saved plan is applied as of the time it was made for, not the day it runs.
+#[test]
+fn dated_prefixes_follow_at_and_a_saved_plan_keeps_its_moment() {
+    let f = Fixture::s3s_fs();
+    f.put("daily/2026-11-29/a.csv", b"the 29th");
+    f.put("daily/2026-11-30/b.csv", b"the 30th");
+    let text = format!(
+        "version: 1\ndefaults:\n  endpoint: {}\n  path_style: true\n  region: us-east-1\ntransfers:\n  - name: t\n    direction: download\n    bucket: {BUCKET}\n    prefix: daily/{{date-1d}}/\n    local: ./local/{{date-1d:%Y%m%d}}\n",
+        f.endpoint
+    );
+    write(f.dir.path(), "m.yaml", &text);
+
+    let first = f.json(&["m.yaml", "--at", "2026-11-30T02:00Z"]);
+    assert_eq!(first["transfers"][0]["prefix"], "daily/2026-11-29/");
+    assert_eq!(actions(&first), vec!["download a.csv"]);
+    assert_eq!(first["at"], "2026-11-30T02:00:00Z");
+    let second = f.json(&["m.yaml", "--at", "2026-12-01T02:00Z"]);
+    assert_eq!(second["transfers"][0]["prefix"], "daily/2026-11-30/");
+    assert_eq!(actions(&second), vec!["download b.csv"]);
+    // A wall time without a zone is read in the transfer's (UTC here).
+    let civil = f.json(&["m.yaml", "--at", "2026-11-30"]);
+    assert_eq!(civil["transfers"][0]["prefix"], "daily/2026-11-29/");
+    f.plan(&["m.yaml", "--at", "2026-11-30T02:00Z"])
+        .expect_code(0)
+        .expect_stdout(&["s3://plan-test/daily/2026-11-29/"]);
+
+    f.plan(&["m.yaml", "--at", "2026-11-30T02:00Z", "-o", "p.json"]).expect_code(0);
+    f.apply(&["p.json", "--at", "2026-12-01T02:00Z"])
+        .expect_code(2)
+        .expect_stderr(&["`--at` applies to manifests", "haul plan MANIFEST --at TIME -o FILE"]);
+    // Today (2026-12 or later) would be another prefix, with nothing in it.
+    f.apply(&["p.json", "--quiet"]).expect_code(0);
+    assert_eq!(std::fs::read(f.path("local/20261129/a.csv")).unwrap(), b"the 29th");
+    assert!(!f.path("local/20261130").exists());
+}
+
+/// Uploads with a settle time (`older_than: 10m`), `min_size: 1` and `delete: true`, on every
+/// server: a file still being written and an empty file are held back and their bucket copies
+/// kept; an object the source lacks is deleted only once it is outside the window itself.
+#[test]
+fn a_settle_time_holds_back_files_being_written_and_deletes_nothing_it_hides() {
+    for (server, f) in Fixture::every_server() {
+        let now = SystemTime::now();
+        // Seeded by hand (written now, by the server's clock): what earlier runs left.
+        f.put("data/writing.csv", b"yesterday's copy");
+        f.put("data/empty.csv", b"an older copy");
+        f.put("data/gone.csv", b"removed at the source");
+        f.file("settled.csv", b"settled");
+        f.file("writing.csv", b"half written");
+        f.file("empty.csv", b"");
+        set_mtime(&f, "settled.csv", now - Duration::from_secs(3600));
+        set_mtime(&f, "empty.csv", now - Duration::from_secs(3600));
+        set_mtime(&f, "writing.csv", now - Duration::from_secs(60));
+        let m = f.manifest("upload", "    older_than: 10m\n    min_size: 1\n    delete: true\n    max_delete: 10\n");
+
+        // Now: gone.csv was written seconds ago, inside the settle time too: kept.
+        let plan = f.json(&[&m]);
+        assert_eq!(actions(&plan), vec!["upload settled.csv"], "{server}: {plan:#}");
+        let reasons = &plan["transfers"][0]["by_reason"];
+        assert_eq!(reasons["too-recent"]["objects"], 1, "{server}: {reasons:#}");
+        assert_eq!(reasons["too-small"]["objects"], 1, "{server}: {reasons:#}");
+
+        // An hour on, the bucket's objects have settled too: gone.csv goes; writing.csv
+        // (modified a minute before the files' "now", and an hour before `--at`) moves.
+        let later = rfc3339(now + Duration::from_secs(3600));
+        let plan = f.json(&[&m, "--at", &later]);
+        assert_eq!(
+            actions(&plan),
+            vec!["delete-remote gone.csv", "upload settled.csv", "upload writing.csv"],
+            "{server}: {plan:#}"
+        );
+        // A file modified after `--at` (clock skew, or a backfill) is still held back.
+        set_mtime(&f, "writing.csv", now + Duration::from_secs(7200));
+        f.apply(&[&m, "--at", &later, "--quiet"]).expect_code(0);
+        assert_eq!(f.get("data/settled.csv"), b"settled", "{server}");
+        assert_eq!(f.get("data/writing.csv"), b"yesterday's copy", "{server}: a held-back file's copy was touched");
+        assert_eq!(f.get("data/empty.csv"), b"an older copy", "{server}: an empty file replaced its copy");
+        assert!(!f.keys().contains(&"data/gone.csv".to_string()), "{server}: gone.csv is still there");
+    }
+}
+
+/// `newer_than` looks back a day: older files are neither moved nor, at the destination,
+/// deleted; `max_size` leaves large files alone the same way.
+#[test]
+fn newer_than_and_max_size_bound_a_download_and_its_deletes() {
+    for (server, f) in Fixture::every_server() {
+        f.put("data/today.csv", b"today");
+        f.put("data/large.csv", &[7u8; 2048]);
+        f.local("kept-old.csv", b"downloaded last week");
+        let last_week = SystemTime::now() - Duration::from_secs(7 * 86400);
+        set_mtime(&f, "kept-old.csv", last_week);
+        f.local("kept-large.csv", &[1u8; 4096]);
+        f.local("removed.csv", b"recent, gone from the bucket");
+        let m =
+            f.manifest("download", "    newer_than: 25h\n    max_size: 1KiB\n    delete: true\n    max_delete: 10\n");
+        let plan = f.json(&[&m]);
+        assert_eq!(actions(&plan), vec!["delete-local removed.csv", "download today.csv"], "{server}: {plan:#}");
+        assert_eq!(plan["transfers"][0]["by_reason"]["too-large"]["objects"], 1, "{server}: {plan:#}");
+        f.apply(&[&m, "--quiet"]).expect_code(0);
+        assert!(f.path("local/kept-old.csv").exists() && f.path("local/kept-large.csv").exists(), "{server}");
+        assert!(!f.path("local/removed.csv").exists() && !f.path("local/large.csv").exists(), "{server}");
+    }
+}
