@@ -61,6 +61,8 @@ pub struct Draft {
     pub follow_symlinks: Option<bool>,
     /// `50MiB/s`.
     pub bandwidth: Option<String>,
+    /// The time zone of the dates in its paths (`import` of `$(date ...)`).
+    pub timezone: Option<String>,
     /// Comment lines written above the transfer (what was not translated, and why).
     pub notes: Vec<String>,
     /// Comments at the end of a setting's line, by key.
@@ -165,6 +167,9 @@ impl Draft {
         }
         if let Some(rate) = &self.bandwidth {
             line("bandwidth", quoted(rate));
+        }
+        if let Some(zone) = &self.timezone {
+            line("timezone", quoted(zone));
         }
         let mut text = lines.join("\n");
         text.push('\n');

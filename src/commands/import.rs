@@ -6,6 +6,8 @@ use std::io::{Read as _, Write as _};
 use std::path::Path;
 
 use super::draft::{self, Draft, Side};
+
+mod dated;
 use crate::cli::ImportArgs;
 use crate::error::{Exit, HaulError};
 
@@ -32,6 +34,7 @@ pub(super) fn run(args: &ImportArgs) -> Result<Exit, HaulError> {
     crate::manifest::load_source(
         crate::manifest::SourceFile { path: "(imported)".into(), text: manifest.clone().into() },
         Path::new("."),
+        &crate::manifest::Moment::now(),
     )?;
     match &args.out {
         Some(path) => {
@@ -80,17 +83,110 @@ pub struct Imported {
     pub notes: Vec<(usize, String)>,
 }
 
+/// The lines of a script with `\`-continued lines joined, each with the number of its first.
+fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut lines = Vec::new();
+    let mut pending: Option<(usize, String)> = None;
+    for (index, raw) in text.lines().enumerate() {
+        let (number, mut line) = match pending.take() {
+            Some((number, head)) => (number, head + raw),
+            None => (index + 1, raw.to_string()),
+        };
+        // An odd number of trailing backslashes continues the line (`\\` is a backslash).
+        let trailing = line.bytes().rev().take_while(|&b| b == b'\\').count();
+        if trailing % 2 == 1 {
+            line.pop();
+            line.push(' ');
+            pending = Some((number, line));
+        } else {
+            lines.push((number, line));
+        }
+    }
+    lines.extend(pending);
+    lines
+}
+
+/// Environment variables aws-cli reads that a transfer keeps: from `export` lines (for the
+/// lines after them) and `VAR=value` before a command (for it alone).
+#[derive(Debug, Clone, Default)]
+struct Environment {
+    profile: Option<String>,
+    region: Option<String>,
+    endpoint: Option<String>,
+}
+
+impl Environment {
+    /// Takes `NAME=value`; `Err` with a note for a variable haul does not carry over.
+    fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let value = Some(value.to_string()).filter(|value| !value.is_empty());
+        match name {
+            "AWS_PROFILE" | "AWS_DEFAULT_PROFILE" => self.profile = value,
+            "AWS_REGION" | "AWS_DEFAULT_REGION" => self.region = value,
+            "AWS_ENDPOINT_URL" | "AWS_ENDPOINT_URL_S3" => self.endpoint = value,
+            // Read by haul itself from the environment it runs in, as aws-cli reads them.
+            "AWS_ACCESS_KEY_ID"
+            | "AWS_SECRET_ACCESS_KEY"
+            | "AWS_SESSION_TOKEN"
+            | "AWS_CONFIG_FILE"
+            | "AWS_SHARED_CREDENTIALS_FILE" => {
+                return Err(format!(
+                    "`{name}` is read from the environment haul runs in, as aws-cli reads it: set it there \
+                     (a manifest keeps no secrets)"
+                ));
+            }
+            // `date` reads it; a `date` template says which zone it uses.
+            "TZ" => {}
+            _ => return Err(format!("`{name}=…` has no haul equivalent: not carried over")),
+        }
+        Ok(())
+    }
+}
+
+/// `NAME=value`, as the shell reads a word before a command.
+fn assignment(word: &str) -> Option<(&str, &str)> {
+    let (name, value) = word.split_once('=')?;
+    let shell_name = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    shell_name.then_some((name, value))
+}
+
 /// Reads every line; each `aws s3 sync` or `aws s3 cp --recursive` becomes a transfer.
 pub fn import(text: &str) -> Imported {
     let mut imported = Imported::default();
     let mut names = std::collections::HashSet::new();
-    for (index, raw) in text.lines().enumerate() {
-        let number = index + 1;
+    let mut exported = Environment::default();
+    for (number, raw) in logical_lines(text) {
         let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') || !trimmed.contains("s3") {
+        if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let Some(split) = shlex::split(trimmed) else {
+        // `export AWS_PROFILE=prod` (or `AWS_PROFILE=prod` alone) applies to the lines after it.
+        if let Some(words) = shlex::split(trimmed)
+            && let Some(first) = words.first()
+            && (first == "export" || (words.len() == 1 && assignment(first).is_some()))
+        {
+            let assignments = if first == "export" { &words[1..] } else { &words[..] };
+            for (name, value) in assignments.iter().filter_map(|word| assignment(word)) {
+                if name.starts_with("AWS_")
+                    && let Err(note) = exported.set(name, value)
+                {
+                    imported.notes.push((number, note));
+                }
+            }
+            continue;
+        }
+        if !trimmed.contains("s3") {
+            continue;
+        }
+        let (line, zone) = match dated::templates(trimmed) {
+            Ok(templated) => templated,
+            Err(why) => {
+                imported.notes.push((number, format!("not imported: {why}")));
+                continue;
+            }
+        };
+        let Some(split) = shlex::split(&line) else {
             imported.notes.push((number, "unbalanced quotes: line skipped".into()));
             continue;
         };
@@ -114,8 +210,37 @@ pub fn import(text: &str) -> Imported {
             };
             let mut words: Vec<String> = command[s3 + 1..].to_vec();
             words.extend(command[aws + 1..s3].iter().cloned());
+            // `AWS_PROFILE=prod aws s3 sync ...`: for this command, over what was exported.
+            // Other words before `aws` (`sudo`, `timeout 3600`, a cron schedule) are not its.
+            let mut environment = exported.clone();
+            let mut environment_notes = Vec::new();
+            for (name, value) in command[..aws].iter().filter_map(|word| assignment(word)) {
+                if let Err(note) = environment.set(name, value) {
+                    environment_notes.push(note);
+                }
+            }
             match translate(&words) {
                 Ok(Some(mut draft)) => {
+                    draft.notes.extend(environment_notes);
+                    // The command line's own flags win, as in aws-cli.
+                    draft.profile = draft.profile.or(environment.profile);
+                    draft.region = draft.region.or(environment.region);
+                    if draft.endpoint.is_none() && environment.endpoint.is_some() {
+                        draft.endpoint = environment.endpoint;
+                        draft.path_style = true;
+                    }
+                    match &zone {
+                        Some(dated::Zone::Local) => {
+                            draft.timezone = Some("local".into());
+                            draft.remarks.push((
+                                "timezone",
+                                "`date` read the machine's time zone; write an IANA name (`Asia/Seoul`) to pin it"
+                                    .into(),
+                            ));
+                        }
+                        Some(dated::Zone::Named(name)) => draft.timezone = Some(name.clone()),
+                        Some(dated::Zone::Utc) | None => {}
+                    }
                     draft.name = unique_name(&draft, &mut names);
                     for note in &draft.notes {
                         imported.notes.push((number, format!("`{}`: {note}", draft.name)));
@@ -341,17 +466,35 @@ fn haul_pattern(pattern: &str) -> String {
     }
 }
 
+/// `daily/{date-1d:%Y/%m/%d}/` without its dates: `daily//`.
+fn without_templates(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{date").or_else(|| rest.find("{hour")) {
+        let Some(end) = rest[start..].find('}') else { break };
+        out.push_str(&rest[..start]);
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A transfer name from its bucket and prefix: `analytics-exports-reports`, made unique.
 fn unique_name(draft: &Draft, taken: &mut std::collections::HashSet<String>) -> String {
     let remote = [&draft.source, &draft.destination].into_iter().flatten().find_map(|side| match side {
         Side::Bucket { bucket, prefix } => Some(format!("{bucket}-{prefix}")),
         Side::Folder(_) => None,
     });
-    let mut base: String = remote
-        .unwrap_or_else(|| "transfer".into())
+    let mut base: String = without_templates(&remote.unwrap_or_else(|| "transfer".into()))
         .chars()
         .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
-        .collect();
+        .fold(String::new(), |mut name, c| {
+            // `daily/{date}/` gives `daily-date`, not `daily--date--`.
+            if !(c == '-' && name.ends_with('-')) {
+                name.push(c);
+            }
+            name
+        });
     while base.ends_with('-') {
         base.pop();
     }

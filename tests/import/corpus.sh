@@ -8,3 +8,10 @@ aws s3 sync s3://bucket/logs/ /srv/logs --exclude "*.gz" --include "keep.gz" --s
 aws s3 cp s3://bucket/one-file.csv ./one-file.csv
 aws --endpoint-url http://127.0.0.1:9000 s3 sync ./local s3://minio-bucket/backup/ --delete; echo done
 aws s3 ls s3://bucket/
+# Dated paths, as crontabs write them (cron needs `\%`), and the environment before a command.
+0 3 * * * AWS_PROFILE=prod aws s3 sync /data/$(date +\%F)/ s3://lake/daily/$(date +\%F)/ --exclude "*.tmp"
+AWS_REGION=eu-west-1 FOO=bar aws s3 sync s3://exports/$(date -u -d yesterday +%Y/%m/%d)/ /srv/exports/$(date -u -d yesterday +%Y%m%d)
+export AWS_PROFILE=archive
+aws s3 sync /srv/archive s3://archive-bucket/nightly/ \
+    --storage-class GLACIER_IR \
+    --delete

@@ -35,12 +35,23 @@ fn the_corpus_becomes_the_expected_manifest_and_names_what_it_leaves_out() {
     );
     // The seed case: requester pays, and aws-cli's `--exclude "*" --include ...` as extensions.
     assert!(stdout.contains("extensions: [\"csv\", \"parquet\"]\n    request_payer: requester"), "{stdout}");
-    for left_out in ["--exact-timestamps", "--acl", "keep.gz", "single object", "is relative"] {
+    // Dated paths as templates, in the zone `date` read; the environment before a command
+    // (and an `export` before the lines after it); a line continued with `\`.
+    assert!(stdout.contains("prefix: \"daily/{date}/\"\n    local: \"/data/{date}/\""), "{stdout}");
+    assert!(stdout.contains("profile: \"prod\"\n    timezone: \"local\""), "{stdout}");
+    assert!(
+        stdout.contains(
+            "prefix: \"{date-1d:%Y/%m/%d}/\"\n    local: \"/srv/exports/{date-1d:%Y%m%d}\"\n    region: \"eu-west-1\""
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("profile: \"archive\"\n    storage_class: \"GLACIER_IR\""), "{stdout}");
+    for left_out in ["--exact-timestamps", "--acl", "keep.gz", "single object", "is relative", "`FOO=…`"] {
         assert!(stderr.contains(left_out), "{left_out} not named: {stderr}");
     }
     // It is a valid manifest (import checks it before writing; validate says so again).
     write(dir.path(), "nightly.yaml", &stdout);
-    haul(dir.path(), &["validate", "nightly.yaml"]).expect_code(0).expect_stdout(&["valid, 6 transfers"]);
+    haul(dir.path(), &["validate", "nightly.yaml"]).expect_code(0).expect_stdout(&["valid, 9 transfers"]);
 }
 
 #[test]
