@@ -21,6 +21,9 @@ pub enum Exit {
     StalePlan = 4,
     /// Another run holds the lock.
     Locked = 5,
+    /// A transfer's deadline came before it was done (nothing failed): the report says what
+    /// is left, and the next run continues it.
+    Deadline = 6,
     /// Interrupted by SIGINT / SIGTERM.
     Interrupted = 130,
 }

@@ -1,11 +1,15 @@
 //! SIGINT / SIGTERM: the first one asks the run to stop (no new objects start; in-flight
-//! multipart transfers stop between parts and are aborted; the report is written; exit 130),
-//! a second one ends the process at once. Either way nothing partial sits under a real name:
-//! downloads only ever become visible by an atomic rename.
+//! multipart transfers stop between parts and are left for the next run to continue; the
+//! report is written; exit 130), a second one ends the process at once. Either way nothing
+//! partial sits under a real name: downloads only ever become visible by an atomic rename.
+//!
+//! A transfer's deadline (`deadline`, `max_duration`) stops it the same way when it comes,
+//! and every loop that checks for a signal checks for it too ([`requested`]); [`cause`] tells
+//! the two apart for the report (exit 6).
 
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static REQUESTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
@@ -21,7 +25,34 @@ pub fn install() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Whether a stop was asked for.
+/// The running transfer's deadline, in milliseconds since the epoch (0: none).
+static DEADLINE_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Why a run stops early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    Signal,
+    Deadline,
+}
+
+/// Sets (or with `None` clears) the deadline of the transfer about to run.
+pub fn set_deadline(at: Option<std::time::SystemTime>) {
+    let ms = at
+        .map_or(0, |at| at.duration_since(std::time::UNIX_EPOCH).map_or(1, |since| (since.as_millis() as u64).max(1)));
+    DEADLINE_MS.store(ms, Ordering::Relaxed);
+}
+
+/// Whether a stop was asked for: a signal came, or the running transfer's deadline passed.
 pub fn requested() -> bool {
-    REQUESTED.get().is_some_and(|flag| flag.load(Ordering::Relaxed))
+    cause().is_some()
+}
+
+/// Why the run is stopping, if it is (a signal first: it stops the whole run).
+pub fn cause() -> Option<Cause> {
+    if REQUESTED.get().is_some_and(|flag| flag.load(Ordering::Relaxed)) {
+        return Some(Cause::Signal);
+    }
+    let deadline = DEADLINE_MS.load(Ordering::Relaxed);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    (deadline != 0 && now >= deadline).then_some(Cause::Deadline)
 }

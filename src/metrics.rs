@@ -114,6 +114,7 @@ pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> prometheus::Re
                 ("failed", transfer.failed),
                 ("deleted", transfer.deleted),
                 ("interrupted", transfer.interrupted),
+                ("left_at_deadline", transfer.left_at_deadline),
             ] {
                 let labels = [&values[..], &[transfer.name.as_str(), outcome]].concat();
                 objects.with_label_values(&labels).set(tally.objects as f64);

@@ -29,6 +29,10 @@ pub struct RunReport {
     pub bytes_per_second: f64,
     /// Stopped by SIGINT / SIGTERM before everything was done.
     pub interrupted: bool,
+    /// A transfer's deadline (`deadline`, `max_duration`) came before it was done: what is
+    /// left is in its `left_at_deadline`, and the next run continues it (exit 6).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_at_deadline: bool,
     /// The shard this run moved (`--shard`); all keys when absent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::shard::Shard>,
@@ -57,13 +61,15 @@ impl RunReport {
             failed,
             bytes_per_second: if seconds > 0.0 { moved.bytes as f64 / seconds } else { 0.0 },
             interrupted: transfers.iter().any(|t| t.interrupted.objects > 0 || t.stopped_before_start),
+            stopped_at_deadline: transfers.iter().any(|t| t.left_at_deadline.objects > 0 || t.stopped_at_deadline),
             shard: None,
             transfers,
         }
     }
 
     pub fn succeeded(&self) -> bool {
-        self.transfers.iter().all(|t| t.failed.objects == 0 && t.error.is_none())
+        // A transfer its deadline stopped has an `error` saying so; it did not fail.
+        self.transfers.iter().all(|t| t.failed.objects == 0 && (t.error.is_none() || t.stopped_at_deadline))
     }
 
     pub fn to_json(&self) -> String {
@@ -93,6 +99,8 @@ impl RunReport {
         }
         if self.interrupted {
             out.push_str("; INTERRUPTED: the next run does the rest");
+        } else if self.stopped_at_deadline {
+            out.push_str("; STOPPED AT THE DEADLINE: the next run does the rest");
         }
         if let Some(shard) = self.shard {
             let _ = write!(out, " (shard {shard})");
@@ -150,6 +158,19 @@ pub struct TransferReport {
     pub failed: Tally,
     /// Not done because the run was interrupted (not started, or stopped and rolled back).
     pub interrupted: Tally,
+    /// The transfer's deadline, when it has one (RFC 3339, UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    /// Not started (or stopped between parts, left to continue) because the deadline came.
+    #[serde(skip_serializing_if = "Tally::is_empty")]
+    pub left_at_deadline: Tally,
+    /// Archived objects this run asked S3 to restore (`archived: restore`): a later run moves
+    /// them once restored.
+    #[serde(skip_serializing_if = "Tally::is_empty")]
+    pub restores_requested: Tally,
+    /// Archived objects whose restore is still under way.
+    #[serde(skip_serializing_if = "Tally::is_empty")]
+    pub restores_in_progress: Tally,
     /// Skips the plan decided, per reason slug (`unchanged`, `filtered`, ...).
     pub skipped: BTreeMap<String, Tally>,
     /// The skips worth a look, each with its key and why (unsafe keys, Unicode twins,
@@ -196,6 +217,9 @@ pub struct TransferReport {
     /// says so too).
     #[serde(skip)]
     pub stopped_before_start: bool,
+    /// Its deadline came before its turn, or before its listing ended (`error` says so too).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stopped_at_deadline: bool,
     pub failure_groups: Vec<FailureGroup>,
     pub failures: Vec<Failure>,
 }
@@ -293,6 +317,10 @@ impl TransferReport {
             deleted: Tally::default(),
             failed: Tally::default(),
             interrupted: Tally::default(),
+            deadline: None,
+            left_at_deadline: Tally::default(),
+            restores_requested: Tally::default(),
+            restores_in_progress: Tally::default(),
             skipped: BTreeMap::new(),
             skipped_objects: Vec::new(),
             temp_files_removed: 0,
@@ -307,6 +335,7 @@ impl TransferReport {
             error: None,
             hint: None,
             stopped_before_start: false,
+            stopped_at_deadline: false,
             failure_groups: Vec::new(),
             failures: Vec::new(),
         }
@@ -321,6 +350,15 @@ impl TransferReport {
     pub fn interrupted_before_start(name: &str, direction: Direction) -> Self {
         let mut report = Self::not_run(name, direction, "interrupted before it started".into());
         report.stopped_before_start = true;
+        report
+    }
+
+    /// A transfer whose deadline (`deadline`) had passed when its turn came.
+    pub fn past_deadline_before_start(name: &str, direction: Direction, deadline: String) -> Self {
+        let error = format!("not started: its deadline ({deadline}) had passed; the next run does it");
+        let mut report = Self::not_run(name, direction, error);
+        report.deadline = Some(deadline);
+        report.stopped_at_deadline = true;
         report
     }
 
@@ -392,6 +430,22 @@ impl TransferReport {
         }
         if self.failed.objects > 0 {
             parts.push(format!("FAILED {} ({})", self.failed.objects, human_bytes(self.failed.bytes)));
+        }
+        if self.left_at_deadline.objects > 0 {
+            parts.push(format!(
+                "{} ({}) left at the deadline{}",
+                self.left_at_deadline.objects,
+                human_bytes(self.left_at_deadline.bytes),
+                self.deadline.as_deref().map(|at| format!(" ({at})")).unwrap_or_default()
+            ));
+        }
+        if self.restores_requested.objects + self.restores_in_progress.objects > 0 {
+            parts.push(format!(
+                "{} archived: {} restore(s) requested, {} under way; a later run moves them once restored",
+                self.restores_requested.objects + self.restores_in_progress.objects,
+                self.restores_requested.objects,
+                self.restores_in_progress.objects
+            ));
         }
         if self.interrupted.objects > 0 {
             parts.push(format!("{} not done (interrupted)", self.interrupted.objects));
@@ -543,6 +597,11 @@ fn hint(
             "the local file or folder was removed or renamed while haul ran; the next run takes the folder as it is then"
                 .into()
         }
+        // What S3 answers to a GET of an archived object; haul's own code when it knew first.
+        "Archived" | "InvalidObjectState" => "archived in GLACIER or DEEP_ARCHIVE and not restored: set \
+                                              `archived: restore` to have haul ask S3 to restore them (a later run \
+                                              moves them), or `archived: skip` to leave them out"
+            .into(),
         "LocalIo" => "check the permissions of the local folder and the message above".into(),
         "Unreadable" => "haul may not read these files: check their owner and permissions (`ls -l`), \
                           or leave them out with `exclude:`"
@@ -585,6 +644,7 @@ mod tests {
             to: None,
             copy_method: None,
             resumed: Default::default(),
+            archived: Default::default(),
         };
         let mut report = TransferReport::new(&plan);
         report.record_failure("a.json", ActionKind::Download, 5, failure("AccessDenied"), 1);

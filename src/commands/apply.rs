@@ -146,7 +146,8 @@ fn apply_saved(path: &Path, header: PlanHeader, options: &ApplyOptions, style: S
         .map(|name| loaded.jobs.iter().find(|job| &job.name == name))
         .collect::<Option<_>>()
         .ok_or_else(|| HaulError::ManifestChanged { path: manifest_path.clone() })?;
-    let saved = SavedPlan { path: path.to_path_buf(), jobs, created: header.created };
+    let started = crate::plan::saved::now_seconds();
+    let saved = SavedPlan { path: path.to_path_buf(), jobs, created: header.created, started };
     let mut engine = Engine::new()?;
     let copies = engine.check_saved(&saved)?;
     let run = Run::start(options);
@@ -189,10 +190,12 @@ impl Run {
         );
         let exit = if report.interrupted {
             Exit::Interrupted
-        } else if report.succeeded() {
-            Exit::Success
-        } else {
+        } else if !report.succeeded() {
             Exit::Failure
+        } else if report.stopped_at_deadline {
+            Exit::Deadline
+        } else {
+            Exit::Success
         };
         if let Some(path) = &options.metrics_file {
             write_metrics(path, options, self.started, exit, Some(&report));

@@ -32,8 +32,8 @@ impl Engine {
         let mut reports = Vec::new();
         let count = jobs.len();
         for (index, job) in jobs.iter().copied().enumerate() {
-            if crate::interrupt::requested() {
-                reports.push(TransferReport::interrupted_before_start(&job.name, job.direction));
+            if let Some(report) = not_started(job, started) {
+                reports.push(report);
                 continue;
             }
             counters.begin_transfer(index + 1, count, &job.name);
@@ -54,18 +54,21 @@ impl Engine {
                     Planned::ListedAgain => execution.listed_again(),
                 },
             );
-            reports.push(match planned {
+            let mut report = match planned {
                 // A stop cut the listing short: what it planned is not the whole, so no delete.
-                _ if crate::interrupt::requested() => execution.finish(Err(PlanningStopped::interrupted())),
+                _ if crate::interrupt::requested() => execution.finish(Err(PlanningStopped::stopped())),
                 Ok(plan) => {
                     tracing::info!(transfer = %job.name, "planned: {}", crate::plan::render::summary_line(&plan));
                     execution.finish(Ok(&plan))
                 }
                 // Said once, in the report (with its hint), not also on stderr.
                 Err(err) => execution.finish(Err(stopped_by(&err))),
-            });
+            };
+            report.deadline = deadline_text(job, started);
+            reports.push(report);
             self.remember_level(job, reports.last().expect("a report was just added"));
         }
+        crate::interrupt::set_deadline(None);
         reports
     }
 
@@ -144,6 +147,12 @@ impl Engine {
         let count = saved.jobs.len();
         for (index, job) in saved.jobs.iter().copied().enumerate() {
             expect_begin(&mut events, &job.name).map_err(|err| saved.damaged(err))?;
+            if let Some(report) = not_started(job, saved.started) {
+                // Its actions are read past, unused.
+                TransferActions::new(&mut events, false).for_each(drop);
+                reports.push(report);
+                continue;
+            }
             counters.begin_transfer(index + 1, count, &job.name);
             let (client, to_client) = self.clients_for(job);
             let mut execution = self.start_execution(job, &client, to_client.as_ref(), counters);
@@ -155,14 +164,42 @@ impl Engine {
                 // A saved plan was decided from whole listings.
                 execution.push(action, false);
             }
-            reports.push(match actions.finish().0 {
+            let mut report = match actions.finish().0 {
                 Ok(plan) => execution.finish(Ok(&plan)),
                 Err(err) => execution.finish(Err(stopped_by(&saved.damaged(err)))),
-            });
+            };
+            report.deadline = deadline_text(job, saved.started);
+            reports.push(report);
             self.remember_level(job, reports.last().expect("a report was just added"));
         }
+        crate::interrupt::set_deadline(None);
         Ok(reports)
     }
+}
+
+/// Sets `job`'s deadline (for a run that started at `started`, seconds) as the one stops
+/// check; the report of a transfer that must not start (a signal came, or its deadline
+/// passed), else `None`.
+fn not_started(job: &Job, started: i64) -> Option<TransferReport> {
+    crate::interrupt::set_deadline(job.deadline.as_ref().map(|deadline| deadline.instant(run_start(started))));
+    match crate::interrupt::cause()? {
+        crate::interrupt::Cause::Signal => Some(TransferReport::interrupted_before_start(&job.name, job.direction)),
+        crate::interrupt::Cause::Deadline => Some(TransferReport::past_deadline_before_start(
+            &job.name,
+            job.direction,
+            deadline_text(job, started).unwrap_or_default(),
+        )),
+    }
+}
+
+fn run_start(started: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(started.max(0) as u64)
+}
+
+/// `job`'s deadline in a run that started at `started`, as the report says it (UTC).
+fn deadline_text(job: &Job, started: i64) -> Option<String> {
+    let at = job.deadline.as_ref()?.instant(run_start(started));
+    Some(humantime::format_rfc3339_seconds(at).to_string())
 }
 
 /// A saved plan to check and carry out: its file, the manifest's jobs it names (in its
@@ -171,6 +208,8 @@ pub struct SavedPlan<'a> {
     pub path: PathBuf,
     pub jobs: Vec<&'a Job>,
     pub created: i64,
+    /// When this run started (seconds): deadlines count from it.
+    pub started: i64,
 }
 
 impl SavedPlan<'_> {
@@ -188,5 +227,5 @@ impl SavedPlan<'_> {
 
 /// Why a transfer stopped before its plan was whole, for its report (with the error's hint).
 fn stopped_by(err: &HaulError) -> PlanningStopped {
-    PlanningStopped { error: err.to_string(), hint: err.help(), interrupted: false }
+    PlanningStopped { error: err.to_string(), hint: err.help(), interrupted: false, at_deadline: false }
 }

@@ -27,6 +27,7 @@ fn sse(options: &crate::manifest::UploadOptions) -> Option<aws_sdk_s3::types::Se
     })
 }
 
+mod archive;
 mod copy;
 mod delete;
 mod download;
@@ -133,6 +134,15 @@ impl Work {
             Err((failure, _)) if failure.is(crate::s3::FailureCode::Interrupted) => {
                 report.interrupted.add(action.size);
             }
+            Err((failure, _)) if failure.is(crate::s3::FailureCode::DeadlineReached) => {
+                report.left_at_deadline.add(action.size);
+            }
+            Err((failure, _)) if failure.is(crate::s3::FailureCode::RestoreRequested) => {
+                report.restores_requested.add(action.size);
+            }
+            Err((failure, _)) if failure.is(crate::s3::FailureCode::RestoreInProgress) => {
+                report.restores_in_progress.add(action.size);
+            }
             Err((failure, attempts)) => {
                 counters.fail();
                 report.record_failure(&action.key, action.action, action.size, failure, attempts);
@@ -188,11 +198,27 @@ pub struct PlanningStopped {
     pub hint: Option<String>,
     /// By SIGINT / SIGTERM.
     pub interrupted: bool,
+    /// By the transfer's deadline.
+    pub at_deadline: bool,
 }
 
 impl PlanningStopped {
-    pub fn interrupted() -> PlanningStopped {
-        PlanningStopped { error: "stopped by a signal; no delete ran".into(), hint: None, interrupted: true }
+    /// Stopped by a signal or the deadline ([`crate::interrupt::cause`]).
+    pub fn stopped() -> PlanningStopped {
+        match crate::interrupt::cause() {
+            Some(crate::interrupt::Cause::Deadline) => PlanningStopped {
+                error: "stopped at its deadline; the next run continues it; no delete ran".into(),
+                hint: None,
+                interrupted: false,
+                at_deadline: true,
+            },
+            _ => PlanningStopped {
+                error: "stopped by a signal; no delete ran".into(),
+                hint: None,
+                interrupted: true,
+                at_deadline: false,
+            },
+        }
     }
 }
 
@@ -419,6 +445,7 @@ impl Execution {
                 report.error = Some(stopped.error);
                 report.hint = stopped.hint;
                 report.stopped_before_start = stopped.interrupted;
+                report.stopped_at_deadline = stopped.at_deadline;
             }
         }
         report.group_failures(&self.work.moved_extensions.lock().expect("extensions lock"));
@@ -431,7 +458,7 @@ impl Execution {
         if self.deletes.is_empty() {
             return;
         }
-        if report.failed.objects > 0 || report.interrupted.objects > 0 {
+        if report.failed.objects > 0 || report.interrupted.objects > 0 || report.left_at_deadline.objects > 0 {
             report.deletes_held_back = self.deletes.len() as u64;
             return;
         }
@@ -616,6 +643,9 @@ fn tune_allocator() {
 }
 
 async fn copy(context: &Context, action: &Action) -> Result<(), RequestFailure> {
+    if action.action != ActionKind::Upload && action.source.as_ref().is_some_and(|source| source.archived) {
+        archive::readable(context, action).await?;
+    }
     match action.action {
         ActionKind::Download => download::download(context, action).await,
         ActionKind::Upload => upload::upload(context, action).await,
@@ -684,8 +714,15 @@ fn object_changed() -> RequestFailure {
     )
 }
 
+/// Why an object stops, or never starts, when a stop is asked for: a signal, or the
+/// transfer's deadline.
 fn interrupted() -> RequestFailure {
-    RequestFailure::local(crate::s3::FailureCode::Interrupted, "interrupted", false)
+    match crate::interrupt::cause() {
+        Some(crate::interrupt::Cause::Deadline) => {
+            RequestFailure::local(crate::s3::FailureCode::DeadlineReached, "the deadline came", false)
+        }
+        _ => RequestFailure::local(crate::s3::FailureCode::Interrupted, "interrupted", false),
+    }
 }
 
 /// A spawned task that is aborted when its handle is dropped.

@@ -166,7 +166,14 @@ impl Iterator for LocalWalk {
             match child.kind {
                 ChildKind::File { size, mtime_ms } => {
                     let stored_key = (child.key != child.stored).then_some(child.stored);
-                    return Some(Item::Entry(Entry { key: child.key, stored_key, size, mtime_ms, etag: None }));
+                    return Some(Item::Entry(Entry {
+                        key: child.key,
+                        stored_key,
+                        size,
+                        mtime_ms,
+                        etag: None,
+                        archived: false,
+                    }));
                 }
                 ChildKind::Skip(reason) => return Some(Item::Skipped(Skipped { key: child.key, reason })),
                 ChildKind::Folder { id } => {

@@ -29,13 +29,16 @@ pub struct Entry {
     pub mtime_ms: i64,
     /// The remote ETag.
     pub etag: Option<ETag>,
+    /// A remote object in an archive storage class (GLACIER, DEEP_ARCHIVE), as listed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub archived: bool,
 }
 
 impl Entry {
     pub fn new(stored: &str, size: u64, mtime_ms: i64, etag: Option<ETag>) -> Self {
         let key = nfc(stored);
         let stored_key = (key != stored).then(|| stored.to_string());
-        Entry { key, stored_key, size, mtime_ms, etag }
+        Entry { key, stored_key, size, mtime_ms, etag, archived: false }
     }
 
     /// The name as stored on its side.

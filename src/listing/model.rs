@@ -67,6 +67,7 @@ impl ModelBucket {
                     size: name.len() as u64,
                     mtime_ms: 7,
                     etag: None,
+                    archived: false,
                 }),
             }
         }

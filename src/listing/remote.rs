@@ -49,6 +49,8 @@ pub struct ListedObject {
     /// LastModified in milliseconds since the epoch.
     pub mtime_ms: i64,
     pub etag: Option<ETag>,
+    /// In an archive storage class (GLACIER, DEEP_ARCHIVE): not readable until restored.
+    pub archived: bool,
 }
 
 /// Why a page did not come.
@@ -136,6 +138,10 @@ fn page_of(answer: &ListPage) -> Page {
                     size: object.size().unwrap_or(0).max(0) as u64,
                     mtime_ms: object.last_modified().map_or(0, millis),
                     etag: object.e_tag().map(ETag::new),
+                    archived: object.storage_class().is_some_and(|class| {
+                        use aws_sdk_s3::types::ObjectStorageClass;
+                        matches!(class, ObjectStorageClass::Glacier | ObjectStorageClass::DeepArchive)
+                    }),
                 })
             })
             .collect(),
@@ -309,7 +315,9 @@ impl RemoteListing {
         } else if let Err(unsafe_key) = if self.check_keys { check_key(relative) } else { Ok(()) } {
             Item::Skipped(Skipped { key: relative.to_string(), reason: SkipReason::UnsafeKey(unsafe_key) })
         } else {
-            Item::Entry(Entry::new(relative, size, object.mtime_ms, object.etag.clone()))
+            let mut entry = Entry::new(relative, size, object.mtime_ms, object.etag.clone());
+            entry.archived = object.archived;
+            Item::Entry(entry)
         }
     }
 

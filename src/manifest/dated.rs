@@ -62,6 +62,42 @@ impl std::fmt::Display for Moment {
     }
 }
 
+/// When a transfer stops starting objects: `deadline` (a wall time: its next occurrence
+/// after the run starts, in the transfer's time zone) and `max_duration` (from the run's
+/// start), whichever comes first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deadline {
+    pub wall: Option<(jiff::civil::Time, TimeZone)>,
+    pub max_duration: Option<std::time::Duration>,
+}
+
+impl Deadline {
+    /// The instant, for a run that started at `started`.
+    pub fn instant(&self, started: std::time::SystemTime) -> std::time::SystemTime {
+        let mut until = self.max_duration.map(|duration| started + duration);
+        if let Some((time, zone)) = &self.wall
+            && let Ok(start) = Timestamp::try_from(started)
+        {
+            let start = start.to_zoned(zone.clone());
+            let next = |date: jiff::civil::Date| date.to_datetime(*time).to_zoned(zone.clone()).ok();
+            let today = next(start.date()).filter(|today| today.timestamp() > start.timestamp());
+            let next = today.or_else(|| start.date().tomorrow().ok().and_then(next));
+            if let Some(next) = next.map(|next| std::time::SystemTime::from(next.timestamp())) {
+                until = Some(until.map_or(next, |until| until.min(next)));
+            }
+        }
+        // Neither set is not a `Deadline`; an unreadable one stops at once, never never.
+        until.unwrap_or(started)
+    }
+}
+
+/// `deadline:`'s `HH:MM` (or `HH:MM:SS`).
+pub fn wall_time(text: &str) -> Result<jiff::civil::Time, String> {
+    text.trim()
+        .parse::<jiff::civil::Time>()
+        .map_err(|_| format!("`{text}` is not a time of day; write it like `06:00` or `23:30`"))
+}
+
 /// A `timezone:` value: an IANA name (`Asia/Seoul`), `UTC`, or `local` (the machine's).
 pub fn time_zone(name: &str) -> Result<TimeZone, String> {
     match name.trim() {
@@ -239,6 +275,25 @@ mod tests {
         assert!(error("{date:}").message.contains("empty format"));
         assert!(error("{date:%Y%}").message.contains("format cannot be used"));
         assert!(error("{date-999999d}").message.contains("too far"));
+    }
+
+    #[test]
+    fn a_deadline_is_the_next_wall_time_or_the_duration_whichever_comes_first() {
+        let started = |text: &str| std::time::SystemTime::from(text.parse::<Timestamp>().unwrap());
+        let at = |time: std::time::SystemTime| Timestamp::try_from(time).unwrap().to_string();
+        let six = Deadline { wall: Some((wall_time("06:00").unwrap(), TimeZone::UTC)), max_duration: None };
+        assert_eq!(at(six.instant(started("2026-11-30T02:00:00Z"))), "2026-11-30T06:00:00Z");
+        // Started after 06:00: the next one.
+        assert_eq!(at(six.instant(started("2026-11-30T07:00:00Z"))), "2026-12-01T06:00:00Z");
+        let seoul = Deadline {
+            wall: Some((wall_time("06:00").unwrap(), time_zone("Asia/Seoul").unwrap())),
+            max_duration: None,
+        };
+        assert_eq!(at(seoul.instant(started("2026-11-30T17:00:00Z"))), "2026-11-30T21:00:00Z");
+        let both = Deadline { max_duration: Some(std::time::Duration::from_secs(3600)), ..six.clone() };
+        assert_eq!(at(both.instant(started("2026-11-30T02:00:00Z"))), "2026-11-30T03:00:00Z");
+        assert_eq!(at(both.instant(started("2026-11-30T05:30:00Z"))), "2026-11-30T06:00:00Z");
+        assert!(wall_time("6am").unwrap_err().contains("time of day"));
     }
 
     #[test]

@@ -10,10 +10,11 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use dated::Moment;
+pub use dated::{Deadline, Moment};
 pub use model::{
-    Age, Bandwidth, ByteSize, CompareMode, Concurrency, CopyTo, Direction, MANIFEST_VERSION, ManifestSpec,
-    RequestPayer, ServerSideEncryption, Settings, StorageClass, TransferSpec, manifest_schema,
+    Age, ArchivedObjects, Bandwidth, ByteSize, CompareMode, Concurrency, CopyTo, Direction, MANIFEST_VERSION,
+    ManifestSpec, RequestPayer, RestoreTier, ServerSideEncryption, Settings, StorageClass, TransferSpec,
+    manifest_schema,
 };
 pub use problem::{Location, Problem, Severity, SourceFile, line_starts};
 
@@ -104,6 +105,18 @@ pub struct Job {
     pub bandwidth: Option<u64>,
     /// `min_size`, `max_size`, `older_than`, `newer_than`: what the transfer considers.
     pub window: Window,
+    /// `deadline`, `max_duration`: when the transfer stops starting objects.
+    pub deadline: Option<Deadline>,
+    /// `archived`, `restore_days`, `restore_tier`: source objects that must be restored first.
+    pub archived: Archived,
+}
+
+/// What a transfer does with archived source objects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Archived {
+    pub mode: ArchivedObjects,
+    pub restore_days: u32,
+    pub restore_tier: RestoreTier,
 }
 
 /// The filter rules as written (after normalization), for `validate` and `plan` output.

@@ -150,6 +150,48 @@ pub struct Settings {
     pub min_size: Option<ByteSize>,
     /// Move only files of at most this size (`10GiB`).
     pub max_size: Option<ByteSize>,
+    /// Start no object after this wall time (`06:00`, in `timezone`; the next one after the
+    /// run starts): what is left waits for the next run, which continues it (exit 6).
+    pub deadline: Option<String>,
+    /// Start no object after the run has gone on this long (`4h`); with `deadline`, whichever
+    /// comes first.
+    pub max_duration: Option<Age>,
+    /// What to do with source objects in an archive storage class (GLACIER, DEEP_ARCHIVE),
+    /// which cannot be read until restored: `fail` (the default: each is a failure that says
+    /// so), `skip` (counted, never read), or `restore` (haul asks S3 to restore them; a later
+    /// run moves what has been restored).
+    pub archived: Option<ArchivedObjects>,
+    /// With `archived: restore`: how many days a restored copy stays readable (1 to 365; 7).
+    #[schemars(range(min = 1, max = 365))]
+    pub restore_days: Option<u32>,
+    /// With `archived: restore`: how fast (and at what price) S3 restores.
+    pub restore_tier: Option<RestoreTier>,
+}
+
+/// What to do with source objects that must be restored before they can be read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchivedObjects {
+    /// Each is a failure saying it is archived (a restored one is moved).
+    #[default]
+    Fail,
+    /// Counted in the plan and report, never read (its destination copy is kept).
+    Skip,
+    /// Ask S3 to restore it (RestoreObject) and move it once a later run finds it restored.
+    Restore,
+}
+
+/// The retrieval tier of a restore (S3's `Tier`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RestoreTier {
+    /// Hours (3-5 from GLACIER, up to 12 from DEEP_ARCHIVE).
+    #[default]
+    Standard,
+    /// The cheapest: 5-12 hours from GLACIER, up to 48 from DEEP_ARCHIVE.
+    Bulk,
+    /// Minutes, from GLACIER only, at the highest price.
+    Expedited,
 }
 
 /// Which way a transfer copies.
@@ -549,6 +591,6 @@ mod tests {
         }
         let settings = &index.settings_keys;
         assert!(!settings.contains(&"bucket".to_string()));
-        assert_eq!(settings.len(), 26, "{settings:?}");
+        assert_eq!(settings.len(), 31, "{settings:?}");
     }
 }

@@ -147,6 +147,8 @@ impl TransferCheck<'_, '_> {
         let _ = self.part_bound("copy_cutoff", settings.copy_cutoff, builtin::COPY_CUTOFF);
         let _ = self.deletes(settings);
         let _ = self.window(settings);
+        let _ = self.deadline(settings);
+        let _ = self.archived(settings);
     }
 
     fn job(&mut self, transfer: &TransferSpec, base: &Path) -> Option<Job> {
@@ -171,6 +173,8 @@ impl TransferCheck<'_, '_> {
             (None, None) => None,
         };
         let window = self.window(settings);
+        let deadline = self.deadline(settings);
+        let archived = self.archived(settings);
         let target = self.target(settings);
         let to = transfer.to.as_ref().map(|to| self.copy_destination(to, settings));
         if let Some(to) = &to
@@ -250,7 +254,44 @@ impl TransferCheck<'_, '_> {
             follow_symlinks: settings.follow_symlinks.unwrap_or(false),
             bandwidth: settings.bandwidth.map(|rate| rate.0),
             window,
+            deadline,
+            archived,
         })
+    }
+
+    /// `archived`, `restore_days` (1 to 365, 7 by default), `restore_tier`.
+    fn archived(&mut self, settings: &Settings) -> super::Archived {
+        let mode = settings.archived.unwrap_or_default();
+        let restore_days = self.ranged("restore_days", settings.restore_days, 7, 1, 365);
+        if mode != super::ArchivedObjects::Restore {
+            for key in ["restore_days", "restore_tier"] {
+                if let Some(location) = self.positions.transfer(self.index).and_then(|t| t.own(key)) {
+                    self.warning(
+                        location,
+                        format!("`{key}` applies with `archived: restore`"),
+                        "add `archived: restore`, or remove it",
+                    );
+                }
+            }
+        }
+        super::Archived { mode, restore_days, restore_tier: settings.restore_tier.unwrap_or_default() }
+    }
+
+    /// `deadline` (in the transfer's time zone) and `max_duration`.
+    fn deadline(&mut self, settings: &Settings) -> Option<dated::Deadline> {
+        let wall = match settings.deadline.as_deref().map(dated::wall_time) {
+            None => None,
+            Some(Ok(time)) => Some((time, self.zone(settings))),
+            Some(Err(message)) => {
+                self.error("deadline", message, "a deadline is a time of day in `timezone` (UTC by default)");
+                None
+            }
+        };
+        let max_duration = settings.max_duration.map(|age| age.0);
+        if max_duration.is_some_and(|duration| duration.is_zero()) {
+            self.error("max_duration", "`max_duration` is zero: nothing would start", "give a length such as `4h`");
+        }
+        (wall.is_some() || max_duration.is_some()).then_some(dated::Deadline { wall, max_duration })
     }
 
     /// `text` (the value of `key`) with its dates expanded at the run's moment in the

@@ -77,6 +77,8 @@ pub enum SkipKind {
     /// Outside the transfer's size or age window (`min_size`, `older_than`, ...): held back,
     /// its destination copy kept.
     Window(Outside),
+    /// A source object in an archive storage class, with `archived: skip`.
+    Archived,
     /// Seen by a listing and left out there (marker, unsafe key, symlink, ...).
     Listing(SkipReason),
     /// One of several names with one NFC form (see [`Diff`]) that is not synced: a source
@@ -140,6 +142,8 @@ pub struct DiffRules<'a> {
     pub filter: &'a Filter,
     /// `min_size`, `max_size`, `older_than`, `newer_than`: decided on the source's entry.
     pub window: Window,
+    /// `archived: skip`: an archived source object is never copied (its copy is kept).
+    pub skip_archived: bool,
     /// Under `--shard`, only the keys this shard owns (by transfer name and key) are copied,
     /// deleted or counted; the others are counted once, as `other-shard`.
     pub shard: Option<(&'a str, Shard)>,
@@ -318,6 +322,18 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
     }
 
     fn decide(&mut self, source: Option<Entry>, destination: Option<Entry>) -> Option<Decision> {
+        match self.decide_pair(source, destination) {
+            // Copied only when it would be (an unchanged one is unchanged, archived or not).
+            Some(Decision::Copy { source, .. } | Decision::Verify { source, .. })
+                if source.archived && self.rules.skip_archived =>
+            {
+                Some(Decision::Skip { key: source.key, size: source.size, kind: SkipKind::Archived })
+            }
+            decision => decision,
+        }
+    }
+
+    fn decide_pair(&mut self, source: Option<Entry>, destination: Option<Entry>) -> Option<Decision> {
         match (source, destination) {
             // The shard comes first, so each key is counted by exactly one shard.
             (Some(source), destination) if !self.rules.owns(&source.key) => {
@@ -493,7 +509,15 @@ mod tests {
     }
 
     fn rules(filter: &Filter, compare: CompareMode, delete: bool) -> DiffRules<'_> {
-        DiffRules { compare, delete, filter, window: Window::default(), shard: None, destination_is_local: false }
+        DiffRules {
+            compare,
+            delete,
+            filter,
+            window: Window::default(),
+            skip_archived: false,
+            shard: None,
+            destination_is_local: false,
+        }
     }
 
     fn summarize(decisions: Vec<Decision>) -> Vec<String> {
@@ -601,6 +625,30 @@ mod tests {
             .filter(|line| !line.contains("to delete"))
             .collect::<Vec<_>>(),
             "a destination key outside the window is kept (not listed), one inside it is deleted"
+        );
+    }
+
+    #[test]
+    fn archived_sources_are_skipped_with_archived_skip_and_their_copies_kept() {
+        let everything = Filter::everything();
+        let archived = |key: &str, size: u64| {
+            let mut entry = Entry::new(key, size, 100, None);
+            entry.archived = true;
+            Item::Entry(entry)
+        };
+        let source = vec![archived("changed", 5), archived("new", 1), archived("same", 3), entry("warm", 2, 100)];
+        let destination = vec![entry("changed", 4, 100), entry("same", 3, 100)];
+        let skip = DiffRules { skip_archived: true, ..rules(&everything, CompareMode::SizeMtime, true) };
+        let got = summarize(diff(source.clone(), destination.clone(), skip).collect());
+        assert_eq!(
+            got,
+            vec!["skip changed (Archived)", "skip new (Archived)", "skip same (Unchanged)", "copy warm (new)"]
+        );
+        // Otherwise they are copies like any other (the executor decides what it can read).
+        let copy = summarize(diff(source, destination, rules(&everything, CompareMode::SizeMtime, true)).collect());
+        assert_eq!(
+            copy,
+            vec!["copy changed (size differs)", "copy new (new)", "skip same (Unchanged)", "copy warm (new)"]
         );
     }
 
@@ -849,7 +897,7 @@ mod tests {
             #[test]
             fn applying_the_plan_converges(source in listing(), destination in listing(), delete: bool, use_filter: bool) {
                 let filter = if use_filter { Filter::new(&[], &[], &["csv".to_string()]).unwrap() } else { Filter::everything() };
-                let rules = DiffRules { compare: CompareMode::SizeMtime, delete, filter: &filter, window: Window::default(), shard: None, destination_is_local: false };
+                let rules = DiffRules { compare: CompareMode::SizeMtime, delete, filter: &filter, window: Window::default(), skip_archived: false, shard: None, destination_is_local: false };
                 let mut model = destination.clone();
                 for decision in diff(items(&source), items(&destination), rules) {
                     match decision {

@@ -309,6 +309,7 @@ mod tests {
             etag: Some("e".into()),
             stored_key: None,
             written_by: None,
+            archived: false,
         };
         Action {
             resume: None,

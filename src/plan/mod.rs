@@ -69,6 +69,10 @@ pub struct Fingerprint {
     /// the size is that transfer's, the time the plan's, and there is no ETag yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written_by: Option<String>,
+    /// Listed in an archive storage class (GLACIER, DEEP_ARCHIVE): restored before it can be
+    /// read (see the transfer's `archived`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub archived: bool,
 }
 
 impl From<&Entry> for Fingerprint {
@@ -80,6 +84,7 @@ impl From<&Entry> for Fingerprint {
             etag: entry.etag.clone(),
             stored_key: entry.stored_key.clone(),
             written_by: None,
+            archived: entry.archived,
         }
     }
 }
@@ -154,6 +159,10 @@ impl Tally {
         self.objects += 1;
         self.bytes += bytes;
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects == 0
+    }
 }
 
 /// One transfer's plan.
@@ -192,6 +201,10 @@ pub struct TransferPlan {
     /// the summary; each action's `resume` says it in the document).
     #[serde(skip)]
     pub resumed: Tally,
+    /// Copies whose source is archived (GLACIER, DEEP_ARCHIVE): `apply` moves those already
+    /// restored and, per `archived`, fails or asks to restore the others.
+    #[serde(default, skip_serializing_if = "Tally::is_empty")]
+    pub archived: Tally,
 }
 
 /// The bucket and prefix a copy writes to.
@@ -255,6 +268,7 @@ impl TransferPlan {
             to: job.to.as_ref().map(|to| CopyPlace { bucket: to.bucket.clone(), prefix: to.prefix.clone() }),
             copy_method: job.to.as_ref().map(|to| CopyMethod::between(&job.target, &to.target)),
             resumed: Tally::default(),
+            archived: Tally::default(),
         }
     }
 
@@ -431,6 +445,7 @@ pub fn plan_streamed(
         delete: job.delete,
         filter: &job.filter,
         window: job.window,
+        skip_archived: job.archived.mode == crate::manifest::ArchivedObjects::Skip,
         shard: shard.map(|shard| (job.name.as_str(), shard)),
         destination_is_local: job.direction == Direction::Download,
     };
@@ -510,6 +525,9 @@ impl Recorder<'_> {
         match decision {
             Decision::Copy { source, destination, reason, exact_name } => {
                 plan.by_action.entry(copy).or_default().add(source.size);
+                if source.archived {
+                    plan.archived.add(source.size);
+                }
                 count(&mut plan.by_reason, reason.slug(), source.size);
                 (self.sink)(Action {
                     resume: None,
@@ -542,7 +560,11 @@ impl Recorder<'_> {
                 let detail = match kind {
                     SkipKind::Listing(reason) => skip_detail(&reason),
                     SkipKind::Twin { side, form } => twin_detail(side, form),
-                    SkipKind::Unchanged | SkipKind::Filtered | SkipKind::OtherShard | SkipKind::Window(_) => return,
+                    SkipKind::Unchanged
+                    | SkipKind::Filtered
+                    | SkipKind::OtherShard
+                    | SkipKind::Window(_)
+                    | SkipKind::Archived => return,
                 };
                 plan.skipped.push(NotableSkip { key, slug: slug.to_string(), reason: detail });
             }
@@ -553,7 +575,7 @@ impl Recorder<'_> {
 
 /// Every reason an object is counted under: the slug (JSON keys, stable) and the label (for
 /// people). Moves first, in [`Reason::ALL`] order, then skips.
-pub const REASONS: [(&str, &str); 21] = [
+pub const REASONS: [(&str, &str); 22] = [
     ("new", "new"),
     ("size-differs", "size differs"),
     ("source-newer", "source newer"),
@@ -568,6 +590,7 @@ pub const REASONS: [(&str, &str); 21] = [
     ("too-old", "modified too long ago (newer_than)"),
     ("too-small", "under min_size"),
     ("too-large", "over max_size"),
+    ("archived", "archived (GLACIER, DEEP_ARCHIVE)"),
     ("directory-marker", "directory marker"),
     ("unsafe-key", "unsafe key"),
     ("symlink", "symlink"),
@@ -608,6 +631,7 @@ pub fn skip_slug(kind: &SkipKind) -> &'static str {
         SkipKind::Window(Outside::TooOld) => "too-old",
         SkipKind::Window(Outside::TooSmall) => "too-small",
         SkipKind::Window(Outside::TooLarge) => "too-large",
+        SkipKind::Archived => "archived",
         SkipKind::Listing(reason) => listing_skip_slug(reason),
         SkipKind::Twin { .. } => "same-normalized-name",
     }
@@ -686,6 +710,8 @@ mod tests {
             follow_symlinks: false,
             bandwidth: None,
             window: Default::default(),
+            deadline: None,
+            archived: Default::default(),
         }
     }
 
@@ -711,7 +737,15 @@ mod tests {
         assert_eq!(plan.by_reason["missing-at-source"], Tally { objects: 1, bytes: 7 });
         assert_eq!(
             plan.actions[1].destination,
-            Some(Fingerprint { size: 6, mtime: 0, mtime_ms: Some(10), etag: None, stored_key: None, written_by: None })
+            Some(Fingerprint {
+                size: 6,
+                mtime: 0,
+                mtime_ms: Some(10),
+                etag: None,
+                stored_key: None,
+                written_by: None,
+                archived: false
+            })
         );
     }
 

@@ -123,6 +123,12 @@ pub fn summary_line(plan: &TransferPlan) -> String {
     if parts.is_empty() {
         parts.push("nothing to do".into());
     }
+    if plan.archived.objects > 0 {
+        parts.push(format!(
+            "{} of them archived (GLACIER, DEEP_ARCHIVE: read only once restored)",
+            plan.archived.objects
+        ));
+    }
     if plan.resumed.objects > 0 {
         parts.push(format!("{} to resume ({} already sent)", plan.resumed.objects, human_bytes(plan.resumed.bytes)));
     }

@@ -699,6 +699,7 @@ mod tests {
             etag: etag.map(crate::etag::ETag::new),
             stored_key: None,
             written_by: None,
+            archived: false,
         }
     }
 
@@ -732,6 +733,7 @@ mod tests {
             to: None,
             copy_method: None,
             resumed: Default::default(),
+            archived: Default::default(),
         }
     }
 

@@ -207,6 +207,14 @@ pub enum FailureCode {
     LocalIo,
     /// Stopped by SIGINT / SIGTERM.
     Interrupted,
+    /// Not started, or stopped between parts, because the transfer's deadline came.
+    DeadlineReached,
+    /// Archived (GLACIER, DEEP_ARCHIVE), not restored, and `archived: fail`.
+    Archived,
+    /// Archived and not restored: `archived: restore` asked S3 to restore it.
+    RestoreRequested,
+    /// Archived, and a restore is under way.
+    RestoreInProgress,
     /// A bug, or a task that died: said rather than hidden.
     Internal,
 }
@@ -225,6 +233,10 @@ impl FailureCode {
             FailureCode::LocalFileGone => "LocalFileGone",
             FailureCode::LocalIo => "LocalIo",
             FailureCode::Interrupted => "Interrupted",
+            FailureCode::DeadlineReached => "DeadlineReached",
+            FailureCode::Archived => "Archived",
+            FailureCode::RestoreRequested => "RestoreRequested",
+            FailureCode::RestoreInProgress => "RestoreInProgress",
             FailureCode::Internal => "Internal",
         }
     }

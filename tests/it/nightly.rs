@@ -128,3 +128,130 @@ fn newer_than_and_max_size_bound_a_download_and_its_deletes() {
         assert!(!f.path("local/removed.csv").exists() && !f.path("local/large.csv").exists(), "{server}");
     }
 }
+
+/// A download through a slow server with `max_duration: 2s`: it stops starting objects when
+/// the time is up, says what is left (exit 6), runs no delete; a transfer whose deadline has
+/// passed does not start, one without a deadline still runs; the next run moves exactly the
+/// rest.
+#[test]
+fn a_deadline_stops_starting_objects_says_what_is_left_and_the_next_run_does_it() {
+    use haul_testkit::{Fault, FaultRule, RecordingProxy};
+    let f = Fixture::s3s_fs();
+    const OBJECTS: u64 = 40;
+    for n in 0..OBJECTS {
+        f.put(&format!("data/{n:02}.csv"), format!("object {n}").as_bytes());
+    }
+    f.local_at("back", "extra.csv", b"not in the bucket: deleted only by a whole run");
+    f.local_at("out", "new.csv", b"an upload");
+    let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+    let mut slow = FaultRule::new(Fault::Delay(Duration::from_millis(300)), 1, u64::MAX);
+    slow.object_gets_only = true;
+    proxy.set_faults(&[slow]);
+    let manifest = |deadlines: bool| {
+        let (first, second) = if deadlines { ("    max_duration: 2s\n", "    max_duration: 1s\n") } else { ("", "") };
+        format!(
+            "version: 1\ndefaults:\n  endpoint: {}\n  path_style: true\n  region: us-east-1\n  concurrency: 2\ntransfers:
+  - name: slow
+    direction: download
+    bucket: {BUCKET}
+    prefix: data/
+    local: ./back
+    delete: true
+    max_delete: 10
+{first}  - name: late
+    direction: upload
+    bucket: {BUCKET}
+    prefix: late/
+    local: ./out
+{second}  - name: no-deadline
+    direction: upload
+    bucket: {BUCKET}
+    prefix: up/
+    local: ./out
+",
+            proxy.endpoint()
+        )
+    };
+    write(f.dir.path(), "m.yaml", &manifest(true));
+    let out = f.apply(&["m.yaml", "--output", "json", "--quiet"]);
+    out.expect_code(6);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["stopped_at_deadline"], true, "{report:#}");
+    assert_eq!(report["interrupted"], false, "{report:#}");
+    let slow = &report["transfers"][0];
+    let moved = slow["moved"]["objects"].as_u64().unwrap();
+    let left = slow["left_at_deadline"]["objects"].as_u64().unwrap_or(0);
+    assert!(left > 0, "nothing was left at the deadline: {slow:#}");
+    assert_eq!(moved + left, OBJECTS, "{slow:#}");
+    assert!(slow["deadline"].as_str().is_some_and(|at| at.ends_with('Z')), "{slow:#}");
+    assert!(f.path("back/extra.csv").exists(), "a delete ran in a transfer stopped at its deadline");
+    let late = &report["transfers"][1];
+    assert!(late["error"].as_str().unwrap().contains("had passed"), "{late:#}");
+    assert_eq!(late["stopped_at_deadline"], true, "{late:#}");
+    assert_eq!(report["transfers"][2]["moved"]["objects"], 1, "{report:#}");
+    // The table says it too.
+    write(f.dir.path(), "m.yaml", &manifest(false));
+    let out = f.apply(&["m.yaml", "--output", "json", "--quiet"]);
+    out.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["transfers"][0]["moved"]["objects"], left, "{report:#}");
+    assert_eq!(report["transfers"][0]["deleted"]["objects"], 1, "{report:#}");
+}
+
+/// Objects in GLACIER (moto keeps storage classes and refuses to read an archived object
+/// until it is restored): `fail` (the default) reads the warm and the restored ones and fails
+/// the others with what to do; `skip` leaves every archived one out; `restore` asks S3 to
+/// restore them, and the next run moves them.
+#[test]
+fn archived_objects_fail_are_skipped_or_restored_as_the_manifest_says() {
+    use aws_sdk_s3::types::{GlacierJobParameters, RestoreRequest, StorageClass, Tier};
+    let f = Fixture::moto();
+    f.put("data/warm.csv", b"warm");
+    for key in ["data/cold.csv", "data/restored.csv"] {
+        let request = f
+            .client
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .storage_class(StorageClass::Glacier)
+            .body(aws_sdk_s3::primitives::ByteStream::from(key.as_bytes().to_vec()));
+        f.runtime.block_on(request.send()).unwrap();
+    }
+    let tier = GlacierJobParameters::builder().tier(Tier::Standard).build().unwrap();
+    let restore = RestoreRequest::builder().days(1).glacier_job_parameters(tier).build();
+    let request = f.client.restore_object().bucket(BUCKET).key("data/restored.csv").restore_request(restore);
+    f.runtime.block_on(request.send()).unwrap();
+
+    // `fail`, the default.
+    let m = f.manifest("download", "");
+    let plan = f.json(&[&m]);
+    assert_eq!(plan["transfers"][0]["archived"]["objects"], 2, "{plan:#}");
+    f.plan(&[&m]).expect_code(0).expect_stdout(&["2 of them archived"]);
+    let out = f.apply(&[&m, "--output", "json", "--quiet"]);
+    out.expect_code(1);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let transfer = &report["transfers"][0];
+    assert_eq!(transfer["moved"]["objects"], 2, "{transfer:#}");
+    assert_eq!(transfer["failures"][0]["key"], "cold.csv", "{transfer:#}");
+    assert_eq!(transfer["failures"][0]["code"], "Archived", "{transfer:#}");
+    assert!(transfer["failure_groups"][0]["hint"].as_str().unwrap().contains("archived: restore"), "{transfer:#}");
+    assert_eq!(std::fs::read(f.path("local/restored.csv")).unwrap(), b"data/restored.csv");
+
+    // `skip`: listed as archived, never read.
+    let m = f.manifest("download", "    archived: skip\n");
+    let plan = f.json(&[&m]);
+    assert_eq!(plan["transfers"][0]["by_reason"]["archived"]["objects"], 1, "{plan:#}");
+    assert!(plan["transfers"][0]["actions"].as_array().unwrap().is_empty(), "{plan:#}");
+
+    // `restore`: asked, reported, not a failure; the next run moves it.
+    let m = f.manifest("download", "    archived: restore\n    restore_days: 2\n    restore_tier: bulk\n");
+    let out = f.apply(&[&m, "--output", "json", "--quiet"]);
+    out.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let transfer = &report["transfers"][0];
+    assert_eq!(transfer["restores_requested"]["objects"], 1, "{transfer:#}");
+    assert_eq!(transfer["moved"]["objects"], 0, "{transfer:#}");
+    f.apply(&[&m, "--quiet"]).expect_code(0);
+    assert_eq!(std::fs::read(f.path("local/cold.csv")).unwrap(), b"data/cold.csv");
+    f.plan(&[&m, "--detailed-exitcode"]).expect_code(0);
+}
