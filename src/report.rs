@@ -171,6 +171,10 @@ pub struct TransferReport {
     /// Archived objects whose restore is still under way.
     #[serde(skip_serializing_if = "Tally::is_empty")]
     pub restores_in_progress: Tally,
+    /// `overwrite: never`: keys another writer created while this run was writing them; the
+    /// other writer's object or file is kept.
+    #[serde(skip_serializing_if = "Tally::is_empty")]
+    pub created_meanwhile: Tally,
     /// Skips the plan decided, per reason slug (`unchanged`, `filtered`, ...).
     pub skipped: BTreeMap<String, Tally>,
     /// The skips worth a look, each with its key and why (unsafe keys, Unicode twins,
@@ -321,6 +325,7 @@ impl TransferReport {
             left_at_deadline: Tally::default(),
             restores_requested: Tally::default(),
             restores_in_progress: Tally::default(),
+            created_meanwhile: Tally::default(),
             skipped: BTreeMap::new(),
             skipped_objects: Vec::new(),
             temp_files_removed: 0,
@@ -445,6 +450,12 @@ impl TransferReport {
                 self.restores_requested.objects + self.restores_in_progress.objects,
                 self.restores_requested.objects,
                 self.restores_in_progress.objects
+            ));
+        }
+        if self.created_meanwhile.objects > 0 {
+            parts.push(format!(
+                "{} created by another writer during the run, kept (overwrite: never)",
+                self.created_meanwhile.objects
             ));
         }
         if self.interrupted.objects > 0 {

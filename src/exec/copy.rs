@@ -170,9 +170,11 @@ async fn server_side(
         .key(destination_key)
         .copy_source(copy_source(&context.job.bucket, &object.key))
         .set_copy_source_if_match(object.if_match())
+        .set_if_none_match(super::create_only(context).then(|| "*".to_string()))
         .set_request_payer(request_payer(context));
     let request = with_storage!(request, &context.job.upload);
-    request.send().await.map_err(|err| source_changed(request_failure(&err)))?;
+    let create_only = super::create_only(context);
+    request.send().await.map_err(|err| super::created_meanwhile(source_changed(request_failure(&err)), create_only))?;
     Ok(())
 }
 
@@ -190,10 +192,11 @@ async fn start_upload(
     key: &str,
     properties: &Properties,
 ) -> Result<Multipart, RequestFailure> {
-    Multipart::start(&target.client, &target.destination.bucket, key, |request| {
+    let upload = Multipart::start(&target.client, &target.destination.bucket, key, |request| {
         with_storage!(with_properties!(request, properties), &context.job.upload)
     })
-    .await
+    .await?;
+    Ok(upload.create_only(super::create_only(context)))
 }
 
 /// UploadPartCopy in parallel: the server copies each range (`If-Match` on the source's
@@ -306,10 +309,12 @@ async fn streamed(
         .key(destination_key)
         .content_length(bytes.len() as i64)
         .checksum_crc32_c(checksum)
+        .set_if_none_match(super::create_only(context).then(|| "*".to_string()))
         .body(ByteStream::from(bytes));
     let request = with_properties!(request, &properties);
     let request = with_storage!(request, &context.job.upload);
-    request.send().await.map_err(|err| request_failure(&err))?;
+    let create_only = super::create_only(context);
+    request.send().await.map_err(|err| super::created_meanwhile(request_failure(&err), create_only))?;
     Ok(())
 }
 

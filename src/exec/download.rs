@@ -27,6 +27,7 @@ pub(super) async fn download(context: &Context, action: &Action) -> Result<(), R
     let folder = target.parent().expect("a key has at least one segment").to_path_buf();
     let folder_exists = context.touched_folders.lock().expect("folder set").contains(&folder);
     let progress = context.counters.start(&action.key, action.size);
+    let no_clobber = super::create_only(context);
     let etag = action.source.as_ref().and_then(|source| source.etag.clone());
     let large = action.size > context.job.part_size.0 && action.size >= context.job.multipart_threshold.0;
     // A multipart object (ETag `…-N`) has at most a composite checksum, which the SDK does not
@@ -46,7 +47,7 @@ pub(super) async fn download(context: &Context, action: &Action) -> Result<(), R
             }
             let mut temp = new_temp_file(&into)?;
             temp.write_all(&bytes).map_err(|err| io_failure("cannot write", err))?;
-            finish(temp, modified, &target)
+            finish(temp, modified, &target, no_clobber)
         })
         .await?;
     } else {
@@ -84,7 +85,7 @@ pub(super) async fn download(context: &Context, action: &Action) -> Result<(), R
             fetched
         };
         let modified = modification_time(context, action, &key, &fetched).await;
-        super::blocking(move || finish(temp, modified, &target)).await?;
+        super::blocking(move || finish(temp, modified, &target, no_clobber)).await?;
     }
     // The rename is made durable by one fsync per folder at the end of the transfer, not one
     // per file (the data itself is already on disk, so a crash before then loses the name at
@@ -139,18 +140,27 @@ fn new_temp_file(folder: &Path) -> Result<tempfile::NamedTempFile, RequestFailur
 }
 
 /// Stamps the downloaded file, flushes it to disk and renames it into place: until the
-/// rename nothing sits under the real name.
+/// rename nothing sits under the real name. `no_clobber` (`overwrite: never`): the rename
+/// never replaces a file that appeared under the name meanwhile.
 fn finish(
     temp: tempfile::NamedTempFile,
     modified: Option<std::time::SystemTime>,
     target: &Path,
+    no_clobber: bool,
 ) -> Result<(), RequestFailure> {
     let file = temp.as_file();
     if let Some(modified) = modified {
         file.set_modified(modified).map_err(|err| io_failure("cannot set the modification time", err))?;
     }
     file.sync_all().map_err(|err| io_failure("cannot flush the file to disk", err))?;
-    temp.persist(target).map_err(|err| io_failure(&format!("cannot rename into {}", target.display()), err.error))?;
+    let renamed = if no_clobber { temp.persist_noclobber(target) } else { temp.persist(target) };
+    renamed.map_err(|err| {
+        if no_clobber && err.error.kind() == std::io::ErrorKind::AlreadyExists {
+            super::exists_now()
+        } else {
+            io_failure(&format!("cannot rename into {}", target.display()), err.error)
+        }
+    })?;
     Ok(())
 }
 

@@ -143,6 +143,9 @@ impl Work {
             Err((failure, _)) if failure.is(crate::s3::FailureCode::RestoreInProgress) => {
                 report.restores_in_progress.add(action.size);
             }
+            Err((failure, _)) if failure.is(crate::s3::FailureCode::ExistsNow) => {
+                report.created_meanwhile.add(action.size);
+            }
             Err((failure, attempts)) => {
                 counters.fail();
                 report.record_failure(&action.key, action.action, action.size, failure, attempts);
@@ -710,6 +713,26 @@ fn object_changed() -> RequestFailure {
     RequestFailure::local(
         crate::s3::FailureCode::ObjectChanged,
         "the object changed since the plan; nothing of the new version was written",
+        false,
+    )
+}
+
+/// `overwrite: never`: every copy the plan made is of a key the destination did not have,
+/// and is written only if it still has not (another writer may have been first).
+fn create_only(context: &Context) -> bool {
+    context.job.overwrite == crate::manifest::Overwrite::Never
+}
+
+/// A conditional create refused (`412 Precondition Failed` to `If-None-Match: *`): the key
+/// exists now, written by someone else, and is kept.
+fn created_meanwhile(failure: RequestFailure, create_only: bool) -> RequestFailure {
+    if create_only && failure.status == Some(412) { exists_now() } else { failure }
+}
+
+fn exists_now() -> RequestFailure {
+    RequestFailure::local(
+        crate::s3::FailureCode::ExistsNow,
+        "another writer created it during the run; kept (overwrite: never)",
         false,
     )
 }

@@ -59,12 +59,26 @@ pub(super) struct Multipart {
     bucket: String,
     key: String,
     pub id: String,
+    /// Completed only if the key is still absent (`If-None-Match: *`, `overwrite: never`).
+    create_only: bool,
 }
 
 impl Multipart {
     /// An upload that exists already (one a run left, to continue or abort).
     pub fn existing(client: &aws_sdk_s3::Client, bucket: &str, key: &str, id: &str) -> Multipart {
-        Multipart { client: client.clone(), bucket: bucket.to_string(), key: key.to_string(), id: id.to_string() }
+        Multipart {
+            client: client.clone(),
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            id: id.to_string(),
+            create_only: false,
+        }
+    }
+
+    /// Completes only if nothing has taken the key meanwhile (`overwrite: never`).
+    pub fn create_only(mut self, create_only: bool) -> Multipart {
+        self.create_only = create_only;
+        self
     }
 
     /// Starts an upload with CRC32C checksums; `configure` adds the object's properties
@@ -119,9 +133,10 @@ impl Multipart {
             .key(&self.key)
             .upload_id(&self.id)
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .set_if_none_match(self.create_only.then(|| "*".to_string()))
             .send()
             .await
-            .map_err(|err| request_failure(&err))?;
+            .map_err(|err| super::created_meanwhile(request_failure(&err), self.create_only))?;
         Ok(())
     }
 

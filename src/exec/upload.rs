@@ -182,9 +182,11 @@ async fn put(
         .content_length(size as i64)
         .content_type(content_type(key))
         .checksum_crc32_c(checksum)
+        .set_if_none_match(super::create_only(context).then(|| "*".to_string()))
         .body(body);
     let request = with_storage!(request, &context.job.upload);
-    request.send().await.map_err(|err| source.explain(request_failure(&err)))?;
+    let create_only = super::create_only(context);
+    request.send().await.map_err(|err| super::created_meanwhile(source.explain(request_failure(&err)), create_only))?;
     progress.add(size);
     Ok(())
 }
@@ -333,7 +335,8 @@ async fn upload_parts(
     done: Vec<CompletedPart>,
 ) -> Result<(), RequestFailure> {
     let layout = PartLayout::new(source.version.size, context.job.part_size.0);
-    let upload = Multipart::existing(&context.client, &context.job.bucket, key, upload_id);
+    let upload = Multipart::existing(&context.client, &context.job.bucket, key, upload_id)
+        .create_only(super::create_only(context));
     let upload = &upload;
     let have: std::collections::HashSet<i32> = done.iter().filter_map(|part| part.part_number()).collect();
     let missing = (0..layout.count()).filter(|index| !have.contains(&part_number(*index)));

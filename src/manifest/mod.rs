@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 pub use dated::{Deadline, Moment};
 pub use model::{
     Age, ArchivedObjects, Bandwidth, ByteSize, CompareMode, Concurrency, CopyTo, Direction, MANIFEST_VERSION,
-    ManifestSpec, RequestPayer, RestoreTier, ServerSideEncryption, Settings, StorageClass, TransferSpec,
+    ManifestSpec, Overwrite, RequestPayer, RestoreTier, ServerSideEncryption, Settings, StorageClass, TransferSpec,
     manifest_schema,
 };
 pub use problem::{Location, Problem, Severity, SourceFile, line_starts};
@@ -109,6 +109,8 @@ pub struct Job {
     pub deadline: Option<Deadline>,
     /// `archived`, `restore_days`, `restore_tier`: source objects that must be restored first.
     pub archived: Archived,
+    /// When an existing destination object may be replaced.
+    pub overwrite: Overwrite,
 }
 
 /// What a transfer does with archived source objects.

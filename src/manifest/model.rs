@@ -166,6 +166,25 @@ pub struct Settings {
     pub restore_days: Option<u32>,
     /// With `archived: restore`: how fast (and at what price) S3 restores.
     pub restore_tier: Option<RestoreTier>,
+    /// When an object the destination has may be replaced: `always` (the default: when
+    /// `compare` says it changed), `never` (what the destination has is kept; new objects are
+    /// written only if still absent: `If-None-Match: *`, a local file by a rename that never
+    /// replaces), or `if_newer` (only by a source modified after it).
+    pub overwrite: Option<Overwrite>,
+}
+
+/// When an existing destination object may be replaced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Overwrite {
+    /// Whenever `compare` says the source changed.
+    #[default]
+    Always,
+    /// Never: the destination's object or file is kept, and a new one is written only if
+    /// nothing took its name meanwhile.
+    Never,
+    /// Only by a source modified after the destination.
+    IfNewer,
 }
 
 /// What to do with source objects that must be restored before they can be read.
@@ -591,6 +610,6 @@ mod tests {
         }
         let settings = &index.settings_keys;
         assert!(!settings.contains(&"bucket".to_string()));
-        assert_eq!(settings.len(), 31, "{settings:?}");
+        assert_eq!(settings.len(), 32, "{settings:?}");
     }
 }

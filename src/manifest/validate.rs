@@ -175,6 +175,7 @@ impl TransferCheck<'_, '_> {
         let window = self.window(settings);
         let deadline = self.deadline(settings);
         let archived = self.archived(settings);
+        self.slow_cap(settings);
         let target = self.target(settings);
         let to = transfer.to.as_ref().map(|to| self.copy_destination(to, settings));
         if let Some(to) = &to
@@ -256,6 +257,7 @@ impl TransferCheck<'_, '_> {
             window,
             deadline,
             archived,
+            overwrite: settings.overwrite.unwrap_or_default(),
         })
     }
 
@@ -275,6 +277,21 @@ impl TransferCheck<'_, '_> {
             }
         }
         super::Archived { mode, restore_days, restore_tier: settings.restore_tier.unwrap_or_default() }
+    }
+
+    /// A `bandwidth` so low it is more likely a slip (`1B/s`, `50KB/s` meant as MB/s) than a
+    /// wish: a warning, with what it means in time.
+    fn slow_cap(&mut self, settings: &Settings) {
+        const SLOW: u64 = 64 * ByteSize::KIB;
+        let Some(rate) = settings.bandwidth.filter(|rate| rate.0 < SLOW) else { return };
+        let written = self.positions.written(self.index, "bandwidth").unwrap_or_else(|| rate.to_string());
+        let hours = ByteSize::GIB as f64 / rate.0 as f64 / 3600.0;
+        let location = self.at("bandwidth");
+        self.warning(
+            location,
+            format!("`bandwidth: {written}` moves 1 GiB in {hours:.0} hours"),
+            "if that is meant, leave it; caps are usually a few MiB/s or more, such as `50MiB/s`",
+        );
     }
 
     /// `deadline` (in the transfer's time zone) and `max_duration`.

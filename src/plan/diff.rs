@@ -8,7 +8,7 @@ use std::iter::Peekable;
 use super::saved::Side;
 use crate::filter::{Filter, Outside, Window};
 use crate::listing::{Entry, Item, SkipReason};
-use crate::manifest::CompareMode;
+use crate::manifest::{CompareMode, Overwrite};
 use crate::shard::Shard;
 
 /// Why an object moves.
@@ -79,6 +79,9 @@ pub enum SkipKind {
     Window(Outside),
     /// A source object in an archive storage class, with `archived: skip`.
     Archived,
+    /// The destination has it and `overwrite` keeps it: `never`, or `if_newer` with a source
+    /// not modified after it.
+    Kept(Overwrite),
     /// Seen by a listing and left out there (marker, unsafe key, symlink, ...).
     Listing(SkipReason),
     /// One of several names with one NFC form (see [`Diff`]) that is not synced: a source
@@ -144,6 +147,8 @@ pub struct DiffRules<'a> {
     pub window: Window,
     /// `archived: skip`: an archived source object is never copied (its copy is kept).
     pub skip_archived: bool,
+    /// When an object the destination has may be replaced.
+    pub overwrite: Overwrite,
     /// Under `--shard`, only the keys this shard owns (by transfer name and key) are copied,
     /// deleted or counted; the others are counted once, as `other-shard`.
     pub shard: Option<(&'a str, Shard)>,
@@ -355,6 +360,10 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
             (Some(source), None) => {
                 Some(Decision::Copy { source, destination: None, reason: Reason::New, exact_name: false })
             }
+            (Some(source), Some(destination)) if self.kept(&source, &destination) => {
+                let kind = SkipKind::Kept(self.rules.overwrite);
+                Some(Decision::Skip { key: source.key, size: source.size, kind })
+            }
             (Some(source), Some(destination)) => match compare(&source, &destination, &self.rules) {
                 Some(reason) => {
                     Some(Decision::Copy { source, destination: Some(destination), reason, exact_name: false })
@@ -367,6 +376,15 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
                 && self.rules.window.outside(destination.size, destination.mtime_ms).is_none())
             .then_some(Decision::Delete { destination }),
             (None, None) => None,
+        }
+    }
+
+    /// Whether `overwrite` keeps what the destination has, whatever `compare` would say.
+    fn kept(&self, source: &Entry, destination: &Entry) -> bool {
+        match self.rules.overwrite {
+            Overwrite::Always => false,
+            Overwrite::Never => true,
+            Overwrite::IfNewer => !source_newer(source.mtime_ms, destination.mtime_ms, self.rules.destination_is_local),
         }
     }
 
@@ -515,6 +533,7 @@ mod tests {
             filter,
             window: Window::default(),
             skip_archived: false,
+            overwrite: Overwrite::Always,
             shard: None,
             destination_is_local: false,
         }
@@ -650,6 +669,38 @@ mod tests {
             copy,
             vec!["copy changed (size differs)", "copy new (new)", "skip same (Unchanged)", "copy warm (new)"]
         );
+    }
+
+    #[test]
+    fn overwrite_never_keeps_every_existing_object_and_if_newer_all_but_older_ones() {
+        let everything = Filter::everything();
+        let source =
+            vec![entry("changed", 5, 100), entry("new", 1, 100), entry("newer", 5, 200), entry("older", 6, 50)];
+        let destination = vec![entry("changed", 4, 100), entry("newer", 5, 100), entry("older", 5, 100)];
+        let with = |overwrite| {
+            let rules = DiffRules { overwrite, ..rules(&everything, CompareMode::SizeMtime, false) };
+            summarize(diff(source.clone(), destination.clone(), rules).collect())
+        };
+        assert_eq!(
+            with(Overwrite::Never),
+            vec![
+                "skip changed (Kept(Never))",
+                "copy new (new)",
+                "skip newer (Kept(Never))",
+                "skip older (Kept(Never))"
+            ]
+        );
+        // `changed` has the destination's time: not newer, kept though its size differs.
+        assert_eq!(
+            with(Overwrite::IfNewer),
+            vec![
+                "skip changed (Kept(IfNewer))",
+                "copy new (new)",
+                "copy newer (source newer)",
+                "skip older (Kept(IfNewer))"
+            ]
+        );
+        assert_eq!(with(Overwrite::Always).len(), 4);
     }
 
     #[test]
@@ -897,7 +948,7 @@ mod tests {
             #[test]
             fn applying_the_plan_converges(source in listing(), destination in listing(), delete: bool, use_filter: bool) {
                 let filter = if use_filter { Filter::new(&[], &[], &["csv".to_string()]).unwrap() } else { Filter::everything() };
-                let rules = DiffRules { compare: CompareMode::SizeMtime, delete, filter: &filter, window: Window::default(), skip_archived: false, shard: None, destination_is_local: false };
+                let rules = DiffRules { compare: CompareMode::SizeMtime, delete, filter: &filter, window: Window::default(), skip_archived: false, overwrite: Overwrite::Always, shard: None, destination_is_local: false };
                 let mut model = destination.clone();
                 for decision in diff(items(&source), items(&destination), rules) {
                     match decision {

@@ -446,6 +446,7 @@ pub fn plan_streamed(
         filter: &job.filter,
         window: job.window,
         skip_archived: job.archived.mode == crate::manifest::ArchivedObjects::Skip,
+        overwrite: job.overwrite,
         shard: shard.map(|shard| (job.name.as_str(), shard)),
         destination_is_local: job.direction == Direction::Download,
     };
@@ -564,7 +565,8 @@ impl Recorder<'_> {
                     | SkipKind::Filtered
                     | SkipKind::OtherShard
                     | SkipKind::Window(_)
-                    | SkipKind::Archived => return,
+                    | SkipKind::Archived
+                    | SkipKind::Kept(_) => return,
                 };
                 plan.skipped.push(NotableSkip { key, slug: slug.to_string(), reason: detail });
             }
@@ -575,7 +577,7 @@ impl Recorder<'_> {
 
 /// Every reason an object is counted under: the slug (JSON keys, stable) and the label (for
 /// people). Moves first, in [`Reason::ALL`] order, then skips.
-pub const REASONS: [(&str, &str); 22] = [
+pub const REASONS: [(&str, &str); 24] = [
     ("new", "new"),
     ("size-differs", "size differs"),
     ("source-newer", "source newer"),
@@ -591,6 +593,8 @@ pub const REASONS: [(&str, &str); 22] = [
     ("too-small", "under min_size"),
     ("too-large", "over max_size"),
     ("archived", "archived (GLACIER, DEEP_ARCHIVE)"),
+    ("kept-existing", "kept at the destination (overwrite: never)"),
+    ("destination-newer", "kept: not older at the destination (overwrite: if_newer)"),
     ("directory-marker", "directory marker"),
     ("unsafe-key", "unsafe key"),
     ("symlink", "symlink"),
@@ -632,6 +636,8 @@ pub fn skip_slug(kind: &SkipKind) -> &'static str {
         SkipKind::Window(Outside::TooSmall) => "too-small",
         SkipKind::Window(Outside::TooLarge) => "too-large",
         SkipKind::Archived => "archived",
+        SkipKind::Kept(crate::manifest::Overwrite::IfNewer) => "destination-newer",
+        SkipKind::Kept(_) => "kept-existing",
         SkipKind::Listing(reason) => listing_skip_slug(reason),
         SkipKind::Twin { .. } => "same-normalized-name",
     }
@@ -712,6 +718,7 @@ mod tests {
             window: Default::default(),
             deadline: None,
             archived: Default::default(),
+            overwrite: Default::default(),
         }
     }
 

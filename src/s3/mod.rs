@@ -215,6 +215,8 @@ pub enum FailureCode {
     RestoreRequested,
     /// Archived, and a restore is under way.
     RestoreInProgress,
+    /// `overwrite: never`: another writer created the key during the run; theirs is kept.
+    ExistsNow,
     /// A bug, or a task that died: said rather than hidden.
     Internal,
 }
@@ -237,6 +239,7 @@ impl FailureCode {
             FailureCode::Archived => "Archived",
             FailureCode::RestoreRequested => "RestoreRequested",
             FailureCode::RestoreInProgress => "RestoreInProgress",
+            FailureCode::ExistsNow => "ExistsNow",
             FailureCode::Internal => "Internal",
         }
     }

@@ -255,3 +255,74 @@ fn archived_objects_fail_are_skipped_or_restored_as_the_manifest_says() {
     assert_eq!(std::fs::read(f.path("local/cold.csv")).unwrap(), b"data/cold.csv");
     f.plan(&[&m, "--detailed-exitcode"]).expect_code(0);
 }
+
+/// `overwrite: never` keeps what the destination has, and `if_newer` replaces only with a
+/// newer source, on every server; uploads and downloads alike.
+#[test]
+fn overwrite_never_and_if_newer_keep_what_the_destination_has() {
+    for (server, f) in Fixture::every_server() {
+        f.put("data/old-in-bucket.csv", b"the bucket's");
+        f.put("data/newer-in-bucket.csv", b"the bucket's");
+        f.file_written_earlier("old-in-bucket.csv", b"an older local file, longer");
+        f.local("newer-in-bucket.csv", b"a local file modified later");
+        set_mtime(&f, "newer-in-bucket.csv", SystemTime::now() - Duration::from_secs(7200));
+        f.file_written_earlier("new.csv", b"new");
+        // The local files are older than the objects except `old-in-bucket.csv`, whose mtime
+        // is now (the objects were written a moment ago).
+        set_mtime(&f, "old-in-bucket.csv", SystemTime::now() + Duration::from_secs(60));
+        let m = f.manifest("upload", "    overwrite: never\n");
+        let plan = f.json(&[&m]);
+        assert_eq!(actions(&plan), vec!["upload new.csv"], "{server}: {plan:#}");
+        assert_eq!(plan["transfers"][0]["by_reason"]["kept-existing"]["objects"], 2, "{server}: {plan:#}");
+        let m = f.manifest("upload", "    overwrite: if_newer\n");
+        let plan = f.json(&[&m]);
+        assert_eq!(actions(&plan), vec!["upload new.csv", "upload old-in-bucket.csv"], "{server}: {plan:#}");
+        assert_eq!(plan["transfers"][0]["by_reason"]["destination-newer"]["objects"], 1, "{server}: {plan:#}");
+        let m = f.manifest("download", "    overwrite: never\n");
+        f.apply(&[&m, "--quiet"]).expect_code(0);
+        assert_eq!(
+            std::fs::read(f.path("local/old-in-bucket.csv")).unwrap(),
+            b"an older local file, longer",
+            "{server}"
+        );
+    }
+}
+
+/// `overwrite: never` and a key another writer creates between the plan and the upload: the
+/// upload asks `If-None-Match: *`, the server refuses it, and the other writer's object stays
+/// (the report says so; it is not a failure). The proxy holds every request a second, and the
+/// other writer puts the object as soon as haul's PUT has reached the proxy.
+#[test]
+fn overwrite_never_loses_a_race_to_another_writer_without_replacing_its_object() {
+    use haul_testkit::{Fault, FaultRule, RecordingProxy};
+    let f = Fixture::s3s_fs();
+    f.file_written_earlier("race.csv", b"haul's");
+    let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+    proxy.set_faults(&[FaultRule::new(Fault::Delay(Duration::from_secs(1)), 1, u64::MAX)]);
+    let text = format!(
+        "version: 1\ndefaults:\n  endpoint: {}\n  path_style: true\n  region: us-east-1\ntransfers:\n  - name: t\n    direction: upload\n    bucket: {BUCKET}\n    prefix: data/\n    local: ./local\n    overwrite: never\n",
+        proxy.endpoint()
+    );
+    write(f.dir.path(), "m.yaml", &text);
+    let run = crate::common::haul_command(f.dir.path())
+        .args(["apply", "m.yaml", "--output", "json", "--quiet"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let put_seen = || proxy.requests().iter().any(|r| r.method == "PUT" && r.uri.contains("data/race.csv"));
+    while !put_seen() {
+        assert!(started.elapsed() < Duration::from_secs(30), "haul never sent the upload");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f.put("data/race.csv", b"the other writer's");
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["transfers"][0]["created_meanwhile"]["objects"], 1, "{report:#}");
+    assert_eq!(f.get("data/race.csv"), b"the other writer's");
+    let put = proxy.requests().into_iter().find(|r| r.method == "PUT").unwrap();
+    assert_eq!(put.header("if-none-match"), Some("*"));
+}
