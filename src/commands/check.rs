@@ -211,7 +211,7 @@ pub async fn check_transfer(
                 }
                 for ext in extensions {
                     let name = extension_name(&ext);
-                    let (status, detail) = write_probe(to_client, &to.bucket, &to.prefix, &ext).await;
+                    let (status, detail) = write_probe(to_client, &to.bucket, &to.prefix, &ext, &job.upload).await;
                     row(&format!("write {name} to `{}`", to.bucket), status, detail);
                 }
             }
@@ -219,7 +219,7 @@ pub async fn check_transfer(
         Direction::Upload => {
             for ext in local_extensions(job) {
                 let name = extension_name(&ext);
-                let (status, detail) = write_probe(client, &job.bucket, &job.prefix, &ext).await;
+                let (status, detail) = write_probe(client, &job.bucket, &job.prefix, &ext, &job.upload).await;
                 row(&format!("write {name}"), status, detail);
             }
         }
@@ -355,16 +355,37 @@ fn local_extensions(job: &Job) -> Vec<String> {
 /// starts a multipart upload (which needs the same s3:PutObject permission as a PUT) and
 /// aborts it at once. No object is ever created; an upload that cannot be aborted holds no
 /// data, and is reported so it can be cleaned up.
-async fn write_probe(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str, ext: &str) -> (Status, String) {
+async fn write_probe(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    ext: &str,
+    options: &crate::manifest::UploadOptions,
+) -> (Status, String) {
     let name = if ext.is_empty() { ".haul-write-check".to_string() } else { format!(".haul-write-check.{ext}") };
     let key = format!("{prefix}{name}");
-    let how = "a multipart upload was started and aborted; nothing was stored";
-    let created = client.create_multipart_upload().bucket(bucket).key(&key).send().await;
+    // With the ACL and tags the transfer writes with: each needs its own permission
+    // (s3:PutObjectAcl, s3:PutObjectTagging), refused at the start like a write would be.
+    let with = match (options.acl, &options.tagging) {
+        (Some(acl), Some(_)) => format!(", with `acl: {}` and tags", acl.as_str()),
+        (Some(acl), None) => format!(", with `acl: {}`", acl.as_str()),
+        (None, Some(_)) => ", with tags".to_string(),
+        (None, None) => String::new(),
+    };
+    let how = format!("a multipart upload was started{with} and aborted; nothing was stored");
+    let created = client
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(&key)
+        .set_acl(options.acl.map(|acl| acl.as_str().into()))
+        .set_tagging(options.tagging.clone())
+        .send()
+        .await;
     let upload_id = match created {
         Ok(created) => created.upload_id().unwrap_or_default().to_string(),
         Err(err) => {
             let failure = request_failure(&err);
-            return (Status::Fail, format!("cannot write `{key}`: {}", describe(&failure)));
+            return (Status::Fail, format!("cannot write `{key}`{with}: {}", describe(&failure)));
         }
     };
     match client.abort_multipart_upload().bucket(bucket).key(&key).upload_id(&upload_id).send().await {

@@ -63,6 +63,13 @@ pub struct Draft {
     pub bandwidth: Option<String>,
     /// The time zone of the dates in its paths (`import` of `$(date ...)`).
     pub timezone: Option<String>,
+    /// A canned ACL, `bucket-owner-full-control`.
+    pub acl: Option<String>,
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    /// User metadata, in order.
+    pub metadata: Vec<(String, String)>,
     /// Comment lines written above the transfer (what was not translated, and why).
     pub notes: Vec<String>,
     /// Comments at the end of a setting's line, by key.
@@ -170,6 +177,21 @@ impl Draft {
         }
         if let Some(zone) = &self.timezone {
             line("timezone", quoted(zone));
+        }
+        for (key, value) in [
+            ("acl", &self.acl),
+            ("content_type", &self.content_type),
+            ("cache_control", &self.cache_control),
+            ("content_disposition", &self.content_disposition),
+        ] {
+            if let Some(value) = value {
+                line(key, quoted(value));
+            }
+        }
+        if !self.metadata.is_empty() {
+            let pairs: Vec<String> =
+                self.metadata.iter().map(|(key, value)| format!("{}: {}", quoted(key), quoted(value))).collect();
+            line("metadata", format!("{{{}}}", pairs.join(", ")));
         }
         let mut text = lines.join("\n");
         text.push('\n');

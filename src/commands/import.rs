@@ -315,6 +315,25 @@ fn translate(words: &[String]) -> Result<Option<Draft>, String> {
                 ));
             }
             "--storage-class" => draft.storage_class = Some(value(flag)?),
+            "--acl" => {
+                let acl = value(flag)?;
+                if serde_json::from_value::<crate::manifest::CannedAcl>(serde_json::Value::String(acl.clone())).is_ok()
+                {
+                    draft.acl = Some(acl);
+                } else {
+                    draft.notes.push(format!("`--acl {acl}` is not a canned ACL haul knows: not carried over"));
+                }
+            }
+            "--content-type" => draft.content_type = Some(value(flag)?),
+            "--cache-control" => draft.cache_control = Some(value(flag)?),
+            "--content-disposition" => draft.content_disposition = Some(value(flag)?),
+            "--metadata" => {
+                let text = value(flag)?;
+                match metadata_pairs(&text) {
+                    Some(pairs) => draft.metadata = pairs,
+                    None => draft.notes.push(format!("`--metadata {text}` cannot be read: not carried over")),
+                }
+            }
             "--sse" => {
                 // `--sse` alone means AES256; its values are AES256 and aws:kms.
                 let given = inline.clone().or_else(|| {
@@ -370,6 +389,17 @@ fn translate(words: &[String]) -> Result<Option<Draft>, String> {
     }
     filter_rules(&filters, &mut draft);
     Ok(Some(draft))
+}
+
+/// aws-cli's `--metadata`: `key=value,key2=value2` (shorthand) or a JSON object.
+fn metadata_pairs(text: &str) -> Option<Vec<(String, String)>> {
+    if text.trim_start().starts_with('{') {
+        let map: std::collections::BTreeMap<String, String> = serde_json::from_str(text).ok()?;
+        return Some(map.into_iter().collect());
+    }
+    text.split(',')
+        .map(|pair| pair.split_once('=').map(|(key, value)| (key.trim().to_string(), value.trim().to_string())))
+        .collect()
 }
 
 /// aws-cli flags that take a value, so the value is not taken for a path.

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumMode, CompletedPart};
+use aws_sdk_s3::types::{ChecksumMode, CompletedPart, MetadataDirective, TaggingDirective};
 use futures_util::StreamExt as _;
 
 use super::Context;
@@ -172,7 +172,15 @@ async fn server_side(
         .set_copy_source_if_match(object.if_match())
         .set_if_none_match(super::create_only(context).then(|| "*".to_string()))
         .set_request_payer(request_payer(context));
-    let request = with_storage!(request, &context.job.upload);
+    let options = &context.job.upload;
+    let mut request = with_storage!(request, options);
+    // A server-side copy keeps the source's metadata and tags unless told to replace them.
+    if options.replaces_metadata() {
+        request = with_manifest_properties!(request.metadata_directive(MetadataDirective::Replace), options);
+    }
+    if options.tagging.is_some() {
+        request = request.tagging_directive(TaggingDirective::Replace);
+    }
     let create_only = super::create_only(context);
     request.send().await.map_err(|err| super::created_meanwhile(source_changed(request_failure(&err)), create_only))?;
     Ok(())
@@ -193,7 +201,8 @@ async fn start_upload(
     properties: &Properties,
 ) -> Result<Multipart, RequestFailure> {
     let upload = Multipart::start(&target.client, &target.destination.bucket, key, |request| {
-        with_storage!(with_properties!(request, properties), &context.job.upload)
+        let options = &context.job.upload;
+        with_manifest_properties!(with_storage!(with_properties!(request, properties), options), options)
     })
     .await?;
     Ok(upload.create_only(super::create_only(context)))
@@ -312,7 +321,7 @@ async fn streamed(
         .set_if_none_match(super::create_only(context).then(|| "*".to_string()))
         .body(ByteStream::from(bytes));
     let request = with_properties!(request, &properties);
-    let request = with_storage!(request, &context.job.upload);
+    let request = with_manifest_properties!(with_storage!(request, &context.job.upload), &context.job.upload);
     let create_only = super::create_only(context);
     request.send().await.map_err(|err| super::created_meanwhile(request_failure(&err), create_only))?;
     Ok(())

@@ -15,6 +15,31 @@ macro_rules! with_storage {
             .set_storage_class(options.storage_class.map(|class| class.as_str().into()))
             .set_server_side_encryption(super::sse(options))
             .set_ssekms_key_id(options.sse_kms_key_id.clone())
+            .set_acl(options.acl.map(|acl| acl.as_str().into()))
+            .set_tagging(options.tagging.clone())
+    }};
+}
+
+/// The object properties a manifest sets (`content_type`, `cache_control`,
+/// `content_disposition`, `metadata`) over what a request has: after the source's, so the
+/// manifest wins.
+macro_rules! with_manifest_properties {
+    ($request:expr, $options:expr) => {{
+        let options: &crate::manifest::UploadOptions = $options;
+        let mut request = $request;
+        if let Some(content_type) = &options.content_type {
+            request = request.content_type(content_type);
+        }
+        if let Some(cache_control) = &options.cache_control {
+            request = request.cache_control(cache_control);
+        }
+        if let Some(disposition) = &options.content_disposition {
+            request = request.content_disposition(disposition);
+        }
+        if let Some(metadata) = &options.metadata {
+            request = request.set_metadata(Some(metadata.clone().into_iter().collect()));
+        }
+        request
     }};
 }
 

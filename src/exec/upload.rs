@@ -184,7 +184,7 @@ async fn put(
         .checksum_crc32_c(checksum)
         .set_if_none_match(super::create_only(context).then(|| "*".to_string()))
         .body(body);
-    let request = with_storage!(request, &context.job.upload);
+    let request = with_manifest_properties!(with_storage!(request, &context.job.upload), &context.job.upload);
     let create_only = super::create_only(context);
     request.send().await.map_err(|err| super::created_meanwhile(source.explain(request_failure(&err)), create_only))?;
     progress.add(size);
@@ -243,7 +243,8 @@ async fn multipart(
 /// Starts a multipart upload of the file.
 async fn start(context: &Context, key: &str) -> Result<Multipart, RequestFailure> {
     Multipart::start(&context.client, &context.job.bucket, key, |request| {
-        with_storage!(request.content_type(content_type(key)), &context.job.upload)
+        let request = with_storage!(request.content_type(content_type(key)), &context.job.upload);
+        with_manifest_properties!(request, &context.job.upload)
     })
     .await
 }

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 pub use dated::{Deadline, Moment};
 pub use model::{
-    Age, ArchivedObjects, Bandwidth, ByteSize, CompareMode, Concurrency, CopyTo, Direction, MANIFEST_VERSION,
-    ManifestSpec, Overwrite, RequestPayer, RestoreTier, ServerSideEncryption, Settings, StorageClass, TransferSpec,
-    manifest_schema,
+    Age, ArchivedObjects, Bandwidth, ByteSize, CannedAcl, CompareMode, Concurrency, CopyTo, Direction,
+    MANIFEST_VERSION, ManifestSpec, Overwrite, RequestPayer, RestoreTier, ServerSideEncryption, Settings, StorageClass,
+    TransferSpec, manifest_schema,
 };
 pub use problem::{Location, Problem, Severity, SourceFile, line_starts};
 
@@ -73,6 +73,24 @@ pub struct UploadOptions {
     pub storage_class: Option<StorageClass>,
     pub sse: Option<ServerSideEncryption>,
     pub sse_kms_key_id: Option<String>,
+    pub acl: Option<CannedAcl>,
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    pub metadata: Option<std::collections::BTreeMap<String, String>>,
+    /// As the `x-amz-tagging` header takes them: `key=value&...`, URL-encoded.
+    pub tagging: Option<String>,
+}
+
+impl UploadOptions {
+    /// Whether it sets any of the object's own properties (not only where it is stored): a
+    /// server-side copy then replaces the source's (S3's `REPLACE` directive).
+    pub fn replaces_metadata(&self) -> bool {
+        self.content_type.is_some()
+            || self.cache_control.is_some()
+            || self.content_disposition.is_some()
+            || self.metadata.is_some()
+    }
 }
 
 /// One transfer with `defaults` merged in, paths resolved and filters compiled.

@@ -171,6 +171,47 @@ pub struct Settings {
     /// written only if still absent: `If-None-Match: *`, a local file by a rename that never
     /// replaces), or `if_newer` (only by a source modified after it).
     pub overwrite: Option<Overwrite>,
+    /// A canned ACL for uploads and copies: `bucket-owner-full-control` (objects written into
+    /// another account's bucket, so its owner can read them), `private`, `public-read`, ...
+    pub acl: Option<CannedAcl>,
+    /// `Content-Type` of uploads and copies (default: guessed from the extension for uploads,
+    /// the source's for copies).
+    pub content_type: Option<String>,
+    /// `Cache-Control` of uploads and copies (`max-age=3600`).
+    pub cache_control: Option<String>,
+    /// `Content-Disposition` of uploads and copies (`attachment`).
+    pub content_disposition: Option<String>,
+    /// User metadata of uploads and copies (`x-amz-meta-*`): `{team: analytics}`.
+    pub metadata: Option<std::collections::BTreeMap<String, String>>,
+    /// Tags of uploads and copies (at most 10): `{classification: internal}`.
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// S3's canned ACLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CannedAcl {
+    Private,
+    PublicRead,
+    PublicReadWrite,
+    AuthenticatedRead,
+    AwsExecRead,
+    BucketOwnerRead,
+    BucketOwnerFullControl,
+}
+
+impl CannedAcl {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CannedAcl::Private => "private",
+            CannedAcl::PublicRead => "public-read",
+            CannedAcl::PublicReadWrite => "public-read-write",
+            CannedAcl::AuthenticatedRead => "authenticated-read",
+            CannedAcl::AwsExecRead => "aws-exec-read",
+            CannedAcl::BucketOwnerRead => "bucket-owner-read",
+            CannedAcl::BucketOwnerFullControl => "bucket-owner-full-control",
+        }
+    }
 }
 
 /// When an existing destination object may be replaced.
@@ -610,6 +651,6 @@ mod tests {
         }
         let settings = &index.settings_keys;
         assert!(!settings.contains(&"bucket".to_string()));
-        assert_eq!(settings.len(), 32, "{settings:?}");
+        assert_eq!(settings.len(), 38, "{settings:?}");
     }
 }

@@ -225,6 +225,12 @@ impl TransferCheck<'_, '_> {
                 storage_class: to.storage_class.or(settings.storage_class),
                 sse: to.sse.or(settings.sse),
                 sse_kms_key_id: to.sse_kms_key_id.clone().or(settings.sse_kms_key_id.clone()),
+                acl: settings.acl,
+                content_type: settings.content_type.clone(),
+                cache_control: settings.cache_control.clone(),
+                content_disposition: settings.content_disposition.clone(),
+                metadata: settings.metadata.clone(),
+                tags: settings.tags.clone(),
                 ..Settings::default()
             };
             self.in_to = true;
@@ -650,7 +656,8 @@ impl TransferCheck<'_, '_> {
         }
         if direction == Direction::Download {
             // Only the transfer's own keys: a `defaults` meant for the uploads is not a mistake.
-            for key in ["storage_class", "sse", "sse_kms_key_id"] {
+            let keys = ["storage_class", "sse", "sse_kms_key_id", "acl", "content_type", "cache_control"];
+            for key in keys.into_iter().chain(["content_disposition", "metadata", "tags"]) {
                 if let Some(location) = self.positions.transfer(self.index).and_then(|t| t.own(key)) {
                     self.warning(
                         location,
@@ -660,12 +667,69 @@ impl TransferCheck<'_, '_> {
                 }
             }
         }
+        for (key, text) in [
+            ("content_type", &settings.content_type),
+            ("cache_control", &settings.cache_control),
+            ("content_disposition", &settings.content_disposition),
+        ] {
+            if let Some(text) = text.as_deref().filter(|text| !header_value(text)) {
+                self.error(
+                    key,
+                    format!("`{key}` has characters an HTTP header cannot carry: `{text}`"),
+                    "use printable ASCII",
+                );
+            }
+        }
+        for (name, value) in settings.metadata.iter().flatten() {
+            let token = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !token || !header_value(value) {
+                self.error(
+                    "metadata",
+                    format!("metadata `{name}: {value}` cannot be sent as a header"),
+                    "names are letters, digits, `-` and `_`; values printable ASCII",
+                );
+            }
+        }
+        let tagging = settings.tags.as_ref().map(|tags| {
+            if tags.len() > 10 {
+                self.error("tags", format!("{} tags: S3 takes at most 10 per object", tags.len()), "keep 10 or fewer");
+            }
+            for (key, value) in tags {
+                if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
+                    self.error(
+                        "tags",
+                        format!("tag `{key}`: keys are 1 to 128 characters, values up to 256"),
+                        "shorten it",
+                    );
+                }
+            }
+            tags.iter()
+                .map(|(key, value)| format!("{}={}", tag_text(key), tag_text(value)))
+                .collect::<Vec<_>>()
+                .join("&")
+        });
         UploadOptions {
             storage_class: settings.storage_class,
             sse: settings.sse,
             sse_kms_key_id: settings.sse_kms_key_id.clone(),
+            acl: settings.acl,
+            content_type: settings.content_type.clone(),
+            cache_control: settings.cache_control.clone(),
+            content_disposition: settings.content_disposition.clone(),
+            metadata: settings.metadata.clone(),
+            tagging,
         }
     }
+}
+
+/// Printable ASCII (and spaces): what an HTTP header value carries as it is.
+fn header_value(text: &str) -> bool {
+    text.bytes().all(|b| (b' '..=b'~').contains(&b))
+}
+
+/// A tag key or value as the `x-amz-tagging` header takes it (URL query encoding).
+fn tag_text(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// Where a transfer writes: a local folder (downloads) or a bucket prefix (uploads, and

@@ -46,12 +46,18 @@ fn the_corpus_becomes_the_expected_manifest_and_names_what_it_leaves_out() {
         "{stdout}"
     );
     assert!(stdout.contains("profile: \"archive\"\n    storage_class: \"GLACIER_IR\""), "{stdout}");
+    // Object properties: the seed workflow's owner-ID problem is what `--acl
+    // bucket-owner-full-control` solves.
+    assert!(
+        stdout.contains("acl: \"bucket-owner-full-control\"\n    content_type: \"text/csv\"\n    cache_control: \"max-age=3600\"\n    metadata: {\"team\": \"analytics\", \"source\": \"nightly\"}"),
+        "{stdout}"
+    );
     for left_out in ["--exact-timestamps", "--acl", "keep.gz", "single object", "is relative", "`FOO=…`"] {
         assert!(stderr.contains(left_out), "{left_out} not named: {stderr}");
     }
     // It is a valid manifest (import checks it before writing; validate says so again).
     write(dir.path(), "nightly.yaml", &stdout);
-    haul(dir.path(), &["validate", "nightly.yaml"]).expect_code(0).expect_stdout(&["valid, 9 transfers"]);
+    haul(dir.path(), &["validate", "nightly.yaml"]).expect_code(0).expect_stdout(&["valid, 10 transfers"]);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::common::{BUCKET, Fixture, write};
+use crate::common::{BUCKET, Fixture, haul, write};
 
 /// The actions of a plan document's first transfer, as `action key` lines.
 fn actions(plan: &serde_json::Value) -> Vec<String> {
@@ -325,4 +325,69 @@ fn overwrite_never_loses_a_race_to_another_writer_without_replacing_its_object()
     assert_eq!(f.get("data/race.csv"), b"the other writer's");
     let put = proxy.requests().into_iter().find(|r| r.method == "PUT").unwrap();
     assert_eq!(put.header("if-none-match"), Some("*"));
+}
+
+/// Object properties from the manifest on uploads and on server-side copies (moto keeps ACLs,
+/// metadata and tags): `acl`, `content_type`, `cache_control`, `content_disposition`,
+/// `metadata`, `tags`; a copy replaces the source's metadata and tags only when told to.
+#[test]
+fn uploads_and_copies_carry_the_manifest_s_acl_metadata_and_tags() {
+    let f = Fixture::moto();
+    f.file_written_earlier("report.csv", b"a,b\n1,2\n");
+    let properties = "    acl: public-read\n    content_type: text/csv; charset=utf-8\n    cache_control: max-age=3600\n    content_disposition: attachment\n    metadata: {team: analytics}\n    tags: {classification: internal, owner: data team}\n";
+    let text = format!(
+        "version: 1\ndefaults:\n  endpoint: {}\n  path_style: true\n  region: us-east-1\ntransfers:
+  - name: up
+    direction: upload
+    bucket: {BUCKET}
+    prefix: data/
+    local: ./local
+{properties}  - name: plain
+    direction: copy
+    bucket: {BUCKET}
+    prefix: data/
+    to:
+      bucket: {BUCKET}
+      prefix: plain/
+  - name: relabelled
+    direction: copy
+    bucket: {BUCKET}
+    prefix: data/
+    to:
+      bucket: {BUCKET}
+      prefix: relabelled/
+    content_type: application/octet-stream
+    tags: {{stage: copied}}
+",
+        f.endpoint
+    );
+    write(f.dir.path(), "m.yaml", &text);
+    haul(f.dir.path(), &["validate", "m.yaml"]).expect_code(0);
+    f.apply(&["m.yaml", "--quiet"]).expect_code(0);
+    let head = |key: &str| f.runtime.block_on(f.client.head_object().bucket(BUCKET).key(key).send()).unwrap();
+    let tags = |key: &str| {
+        let answer = f.runtime.block_on(f.client.get_object_tagging().bucket(BUCKET).key(key).send()).unwrap();
+        let mut tags: Vec<String> =
+            answer.tag_set().iter().map(|tag| format!("{}={}", tag.key(), tag.value())).collect();
+        tags.sort();
+        tags
+    };
+    let uploaded = head("data/report.csv");
+    assert_eq!(uploaded.content_type(), Some("text/csv; charset=utf-8"));
+    assert_eq!(uploaded.cache_control(), Some("max-age=3600"));
+    assert_eq!(uploaded.content_disposition(), Some("attachment"));
+    assert_eq!(uploaded.metadata().and_then(|m| m.get("team")).map(String::as_str), Some("analytics"));
+    assert_eq!(tags("data/report.csv"), ["classification=internal", "owner=data team"]);
+    let acl = f.runtime.block_on(f.client.get_object_acl().bucket(BUCKET).key("data/report.csv").send()).unwrap();
+    let public = acl
+        .grants()
+        .iter()
+        .any(|grant| grant.grantee().and_then(|grantee| grantee.uri()).is_some_and(|uri| uri.ends_with("/AllUsers")));
+    assert!(public, "public-read was not applied: {:?}", acl.grants());
+    // A copy without properties keeps the source's; one with them replaces them.
+    assert_eq!(head("plain/report.csv").content_type(), Some("text/csv; charset=utf-8"));
+    assert_eq!(tags("plain/report.csv"), ["classification=internal", "owner=data team"]);
+    let relabelled = head("relabelled/report.csv");
+    assert_eq!(relabelled.content_type(), Some("application/octet-stream"));
+    assert_eq!(tags("relabelled/report.csv"), ["stage=copied"]);
 }
