@@ -187,7 +187,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  haul sync s3://analytics-exports/reports/ ./data --ext csv,parquet --request-payer requester\n  haul sync ./out s3://analytics-results/out/ --delete --max-delete 100 --dry-run\n  haul sync s3://partner-exports/reports/ s3://our-archive/partner/\n  haul sync s3://b/reports/ ./data --ext csv --save-manifest nightly.yaml   # then: haul apply nightly.yaml"
     )]
-    Sync(SyncArgs),
+    Sync(Box<SyncArgs>),
 
     /// Turn `aws s3 sync` / `aws s3 cp --recursive` command lines (a script, a crontab, shell
     /// history; `-` for stdin) into a manifest, one transfer per command.
@@ -315,6 +315,14 @@ fn parse_bandwidth(text: &str) -> Result<crate::manifest::Bandwidth, String> {
     text.parse()
 }
 
+fn parse_age(text: &str) -> Result<crate::manifest::Age, String> {
+    text.parse()
+}
+
+fn parse_size(text: &str) -> Result<crate::manifest::ByteSize, String> {
+    text.parse()
+}
+
 fn parse_concurrency(text: &str) -> Result<crate::manifest::Concurrency, String> {
     text.parse()
 }
@@ -359,6 +367,24 @@ pub struct SyncArgs {
     /// The most bytes per second to move through haul (`50MiB/s`), shared by all workers.
     #[arg(long, value_name = "RATE", value_parser = parse_bandwidth)]
     pub bwlimit: Option<crate::manifest::Bandwidth>,
+    /// Only files modified at least this long ago (`10m`): files still being written wait.
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub older_than: Option<crate::manifest::Age>,
+    /// Only files modified within this long (`25h`).
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    pub newer_than: Option<crate::manifest::Age>,
+    /// Only files of at least this size (`1` skips empty files).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub min_size: Option<crate::manifest::ByteSize>,
+    /// Only files of at most this size (`10GiB`).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<crate::manifest::ByteSize>,
+    /// When an object DST has may be replaced (default: always).
+    #[arg(long, value_name = "MODE", value_parser = ["always", "never", "if_newer"])]
+    pub overwrite: Option<String>,
+    /// A canned ACL for what is written (`bucket-owner-full-control`).
+    #[arg(long, value_name = "ACL", value_parser = ["private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read", "bucket-owner-read", "bucket-owner-full-control"])]
+    pub acl: Option<String>,
     /// Print the plan, as `haul plan` does, and move nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -70,6 +70,8 @@ pub struct Draft {
     pub content_disposition: Option<String>,
     /// User metadata, in order.
     pub metadata: Vec<(String, String)>,
+    /// Other settings, as written in YAML (`older_than`, `overwrite`, ...).
+    pub settings: Vec<(&'static str, String)>,
     /// Comment lines written above the transfer (what was not translated, and why).
     pub notes: Vec<String>,
     /// Comments at the end of a setting's line, by key.
@@ -187,6 +189,9 @@ impl Draft {
             if let Some(value) = value {
                 line(key, quoted(value));
             }
+        }
+        for (key, value) in &self.settings {
+            line(key, value.clone());
         }
         if !self.metadata.is_empty() {
             let pairs: Vec<String> =

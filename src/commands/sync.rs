@@ -111,6 +111,17 @@ fn manifest_text(args: &SyncArgs, cwd: &Path) -> Result<String, HaulError> {
         path_style: args.target.path_style,
         concurrency: args.concurrency,
         bandwidth: args.bwlimit.map(|rate| rate.to_string()),
+        acl: args.acl.clone(),
+        settings: [
+            ("older_than", args.older_than.map(|age| draft::quoted(&age.to_string()))),
+            ("newer_than", args.newer_than.map(|age| draft::quoted(&age.to_string()))),
+            ("min_size", args.min_size.map(|size| draft::quoted(&size.to_string()))),
+            ("max_size", args.max_size.map(|size| draft::quoted(&size.to_string()))),
+            ("overwrite", args.overwrite.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| Some((key, value?)))
+        .collect(),
         ..Draft::default()
     };
     let command: Vec<String> = std::env::args().collect();
@@ -131,7 +142,7 @@ mod tests {
         let mut all = vec!["haul", "sync"];
         all.extend_from_slice(line);
         match crate::cli::Cli::try_parse_from(all).unwrap().command {
-            crate::cli::Command::Sync(args) => args,
+            crate::cli::Command::Sync(args) => *args,
             other => panic!("{other:?}"),
         }
     }
@@ -144,6 +155,32 @@ mod tests {
             &manifest::Moment::now(),
         )
         .unwrap_or_else(|err| panic!("{err:?}"))
+    }
+
+    #[test]
+    fn the_nightly_flags_become_settings() {
+        let manifest = loaded(&[
+            "./out",
+            "s3://partner-inbox/from-us/",
+            "--older-than",
+            "10m",
+            "--newer-than",
+            "1d",
+            "--min-size",
+            "1",
+            "--max-size",
+            "10GiB",
+            "--overwrite",
+            "never",
+            "--acl",
+            "bucket-owner-full-control",
+        ]);
+        let job = &manifest.jobs[0];
+        assert_eq!((job.window.min_size, job.window.max_size), (Some(1), Some(10 * manifest::ByteSize::GIB)));
+        let (by, since) = (job.window.modified_by_ms.unwrap(), job.window.modified_since_ms.unwrap());
+        assert_eq!(by - since, 86_400_000 - 600_000);
+        assert_eq!(job.overwrite, manifest::Overwrite::Never);
+        assert_eq!(job.upload.acl, Some(manifest::CannedAcl::BucketOwnerFullControl));
     }
 
     #[test]
