@@ -172,7 +172,7 @@ async fn server_side(
         .set_copy_source_if_match(object.if_match())
         .set_if_none_match(super::create_only(context).then(|| "*".to_string()))
         .set_request_payer(request_payer(context));
-    let options = &context.job.upload;
+    let options = &*context.options_for(destination_key);
     let mut request = with_storage!(request, options);
     // A server-side copy keeps the source's metadata and tags unless told to replace them.
     if options.replaces_metadata() {
@@ -201,7 +201,7 @@ async fn start_upload(
     properties: &Properties,
 ) -> Result<Multipart, RequestFailure> {
     let upload = Multipart::start(&target.client, &target.destination.bucket, key, |request| {
-        let options = &context.job.upload;
+        let options = &*context.options_for(key);
         with_manifest_properties!(with_storage!(with_properties!(request, properties), options), options)
     })
     .await?;
@@ -321,7 +321,8 @@ async fn streamed(
         .set_if_none_match(super::create_only(context).then(|| "*".to_string()))
         .body(ByteStream::from(bytes));
     let request = with_properties!(request, &properties);
-    let request = with_manifest_properties!(with_storage!(request, &context.job.upload), &context.job.upload);
+    let options = context.options_for(destination_key);
+    let request = with_manifest_properties!(with_storage!(request, &options), &options);
     let create_only = super::create_only(context);
     request.send().await.map_err(|err| super::created_meanwhile(request_failure(&err), create_only))?;
     Ok(())

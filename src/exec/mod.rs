@@ -121,6 +121,13 @@ impl Context {
         format!("{}{name}", self.job.prefix)
     }
 
+    /// What the object at `key` (a full key where the transfer writes) is written with: the
+    /// transfer's properties and its matching `properties` rules.
+    fn options_for(&self, key: &str) -> std::borrow::Cow<'_, crate::manifest::UploadOptions> {
+        let (_, _, prefix) = self.written_bucket();
+        self.job.upload_options_for(key.strip_prefix(prefix).unwrap_or(key))
+    }
+
     /// The bucket this transfer writes and deletes in: an upload's, or a copy's `to`, with
     /// its client and prefix.
     fn written_bucket(&self) -> (&aws_sdk_s3::Client, &str, &str) {

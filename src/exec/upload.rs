@@ -184,7 +184,8 @@ async fn put(
         .checksum_crc32_c(checksum)
         .set_if_none_match(super::create_only(context).then(|| "*".to_string()))
         .body(body);
-    let request = with_manifest_properties!(with_storage!(request, &context.job.upload), &context.job.upload);
+    let options = context.options_for(key);
+    let request = with_manifest_properties!(with_storage!(request, &options), &options);
     let create_only = super::create_only(context);
     request.send().await.map_err(|err| super::created_meanwhile(source.explain(request_failure(&err)), create_only))?;
     progress.add(size);
@@ -243,8 +244,9 @@ async fn multipart(
 /// Starts a multipart upload of the file.
 async fn start(context: &Context, key: &str) -> Result<Multipart, RequestFailure> {
     Multipart::start(&context.client, &context.job.bucket, key, |request| {
-        let request = with_storage!(request.content_type(content_type(key)), &context.job.upload);
-        with_manifest_properties!(request, &context.job.upload)
+        let options = context.options_for(key);
+        let request = with_storage!(request.content_type(content_type(key)), &options);
+        with_manifest_properties!(request, &options)
     })
     .await
 }

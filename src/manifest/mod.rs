@@ -129,6 +129,37 @@ pub struct Job {
     pub archived: Archived,
     /// When an existing destination object may be replaced.
     pub overwrite: Overwrite,
+    /// `properties`: what keys matching each pattern are written with, over `upload`.
+    pub property_rules: Vec<PropertyRule>,
+}
+
+/// One `properties` rule, its pattern parsed: the properties it sets (`None`: left as is).
+#[derive(Debug, Clone)]
+pub struct PropertyRule {
+    pub filter: Filter,
+    pub options: UploadOptions,
+}
+
+impl Job {
+    /// What the object at `key` (relative to where the transfer writes) is written with: the
+    /// transfer's options, and over them every `properties` rule that matches, in order.
+    pub fn upload_options_for(&self, key: &str) -> std::borrow::Cow<'_, UploadOptions> {
+        let mut matching = self.property_rules.iter().filter(|rule| rule.filter.is_included(key)).peekable();
+        if matching.peek().is_none() {
+            return std::borrow::Cow::Borrowed(&self.upload);
+        }
+        let mut options = self.upload.clone();
+        for rule in matching {
+            let set = &rule.options;
+            options.acl = set.acl.or(options.acl);
+            options.content_type = set.content_type.clone().or(options.content_type);
+            options.cache_control = set.cache_control.clone().or(options.cache_control);
+            options.content_disposition = set.content_disposition.clone().or(options.content_disposition);
+            options.metadata = set.metadata.clone().or(options.metadata);
+            options.tagging = set.tagging.clone().or(options.tagging);
+        }
+        std::borrow::Cow::Owned(options)
+    }
 }
 
 /// What a transfer does with archived source objects.

@@ -185,6 +185,25 @@ pub struct Settings {
     pub metadata: Option<std::collections::BTreeMap<String, String>>,
     /// Tags of uploads and copies (at most 10): `{classification: internal}`.
     pub tags: Option<std::collections::BTreeMap<String, String>>,
+    /// Properties by name: each rule whose `match` pattern (the filters' rules) takes a key
+    /// sets its properties over the transfer's, later rules over earlier ones:
+    /// `[{match: "*.csv", content_type: text/csv}]`.
+    pub properties: Option<Vec<PropertyRule>>,
+}
+
+/// Object properties for the keys one pattern matches.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PropertyRule {
+    /// A pattern, as in `include` (`*.csv`, `reports/**`).
+    #[serde(rename = "match")]
+    pub pattern: String,
+    pub acl: Option<CannedAcl>,
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub content_disposition: Option<String>,
+    pub metadata: Option<std::collections::BTreeMap<String, String>>,
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// S3's canned ACLs.
@@ -651,6 +670,6 @@ mod tests {
         }
         let settings = &index.settings_keys;
         assert!(!settings.contains(&"bucket".to_string()));
-        assert_eq!(settings.len(), 38, "{settings:?}");
+        assert_eq!(settings.len(), 39, "{settings:?}");
     }
 }

@@ -149,6 +149,7 @@ impl TransferCheck<'_, '_> {
         let _ = self.window(settings);
         let _ = self.deadline(settings);
         let _ = self.archived(settings);
+        let _ = self.property_rules(settings);
     }
 
     fn job(&mut self, transfer: &TransferSpec, base: &Path) -> Option<Job> {
@@ -218,6 +219,7 @@ impl TransferCheck<'_, '_> {
         let part_size = self.part_bound("part_size", settings.part_size, builtin::PART_SIZE);
         let copy_cutoff = self.part_bound("copy_cutoff", settings.copy_cutoff, builtin::COPY_CUTOFF);
         let (delete, max_delete) = self.deletes(settings);
+        let property_rules = self.property_rules(settings);
         let mut upload = self.upload_options(settings, transfer.direction);
         if let Some(to) = &transfer.to {
             // What `to` sets wins over the transfer's own (or inherited) storage settings.
@@ -264,7 +266,39 @@ impl TransferCheck<'_, '_> {
             deadline,
             archived,
             overwrite: settings.overwrite.unwrap_or_default(),
+            property_rules,
         })
+    }
+
+    /// `properties`: each rule's pattern parsed and its properties checked as the transfer's.
+    fn property_rules(&mut self, settings: &Settings) -> Vec<super::PropertyRule> {
+        let mut compiled = Vec::new();
+        for rule in settings.properties.iter().flatten() {
+            let filter = match Filter::new(std::slice::from_ref(&rule.pattern), &[], &[]) {
+                Ok(filter) => filter,
+                Err(err) => {
+                    self.error(
+                        "properties",
+                        format!("invalid pattern `{}` in `properties`: {}", err.pattern, err.reason),
+                        "`match` takes a pattern as `include` does: `*.csv`, `reports/**`",
+                    );
+                    continue;
+                }
+            };
+            let own = Settings {
+                acl: rule.acl,
+                content_type: rule.content_type.clone(),
+                cache_control: rule.cache_control.clone(),
+                content_disposition: rule.content_disposition.clone(),
+                metadata: rule.metadata.clone(),
+                tags: rule.tags.clone(),
+                ..Settings::default()
+            };
+            // As an upload: a download's warning about them is said once, for `properties`.
+            let options = self.upload_options(&own, Direction::Upload);
+            compiled.push(super::PropertyRule { filter, options });
+        }
+        compiled
     }
 
     /// `archived`, `restore_days` (1 to 365, 7 by default), `restore_tier`.
@@ -657,7 +691,7 @@ impl TransferCheck<'_, '_> {
         if direction == Direction::Download {
             // Only the transfer's own keys: a `defaults` meant for the uploads is not a mistake.
             let keys = ["storage_class", "sse", "sse_kms_key_id", "acl", "content_type", "cache_control"];
-            for key in keys.into_iter().chain(["content_disposition", "metadata", "tags"]) {
+            for key in keys.into_iter().chain(["content_disposition", "metadata", "tags", "properties"]) {
                 if let Some(location) = self.positions.transfer(self.index).and_then(|t| t.own(key)) {
                     self.warning(
                         location,

@@ -719,6 +719,7 @@ mod tests {
             deadline: None,
             archived: Default::default(),
             overwrite: Default::default(),
+            property_rules: Vec::new(),
         }
     }
 

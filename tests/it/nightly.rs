@@ -334,7 +334,8 @@ fn overwrite_never_loses_a_race_to_another_writer_without_replacing_its_object()
 fn uploads_and_copies_carry_the_manifest_s_acl_metadata_and_tags() {
     let f = Fixture::moto();
     f.file_written_earlier("report.csv", b"a,b\n1,2\n");
-    let properties = "    acl: public-read\n    content_type: text/csv; charset=utf-8\n    cache_control: max-age=3600\n    content_disposition: attachment\n    metadata: {team: analytics}\n    tags: {classification: internal, owner: data team}\n";
+    f.file_written_earlier("big/events.parquet", b"PAR1");
+    let properties = "    acl: public-read\n    content_type: text/csv; charset=utf-8\n    cache_control: max-age=3600\n    content_disposition: attachment\n    metadata: {team: analytics}\n    tags: {classification: internal, owner: data team}\n    properties:\n      - match: \"*.parquet\"\n        content_type: application/vnd.apache.parquet\n        tags: {format: parquet}\n      - match: \"big/**\"\n        cache_control: no-store\n";
     let text = format!(
         "version: 1\ndefaults:\n  endpoint: {}\n  path_style: true\n  region: us-east-1\ntransfers:
   - name: up
@@ -384,6 +385,12 @@ fn uploads_and_copies_carry_the_manifest_s_acl_metadata_and_tags() {
         .iter()
         .any(|grant| grant.grantee().and_then(|grantee| grantee.uri()).is_some_and(|uri| uri.ends_with("/AllUsers")));
     assert!(public, "public-read was not applied: {:?}", acl.grants());
+    // `properties` rules set theirs over the transfer's, later over earlier; the rest stays.
+    let parquet = head("data/big/events.parquet");
+    assert_eq!(parquet.content_type(), Some("application/vnd.apache.parquet"));
+    assert_eq!(parquet.cache_control(), Some("no-store"));
+    assert_eq!(parquet.metadata().and_then(|m| m.get("team")).map(String::as_str), Some("analytics"));
+    assert_eq!(tags("data/big/events.parquet"), ["format=parquet"]);
     // A copy without properties keeps the source's; one with them replaces them.
     assert_eq!(head("plain/report.csv").content_type(), Some("text/csv; charset=utf-8"));
     assert_eq!(tags("plain/report.csv"), ["classification=internal", "owner=data team"]);
