@@ -13,6 +13,7 @@ use crate::manifest::S3Target;
 
 pub mod pressure;
 mod quick_ack;
+mod tls;
 
 /// Builds an S3 client for `target`. Loading the shared config reads the environment and
 /// `~/.aws/*` files but makes no request; credentials are resolved on first use.
@@ -54,13 +55,13 @@ pub fn client_from(shared: &aws_config::SdkConfig, target: &S3Target) -> aws_sdk
     if target.request_payer {
         config = config.interceptor(RequesterPays);
     }
-    config = config.interceptor(pressure::Watch);
+    config = config.interceptor(pressure::Watch).retry_classifier(tls::CertificateErrors);
     aws_sdk_s3::Client::from_conf(config.build())
 }
 
 /// An STS client for `target` (same credentials, region and endpoint as its S3 client).
 pub fn sts_client(shared: &aws_config::SdkConfig, target: &S3Target) -> aws_sdk_sts::Client {
-    let mut config = aws_sdk_sts::config::Builder::from(shared);
+    let mut config = aws_sdk_sts::config::Builder::from(shared).retry_classifier(tls::CertificateErrors);
     if let Some(endpoint) = &target.endpoint {
         config = config.endpoint_url(endpoint);
         if shared.region().is_none() {
@@ -309,6 +310,18 @@ where
                 code: Some("NoCredentials".into()),
                 status: None,
                 message: "no AWS credentials found".into(),
+                transient: false,
+                bucket_region: None,
+            }
+        }
+        // The same on every attempt: not retried, and said with its reason and fix.
+        SdkError::DispatchFailure(failure)
+            if let Some(why) = failure.as_connector_error().and_then(|err| tls::certificate_problem(err)) =>
+        {
+            RequestFailure {
+                code: Some("CertificateNotTrusted".into()),
+                status: None,
+                message: format!("the server's TLS certificate was refused: {why}"),
                 transient: false,
                 bucket_region: None,
             }

@@ -52,6 +52,7 @@ impl TestCa {
 /// A running TLS front; stops when dropped.
 pub struct TlsFront {
     address: SocketAddr,
+    connections: Arc<std::sync::atomic::AtomicU64>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -64,8 +65,11 @@ impl TlsFront {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let listener = runtime.block_on(TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))))?;
         let address = listener.local_addr()?;
+        let connections = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = connections.clone();
         runtime.spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let _ = client.set_nodelay(true);
@@ -76,11 +80,16 @@ impl TlsFront {
                 });
             }
         });
-        Ok(TlsFront { address, _runtime: runtime })
+        Ok(TlsFront { address, connections, _runtime: runtime })
     }
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Connections accepted so far (each a TLS handshake, successful or not).
+    pub fn connections(&self) -> u64 {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

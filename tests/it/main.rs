@@ -14,6 +14,7 @@ mod import;
 mod listing_order;
 mod nightly;
 mod plan;
+mod private_endpoints;
 mod reliability;
 mod s3_client;
 mod scale;
