@@ -54,7 +54,9 @@ pub fn shared(code: Option<&str>, bucket_region: Option<&str>, set_in: SetIn) ->
                 }
             }
         }
-        Some("CertificateNotTrusted") => "the endpoint's TLS certificate is not trusted here: for a private CA,              point SSL_CERT_FILE at its certificate bundle (PEM) when running haul; check that `endpoint` uses the              name the certificate was issued for, and that the certificate has not expired"
+        Some("CertificateNotTrusted") => "the endpoint's TLS certificate is not trusted here: for a private CA, \
+             point SSL_CERT_FILE at its certificate bundle (PEM) when running haul; check that `endpoint` uses the \
+             name the certificate was issued for, and that the certificate has not expired"
             .into(),
         Some("NoSuchBucket") => "check the bucket name; `haul ls` lists the buckets these credentials see".into(),
         None => {

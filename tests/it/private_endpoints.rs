@@ -32,7 +32,8 @@ fn an_untrusted_certificate_fails_at_once_with_its_reason_and_a_trusted_one_work
         error.contains("TLS certificate was refused: it is signed by an authority this machine does not trust"),
         "{transfer:#}"
     );
-    assert!(transfer["hint"].as_str().unwrap().contains("SSL_CERT_FILE"), "{transfer:#}");
+    let hint = transfer["hint"].as_str().unwrap();
+    assert!(hint.contains("for a private CA, point SSL_CERT_FILE at its certificate bundle"), "{hint}");
     assert!(front.connections() <= 2, "{} connections: the certificate error was retried", front.connections());
 
     // Trusted through SSL_CERT_FILE.
