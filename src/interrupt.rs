@@ -52,7 +52,12 @@ pub fn cause() -> Option<Cause> {
     if REQUESTED.get().is_some_and(|flag| flag.load(Ordering::Relaxed)) {
         return Some(Cause::Signal);
     }
+    // Checked for every listed key and every object: the clock is read only when there is
+    // a deadline to compare it with.
     let deadline = DEADLINE_MS.load(Ordering::Relaxed);
+    if deadline == 0 {
+        return None;
+    }
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    (deadline != 0 && now >= deadline).then_some(Cause::Deadline)
+    (now >= deadline).then_some(Cause::Deadline)
 }
