@@ -54,10 +54,17 @@ pub fn shared(code: Option<&str>, bucket_region: Option<&str>, set_in: SetIn) ->
                 }
             }
         }
-        Some("CertificateNotTrusted") => "the endpoint's TLS certificate is not trusted here: for a private CA, \
-             point SSL_CERT_FILE at its certificate bundle (PEM) when running haul; check that `endpoint` uses the \
-             name the certificate was issued for, and that the certificate has not expired"
-            .into(),
+        Some("CertificateNotTrusted") => {
+            let bundle = match set_in {
+                SetIn::Manifest => "set `ca_bundle:` (this transfer, or `defaults`)",
+                SetIn::Flags => "add `--ca-bundle`",
+            };
+            format!(
+                "the endpoint's TLS certificate is not trusted here: for a private CA, {bundle} to its certificate \
+                 bundle (PEM), or set AWS_CA_BUNDLE (`haul whoami` shows which certificates are trusted); check that \
+                 `endpoint` uses the name the certificate was issued for, and that the certificate has not expired"
+            )
+        }
         Some("NoSuchBucket") => "check the bucket name; `haul ls` lists the buckets these credentials see".into(),
         None => {
             "no answer from the server: check the endpoint URL, that the server runs, the network and any proxy".into()

@@ -76,6 +76,18 @@ pub struct TargetArgs {
     /// Address buckets as endpoint/bucket (most S3-compatible servers want this).
     #[arg(long)]
     pub path_style: bool,
+    /// Check an https endpoint's certificate against this CA bundle (PEM) instead of the
+    /// system's store (default: AWS_CA_BUNDLE, or the profile's `ca_bundle`).
+    #[arg(long, value_name = "PEM", value_parser = parse_ca_bundle)]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// A CA bundle that can be used, as an absolute path (a saved manifest names it from cron's
+/// folder too).
+fn parse_ca_bundle(text: &str) -> Result<PathBuf, String> {
+    let path = std::path::absolute(text).map_err(|err| err.to_string())?;
+    crate::ca_bundle::read(&path).map_err(|problem| problem.to_string())?;
+    Ok(path)
 }
 
 /// Which transfers of a manifest a command runs (`plan`, `apply`, `check`).
@@ -419,7 +431,7 @@ pub struct WhoamiArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Check the credentials of every transfer in this manifest.
-    #[arg(long, value_name = "MANIFEST", conflicts_with_all = ["profile", "region", "endpoint"])]
+    #[arg(long, value_name = "MANIFEST", conflicts_with_all = ["profile", "region", "endpoint", "ca_bundle"])]
     pub manifest: Option<PathBuf>,
     /// A table for people, or JSON for programs, on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]

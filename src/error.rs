@@ -78,6 +78,8 @@ pub enum HaulError {
     Request { what: String, failure: crate::s3::RequestFailure },
     #[error("`{url}` is not an S3 URL")]
     BadS3Url { url: String },
+    #[error(transparent)]
+    Trust(#[from] crate::s3::TrustError),
     /// `haul sync` arguments that cannot make a transfer.
     #[error("{message}")]
     SyncUsage { message: String, help: String },
@@ -212,6 +214,18 @@ impl HaulError {
                 Some("choose a writable place with `--lock-file PATH`".into())
             }
             HaulError::BadS3Url { .. } => Some("write it as `s3://bucket` or `s3://bucket/prefix/`".into()),
+            HaulError::Trust(error) => Some(match &error.named_in {
+                crate::s3::trust::NamedIn::Setting => {
+                    "name a PEM file of the CA certificates that signed the endpoint's certificate".into()
+                }
+                crate::s3::trust::NamedIn::Environment => {
+                    "point AWS_CA_BUNDLE at a readable PEM file of CA certificates, or unset it".into()
+                }
+                crate::s3::trust::NamedIn::Profile(profile) => format!(
+                    "fix or remove `ca_bundle` in profile `{profile}` of the AWS config file (~/.aws/config, or the file \
+                     AWS_CONFIG_FILE names)"
+                ),
+            }),
             HaulError::StalePlan { .. } => {
                 Some("review and save a new plan: `haul plan MANIFEST -o FILE`, then apply that".into())
             }
@@ -227,6 +241,7 @@ impl HaulError {
             HaulError::InitTargetExists { .. } => Exit::Invalid,
             HaulError::UnknownTransfer { .. } => Exit::Invalid,
             HaulError::PlanFile { .. } | HaulError::OnlyWithSavedPlan | HaulError::BadS3Url { .. } => Exit::Invalid,
+            HaulError::Trust(_) => Exit::Invalid,
             HaulError::SyncUsage { .. } => Exit::Invalid,
             HaulError::ShardWithSavedPlan | HaulError::AtWithSavedPlan | HaulError::Shard(_) => Exit::Invalid,
             HaulError::Request { .. } => Exit::Failure,

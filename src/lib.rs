@@ -4,6 +4,7 @@
 //! docs/ARCHITECTURE.md). `run` is what the binary calls; integration tests call the same code.
 
 pub mod advice;
+pub mod ca_bundle;
 pub mod checksum;
 pub mod cli;
 pub mod content_check;

@@ -123,7 +123,7 @@ pub(super) fn apply_manifest(
     let _lock = take_lock(lock_base, options)?;
     let mut engine = Engine::new()?;
     let run = Run::start(options);
-    let reports = engine.apply_jobs(&jobs, options.shard, crate::plan::saved::now_seconds(), &run.counters);
+    let reports = engine.apply_jobs(&jobs, options.shard, crate::plan::saved::now_seconds(), &run.counters)?;
     run.finish(reports, options)
 }
 

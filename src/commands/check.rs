@@ -26,8 +26,8 @@ pub(super) fn run(args: &CheckArgs, style: Style) -> Result<Exit, HaulError> {
     let mut clients = Clients::default();
     let mut rows = Vec::new();
     for job in jobs {
-        let client = clients.get(&runtime, job);
-        let to_client = clients.to(&runtime, job);
+        let client = clients.get(&runtime, job)?;
+        let to_client = clients.to(&runtime, job)?;
         let region = client.config().region().map(|r| r.to_string());
         rows.extend(runtime.block_on(check_transfer(job, &client, to_client.as_ref(), region.as_deref())));
     }
@@ -91,6 +91,12 @@ pub async fn check_transfer(
     if job.direction != Direction::Copy {
         let (status, detail) = local_check(job);
         row("local", status, detail);
+    }
+
+    // Which certificates HTTPS is checked against (a private CA's bundle, or the system's).
+    if !job.target.endpoint.as_deref().is_some_and(|endpoint| endpoint.starts_with("http://")) {
+        let trust = crate::s3::trust(&job.target).await;
+        row("tls", Status::Ok, format!("certificates checked against {}", trust.describe(&job.target)));
     }
 
     // 1. The bucket exists, and is where the manifest says.

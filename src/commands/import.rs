@@ -113,6 +113,7 @@ struct Environment {
     profile: Option<String>,
     region: Option<String>,
     endpoint: Option<String>,
+    ca_bundle: Option<String>,
 }
 
 impl Environment {
@@ -123,6 +124,7 @@ impl Environment {
             "AWS_PROFILE" | "AWS_DEFAULT_PROFILE" => self.profile = value,
             "AWS_REGION" | "AWS_DEFAULT_REGION" => self.region = value,
             "AWS_ENDPOINT_URL" | "AWS_ENDPOINT_URL_S3" => self.endpoint = value,
+            "AWS_CA_BUNDLE" => self.ca_bundle = value,
             // Read by haul itself from the environment it runs in, as aws-cli reads them.
             "AWS_ACCESS_KEY_ID"
             | "AWS_SECRET_ACCESS_KEY"
@@ -229,6 +231,11 @@ pub fn import(text: &str) -> Imported {
                         draft.endpoint = environment.endpoint;
                         draft.path_style = true;
                     }
+                    if let Some(bundle) = environment.ca_bundle
+                        && !draft.settings.iter().any(|(key, _)| *key == "ca_bundle")
+                    {
+                        set_ca_bundle(&mut draft, &bundle);
+                    }
                     match &zone {
                         Some(dated::Zone::Local) => {
                             draft.timezone = Some("local".into());
@@ -314,6 +321,12 @@ fn translate(words: &[String]) -> Result<Option<Draft>, String> {
                     "most S3-compatible servers want it; remove it for virtual-host style".into(),
                 ));
             }
+            "--ca-bundle" => set_ca_bundle(&mut draft, &value(flag)?),
+            "--no-verify-ssl" => draft.notes.push(
+                "`--no-verify-ssl` is not carried over: haul always checks certificates; trust a private CA with \
+                 `ca_bundle:` (its PEM file)"
+                    .into(),
+            ),
             "--storage-class" => draft.storage_class = Some(value(flag)?),
             "--acl" => {
                 let acl = value(flag)?;
@@ -403,6 +416,16 @@ fn metadata_pairs(text: &str) -> Option<Vec<(String, String)>> {
 }
 
 /// aws-cli flags that take a value, so the value is not taken for a path.
+/// `ca_bundle:` from `--ca-bundle` or AWS_CA_BUNDLE.
+fn set_ca_bundle(draft: &mut Draft, bundle: &str) {
+    draft.settings.push(("ca_bundle", draft::quoted(bundle)));
+    if !std::path::Path::new(bundle).is_absolute() && !bundle.starts_with('~') && !bundle.starts_with('$') {
+        draft
+            .remarks
+            .push(("ca_bundle", "a relative path is read from the manifest's folder, not the script's".into()));
+    }
+}
+
 fn takes_value(flag: &str) -> bool {
     matches!(
         flag,
@@ -569,5 +592,21 @@ mod tests {
         let draft = one("aws s3 sync s3://b/p/ d --exclude '*' --include 'reports/*.csv' --exclude 'reports/old/*'");
         assert_eq!(draft.include, ["reports/**/*.csv"]);
         assert_eq!(draft.exclude, ["reports/old/**"]);
+    }
+
+    #[test]
+    fn a_ca_bundle_is_kept_from_the_flag_over_the_environment_and_no_verify_ssl_is_named() {
+        let bundle = |draft: &Draft| draft.settings.iter().find(|(key, _)| *key == "ca_bundle").map(|(_, v)| v.clone());
+        let draft = one("AWS_CA_BUNDLE=/etc/pki/env.pem aws s3 sync s3://b/p/ /d");
+        assert_eq!(bundle(&draft).as_deref(), Some("\"/etc/pki/env.pem\""));
+        let draft =
+            one("AWS_CA_BUNDLE=/etc/pki/env.pem aws s3 sync s3://b/p/ /d --ca-bundle certs/ca.pem --no-verify-ssl");
+        assert_eq!(bundle(&draft).as_deref(), Some("\"certs/ca.pem\""));
+        assert!(draft.remarks.iter().any(|(key, remark)| *key == "ca_bundle" && remark.contains("manifest's folder")));
+        assert!(
+            draft.notes.iter().any(|note| note.contains("`--no-verify-ssl` is not carried over")),
+            "{:?}",
+            draft.notes
+        );
     }
 }

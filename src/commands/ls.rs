@@ -23,7 +23,7 @@ pub(super) fn run(args: &LsArgs) -> Result<Exit, HaulError> {
     let url = args.url.as_deref();
     let runtime = runtime()?;
     let target = flag_target(&args.target, args.request_payer);
-    let client = runtime.block_on(crate::s3::client(&target));
+    let client = runtime.block_on(crate::s3::client(&target))?;
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let (listed, what) = match url {
         None => (runtime.block_on(list_buckets(&client, options, &mut stdout)), "cannot list buckets".to_string()),

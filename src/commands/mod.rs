@@ -80,6 +80,7 @@ fn flag_target(args: &TargetArgs, request_payer: bool) -> S3Target {
         path_style: args.path_style,
         request_payer,
         retries: 3,
+        ca_bundle: args.ca_bundle.clone(),
     }
 }
 

@@ -91,7 +91,7 @@ pub(super) fn plan_manifest(
         failed: false,
         changes: false,
     };
-    engine.plan_jobs(&jobs, shard, created, &mut outputs);
+    engine.plan_jobs(&jobs, shard, created, &mut outputs)?;
     let Outputs { mut shown, mut stdout, printed, saved, save_error, failed, changes, .. } = outputs;
     if let Some(printed) = printed
         && shown.ok()

@@ -30,8 +30,10 @@ pub(super) fn run(args: &WhoamiArgs, style: Style) -> Result<Exit, HaulError> {
             distinct.into_iter().map(|t| (t, "the manifest")).collect()
         }
     };
-    let identities: Vec<_> =
-        targets.iter().map(|(target, explicit)| runtime.block_on(whoami(target, explicit))).collect();
+    let identities = targets
+        .iter()
+        .map(|(target, explicit)| runtime.block_on(whoami(target, explicit)))
+        .collect::<Result<Vec<_>, _>>()?;
     let text = match output {
         OutputFormat::Json => {
             let value = if manifest.is_some() {
@@ -70,6 +72,8 @@ pub struct Identity {
     pub owner_display_name: Option<String>,
     /// Whether S3 accepted the credentials (ListBuckets answered), owner ID or not.
     pub s3_answered: bool,
+    /// The certificates HTTPS connections are checked against, and where that was set.
+    pub trust: String,
     /// What could not be found out, and why.
     pub problems: Vec<String>,
 }
@@ -127,8 +131,9 @@ fn region_source(target: &S3Target, explicit: &str, resolved: Option<&str>, prof
 
 /// Finds out who `target`'s credentials belong to. `explicit` names where an explicit region
 /// came from (`--region`, `the manifest`).
-pub async fn whoami(target: &S3Target, explicit: &str) -> Identity {
-    let shared = crate::s3::shared_config(target).await;
+pub async fn whoami(target: &S3Target, explicit: &str) -> Result<Identity, HaulError> {
+    let trust = crate::s3::trust(target).await.describe(target);
+    let shared = crate::s3::shared_config(target).await?;
     let profile = target
         .profile
         .clone()
@@ -148,11 +153,12 @@ pub async fn whoami(target: &S3Target, explicit: &str) -> Identity {
         canonical_user_id: None,
         owner_display_name: None,
         s3_answered: false,
+        trust,
         problems: Vec::new(),
     };
     let Some(provider) = shared.credentials_provider() else {
         identity.problems.push(crate::advice::no_credentials_found());
-        return identity;
+        return Ok(identity);
     };
     match provider.provide_credentials().await {
         Ok(credentials) => {
@@ -164,7 +170,7 @@ pub async fn whoami(target: &S3Target, explicit: &str) -> Identity {
         Err(err) => {
             tracing::debug!("the credentials chain failed: {}", crate::s3::error_chain(&err));
             identity.problems.push(crate::advice::no_credentials_found());
-            return identity;
+            return Ok(identity);
         }
     }
     match crate::s3::sts_client(&shared, target).get_caller_identity().send().await {
@@ -188,7 +194,7 @@ pub async fn whoami(target: &S3Target, explicit: &str) -> Identity {
         }
         Err(err) => identity.problems.push(format!("owner ID (ListBuckets): {}", crate::s3::describe_error(&err))),
     }
-    identity
+    Ok(identity)
 }
 
 /// Whether an STS answer says the endpoint has no STS at all.
@@ -235,6 +241,7 @@ pub fn table(identity: &Identity) -> String {
         canonical.push_str(&format!(" ({name})"));
     }
     rows.push(("canonical id", canonical));
+    rows.push(("tls trust", identity.trust.clone()));
     let mut out = String::new();
     for (name, value) in rows {
         out.push_str(&format!("{name:<13} {value}\n"));

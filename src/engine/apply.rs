@@ -28,7 +28,8 @@ impl Engine {
         shard: Option<Shard>,
         started: i64,
         counters: &Arc<Counters>,
-    ) -> Vec<TransferReport> {
+    ) -> Result<Vec<TransferReport>, HaulError> {
+        self.connect(jobs)?;
         let mut reports = Vec::new();
         let count = jobs.len();
         for (index, job) in jobs.iter().copied().enumerate() {
@@ -37,7 +38,7 @@ impl Engine {
                 continue;
             }
             counters.begin_transfer(index + 1, count, &job.name);
-            let (client, to_client) = self.clients_for(job);
+            let (client, to_client) = self.clients_for(job)?;
             // Copies start while the listing goes on; the plan's totals come at its end.
             let mut execution = self.start_execution(job, &client, to_client.as_ref(), counters);
             let planned = plan_into(
@@ -69,13 +70,14 @@ impl Engine {
             self.remember_level(job, reports.last().expect("a report was just added"));
         }
         crate::interrupt::set_deadline(None);
-        reports
+        Ok(reports)
     }
 
     /// The first pass over a saved plan: every action against fresh listings. Returns each
     /// transfer's copy totals (for the second pass), or the objects that changed since the
     /// plan was made (`HaulError::StalePlan`). The plan file is read as a stream.
     pub fn check_saved(&mut self, saved: &SavedPlan<'_>) -> Result<Vec<Tally>, HaulError> {
+        self.connect(&saved.jobs)?;
         // A server found listing out of key order cuts the check of its transfer short (the
         // plan is read as a stream, once per pass): the pass starts over, and that server is
         // listed sorted from then on.
@@ -101,7 +103,7 @@ impl Engine {
         let mut events = saved.read()?;
         for (index, job) in saved.jobs.iter().copied().enumerate() {
             expect_begin(&mut events, &job.name).map_err(|err| saved.damaged(err))?;
-            let (client, to_client) = self.clients_for(job);
+            let (client, to_client) = self.clients_for(job)?;
             // What the transfers before this one will write was planned in, as `plan` did.
             let expected = earlier.expected_for(index, saved.created * 1000);
             let mut actions = TransferActions::new(&mut events, earlier.keeps(index));
@@ -154,7 +156,7 @@ impl Engine {
                 continue;
             }
             counters.begin_transfer(index + 1, count, &job.name);
-            let (client, to_client) = self.clients_for(job);
+            let (client, to_client) = self.clients_for(job)?;
             let mut execution = self.start_execution(job, &client, to_client.as_ref(), counters);
             // The plan's totals are known from the first pass, and its `max_delete` was
             // checked when it was made.

@@ -46,9 +46,15 @@ impl Engine {
         }
     }
 
+    /// Builds the SDK clients of every transfer before any is planned: a setting that makes
+    /// no client (a CA bundle that cannot be read) stops the run before anything is listed.
+    fn connect(&mut self, jobs: &[&Job]) -> Result<(), HaulError> {
+        jobs.iter().try_for_each(|job| self.clients_for(job).map(drop))
+    }
+
     /// A transfer's SDK clients: its bucket's, and a copy's destination bucket's.
-    fn clients_for(&mut self, job: &Job) -> (aws_sdk_s3::Client, Option<aws_sdk_s3::Client>) {
-        (self.clients.get(&self.runtime, job), self.clients.to(&self.runtime, job))
+    fn clients_for(&mut self, job: &Job) -> Result<(aws_sdk_s3::Client, Option<aws_sdk_s3::Client>), HaulError> {
+        Ok((self.clients.get(&self.runtime, job)?, self.clients.to(&self.runtime, job)?))
     }
 }
 
@@ -62,17 +68,26 @@ fn level_key(job: &Job) -> (S3Target, Option<S3Target>) {
 pub struct Clients(HashMap<S3Target, aws_sdk_s3::Client>);
 
 impl Clients {
-    pub fn get(&mut self, runtime: &tokio::runtime::Runtime, job: &Job) -> aws_sdk_s3::Client {
+    pub fn get(&mut self, runtime: &tokio::runtime::Runtime, job: &Job) -> Result<aws_sdk_s3::Client, HaulError> {
         self.of(runtime, &job.target)
     }
 
     /// The client of a copy's destination bucket; `None` for other transfers.
-    pub fn to(&mut self, runtime: &tokio::runtime::Runtime, job: &Job) -> Option<aws_sdk_s3::Client> {
-        job.to.as_ref().map(|to| self.of(runtime, &to.target))
+    pub fn to(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+        job: &Job,
+    ) -> Result<Option<aws_sdk_s3::Client>, HaulError> {
+        job.to.as_ref().map(|to| self.of(runtime, &to.target)).transpose()
     }
 
-    fn of(&mut self, runtime: &tokio::runtime::Runtime, target: &S3Target) -> aws_sdk_s3::Client {
-        self.0.entry(target.clone()).or_insert_with(|| runtime.block_on(crate::s3::client(target))).clone()
+    fn of(&mut self, runtime: &tokio::runtime::Runtime, target: &S3Target) -> Result<aws_sdk_s3::Client, HaulError> {
+        if let Some(client) = self.0.get(target) {
+            return Ok(client.clone());
+        }
+        let client = runtime.block_on(crate::s3::client(target))?;
+        self.0.insert(target.clone(), client.clone());
+        Ok(client)
     }
 }
 

@@ -27,14 +27,22 @@ pub trait PlanSink {
 impl super::Engine {
     /// Plans `jobs` in order into `sink`, each on what the ones before it will have written
     /// by the time `apply` reaches it (their plans are kept whole only where a later
-    /// transfer reads what they write). `created` (seconds): the plan's time.
-    pub fn plan_jobs(&mut self, jobs: &[&Job], shard: Option<Shard>, created: i64, sink: &mut dyn PlanSink) {
+    /// transfer reads what they write). `created` (seconds): the plan's time. Fails, before
+    /// anything is listed, only when a transfer's client cannot be built.
+    pub fn plan_jobs(
+        &mut self,
+        jobs: &[&Job],
+        shard: Option<Shard>,
+        created: i64,
+        sink: &mut dyn PlanSink,
+    ) -> Result<(), HaulError> {
+        self.connect(jobs)?;
         let mut earlier = crate::plan::expected::EarlierPlans::new(jobs);
         for (index, job) in jobs.iter().copied().enumerate() {
             if !sink.go_on() {
                 break;
             }
-            let (client, to_client) = self.clients_for(job);
+            let (client, to_client) = self.clients_for(job)?;
             let expected = earlier.expected_for(index, created * 1000);
             let keep = earlier.keeps(index);
             sink.begin(&TransferPlan::empty(job, shard));
@@ -71,6 +79,7 @@ impl super::Engine {
                 }
             }
         }
+        Ok(())
     }
 }
 

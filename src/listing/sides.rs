@@ -193,6 +193,7 @@ mod tests {
             path_style: false,
             request_payer: false,
             retries: 0,
+            ca_bundle: None,
         }
     }
 

@@ -56,6 +56,8 @@ pub struct S3Target {
     pub request_payer: bool,
     /// Extra attempts after the first, for the SDK's retry policy.
     pub retries: u32,
+    /// The CA bundle HTTPS is checked against instead of the system's store (absolute).
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// The bucket a copy writes to, and how to reach it.

@@ -76,6 +76,8 @@ pub struct CopyTo {
     pub endpoint: Option<String>,
     /// Path-style addressing for the destination.
     pub path_style: Option<bool>,
+    /// CA bundle (PEM) the destination's HTTPS certificate is checked against.
+    pub ca_bundle: Option<String>,
     /// Storage class of the copies.
     pub storage_class: Option<StorageClass>,
     /// Server-side encryption of the copies.
@@ -111,6 +113,11 @@ pub struct Settings {
     pub endpoint: Option<String>,
     /// Address buckets as `endpoint/bucket` instead of `bucket.endpoint` (most local servers).
     pub path_style: Option<bool>,
+    /// A PEM file of the CA certificates an `https://` endpoint's certificate is checked
+    /// against, instead of the system's store (a private CA). A relative path is read from the
+    /// manifest's folder. Omitted: `AWS_CA_BUNDLE`, else the profile's `ca_bundle`, else the
+    /// system's store.
+    pub ca_bundle: Option<String>,
     /// `requester`: you pay for requests and transfer on a requester-pays bucket.
     pub request_payer: Option<RequestPayer>,
     /// Objects in flight at once: `auto` (the default: from 64, more while it pays, fewer when
@@ -670,6 +677,6 @@ mod tests {
         }
         let settings = &index.settings_keys;
         assert!(!settings.contains(&"bucket".to_string()));
-        assert_eq!(settings.len(), 39, "{settings:?}");
+        assert_eq!(settings.len(), 40, "{settings:?}");
     }
 }

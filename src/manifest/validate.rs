@@ -30,6 +30,7 @@ pub(super) fn resolve(parsed: ParsedSpec, base: &Path, at: &Moment, problems: &m
     let mut destinations = Vec::with_capacity(count);
     let mut first_seen_names: HashMap<String, usize> = HashMap::with_capacity(count);
     let mut filters = FilterCache::new();
+    let mut bundles = BundleCache::new();
     for (index, transfer) in transfers.into_iter().flatten() {
         if let Some(&first) = first_seen_names.get(transfer.name.as_str()) {
             problems.push(
@@ -40,9 +41,17 @@ pub(super) fn resolve(parsed: ParsedSpec, base: &Path, at: &Moment, problems: &m
         } else {
             first_seen_names.insert(transfer.name.clone(), index);
         }
-        let mut check =
-            TransferCheck { index, positions: &positions, problems, filters: &mut filters, in_to: false, at };
-        if let Some(job) = check.job(&transfer, base) {
+        let mut check = TransferCheck {
+            index,
+            positions: &positions,
+            problems,
+            filters: &mut filters,
+            in_to: false,
+            at,
+            base,
+            bundles: &mut bundles,
+        };
+        if let Some(job) = check.job(&transfer) {
             jobs.push((index, job));
         }
         // Where it writes is known even when another of its settings is wrong: the overlap
@@ -54,8 +63,16 @@ pub(super) fn resolve(parsed: ParsedSpec, base: &Path, at: &Moment, problems: &m
     drop(first_seen_names);
     // Transfers whose name, direction, bucket or local is wrong: their settings all the same.
     for (index, settings) in &unidentified {
-        let mut check =
-            TransferCheck { index: *index, positions: &positions, problems, filters: &mut filters, in_to: false, at };
+        let mut check = TransferCheck {
+            index: *index,
+            positions: &positions,
+            problems,
+            filters: &mut filters,
+            in_to: false,
+            at,
+            base,
+            bundles: &mut bundles,
+        };
         check.settings_only(settings);
     }
     check_destinations(&destinations, &positions, problems);
@@ -116,7 +133,13 @@ struct TransferCheck<'p, 'a> {
     in_to: bool,
     /// The moment dates in paths are expanded at, and ages measured from.
     at: &'p Moment,
+    /// The manifest's folder: relative paths are read from there.
+    base: &'p Path,
+    /// Each CA bundle named, read once: its problem, if it has one.
+    bundles: &'p mut BundleCache,
 }
+
+type BundleCache = HashMap<PathBuf, Option<String>>;
 
 /// Filters by their three lists: a generated manifest (a transfer per customer or per day)
 /// repeats one filter thousands of times, and each copy would hold its own patterns.
@@ -152,7 +175,7 @@ impl TransferCheck<'_, '_> {
         let _ = self.property_rules(settings);
     }
 
-    fn job(&mut self, transfer: &TransferSpec, base: &Path) -> Option<Job> {
+    fn job(&mut self, transfer: &TransferSpec) -> Option<Job> {
         let errors_before = self.error_count();
         let settings = &transfer.settings;
         if transfer.name.trim().is_empty() || transfer.name.chars().any(char::is_control) {
@@ -169,7 +192,7 @@ impl TransferCheck<'_, '_> {
             (Some(_), _) => Some(PathBuf::new()),
             (None, Some(local)) => {
                 let local = self.dated("local", local, settings);
-                self.local(&local, base)
+                self.local(&local)
             }
             (None, None) => None,
         };
@@ -442,6 +465,7 @@ impl TransferCheck<'_, '_> {
             region: to.region.clone().or(settings.region.clone()),
             endpoint: to.endpoint.clone().or(settings.endpoint.clone()),
             path_style: to.path_style.or(settings.path_style),
+            ca_bundle: to.ca_bundle.clone().or(settings.ca_bundle.clone()),
             retries: settings.retries,
             ..Settings::default()
         };
@@ -484,7 +508,7 @@ impl TransferCheck<'_, '_> {
         if prefix.is_empty() || prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") }
     }
 
-    fn local(&mut self, local: &str, base: &Path) -> Option<PathBuf> {
+    fn local(&mut self, local: &str) -> Option<PathBuf> {
         if local.trim().is_empty() {
             self.error(
                 "local",
@@ -494,7 +518,7 @@ impl TransferCheck<'_, '_> {
             return None;
         }
         match shellexpand::full(local) {
-            Ok(expanded) => Some(normalize(&base.join(expanded.as_ref()))),
+            Ok(expanded) => Some(normalize(&self.base.join(expanded.as_ref()))),
             Err(err) => {
                 self.error(
                     "local",
@@ -523,6 +547,7 @@ impl TransferCheck<'_, '_> {
         if settings.profile.as_deref().is_some_and(|p| p.trim().is_empty()) {
             self.error("profile", "`profile` is empty", "name a profile from ~/.aws/config, or remove the key");
         }
+        let ca_bundle = settings.ca_bundle.as_deref().and_then(|text| self.ca_bundle(text, settings));
         S3Target {
             profile: settings.profile.clone(),
             region: settings.region.clone(),
@@ -530,7 +555,55 @@ impl TransferCheck<'_, '_> {
             path_style: settings.path_style.unwrap_or(false),
             request_payer: settings.request_payer.is_some(),
             retries: settings.retries.unwrap_or(builtin::RETRIES),
+            ca_bundle,
         }
+    }
+
+    /// The CA bundle `ca_bundle` names, read here so a file that cannot be used is a problem
+    /// at its line, not a failure of the first request.
+    fn ca_bundle(&mut self, text: &str, settings: &Settings) -> Option<PathBuf> {
+        let path = match shellexpand::full(text) {
+            Ok(expanded) if !expanded.trim().is_empty() => normalize(&self.base.join(expanded.as_ref())),
+            Ok(_) => {
+                self.error(
+                    "ca_bundle",
+                    "`ca_bundle` is empty",
+                    "name a PEM file of CA certificates, or remove the key",
+                );
+                return None;
+            }
+            Err(err) => {
+                self.error(
+                    "ca_bundle",
+                    format!("`ca_bundle` uses `${{{}}}`, which is not set", err.var_name),
+                    format!("set {} in the environment before running haul, or write the path out", err.var_name),
+                );
+                return None;
+            }
+        };
+        let problem = self
+            .bundles
+            .entry(path.clone())
+            .or_insert_with(|| crate::ca_bundle::read(&path).err().map(|problem| problem.to_string()))
+            .clone();
+        if let Some(problem) = problem {
+            self.error(
+                "ca_bundle",
+                format!("the CA bundle `{}` cannot be used: {problem}", path.display()),
+                "name a PEM file of the CA certificates that signed the endpoint's certificate; a relative path is \
+                 read from the manifest's folder",
+            );
+            return None;
+        }
+        if settings.endpoint.as_deref().is_some_and(|endpoint| endpoint.starts_with("http://")) {
+            let location = self.at("ca_bundle");
+            self.warning(
+                location,
+                "`ca_bundle` is set, but the endpoint is plain http: no certificate is checked",
+                "use the server's `https://` URL, or remove `ca_bundle`",
+            );
+        }
+        Some(path)
     }
 
     fn check_region(&mut self, region: &str, custom_endpoint: bool) {

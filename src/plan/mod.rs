@@ -707,6 +707,7 @@ mod tests {
                 path_style: false,
                 request_payer: false,
                 retries: 0,
+                ca_bundle: None,
             },
             concurrency: crate::manifest::Concurrency::Fixed(1),
             multipart_threshold: ByteSize(8 * ByteSize::MIB),

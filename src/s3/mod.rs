@@ -14,24 +14,32 @@ use crate::manifest::S3Target;
 pub mod pressure;
 mod quick_ack;
 mod tls;
+pub mod trust;
+
+pub use trust::{Trust, TrustError, trust};
 
 /// Builds an S3 client for `target`. Loading the shared config reads the environment and
-/// `~/.aws/*` files but makes no request; credentials are resolved on first use.
-pub async fn client(target: &S3Target) -> aws_sdk_s3::Client {
-    client_from(&shared_config(target).await, target)
+/// `~/.aws/*` files but makes no request; credentials are resolved on first use. Fails only
+/// on a CA bundle that cannot be used.
+pub async fn client(target: &S3Target) -> Result<aws_sdk_s3::Client, TrustError> {
+    Ok(client_from(&shared_config(target).await?, target))
 }
 
-/// The AWS CLI's view of the world for `target`: credentials chain, region, retry policy.
-pub async fn shared_config(target: &S3Target) -> aws_config::SdkConfig {
+/// The AWS CLI's view of the world for `target`: credentials chain, region, retry policy,
+/// the certificates HTTPS is checked against (for S3, STS and the credential providers).
+pub async fn shared_config(target: &S3Target) -> Result<aws_config::SdkConfig, TrustError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(target.retries + 1));
+    if let Some(https) = trust::https_client(&trust::trust(target).await)? {
+        loader = loader.http_client(https);
+    }
     if let Some(profile) = &target.profile {
         loader = loader.profile_name(profile);
     }
     if let Some(region) = &target.region {
         loader = loader.region(Region::new(region.clone()));
     }
-    loader.load().await
+    Ok(loader.load().await)
 }
 
 /// An S3 client for `target` from an already loaded shared config.
@@ -107,6 +115,11 @@ where
                 (Some(code), None) => code.to_string(),
                 _ => format!("HTTP {} with no error code", service.raw().status().as_u16()),
             }
+        }
+        SdkError::DispatchFailure(failure)
+            if let Some(why) = failure.as_connector_error().and_then(|err| tls::certificate_problem(err)) =>
+        {
+            format!("the server's TLS certificate was refused: {why}")
         }
         // The chain of causes names the real one (e.g. "Connection refused"); each cause's
         // message only, without the Debug dump the SDK's own context display ends with.
@@ -316,12 +329,12 @@ where
         }
         // The same on every attempt: not retried, and said with its reason and fix.
         SdkError::DispatchFailure(failure)
-            if let Some(why) = failure.as_connector_error().and_then(|err| tls::certificate_problem(err)) =>
+            if failure.as_connector_error().and_then(|err| tls::certificate_problem(err)).is_some() =>
         {
             RequestFailure {
                 code: Some("CertificateNotTrusted".into()),
                 status: None,
-                message: format!("the server's TLS certificate was refused: {why}"),
+                message,
                 transient: false,
                 bucket_region: None,
             }

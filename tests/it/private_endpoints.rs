@@ -1,26 +1,16 @@
 //! HTTPS endpoints with a certificate from a private CA (a TLS front with a test CA before
-//! s3s-fs): trusted through SSL_CERT_FILE, and refused at once, with the reason and the fix,
-//! when it is not.
+//! s3s-fs): trusted through each place a CA bundle can be named, and refused at once, with
+//! the reason and the fix, when it is not.
 
-use crate::common::{BUCKET, Fixture, haul_with, write};
+use crate::common::{BUCKET, Fixture, haul, haul_with, write};
 
 #[test]
 fn an_untrusted_certificate_fails_at_once_with_its_reason_and_a_trusted_one_works() {
-    let f = Fixture::s3s_fs();
-    f.put("data/a.csv", b"over https");
-    let ca = haul_testkit::TestCa::new().unwrap();
-    let upstream: std::net::SocketAddr = f.endpoint.trim_start_matches("http://").parse().unwrap();
-    let front = haul_testkit::TlsFront::start(upstream, &ca).unwrap();
-    write(f.dir.path(), "ca.pem", &ca.ca_pem);
-    let text = format!(
-        "version: 1\ndefaults:\n  endpoint: https://127.0.0.1:{}\n  path_style: true\n  region: us-east-1\ntransfers:\n  - name: t\n    direction: download\n    bucket: {BUCKET}\n    prefix: data/\n    local: ./local\n",
-        front.address().port()
-    );
-    write(f.dir.path(), "m.yaml", &text);
-
+    let h = HttpsFixture::new();
+    h.manifest("m", "");
     // Not trusted: one attempt (the SDK and haul retry failed connections, not this).
     let out = haul_with(
-        f.dir.path(),
+        h.f.dir.path(),
         &[("SSL_CERT_FILE", "/nonexistent")],
         &["apply", "m.yaml", "--output", "json", "--quiet"],
     );
@@ -33,12 +23,141 @@ fn an_untrusted_certificate_fails_at_once_with_its_reason_and_a_trusted_one_work
         "{transfer:#}"
     );
     let hint = transfer["hint"].as_str().unwrap();
-    assert!(hint.contains("for a private CA, point SSL_CERT_FILE at its certificate bundle"), "{hint}");
-    assert!(front.connections() <= 2, "{} connections: the certificate error was retried", front.connections());
+    assert!(hint.contains("for a private CA, set `ca_bundle:` (this transfer, or `defaults`) to its"), "{hint}");
+    assert!(h.front.connections() <= 2, "{} connections: the certificate error was retried", h.front.connections());
 
-    // Trusted through SSL_CERT_FILE.
-    let ca_file = f.path("ca.pem");
-    haul_with(f.dir.path(), &[("SSL_CERT_FILE", ca_file.to_str().unwrap())], &["apply", "m.yaml", "--quiet"])
-        .expect_code(0);
-    assert_eq!(std::fs::read(f.path("local/a.csv")).unwrap(), b"over https");
+    // Trusted through SSL_CERT_FILE (the system's store replaced, as OpenSSL does).
+    let ca_file = h.ca_file.to_str().unwrap();
+    haul_with(h.f.dir.path(), &[("SSL_CERT_FILE", ca_file)], &["apply", "m.yaml", "--quiet"]).expect_code(0);
+    assert_eq!(std::fs::read(h.f.path("m/a.csv")).unwrap(), b"over https");
+}
+
+/// A TLS front with a test CA before s3s-fs, holding `data/a.csv`, and a download manifest
+/// of it with `extra` under `defaults` (the CA's PEM is `ca.pem` in the fixture's folder).
+struct HttpsFixture {
+    f: Fixture,
+    front: haul_testkit::TlsFront,
+    ca_file: std::path::PathBuf,
+}
+
+impl HttpsFixture {
+    fn new() -> HttpsFixture {
+        let f = Fixture::s3s_fs();
+        f.put("data/a.csv", b"over https");
+        let ca = haul_testkit::TestCa::new().unwrap();
+        let upstream: std::net::SocketAddr = f.endpoint.trim_start_matches("http://").parse().unwrap();
+        let front = haul_testkit::TlsFront::start(upstream, &ca).unwrap();
+        let ca_file = write(f.dir.path(), "ca.pem", &ca.ca_pem);
+        // Another CA's certificate: a bundle that can be read but does not trust the front.
+        write(f.dir.path(), "other-ca.pem", &haul_testkit::TestCa::new().unwrap().ca_pem);
+        HttpsFixture { f, front, ca_file }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("https://127.0.0.1:{}", self.front.address().port())
+    }
+
+    fn manifest(&self, name: &str, extra: &str) {
+        let text = format!(
+            "version: 1\ndefaults:\n  endpoint: {}\n  path_style: true\n  region: us-east-1\n{extra}transfers:\n  - name: t\n    direction: download\n    bucket: {BUCKET}\n    prefix: data/\n    local: ./{name}\n",
+            self.endpoint()
+        );
+        write(self.f.dir.path(), &format!("{name}.yaml"), &text);
+    }
+
+    /// `haul apply NAME.yaml` with `env` (and no system store that could trust the front),
+    /// into a folder of its own: exit 0 only if every request went over trusted HTTPS.
+    fn apply(&self, name: &str, env: &[(&str, &str)]) -> crate::common::Outcome {
+        let mut all = vec![("SSL_CERT_FILE", "/nonexistent")];
+        all.extend_from_slice(env);
+        haul_with(self.f.dir.path(), &all, &["apply", &format!("{name}.yaml"), "--quiet"])
+    }
+}
+
+#[test]
+fn a_ca_bundle_is_trusted_from_each_place_the_aws_cli_reads_it_in_its_order() {
+    let h = HttpsFixture::new();
+    let ca = h.ca_file.to_str().unwrap();
+    let config = |name: &str, bundle: &str| {
+        write(h.f.dir.path(), name, &format!("[default]\nca_bundle = {bundle}\n")).to_str().unwrap().to_string()
+    };
+    let (good_config, other_config) = (config("good.config", ca), config("other.config", "other-ca.pem"));
+
+    // The manifest's own `ca_bundle` (relative to the manifest), over AWS_CA_BUNDLE.
+    h.manifest("manifest", "  ca_bundle: ca.pem\n");
+    h.apply("manifest", &[("AWS_CA_BUNDLE", "other-ca.pem")]).expect_code(0);
+    assert_eq!(std::fs::read(h.f.path("manifest/a.csv")).unwrap(), b"over https");
+    let check = haul_with(
+        h.f.dir.path(),
+        &[("SSL_CERT_FILE", "/nonexistent")],
+        &["check", "manifest.yaml", "--output", "json"],
+    );
+    let rows: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    let tls = rows.iter().find(|row| row["check"] == "tls").expect("a tls row");
+    let bundle = h.f.path("ca.pem");
+    let expected = format!("certificates checked against the CA bundle {} (from `ca_bundle`", bundle.display());
+    assert!(tls["detail"].as_str().unwrap().starts_with(&expected), "{tls:#}");
+    let bucket = rows.iter().find(|row| row["check"] == "bucket").expect("a bucket row");
+    assert_eq!(bucket["status"], "ok", "{bucket:#}");
+
+    h.manifest("plain", "");
+    // AWS_CA_BUNDLE, over the profile's.
+    h.apply("plain", &[("AWS_CA_BUNDLE", ca), ("AWS_CONFIG_FILE", &other_config)]).expect_code(0);
+    // The profile's `ca_bundle` in the AWS config file.
+    std::fs::remove_dir_all(h.f.path("plain")).unwrap();
+    h.apply("plain", &[("AWS_CONFIG_FILE", &good_config)]).expect_code(0);
+    assert_eq!(std::fs::read(h.f.path("plain/a.csv")).unwrap(), b"over https");
+
+    // Each one wins over the next: the wrong CA first is refused (a bundle replaces the
+    // system's store, and the later places are not consulted).
+    h.manifest("wrong", "  ca_bundle: other-ca.pem\n");
+    let refused = h.apply("wrong", &[("AWS_CA_BUNDLE", ca)]);
+    refused.expect_code(1);
+    assert!(refused.stdout.contains("TLS certificate was refused"), "{}", refused.stdout);
+    h.apply("plain", &[("AWS_CA_BUNDLE", "other-ca.pem"), ("AWS_CONFIG_FILE", &good_config)]).expect_code(1);
+
+    // The commands without a manifest: `--ca-bundle`, and `whoami` saying what is trusted.
+    let endpoint = h.endpoint();
+    let ls = haul_with(
+        h.f.dir.path(),
+        &[("SSL_CERT_FILE", "/nonexistent")],
+        &["ls", &format!("s3://{BUCKET}/data/"), "--endpoint", &endpoint, "--path-style", "--ca-bundle", "ca.pem"],
+    );
+    ls.expect_code(0);
+    assert!(ls.stdout.contains("a.csv"), "{}", ls.stdout);
+    let source = format!("s3://{BUCKET}/data/");
+    let sync = ["sync", &source, "synced", "--endpoint", &endpoint, "--path-style", "--ca-bundle", "ca.pem", "--quiet"];
+    haul_with(h.f.dir.path(), &[("SSL_CERT_FILE", "/nonexistent")], &sync).expect_code(0);
+    assert_eq!(std::fs::read(h.f.path("synced/a.csv")).unwrap(), b"over https");
+    let whoami = haul_with(
+        h.f.dir.path(),
+        &[("AWS_CA_BUNDLE", ca)],
+        &["whoami", "--endpoint", &endpoint, "--path-style", "--output", "json"],
+    );
+    let identity: serde_json::Value = serde_json::from_str(&whoami.stdout).unwrap();
+    assert_eq!(identity["trust"], format!("the CA bundle {ca} (from AWS_CA_BUNDLE)"), "{identity:#}");
+    assert_eq!(identity["s3_answered"], true, "{identity:#}");
+}
+
+#[test]
+fn a_ca_bundle_that_cannot_be_used_is_refused_before_any_request_naming_where_it_was_set() {
+    let h = HttpsFixture::new();
+    write(h.f.dir.path(), "empty.pem", "no certificates here\n");
+    h.manifest("missing", "  ca_bundle: missing.pem\n");
+    let out = haul(h.f.dir.path(), &["validate", "missing.yaml"]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("missing.yaml:6:14"), "{}", out.stderr);
+    assert!(out.stderr.contains("missing.pem` cannot be used: cannot read it"), "{}", out.stderr);
+
+    h.manifest("plain", "");
+    let out = h.apply("plain", &[("AWS_CA_BUNDLE", "empty.pem")]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("the CA bundle `empty.pem` (from AWS_CA_BUNDLE) cannot be used"), "{}", out.stderr);
+    assert!(out.stderr.contains("point AWS_CA_BUNDLE at a readable PEM file"), "{}", out.stderr);
+    assert_eq!(h.front.connections(), 0, "a request went out before the bundle was checked");
+
+    let out = haul(h.f.dir.path(), &["ls", "--ca-bundle", "empty.pem"]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("holds no usable PEM certificate"), "{}", out.stderr);
 }

@@ -30,6 +30,7 @@ fn target(endpoint: &str) -> S3Target {
         path_style: true,
         request_payer: false,
         retries: 2,
+        ca_bundle: None,
     }
 }
 
@@ -143,7 +144,7 @@ async fn s3s_fs_put_get_with_checksum() {
     use_test_credentials();
     let data = tempfile::tempdir().unwrap();
     let server = haul_testkit::S3sFs::start(data.path()).unwrap();
-    let client = haul::s3::client(&target(server.endpoint())).await;
+    let client = haul::s3::client(&target(server.endpoint())).await.unwrap();
     put_and_get_round_trip(&client, "haul-client-test").await;
 }
 
@@ -152,7 +153,7 @@ async fn s3s_fs_multipart_and_ranged_get() {
     use_test_credentials();
     let data = tempfile::tempdir().unwrap();
     let server = haul_testkit::S3sFs::start(data.path()).unwrap();
-    let client = haul::s3::client(&target(server.endpoint())).await;
+    let client = haul::s3::client(&target(server.endpoint())).await.unwrap();
     multipart_round_trip(&client, "haul-multipart-test").await;
 }
 
@@ -182,7 +183,7 @@ async fn s3s_fs_rejects_wrong_secret() {
 async fn moto_put_get_with_checksum() {
     use_test_credentials();
     let server = haul_testkit::Moto::start().expect("moto_server (installed by ./scripts/test)");
-    let client = haul::s3::client(&target(server.endpoint())).await;
+    let client = haul::s3::client(&target(server.endpoint())).await.unwrap();
     put_and_get_round_trip(&client, "haul-client-test").await;
 }
 
@@ -190,6 +191,6 @@ async fn moto_put_get_with_checksum() {
 async fn moto_multipart_and_ranged_get() {
     use_test_credentials();
     let server = haul_testkit::Moto::start().expect("moto_server (installed by ./scripts/test)");
-    let client = haul::s3::client(&target(server.endpoint())).await;
+    let client = haul::s3::client(&target(server.endpoint())).await.unwrap();
     multipart_round_trip(&client, "haul-multipart-test").await;
 }
