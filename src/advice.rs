@@ -65,6 +65,16 @@ pub fn shared(code: Option<&str>, bucket_region: Option<&str>, set_in: SetIn) ->
                  `endpoint` uses the name the certificate was issued for, and that the certificate has not expired"
             )
         }
+        Some("ChecksumHeaderRefused") => {
+            let setting = match set_in {
+                SetIn::Manifest => "set `checksum: off` for this transfer (or in `defaults`)",
+                SetIn::Flags => "add `--checksum off`",
+            };
+            format!(
+                "the server refuses checksum headers (as some S3-compatible services do): {setting}; each body then \
+                 goes with Content-MD5, which the server checks (`haul check` tells which setting an endpoint takes)"
+            )
+        }
         Some("NoSuchBucket") => "check the bucket name; `haul ls` lists the buckets these credentials see".into(),
         None => {
             "no answer from the server: check the endpoint URL, that the server runs, the network and any proxy".into()

@@ -217,7 +217,8 @@ pub async fn check_transfer(
                 }
                 for ext in extensions {
                     let name = extension_name(&ext);
-                    let (status, detail) = write_probe(to_client, &to.bucket, &to.prefix, &ext, &job.upload).await;
+                    let (status, detail) =
+                        write_probe(to_client, &to.bucket, &to.prefix, &ext, &job.upload, to.target.checksum).await;
                     row(&format!("write {name} to `{}`", to.bucket), status, detail);
                 }
             }
@@ -225,7 +226,8 @@ pub async fn check_transfer(
         Direction::Upload => {
             for ext in local_extensions(job) {
                 let name = extension_name(&ext);
-                let (status, detail) = write_probe(client, &job.bucket, &job.prefix, &ext, &job.upload).await;
+                let (status, detail) =
+                    write_probe(client, &job.bucket, &job.prefix, &ext, &job.upload, job.target.checksum).await;
                 row(&format!("write {name}"), status, detail);
             }
         }
@@ -360,13 +362,16 @@ fn local_extensions(job: &Job) -> Vec<String> {
 /// Tests whether writing `*.ext` under the prefix is allowed without storing anything: it
 /// starts a multipart upload (which needs the same s3:PutObject permission as a PUT) and
 /// aborts it at once. No object is ever created; an upload that cannot be aborted holds no
-/// data, and is reported so it can be cleaned up.
+/// data, and is reported so it can be cleaned up. The upload is started as the transfer's
+/// would be, with its checksum algorithm: a server that refuses checksum headers says so
+/// here, and the detail names `checksum: off`.
 async fn write_probe(
     client: &aws_sdk_s3::Client,
     bucket: &str,
     prefix: &str,
     ext: &str,
     options: &crate::manifest::UploadOptions,
+    checksum: crate::manifest::UploadChecksum,
 ) -> (Status, String) {
     let name = if ext.is_empty() { ".haul-write-check".to_string() } else { format!(".haul-write-check.{ext}") };
     let key = format!("{prefix}{name}");
@@ -385,12 +390,19 @@ async fn write_probe(
         .key(&key)
         .set_acl(options.acl.map(|acl| acl.as_str().into()))
         .set_tagging(options.tagging.clone())
+        .set_checksum_algorithm(
+            (checksum == crate::manifest::UploadChecksum::Crc32c)
+                .then_some(aws_sdk_s3::types::ChecksumAlgorithm::Crc32C),
+        )
         .send()
         .await;
     let upload_id = match created {
         Ok(created) => created.upload_id().unwrap_or_default().to_string(),
         Err(err) => {
             let failure = request_failure(&err);
+            if failure.is(crate::s3::FailureCode::ChecksumHeaderRefused) {
+                return (Status::Fail, format!("cannot write `{key}`: {}", with_help(&failure)));
+            }
             return (Status::Fail, format!("cannot write `{key}`{with}: {}", describe(&failure)));
         }
     };

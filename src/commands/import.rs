@@ -114,6 +114,9 @@ struct Environment {
     region: Option<String>,
     endpoint: Option<String>,
     ca_bundle: Option<String>,
+    /// `AWS_REQUEST_CHECKSUM_CALCULATION=when_required`: how aws-cli users reach services that
+    /// refuse checksum headers.
+    checksum_off: bool,
 }
 
 impl Environment {
@@ -125,6 +128,9 @@ impl Environment {
             "AWS_REGION" | "AWS_DEFAULT_REGION" => self.region = value,
             "AWS_ENDPOINT_URL" | "AWS_ENDPOINT_URL_S3" => self.endpoint = value,
             "AWS_CA_BUNDLE" => self.ca_bundle = value,
+            "AWS_REQUEST_CHECKSUM_CALCULATION" => {
+                self.checksum_off = value.is_some_and(|value| value.eq_ignore_ascii_case("when_required"))
+            }
             // Read by haul itself from the environment it runs in, as aws-cli reads them.
             "AWS_ACCESS_KEY_ID"
             | "AWS_SECRET_ACCESS_KEY"
@@ -230,6 +236,14 @@ pub fn import(text: &str) -> Imported {
                     if draft.endpoint.is_none() && environment.endpoint.is_some() {
                         draft.endpoint = environment.endpoint;
                         draft.path_style = true;
+                    }
+                    if environment.checksum_off {
+                        draft.settings.push(("checksum", "off".into()));
+                        draft.remarks.push((
+                            "checksum",
+                            "for AWS_REQUEST_CHECKSUM_CALCULATION=when_required: no checksum headers, Content-MD5"
+                                .into(),
+                        ));
                     }
                     if let Some(bundle) = environment.ca_bundle
                         && !draft.settings.iter().any(|(key, _)| *key == "ca_bundle")
@@ -595,7 +609,7 @@ mod tests {
     }
 
     #[test]
-    fn a_ca_bundle_is_kept_from_the_flag_over_the_environment_and_no_verify_ssl_is_named() {
+    fn a_ca_bundle_and_checksum_calculation_are_kept_and_no_verify_ssl_is_named() {
         let bundle = |draft: &Draft| draft.settings.iter().find(|(key, _)| *key == "ca_bundle").map(|(_, v)| v.clone());
         let draft = one("AWS_CA_BUNDLE=/etc/pki/env.pem aws s3 sync s3://b/p/ /d");
         assert_eq!(bundle(&draft).as_deref(), Some("\"/etc/pki/env.pem\""));

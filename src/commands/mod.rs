@@ -81,6 +81,7 @@ fn flag_target(args: &TargetArgs, request_payer: bool) -> S3Target {
         request_payer,
         retries: 3,
         ca_bundle: args.ca_bundle.clone(),
+        checksum: Default::default(),
     }
 }
 

@@ -118,6 +118,7 @@ fn manifest_text(args: &SyncArgs, cwd: &Path) -> Result<String, HaulError> {
             ("min_size", args.min_size.map(|size| draft::quoted(&size.to_string()))),
             ("max_size", args.max_size.map(|size| draft::quoted(&size.to_string()))),
             ("overwrite", args.overwrite.clone()),
+            ("checksum", args.checksum.clone()),
             ("ca_bundle", args.target.ca_bundle.as_ref().map(|path| draft::quoted(&path.to_string_lossy()))),
         ]
         .into_iter()

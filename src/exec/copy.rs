@@ -21,9 +21,9 @@ use aws_sdk_s3::types::{ChecksumMode, CompletedPart, MetadataDirective, TaggingD
 use futures_util::StreamExt as _;
 
 use super::Context;
+use super::integrity::{BodyCheck, with_body_check};
 use super::multipart::{Multipart, PartLayout, part_number};
 use super::ranged::RangedObject;
-use crate::checksum::Algorithm;
 use crate::etag::ETag;
 use crate::manifest::CopyDestination;
 use crate::plan::{Action, CopyMethod};
@@ -200,7 +200,8 @@ async fn start_upload(
     key: &str,
     properties: &Properties,
 ) -> Result<Multipart, RequestFailure> {
-    let upload = Multipart::start(&target.client, &target.destination.bucket, key, |request| {
+    let checksum = target.destination.target.checksum;
+    let upload = Multipart::start(&target.client, &target.destination.bucket, key, checksum, |request| {
         let options = &*context.options_for(key);
         with_manifest_properties!(with_storage!(with_properties!(request, properties), options), options)
     })
@@ -310,25 +311,24 @@ async fn streamed(
     super::ranged::check_total(length, object.size)?;
     let bytes = response.body.collect().await.map_err(super::ranged::body_failure)?.into_bytes();
     super::ranged::check_length(length, bytes.len() as u64)?;
-    let checksum = crate::checksum::checksum_of_bytes(&bytes, Algorithm::Crc32c);
+    let check = BodyCheck::of_bytes(&bytes, target.destination.target.checksum);
     let request = target
         .client
         .put_object()
         .bucket(&target.destination.bucket)
         .key(destination_key)
         .content_length(bytes.len() as i64)
-        .checksum_crc32_c(checksum)
         .set_if_none_match(super::create_only(context).then(|| "*".to_string()))
         .body(ByteStream::from(bytes));
-    let request = with_properties!(request, &properties);
+    let request = with_properties!(with_body_check!(request, &check), &properties);
     let options = context.options_for(destination_key);
     let request = with_manifest_properties!(with_storage!(request, &options), &options);
     let create_only = super::create_only(context);
-    request.send().await.map_err(|err| super::created_meanwhile(request_failure(&err), create_only))?;
-    Ok(())
+    let answer = request.send().await.map_err(|err| super::created_meanwhile(request_failure(&err), create_only))?;
+    check.agrees_with(answer.e_tag(), super::integrity::kms(answer.server_side_encryption()))
 }
 
-/// Ranged GETs (`If-Match` on the ETag) uploaded as parts, each with its CRC32C. The ranges
+/// Ranged GETs (`If-Match` on the ETag) uploaded as parts, each with its CRC32C (or MD5). The ranges
 /// follow the source's parts where its checksum is composite, so the ranges read add up to
 /// the source's checksum, which is checked before the upload completes.
 async fn streamed_parts(
@@ -402,8 +402,8 @@ impl PartStream<'_> {
             digest.update(&bytes);
             self.crcs.lock().expect("range checksums").push((start, length, digest.finalize()));
         }
-        let checksum = crate::checksum::checksum_of_bytes(&bytes, Algorithm::Crc32c);
-        let part = upload.send_part(part_number(index as u64), length, &checksum, ByteStream::from(bytes)).await?;
+        let check = BodyCheck::of_bytes(&bytes, target.destination.target.checksum);
+        let part = upload.send_part(part_number(index as u64), length, &check, ByteStream::from(bytes)).await?;
         progress.add(length);
         Ok(part)
     }

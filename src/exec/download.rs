@@ -10,6 +10,7 @@ use std::path::Path;
 
 use aws_sdk_s3::types::ChecksumMode;
 use futures_util::StreamExt as _;
+use md5::Digest as _;
 
 use super::ranged::RangedObject;
 use super::{AbortOnDrop, Context, io_failure};
@@ -253,16 +254,49 @@ async fn whole(
         ));
     }
     let fetched = Fetched::new(response.last_modified(), response.e_tag());
+    let mut md5 = etag_md5(&response).map(|md5| (md5, md5::Md5::new()));
     let mut body = response.body;
     let mut written = 0u64;
     while let Some(chunk) = body.try_next().await.map_err(super::ranged::body_failure)? {
         context.pace(chunk.len() as u64).await;
+        if let Some((_, hasher)) = &mut md5 {
+            hasher.update(&chunk);
+        }
         sink.write_all(&chunk).map_err(|err| io_failure("cannot write", err))?;
         written += chunk.len() as u64;
         progress.add(chunk.len() as u64);
     }
     super::ranged::check_length(expected, written)?;
+    if let Some((expected, hasher)) = md5
+        && !crate::text::hex(&hasher.finalize()).eq_ignore_ascii_case(&expected)
+    {
+        return Err(RequestFailure::local(
+            crate::s3::FailureCode::ChecksumMismatch,
+            format!("the body read does not match the object's MD5 ({expected}, its ETag)"),
+            true,
+        ));
+    }
     Ok(fetched)
+}
+
+/// The MD5 a whole body is checked against when the server gave no checksum of its own (an
+/// object written without one, or a server that keeps none): the ETag, where it is one (a
+/// single-part object not encrypted with KMS or a customer's key).
+fn etag_md5(response: &aws_sdk_s3::operation::get_object::GetObjectOutput) -> Option<String> {
+    let checksums = [
+        response.checksum_crc64_nvme(),
+        response.checksum_crc32_c(),
+        response.checksum_crc32(),
+        response.checksum_sha256(),
+        response.checksum_sha1(),
+    ];
+    if checksums.iter().any(Option::is_some)
+        || super::integrity::kms(response.server_side_encryption())
+        || response.sse_customer_algorithm().is_some()
+    {
+        return None;
+    }
+    Some(ETag::new(response.e_tag()?).md5_hex()?.to_string())
 }
 
 /// Parallel ranged GETs written in place. One HEAD first (`If-Match` on the listed ETag)

@@ -56,6 +56,7 @@ mod archive;
 mod copy;
 mod delete;
 mod download;
+mod integrity;
 mod level;
 mod multipart;
 mod ranged;

@@ -1,12 +1,15 @@
 //! The multipart upload, one path for uploads and copies: how an object is cut into parts (at
-//! most 10,000), starting an upload with CRC32C checksums, sending a part with its checksum
-//! as a plain header (servers such as Garage reject the SDK's streaming trailer), completing
+//! most 10,000), starting an upload with CRC32C checksums (or none: `checksum: off`), sending
+//! a part with its check as a plain header (servers such as Garage reject the SDK's
+//! streaming trailer), completing
 //! with the parts in order, and aborting (a failed upload leaves no parts costing money).
 
 use aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 
+use super::integrity::{BodyCheck, with_body_check};
+use crate::manifest::UploadChecksum;
 use crate::s3::{RequestFailure, request_failure};
 
 /// S3 allows at most this many parts in one upload.
@@ -81,30 +84,33 @@ impl Multipart {
         self
     }
 
-    /// Starts an upload with CRC32C checksums; `configure` adds the object's properties
-    /// (content type, storage class, encryption, metadata).
+    /// Starts an upload with CRC32C checksums (none with `checksum: off`: its parts go with
+    /// Content-MD5); `configure` adds the object's properties (content type, storage class,
+    /// encryption, metadata).
     pub async fn start(
         client: &aws_sdk_s3::Client,
         bucket: &str,
         key: &str,
+        checksum: UploadChecksum,
         configure: impl FnOnce(CreateMultipartUploadFluentBuilder) -> CreateMultipartUploadFluentBuilder,
     ) -> Result<Multipart, RequestFailure> {
-        let request =
-            client.create_multipart_upload().bucket(bucket).key(key).checksum_algorithm(ChecksumAlgorithm::Crc32C);
+        let algorithm = (checksum == UploadChecksum::Crc32c).then_some(ChecksumAlgorithm::Crc32C);
+        let request = client.create_multipart_upload().bucket(bucket).key(key).set_checksum_algorithm(algorithm);
         let created = configure(request).send().await.map_err(|err| request_failure(&err))?;
         let id = created.upload_id().unwrap_or_default();
         Ok(Multipart::existing(client, bucket, key, id))
     }
 
-    /// Sends part `number` with its CRC32C (base64, as the header takes it).
+    /// Sends part `number` with its check (its CRC32C, or its Content-MD5, which its ETag
+    /// must then be).
     pub async fn send_part(
         &self,
         number: i32,
         length: u64,
-        checksum: &str,
+        check: &BodyCheck,
         body: ByteStream,
     ) -> Result<CompletedPart, RequestFailure> {
-        let answer = self
+        let request = self
             .client
             .upload_part()
             .bucket(&self.bucket)
@@ -112,15 +118,13 @@ impl Multipart {
             .upload_id(&self.id)
             .part_number(number)
             .content_length(length as i64)
-            .checksum_crc32_c(checksum)
-            .body(body)
-            .send()
-            .await
-            .map_err(|err| request_failure(&err))?;
+            .body(body);
+        let answer = with_body_check!(request, check).send().await.map_err(|err| request_failure(&err))?;
+        check.agrees_with(answer.e_tag(), super::integrity::kms(answer.server_side_encryption()))?;
         Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(answer.e_tag().map(str::to_string))
-            .checksum_crc32_c(checksum)
+            .set_checksum_crc32_c(check.crc32c())
             .build())
     }
 

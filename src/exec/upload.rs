@@ -1,6 +1,7 @@
 //! Uploads: one PUT below `multipart_threshold`, a multipart upload with parallel parts above
 //! it. Every request carries a CRC32C computed by haul up front, as a plain header: servers
-//! such as Garage reject the SDK's streaming-trailer checksum, and a header works everywhere.
+//! such as Garage reject the SDK's streaming-trailer checksum, and a header works everywhere
+//! (with `checksum: off`, a Content-MD5 instead: `integrity`).
 //! A multipart upload that fails is aborted, so no orphaned parts accrue storage charges.
 //!
 //! Memory: a body (a whole small file, or a part) above [`IN_MEMORY_UP_TO`] is never held
@@ -18,10 +19,12 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::CompletedPart;
 use futures_util::StreamExt as _;
 
+use super::integrity::{BodyCheck, with_body_check};
 use super::multipart::{Multipart, PartLayout, part_number};
 use super::{Context, io_failure};
 use crate::checksum::Algorithm;
 use crate::etag::ETag;
+use crate::manifest::UploadChecksum;
 
 use crate::plan::Action;
 use crate::progress::ObjectProgress;
@@ -78,28 +81,36 @@ impl Source {
         if now == self.version { Ok(()) } else { Err(changed()) }
     }
 
-    /// `length` bytes from `offset`, read into memory, with their CRC32C. Blocking.
-    fn read(&self, offset: u64, length: u64) -> Result<(Vec<u8>, String), RequestFailure> {
+    /// `length` bytes from `offset`, read into memory, with their check. Blocking.
+    fn read(&self, offset: u64, length: u64, mode: UploadChecksum) -> Result<(Vec<u8>, BodyCheck), RequestFailure> {
         let bytes = read_at(&self.file, offset, length)?;
         self.ensure_unchanged()?;
-        let checksum = crc32c(&bytes);
-        Ok((bytes, checksum))
+        let check = BodyCheck::of_bytes(&bytes, mode);
+        Ok((bytes, check))
     }
 
-    /// The body of `length` bytes from `offset`, with its CRC32C. The reading runs on the
+    /// The body of `length` bytes from `offset`, with its check. The reading runs on the
     /// blocking pool.
-    async fn body(&self, offset: u64, length: u64) -> Result<(ByteStream, String), RequestFailure> {
+    async fn body(
+        &self,
+        offset: u64,
+        length: u64,
+        mode: UploadChecksum,
+    ) -> Result<(ByteStream, BodyCheck), RequestFailure> {
         let file = self.file.try_clone().map_err(|err| io_failure("cannot read the file", err))?;
         if length <= IN_MEMORY_UP_TO {
-            let (bytes, checksum) =
-                super::blocking(move || read_at(&file, offset, length).map(|bytes| (crc32c(&bytes), bytes)))
-                    .await
-                    .map(|(checksum, bytes)| (bytes, checksum))?;
+            let (bytes, check) = super::blocking(move || {
+                read_at(&file, offset, length).map(|bytes| {
+                    let check = BodyCheck::of_bytes(&bytes, mode);
+                    (bytes, check)
+                })
+            })
+            .await?;
             self.ensure_unchanged()?;
-            return Ok((ByteStream::from(bytes), checksum));
+            return Ok((ByteStream::from(bytes), check));
         }
-        let checksum = super::blocking(move || crc32c_of_range(&file, offset, length)).await?;
-        // The checksum is of the version the upload started with, or the upload stops here.
+        let checksum = super::blocking(move || checksum_of_range(&file, offset, length, mode)).await?;
+        // The check is of the version the upload started with, or the upload stops here.
         self.ensure_unchanged()?;
         // By path, so the SDK can open it again for a retry; a file replaced under the name
         // since is refused by the server (its bytes do not match the checksum).
@@ -140,12 +151,13 @@ pub(super) async fn upload(context: &Context, action: &Action) -> Result<(), Req
     let path = crate::listing::local_path(&context.job.local, action.source_name())
         .map_err(|why| RequestFailure::local(crate::s3::FailureCode::UnsafeKey, format!("the name {why}"), false))?;
     let threshold = context.job.multipart_threshold.0;
+    let mode = context.job.target.checksum;
     // Opening the file, and reading a small one whole with its checksum, is one hand-off to
     // the blocking pool.
     let (source, whole) = super::blocking(move || {
         let source = Source::open(path)?;
         let size = source.version.size;
-        let whole = if size < threshold && size <= IN_MEMORY_UP_TO { Some(source.read(0, size)?) } else { None };
+        let whole = if size < threshold && size <= IN_MEMORY_UP_TO { Some(source.read(0, size, mode)?) } else { None };
         Ok((source, whole))
     })
     .await?;
@@ -165,13 +177,13 @@ async fn put(
     context: &Context,
     key: &str,
     source: &Source,
-    whole: Option<(Vec<u8>, String)>,
+    whole: Option<(Vec<u8>, BodyCheck)>,
     progress: &ObjectProgress<'_>,
 ) -> Result<(), RequestFailure> {
     let size = source.version.size;
-    let (body, checksum) = match whole {
-        Some((bytes, checksum)) => (ByteStream::from(bytes), checksum),
-        None => source.body(0, size).await?,
+    let (body, check) = match whole {
+        Some((bytes, check)) => (ByteStream::from(bytes), check),
+        None => source.body(0, size, context.job.target.checksum).await?,
     };
     context.pace(size).await;
     let request = context
@@ -181,13 +193,16 @@ async fn put(
         .key(key)
         .content_length(size as i64)
         .content_type(content_type(key))
-        .checksum_crc32_c(checksum)
         .set_if_none_match(super::create_only(context).then(|| "*".to_string()))
         .body(body);
     let options = context.options_for(key);
-    let request = with_manifest_properties!(with_storage!(request, &options), &options);
+    let request = with_manifest_properties!(with_storage!(with_body_check!(request, &check), &options), &options);
     let create_only = super::create_only(context);
-    request.send().await.map_err(|err| super::created_meanwhile(source.explain(request_failure(&err)), create_only))?;
+    let answer = request
+        .send()
+        .await
+        .map_err(|err| super::created_meanwhile(source.explain(request_failure(&err)), create_only))?;
+    check.agrees_with(answer.e_tag(), super::integrity::kms(answer.server_side_encryption()))?;
     progress.add(size);
     Ok(())
 }
@@ -243,7 +258,7 @@ async fn multipart(
 
 /// Starts a multipart upload of the file.
 async fn start(context: &Context, key: &str) -> Result<Multipart, RequestFailure> {
-    Multipart::start(&context.client, &context.job.bucket, key, |request| {
+    Multipart::start(&context.client, &context.job.bucket, key, context.job.target.checksum, |request| {
         let options = context.options_for(key);
         let request = with_storage!(request.content_type(content_type(key)), &options);
         with_manifest_properties!(request, &options)
@@ -273,8 +288,13 @@ async fn continuable(
     let listed = crate::listing::remote::uploaded_parts(&context.client, &context.job.bucket, key, upload_id)
         .await
         .map_err(|failure| format!("its parts cannot be listed ({})", failure.message))?;
-    if listed.checksum_algorithm.as_deref().is_some_and(|algorithm| algorithm != "CRC32C") {
-        return Err("it was not started with CRC32C checksums".into());
+    // Its parts are completed as they were sent: with CRC32C, or (`checksum: off`) without.
+    // (Some servers do not say which algorithm an upload has.)
+    let mode = context.job.target.checksum;
+    match (mode, listed.checksum_algorithm.as_deref()) {
+        (UploadChecksum::Crc32c, Some("CRC32C") | None) | (UploadChecksum::Off, None) => {}
+        (UploadChecksum::Crc32c, Some(_)) => return Err("it was not started with CRC32C checksums".into()),
+        (UploadChecksum::Off, Some(_)) => return Err("it was started with checksums, and `checksum` is off".into()),
     }
     let layout = PartLayout::new(source.version.size, context.job.part_size.0);
     let mut checks = Vec::with_capacity(listed.parts.len());
@@ -315,7 +335,7 @@ async fn continuable(
             let completed = CompletedPart::builder()
                 .part_number(part.number)
                 .set_e_tag(part.etag.as_ref().map(ETag::quoted))
-                .checksum_crc32_c(crc32c.clone())
+                .set_checksum_crc32_c((mode == UploadChecksum::Crc32c).then(|| crc32c.clone()))
                 .build();
             done.push((completed, length));
         }
@@ -347,9 +367,9 @@ async fn upload_parts(
         let _pass = context.level.parts.enter().await;
         super::check_interrupt()?;
         let (offset, length) = layout.part(index);
-        let (body, checksum) = source.body(offset, length).await?;
+        let (body, check) = source.body(offset, length, context.job.target.checksum).await?;
         context.pace(length).await;
-        let part = upload.send_part(part_number(index), length, &checksum, body).await;
+        let part = upload.send_part(part_number(index), length, &check, body).await;
         let part = part.map_err(|failure| source.explain(failure))?;
         progress.add(length);
         Ok::<_, RequestFailure>(part)
@@ -369,20 +389,15 @@ fn read_at(file: &File, offset: u64, length: u64) -> Result<Vec<u8>, RequestFail
     Ok(buffer)
 }
 
-/// The `x-amz-checksum-crc32c` value of a body held in memory.
-fn crc32c(bytes: &[u8]) -> String {
-    crate::checksum::checksum_of_bytes(bytes, Algorithm::Crc32c)
-}
-
-/// [`crc32c`] of a range of the file, read [`READ_CHUNK`] at a time; a file shorter than the
+/// The check of a range of the file, read [`READ_CHUNK`] at a time; a file shorter than the
 /// upload started with has changed.
-fn crc32c_of_range(file: &File, offset: u64, length: u64) -> Result<String, RequestFailure> {
-    crate::checksum::checksum_of_range(file, offset, length, Algorithm::Crc32c, READ_CHUNK).map_err(|err| {
-        match err.kind() {
+fn checksum_of_range(file: &File, offset: u64, length: u64, mode: UploadChecksum) -> Result<BodyCheck, RequestFailure> {
+    crate::checksum::checksum_of_range(file, offset, length, BodyCheck::algorithm(mode), READ_CHUNK)
+        .map(|value| BodyCheck::new(mode, value))
+        .map_err(|err| match err.kind() {
             std::io::ErrorKind::UnexpectedEof => changed(),
             _ => io_failure("cannot read the file", err),
-        }
-    })
+        })
 }
 
 fn content_type(key: &str) -> String {
@@ -414,8 +429,10 @@ mod tests {
     fn a_file_shorter_than_the_upload_started_with_has_changed() {
         let mut file = tempfile::tempfile().unwrap();
         std::io::Write::write_all(&mut file, &[7; 1000]).unwrap();
-        assert_eq!(crc32c_of_range(&file, 0, 1000).unwrap(), crc32c(&[7; 1000]));
-        let failure = crc32c_of_range(&file, 0, 1001).unwrap_err();
+        for mode in [UploadChecksum::Crc32c, UploadChecksum::Off] {
+            assert_eq!(checksum_of_range(&file, 0, 1000, mode).unwrap(), BodyCheck::of_bytes(&[7; 1000], mode));
+        }
+        let failure = checksum_of_range(&file, 0, 1001, UploadChecksum::Crc32c).unwrap_err();
         assert_eq!(failure.code.as_deref(), Some("FileChanged"));
     }
 

@@ -194,6 +194,7 @@ mod tests {
             request_payer: false,
             retries: 0,
             ca_bundle: None,
+            checksum: Default::default(),
         }
     }
 

@@ -14,7 +14,7 @@ pub use dated::{Deadline, Moment};
 pub use model::{
     Age, ArchivedObjects, Bandwidth, ByteSize, CannedAcl, CompareMode, Concurrency, CopyTo, Direction,
     MANIFEST_VERSION, ManifestSpec, Overwrite, RequestPayer, RestoreTier, ServerSideEncryption, Settings, StorageClass,
-    TransferSpec, manifest_schema,
+    TransferSpec, UploadChecksum, manifest_schema,
 };
 pub use problem::{Location, Problem, Severity, SourceFile, line_starts};
 
@@ -58,6 +58,9 @@ pub struct S3Target {
     pub retries: u32,
     /// The CA bundle HTTPS is checked against instead of the system's store (absolute).
     pub ca_bundle: Option<PathBuf>,
+    /// The checksum header bodies written go with (`off`: Content-MD5, and no
+    /// `x-amz-checksum-*` header on any request).
+    pub checksum: UploadChecksum,
 }
 
 /// The bucket a copy writes to, and how to reach it.

@@ -78,6 +78,8 @@ pub struct CopyTo {
     pub path_style: Option<bool>,
     /// CA bundle (PEM) the destination's HTTPS certificate is checked against.
     pub ca_bundle: Option<String>,
+    /// The checksum header of the copies written (`crc32c` or `off`).
+    pub checksum: Option<UploadChecksum>,
     /// Storage class of the copies.
     pub storage_class: Option<StorageClass>,
     /// Server-side encryption of the copies.
@@ -118,6 +120,10 @@ pub struct Settings {
     /// manifest's folder. Omitted: `AWS_CA_BUNDLE`, else the profile's `ca_bundle`, else the
     /// system's store.
     pub ca_bundle: Option<String>,
+    /// The checksum header every body written goes with: `crc32c` (the default) or `off` for
+    /// services that refuse checksum headers (then `Content-MD5`, which they check).
+    /// `haul check` says which one the endpoint takes.
+    pub checksum: Option<UploadChecksum>,
     /// `requester`: you pay for requests and transfer on a requester-pays bucket.
     pub request_payer: Option<RequestPayer>,
     /// Objects in flight at once: `auto` (the default: from 64, more while it pays, fewer when
@@ -252,6 +258,20 @@ pub enum Overwrite {
     Never,
     /// Only by a source modified after the destination.
     IfNewer,
+}
+
+/// The integrity header every body written goes with, which the server checks before it
+/// stores anything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadChecksum {
+    /// `x-amz-checksum-crc32c` on every body and part, stored with the object.
+    #[default]
+    Crc32c,
+    /// No `x-amz-checksum-*` header at all, for services that refuse them (Backblaze B2 and
+    /// others since the SDKs began sending them): each body and part goes with `Content-MD5`
+    /// instead, which the server checks, and its answer's ETag is compared with the MD5.
+    Off,
 }
 
 /// What to do with source objects that must be restored before they can be read.
@@ -677,6 +697,6 @@ mod tests {
         }
         let settings = &index.settings_keys;
         assert!(!settings.contains(&"bucket".to_string()));
-        assert_eq!(settings.len(), 40, "{settings:?}");
+        assert_eq!(settings.len(), 41, "{settings:?}");
     }
 }

@@ -466,6 +466,7 @@ impl TransferCheck<'_, '_> {
             endpoint: to.endpoint.clone().or(settings.endpoint.clone()),
             path_style: to.path_style.or(settings.path_style),
             ca_bundle: to.ca_bundle.clone().or(settings.ca_bundle.clone()),
+            checksum: to.checksum.or(settings.checksum),
             retries: settings.retries,
             ..Settings::default()
         };
@@ -556,6 +557,7 @@ impl TransferCheck<'_, '_> {
             request_payer: settings.request_payer.is_some(),
             retries: settings.retries.unwrap_or(builtin::RETRIES),
             ca_bundle,
+            checksum: settings.checksum.unwrap_or_default(),
         }
     }
 

@@ -708,6 +708,7 @@ mod tests {
                 request_payer: false,
                 retries: 0,
                 ca_bundle: None,
+                checksum: Default::default(),
             },
             concurrency: crate::manifest::Concurrency::Fixed(1),
             multipart_threshold: ByteSize(8 * ByteSize::MIB),

@@ -63,6 +63,9 @@ pub fn client_from(shared: &aws_config::SdkConfig, target: &S3Target) -> aws_sdk
     if target.request_payer {
         config = config.interceptor(RequesterPays);
     }
+    if target.checksum == crate::manifest::UploadChecksum::Off {
+        config = config.interceptor(NoChecksumHeaders);
+    }
     config = config.interceptor(pressure::Watch).retry_classifier(tls::CertificateErrors);
     aws_sdk_s3::Client::from_conf(config.build())
 }
@@ -96,6 +99,72 @@ impl Intercept for RequesterPays {
         _config: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         context.request_mut().headers_mut().insert("x-amz-request-payer", "requester");
+        Ok(())
+    }
+}
+
+/// `checksum: off`: no request carries a flexible-checksum header, for services that refuse
+/// them. haul sends none of its own then (its bodies go with Content-MD5: `exec::integrity`);
+/// this keeps the SDK from adding the ones it adds itself (DeleteObjects must carry a
+/// checksum), and a body in memory goes with its Content-MD5 instead.
+///
+/// The SDK adds its checksum before signing, after this client-level interceptor's own hook
+/// there, unless the request already has one ("set by the user": its documented way to take
+/// the checksum over). So a placeholder is set at the start of the retry loop, and taken out,
+/// with any other checksum header, before signing (the signature covers headers).
+#[derive(Debug)]
+struct NoChecksumHeaders;
+
+/// The placeholder that tells the SDK a checksum is already set (never sent).
+const PLACEHOLDER: &str = "x-amz-checksum-crc32";
+
+fn is_checksum_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name.starts_with("x-amz-checksum-") || name == "x-amz-sdk-checksum-algorithm"
+}
+
+impl Intercept for NoChecksumHeaders {
+    fn name(&self) -> &'static str {
+        "NoChecksumHeaders"
+    }
+
+    fn modify_before_retry_loop(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request_mut();
+        if !request.headers().iter().any(|(name, _)| is_checksum_header(name)) {
+            request.headers_mut().insert(PLACEHOLDER, "-");
+        }
+        Ok(())
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request_mut();
+        let names: Vec<String> = request
+            .headers()
+            .iter()
+            .map(|(name, _)| name.to_string())
+            .filter(|name| is_checksum_header(name))
+            .collect();
+        for name in &names {
+            request.headers_mut().remove(name.as_str());
+        }
+        if !request.headers().contains_key("content-md5")
+            && let Some(body) = request.body().bytes().filter(|body| !body.is_empty())
+        {
+            use base64::Engine as _;
+            use md5::Digest as _;
+            let digest = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body));
+            request.headers_mut().insert("content-md5", digest);
+        }
         Ok(())
     }
 }
@@ -231,6 +300,9 @@ pub enum FailureCode {
     RestoreInProgress,
     /// `overwrite: never`: another writer created the key during the run; theirs is kept.
     ExistsNow,
+    /// The server refused a request for its checksum header (some S3-compatible services
+    /// refuse them all): `checksum: off` is the fix.
+    ChecksumHeaderRefused,
     /// A bug, or a task that died: said rather than hidden.
     Internal,
 }
@@ -254,6 +326,7 @@ impl FailureCode {
             FailureCode::RestoreRequested => "RestoreRequested",
             FailureCode::RestoreInProgress => "RestoreInProgress",
             FailureCode::ExistsNow => "ExistsNow",
+            FailureCode::ChecksumHeaderRefused => "ChecksumHeaderRefused",
             FailureCode::Internal => "Internal",
         }
     }
@@ -269,6 +342,19 @@ const TRANSIENT_CODES: &[&str] = &[
     "ServiceUnavailable",
     "RequestTimeTooSkewed",
 ];
+
+/// Whether an answer refuses a request for carrying a checksum header, as services that keep
+/// no checksums answer (B2: `400 InvalidArgument: Unsupported header 'x-amz-checksum-crc32c'
+/// received for this API call.`; others `501 NotImplemented`): the message names the header.
+/// Not a checksum that did not match (`BadDigest`, ...), which is about the bytes.
+fn refuses_checksum_header(status: u16, code: Option<&str>, message: Option<&str>) -> bool {
+    let mismatch = matches!(code, Some("BadDigest" | "InvalidDigest" | "XAmzContentChecksumMismatch"));
+    let names_header = message.is_some_and(|message| {
+        let message = message.to_ascii_lowercase();
+        message.contains("x-amz-checksum-") || message.contains("x-amz-sdk-checksum-algorithm")
+    });
+    matches!(status, 400 | 501) && !mismatch && names_header
+}
 
 /// Error codes that mean the credentials themselves are the problem (missing, wrong,
 /// expired), whatever the request was.
@@ -308,8 +394,12 @@ where
                 412 => Some("PreconditionFailed".into()),
                 _ => None,
             });
-            let transient = status >= 500 || code.as_deref().is_some_and(|code| TRANSIENT_CODES.contains(&code));
             let bucket_region = raw.headers().get("x-amz-bucket-region").map(str::to_string);
+            if refuses_checksum_header(status, code.as_deref(), service.err().message()) {
+                let code = Some(FailureCode::ChecksumHeaderRefused.as_str().to_string());
+                return RequestFailure { code, status: Some(status), message, transient: false, bucket_region };
+            }
+            let transient = status >= 500 || code.as_deref().is_some_and(|code| TRANSIENT_CODES.contains(&code));
             RequestFailure { code, status: Some(status), message, transient, bucket_region }
         }
         // The credentials chain fails before any request is sent: not worth retrying.

@@ -3,7 +3,8 @@
 //! valid), keeps each request's method, path and headers for the test to inspect, and, when
 //! told to, injects faults into a bounded number of requests: 500 InternalError, 503
 //! SlowDown, a dropped connection, a delay, and for object GETs a body cut short or a
-//! flipped byte.
+//! flipped byte. It can also refuse every request with a checksum header, as some
+//! S3-compatible services do.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
@@ -153,7 +154,26 @@ pub struct RecordingProxy {
     recorded: Arc<Mutex<Vec<RecordedRequest>>>,
     faults: Arc<Mutex<FaultState>>,
     rate: Arc<Mutex<RateLimit>>,
+    checksum_headers: Arc<ChecksumHeaders>,
     _server: crate::BackgroundServer,
+}
+
+/// Whether requests with checksum headers are refused, and how many were.
+#[derive(Debug, Default)]
+struct ChecksumHeaders {
+    refuse: std::sync::atomic::AtomicBool,
+    refused: std::sync::atomic::AtomicU64,
+}
+
+/// The checksum header of a request a service that refuses them would name, if any:
+/// `x-amz-checksum-*` (values and `-mode`) and `x-amz-sdk-checksum-algorithm`.
+fn checksum_header(request: &Request<Incoming>) -> Option<String> {
+    request
+        .headers()
+        .keys()
+        .map(|name| name.as_str())
+        .find(|name| name.starts_with("x-amz-checksum-") || *name == "x-amz-sdk-checksum-algorithm")
+        .map(str::to_string)
 }
 
 impl RecordingProxy {
@@ -165,16 +185,35 @@ impl RecordingProxy {
         let recorded = Arc::new(Mutex::new(Vec::new()));
         let faults = Arc::new(Mutex::new(FaultState::default()));
         let rate = Arc::new(Mutex::new(RateLimit::default()));
+        let checksum_headers = Arc::new(ChecksumHeaders::default());
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new()).build(connector);
         let http = ConnBuilder::new(TokioExecutor::new());
-        let (seen, fault_state, rate_limit) = (recorded.clone(), faults.clone(), rate.clone());
+        let (seen, fault_state, rate_limit, checksums) =
+            (recorded.clone(), faults.clone(), rate.clone(), checksum_headers.clone());
         let server = crate::BackgroundServer::start(listener, format!("proxy:{}", local.port()), move |socket| {
-            let (client, seen, upstream, fault_state, rate_limit) =
-                (client.clone(), seen.clone(), upstream.clone(), fault_state.clone(), rate_limit.clone());
+            let (client, seen, upstream, fault_state, rate_limit, checksums) = (
+                client.clone(),
+                seen.clone(),
+                upstream.clone(),
+                fault_state.clone(),
+                rate_limit.clone(),
+                checksums.clone(),
+            );
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let refused = rate_limit.lock().expect("rate limit").refuses();
+                use std::sync::atomic::Ordering;
+                let refused = if rate_limit.lock().expect("rate limit").refuses() {
+                    Some(error_response(503, "SlowDown", "injected by the test proxy"))
+                } else if checksums.refuse.load(Ordering::Relaxed)
+                    && let Some(header) = checksum_header(&request)
+                {
+                    checksums.refused.fetch_add(1, Ordering::Relaxed);
+                    let message = format!("Unsupported header '{header}' received for this API call.");
+                    Some(error_response(400, "InvalidArgument", &message))
+                } else {
+                    None
+                };
                 forward(request, client.clone(), upstream.clone(), seen.clone(), fault_state.clone(), refused)
             });
             let connection = http.serve_connection(TokioIo::new(socket), service).into_owned();
@@ -182,7 +221,14 @@ impl RecordingProxy {
                 let _ = connection.await;
             }
         })?;
-        Ok(RecordingProxy { endpoint: format!("http://{local}"), recorded, faults, rate, _server: server })
+        Ok(RecordingProxy {
+            endpoint: format!("http://{local}"),
+            recorded,
+            faults,
+            rate,
+            checksum_headers,
+            _server: server,
+        })
     }
 
     /// `http://127.0.0.1:PORT`: point the client here.
@@ -208,6 +254,17 @@ impl RecordingProxy {
         *rate = RateLimit { per_second, ..RateLimit::default() };
     }
 
+    /// Refuses every request with a checksum header (`400 InvalidArgument: Unsupported header
+    /// 'x-amz-checksum-crc32c' ...`, as Backblaze B2 answers), or stops refusing them.
+    pub fn refuse_checksum_headers(&self, refuse: bool) {
+        self.checksum_headers.refuse.store(refuse, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Requests refused for a checksum header so far.
+    pub fn refused_for_checksums(&self) -> u64 {
+        self.checksum_headers.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Requests refused by the rate limit so far.
     pub fn refused(&self) -> u64 {
         self.rate.lock().expect("rate limit").refused
@@ -219,9 +276,9 @@ impl RecordingProxy {
     }
 }
 
-fn error_response(status: u16, code: &str) -> Response<ProxyBody> {
+fn error_response(status: u16, code: &str, message: &str) -> Response<ProxyBody> {
     let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
     );
     Response::builder()
         .status(status)
@@ -236,7 +293,7 @@ async fn forward(
     upstream: hyper::Uri,
     seen: Arc<Mutex<Vec<RecordedRequest>>>,
     faults: Arc<Mutex<FaultState>>,
-    over_rate: bool,
+    refused: Option<Response<ProxyBody>>,
 ) -> Result<Response<ProxyBody>, BoxError> {
     let path = request.uri().path_and_query().map_or("/".to_string(), |p| p.as_str().to_string());
     seen.lock().expect("recorded requests").push(RecordedRequest {
@@ -255,15 +312,15 @@ async fn forward(
         && !path.contains("uploads");
     let ranged = request.headers().contains_key("range");
     let listing = request.method() == hyper::Method::GET && path.contains("list-type=2");
-    if over_rate {
+    if let Some(refusal) = refused {
         // Read first, as a server does, so the connection stays usable.
         let _ = request.body_mut().collect().await;
-        return Ok(error_response(503, "SlowDown"));
+        return Ok(refusal);
     }
     let fault = faults.lock().expect("fault state").pick(object_get, listing, ranged);
     match fault {
-        Some(Fault::InternalError) => return Ok(error_response(500, "InternalError")),
-        Some(Fault::SlowDown) => return Ok(error_response(503, "SlowDown")),
+        Some(Fault::InternalError) => return Ok(error_response(500, "InternalError", "injected by the test proxy")),
+        Some(Fault::SlowDown) => return Ok(error_response(503, "SlowDown", "injected by the test proxy")),
         Some(Fault::Reset) => return Err(BoxError::from("injected connection reset")),
         Some(Fault::Delay(pause)) => tokio::time::sleep(pause).await,
         _ => {}

@@ -2,7 +2,7 @@
 //! s3s-fs): trusted through each place a CA bundle can be named, and refused at once, with
 //! the reason and the fix, when it is not.
 
-use crate::common::{BUCKET, Fixture, haul, haul_with, write};
+use crate::common::{BUCKET, Fixture, bytes, haul, haul_with, write};
 
 #[test]
 fn an_untrusted_certificate_fails_at_once_with_its_reason_and_a_trusted_one_works() {
@@ -160,4 +160,57 @@ fn a_ca_bundle_that_cannot_be_used_is_refused_before_any_request_naming_where_it
     let out = haul(h.f.dir.path(), &["ls", "--ca-bundle", "empty.pem"]);
     out.expect_code(2);
     assert!(out.stderr.contains("holds no usable PEM certificate"), "{}", out.stderr);
+}
+
+/// Services that refuse checksum headers (B2 and others since the SDKs began sending them),
+/// stood for by a proxy that answers `400 InvalidArgument: Unsupported header ...` to any
+/// request carrying one: by default every write fails with the fix, `check` names it, and
+/// with `checksum: off` uploads (single and multipart), deletes and downloads all work, the
+/// bodies sent with Content-MD5 and the downloads still checked against the ETag's MD5.
+#[test]
+fn a_service_that_refuses_checksum_headers_works_with_checksum_off_and_downloads_stay_verified() {
+    const MIB: usize = 1024 * 1024;
+    for (server, f) in [("s3s-fs", Fixture::s3s_fs()), ("moto", Fixture::moto())] {
+        let big = bytes(12 * MIB, 7);
+        f.file("a.csv", b"small");
+        f.file("big.bin", &big);
+        f.put("data/stale.csv", b"only on the server");
+        let proxy = haul_testkit::RecordingProxy::start(&f.endpoint).unwrap();
+        proxy.refuse_checksum_headers(true);
+        let deletes = "  delete: true\n  max_delete: 5\n  retries: 0\n";
+
+        // Default (CRC32C): refused, each write said once with the fix, nothing retried.
+        let m = f.two_way_manifest(proxy.endpoint(), deletes);
+        let out = haul(f.dir.path(), &["apply", &m, "--only", "up", "--output", "json", "--quiet"]);
+        out.expect_code(1);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let failures = &report["transfers"][0]["failure_groups"];
+        let group = failures.as_array().unwrap().iter().find(|g| g["code"] == "ChecksumHeaderRefused");
+        let group = group.unwrap_or_else(|| panic!("{server}: {failures:#}"));
+        assert!(group["hint"].as_str().unwrap().contains("set `checksum: off` for this transfer"), "{group:#}");
+        let check = haul(f.dir.path(), &["check", &m, "--only", "up", "--output", "json"]);
+        let rows: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+        let write = rows.as_array().unwrap().iter().find(|row| row["status"] == "fail").expect("a failed check");
+        assert!(write["detail"].as_str().unwrap().contains("set `checksum: off`"), "{server}: {write:#}");
+
+        // `checksum: off`: everything moves, and no request carried a checksum header.
+        let (refused, earlier) = (proxy.refused_for_checksums(), proxy.requests().len());
+        let m = f.two_way_manifest(proxy.endpoint(), &format!("  checksum: off\n{deletes}"));
+        f.apply(&[&m, "--quiet"]).expect_code(0);
+        assert_eq!(proxy.refused_for_checksums(), refused, "{server}: a checksum header was sent");
+        assert_eq!(f.get("data/big.bin"), big, "{server}");
+        assert_eq!(f.keys(), ["data/a.csv", "data/big.bin"], "{server}: the stale object is deleted");
+        assert_eq!(std::fs::read(f.path("back/big.bin")).unwrap(), big, "{server}");
+        let puts: Vec<_> = proxy.requests().into_iter().skip(earlier).filter(|r| r.method == "PUT").collect();
+        let unchecked: Vec<_> = puts.iter().filter(|r| r.header("content-md5").is_none()).collect();
+        assert!(!puts.is_empty() && unchecked.is_empty(), "{server}: bodies without Content-MD5: {unchecked:#?}");
+
+        // The download of an object with no checksum but its ETag is still checked.
+        std::fs::remove_file(f.path("back/a.csv")).unwrap();
+        proxy.set_faults(&[haul_testkit::FaultRule::new(haul_testkit::Fault::FlipByte, 1, 100)]);
+        let out = haul(f.dir.path(), &["apply", &m, "--only", "down", "--output", "json", "--quiet"]);
+        out.expect_code(1);
+        assert!(out.stdout.contains("\"ChecksumMismatch\""), "{server}: {}", out.stdout);
+        assert!(!f.path("back/a.csv").exists(), "{server}: a damaged body was kept");
+    }
 }

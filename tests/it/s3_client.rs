@@ -31,6 +31,7 @@ fn target(endpoint: &str) -> S3Target {
         request_payer: false,
         retries: 2,
         ca_bundle: None,
+        checksum: Default::default(),
     }
 }
 
