@@ -397,9 +397,9 @@ pub struct SyncArgs {
     /// A canned ACL for what is written (`bucket-owner-full-control`).
     #[arg(long, value_name = "ACL", value_parser = ["private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read", "bucket-owner-read", "bucket-owner-full-control"])]
     pub acl: Option<String>,
-    /// The checksum header bodies written go with: `crc32c` (the default), or `off` for
-    /// services that refuse checksum headers (bodies then go with Content-MD5).
-    #[arg(long, value_name = "MODE", value_parser = ["crc32c", "off"])]
+    /// The checksum header bodies written go with: `crc32c` (the default), `crc64nvme`, or
+    /// `off` for services that refuse checksum headers (bodies then go with Content-MD5).
+    #[arg(long, value_name = "MODE", value_parser = ["crc32c", "crc64nvme", "off"])]
     pub checksum: Option<String>,
     /// Print the plan, as `haul plan` does, and move nothing.
     #[arg(long)]

@@ -390,9 +390,14 @@ async fn write_probe(
         .key(&key)
         .set_acl(options.acl.map(|acl| acl.as_str().into()))
         .set_tagging(options.tagging.clone())
-        .set_checksum_algorithm(
-            (checksum == crate::manifest::UploadChecksum::Crc32c)
-                .then_some(aws_sdk_s3::types::ChecksumAlgorithm::Crc32C),
+        .set_checksum_algorithm(match checksum {
+            crate::manifest::UploadChecksum::Crc32c => Some(aws_sdk_s3::types::ChecksumAlgorithm::Crc32C),
+            crate::manifest::UploadChecksum::Crc64nvme => Some(aws_sdk_s3::types::ChecksumAlgorithm::Crc64Nvme),
+            crate::manifest::UploadChecksum::Off => None,
+        })
+        .set_checksum_type(
+            (checksum == crate::manifest::UploadChecksum::Crc64nvme)
+                .then_some(aws_sdk_s3::types::ChecksumType::FullObject),
         )
         .send()
         .await;

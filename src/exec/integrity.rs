@@ -1,5 +1,6 @@
 //! What every body written goes with, so the server refuses one that arrives damaged: its
-//! CRC32C (`x-amz-checksum-crc32c`, stored with the object), or with `checksum: off`, for
+//! CRC32C (`x-amz-checksum-crc32c`, stored with the object; or CRC64NVME with `checksum:
+//! crc64nvme`), or with `checksum: off`, for
 //! services that refuse checksum headers, its MD5 (`Content-MD5`, the older header every
 //! S3-compatible service checks), which is also compared with the ETag the answer carries.
 
@@ -22,6 +23,7 @@ impl BodyCheck {
     pub fn algorithm(mode: UploadChecksum) -> Algorithm {
         match mode {
             UploadChecksum::Crc32c => Algorithm::Crc32c,
+            UploadChecksum::Crc64nvme => Algorithm::Crc64Nvme,
             UploadChecksum::Off => Algorithm::Md5,
         }
     }
@@ -38,6 +40,11 @@ impl BodyCheck {
     /// The `x-amz-checksum-crc32c` header's value, if this body goes with one.
     pub fn crc32c(&self) -> Option<String> {
         (self.algorithm == Algorithm::Crc32c).then(|| self.value.clone())
+    }
+
+    /// The `x-amz-checksum-crc64nvme` header's value, if this body goes with one.
+    pub fn crc64nvme(&self) -> Option<String> {
+        (self.algorithm == Algorithm::Crc64Nvme).then(|| self.value.clone())
     }
 
     /// The `Content-MD5` header's value (base64 of the digest), if this body goes with one.
@@ -77,12 +84,15 @@ pub fn kms(encryption: Option<&aws_sdk_s3::types::ServerSideEncryption>) -> bool
     matches!(encryption, Some(Sse::AwsKms | Sse::AwsKmsDsse))
 }
 
-/// Sets a body and its check on a write request (PutObject, UploadPart). A macro because the
+/// Sets a body's check on a write request (PutObject, UploadPart) or a completed part. A macro because the
 /// SDK's request builders share no trait.
 macro_rules! with_body_check {
     ($request:expr, $check:expr) => {{
         let check: &super::integrity::BodyCheck = $check;
-        $request.set_checksum_crc32_c(check.crc32c()).set_content_md5(check.content_md5())
+        $request
+            .set_checksum_crc32_c(check.crc32c())
+            .set_checksum_crc64_nvme(check.crc64nvme())
+            .set_content_md5(check.content_md5())
     }};
 }
 pub(super) use with_body_check;
@@ -105,7 +115,9 @@ mod tests {
         assert!(check.agrees_with(Some("\"00000000000000000000000000000000\""), true).is_ok());
 
         let check = BodyCheck::of_bytes(b"hello", UploadChecksum::Crc32c);
-        assert_eq!((check.crc32c().is_some(), check.content_md5()), (true, None));
+        assert_eq!((check.crc32c().is_some(), check.crc64nvme(), check.content_md5()), (true, None, None));
+        let check = BodyCheck::of_bytes(b"hello", UploadChecksum::Crc64nvme);
+        assert_eq!((check.crc32c(), check.crc64nvme().is_some(), check.content_md5()), (None, true, None));
         assert!(check.agrees_with(Some("\"00000000000000000000000000000000\""), false).is_ok());
     }
 }

@@ -1,12 +1,12 @@
 //! The multipart upload, one path for uploads and copies: how an object is cut into parts (at
-//! most 10,000), starting an upload with CRC32C checksums (or none: `checksum: off`), sending
+//! most 10,000), starting an upload with CRC32C checksums (a full-object CRC64NVME, or none, as `checksum` says), sending
 //! a part with its check as a plain header (servers such as Garage reject the SDK's
 //! streaming trailer), completing
 //! with the parts in order, and aborting (a failed upload leaves no parts costing money).
 
 use aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart};
 
 use super::integrity::{BodyCheck, with_body_check};
 use crate::manifest::UploadChecksum;
@@ -94,8 +94,18 @@ impl Multipart {
         checksum: UploadChecksum,
         configure: impl FnOnce(CreateMultipartUploadFluentBuilder) -> CreateMultipartUploadFluentBuilder,
     ) -> Result<Multipart, RequestFailure> {
-        let algorithm = (checksum == UploadChecksum::Crc32c).then_some(ChecksumAlgorithm::Crc32C);
-        let request = client.create_multipart_upload().bucket(bucket).key(key).set_checksum_algorithm(algorithm);
+        // CRC64NVME exists only as a full-object checksum: S3 refuses it as a composite one.
+        let (algorithm, kind) = match checksum {
+            UploadChecksum::Crc32c => (Some(ChecksumAlgorithm::Crc32C), None),
+            UploadChecksum::Crc64nvme => (Some(ChecksumAlgorithm::Crc64Nvme), Some(ChecksumType::FullObject)),
+            UploadChecksum::Off => (None, None),
+        };
+        let request = client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .set_checksum_algorithm(algorithm)
+            .set_checksum_type(kind);
         let created = configure(request).send().await.map_err(|err| request_failure(&err))?;
         let id = created.upload_id().unwrap_or_default();
         Ok(Multipart::existing(client, bucket, key, id))
@@ -125,6 +135,7 @@ impl Multipart {
             .part_number(number)
             .set_e_tag(answer.e_tag().map(str::to_string))
             .set_checksum_crc32_c(check.crc32c())
+            .set_checksum_crc64_nvme(check.crc64nvme())
             .build())
     }
 

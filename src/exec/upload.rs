@@ -288,13 +288,14 @@ async fn continuable(
     let listed = crate::listing::remote::uploaded_parts(&context.client, &context.job.bucket, key, upload_id)
         .await
         .map_err(|failure| format!("its parts cannot be listed ({})", failure.message))?;
-    // Its parts are completed as they were sent: with CRC32C, or (`checksum: off`) without.
-    // (Some servers do not say which algorithm an upload has.)
+    // Its parts are completed as they were sent: with the upload's algorithm, or (`checksum:
+    // off`) none. (Some servers do not say which algorithm an upload has.)
     let mode = context.job.target.checksum;
     match (mode, listed.checksum_algorithm.as_deref()) {
-        (UploadChecksum::Crc32c, Some("CRC32C") | None) | (UploadChecksum::Off, None) => {}
-        (UploadChecksum::Crc32c, Some(_)) => return Err("it was not started with CRC32C checksums".into()),
-        (UploadChecksum::Off, Some(_)) => return Err("it was started with checksums, and `checksum` is off".into()),
+        (UploadChecksum::Crc32c, Some("CRC32C") | None)
+        | (UploadChecksum::Crc64nvme, Some("CRC64NVME") | None)
+        | (UploadChecksum::Off, None) => {}
+        (_, Some(other)) => return Err(format!("it was started with {other} checksums, not as `checksum` says")),
     }
     let layout = PartLayout::new(source.version.size, context.job.part_size.0);
     let mut checks = Vec::with_capacity(listed.parts.len());
@@ -312,17 +313,16 @@ async fn continuable(
     let verified = super::blocking(move || {
         let mut done = Vec::with_capacity(checks.len());
         for (part, offset, length) in checks {
-            let sums = crate::checksum::checksums_of_range(
-                &file,
-                offset,
-                length,
-                &[Algorithm::Crc32c, Algorithm::Md5],
-                READ_CHUNK,
-            )
-            .map_err(|err| io_failure("cannot read the file", err))?;
-            let (crc32c, md5) = (&sums[0], &sums[1]);
-            let same = match (&part.crc32c, part.etag.as_ref().and_then(ETag::md5_hex)) {
-                (Some(listed), _) => listed == crc32c,
+            // The part's own checksum as the upload sends it, and its MD5 (the ETag's).
+            let algorithms = [BodyCheck::algorithm(mode), Algorithm::Md5];
+            let sums = crate::checksum::checksums_of_range(&file, offset, length, &algorithms, READ_CHUNK)
+                .map_err(|err| io_failure("cannot read the file", err))?;
+            let (check, md5) = (BodyCheck::new(mode, sums[0].clone()), &sums[1]);
+            let same = match (
+                part.crc32c.as_ref().filter(|_| check.crc32c().is_some()),
+                part.etag.as_ref().and_then(ETag::md5_hex),
+            ) {
+                (Some(listed), _) => Some(listed) == check.crc32c().as_ref(),
                 (None, Some(etag_md5)) => etag_md5.eq_ignore_ascii_case(md5),
                 _ => return Ok(Err(format!("part {} has no checksum haul can check", part.number))),
             };
@@ -335,7 +335,8 @@ async fn continuable(
             let completed = CompletedPart::builder()
                 .part_number(part.number)
                 .set_e_tag(part.etag.as_ref().map(ETag::quoted))
-                .set_checksum_crc32_c((mode == UploadChecksum::Crc32c).then(|| crc32c.clone()))
+                .set_checksum_crc32_c(check.crc32c())
+                .set_checksum_crc64_nvme(check.crc64nvme())
                 .build();
             done.push((completed, length));
         }
@@ -429,7 +430,7 @@ mod tests {
     fn a_file_shorter_than_the_upload_started_with_has_changed() {
         let mut file = tempfile::tempfile().unwrap();
         std::io::Write::write_all(&mut file, &[7; 1000]).unwrap();
-        for mode in [UploadChecksum::Crc32c, UploadChecksum::Off] {
+        for mode in [UploadChecksum::Crc32c, UploadChecksum::Crc64nvme, UploadChecksum::Off] {
             assert_eq!(checksum_of_range(&file, 0, 1000, mode).unwrap(), BodyCheck::of_bytes(&[7; 1000], mode));
         }
         let failure = checksum_of_range(&file, 0, 1001, UploadChecksum::Crc32c).unwrap_err();

@@ -78,7 +78,7 @@ pub struct CopyTo {
     pub path_style: Option<bool>,
     /// CA bundle (PEM) the destination's HTTPS certificate is checked against.
     pub ca_bundle: Option<String>,
-    /// The checksum header of the copies written (`crc32c` or `off`).
+    /// The checksum header of the copies written (`crc32c`, `crc64nvme` or `off`).
     pub checksum: Option<UploadChecksum>,
     /// Storage class of the copies.
     pub storage_class: Option<StorageClass>,
@@ -120,8 +120,9 @@ pub struct Settings {
     /// manifest's folder. Omitted: `AWS_CA_BUNDLE`, else the profile's `ca_bundle`, else the
     /// system's store.
     pub ca_bundle: Option<String>,
-    /// The checksum header every body written goes with: `crc32c` (the default) or `off` for
-    /// services that refuse checksum headers (then `Content-MD5`, which they check).
+    /// The checksum header every body written goes with: `crc32c` (the default), `crc64nvme`
+    /// (full-object checksums for multipart uploads too), or `off` for services that refuse
+    /// checksum headers (then `Content-MD5`, which they check).
     /// `haul check` says which one the endpoint takes.
     pub checksum: Option<UploadChecksum>,
     /// `requester`: you pay for requests and transfer on a requester-pays bucket.
@@ -268,6 +269,9 @@ pub enum UploadChecksum {
     /// `x-amz-checksum-crc32c` on every body and part, stored with the object.
     #[default]
     Crc32c,
+    /// `x-amz-checksum-crc64nvme` on every body and part; a multipart upload gets a
+    /// full-object CRC64NVME (S3's own default since 2025), not a composite one.
+    Crc64nvme,
     /// No `x-amz-checksum-*` header at all, for services that refuse them (Backblaze B2 and
     /// others since the SDKs began sending them): each body and part goes with `Content-MD5`
     /// instead, which the server checks, and its answer's ETag is compared with the MD5.
