@@ -25,6 +25,27 @@ fn an_untrusted_certificate_fails_at_once_with_its_reason_and_a_trusted_one_work
     let hint = transfer["hint"].as_str().unwrap();
     assert!(hint.contains("for a private CA, set `ca_bundle:` (this transfer, or `defaults`) to its"), "{hint}");
     assert!(h.front.connections() <= 2, "{} connections: the certificate error was retried", h.front.connections());
+    // The account commands say it the same way.
+    let endpoint = h.endpoint();
+    let whoami = haul_with(
+        h.f.dir.path(),
+        &[("SSL_CERT_FILE", "/nonexistent")],
+        &["whoami", "--endpoint", &endpoint, "--path-style", "--output", "json"],
+    );
+    let identity: serde_json::Value = serde_json::from_str(&whoami.stdout).unwrap();
+    let problems = identity["problems"].to_string();
+    assert!(problems.contains("the server's TLS certificate was refused: it is signed by an authority"), "{problems}");
+    let ls = haul_with(
+        h.f.dir.path(),
+        &[("SSL_CERT_FILE", "/nonexistent")],
+        &["ls", "--endpoint", &endpoint, "--path-style"],
+    );
+    ls.expect_code(1);
+    assert!(
+        ls.stderr.contains("TLS certificate was refused") && ls.stderr.contains("add `--ca-bundle`"),
+        "{}",
+        ls.stderr
+    );
 
     // Trusted through SSL_CERT_FILE (the system's store replaced, as OpenSSL does).
     let ca_file = h.ca_file.to_str().unwrap();
