@@ -325,7 +325,7 @@ async fn streamed(
     let request = with_manifest_properties!(with_storage!(request, &options), &options);
     let create_only = super::create_only(context);
     let answer = request.send().await.map_err(|err| super::created_meanwhile(request_failure(&err), create_only))?;
-    check.agrees_with(answer.e_tag(), super::integrity::kms(answer.server_side_encryption()))
+    check.agrees_with(answer.e_tag(), super::integrity::encrypted(answer.server_side_encryption()))
 }
 
 /// Ranged GETs (`If-Match` on the ETag) uploaded as parts, each with its CRC32C (or MD5). The ranges

@@ -280,8 +280,9 @@ async fn whole(
 }
 
 /// The MD5 a whole body is checked against when the server gave no checksum of its own (an
-/// object written without one, or a server that keeps none): the ETag, where it is one (a
-/// single-part object not encrypted with KMS or a customer's key).
+/// object written without one, or a server that keeps none): the ETag, where it is one and
+/// the object is stored unencrypted (an encrypted object's ETag is no MD5 with KMS on AWS, and
+/// on MinIO with any encryption: a false mismatch would fail every such download).
 fn etag_md5(response: &aws_sdk_s3::operation::get_object::GetObjectOutput) -> Option<String> {
     let checksums = [
         response.checksum_crc64_nvme(),
@@ -291,7 +292,7 @@ fn etag_md5(response: &aws_sdk_s3::operation::get_object::GetObjectOutput) -> Op
         response.checksum_sha1(),
     ];
     if checksums.iter().any(Option::is_some)
-        || super::integrity::kms(response.server_side_encryption())
+        || super::integrity::encrypted(response.server_side_encryption())
         || response.sse_customer_algorithm().is_some()
     {
         return None;

@@ -61,13 +61,15 @@ impl BodyCheck {
     }
 
     /// Whether the ETag a write was answered with agrees with the body sent: for an MD5 body,
-    /// an ETag that is an MD5 (not a KMS-encrypted object's, `encrypted_with_kms`) must be it.
-    /// A server that ignored `Content-MD5` and stored other bytes is caught here.
-    pub fn agrees_with(&self, etag: Option<&str>, encrypted_with_kms: bool) -> Result<(), RequestFailure> {
+    /// an ETag that is an MD5 must be it, unless the object is stored encrypted (`encrypted`:
+    /// the answer names any server-side encryption), whose ETag AWS makes no MD5 with KMS and
+    /// other servers (MinIO) make none at all. A server that ignored `Content-MD5` and stored
+    /// other bytes is caught here.
+    pub fn agrees_with(&self, etag: Option<&str>, encrypted: bool) -> Result<(), RequestFailure> {
         let Some(md5) = etag.map(crate::etag::ETag::new).and_then(|etag| etag.md5_hex().map(str::to_string)) else {
             return Ok(());
         };
-        if self.algorithm != Algorithm::Md5 || encrypted_with_kms || md5.eq_ignore_ascii_case(&self.value) {
+        if self.algorithm != Algorithm::Md5 || encrypted || md5.eq_ignore_ascii_case(&self.value) {
             return Ok(());
         }
         Err(RequestFailure::local(
@@ -78,10 +80,10 @@ impl BodyCheck {
     }
 }
 
-/// Whether a write's answer says the object is encrypted with KMS (whose ETag is no MD5).
-pub fn kms(encryption: Option<&aws_sdk_s3::types::ServerSideEncryption>) -> bool {
-    use aws_sdk_s3::types::ServerSideEncryption as Sse;
-    matches!(encryption, Some(Sse::AwsKms | Sse::AwsKmsDsse))
+/// Whether an answer says the object is stored with server-side encryption (any kind): its
+/// ETag is then not to be taken for the MD5 of its bytes.
+pub fn encrypted(encryption: Option<&aws_sdk_s3::types::ServerSideEncryption>) -> bool {
+    encryption.is_some()
 }
 
 /// Sets a body's check on a write request (PutObject, UploadPart) or a completed part. A macro because the
@@ -110,7 +112,7 @@ mod tests {
         assert!(check.agrees_with(Some("\"5d41402abc4b2a76b9719d911017c592\""), false).is_ok());
         let wrong = check.agrees_with(Some("\"00000000000000000000000000000000\""), false).unwrap_err();
         assert!(wrong.is(FailureCode::ChecksumMismatch) && wrong.transient, "{wrong:?}");
-        // Not an MD5: a multipart ETag, or a KMS-encrypted object's.
+        // Not an MD5: a multipart ETag, or an encrypted object's.
         assert!(check.agrees_with(Some("\"00000000000000000000000000000000-2\""), false).is_ok());
         assert!(check.agrees_with(Some("\"00000000000000000000000000000000\""), true).is_ok());
 

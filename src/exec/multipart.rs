@@ -130,7 +130,7 @@ impl Multipart {
             .content_length(length as i64)
             .body(body);
         let answer = with_body_check!(request, check).send().await.map_err(|err| request_failure(&err))?;
-        check.agrees_with(answer.e_tag(), super::integrity::kms(answer.server_side_encryption()))?;
+        check.agrees_with(answer.e_tag(), super::integrity::encrypted(answer.server_side_encryption()))?;
         Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(answer.e_tag().map(str::to_string))

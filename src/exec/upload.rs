@@ -202,7 +202,7 @@ async fn put(
         .send()
         .await
         .map_err(|err| super::created_meanwhile(source.explain(request_failure(&err)), create_only))?;
-    check.agrees_with(answer.e_tag(), super::integrity::kms(answer.server_side_encryption()))?;
+    check.agrees_with(answer.e_tag(), super::integrity::encrypted(answer.server_side_encryption()))?;
     progress.add(size);
     Ok(())
 }
