@@ -29,8 +29,7 @@ pub(super) fn resolve(parsed: ParsedSpec, base: &Path, at: &Moment, problems: &m
     let mut jobs = Vec::with_capacity(count);
     let mut destinations = Vec::with_capacity(count);
     let mut first_seen_names: HashMap<String, usize> = HashMap::with_capacity(count);
-    let mut filters = FilterCache::new();
-    let mut bundles = BundleCache::new();
+    let mut caches = Caches::default();
     for (index, transfer) in transfers.into_iter().flatten() {
         if let Some(&first) = first_seen_names.get(transfer.name.as_str()) {
             problems.push(
@@ -41,16 +40,7 @@ pub(super) fn resolve(parsed: ParsedSpec, base: &Path, at: &Moment, problems: &m
         } else {
             first_seen_names.insert(transfer.name.clone(), index);
         }
-        let mut check = TransferCheck {
-            index,
-            positions: &positions,
-            problems,
-            filters: &mut filters,
-            in_to: false,
-            at,
-            base,
-            bundles: &mut bundles,
-        };
+        let mut check = TransferCheck::new(index, &positions, problems, &mut caches, at, base);
         if let Some(job) = check.job(&transfer) {
             jobs.push((index, job));
         }
@@ -63,17 +53,7 @@ pub(super) fn resolve(parsed: ParsedSpec, base: &Path, at: &Moment, problems: &m
     drop(first_seen_names);
     // Transfers whose name, direction, bucket or local is wrong: their settings all the same.
     for (index, settings) in &unidentified {
-        let mut check = TransferCheck {
-            index: *index,
-            positions: &positions,
-            problems,
-            filters: &mut filters,
-            in_to: false,
-            at,
-            base,
-            bundles: &mut bundles,
-        };
-        check.settings_only(settings);
+        TransferCheck::new(*index, &positions, problems, &mut caches, at, base).settings_only(settings);
     }
     check_destinations(&destinations, &positions, problems);
     jobs.into_iter().map(|(_, job)| job).collect()
@@ -128,22 +108,40 @@ struct TransferCheck<'p, 'a> {
     index: usize,
     positions: &'p Positions<'a>,
     problems: &'p mut Vec<Problem>,
-    filters: &'p mut FilterCache,
+    caches: &'p mut Caches,
     /// Checking the keys under `to`: problems point at `to`'s own keys.
     in_to: bool,
     /// The moment dates in paths are expanded at, and ages measured from.
     at: &'p Moment,
     /// The manifest's folder: relative paths are read from there.
     base: &'p Path,
-    /// Each CA bundle named, read once: its problem, if it has one.
-    bundles: &'p mut BundleCache,
 }
 
-type BundleCache = HashMap<PathBuf, Option<String>>;
+/// A filter's include, exclude and extensions lists.
+type FilterLists = (Vec<String>, Vec<String>, Vec<String>);
 
-/// Filters by their three lists: a generated manifest (a transfer per customer or per day)
-/// repeats one filter thousands of times, and each copy would hold its own patterns.
-type FilterCache = HashMap<(Vec<String>, Vec<String>, Vec<String>), Filter>;
+/// What one check of a manifest works out once for all its transfers: a generated manifest (a
+/// transfer per customer or per day) repeats one filter, or one CA bundle, thousands of times.
+#[derive(Default)]
+struct Caches {
+    /// Filters by their three lists (each copy would hold its own patterns).
+    filters: HashMap<FilterLists, Filter>,
+    /// Each CA bundle named, read once: its problem, if it has one.
+    bundles: HashMap<PathBuf, Option<String>>,
+}
+
+impl<'p, 'a> TransferCheck<'p, 'a> {
+    fn new(
+        index: usize,
+        positions: &'p Positions<'a>,
+        problems: &'p mut Vec<Problem>,
+        caches: &'p mut Caches,
+        at: &'p Moment,
+        base: &'p Path,
+    ) -> Self {
+        TransferCheck { index, positions, problems, caches, in_to: false, at, base }
+    }
+}
 
 impl TransferCheck<'_, '_> {
     fn at(&self, key: &str) -> Option<Location> {
@@ -584,6 +582,7 @@ impl TransferCheck<'_, '_> {
             }
         };
         let problem = self
+            .caches
             .bundles
             .entry(path.clone())
             .or_insert_with(|| crate::ca_bundle::read(&path).err().map(|problem| problem.to_string()))
@@ -662,7 +661,7 @@ impl TransferCheck<'_, '_> {
         }
         let include = settings.include.clone().unwrap_or_default();
         let exclude = settings.exclude.clone().unwrap_or_default();
-        let compiled = match self.filters.entry((include.clone(), exclude.clone(), extensions.clone())) {
+        let compiled = match self.caches.filters.entry((include.clone(), exclude.clone(), extensions.clone())) {
             std::collections::hash_map::Entry::Occupied(known) => Ok(known.get().clone()),
             std::collections::hash_map::Entry::Vacant(new) => {
                 Filter::new(&include, &exclude, &extensions).map(|filter| new.insert(filter).clone())
