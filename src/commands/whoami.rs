@@ -21,8 +21,13 @@ pub(super) fn run(args: &WhoamiArgs, style: Style) -> Result<Exit, HaulError> {
             let loaded = load_with_warnings(path, &crate::manifest::Moment::now(), style)?;
             let mut distinct: Vec<S3Target> = Vec::new();
             for job in &loaded.jobs {
-                // Request payer and retries do not change who one is.
-                let target = S3Target { request_payer: false, retries: 3, ..job.target.clone() };
+                // Request payer, retries and the checksum header do not change who one is.
+                let target = S3Target {
+                    request_payer: false,
+                    retries: 3,
+                    checksum: crate::manifest::UploadChecksum::default(),
+                    ..job.target.clone()
+                };
                 if !distinct.contains(&target) {
                     distinct.push(target);
                 }

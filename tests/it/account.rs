@@ -41,14 +41,14 @@ fn whoami_names_the_source_masks_the_key_and_never_shows_the_secret() {
 fn whoami_reads_every_target_of_a_manifest() {
     let f = Fixture::moto();
     let text = format!(
-        "version: 1\ndefaults:\n  endpoint: {}\n  path_style: true\n  region: eu-west-1\ntransfers:\n  - name: a\n    direction: download\n    bucket: plan-test\n    local: ./a\n  - name: b\n    direction: download\n    bucket: plan-test\n    local: ./b\n    request_payer: requester\n",
+        "version: 1\ndefaults:\n  endpoint: {}\n  path_style: true\n  region: eu-west-1\ntransfers:\n  - name: a\n    direction: download\n    bucket: plan-test\n    local: ./a\n  - name: b\n    direction: download\n    bucket: plan-test\n    local: ./b\n    request_payer: requester\n    checksum: off\n",
         f.endpoint
     );
     write(f.dir.path(), "m.yaml", &text);
     let out = haul_with(f.dir.path(), &[], &["whoami", "--manifest", "m.yaml", "--output", "json"]);
     out.expect_code(0);
     let all: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    // Request payer does not change who one is: one distinct target.
+    // Request payer and the checksum header do not change who one is: one distinct target.
     assert_eq!(all.as_array().unwrap().len(), 1);
     assert_eq!(all[0]["region"], "eu-west-1");
     assert_eq!(all[0]["region_source"], "the manifest");
