@@ -94,7 +94,7 @@ pub async fn check_transfer(
     }
 
     // Which certificates HTTPS is checked against (a private CA's bundle, or the system's).
-    if !job.target.endpoint.as_deref().is_some_and(|endpoint| endpoint.starts_with("http://")) {
+    if !job.target.plain_http() {
         let trust = crate::s3::trust(&job.target).await;
         row("tls", Status::Ok, format!("certificates checked against {}", trust.describe(&job.target)));
     }
@@ -384,21 +384,15 @@ async fn write_probe(
         (None, None) => String::new(),
     };
     let how = format!("a multipart upload was started{with} and aborted; nothing was stored");
+    let (algorithm, kind) = crate::s3::multipart_checksum(checksum);
     let created = client
         .create_multipart_upload()
         .bucket(bucket)
         .key(&key)
         .set_acl(options.acl.map(|acl| acl.as_str().into()))
         .set_tagging(options.tagging.clone())
-        .set_checksum_algorithm(match checksum {
-            crate::manifest::UploadChecksum::Crc32c => Some(aws_sdk_s3::types::ChecksumAlgorithm::Crc32C),
-            crate::manifest::UploadChecksum::Crc64nvme => Some(aws_sdk_s3::types::ChecksumAlgorithm::Crc64Nvme),
-            crate::manifest::UploadChecksum::Off => None,
-        })
-        .set_checksum_type(
-            (checksum == crate::manifest::UploadChecksum::Crc64nvme)
-                .then_some(aws_sdk_s3::types::ChecksumType::FullObject),
-        )
+        .set_checksum_algorithm(algorithm)
+        .set_checksum_type(kind)
         .send()
         .await;
     let upload_id = match created {

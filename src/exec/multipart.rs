@@ -6,7 +6,7 @@
 
 use aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use super::integrity::{BodyCheck, with_body_check};
 use crate::manifest::UploadChecksum;
@@ -94,12 +94,7 @@ impl Multipart {
         checksum: UploadChecksum,
         configure: impl FnOnce(CreateMultipartUploadFluentBuilder) -> CreateMultipartUploadFluentBuilder,
     ) -> Result<Multipart, RequestFailure> {
-        // CRC64NVME exists only as a full-object checksum: S3 refuses it as a composite one.
-        let (algorithm, kind) = match checksum {
-            UploadChecksum::Crc32c => (Some(ChecksumAlgorithm::Crc32C), None),
-            UploadChecksum::Crc64nvme => (Some(ChecksumAlgorithm::Crc64Nvme), Some(ChecksumType::FullObject)),
-            UploadChecksum::Off => (None, None),
-        };
+        let (algorithm, kind) = crate::s3::multipart_checksum(checksum);
         let request = client
             .create_multipart_upload()
             .bucket(bucket)

@@ -63,6 +63,18 @@ pub struct S3Target {
     pub checksum: UploadChecksum,
 }
 
+impl S3Target {
+    /// Whether the endpoint is plain http: no TLS, so no certificate to check.
+    pub fn plain_http(&self) -> bool {
+        self.endpoint.as_deref().is_some_and(plain_http)
+    }
+}
+
+/// Whether `endpoint` is a plain-http URL (the scheme in any case).
+pub fn plain_http(endpoint: &str) -> bool {
+    endpoint.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+}
+
 /// The bucket a copy writes to, and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyDestination {

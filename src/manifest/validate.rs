@@ -596,7 +596,7 @@ impl TransferCheck<'_, '_> {
             );
             return None;
         }
-        if settings.endpoint.as_deref().is_some_and(|endpoint| endpoint.starts_with("http://")) {
+        if settings.endpoint.as_deref().is_some_and(super::plain_http) {
             let location = self.at("ca_bundle");
             self.warning(
                 location,

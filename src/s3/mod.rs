@@ -70,6 +70,21 @@ pub fn client_from(shared: &aws_config::SdkConfig, target: &S3Target) -> aws_sdk
     aws_sdk_s3::Client::from_conf(config.build())
 }
 
+/// The checksum algorithm and type a multipart upload is started with under `checksum` (the
+/// transfer's, and `check`'s probe of it): CRC64NVME exists only as a full-object checksum, S3
+/// refuses it as a composite one; `off` names none.
+pub fn multipart_checksum(
+    checksum: crate::manifest::UploadChecksum,
+) -> (Option<aws_sdk_s3::types::ChecksumAlgorithm>, Option<aws_sdk_s3::types::ChecksumType>) {
+    use crate::manifest::UploadChecksum;
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType};
+    match checksum {
+        UploadChecksum::Crc32c => (Some(ChecksumAlgorithm::Crc32C), None),
+        UploadChecksum::Crc64nvme => (Some(ChecksumAlgorithm::Crc64Nvme), Some(ChecksumType::FullObject)),
+        UploadChecksum::Off => (None, None),
+    }
+}
+
 /// An STS client for `target` (same credentials, region and endpoint as its S3 client).
 pub fn sts_client(shared: &aws_config::SdkConfig, target: &S3Target) -> aws_sdk_sts::Client {
     let mut config = aws_sdk_sts::config::Builder::from(shared).retry_classifier(tls::CertificateErrors);
@@ -118,8 +133,8 @@ struct NoChecksumHeaders;
 /// The placeholder that tells the SDK a checksum is already set (never sent).
 const PLACEHOLDER: &str = "x-amz-checksum-crc32";
 
+/// Header names arrive lowercase (the `http` crate keeps them so).
 fn is_checksum_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
     name.starts_with("x-amz-checksum-") || name == "x-amz-sdk-checksum-algorithm"
 }
 

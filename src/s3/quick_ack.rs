@@ -37,7 +37,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Whether `endpoint` is one this client serves: plain HTTP.
 pub fn serves(endpoint: &str) -> bool {
-    endpoint.get(..7).is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+    crate::manifest::plain_http(endpoint)
 }
 
 /// A client for one SDK client's requests; its connection pools live as long as it does.

@@ -47,7 +47,7 @@ pub enum Trust {
 impl Trust {
     /// For `whoami` and `check`: which certificates are trusted, and who said so.
     pub fn describe(&self, target: &S3Target) -> String {
-        if target.endpoint.as_deref().is_some_and(|endpoint| endpoint.starts_with("http://")) {
+        if target.plain_http() {
             return "none: the endpoint is plain http".into();
         }
         match self {
