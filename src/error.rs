@@ -64,8 +64,13 @@ pub enum HaulError {
     PlanFile { path: PathBuf, source: crate::plan::PlanFileError },
     #[error("`--only` applies to manifests; a saved plan is applied whole")]
     OnlyWithSavedPlan,
-    #[error("`--shard` applies to manifests; a saved plan carries the shard it was made for")]
-    ShardWithSavedPlan,
+    #[error("`--shard`: this plan was made for shard {planned} alone; only a plan of every key can be split")]
+    ShardWithSavedPlan { planned: crate::shard::Shard },
+    /// `apply PLAN --shard` on a plan whose later transfer reads what an earlier one writes.
+    #[error(
+        "`--shard`: transfer `{reader}` reads what transfer `{writer}` writes, and the shards of a saved plan run on their own, so `{reader}` could read objects another machine has not written yet; nothing was done"
+    )]
+    ShardedChain { writer: String, reader: String },
     #[error("`--at` applies to manifests; a saved plan keeps the time it was made for")]
     AtWithSavedPlan,
     #[error(transparent)]
@@ -195,9 +200,12 @@ impl HaulError {
             HaulError::OnlyWithSavedPlan => {
                 Some("make a plan of only those transfers: `haul plan MANIFEST --only NAME -o FILE`".into())
             }
-            HaulError::ShardWithSavedPlan => {
-                Some("make one plan per shard: `haul plan MANIFEST --shard I/N -o plan-{shard}.json`".into())
-            }
+            HaulError::ShardWithSavedPlan { planned } => Some(format!(
+                "apply it as it is (`haul apply PLAN`, as shard {planned}), or make one plan of every key (`haul plan MANIFEST -o PLAN`) and apply it with `--shard I/N` on each machine"
+            )),
+            HaulError::ShardedChain { writer, .. } => Some(format!(
+                "apply the plan whole on one machine, or make one plan of `{writer}` (`--only {writer}`), apply it in shards, then the rest"
+            )),
             HaulError::AtWithSavedPlan => {
                 Some("make a plan as of that time: `haul plan MANIFEST --at TIME -o FILE`".into())
             }
@@ -243,7 +251,8 @@ impl HaulError {
             HaulError::PlanFile { .. } | HaulError::OnlyWithSavedPlan | HaulError::BadS3Url { .. } => Exit::Invalid,
             HaulError::Trust(_) => Exit::Invalid,
             HaulError::SyncUsage { .. } => Exit::Invalid,
-            HaulError::ShardWithSavedPlan | HaulError::AtWithSavedPlan | HaulError::Shard(_) => Exit::Invalid,
+            HaulError::ShardWithSavedPlan { .. } | HaulError::AtWithSavedPlan | HaulError::Shard(_) => Exit::Invalid,
+            HaulError::ShardedChain { .. } => Exit::Invalid,
             HaulError::Request { .. } => Exit::Failure,
             HaulError::Lock(crate::lock::LockError::Held { .. }) => Exit::Locked,
             HaulError::Lock(crate::lock::LockError::Io { .. }) => Exit::Failure,

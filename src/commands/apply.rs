@@ -12,7 +12,7 @@ use crate::engine::{Engine, select_jobs};
 use crate::error::{Exit, HaulError};
 use crate::manifest;
 use crate::plan::ManifestRef;
-use crate::plan::saved::PlanHeader;
+use crate::plan::saved::{PlanHeader, ShardShare};
 use crate::progress::{Counters, ProgressMode, Ticker};
 use crate::render::Style;
 use crate::report::{RunReport, TransferReport};
@@ -87,13 +87,15 @@ fn apply(target: &Path, options: &mut ApplyOptions, style: Style) -> Result<Exit
         if !options.only.is_empty() {
             return Err(HaulError::OnlyWithSavedPlan);
         }
-        if options.shard.is_some() {
-            return Err(HaulError::ShardWithSavedPlan);
+        if let (Some(planned), Some(_)) = (header.shard, options.shard) {
+            return Err(HaulError::ShardWithSavedPlan { planned });
         }
         if options.at.is_some() {
             return Err(HaulError::AtWithSavedPlan);
         }
-        options.shard = header.shard;
+        // A plan of every key applied as one shard of it (`--shard`), or as the shard it
+        // was made for.
+        options.shard = options.shard.or(header.shard);
         options.manifest = header.manifest.path.clone();
         return apply_saved(target, header, options, style);
     }
@@ -147,7 +149,10 @@ fn apply_saved(path: &Path, header: PlanHeader, options: &ApplyOptions, style: S
         .collect::<Option<_>>()
         .ok_or_else(|| HaulError::ManifestChanged { path: manifest_path.clone() })?;
     let started = crate::plan::saved::now_seconds();
-    let saved = SavedPlan { path: path.to_path_buf(), jobs, created: header.created, started };
+    // A plan made for one shard holds that shard's actions alone; a plan of every key
+    // applied with `--shard` is split here.
+    let share = options.shard.filter(|_| header.shard.is_none()).map(|shard| ShardShare { shard });
+    let saved = SavedPlan { path: path.to_path_buf(), jobs, created: header.created, started, share };
     let mut engine = Engine::new()?;
     let copies = engine.check_saved(&saved)?;
     let run = Run::start(options);

@@ -9,11 +9,12 @@ use super::Engine;
 use super::planning::{Planned, plan_into};
 use crate::error::HaulError;
 use crate::exec::PlanningStopped;
+use crate::listing::sides::Place;
 use crate::listing::sides::with_sides;
 use crate::manifest::Job;
 use crate::plan::expected::{EarlierPlans, ExpectedWrites};
-use crate::plan::saved::{SavedTransfers, TransferActions, expect_begin};
-use crate::plan::{PlanFileError, StaleObject, Tally};
+use crate::plan::saved::{SavedTransfers, ShardShare, ShareTally, Side, TransferActions, expect_begin, stale_side};
+use crate::plan::{Fingerprint, PlanFileError, StaleObject, Tally};
 use crate::progress::Counters;
 use crate::report::TransferReport;
 use crate::shard::Shard;
@@ -78,6 +79,13 @@ impl Engine {
     /// plan was made (`HaulError::StalePlan`). The plan file is read as a stream.
     pub fn check_saved(&mut self, saved: &SavedPlan<'_>) -> Result<Vec<Tally>, HaulError> {
         self.connect(&saved.jobs)?;
+        if let Some(share) = saved.share {
+            let (copies, stale) = self.check_share(saved, share)?;
+            if !stale.is_empty() {
+                return Err(HaulError::StalePlan { objects: stale });
+            }
+            return Ok(copies);
+        }
         // A server found listing out of key order cuts the check of its transfer short (the
         // plan is read as a stream, once per pass): the pass starts over, and that server is
         // listed sorted from then on.
@@ -136,6 +144,56 @@ impl Engine {
         Ok(Ok((copies, stale)))
     }
 
+    /// The check of one shard's share of a saved plan: its actions' objects looked up one
+    /// by one on both sides (a HEAD, or a file's metadata), not listed, so the machines that
+    /// share one plan do not each list both sides whole. Returns each transfer's copy totals
+    /// (this shard's) and the objects that changed since the plan was made.
+    fn check_share(
+        &mut self,
+        saved: &SavedPlan<'_>,
+        share: ShardShare,
+    ) -> Result<(Vec<Tally>, Vec<StaleObject>), HaulError> {
+        let earlier = EarlierPlans::new(&saved.jobs);
+        let mut copies = Vec::new();
+        let mut stale = Vec::new();
+        let mut events = saved.read()?;
+        for (index, job) in saved.jobs.iter().copied().enumerate() {
+            expect_begin(&mut events, &job.name).map_err(|err| saved.damaged(err))?;
+            let mut actions = TransferActions::new(&mut events, false);
+            // A later transfer reads what this one writes: its shards would read objects
+            // other machines may not have written yet.
+            if let Some(reader) = earlier.first_reader_of(index).filter(|_| !actions.is_empty()) {
+                return Err(HaulError::ShardedChain {
+                    writer: job.name.clone(),
+                    reader: saved.jobs[reader].name.clone(),
+                });
+            }
+            let (client, to_client) = self.clients_for(job)?;
+            let (source, destination) = Place::of(job, &client, to_client.as_ref());
+            let mut tally = ShareTally::default();
+            loop {
+                let mut batch = Vec::with_capacity(LOOKUP_BATCH);
+                for action in actions.by_ref() {
+                    share.count(&mut tally, &job.name, &action);
+                    if share.owns(&job.name, &action) {
+                        batch.push(action);
+                        if batch.len() == LOOKUP_BATCH {
+                            break;
+                        }
+                    }
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                stale.extend(self.runtime.block_on(stale_in(&job.name, &batch, &source, &destination))?);
+            }
+            actions.finish().0.map_err(|err| saved.damaged(err))?;
+            copies.push(tally.copies());
+        }
+        stale.sort_by(|a, b| (&a.transfer, &a.key).cmp(&(&b.transfer, &b.key)));
+        Ok((copies, stale))
+    }
+
     /// The second pass: carries out a checked saved plan as it was saved. `copies`: each
     /// transfer's totals from `check_saved`.
     pub fn apply_saved(
@@ -162,11 +220,24 @@ impl Engine {
             // checked when it was made.
             execution.whole_plan(copies[index]);
             let mut actions = TransferActions::new(&mut events, false);
+            let mut tally = ShareTally::default();
             for action in &mut actions {
+                if let Some(share) = saved.share {
+                    share.count(&mut tally, &job.name, &action);
+                    if !share.owns(&job.name, &action) {
+                        continue;
+                    }
+                }
                 // A saved plan was decided from whole listings.
                 execution.push(action, false);
             }
-            let mut report = match actions.finish().0 {
+            let planned = actions.finish().0.map(|mut plan| {
+                if let Some(share) = saved.share {
+                    share.narrow(&mut plan, tally);
+                }
+                plan
+            });
+            let mut report = match planned {
                 Ok(plan) => execution.finish(Ok(&plan)),
                 Err(err) => execution.finish(Err(stopped_by(&saved.damaged(err)))),
             };
@@ -212,6 +283,9 @@ pub struct SavedPlan<'a> {
     pub created: i64,
     /// When this run started (seconds): deadlines count from it.
     pub started: i64,
+    /// The shard of the plan this run carries out (`apply PLAN --shard I/N` on a plan made
+    /// for every key); `None`: all of it.
+    pub share: Option<ShardShare>,
 }
 
 impl SavedPlan<'_> {
@@ -225,6 +299,50 @@ impl SavedPlan<'_> {
     fn damaged(&self, source: PlanFileError) -> HaulError {
         HaulError::PlanFile { path: self.path.clone(), source }
     }
+}
+
+/// Actions whose objects are looked up together, and lookups in flight: enough to fill a
+/// long round trip (128 in flight make 1,280 lookups a second at 100 ms).
+const LOOKUP_BATCH: usize = 1024;
+const LOOKUPS_IN_FLIGHT: usize = 128;
+
+/// The stale objects among `batch`'s: each action's source and destination looked up by the
+/// name it reads or writes, compared with what the plan saw.
+async fn stale_in(
+    transfer: &str,
+    batch: &[crate::plan::Action],
+    source: &Place<'_>,
+    destination: &Place<'_>,
+) -> Result<Vec<StaleObject>, HaulError> {
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    let lookups = batch.iter().flat_map(|action| [(Side::Source, action), (Side::Destination, action)]);
+    stream::iter(lookups)
+        .map(|(side, action)| async move {
+            let (place, name) = match side {
+                Side::Source => (source, action.source_name()),
+                Side::Destination => (destination, action.destination_name()),
+            };
+            let found = place.entry(name).await.map_err(|failure| HaulError::Request {
+                what: format!(
+                    "transfer `{transfer}`: cannot check `{}` at the {}",
+                    crate::text::printable(name),
+                    side.label()
+                ),
+                failure,
+            })?;
+            let now = found.as_ref().map(|entry| {
+                let mut now = Fingerprint::from(entry);
+                if place.has_whole_seconds() {
+                    now.mtime_ms = None;
+                }
+                now
+            });
+            Ok(stale_side(transfer, action, side, now))
+        })
+        .buffer_unordered(LOOKUPS_IN_FLIGHT)
+        .try_filter_map(|stale| async move { Ok(stale) })
+        .try_collect()
+        .await
 }
 
 /// Why a transfer stopped before its plan was whole, for its report (with the error's hint).

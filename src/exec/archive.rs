@@ -21,10 +21,7 @@ pub(super) async fn readable(context: &Context, action: &Action) -> Result<(), R
         Restore::None => {}
     }
     // Moved out of the archive since it was listed (a lifecycle rule, a copy in place).
-    let still_archived = head.storage_class().is_some_and(|class| {
-        use aws_sdk_s3::types::StorageClass;
-        matches!(class, StorageClass::Glacier | StorageClass::DeepArchive)
-    });
+    let still_archived = head.storage_class().is_some_and(crate::listing::remote::is_archived);
     if !still_archived {
         return Ok(());
     }

@@ -262,6 +262,23 @@ fn folder_id(meta: &Metadata) -> (u64, u64) {
     (meta.dev(), meta.ino())
 }
 
+/// The file stored as `name` under `root` as the walk lists it; `None` when there is no
+/// file there (nothing, a folder, a dangling link, or a link the walk does not follow).
+pub fn file_entry(root: &Path, name: &str, follow_symlinks: bool) -> std::io::Result<Option<Entry>> {
+    let Ok(path) = super::local_path(root, name) else { return Ok(None) };
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(meta) if meta.file_type().is_symlink() && !follow_symlinks => return Ok(None),
+        Ok(meta) if meta.file_type().is_symlink() => std::fs::metadata(&path),
+        found => found,
+    };
+    match meta {
+        Ok(meta) if meta.is_file() => Ok(Some(Entry::new(name, meta.len(), mtime_millis(&meta), None))),
+        Ok(_) => Ok(None),
+        Err(err) if matches!(err.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
 /// Milliseconds since the epoch, rounded down: S3's LastModified has no finer precision,
 /// so comparing finer would call every downloaded file changed.
 pub fn mtime_millis(meta: &Metadata) -> i64 {

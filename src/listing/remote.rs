@@ -362,6 +362,38 @@ impl RemoteListing {
     }
 }
 
+/// The object at `key`, named `name` under its prefix, as a HEAD request finds it; `None`
+/// when there is none. `Last-Modified` has whole seconds: the entry's time is the second's
+/// start.
+pub async fn head_entry(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    name: &str,
+) -> Result<Option<Entry>, crate::s3::RequestFailure> {
+    let head = match client.head_object().bucket(bucket).key(key).send().await {
+        Ok(head) => head,
+        Err(err) => {
+            let failure = crate::s3::request_failure(&err);
+            return match failure.status {
+                Some(404) => Ok(None),
+                _ => Err(failure),
+            };
+        }
+    };
+    let size = head.content_length().map_or(0, |length| length.max(0) as u64);
+    let mtime_ms = head.last_modified().map_or(0, millis);
+    let mut entry = Entry::new(name, size, mtime_ms, head.e_tag().map(ETag::new));
+    entry.archived = head.storage_class().is_some_and(is_archived);
+    Ok(Some(entry))
+}
+
+/// Whether an object stored in `class` (as a HEAD answers it) must be restored to be read.
+pub fn is_archived(class: &aws_sdk_s3::types::StorageClass) -> bool {
+    use aws_sdk_s3::types::StorageClass;
+    matches!(class, StorageClass::Glacier | StorageClass::DeepArchive)
+}
+
 /// S3's LastModified in milliseconds since the epoch (the precision listings carry).
 pub fn millis(time: &aws_smithy_types::DateTime) -> i64 {
     time.secs().saturating_mul(1000).saturating_add(i64::from(time.subsec_nanos() / 1_000_000))

@@ -12,10 +12,10 @@ use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use crate::listing::Item;
 use crate::listing::local::LocalWalk;
 use crate::listing::remote::{FolderListing, ListError};
 use crate::listing::sorted::SortedListing;
+use crate::listing::{Entry, Item};
 use crate::manifest::{Direction, Job, S3Target};
 
 /// Why a transfer's two sides could not be listed.
@@ -179,6 +179,62 @@ fn ended_whole<'a>(
         }
         next
     })
+}
+
+/// Where one side of a transfer keeps its objects: a local folder, or a bucket and prefix.
+/// Looks up one name at a time ([`Place::entry`]), for checks that touch a few objects of a
+/// side too large to list for them (a shard of a saved plan).
+pub enum Place<'a> {
+    Local { root: &'a std::path::Path, follow_symlinks: bool },
+    Remote { client: &'a aws_sdk_s3::Client, bucket: &'a str, prefix: &'a str },
+}
+
+impl<'a> Place<'a> {
+    /// The job's source and destination places, in its direction. `client` reaches the job's
+    /// bucket; `to_client` a copy's destination bucket.
+    pub fn of(
+        job: &'a Job,
+        client: &'a aws_sdk_s3::Client,
+        to_client: Option<&'a aws_sdk_s3::Client>,
+    ) -> (Place<'a>, Place<'a>) {
+        let bucket = Place::Remote { client, bucket: &job.bucket, prefix: &job.prefix };
+        let local = Place::Local { root: &job.local, follow_symlinks: job.follow_symlinks };
+        match (job.direction, &job.to, to_client) {
+            (Direction::Copy, Some(to), Some(to_client)) => {
+                (bucket, Place::Remote { client: to_client, bucket: &to.bucket, prefix: &to.prefix })
+            }
+            (Direction::Copy, ..) => unreachable!("a copy is looked up with its destination's client"),
+            (Direction::Upload, ..) => (local, bucket),
+            (Direction::Download, ..) => (bucket, local),
+        }
+    }
+
+    /// Whether its entries' times have whole seconds only (a HEAD's `Last-Modified`).
+    pub fn has_whole_seconds(&self) -> bool {
+        matches!(self, Place::Remote { .. })
+    }
+
+    /// The entry stored as `name` (relative to the place's root), as a listing would yield
+    /// it; `None` when there is none. A remote entry comes from a HEAD request, whose
+    /// `Last-Modified` has whole seconds: its time is the start of the second (a listing has
+    /// milliseconds), so compare such times by the second.
+    pub async fn entry(&self, name: &str) -> Result<Option<Entry>, crate::s3::RequestFailure> {
+        match self {
+            Place::Local { root, follow_symlinks } => {
+                let found = super::local::file_entry(root, name, *follow_symlinks);
+                found.map_err(|err| {
+                    crate::s3::RequestFailure::local(
+                        crate::s3::FailureCode::LocalIo,
+                        format!("cannot read the local file: {err}"),
+                        false,
+                    )
+                })
+            }
+            Place::Remote { client, bucket, prefix } => {
+                super::remote::head_entry(client, bucket, &format!("{prefix}{name}"), name).await
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -82,6 +82,14 @@ impl<'a> EarlierPlans<'a> {
         self.read_later[index]
     }
 
+    /// The first transfer after `index` that reads where it writes.
+    pub fn first_reader_of(&self, index: usize) -> Option<usize> {
+        if !self.read_later[index] {
+            return None;
+        }
+        (index + 1..self.jobs.len()).find(|&reader| self.writers.under_source_of(self.jobs[reader]).contains(&index))
+    }
+
     /// What the transfers before `index` will have written under its source.
     pub fn expected_for(&self, index: usize, written_at_ms: i64) -> ExpectedWrites {
         let job = self.jobs[index];

@@ -296,12 +296,17 @@ impl TransferPlan {
 
     /// The copies it plans (uploads, downloads or copies) and their bytes, from its totals.
     pub fn copies(&self) -> Tally {
-        let copies = self.by_action.iter().filter(|(kind, _)| !kind.is_delete());
-        copies.fold(Tally::default(), |all, (_, tally)| Tally {
-            objects: all.objects + tally.objects,
-            bytes: all.bytes + tally.bytes,
-        })
+        copies_in(&self.by_action)
     }
+}
+
+/// The copies (uploads, downloads or copies) among totals per action kind.
+pub fn copies_in(by_action: &BTreeMap<ActionKind, Tally>) -> Tally {
+    let copies = by_action.iter().filter(|(kind, _)| !kind.is_delete());
+    copies.fold(Tally::default(), |all, (_, tally)| Tally {
+        objects: all.objects + tally.objects,
+        bytes: all.bytes + tally.bytes,
+    })
 }
 
 /// The multipart uploads an interrupted run of a transfer left under its prefix: started

@@ -562,6 +562,15 @@ pub enum Side {
     Destination,
 }
 
+impl Side {
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Source => "source",
+            Side::Destination => "destination",
+        }
+    }
+}
+
 /// An object that is no longer as the plan saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StaleObject {
@@ -600,23 +609,31 @@ pub fn stale_objects(
     let mut stale = Vec::new();
     for action in actions {
         let sides = [
-            (Side::Source, &action.source, source.find(&action.key, action.source_name())),
-            (Side::Destination, &action.destination, destination.find(&action.key, action.destination_name())),
+            (Side::Source, source.find(&action.key, action.source_name())),
+            (Side::Destination, destination.find(&action.key, action.destination_name())),
         ];
-        for (side, planned, current) in sides {
-            let now = current.as_ref().map(Fingerprint::from);
-            if !same_state(planned.as_ref(), now.as_ref()) {
-                stale.push(StaleObject {
-                    transfer: transfer.to_string(),
-                    key: action.key.clone(),
-                    side,
-                    planned: planned.clone(),
-                    now,
-                });
-            }
+        for (side, current) in sides {
+            stale.extend(stale_side(transfer, &action, side, current.as_ref().map(Fingerprint::from)));
         }
     }
     stale
+}
+
+/// `action`'s `side` as a stale object, when what is there `now` (`None`: nothing) is not
+/// what the plan saw; else `None`. A `now` without milliseconds (from a HEAD request, whose
+/// time has whole seconds) is compared by the second.
+pub fn stale_side(transfer: &str, action: &super::Action, side: Side, now: Option<Fingerprint>) -> Option<StaleObject> {
+    let planned = match side {
+        Side::Source => &action.source,
+        Side::Destination => &action.destination,
+    };
+    (!same_state(planned.as_ref(), now.as_ref())).then(|| StaleObject {
+        transfer: transfer.to_string(),
+        key: action.key.clone(),
+        side,
+        planned: planned.clone(),
+        now,
+    })
 }
 
 /// Equal size and mtime, and equal ETags where both sides have one (a local file has none).
@@ -627,7 +644,7 @@ fn same_state(planned: Option<&Fingerprint>, now: Option<&Fingerprint>) -> bool 
             planned.size == now.size
                 && match (planned.mtime_ms, now.mtime_ms) {
                     (Some(a), Some(b)) => a == b,
-                    // A plan from before milliseconds were compared.
+                    // A plan from before milliseconds were compared, or a time from a HEAD.
                     _ => planned.mtime == now.mtime,
                 }
                 && match (&planned.etag, &now.etag) {
@@ -673,6 +690,81 @@ impl<I: Iterator<Item = Item>> Cursor<I> {
             self.key = Some(key.to_string());
         }
         self.group.iter().find(|entry| entry.stored() == stored).cloned()
+    }
+}
+
+/// One shard's share of a saved plan that several machines carry out together (`apply
+/// PLAN --shard I/N`): the actions of the keys it owns (the hash `--shard` uses on a
+/// manifest), and, counted, the other shards'.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardShare {
+    pub shard: crate::shard::Shard,
+}
+
+/// What one shard's share of a transfer of a saved plan adds up to, as its actions go by.
+#[derive(Debug, Default)]
+pub struct ShareTally {
+    by_action: std::collections::BTreeMap<super::ActionKind, super::Tally>,
+    by_reason: std::collections::BTreeMap<String, super::Tally>,
+    archived: super::Tally,
+    others: super::Tally,
+}
+
+impl ShardShare {
+    /// Whether `action` of transfer `transfer` is this shard's.
+    pub fn owns(&self, transfer: &str, action: &super::Action) -> bool {
+        self.shard.owns(transfer, &action.key)
+    }
+
+    /// Counts `action` (of this shard or another) into `tally`.
+    pub fn count(&self, tally: &mut ShareTally, transfer: &str, action: &super::Action) {
+        // A delete is counted by the bytes it removes, as the plan counts it by reason.
+        let bytes = match &action.destination {
+            Some(destination) if action.action.is_delete() => destination.size,
+            _ => action.size,
+        };
+        if !self.owns(transfer, action) {
+            tally.others.add(bytes);
+            return;
+        }
+        tally.by_action.entry(action.action).or_default().add(action.size);
+        tally.by_reason.entry(action.reason.slug().to_string()).or_default().add(bytes);
+        if action.source.as_ref().is_some_and(|source| source.archived) {
+            tally.archived.add(action.size);
+        }
+    }
+
+    /// `plan` (a transfer's totals as saved, for every key) narrowed to this shard: its
+    /// actions' totals, the other shards' actions counted as `other-shard`, and of what the
+    /// plan skipped, the keys this shard owns. Skips the plan only counted (unchanged,
+    /// filtered, ...) name no key: shard 0 reports them, so the shards' reports add up.
+    pub fn narrow(&self, plan: &mut TransferPlan, tally: ShareTally) {
+        let owned = |key: &str| self.shard.owns(&plan.name, &crate::listing::nfc(key));
+        let skipped = std::mem::take(&mut plan.skipped);
+        plan.skipped = skipped.into_iter().filter(|skip| owned(&skip.key)).collect();
+        let uploads = std::mem::take(&mut plan.unfinished_uploads);
+        plan.unfinished_uploads = uploads.into_iter().filter(|upload| owned(&upload.key)).collect();
+        let mut by_reason = tally.by_reason;
+        if self.shard.index == 0 {
+            let skips = plan.by_reason.iter().filter(|(slug, _)| !super::is_move_reason(slug));
+            by_reason.extend(skips.map(|(slug, tally)| (slug.clone(), *tally)));
+        }
+        if !tally.others.is_empty() {
+            let other_shard = by_reason.entry(super::skip_slug(&super::SkipKind::OtherShard).to_string()).or_default();
+            other_shard.objects += tally.others.objects;
+            other_shard.bytes += tally.others.bytes;
+        }
+        plan.by_reason = by_reason;
+        plan.by_action = tally.by_action;
+        plan.archived = tally.archived;
+        plan.shard = Some(self.shard);
+    }
+}
+
+impl ShareTally {
+    /// The copies (uploads, downloads, copies) of the shard's actions.
+    pub fn copies(&self) -> super::Tally {
+        super::copies_in(&self.by_action)
     }
 }
 
@@ -735,6 +827,63 @@ mod tests {
             resumed: Default::default(),
             archived: Default::default(),
         }
+    }
+
+    /// The shards of a saved plan split its actions: each action in exactly one share, the
+    /// others counted as `other-shard`, the plan's keyless skips reported by shard 0 alone.
+    #[test]
+    fn shares_of_a_saved_plan_add_up_to_it() {
+        let actions: Vec<Action> = (0..50)
+            .map(|n| action(&format!("k{n:02}"), Some(fp(10 + n, 1_000, Some("e"))), None))
+            .chain((0..10).map(|n| action(&format!("gone{n}"), None, Some(fp(7, 1_000, Some("e"))))))
+            .collect();
+        let mut whole = plan(vec![]);
+        whole.by_reason.insert("unchanged".into(), crate::plan::Tally { objects: 5, bytes: 50 });
+        whole.skipped.push(crate::plan::NotableSkip {
+            key: "k07".into(),
+            slug: "unsafe-key".into(),
+            reason: "x".into(),
+        });
+        let (mut copies, mut deletes, mut unchanged, mut skips) = (crate::plan::Tally::default(), 0, 0, 0);
+        for index in 0..3 {
+            let share = ShardShare { shard: crate::shard::Shard::new(index, 3).unwrap() };
+            let mut tally = ShareTally::default();
+            let mut owned = 0;
+            for action in &actions {
+                share.count(&mut tally, "t", action);
+                owned += u64::from(share.owns("t", action));
+            }
+            let share_copies = tally.copies();
+            copies.objects += share_copies.objects;
+            copies.bytes += share_copies.bytes;
+            let mut narrowed = whole.clone();
+            share.narrow(&mut narrowed, tally);
+            deletes += narrowed.deletes();
+            assert_eq!(narrowed.by_reason["other-shard"].objects, 60 - owned);
+            assert_eq!(narrowed.shard, Some(share.shard));
+            unchanged += narrowed.by_reason.get("unchanged").map_or(0, |tally| tally.objects);
+            skips += narrowed.skipped.len();
+        }
+        assert_eq!(copies.objects, 50);
+        assert_eq!(copies.bytes, (0..50).map(|n| 10 + n).sum::<u64>());
+        assert_eq!(deletes, 10);
+        assert_eq!(unchanged, 5, "counted once, by shard 0");
+        assert_eq!(skips, 1, "a notable skip goes with its key's shard");
+    }
+
+    /// A HEAD answers whole seconds: what the plan listed in milliseconds is unchanged when
+    /// its second is the same (and the size and ETag), changed when any differs.
+    #[test]
+    fn a_side_looked_up_with_whole_seconds_compares_by_the_second() {
+        let planned = action("a", Some(fp(3, 5_678, Some("e"))), None);
+        let head = |size, secs: i64, etag: &str| Fingerprint { mtime_ms: None, ..fp(size, secs * 1000, Some(etag)) };
+        assert_eq!(stale_side("t", &planned, Side::Source, Some(head(3, 5, "e"))), None);
+        assert!(stale_side("t", &planned, Side::Source, Some(head(3, 6, "e"))).is_some());
+        assert!(stale_side("t", &planned, Side::Source, Some(head(4, 5, "e"))).is_some());
+        assert!(stale_side("t", &planned, Side::Source, Some(head(3, 5, "f"))).is_some());
+        assert!(stale_side("t", &planned, Side::Source, None).is_some());
+        assert_eq!(stale_side("t", &planned, Side::Destination, None), None);
+        assert!(stale_side("t", &planned, Side::Destination, Some(head(3, 5, "e"))).is_some());
     }
 
     fn listing(entries: &[(&str, u64, i64, Option<&str>)]) -> Vec<Item> {

@@ -144,8 +144,111 @@ fn shard_auto_reads_the_batch_engines_and_says_what_is_missing() {
     // A saved plan carries its shard; applying it names it, and --shard on it is refused.
     f.plan(&[&m, "--shard", "0/1", "-o", "plan-{shard}.json"]).expect_code(0);
     assert_eq!(read_json(&f.path("plan-0-of-1.json"))["shard"], serde_json::json!({"index": 0, "count": 1}));
-    f.apply(&["plan-0-of-1.json", "--shard", "0/1"]).expect_code(2).expect_stderr(&["a saved plan carries the shard"]);
+    f.apply(&["plan-0-of-1.json", "--shard", "0/1"])
+        .expect_code(2)
+        .expect_stderr(&["this plan was made for shard 0/1 alone", "make one plan of every key"]);
     f.apply(&["plan-0-of-1.json", "--quiet"]).expect_code(0).expect_stdout(&["moved 1 object ", "(shard 0/1)"]);
+}
+
+/// The requests of each kind a proxy saw: `LIST` (ListObjectsV2), `HEAD`, or the method.
+fn request_kinds(proxy: &RecordingProxy) -> BTreeMap<String, usize> {
+    let mut kinds = BTreeMap::new();
+    for request in proxy.requests() {
+        let kind =
+            if request.method == "GET" && request.uri.contains("list-type=2") { "LIST" } else { &request.method };
+        *kinds.entry(kind.to_string()).or_default() += 1;
+    }
+    kinds
+}
+
+/// `plan -o PLAN` once, `apply PLAN --shard I/N` on each of N machines: every object of the
+/// plan is moved (or deleted) by exactly one shard, no shard lists either side (each looks up
+/// its own objects), a shard whose object changed since the plan refuses, and the others
+/// are not held up by it. On every server: the lookups must not depend on how one lists.
+#[test]
+fn a_saved_plan_applied_in_shards_moves_each_object_once_without_listing() {
+    for (server, f) in Fixture::every_server() {
+        for n in 0..60 {
+            f.file_written_earlier(&format!("d{}/f{n:02}.csv", n % 3), format!("file {n}").as_bytes());
+        }
+        let gone: Vec<String> = (0..30).map(|n| format!("gone/{n:02}.csv")).collect();
+        for key in &gone {
+            f.put(&format!("data/{key}"), b"old");
+        }
+        let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+        f.manifest("upload", "    delete: true\n    max_delete: 100\n");
+        let text = std::fs::read_to_string(f.path("m.yaml")).unwrap().replace(&f.endpoint, proxy.endpoint());
+        std::fs::write(f.path("m.yaml"), text).unwrap();
+        f.plan(&["m.yaml", "-o", "plan.json"]).expect_code(0);
+        let planned = read_json(&f.path("plan.json"));
+        assert_eq!(actions(&planned).len(), 90, "{server}");
+        let mine = |key: &str, index: u32| haul::shard::shard_of("t", key, 3) == index;
+
+        // Shard 1's file changes after the plan: shard 1 refuses, naming it; 0 and 2 go on.
+        let changed = (0..60).map(|n| format!("d{}/f{n:02}.csv", n % 3)).find(|key| mine(key, 1)).unwrap();
+        f.file(&changed, b"changed since the plan");
+        let mut moved = 0;
+        let mut deleted = 0;
+        let planning = request_kinds(&proxy);
+        assert!(planning.get("LIST").is_some_and(|&lists| lists > 0), "{server}: {planning:?}");
+        for index in [0u32, 2, 1] {
+            let out =
+                f.apply(&["plan.json", "--shard", &format!("{index}/3"), "--quiet", "--report", "r-{shard}.json"]);
+            let owned = actions(&planned).into_iter().filter(|(key, _)| mine(key, index)).count();
+            if index == 1 {
+                out.expect_code(4).expect_stderr(&["the saved plan is stale", &changed, "source"]);
+                continue;
+            }
+            out.expect_code(0);
+            let report = read_json(&f.path(&format!("r-{index}-of-3.json")));
+            assert_eq!(report["shard"], serde_json::json!({"index": index, "count": 3}), "{server}");
+            let transfer = &report["transfers"][0];
+            let (m, d) =
+                (transfer["moved"]["objects"].as_u64().unwrap(), transfer["deleted"]["objects"].as_u64().unwrap());
+            assert_eq!((m + d) as usize, owned, "{server}: shard {index}: {report:#}");
+            assert_eq!(transfer["skipped"]["other-shard"]["objects"], (90 - owned) as u64, "{server}: {report:#}");
+            moved += m;
+            deleted += d;
+        }
+        let kinds = request_kinds(&proxy);
+        assert_eq!(kinds.get("LIST"), planning.get("LIST"), "{server}: only `plan` lists: {kinds:?}");
+        // One HEAD per action at the destination (the sources are local files).
+        let heads = kinds.get("HEAD").copied().unwrap_or(0) - planning.get("HEAD").copied().unwrap_or(0);
+        assert!(heads >= 90, "{server}: each shard looks up its objects: {kinds:?}");
+
+        // Shard 1 again, once its plan is made anew: a plan of every key, split the same way.
+        f.plan(&["m.yaml", "-o", "plan.json"]).expect_code(0);
+        let out = f.apply(&["plan.json", "--shard", "1/3", "--quiet", "--output", "json"]);
+        out.expect_code(0);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        moved += report["transfers"][0]["moved"]["objects"].as_u64().unwrap();
+        deleted += report["transfers"][0]["deleted"]["objects"].as_u64().unwrap();
+        assert_eq!((moved, deleted), (60, 30), "{server}: each object moved or deleted once");
+        let mut expected: Vec<String> = (0..60).map(|n| format!("data/d{}/f{n:02}.csv", n % 3)).collect();
+        expected.sort();
+        let mut keys = f.keys();
+        keys.sort();
+        assert_eq!(keys, expected, "{server}");
+        assert_eq!(f.get(&format!("data/{changed}")), b"changed since the plan", "{server}");
+        f.plan(&["m.yaml", "--detailed-exitcode"]).expect_code(0);
+    }
+}
+
+/// A saved plan whose later transfer reads what an earlier one writes cannot be split: one
+/// machine's download would read what another machine has not uploaded yet. Refused before
+/// anything moves, with the way out; the same plan applied whole works.
+#[test]
+fn a_saved_plan_whose_transfers_chain_is_not_split_into_shards() {
+    let f = Fixture::s3s_fs();
+    f.file("a.csv", b"a");
+    let m = f.two_way_manifest(&f.endpoint, "");
+    f.plan(&[&m, "-o", "plan.json"]).expect_code(0);
+    f.apply(&["plan.json", "--shard", "0/2"])
+        .expect_code(2)
+        .expect_stderr(&["transfer `down` reads what transfer `up` writes", "--only up"]);
+    assert!(f.keys().is_empty(), "nothing moved");
+    f.apply(&["plan.json", "--quiet"]).expect_code(0);
+    assert_eq!(std::fs::read(f.path("back/a.csv")).unwrap(), b"a");
 }
 
 /// The samples of a metrics file, parsed by a Prometheus text-format parser, keyed by metric
