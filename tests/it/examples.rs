@@ -92,6 +92,84 @@ fn aws_batch_array_job_runs_the_manifest_as_shards() {
     assert_eq!(target, "/etc/haul/nightly.yaml");
 }
 
+/// Parses a `haul plan ... -o FILE` command line: the manifest and the saved plan's path.
+fn haul_plan(words: &[String]) -> (String, String) {
+    let cli = Cli::try_parse_from(words).unwrap_or_else(|e| panic!("haul rejects {words:?}:\n{e}"));
+    match cli.command {
+        Command::Plan(args) => (
+            args.run.manifest.to_string_lossy().into_owned(),
+            args.out.expect("the plan is saved: -o FILE").to_string_lossy().into_owned(),
+        ),
+        other => panic!("expected `haul plan`, got {other:?}"),
+    }
+}
+
+/// Plan once, apply in shards, on Kubernetes: the plan Job saves where the shards' Job reads,
+/// the shards' Job waits (suspended) and splits the plan with `--shard auto`, and both see the
+/// manifest at the path the plan names.
+#[test]
+fn kubernetes_plan_then_shards_splits_one_saved_plan() {
+    let docs = yaml_documents(&example("kubernetes/haul-plan-then-shards.yaml"));
+    let job = |name: &str| docs.iter().find(|d| d["kind"] == "Job" && d["metadata"]["name"] == name).unwrap();
+    let words = |job: &serde_json::Value| -> Vec<String> {
+        let container = &job["spec"]["template"]["spec"]["containers"][0];
+        let command = container["command"].as_array().unwrap().iter();
+        command.chain(container["args"].as_array().unwrap()).map(|w| w.as_str().unwrap().to_string()).collect()
+    };
+    let (plan, shards) = (job("haul-nightly-plan"), job("haul-nightly-shards"));
+    let (manifest, saved) = haul_plan(&words(plan));
+    let (target, shard, _) = haul_apply(&words(shards));
+    assert_eq!(target, saved, "the shards apply the plan the first Job saves");
+    assert_eq!(shard.as_deref(), Some("auto"));
+    assert_eq!(shards["spec"]["suspend"], "true", "started once the plan is saved");
+    assert_eq!(shards["spec"]["completionMode"], "Indexed");
+    let env = shards["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap();
+    let count = env.iter().find(|e| e["name"] == "HAUL_SHARD_COUNT").unwrap();
+    assert_eq!(count["value"], shards["spec"]["completions"]);
+    // The same manifest (the ConfigMap of haul-indexed-job.yaml) and volumes in both.
+    let indexed = yaml_documents(&example("kubernetes/haul-indexed-job.yaml"));
+    let config_map = indexed.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    assert_eq!(manifest, "/etc/haul/nightly.yaml");
+    for job in [plan, shards] {
+        let pod = &job["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["volumes"],
+            indexed.iter().find(|d| d["kind"] == "Job").unwrap()["spec"]["template"]["spec"]["volumes"]
+        );
+        assert_eq!(pod["volumes"][0]["configMap"]["name"], config_map["metadata"]["name"]);
+        assert_eq!(pod["containers"][0]["volumeMounts"][0]["mountPath"], "/etc/haul");
+    }
+}
+
+/// The same on AWS Batch: the script is valid shell, the plan job saves where the array job
+/// (which depends on it) reads, and every haul command in it is one haul accepts.
+#[test]
+fn aws_batch_plan_then_shards_splits_one_saved_plan() {
+    let path = repo_root().join("examples/aws-batch/plan-then-shards.sh");
+    let status = std::process::Command::new("sh").args(["-n", path.to_str().unwrap()]).status().unwrap();
+    assert!(status.success(), "sh -n rejects the script");
+    let script = example("aws-batch/plan-then-shards.sh").replace("\\\n", " ");
+    let commands: Vec<Vec<String>> = script
+        .lines()
+        .filter(|line| line.contains("--container-overrides"))
+        .map(|line| {
+            let json = line.split('\'').nth(1).expect("the overrides in single quotes");
+            let overrides: serde_json::Value = serde_json::from_str(json).unwrap();
+            overrides["command"].as_array().unwrap().iter().map(|w| w.as_str().unwrap().to_string()).collect()
+        })
+        .collect();
+    assert_eq!(commands.len(), 2, "{commands:?}");
+    let (manifest, saved) = haul_plan(&commands[0]);
+    let (target, shard, _) = haul_apply(&commands[1]);
+    assert_eq!(manifest, "/etc/haul/nightly.yaml");
+    assert_eq!(target, saved);
+    assert_eq!(shard.as_deref(), Some("auto"));
+    assert!(script.contains("--depends-on jobId=\"$plan_job\""), "the array waits for the plan");
+    assert!(script.contains("--array-properties size="), "an array job");
+    let definition: serde_json::Value = serde_json::from_str(&example("aws-batch/job-definition.json")).unwrap();
+    assert!(script.contains(&format!("--job-definition {}", definition["jobDefinitionName"].as_str().unwrap())));
+}
+
 #[test]
 fn slurm_array_script_runs_the_manifest_as_shards() {
     let script = example("slurm/haul-array.sbatch");
