@@ -289,6 +289,10 @@ fn listing_help(err: &crate::listing::remote::ListError) -> String {
             "these credentials may not list this prefix: check the profile and the bucket policy".into()
         }
         ListError::Request { failure, .. } => request_help(failure, SetIn::Manifest),
+        ListError::Lookup { failure, .. } if failure.code.as_deref() == Some("AccessDenied") => {
+            "`destination: head` reads each object with a HEAD request: these credentials need s3:GetObject on the destination (and s3:ListBucket, without which S3 answers 403 for a key that is not there)".into()
+        }
+        ListError::Lookup { failure, .. } => request_help(failure, SetIn::Manifest),
         ListError::OutOfOrder { .. } => "the server's listing is not in key order; report this server".into(),
         ListError::Sort { .. } => {
             "free space in the temp folder, or point TMPDIR at a folder with room (about 100 bytes per key)".into()

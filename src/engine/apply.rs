@@ -11,7 +11,7 @@ use crate::error::HaulError;
 use crate::exec::PlanningStopped;
 use crate::listing::sides::Place;
 use crate::listing::sides::with_sides;
-use crate::manifest::Job;
+use crate::manifest::{DestinationCheck, Job};
 use crate::plan::expected::{EarlierPlans, ExpectedWrites};
 use crate::plan::saved::{SavedTransfers, ShardShare, ShareTally, Side, TransferActions, expect_begin, stale_side};
 use crate::plan::{Fingerprint, PlanFileError, StaleObject, Tally};
@@ -115,13 +115,18 @@ impl Engine {
             // What the transfers before this one will write was planned in, as `plan` did.
             let expected = earlier.expected_for(index, saved.created * 1000);
             let mut actions = TransferActions::new(&mut events, earlier.keeps(index));
-            if !actions.is_empty() {
+            if job.destination == DestinationCheck::Head {
+                // Its destination is never listed: each action's objects are looked up.
+                stale.extend(self.stale_by_lookups(job, &mut actions, ShardShare::whole())?.1);
+            } else if !actions.is_empty() {
                 let mut listings = 0;
                 let (found, _) = with_sides(
                     job,
                     &client,
                     to_client.as_ref(),
                     self.runtime.handle(),
+                    // Looks nothing up: a destination read key by key is checked above.
+                    |_| false,
                     || {},
                     |source, destination, _| {
                         listings += 1;
@@ -168,30 +173,44 @@ impl Engine {
                     reader: saved.jobs[reader].name.clone(),
                 });
             }
-            let (client, to_client) = self.clients_for(job)?;
-            let (source, destination) = Place::of(job, &client, to_client.as_ref());
-            let mut tally = ShareTally::default();
-            loop {
-                let mut batch = Vec::with_capacity(LOOKUP_BATCH);
-                for action in actions.by_ref() {
-                    share.count(&mut tally, &job.name, &action);
-                    if share.owns(&job.name, &action) {
-                        batch.push(action);
-                        if batch.len() == LOOKUP_BATCH {
-                            break;
-                        }
-                    }
-                }
-                if batch.is_empty() {
-                    break;
-                }
-                stale.extend(self.runtime.block_on(stale_in(&job.name, &batch, &source, &destination))?);
-            }
+            let (tally, found) = self.stale_by_lookups(job, &mut actions, share)?;
+            stale.extend(found);
             actions.finish().0.map_err(|err| saved.damaged(err))?;
-            copies.push(tally.copies());
+            copies.push(tally);
         }
         stale.sort_by(|a, b| (&a.transfer, &a.key).cmp(&(&b.transfer, &b.key)));
         Ok((copies, stale))
+    }
+
+    /// The objects of `share`'s actions of `job` that changed since the plan, each looked up
+    /// on its own on both sides, and the share's copies.
+    fn stale_by_lookups(
+        &mut self,
+        job: &Job,
+        actions: &mut TransferActions<'_>,
+        share: ShardShare,
+    ) -> Result<(Tally, Vec<StaleObject>), HaulError> {
+        let (client, to_client) = self.clients_for(job)?;
+        let (source, destination) = Place::of(job, &client, to_client.as_ref());
+        let mut tally = ShareTally::default();
+        let mut stale = Vec::new();
+        loop {
+            let mut batch = Vec::with_capacity(LOOKUP_BATCH);
+            for action in actions.by_ref() {
+                share.count(&mut tally, &job.name, &action);
+                if share.owns(&job.name, &action) {
+                    batch.push(action);
+                    if batch.len() == LOOKUP_BATCH {
+                        break;
+                    }
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            stale.extend(self.runtime.block_on(stale_in(&job.name, &batch, &source, &destination))?);
+        }
+        Ok((tally.copies(), stale))
     }
 
     /// The second pass: carries out a checked saved plan as it was saved. `copies`: each
@@ -317,6 +336,12 @@ async fn stale_in(
     use futures_util::stream::{self, StreamExt, TryStreamExt};
     let lookups = batch.iter().flat_map(|action| [(Side::Source, action), (Side::Destination, action)]);
     stream::iter(lookups)
+        // A source an earlier transfer of the plan writes is not there yet: nothing to check.
+        .filter(|(side, action)| {
+            let written_earlier =
+                *side == Side::Source && action.source.as_ref().is_some_and(|s| s.written_by.is_some());
+            std::future::ready(!written_earlier)
+        })
         .map(|(side, action)| async move {
             let (place, name) = match side {
                 Side::Source => (source, action.source_name()),

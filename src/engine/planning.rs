@@ -137,8 +137,10 @@ pub fn plan_into(
     // Both closures hand over to `sink`, one at a time.
     let sink = std::cell::RefCell::new(sink);
     let listing_again = || (*sink.borrow_mut())(Planned::ListedAgain);
+    let rules = crate::plan::DiffRules::of(job, shard);
+    let wanted = |entry: &crate::listing::Entry| rules.considers(entry);
     let (planned, temp_files) =
-        with_sides(job, client, to_client, runtime, listing_again, |source, destination, pass| {
+        with_sides(job, client, to_client, runtime, wanted, listing_again, |source, destination, pass| {
             let sink = &mut *sink.borrow_mut();
             // What this pass continues (a second pass plans everything again).
             resumed = crate::plan::Tally::default();

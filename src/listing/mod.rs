@@ -73,6 +73,10 @@ pub enum SkipReason {
     /// A name whose NFC form equals another name's on the same side (NFC and NFD twins, or a
     /// folder of such a name): only one of a group of twins is synced (see `plan::diff`).
     SameNormalizedName,
+    /// Looked up by name at the destination (`destination: head`) and not there, or not
+    /// looked up (the source's key is not the transfer's to copy): holds the key's place in
+    /// a destination read in step with the source. Never reported.
+    NotLookedUpOrAbsent,
 }
 
 /// A listing's item: an entry to compare, or a skip to report.

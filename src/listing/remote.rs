@@ -158,6 +158,9 @@ pub enum ListError {
     OutOfOrder { previous: String, key: String },
     #[error("listing s3://{bucket}/{prefix} failed: {}", failure.message)]
     Request { bucket: String, prefix: String, failure: Box<crate::s3::RequestFailure> },
+    /// Looking one key up at a destination read key by key (`destination: head`) failed.
+    #[error("looking up `{name}` at the destination failed: {}", failure.message)]
+    Lookup { name: String, failure: Box<crate::s3::RequestFailure> },
     /// Sorting an out-of-order listing on disk failed (the temp folder full or unwritable).
     #[error("sorting the listing of s3://{bucket}/{prefix} in {} failed: {source}", folder.display())]
     Sort { bucket: String, prefix: String, folder: std::path::PathBuf, source: std::io::Error },

@@ -15,8 +15,8 @@ use std::sync::Mutex;
 use crate::listing::local::LocalWalk;
 use crate::listing::remote::{FolderListing, ListError};
 use crate::listing::sorted::SortedListing;
-use crate::listing::{Entry, Item};
-use crate::manifest::{Direction, Job, S3Target};
+use crate::listing::{Entry, Item, SkipReason, Skipped};
+use crate::manifest::{DestinationCheck, Direction, Job, S3Target};
 
 /// Why a transfer's two sides could not be listed.
 #[derive(Debug)]
@@ -81,12 +81,15 @@ fn remember_unordered(target: &S3Target, bucket: &str) {
 /// again for that second pass: whatever it decided in the first must not stand (see
 /// [`Pass`]). `listing_again` runs first, before either side is listed again (so what the
 /// first pass's copies wrote, once they end, is in the second listing). `client` reaches the
-/// job's bucket; `to_client` a copy's destination bucket.
+/// job's bucket; `to_client` a copy's destination bucket. With `destination: head` the
+/// destination is not listed: the source's keys that are `wanted` (the filter's and the
+/// shard's) are looked up there one by one.
 pub fn with_sides<T>(
     job: &Job,
     client: &aws_sdk_s3::Client,
     to_client: Option<&aws_sdk_s3::Client>,
     runtime: &tokio::runtime::Handle,
+    wanted: impl Fn(&Entry) -> bool,
     mut listing_again: impl FnMut(),
     mut consume: impl FnMut(&mut dyn Iterator<Item = Item>, &mut dyn Iterator<Item = Item>, &Pass) -> T,
 ) -> Result<(T, Vec<String>), SidesError> {
@@ -116,11 +119,33 @@ pub fn with_sides<T>(
             };
             listing
         };
-        // A download's destination is the local walk: whole and ordered from the start.
-        let pass = Pass { destination_listed: Cell::new(job.direction == Direction::Download) };
+        // A download's destination is the local walk: whole and ordered from the start. So is
+        // a destination looked up key by key: a key not found is absent.
+        let looked_up = job.destination == DestinationCheck::Head;
+        let pass = Pass { destination_listed: Cell::new(job.direction == Direction::Download || looked_up) };
         let listing_error = std::cell::RefCell::new(None);
         let keep = |item: Result<Item, ListError>| item.map_err(|err| *listing_error.borrow_mut() = Some(err)).ok();
         let (result, temp_files) = match (job.direction, &job.to, to_client) {
+            _ if looked_up => {
+                let (_, destination) = Place::of(job, client, to_client);
+                let mut local_source;
+                let mut remote_source;
+                let source: &mut dyn Iterator<Item = Item> = match job.direction {
+                    Direction::Upload => {
+                        local_source =
+                            LocalWalk::of_source(&job.local, job.follow_symlinks).map_err(SidesError::LocalFolder)?;
+                        &mut local_source
+                    }
+                    direction => {
+                        let check_keys = direction == Direction::Download;
+                        remote_source = listing(client, &job.bucket, &job.prefix, check_keys).map_while(keep);
+                        &mut remote_source
+                    }
+                };
+                let lookups = Lookups::new(source, &destination, runtime, &wanted, &listing_error);
+                let (mut source, mut destination) = lookups.sides();
+                (consume(&mut source, &mut destination, &pass), Vec::new())
+            }
             (Direction::Copy, Some(to), Some(to_client)) => {
                 // Both sides are buckets: keys are compared as S3 keeps them, none is a path.
                 let mut source = listing(client, &job.bucket, &job.prefix, false).map_while(keep);
@@ -162,6 +187,114 @@ pub fn with_sides<T>(
             None => return Ok((result, temp_files)),
         }
     }
+}
+
+/// A destination read in step with its source, key by key (`destination: head`): for each
+/// source item, the destination's entry of that name when there is one, else a skip that
+/// holds its place (see `plan::diff`, which passes such a skip once the source is there).
+/// Up to [`LOOKAHEAD`] lookups are in flight, in source order; a failed lookup ends both
+/// sides (recorded in `error`), so no key after it is decided without its lookup.
+struct Lookups<'a> {
+    source: &'a mut dyn Iterator<Item = Item>,
+    destination: &'a Place<'a>,
+    wanted: &'a dyn Fn(&Entry) -> bool,
+    /// Each source item with its destination's, in source order, up to [`LOOKAHEAD`].
+    pairs: futures_util::stream::FuturesOrdered<Pair<'a>>,
+    runtime: &'a tokio::runtime::Handle,
+    error: &'a std::cell::RefCell<Option<ListError>>,
+    /// Items read for one side and not yet taken by it: `[source, destination]`.
+    waiting: [std::collections::VecDeque<Item>; 2],
+    ended: bool,
+}
+
+type Pair<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(Item, Item), ListError>> + 'a>>;
+
+/// Lookups in flight at the destination of `destination: head`.
+const LOOKAHEAD: usize = 128;
+
+impl<'a> Lookups<'a> {
+    fn new(
+        source: &'a mut dyn Iterator<Item = Item>,
+        destination: &'a Place<'a>,
+        runtime: &'a tokio::runtime::Handle,
+        wanted: &'a dyn Fn(&Entry) -> bool,
+        error: &'a std::cell::RefCell<Option<ListError>>,
+    ) -> Self {
+        let pairs = futures_util::stream::FuturesOrdered::new();
+        Lookups { source, destination, wanted, pairs, runtime, error, waiting: Default::default(), ended: false }
+    }
+
+    /// Reads source items until [`LOOKAHEAD`] lookups are under way. Outside the runtime: a
+    /// remote source's listing blocks on it for its pages.
+    fn read_ahead(&mut self) {
+        while self.pairs.len() < LOOKAHEAD {
+            let Some(item) = self.source.next() else { break };
+            let destination = self.destination;
+            let pair: Pair<'a> = match &item {
+                Item::Entry(entry) if (self.wanted)(entry) => Box::pin(async move {
+                    let Item::Entry(entry) = &item else { unreachable!("matched above") };
+                    let found = destination.entry(entry.stored()).await.map_err(|failure| ListError::Lookup {
+                        name: entry.stored().to_string(),
+                        failure: Box::new(failure),
+                    })?;
+                    let looked_up = match found {
+                        Some(found) => Item::Entry(found),
+                        None => placeholder(&entry.key),
+                    };
+                    Ok((item, looked_up))
+                }),
+                Item::Entry(Entry { key, .. }) | Item::Skipped(Skipped { key, .. }) => {
+                    let looked_up = placeholder(key);
+                    Box::pin(std::future::ready(Ok((item, looked_up))))
+                }
+            };
+            self.pairs.push_back(pair);
+        }
+    }
+
+    /// The source and destination sides, each an iterator.
+    fn sides(self) -> (impl Iterator<Item = Item> + 'a, impl Iterator<Item = Item> + 'a) {
+        let shared = std::rc::Rc::new(std::cell::RefCell::new(self));
+        let side = |index: usize| {
+            let shared = shared.clone();
+            std::iter::from_fn(move || shared.borrow_mut().next_of(index))
+        };
+        (side(0), side(1))
+    }
+
+    fn next_of(&mut self, side: usize) -> Option<Item> {
+        if let Some(item) = self.waiting[side].pop_front() {
+            return Some(item);
+        }
+        if self.ended {
+            return None;
+        }
+        self.read_ahead();
+        use futures_util::StreamExt as _;
+        match self.runtime.block_on(self.pairs.next()) {
+            Some(Ok((source, destination))) => {
+                let mut pair = [Some(source), Some(destination)];
+                let other = pair[1 - side].take().expect("both are there");
+                self.waiting[1 - side].push_back(other);
+                pair[side].take()
+            }
+            Some(Err(err)) => {
+                *self.error.borrow_mut() = Some(err);
+                self.ended = true;
+                self.waiting = Default::default();
+                None
+            }
+            None => {
+                self.ended = true;
+                None
+            }
+        }
+    }
+}
+
+/// What stands for a key the destination has not (or was not asked about).
+fn placeholder(key: &str) -> Item {
+    Item::Skipped(Skipped { key: key.to_string(), reason: SkipReason::NotLookedUpOrAbsent })
 }
 
 /// `listing`, which sets `listed` when it ends without an error (whole, and in order: an

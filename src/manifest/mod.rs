@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 pub use dated::{Deadline, Moment};
 pub use model::{
-    Age, ArchivedObjects, Bandwidth, ByteSize, CannedAcl, CompareMode, Concurrency, CopyTo, Direction,
-    MANIFEST_VERSION, ManifestSpec, Overwrite, RequestPayer, RestoreTier, ServerSideEncryption, Settings, StorageClass,
-    TransferSpec, UploadChecksum, manifest_schema,
+    Age, ArchivedObjects, Bandwidth, ByteSize, CannedAcl, CompareMode, Concurrency, CopyTo, DestinationCheck,
+    Direction, MANIFEST_VERSION, ManifestSpec, Overwrite, RequestPayer, RestoreTier, ServerSideEncryption, Settings,
+    StorageClass, TransferSpec, UploadChecksum, manifest_schema,
 };
 pub use problem::{Location, Problem, Severity, SourceFile, line_starts};
 
@@ -146,6 +146,8 @@ pub struct Job {
     pub archived: Archived,
     /// When an existing destination object may be replaced.
     pub overwrite: Overwrite,
+    /// `destination`: listed whole, or looked up key by key.
+    pub destination: DestinationCheck,
     /// `properties`: what keys matching each pattern are written with, over `upload`.
     pub property_rules: Vec<PropertyRule>,
 }

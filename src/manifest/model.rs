@@ -185,6 +185,11 @@ pub struct Settings {
     /// written only if still absent: `If-None-Match: *`, a local file by a rename that never
     /// replaces), or `if_newer` (only by a source modified after it).
     pub overwrite: Option<Overwrite>,
+    /// How the destination's objects are found: `list` (the default: the destination is
+    /// listed whole, and can be deleted from), or `head` (each key the source has is looked
+    /// up on its own, a HEAD per object, or a file's metadata: for a small source into a
+    /// huge destination; no `delete`).
+    pub destination: Option<DestinationCheck>,
     /// A canned ACL for uploads and copies: `bucket-owner-full-control` (objects written into
     /// another account's bucket, so its owner can read them), `private`, `public-read`, ...
     pub acl: Option<CannedAcl>,
@@ -259,6 +264,18 @@ pub enum Overwrite {
     Never,
     /// Only by a source modified after the destination.
     IfNewer,
+}
+
+/// How a transfer finds what its destination has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DestinationCheck {
+    /// The destination is listed whole (one request per 1,000 objects).
+    #[default]
+    List,
+    /// Each key the source has is looked up at the destination (one request per key):
+    /// cheaper when the source holds far fewer keys than the destination.
+    Head,
 }
 
 /// The integrity header every body written goes with, which the server checks before it
@@ -701,6 +718,6 @@ mod tests {
         }
         let settings = &index.settings_keys;
         assert!(!settings.contains(&"bucket".to_string()));
-        assert_eq!(settings.len(), 41, "{settings:?}");
+        assert_eq!(settings.len(), 42, "{settings:?}");
     }
 }

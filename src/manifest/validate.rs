@@ -287,6 +287,7 @@ impl TransferCheck<'_, '_> {
             deadline,
             archived,
             overwrite: settings.overwrite.unwrap_or_default(),
+            destination: self.destination_check(settings, delete),
             property_rules,
         })
     }
@@ -725,6 +726,19 @@ impl TransferCheck<'_, '_> {
             );
         }
         value
+    }
+
+    /// `destination`: `head` finds only the keys the source has, so it cannot delete.
+    fn destination_check(&mut self, settings: &Settings, delete: bool) -> super::DestinationCheck {
+        let check = settings.destination.unwrap_or_default();
+        if check == super::DestinationCheck::Head && delete {
+            self.error(
+                "destination",
+                "`destination: head` cannot go with `delete: true`: it looks up only the keys the source has, so it never sees what the source no longer has",
+                "remove `delete: true`, or let the destination be listed (`destination: list`, the default)",
+            );
+        }
+        check
     }
 
     fn deletes(&mut self, settings: &Settings) -> (bool, Option<u64>) {

@@ -156,9 +156,33 @@ pub struct DiffRules<'a> {
     pub destination_is_local: bool,
 }
 
-impl DiffRules<'_> {
+impl<'a> DiffRules<'a> {
+    /// The rules of `job`'s transfer, for shard `shard` (every key when `None`).
+    pub fn of(job: &'a crate::manifest::Job, shard: Option<Shard>) -> Self {
+        use crate::manifest::{ArchivedObjects, Direction};
+        DiffRules {
+            compare: job.compare,
+            delete: job.delete,
+            filter: &job.filter,
+            window: job.window,
+            skip_archived: job.archived.mode == ArchivedObjects::Skip,
+            overwrite: job.overwrite,
+            shard: shard.map(|shard| (job.name.as_str(), shard)),
+            destination_is_local: job.direction == Direction::Download,
+        }
+    }
+
     fn owns(&self, key: &str) -> bool {
         self.shard.is_none_or(|(transfer, shard)| shard.owns(transfer, key))
+    }
+
+    /// Whether a source entry is one the transfer may copy, so what the destination has of it
+    /// matters: this shard's, inside the filter and the size and age window. (A destination
+    /// looked up key by key is asked about these alone.)
+    pub fn considers(&self, source: &Entry) -> bool {
+        self.owns(&source.key)
+            && self.filter.is_included(&source.key)
+            && self.window.outside(source.size, source.mtime_ms).is_none()
     }
 }
 
@@ -257,6 +281,8 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Iterator for Diff<'_, S
                 (Some(_), None) => Ordering::Less,
                 (None, Some(_)) => Ordering::Greater,
                 (Some(Item::Entry(s)), Some(Item::Entry(d))) => s.key.cmp(&d.key),
+                // A destination's skip after the source's key waits for the source to get there.
+                (Some(Item::Entry(_)), Some(Item::Skipped(_))) => Ordering::Less,
                 _ => unreachable!("skipped items were taken above"),
             };
             let source = (order != Ordering::Greater).then(|| self.take_source());
@@ -304,10 +330,18 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
     }
 
     /// Drops the next destination item when it never joins: a listing's skip, a key outside
-    /// the filter, another shard's key (never this shard's to delete).
+    /// the filter, another shard's key (never this shard's to delete). A skip is dropped once
+    /// the source has come to its key: a destination looked up key by key (`destination:
+    /// head`) has one item per source item, a skip where nothing is there, and is read in
+    /// step with the source, never ahead of it.
     fn pass_over_destination(&mut self) -> bool {
+        let source_key = match self.source.peek() {
+            Some(Item::Entry(entry)) => Some(entry.key.as_str()),
+            Some(Item::Skipped(skipped)) => Some(skipped.key.as_str()),
+            None => None,
+        };
         let drop = match self.destination.peek() {
-            Some(Item::Skipped(_)) => true,
+            Some(Item::Skipped(skipped)) => source_key.is_none_or(|key| skipped.key.as_str() <= key),
             Some(Item::Entry(entry)) => !self.rules.filter.is_included(&entry.key) || !self.rules.owns(&entry.key),
             None => false,
         };
@@ -549,6 +583,38 @@ mod tests {
                 Decision::Verify { source, .. } => format!("verify {}", source.key),
             })
             .collect()
+    }
+
+    /// A destination looked up key by key (`destination: head`) comes as one item per source
+    /// item, a skip where nothing is there; the merge reads it in step with the source, never
+    /// more than one item ahead (else it would hold source items without bound while it looks
+    /// for the next object there), and decides as with a listing.
+    #[test]
+    fn a_destination_read_in_step_with_the_source_is_never_read_ahead_of_it() {
+        use std::cell::Cell;
+        let keys: Vec<String> = (0..2_000).map(|n| format!("k{n:05}")).collect();
+        let (source_read, destination_read) = (Cell::new(0usize), Cell::new(0usize));
+        let source = keys.iter().map(|key| {
+            source_read.set(source_read.get() + 1);
+            entry(key, 1, 1_000)
+        });
+        // Every 100th key is at the destination (unchanged), the others are not.
+        let destination = keys.iter().map(|key| {
+            destination_read.set(destination_read.get() + 1);
+            assert!(destination_read.get() <= source_read.get() + 1, "read ahead of the source at {key}");
+            if key.ends_with("00") {
+                entry(key, 1, 1_000)
+            } else {
+                Item::Skipped(Skipped { key: key.clone(), reason: SkipReason::NotLookedUpOrAbsent })
+            }
+        });
+        let filter = Filter::everything();
+        let decisions: Vec<Decision> =
+            diff(source, destination, rules(&filter, CompareMode::SizeMtime, false)).collect();
+        let copies = decisions.iter().filter(|d| matches!(d, Decision::Copy { reason: Reason::New, .. })).count();
+        let unchanged =
+            decisions.iter().filter(|d| matches!(d, Decision::Skip { kind: SkipKind::Unchanged, .. })).count();
+        assert_eq!((copies, unchanged), (1_980, 20));
     }
 
     #[test]

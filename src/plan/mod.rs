@@ -445,16 +445,7 @@ pub fn plan_streamed(
         Direction::Copy => (ActionKind::Copy, ActionKind::DeleteRemote),
     };
     let mut plan = TransferPlan::empty(job, shard);
-    let rules = DiffRules {
-        compare: job.compare,
-        delete: job.delete,
-        filter: &job.filter,
-        window: job.window,
-        skip_archived: job.archived.mode == crate::manifest::ArchivedObjects::Skip,
-        overwrite: job.overwrite,
-        shard: shard.map(|shard| (job.name.as_str(), shard)),
-        destination_is_local: job.direction == Direction::Download,
-    };
+    let rules = DiffRules::of(job, shard);
     let mut recorder = Recorder { plan: &mut plan, sink, copy, delete };
     // Decisions wait here (in key order) while pairs in them are being verified.
     let mut pending: Vec<Decision> = Vec::new();
@@ -674,6 +665,8 @@ fn listing_skip_slug(reason: &SkipReason) -> &'static str {
         SkipReason::Unreadable(_) => "unreadable",
         SkipReason::NotAFile => "not-a-file",
         SkipReason::SameNormalizedName => "same-normalized-name",
+        // Only on a destination, whose skips are never reported.
+        SkipReason::NotLookedUpOrAbsent => "absent",
     }
 }
 
@@ -726,6 +719,7 @@ mod tests {
             deadline: None,
             archived: Default::default(),
             overwrite: Default::default(),
+            destination: Default::default(),
             property_rules: Vec::new(),
         }
     }

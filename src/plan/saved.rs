@@ -711,6 +711,11 @@ pub struct ShareTally {
 }
 
 impl ShardShare {
+    /// The one share of a plan applied whole.
+    pub fn whole() -> Self {
+        ShardShare { shard: crate::shard::Shard { index: 0, count: 1 } }
+    }
+
     /// Whether `action` of transfer `transfer` is this shard's.
     pub fn owns(&self, transfer: &str, action: &super::Action) -> bool {
         self.shard.owns(transfer, &action.key)

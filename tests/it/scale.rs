@@ -251,6 +251,84 @@ fn a_saved_plan_whose_transfers_chain_is_not_split_into_shards() {
     assert_eq!(std::fs::read(f.path("back/a.csv")).unwrap(), b"a");
 }
 
+/// `(action, key, reason)` of each planned action, in order.
+fn decisions(plan: &serde_json::Value) -> Vec<(String, String, String)> {
+    plan["transfers"][0]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let text = |field: &str| a[field].as_str().unwrap().to_string();
+            (text("action"), text("key"), text("reason"))
+        })
+        .collect()
+}
+
+/// `destination: head`, a few files into a prefix that holds many more: the plan is the plan a
+/// listing makes (the same actions, keys and reasons), the destination is not listed (no LIST
+/// reaches the server), each source key the filter takes is looked up once, and what it
+/// applies leaves nothing for a listed plan to do. Both ways: HEADs into a bucket, a file's
+/// metadata into a folder. On every server.
+#[test]
+fn destination_head_plans_what_a_listing_plans_without_listing_the_destination() {
+    for (server, f) in Fixture::every_server() {
+        for n in 0..250 {
+            f.put(&format!("data/bulk/{n:03}.csv"), b"bulk");
+        }
+        for n in 0..10 {
+            f.file_written_earlier(&format!("same/{n}.csv"), b"same");
+        }
+        for n in 0..5 {
+            f.file_written_earlier(&format!("changed/{n}.csv"), b"before");
+        }
+        let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+        let manifest = |name: &str, direction: &str, local: &str, destination: &str| {
+            let text = format!(
+                "version: 1\ndefaults:\n  endpoint: {}\n  path_style: true\n  region: us-east-1\ntransfers:\n  - name: t\n    direction: {direction}\n    bucket: {}\n    prefix: data/\n    local: {local}\n    extensions: [csv]\n    destination: {destination}\n",
+                proxy.endpoint(),
+                common::BUCKET
+            );
+            common::write(f.dir.path(), name, &text);
+        };
+        manifest("list.yaml", "upload", "./local", "list");
+        manifest("head.yaml", "upload", "./local", "head");
+        f.apply(&["list.yaml", "--quiet"]).expect_code(0);
+        for n in 0..5 {
+            f.file_written_earlier(&format!("changed/{n}.csv"), b"after, longer");
+            f.file_written_earlier(&format!("new/{n}.csv"), b"new");
+        }
+        f.file_written_earlier("notes.txt", b"not a csv");
+
+        let listed = f.json(&["list.yaml"]);
+        let before = request_kinds(&proxy);
+        let looked_up = f.json(&["head.yaml"]);
+        let after = request_kinds(&proxy);
+        let counted = |kind: &str| after.get(kind).copied().unwrap_or(0) - before.get(kind).copied().unwrap_or(0);
+        assert_eq!(decisions(&looked_up), decisions(&listed), "{server}");
+        assert_eq!(decisions(&looked_up).len(), 10, "{server}: {looked_up:#}");
+        assert_eq!(counted("LIST"), 0, "{server}: the destination was listed: {after:?}");
+        assert_eq!(counted("HEAD"), 20, "{server}: one HEAD per csv file: {after:?}");
+        assert_eq!(looked_up["transfers"][0]["by_reason"]["unchanged"]["objects"], 10, "{server}: {looked_up:#}");
+
+        f.apply(&["head.yaml", "--quiet"]).expect_code(0);
+        f.plan(&["list.yaml", "--detailed-exitcode"]).expect_code(0);
+        assert_eq!(f.get("data/changed/3.csv"), b"after, longer", "{server}");
+
+        // Down into a folder that has part of it: looked up by the files' metadata.
+        manifest("down-list.yaml", "download", "./back", "list");
+        manifest("down-head.yaml", "download", "./back", "head");
+        std::fs::create_dir_all(f.path("back/same")).unwrap();
+        std::fs::copy(f.path("local/same/1.csv"), f.path("back/same/1.csv")).unwrap();
+        let listed = f.json(&["down-list.yaml"]);
+        let looked_up = f.json(&["down-head.yaml"]);
+        assert_eq!(decisions(&looked_up), decisions(&listed), "{server}");
+        f.apply(&["down-head.yaml", "--quiet"]).expect_code(0);
+        f.plan(&["down-list.yaml", "--detailed-exitcode"]).expect_code(0);
+        f.plan(&["down-head.yaml", "--detailed-exitcode"]).expect_code(0);
+        assert_eq!(std::fs::read(f.path("back/bulk/007.csv")).unwrap(), b"bulk", "{server}");
+    }
+}
+
 /// The samples of a metrics file, parsed by a Prometheus text-format parser, keyed by metric
 /// name and the labels that vary (transfer, outcome).
 fn metrics(path: &std::path::Path) -> BTreeMap<String, f64> {

@@ -298,6 +298,24 @@ fn concurrency_and_sizes_are_range_checked() {
         .expect_stderr(&["`retries: 99` is out of range"]);
 }
 
+/// `destination: head` looks up only the source's keys, so it cannot find what to delete.
+#[test]
+fn destination_head_cannot_delete() {
+    check(&variant("local: ./data", "local: ./data\n    destination: head\n    delete: true\n    max_delete: 5"))
+        .expect_code(2)
+        .expect_stderr(&[
+            "`destination: head` cannot go with `delete: true`",
+            "[m.yaml:10:18]",
+            "remove `delete: true`",
+        ]);
+    check(&variant("local: ./data", "local: ./data\n    destination: head")).expect_code(0);
+    check(&variant("local: ./data", "local: ./data\n    destination: heads")).expect_code(2).expect_stderr(&[
+        "`destination`",
+        "list",
+        "head",
+    ]);
+}
+
 #[test]
 fn delete_needs_a_cap() {
     check(&variant("local: ./data", "local: ./data\n    delete: true")).expect_code(2).expect_stderr(&[
