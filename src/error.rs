@@ -294,8 +294,31 @@ fn listing_help(err: &crate::listing::remote::ListError) -> String {
         }
         ListError::Lookup { failure, .. } => request_help(failure, SetIn::Manifest),
         ListError::OutOfOrder { .. } => "the server's listing is not in key order; report this server".into(),
+        ListError::Inventory(err) => inventory_help(err),
         ListError::Sort { .. } => {
             "free space in the temp folder, or point TMPDIR at a folder with room (about 100 bytes per key)".into()
+        }
+    }
+}
+
+fn inventory_help(err: &crate::listing::inventory::InventoryError) -> String {
+    use crate::listing::inventory::InventoryError;
+    match err {
+        InventoryError::Request { failure, .. } => request_help(failure, SetIn::Manifest),
+        InventoryError::Unreadable { .. } => {
+            "point `listing.inventory` at a report S3 Inventory wrote, or remove `listing` to list the bucket".into()
+        }
+        InventoryError::NoReport { .. } => {
+            "check the folder (it holds one folder per report, named by its date), or name a report's manifest.json".into()
+        }
+        InventoryError::OtherBucket { .. } => {
+            "name a report of this transfer's bucket (an inventory configuration is per bucket)".into()
+        }
+        InventoryError::Format { .. } => {
+            "set the inventory configuration's output format to CSV or Parquet, or remove `listing` to list the bucket".into()
+        }
+        InventoryError::Stale { .. } => {
+            "wait for the next report, raise `max_age` if the objects do not change in between, or remove `listing` to list the bucket".into()
         }
     }
 }

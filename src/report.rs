@@ -656,6 +656,7 @@ mod tests {
             copy_method: None,
             resumed: Default::default(),
             archived: Default::default(),
+            inventories: Vec::new(),
         };
         let mut report = TransferReport::new(&plan);
         report.record_failure("a.json", ActionKind::Download, 5, failure("AccessDenied"), 1);

@@ -115,8 +115,10 @@ impl Engine {
             // What the transfers before this one will write was planned in, as `plan` did.
             let expected = earlier.expected_for(index, saved.created * 1000);
             let mut actions = TransferActions::new(&mut events, earlier.keeps(index));
-            if job.destination == DestinationCheck::Head {
-                // Its destination is never listed: each action's objects are looked up.
+            if checked_by_lookups(job) {
+                // A side is not listed (`destination: head`), or listed from an inventory
+                // report that does not see what changed since: each action's objects are
+                // looked up in the bucket itself.
                 stale.extend(self.stale_by_lookups(job, &mut actions, ShardShare::whole())?.1);
             } else if !actions.is_empty() {
                 let mut listings = 0;
@@ -318,6 +320,15 @@ impl SavedPlan<'_> {
     fn damaged(&self, source: PlanFileError) -> HaulError {
         HaulError::PlanFile { path: self.path.clone(), source }
     }
+}
+
+/// Whether a saved plan's transfer is checked object by object rather than against fresh
+/// listings: its destination is looked up key by key, or a side's listing is an S3 Inventory
+/// report (listing it again would read the same report, blind to what changed since).
+fn checked_by_lookups(job: &Job) -> bool {
+    job.destination == DestinationCheck::Head
+        || job.inventory.is_some()
+        || job.to.as_ref().is_some_and(|to| to.inventory.is_some())
 }
 
 /// Actions whose objects are looked up together, and lookups in flight: enough to fill a

@@ -171,7 +171,10 @@ pub fn plan_into(
             if !listed && pass.destination_listed() {
                 sink(Planned::DestinationListed);
             }
-            planned
+            planned.map(|mut plan| {
+                plan.inventories = pass.inventories();
+                plan
+            })
         })
         .map_err(|err| HaulError::sides(job, err))?;
     let mut plan = planned?;

@@ -40,6 +40,8 @@ pub enum Order {
 /// One reading of a transfer's two sides, as `consume` sees it.
 pub struct Pass {
     destination_listed: Cell<bool>,
+    /// The S3 Inventory reports that stood for a side's listing.
+    inventories: std::cell::RefCell<Vec<super::inventory::ReportUse>>,
 }
 
 impl Pass {
@@ -49,6 +51,11 @@ impl Pass {
     /// server may still list it, out of order.
     pub fn destination_listed(&self) -> bool {
         self.destination_listed.get()
+    }
+
+    /// The S3 Inventory reports read as listings so far (each when its listing started).
+    pub fn inventories(&self) -> Vec<super::inventory::ReportUse> {
+        self.inventories.borrow().clone()
     }
 }
 
@@ -107,22 +114,46 @@ pub fn with_sides<T>(
         let known = known_unordered(source_side.0, source_side.1)
             || destination_side.is_some_and(|(target, bucket)| known_unordered(target, bucket));
         let order = if known { Order::Sorted } else { Order::Streamed };
-        let listing = |client: &aws_sdk_s3::Client, bucket: &str, prefix: &str, check_keys: bool| {
-            let pages = std::sync::Arc::new(super::remote::S3Pages {
-                runtime: runtime.clone(),
-                client: client.clone(),
-                bucket: bucket.to_string(),
-            });
-            let listing: Box<dyn Iterator<Item = Result<Item, ListError>>> = match order {
-                Order::Streamed => Box::new(FolderListing::new(pages, prefix, check_keys)),
-                Order::Sorted => Box::new(SortedListing::new(pages, prefix, check_keys)),
-            };
-            listing
-        };
         // A download's destination is the local walk: whole and ordered from the start. So is
         // a destination looked up key by key: a key not found is absent.
         let looked_up = job.destination == DestinationCheck::Head;
-        let pass = Pass { destination_listed: Cell::new(job.direction == Direction::Download || looked_up) };
+        let pass = Pass {
+            destination_listed: Cell::new(job.direction == Direction::Download || looked_up),
+            inventories: Default::default(),
+        };
+        // The listing of `bucket` under `prefix`; from its S3 Inventory report when it has one
+        // (`side` names it in the plan), sorted on disk as the report's rows come in no order.
+        let listing = |client: &aws_sdk_s3::Client,
+                       bucket: &str,
+                       prefix: &str,
+                       check_keys: bool,
+                       (inventory, side): (Option<&crate::manifest::Inventory>, &str)| {
+            let listing: Box<dyn Iterator<Item = Result<Item, ListError>>> = match inventory {
+                Some(inventory) => {
+                    let now_ms = super::local::millis_since_epoch(std::time::SystemTime::now());
+                    match super::inventory::open(client, runtime, inventory, bucket, now_ms) {
+                        Ok(report) => {
+                            pass.inventories.borrow_mut().push(report.used(side, now_ms));
+                            let pages = report.pages(client, runtime, bucket);
+                            Box::new(SortedListing::new(pages, prefix, check_keys))
+                        }
+                        Err(err) => Box::new(std::iter::once(Err(ListError::Inventory(err)))),
+                    }
+                }
+                None => {
+                    let pages = std::sync::Arc::new(super::remote::S3Pages {
+                        runtime: runtime.clone(),
+                        client: client.clone(),
+                        bucket: bucket.to_string(),
+                    });
+                    match order {
+                        Order::Streamed => Box::new(FolderListing::new(pages, prefix, check_keys)),
+                        Order::Sorted => Box::new(SortedListing::new(pages, prefix, check_keys)),
+                    }
+                }
+            };
+            listing
+        };
         let listing_error = std::cell::RefCell::new(None);
         let keep = |item: Result<Item, ListError>| item.map_err(|err| *listing_error.borrow_mut() = Some(err)).ok();
         let (result, temp_files) = match (job.direction, &job.to, to_client) {
@@ -138,7 +169,9 @@ pub fn with_sides<T>(
                     }
                     direction => {
                         let check_keys = direction == Direction::Download;
-                        remote_source = listing(client, &job.bucket, &job.prefix, check_keys).map_while(keep);
+                        let inventory = (job.inventory.as_ref(), "source");
+                        remote_source =
+                            listing(client, &job.bucket, &job.prefix, check_keys, inventory).map_while(keep);
                         &mut remote_source
                     }
                 };
@@ -148,8 +181,11 @@ pub fn with_sides<T>(
             }
             (Direction::Copy, Some(to), Some(to_client)) => {
                 // Both sides are buckets: keys are compared as S3 keeps them, none is a path.
-                let mut source = listing(client, &job.bucket, &job.prefix, false).map_while(keep);
-                let destination = listing(to_client, &to.bucket, &to.prefix, false).map_while(keep);
+                let source_inventory = (job.inventory.as_ref(), "source");
+                let mut source = listing(client, &job.bucket, &job.prefix, false, source_inventory).map_while(keep);
+                let destination_inventory = (to.inventory.as_ref(), "destination");
+                let destination =
+                    listing(to_client, &to.bucket, &to.prefix, false, destination_inventory).map_while(keep);
                 let mut destination = ended_whole(destination, &listing_error, &pass.destination_listed);
                 (consume(&mut source, &mut destination, &pass), Vec::new())
             }
@@ -158,7 +194,9 @@ pub fn with_sides<T>(
                 let walk = if direction == Direction::Upload { LocalWalk::of_source } else { LocalWalk::new };
                 let mut local = walk(&job.local, job.follow_symlinks).map_err(SidesError::LocalFolder)?;
                 let check_keys = direction == Direction::Download;
-                let remote = listing(client, &job.bucket, &job.prefix, check_keys).map_while(keep);
+                let side = if direction == Direction::Upload { "destination" } else { "source" };
+                let inventory = (job.inventory.as_ref(), side);
+                let remote = listing(client, &job.bucket, &job.prefix, check_keys, inventory).map_while(keep);
                 let result = match direction {
                     Direction::Upload => {
                         let mut remote = ended_whole(remote, &listing_error, &pass.destination_listed);

@@ -82,6 +82,28 @@ pub struct CopyDestination {
     /// Empty (the bucket's root) or ending in `/`.
     pub prefix: String,
     pub target: S3Target,
+    /// `to.listing`: the destination bucket's listing from an S3 Inventory report.
+    pub inventory: Option<Inventory>,
+}
+
+/// An S3 Inventory report that stands for a bucket's listing (`listing: {inventory: ...}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    /// Where the report is: the bucket the reports are delivered to, and the key of one
+    /// report's `manifest.json`, or a configuration's folder (ending in `/`).
+    pub bucket: String,
+    pub key: String,
+    /// The oldest report a plan may use.
+    pub max_age: std::time::Duration,
+}
+
+impl Inventory {
+    /// A report older than this stops the plan, unless `max_age` says otherwise.
+    pub const DEFAULT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(48 * 3600);
+
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
 }
 
 /// How uploads (and copies) are stored.
@@ -148,6 +170,8 @@ pub struct Job {
     pub overwrite: Overwrite,
     /// `destination`: listed whole, or looked up key by key.
     pub destination: DestinationCheck,
+    /// `listing`: the listing of `bucket` from an S3 Inventory report.
+    pub inventory: Option<Inventory>,
     /// `properties`: what keys matching each pattern are written with, over `upload`.
     pub property_rules: Vec<PropertyRule>,
 }

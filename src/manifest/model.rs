@@ -80,6 +80,8 @@ pub struct CopyTo {
     pub ca_bundle: Option<String>,
     /// The checksum header of the copies written (`crc32c`, `crc64nvme` or `off`).
     pub checksum: Option<UploadChecksum>,
+    /// The destination bucket's listing from an S3 Inventory report: `{inventory: s3://...}`.
+    pub listing: Option<ListingSource>,
     /// Storage class of the copies.
     pub storage_class: Option<StorageClass>,
     /// Server-side encryption of the copies.
@@ -185,6 +187,10 @@ pub struct Settings {
     /// written only if still absent: `If-None-Match: *`, a local file by a rename that never
     /// replaces), or `if_newer` (only by a source modified after it).
     pub overwrite: Option<Overwrite>,
+    /// Where the bucket's listing comes from instead of ListObjectsV2: `{inventory:
+    /// s3://inventory-bucket/path/manifest.json}`, an S3 Inventory report of the transfer's
+    /// `bucket` (in `to:`, of the copy's destination bucket).
+    pub listing: Option<ListingSource>,
     /// How the destination's objects are found: `list` (the default: the destination is
     /// listed whole, and can be deleted from), or `head` (each key the source has is looked
     /// up on its own, a HEAD per object, or a file's metadata: for a small source into a
@@ -264,6 +270,20 @@ pub enum Overwrite {
     Never,
     /// Only by a source modified after the destination.
     IfNewer,
+}
+
+/// Where a bucket's listing comes from, when not from ListObjectsV2.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListingSource {
+    /// An S3 Inventory report of the bucket (CSV or Parquet): the `manifest.json` of one
+    /// report (`s3://inventory-bucket/path/BUCKET/CONFIG/2026-12-01T01-00Z/manifest.json`), or
+    /// the folder of a configuration's reports (`s3://inventory-bucket/path/BUCKET/CONFIG/`),
+    /// whose newest report is read.
+    pub inventory: String,
+    /// The oldest report a plan may use (`48h` unless set): objects changed since the report
+    /// are not seen, so an older one stops the transfer.
+    pub max_age: Option<Age>,
 }
 
 /// How a transfer finds what its destination has.
@@ -718,6 +738,6 @@ mod tests {
         }
         let settings = &index.settings_keys;
         assert!(!settings.contains(&"bucket".to_string()));
-        assert_eq!(settings.len(), 42, "{settings:?}");
+        assert_eq!(settings.len(), 43, "{settings:?}");
     }
 }

@@ -288,6 +288,7 @@ impl TransferCheck<'_, '_> {
             archived,
             overwrite: settings.overwrite.unwrap_or_default(),
             destination: self.destination_check(settings, delete),
+            inventory: self.inventory(settings.listing.as_ref()),
             property_rules,
         })
     }
@@ -470,8 +471,40 @@ impl TransferCheck<'_, '_> {
             ..Settings::default()
         };
         let target = self.target(&merged);
+        let inventory = self.inventory(to.listing.as_ref());
         self.in_to = false;
-        CopyDestination { bucket: to.bucket.clone(), prefix, target }
+        CopyDestination { bucket: to.bucket.clone(), prefix, target, inventory }
+    }
+
+    /// `listing: {inventory: s3://bucket/key, max_age}`.
+    fn inventory(&mut self, listing: Option<&super::model::ListingSource>) -> Option<super::Inventory> {
+        let listing = listing?;
+        let url = listing.inventory.trim();
+        let parts = url.strip_prefix("s3://").and_then(|rest| rest.split_once('/'));
+        let Some((bucket, key)) = parts.filter(|(bucket, key)| !bucket.is_empty() && !key.is_empty()) else {
+            self.error(
+                "listing",
+                format!("`inventory: {url}` is not the S3 URL of an inventory report"),
+                "write the URL of a report's manifest.json (`s3://inventory-bucket/path/BUCKET/CONFIG/2026-12-01T01-00Z/manifest.json`) or of a configuration's folder, ending in `/`",
+            );
+            return None;
+        };
+        if !(key.ends_with('/') || key.ends_with("manifest.json")) {
+            self.error(
+                "listing",
+                format!("`inventory: {url}` names neither a report's manifest.json nor a folder"),
+                "end it with `/manifest.json` (one report) or `/` (the newest report of a configuration)",
+            );
+        }
+        let max_age = listing.max_age.map_or(super::Inventory::DEFAULT_MAX_AGE, |age| age.0);
+        if max_age.is_zero() {
+            self.error(
+                "listing",
+                "`max_age: 0` accepts no report",
+                "set how old a report may be, such as `max_age: 30h`",
+            );
+        }
+        Some(super::Inventory { bucket: bucket.to_string(), key: key.to_string(), max_age })
     }
 
     fn error_count(&self) -> usize {

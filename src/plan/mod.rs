@@ -205,6 +205,10 @@ pub struct TransferPlan {
     /// restored and, per `archived`, fails or asks to restore the others.
     #[serde(default, skip_serializing_if = "Tally::is_empty")]
     pub archived: Tally,
+    /// The S3 Inventory reports that stood for a side's listing (`listing: {inventory}`):
+    /// objects changed since a report was made are not in this plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventories: Vec<crate::listing::inventory::ReportUse>,
 }
 
 /// The bucket and prefix a copy writes to.
@@ -269,6 +273,7 @@ impl TransferPlan {
             copy_method: job.to.as_ref().map(|to| CopyMethod::between(&job.target, &to.target)),
             resumed: Tally::default(),
             archived: Tally::default(),
+            inventories: Vec::new(),
         }
     }
 
@@ -720,6 +725,7 @@ mod tests {
             archived: Default::default(),
             overwrite: Default::default(),
             destination: Default::default(),
+            inventory: None,
             property_rules: Vec::new(),
         }
     }

@@ -81,6 +81,16 @@ impl Table {
             self.rows.push(["skip".into(), "-".into(), printable(&skip.key), skip.reason.clone()]);
         }
         self.flush(out)?;
+        for used in &plan.inventories {
+            let age = humantime::format_duration(std::time::Duration::from_secs(used.age_seconds / 60 * 60));
+            writeln!(
+                out,
+                "  {} listed from the S3 Inventory report {} made {} ({age} before this plan): objects changed since are not in it",
+                used.side,
+                printable(&used.report),
+                used.created
+            )?;
+        }
         writeln!(out, "  {}", summary_line(plan))
     }
 

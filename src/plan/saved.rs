@@ -831,6 +831,7 @@ mod tests {
             copy_method: None,
             resumed: Default::default(),
             archived: Default::default(),
+            inventories: Vec::new(),
         }
     }
 

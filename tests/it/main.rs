@@ -11,6 +11,7 @@ mod copy;
 mod examples;
 mod fuzz_manifest;
 mod import;
+mod inventory;
 mod listing_order;
 mod nightly;
 mod plan;
