@@ -54,6 +54,8 @@ pub enum HaulError {
     LocalFolder { transfer: String, path: PathBuf, source: std::io::Error },
     #[error("transfer `{transfer}`: {source}")]
     Listing { transfer: String, source: crate::listing::remote::ListError },
+    #[error("transfer `{transfer}`: {source}")]
+    Inventory { transfer: String, source: crate::listing::inventory::InventoryError },
     #[error("transfer `{transfer}`: its filter cannot be compiled: {source}")]
     Filter { transfer: String, source: crate::filter::PatternError },
     #[error(transparent)]
@@ -162,6 +164,7 @@ impl HaulError {
                 HaulError::LocalFolder { transfer: job.name.clone(), path: job.local.clone(), source }
             }
             SidesError::Remote(source) => HaulError::Listing { transfer: job.name.clone(), source },
+            SidesError::Inventory(source) => HaulError::Inventory { transfer: job.name.clone(), source },
         }
     }
 
@@ -186,6 +189,7 @@ impl HaulError {
             HaulError::UnknownTransfer { known, .. } => Some(format!("transfers in this manifest: {}", known.join(", "))),
             HaulError::LocalFolder { .. } => Some("check that `local` names a readable folder".into()),
             HaulError::Listing { source, .. } => Some(listing_help(source)),
+            HaulError::Inventory { source, .. } => Some(inventory_help(source)),
             HaulError::Filter { .. } => {
                 Some("use fewer or simpler patterns (each `{a,b,...}` alternative counts), or split the transfer".into())
             }
@@ -263,6 +267,7 @@ impl HaulError {
             | HaulError::Output { .. }
             | HaulError::LocalFolder { .. }
             | HaulError::Listing { .. }
+            | HaulError::Inventory { .. }
             | HaulError::Filter { .. }
             | HaulError::Plan(_)
             | HaulError::Runtime(_) => Exit::Failure,
@@ -294,7 +299,6 @@ fn listing_help(err: &crate::listing::remote::ListError) -> String {
         }
         ListError::Lookup { failure, .. } => request_help(failure, SetIn::Manifest),
         ListError::OutOfOrder { .. } => "the server's listing is not in key order; report this server".into(),
-        ListError::Inventory(err) => inventory_help(err),
         ListError::Sort { .. } => {
             "free space in the temp folder, or point TMPDIR at a folder with room (about 100 bytes per key)".into()
         }

@@ -158,9 +158,6 @@ pub enum ListError {
     OutOfOrder { previous: String, key: String },
     #[error("listing s3://{bucket}/{prefix} failed: {}", failure.message)]
     Request { bucket: String, prefix: String, failure: Box<crate::s3::RequestFailure> },
-    /// The S3 Inventory report that stands for the listing cannot be used.
-    #[error(transparent)]
-    Inventory(#[from] super::inventory::InventoryError),
     /// Looking one key up at a destination read key by key (`destination: head`) failed.
     #[error("looking up `{name}` at the destination failed: {}", failure.message)]
     Lookup { name: String, failure: Box<crate::s3::RequestFailure> },

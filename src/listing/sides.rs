@@ -25,6 +25,8 @@ pub enum SidesError {
     LocalFolder(std::io::Error),
     /// The remote listing failed part way.
     Remote(ListError),
+    /// The S3 Inventory report that stands for a side's listing cannot be used.
+    Inventory(super::inventory::InventoryError),
 }
 
 /// How a remote listing comes to be in key order.
@@ -137,7 +139,7 @@ pub fn with_sides<T>(
                             let pages = report.pages(client, runtime, bucket);
                             Box::new(SortedListing::new(pages, prefix, check_keys))
                         }
-                        Err(err) => Box::new(std::iter::once(Err(ListError::Inventory(err)))),
+                        Err(err) => return Err(SidesError::Inventory(err)),
                     }
                 }
                 None => {
@@ -152,7 +154,7 @@ pub fn with_sides<T>(
                     }
                 }
             };
-            listing
+            Ok(listing)
         };
         let listing_error = std::cell::RefCell::new(None);
         let keep = |item: Result<Item, ListError>| item.map_err(|err| *listing_error.borrow_mut() = Some(err)).ok();
@@ -171,7 +173,7 @@ pub fn with_sides<T>(
                         let check_keys = direction == Direction::Download;
                         let inventory = (job.inventory.as_ref(), "source");
                         remote_source =
-                            listing(client, &job.bucket, &job.prefix, check_keys, inventory).map_while(keep);
+                            listing(client, &job.bucket, &job.prefix, check_keys, inventory)?.map_while(keep);
                         &mut remote_source
                     }
                 };
@@ -182,10 +184,10 @@ pub fn with_sides<T>(
             (Direction::Copy, Some(to), Some(to_client)) => {
                 // Both sides are buckets: keys are compared as S3 keeps them, none is a path.
                 let source_inventory = (job.inventory.as_ref(), "source");
-                let mut source = listing(client, &job.bucket, &job.prefix, false, source_inventory).map_while(keep);
+                let mut source = listing(client, &job.bucket, &job.prefix, false, source_inventory)?.map_while(keep);
                 let destination_inventory = (to.inventory.as_ref(), "destination");
                 let destination =
-                    listing(to_client, &to.bucket, &to.prefix, false, destination_inventory).map_while(keep);
+                    listing(to_client, &to.bucket, &to.prefix, false, destination_inventory)?.map_while(keep);
                 let mut destination = ended_whole(destination, &listing_error, &pass.destination_listed);
                 (consume(&mut source, &mut destination, &pass), Vec::new())
             }
@@ -196,7 +198,7 @@ pub fn with_sides<T>(
                 let check_keys = direction == Direction::Download;
                 let side = if direction == Direction::Upload { "destination" } else { "source" };
                 let inventory = (job.inventory.as_ref(), side);
-                let remote = listing(client, &job.bucket, &job.prefix, check_keys, inventory).map_while(keep);
+                let remote = listing(client, &job.bucket, &job.prefix, check_keys, inventory)?.map_while(keep);
                 let result = match direction {
                     Direction::Upload => {
                         let mut remote = ended_whole(remote, &listing_error, &pass.destination_listed);
