@@ -249,19 +249,6 @@ fn manifest(f: &Fixture, endpoint: &str, name: &str, listing: &str) {
     common::write(f.dir.path(), name, &text);
 }
 
-/// `(action, key, reason)` of each planned action.
-fn decisions(plan: &serde_json::Value) -> Vec<(String, String, String)> {
-    plan["transfers"][0]["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            let text = |field: &str| a[field].as_str().unwrap().to_string();
-            (text("action"), text("key"), text("reason"))
-        })
-        .collect()
-}
-
 /// ListObjectsV2 requests of the transfer's prefix the proxy saw.
 fn prefix_listings(proxy: &RecordingProxy) -> usize {
     proxy.requests().iter().filter(|r| r.uri.contains("list-type=2") && r.uri.contains("prefix=data")).count()
@@ -304,8 +291,8 @@ fn an_inventory_report_plans_as_a_listing_does_without_listing() {
             let before = prefix_listings(&proxy);
             let planned = f.json(&["inventory.yaml"]);
             assert_eq!(prefix_listings(&proxy), before, "{server} {format}: the prefix was listed");
-            assert_eq!(decisions(&planned), decisions(&listed), "{server} {format}: {planned:#}");
-            assert_eq!(decisions(&planned).len(), 32, "{server} {format}: {planned:#}");
+            assert_eq!(common::decisions(&planned), common::decisions(&listed), "{server} {format}: {planned:#}");
+            assert_eq!(common::decisions(&planned).len(), 32, "{server} {format}: {planned:#}");
             let used = &planned["transfers"][0]["inventories"][0];
             assert_eq!(used["report"], format!("s3://{BUCKET}/{newest}"), "{server} {format}: {planned:#}");
             assert_eq!(used["side"], "source");
@@ -377,6 +364,42 @@ fn an_inventory_report_is_sorted_in_runs_on_disk() {
     );
     out.expect_code(0);
     let planned: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(decisions(&planned), decisions(&listed));
-    assert_eq!(decisions(&planned).len(), 40);
+    assert_eq!(common::decisions(&planned), common::decisions(&listed));
+    assert_eq!(common::decisions(&planned).len(), 40);
+}
+
+/// A copy's destination listed from its own report (`to.listing`): the plan is the listing's,
+/// and the plan says which side the report stood for.
+#[test]
+fn a_copy_destination_is_listed_from_its_report() {
+    let f = Fixture::s3s_fs();
+    for n in 0..12 {
+        f.put(&format!("data/f{n:02}.csv"), format!("object {n}").as_bytes());
+    }
+    let copy = |name: &str, listing: &str| {
+        let text = format!(
+            "version: 1\ndefaults:\n  endpoint: {}\n  path_style: true\n  region: us-east-1\ntransfers:\n  - name: t\n    direction: copy\n    bucket: {BUCKET}\n    prefix: data/\n    to:\n      bucket: {BUCKET}\n      prefix: copy/\n{listing}",
+            f.endpoint
+        );
+        common::write(f.dir.path(), name, &text);
+    };
+    copy("list.yaml", "");
+    f.apply(&["list.yaml", "--quiet"]).expect_code(0);
+    // Some copies gone or changed since: the report is made after that, as S3 would.
+    f.put("copy/f03.csv", b"changed at the destination");
+    f.runtime.block_on(f.client.delete_object().bucket(BUCKET).key("copy/f07.csv").send()).unwrap();
+    let report = write_report(
+        &f,
+        &format!("inventory/{BUCKET}/cfg/2026-01-02T01-00Z/"),
+        "CSV",
+        &rows(&objects(&f, "copy/")),
+        std::time::Duration::ZERO,
+        BUCKET,
+    );
+    copy("inventory.yaml", &format!("      listing:\n        inventory: s3://{BUCKET}/{report}\n"));
+    let listed = f.json(&["list.yaml"]);
+    let planned = f.json(&["inventory.yaml"]);
+    assert_eq!(common::decisions(&planned), common::decisions(&listed));
+    assert_eq!(common::decisions(&planned).len(), 2, "{planned:#}");
+    assert_eq!(planned["transfers"][0]["inventories"][0]["side"], "destination");
 }

@@ -251,19 +251,6 @@ fn a_saved_plan_whose_transfers_chain_is_not_split_into_shards() {
     assert_eq!(std::fs::read(f.path("back/a.csv")).unwrap(), b"a");
 }
 
-/// `(action, key, reason)` of each planned action, in order.
-fn decisions(plan: &serde_json::Value) -> Vec<(String, String, String)> {
-    plan["transfers"][0]["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            let text = |field: &str| a[field].as_str().unwrap().to_string();
-            (text("action"), text("key"), text("reason"))
-        })
-        .collect()
-}
-
 /// `destination: head`, a few files into a prefix that holds many more: the plan is the plan a
 /// listing makes (the same actions, keys and reasons), the destination is not listed (no LIST
 /// reaches the server), each source key the filter takes is looked up once, and what it
@@ -304,8 +291,8 @@ fn destination_head_plans_what_a_listing_plans_without_listing_the_destination()
         let looked_up = f.json(&["head.yaml"]);
         let after = request_kinds(&proxy);
         let counted = |kind: &str| after.get(kind).copied().unwrap_or(0) - before.get(kind).copied().unwrap_or(0);
-        assert_eq!(decisions(&looked_up), decisions(&listed), "{server}");
-        assert_eq!(decisions(&looked_up).len(), 10, "{server}: {looked_up:#}");
+        assert_eq!(common::decisions(&looked_up), common::decisions(&listed), "{server}");
+        assert_eq!(common::decisions(&looked_up).len(), 10, "{server}: {looked_up:#}");
         assert_eq!(counted("LIST"), 0, "{server}: the destination was listed: {after:?}");
         assert_eq!(counted("HEAD"), 20, "{server}: one HEAD per csv file: {after:?}");
         assert_eq!(looked_up["transfers"][0]["by_reason"]["unchanged"]["objects"], 10, "{server}: {looked_up:#}");
@@ -321,7 +308,7 @@ fn destination_head_plans_what_a_listing_plans_without_listing_the_destination()
         std::fs::copy(f.path("local/same/1.csv"), f.path("back/same/1.csv")).unwrap();
         let listed = f.json(&["down-list.yaml"]);
         let looked_up = f.json(&["down-head.yaml"]);
-        assert_eq!(decisions(&looked_up), decisions(&listed), "{server}");
+        assert_eq!(common::decisions(&looked_up), common::decisions(&listed), "{server}");
         f.apply(&["down-head.yaml", "--quiet"]).expect_code(0);
         f.plan(&["down-list.yaml", "--detailed-exitcode"]).expect_code(0);
         f.plan(&["down-head.yaml", "--detailed-exitcode"]).expect_code(0);

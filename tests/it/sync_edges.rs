@@ -19,19 +19,6 @@ fn transfer(plan: &serde_json::Value) -> &serde_json::Value {
     &plan["transfers"][0]
 }
 
-/// `(action, key, reason)` of each planned action.
-fn actions(plan: &serde_json::Value) -> Vec<(String, String, String)> {
-    transfer(plan)["actions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            let text = |field: &str| a[field].as_str().unwrap().to_string();
-            (text("action"), text("key"), text("reason"))
-        })
-        .collect()
-}
-
 /// The keys listed as skipped with the twin reason.
 fn twins_skipped(plan: &serde_json::Value) -> Vec<String> {
     transfer(plan)["skipped"]
@@ -54,7 +41,7 @@ fn local_twins_upload_each_to_its_own_name_and_the_next_plan_is_empty() {
         let m = f.manifest("upload", "");
         let plan = f.json(&[&m]);
         let uploads = vec![("upload".to_string(), NFC.to_string(), "new".to_string()); 2];
-        assert_eq!(actions(&plan), uploads, "{plan:#}");
+        assert_eq!(common::decisions(&plan), uploads, "{plan:#}");
         assert!(twins_skipped(&plan).is_empty(), "{plan:#}");
 
         f.apply(&[&m, "--quiet"]).expect_code(0);
@@ -86,7 +73,7 @@ fn remote_twins_download_the_key_whose_name_is_the_file_name() {
         f.put(&format!("data/{NFD}"), b"the NFD key, longer");
         let m = f.manifest("download", "");
         let plan = f.json(&[&m]);
-        assert_eq!(actions(&plan), vec![("download".into(), NFC.into(), "new".into())], "{plan:#}");
+        assert_eq!(common::decisions(&plan), vec![("download".into(), NFC.into(), "new".into())], "{plan:#}");
         assert_eq!(twins_skipped(&plan), vec![NFD.to_string()]);
         f.apply(&[&m, "--quiet"]).expect_code(0);
         let local = tree(&f.path("local"));
@@ -104,7 +91,7 @@ fn an_upload_updates_the_key_of_its_exact_name_not_a_twin() {
         f.file_written_earlier(NFC, b"new content");
         let m = f.manifest("upload", "");
         let plan = f.json(&[&m]);
-        assert_eq!(actions(&plan), vec![("upload".into(), NFC.into(), "size-differs".into())], "{plan:#}");
+        assert_eq!(common::decisions(&plan), vec![("upload".into(), NFC.into(), "size-differs".into())], "{plan:#}");
         // The twin is left, and said so: not silently stale.
         assert_eq!(twins_skipped(&plan), vec![NFD.to_string()]);
         f.apply(&[&m, "--quiet"]).expect_code(0);
@@ -115,7 +102,7 @@ fn an_upload_updates_the_key_of_its_exact_name_not_a_twin() {
         // With `delete: true` the twin the source does not have goes.
         let m = f.manifest("upload", "    delete: true\n    max_delete: 1\n");
         let plan = f.json(&[&m]);
-        assert_eq!(actions(&plan), vec![("delete-remote".into(), NFC.into(), "missing-at-source".into())]);
+        assert_eq!(common::decisions(&plan), vec![("delete-remote".into(), NFC.into(), "missing-at-source".into())]);
         assert_eq!(plan["transfers"][0]["actions"][0]["destination"]["stored_key"], NFD);
         f.apply(&[&m, "--quiet"]).expect_code(0);
         assert_eq!(f.keys(), vec![format!("data/{NFC}")]);
@@ -178,7 +165,7 @@ fn a_file_edited_in_the_same_second_as_its_object_is_uploaded() {
         }
         let m = f.manifest("upload", "");
         let plan = f.json(&[&m]);
-        assert_eq!(actions(&plan), vec![("upload".into(), "a.csv".into(), "source-newer".into())], "{plan:#}");
+        assert_eq!(common::decisions(&plan), vec![("upload".into(), "a.csv".into(), "source-newer".into())], "{plan:#}");
         assert_eq!(transfer(&plan)["actions"][0]["source"]["mtime_ms"], edited_ms);
         f.apply(&[&m, "--quiet"]).expect_code(0);
         assert_eq!(f.get("data/a.csv"), b"new");

@@ -394,3 +394,16 @@ pub fn haul_as_nobody(f: &Fixture, args: &[&str]) -> Outcome {
     }
     Outcome::from(command.args(args).output().unwrap())
 }
+
+/// `(action, key, reason)` of each action of a plan document's first transfer, in order.
+pub fn decisions(plan: &serde_json::Value) -> Vec<(String, String, String)> {
+    plan["transfers"][0]["actions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no actions in {plan:#}"))
+        .iter()
+        .map(|a| {
+            let text = |field: &str| a[field].as_str().unwrap().to_string();
+            (text("action"), text("key"), text("reason"))
+        })
+        .collect()
+}
