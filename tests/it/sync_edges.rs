@@ -165,7 +165,11 @@ fn a_file_edited_in_the_same_second_as_its_object_is_uploaded() {
         }
         let m = f.manifest("upload", "");
         let plan = f.json(&[&m]);
-        assert_eq!(common::decisions(&plan), vec![("upload".into(), "a.csv".into(), "source-newer".into())], "{plan:#}");
+        assert_eq!(
+            common::decisions(&plan),
+            vec![("upload".into(), "a.csv".into(), "source-newer".into())],
+            "{plan:#}"
+        );
         assert_eq!(transfer(&plan)["actions"][0]["source"]["mtime_ms"], edited_ms);
         f.apply(&[&m, "--quiet"]).expect_code(0);
         assert_eq!(f.get("data/a.csv"), b"new");
