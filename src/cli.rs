@@ -30,7 +30,7 @@ Examples:
 
 /// Declarative S3 transfers: one YAML manifest, validated, planned and applied.
 #[derive(Debug, Parser)]
-#[command(name = "haul", version, about, after_help = AFTER_HELP, propagate_version = true)]
+#[command(name = "haul", version = env!("HAUL_VERSION"), about, after_help = AFTER_HELP, propagate_version = true)]
 pub struct Cli {
     /// When to use colors in messages.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]

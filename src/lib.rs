@@ -3,6 +3,16 @@
 //! The pipeline is manifest → listing → plan → exec → report, one module per stage (see
 //! docs/ARCHITECTURE.md). `run` is what the binary calls; integration tests call the same code.
 
+// haul relies on Unix file semantics: a rename that replaces a file atomically, fsync of a
+// folder, `kill(pid, 0)` to tell a dead run's temp files, SIGTERM, `faccessat`, `mallopt`.
+// Said here, once, rather than deep in a libc call.
+#[cfg(not(unix))]
+compile_error!(
+    "haul builds on Unix-like systems only (Linux, where it is tested; macOS builds from source). \
+     Windows is not supported: haul relies on atomic renames over existing files, fsync of folders, \
+     process ids and Unix signals. On Windows, run it in WSL 2."
+);
+
 pub mod advice;
 pub mod ca_bundle;
 pub mod checksum;

@@ -516,6 +516,28 @@ fn usage_errors_exit_2_and_help_exits_0() {
     haul(dir.path(), &["--help"]).expect_code(0).expect_stdout(&["Exit codes:", "validate"]);
 }
 
+/// `haul --version` names the commit the binary was built from (these tests run from a
+/// checkout), and its date: what a bug report needs.
+#[test]
+fn version_names_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = haul(dir.path(), &["--version"]);
+    out.expect_code(0);
+    let line = out.stdout.trim();
+    let rest = line.strip_prefix(&format!("haul {} (", env!("CARGO_PKG_VERSION"))).unwrap_or_else(|| panic!("{line}"));
+    let (hash, rest) = rest.split_once(' ').unwrap_or_else(|| panic!("{line}"));
+    assert!(hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit()), "{line}");
+    let date = rest.trim_end_matches(')').trim_end_matches(" +modified");
+    assert!(date.parse::<jiff::civil::Date>().is_ok(), "{line}");
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(common::repo_root())
+        .output();
+    if let Some(head) = head.ok().filter(|head| head.status.success()) {
+        assert_eq!(hash, String::from_utf8_lossy(&head.stdout).trim(), "{line}");
+    }
+}
+
 #[test]
 fn a_local_folder_through_a_symlink_is_resolved_and_reported() {
     let dir = tempfile::tempdir().unwrap();
