@@ -10,7 +10,10 @@ fn main() {
         println!("cargo:rerun-if-changed={path}");
     }
     let version = env!("CARGO_PKG_VERSION");
-    let text = match commit().or_else(packaged_commit) {
+    // A build without .git (a container build's context) can be told: `HAUL_COMMIT`.
+    println!("cargo:rerun-if-env-changed=HAUL_COMMIT");
+    let given = std::env::var("HAUL_COMMIT").ok().filter(|commit| !commit.trim().is_empty());
+    let text = match given.or_else(commit).or_else(packaged_commit) {
         Some(commit) => format!("{version} ({commit})"),
         None => version.to_string(),
     };

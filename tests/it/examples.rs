@@ -234,3 +234,24 @@ fn systemd_units_verify_and_run_haul() {
         assert!(out.status.success(), "systemd-analyze verify:\n{}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// The Dockerfile builds in one stage and runs in another that only takes files (so it
+/// builds on any base), as a user without privileges, with `haul` as the entrypoint and the
+/// CA certificates; the Kubernetes and Batch examples run `haul` from an image. (The image
+/// itself is built and checked by `./scripts/image`, which needs root and buildah.)
+#[test]
+fn the_dockerfile_runs_haul_unprivileged_with_ca_certificates() {
+    let dockerfile = std::fs::read_to_string(repo_root().join("Dockerfile")).unwrap();
+    let stages: Vec<&str> = dockerfile.split("\nFROM ").skip(1).collect();
+    assert_eq!(stages.len(), 2, "a build stage and a runtime stage");
+    let runtime = stages[1];
+    assert!(!runtime.lines().any(|line| line.starts_with("RUN ")), "the runtime stage only takes files");
+    let user = runtime.lines().find_map(|line| line.strip_prefix("USER ")).expect("a USER");
+    assert!(!matches!(user.split(':').next(), Some("0" | "root")), "runs as {user}");
+    assert!(runtime.contains("ENTRYPOINT [\"haul\"]"));
+    assert!(runtime.contains("/etc/ssl/certs/ca-certificates.crt"));
+    assert!(stages[0].contains("cargo build --release --locked"));
+    let definition: serde_json::Value = serde_json::from_str(&example("aws-batch/job-definition.json")).unwrap();
+    assert_eq!(definition["containerProperties"]["command"][0], "haul");
+    assert!(example("kubernetes/haul-indexed-job.yaml").contains("command: [\"haul\"]"));
+}
