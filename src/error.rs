@@ -125,14 +125,11 @@ fn stale_list(objects: &[crate::plan::StaleObject]) -> String {
         .iter()
         .take(SHOWN)
         .map(|o| {
-            let side = match o.side {
-                crate::plan::Side::Source => "source",
-                crate::plan::Side::Destination => "destination",
-            };
             format!(
-                "  {}: {} ({side}: planned {}, now {})",
+                "  {}: {} ({}: planned {}, now {})",
                 o.transfer,
                 crate::text::printable(&o.key),
+                o.side.label(),
                 state(&o.planned),
                 state(&o.now)
             )

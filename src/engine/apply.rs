@@ -199,8 +199,7 @@ impl Engine {
         loop {
             let mut batch = Vec::with_capacity(LOOKUP_BATCH);
             for action in actions.by_ref() {
-                share.count(&mut tally, &job.name, &action);
-                if share.owns(&job.name, &action) {
+                if share.count(&mut tally, &job.name, &action) {
                     batch.push(action);
                     if batch.len() == LOOKUP_BATCH {
                         break;
@@ -243,11 +242,10 @@ impl Engine {
             let mut actions = TransferActions::new(&mut events, false);
             let mut tally = ShareTally::default();
             for action in &mut actions {
-                if let Some(share) = saved.share {
-                    share.count(&mut tally, &job.name, &action);
-                    if !share.owns(&job.name, &action) {
-                        continue;
-                    }
+                if let Some(share) = saved.share
+                    && !share.count(&mut tally, &job.name, &action)
+                {
+                    continue;
                 }
                 // A saved plan was decided from whole listings.
                 execution.push(action, false);

@@ -21,7 +21,7 @@ pub(super) async fn readable(context: &Context, action: &Action) -> Result<(), R
         Restore::None => {}
     }
     // Moved out of the archive since it was listed (a lifecycle rule, a copy in place).
-    let still_archived = head.storage_class().is_some_and(crate::listing::remote::is_archived);
+    let still_archived = head.storage_class().is_some_and(|class| crate::listing::remote::is_archived(class.as_str()));
     if !still_archived {
         return Ok(());
     }

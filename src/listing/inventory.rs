@@ -274,10 +274,6 @@ fn decode_key(encoded: &str) -> Result<String, String> {
         .map_err(|_| format!("the key `{encoded}` is not URL-encoded UTF-8"))
 }
 
-fn is_archived_class(class: &str) -> bool {
-    matches!(class, "GLACIER" | "DEEP_ARCHIVE")
-}
-
 /// One row, as the listing wants it; `None` for a row that is no current object (an older
 /// version, a delete marker).
 struct Row {
@@ -426,7 +422,7 @@ fn csv_row(record: &csv::StringRecord, columns: &CsvColumns) -> Result<Row, Stri
         size,
         mtime_ms,
         etag: optional(columns.etag).map(ETag::new),
-        archived: optional(columns.storage_class).is_some_and(is_archived_class),
+        archived: optional(columns.storage_class).is_some_and(super::remote::is_archived),
     };
     Ok(Row { key, object: Some(object) })
 }
@@ -444,7 +440,7 @@ fn parquet_row(row: parquet::record::Row) -> Result<Row, String> {
             ("last_modified_date", Field::TimestampMicros(us)) => mtime_ms = Some(us.div_euclid(1000)),
             ("last_modified_date", Field::Long(ms)) => mtime_ms = Some(*ms),
             ("e_tag", Field::Str(text)) if !text.is_empty() => etag = Some(ETag::new(text)),
-            ("storage_class", Field::Str(class)) => archived = is_archived_class(class),
+            ("storage_class", Field::Str(class)) => archived = super::remote::is_archived(class),
             ("is_latest", Field::Bool(latest)) => current &= *latest,
             ("is_delete_marker", Field::Bool(marker)) => current &= !*marker,
             _ => {}

@@ -138,10 +138,7 @@ fn page_of(answer: &ListPage) -> Page {
                     size: object.size().unwrap_or(0).max(0) as u64,
                     mtime_ms: object.last_modified().map_or(0, millis),
                     etag: object.e_tag().map(ETag::new),
-                    archived: object.storage_class().is_some_and(|class| {
-                        use aws_sdk_s3::types::ObjectStorageClass;
-                        matches!(class, ObjectStorageClass::Glacier | ObjectStorageClass::DeepArchive)
-                    }),
+                    archived: object.storage_class().is_some_and(|class| is_archived(class.as_str())),
                 })
             })
             .collect(),
@@ -387,14 +384,14 @@ pub async fn head_entry(
     let size = head.content_length().map_or(0, |length| length.max(0) as u64);
     let mtime_ms = head.last_modified().map_or(0, millis);
     let mut entry = Entry::new(name, size, mtime_ms, head.e_tag().map(ETag::new));
-    entry.archived = head.storage_class().is_some_and(is_archived);
+    entry.archived = head.storage_class().is_some_and(|class| is_archived(class.as_str()));
     Ok(Some(entry))
 }
 
-/// Whether an object stored in `class` (as a HEAD answers it) must be restored to be read.
-pub fn is_archived(class: &aws_sdk_s3::types::StorageClass) -> bool {
-    use aws_sdk_s3::types::StorageClass;
-    matches!(class, StorageClass::Glacier | StorageClass::DeepArchive)
+/// Whether an object stored in the storage class named `class` (`GLACIER`, as a listing, a
+/// HEAD or an inventory report names it) must be restored to be read.
+pub fn is_archived(class: &str) -> bool {
+    matches!(class, "GLACIER" | "DEEP_ARCHIVE")
 }
 
 /// S3's LastModified in milliseconds since the epoch (the precision listings carry).

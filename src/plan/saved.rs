@@ -721,8 +721,8 @@ impl ShardShare {
         self.shard.owns(transfer, &action.key)
     }
 
-    /// Counts `action` (of this shard or another) into `tally`.
-    pub fn count(&self, tally: &mut ShareTally, transfer: &str, action: &super::Action) {
+    /// Counts `action` (of this shard or another) into `tally`; whether it is this shard's.
+    pub fn count(&self, tally: &mut ShareTally, transfer: &str, action: &super::Action) -> bool {
         // A delete is counted by the bytes it removes, as the plan counts it by reason.
         let bytes = match &action.destination {
             Some(destination) if action.action.is_delete() => destination.size,
@@ -730,13 +730,14 @@ impl ShardShare {
         };
         if !self.owns(transfer, action) {
             tally.others.add(bytes);
-            return;
+            return false;
         }
         tally.by_action.entry(action.action).or_default().add(action.size);
         tally.by_reason.entry(action.reason.slug().to_string()).or_default().add(bytes);
         if action.source.as_ref().is_some_and(|source| source.archived) {
             tally.archived.add(action.size);
         }
+        true
     }
 
     /// `plan` (a transfer's totals as saved, for every key) narrowed to this shard: its
@@ -856,8 +857,7 @@ mod tests {
             let mut tally = ShareTally::default();
             let mut owned = 0;
             for action in &actions {
-                share.count(&mut tally, "t", action);
-                owned += u64::from(share.owns("t", action));
+                owned += u64::from(share.count(&mut tally, "t", action));
             }
             let share_copies = tally.copies();
             copies.objects += share_copies.objects;
