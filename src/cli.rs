@@ -147,7 +147,9 @@ pub struct ManifestArgs {
 pub struct ShardArgs {
     /// Move only this copy's share of the keys: `INDEX/COUNT` (from 0, such as `2/8`), or
     /// `auto` to read it from a Kubernetes Indexed Job, an AWS Batch array job or a Slurm array.
-    /// Each key belongs to exactly one shard (a stable hash of transfer name and key).
+    /// Each key belongs to exactly one shard (a stable hash of transfer name and key). On a
+    /// saved plan made for every key (`apply PLAN.json --shard`), this copy's share of the
+    /// plan's actions, checked object by object instead of listed.
     #[arg(long, value_name = "I/N|auto")]
     pub shard: Option<String>,
     /// The shard count for `--shard auto` where the engine gives only the index (Kubernetes:

@@ -316,6 +316,24 @@ fn destination_head_cannot_delete() {
     ]);
 }
 
+/// `listing: {inventory}` wants the S3 URL of a report's manifest.json or of a folder, and a
+/// `max_age` that accepts some report.
+#[test]
+fn an_inventory_listing_names_a_report() {
+    let with = |listing: &str| check(&variant("local: ./data", &format!("local: ./data\n    listing:\n{listing}")));
+    with("      inventory: inventory-bucket/report/manifest.json\n")
+        .expect_code(2)
+        .expect_stderr(&["is not the S3 URL of an inventory report", "[m.yaml:"]);
+    with("      inventory: s3://inventory-bucket/report/data.csv.gz\n")
+        .expect_code(2)
+        .expect_stderr(&["names neither a report's manifest.json nor a folder", "end it with `/manifest.json`"]);
+    with("      inventory: s3://inventory-bucket/cfg/\n      max_age: 0s\n")
+        .expect_code(2)
+        .expect_stderr(&["`max_age: 0` accepts no report"]);
+    with("      inventory: s3://inventory-bucket/cfg/\n      max_age: 30h\n").expect_code(0);
+    with("      inventoy: s3://inventory-bucket/cfg/\n").expect_code(2).expect_stderr(&["inventoy"]);
+}
+
 #[test]
 fn delete_needs_a_cap() {
     check(&variant("local: ./data", "local: ./data\n    delete: true")).expect_code(2).expect_stderr(&[
