@@ -30,6 +30,7 @@ pub mod lock;
 pub mod logging;
 pub mod manifest;
 pub mod metrics;
+pub mod object_properties;
 pub mod output_file;
 pub mod plan;
 pub mod progress;

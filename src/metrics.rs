@@ -110,6 +110,7 @@ pub fn render(run: &RunMetrics, previous_success: Option<f64>) -> prometheus::Re
             );
             for (outcome, tally) in [
                 ("moved", transfer.moved),
+                ("properties_updated", transfer.properties_updated),
                 ("skipped", skipped),
                 ("failed", transfer.failed),
                 ("deleted", transfer.deleted),

@@ -175,6 +175,10 @@ pub struct TransferReport {
     /// other writer's object or file is kept.
     #[serde(skip_serializing_if = "Tally::is_empty")]
     pub created_meanwhile: Tally,
+    /// `update_properties`: objects whose properties were set to the manifest's in place (no
+    /// bytes sent; `bytes` is 0).
+    #[serde(skip_serializing_if = "Tally::is_empty")]
+    pub properties_updated: Tally,
     /// Skips the plan decided, per reason slug (`unchanged`, `filtered`, ...).
     pub skipped: BTreeMap<String, Tally>,
     /// The skips worth a look, each with its key and why (unsafe keys, Unicode twins,
@@ -326,6 +330,7 @@ impl TransferReport {
             restores_requested: Tally::default(),
             restores_in_progress: Tally::default(),
             created_meanwhile: Tally::default(),
+            properties_updated: Tally::default(),
             skipped: BTreeMap::new(),
             skipped_objects: Vec::new(),
             temp_files_removed: 0,
@@ -429,6 +434,9 @@ impl TransferReport {
         let mut parts = vec![format!("{verb} {} ({})", self.moved.objects, human_bytes(self.moved.bytes))];
         if self.deleted.objects > 0 {
             parts.push(format!("deleted {}", self.deleted.objects));
+        }
+        if self.properties_updated.objects > 0 {
+            parts.push(format!("updated the properties of {} in place", self.properties_updated.objects));
         }
         for (slug, tally) in &self.skipped {
             parts.push(format!("{} {}", tally.objects, crate::plan::reason_label(slug)));

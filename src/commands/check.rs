@@ -377,7 +377,7 @@ async fn write_probe(
     let key = format!("{prefix}{name}");
     // With the ACL and tags the transfer writes with: each needs its own permission
     // (s3:PutObjectAcl, s3:PutObjectTagging), refused at the start like a write would be.
-    let with = match (options.acl, &options.tagging) {
+    let with = match (options.acl, &options.tags) {
         (Some(acl), Some(_)) => format!(", with `acl: {}` and tags", acl.as_str()),
         (Some(acl), None) => format!(", with `acl: {}`", acl.as_str()),
         (None, Some(_)) => ", with tags".to_string(),
@@ -390,7 +390,7 @@ async fn write_probe(
         .bucket(bucket)
         .key(&key)
         .set_acl(options.acl.map(|acl| acl.as_str().into()))
-        .set_tagging(options.tagging.clone())
+        .set_tagging(options.tagging())
         .set_checksum_algorithm(algorithm)
         .set_checksum_type(kind)
         .send()

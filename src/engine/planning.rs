@@ -117,8 +117,21 @@ pub fn plan_into(
     sink: &mut dyn FnMut(Planned),
 ) -> Result<TransferPlan, HaulError> {
     let checker = content_checker(job, client, to_client, runtime)?;
-    let check = checker.as_ref().map(|checker| checker as &dyn crate::plan::ContentCheck);
     let written = written_bucket(job, client, to_client);
+    let property_checker = written.filter(|_| job.update_properties).map(|(client, bucket, prefix)| {
+        crate::object_properties::PropertyChecker {
+            job,
+            client,
+            runtime,
+            bucket,
+            prefix,
+            bucket_owner: std::sync::OnceLock::new(),
+        }
+    });
+    let checks = crate::plan::Checks {
+        content: checker.as_ref().map(|checker| checker as &dyn crate::plan::ContentCheck),
+        properties: property_checker.as_ref().map(|checker| checker as &dyn crate::plan::PropertyCheck),
+    };
     let uploads = match written {
         Some((client, bucket, prefix)) => {
             runtime.block_on(crate::listing::remote::unfinished_uploads(client, bucket, prefix))
@@ -151,7 +164,7 @@ pub fn plan_into(
                 job,
                 expected.overlay(source),
                 destination,
-                check,
+                checks,
                 shard,
                 &mut |mut action| {
                     expected.mark_action(&mut action);

@@ -134,7 +134,7 @@ impl Object {
 }
 
 /// `x-amz-copy-source`: the bucket and the key, percent-encoded (keys may hold any character).
-fn copy_source(bucket: &str, key: &str) -> String {
+pub(super) fn copy_source(bucket: &str, key: &str) -> String {
     const KEEP: &percent_encoding::AsciiSet =
         &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');
     format!("{bucket}/{}", percent_encoding::utf8_percent_encode(key, KEEP))
@@ -178,7 +178,7 @@ async fn server_side(
     if options.replaces_metadata() {
         request = with_manifest_properties!(request.metadata_directive(MetadataDirective::Replace), options);
     }
-    if options.tagging.is_some() {
+    if options.tags.is_some() {
         request = request.tagging_directive(TaggingDirective::Replace);
     }
     let create_only = super::create_only(context);

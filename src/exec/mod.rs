@@ -16,7 +16,7 @@ macro_rules! with_storage {
             .set_server_side_encryption(super::sse(options))
             .set_ssekms_key_id(options.sse_kms_key_id.clone())
             .set_acl(options.acl.map(|acl| acl.as_str().into()))
-            .set_tagging(options.tagging.clone())
+            .set_tagging(options.tagging())
     }};
 }
 
@@ -59,6 +59,7 @@ mod download;
 mod integrity;
 mod level;
 mod multipart;
+mod properties;
 mod ranged;
 mod resume;
 mod throttle;
@@ -158,6 +159,7 @@ impl Work {
         let _ended = Ended(&self.ended);
         let mut report = self.report.lock().expect("report lock");
         match outcome {
+            Ok(()) if action.action == ActionKind::UpdateProperties => report.properties_updated.add(0),
             Ok(()) => {
                 report.moved.add(action.size);
                 drop(report);
@@ -679,13 +681,15 @@ fn tune_allocator() {
 }
 
 async fn copy(context: &Context, action: &Action) -> Result<(), RequestFailure> {
-    if action.action != ActionKind::Upload && action.source.as_ref().is_some_and(|source| source.archived) {
+    let reads_source = matches!(action.action, ActionKind::Download | ActionKind::Copy);
+    if reads_source && action.source.as_ref().is_some_and(|source| source.archived) {
         archive::readable(context, action).await?;
     }
     match action.action {
         ActionKind::Download => download::download(context, action).await,
         ActionKind::Upload => upload::upload(context, action).await,
         ActionKind::Copy => copy::copy(context, action).await,
+        ActionKind::UpdateProperties => properties::update(context, action).await,
         ActionKind::DeleteLocal | ActionKind::DeleteRemote => unreachable!("deletes run after the copies"),
     }
 }

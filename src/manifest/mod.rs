@@ -117,8 +117,8 @@ pub struct UploadOptions {
     pub cache_control: Option<String>,
     pub content_disposition: Option<String>,
     pub metadata: Option<std::collections::BTreeMap<String, String>>,
-    /// As the `x-amz-tagging` header takes them: `key=value&...`, URL-encoded.
-    pub tagging: Option<String>,
+    /// Tags, by key.
+    pub tags: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl UploadOptions {
@@ -129,6 +129,21 @@ impl UploadOptions {
             || self.cache_control.is_some()
             || self.content_disposition.is_some()
             || self.metadata.is_some()
+    }
+
+    /// Whether it sets anything an object carries once written (its ACL, headers, metadata or
+    /// tags), which `update_properties` compares.
+    pub fn sets_properties(&self) -> bool {
+        self.acl.is_some() || self.replaces_metadata() || self.tags.is_some()
+    }
+
+    /// The tags as the `x-amz-tagging` header takes them: `key=value&...`, URL-encoded.
+    pub fn tagging(&self) -> Option<String> {
+        let encode =
+            |text: &str| percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string();
+        self.tags.as_ref().map(|tags| {
+            tags.iter().map(|(key, value)| format!("{}={}", encode(key), encode(value))).collect::<Vec<_>>().join("&")
+        })
     }
 }
 
@@ -174,6 +189,9 @@ pub struct Job {
     pub inventory: Option<Inventory>,
     /// `properties`: what keys matching each pattern are written with, over `upload`.
     pub property_rules: Vec<PropertyRule>,
+    /// `update_properties`: objects the destination has unchanged are also compared on the
+    /// properties the manifest sets, and updated in place where they differ.
+    pub update_properties: bool,
 }
 
 /// One `properties` rule, its pattern parsed: the properties it sets (`None`: left as is).
@@ -199,7 +217,7 @@ impl Job {
             options.cache_control = set.cache_control.clone().or(options.cache_control);
             options.content_disposition = set.content_disposition.clone().or(options.content_disposition);
             options.metadata = set.metadata.clone().or(options.metadata);
-            options.tagging = set.tagging.clone().or(options.tagging);
+            options.tags = set.tags.clone().or(options.tags);
         }
         std::borrow::Cow::Owned(options)
     }

@@ -214,6 +214,13 @@ pub struct Settings {
     /// sets its properties over the transfer's, later rules over earlier ones:
     /// `[{match: "*.csv", content_type: text/csv}]`.
     pub properties: Option<Vec<PropertyRule>>,
+    /// Also compare the properties this manifest sets (`acl`, `content_type`, `cache_control`,
+    /// `content_disposition`, `metadata`, `tags`) on objects the destination already has and
+    /// `compare` finds unchanged, and update those that differ in place (a server-side copy
+    /// onto itself, or a new tag set or ACL), without sending their bytes again. Costs a HEAD
+    /// per such object, and a GetObjectTagging or GetObjectAcl where tags or an ACL are set.
+    /// Default false.
+    pub update_properties: Option<bool>,
 }
 
 /// Object properties for the keys one pattern matches.
@@ -738,6 +745,6 @@ mod tests {
         }
         let settings = &index.settings_keys;
         assert!(!settings.contains(&"bucket".to_string()));
-        assert_eq!(settings.len(), 43, "{settings:?}");
+        assert_eq!(settings.len(), 44, "{settings:?}");
     }
 }

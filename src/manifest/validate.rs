@@ -260,6 +260,7 @@ impl TransferCheck<'_, '_> {
             upload = self.upload_options(&own, transfer.direction);
             self.in_to = false;
         }
+        let update_properties = self.update_properties(settings, transfer.direction, &upload, &property_rules);
         if self.error_count() > errors_before {
             return None;
         }
@@ -289,8 +290,30 @@ impl TransferCheck<'_, '_> {
             overwrite: settings.overwrite.unwrap_or_default(),
             destination: self.destination_check(settings, delete),
             inventory: self.inventory(settings.listing.as_ref()),
+            update_properties,
             property_rules,
         })
+    }
+
+    /// `update_properties`, and a warning where it would compare nothing: no property is set.
+    fn update_properties(
+        &mut self,
+        settings: &Settings,
+        direction: Direction,
+        upload: &UploadOptions,
+        rules: &[super::PropertyRule],
+    ) -> bool {
+        let wanted = settings.update_properties.unwrap_or(false);
+        let sets_any = upload.sets_properties() || rules.iter().any(|rule| rule.options.sets_properties());
+        if wanted && direction != Direction::Download && !sets_any {
+            self.warning(
+                self.at("update_properties"),
+                "`update_properties: true` compares nothing: this transfer sets no `acl`, `content_type`, \
+                 `cache_control`, `content_disposition`, `metadata` or `tags`",
+                "set the properties objects should have, or remove `update_properties`",
+            );
+        }
+        wanted && direction != Direction::Download
     }
 
     /// `properties`: each rule's pattern parsed and its properties checked as the transfer's.
@@ -812,7 +835,9 @@ impl TransferCheck<'_, '_> {
         if direction == Direction::Download {
             // Only the transfer's own keys: a `defaults` meant for the uploads is not a mistake.
             let keys = ["storage_class", "sse", "sse_kms_key_id", "acl", "content_type", "cache_control"];
-            for key in keys.into_iter().chain(["content_disposition", "metadata", "tags", "properties"]) {
+            for key in
+                keys.into_iter().chain(["content_disposition", "metadata", "tags", "properties", "update_properties"])
+            {
                 if let Some(location) = self.positions.transfer(self.index).and_then(|t| t.own(key)) {
                     self.warning(
                         location,
@@ -845,7 +870,7 @@ impl TransferCheck<'_, '_> {
                 );
             }
         }
-        let tagging = settings.tags.as_ref().map(|tags| {
+        if let Some(tags) = &settings.tags {
             if tags.len() > 10 {
                 self.error("tags", format!("{} tags: S3 takes at most 10 per object", tags.len()), "keep 10 or fewer");
             }
@@ -858,11 +883,7 @@ impl TransferCheck<'_, '_> {
                     );
                 }
             }
-            tags.iter()
-                .map(|(key, value)| format!("{}={}", tag_text(key), tag_text(value)))
-                .collect::<Vec<_>>()
-                .join("&")
-        });
+        }
         UploadOptions {
             storage_class: settings.storage_class,
             sse: settings.sse,
@@ -872,7 +893,7 @@ impl TransferCheck<'_, '_> {
             cache_control: settings.cache_control.clone(),
             content_disposition: settings.content_disposition.clone(),
             metadata: settings.metadata.clone(),
-            tagging,
+            tags: settings.tags.clone(),
         }
     }
 }
@@ -880,11 +901,6 @@ impl TransferCheck<'_, '_> {
 /// Printable ASCII (and spaces): what an HTTP header value carries as it is.
 fn header_value(text: &str) -> bool {
     text.bytes().all(|b| (b' '..=b'~').contains(&b))
-}
-
-/// A tag key or value as the `x-amz-tagging` header takes it (URL query encoding).
-fn tag_text(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// Where a transfer writes: a local folder (downloads) or a bucket prefix (uploads, and

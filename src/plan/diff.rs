@@ -28,10 +28,13 @@ pub enum Reason {
     Always,
     /// The source no longer has it (`delete: true`).
     MissingAtSource,
+    /// Unchanged, but its properties are not the manifest's (`update_properties`): updated in
+    /// place, its bytes not sent again.
+    PropertiesDiffer,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 8] = [
         Reason::New,
         Reason::SizeDiffers,
         Reason::SourceNewer,
@@ -39,6 +42,7 @@ impl Reason {
         Reason::ChecksumUnavailable,
         Reason::Always,
         Reason::MissingAtSource,
+        Reason::PropertiesDiffer,
     ];
 
     /// The stable name in JSON (also how it serializes).
@@ -51,6 +55,7 @@ impl Reason {
             Reason::ChecksumUnavailable => "checksum-unavailable",
             Reason::Always => "always",
             Reason::MissingAtSource => "missing-at-source",
+            Reason::PropertiesDiffer => "properties-differ",
         }
     }
 
@@ -63,6 +68,7 @@ impl Reason {
             Reason::ChecksumUnavailable => "no checksum to compare",
             Reason::Always => "compare: always",
             Reason::MissingAtSource => "missing at source",
+            Reason::PropertiesDiffer => "properties differ",
         }
     }
 }
@@ -84,6 +90,9 @@ pub enum SkipKind {
     Kept(Overwrite),
     /// Seen by a listing and left out there (marker, unsafe key, symlink, ...).
     Listing(SkipReason),
+    /// Unchanged, but its properties could not be read to compare them (`update_properties`):
+    /// why.
+    PropertiesUnreadable(String),
     /// One of several names with one NFC form (see [`Diff`]) that is not synced: a source
     /// name whose twin is, or a destination name the source has only in another form (left
     /// as is; deleted instead under `delete: true`).
@@ -135,6 +144,9 @@ pub enum Decision {
     /// Same size under `compare: checksum`: the content decides, which takes reading both
     /// sides (the caller's job; this module does no I/O).
     Verify { source: Entry, destination: Entry },
+    /// Unchanged, and `update_properties` asks whether the destination object's properties
+    /// are the manifest's (the caller reads them, as for `Verify`).
+    CheckProperties { source: Entry, destination: Entry },
 }
 
 /// How to compare a pair that exists on both sides.
@@ -154,6 +166,8 @@ pub struct DiffRules<'a> {
     pub shard: Option<(&'a str, Shard)>,
     /// A download: the destination's times are a local file system's (see [`source_newer`]).
     pub destination_is_local: bool,
+    /// `update_properties`: an unchanged pair is checked for its properties.
+    pub check_properties: bool,
 }
 
 impl<'a> DiffRules<'a> {
@@ -169,6 +183,7 @@ impl<'a> DiffRules<'a> {
             overwrite: job.overwrite,
             shard: shard.map(|shard| (job.name.as_str(), shard)),
             destination_is_local: job.direction == Direction::Download,
+            check_properties: job.update_properties,
         }
     }
 
@@ -403,6 +418,7 @@ impl<S: Iterator<Item = Item>, D: Iterator<Item = Item>> Diff<'_, S, D> {
                     Some(Decision::Copy { source, destination: Some(destination), reason, exact_name: false })
                 }
                 None if self.rules.compare == CompareMode::Checksum => Some(Decision::Verify { source, destination }),
+                None if self.rules.check_properties => Some(Decision::CheckProperties { source, destination }),
                 None => Some(Decision::Skip { key: source.key, size: source.size, kind: SkipKind::Unchanged }),
             },
             (None, Some(destination)) => (self.rules.delete
@@ -570,6 +586,7 @@ mod tests {
             overwrite: Overwrite::Always,
             shard: None,
             destination_is_local: false,
+            check_properties: false,
         }
     }
 
@@ -581,6 +598,7 @@ mod tests {
                 Decision::Delete { destination } => format!("delete {}", destination.key),
                 Decision::Skip { key, kind, .. } => format!("skip {key} ({kind:?})"),
                 Decision::Verify { source, .. } => format!("verify {}", source.key),
+                Decision::CheckProperties { source, .. } => format!("check properties {}", source.key),
             })
             .collect()
     }
@@ -874,6 +892,7 @@ mod tests {
                 Decision::Delete { destination } => format!("delete {}", form(destination.stored())),
                 Decision::Skip { key, kind, .. } => format!("skip {} ({kind:?})", form(&key)),
                 Decision::Verify { source, .. } => format!("verify {}", form(source.stored())),
+                Decision::CheckProperties { source, .. } => format!("check properties {}", form(source.stored())),
             })
             .collect()
     }
@@ -1014,14 +1033,16 @@ mod tests {
             #[test]
             fn applying_the_plan_converges(source in listing(), destination in listing(), delete: bool, use_filter: bool) {
                 let filter = if use_filter { Filter::new(&[], &[], &["csv".to_string()]).unwrap() } else { Filter::everything() };
-                let rules = DiffRules { compare: CompareMode::SizeMtime, delete, filter: &filter, window: Window::default(), skip_archived: false, overwrite: Overwrite::Always, shard: None, destination_is_local: false };
+                let rules = DiffRules { compare: CompareMode::SizeMtime, delete, filter: &filter, window: Window::default(), skip_archived: false, overwrite: Overwrite::Always, shard: None, destination_is_local: false, check_properties: false };
                 let mut model = destination.clone();
                 for decision in diff(items(&source), items(&destination), rules) {
                     match decision {
                         Decision::Copy { source, .. } => { model.insert(source.key, (source.size, source.mtime_ms)); }
                         Decision::Delete { destination } => { model.remove(&destination.key); }
                         Decision::Skip { .. } => {}
-                        Decision::Verify { .. } => unreachable!("not under size-mtime"),
+                        Decision::Verify { .. } | Decision::CheckProperties { .. } => {
+                            unreachable!("not under size-mtime without update_properties")
+                        }
                     }
                 }
                 for (key, value) in &source {

@@ -187,7 +187,7 @@ impl ExpectedWrites {
                 let Some(relative) = source_key(job, writer, action.destination_name()) else { continue };
                 let mtime_ms = match action.action {
                     // An object written to a bucket is dated when it is written.
-                    ActionKind::Upload | ActionKind::Copy => written_at_ms,
+                    ActionKind::Upload | ActionKind::Copy | ActionKind::UpdateProperties => written_at_ms,
                     ActionKind::Download => {
                         let planned = action.source.as_ref();
                         planned.map_or(written_at_ms, |p| p.mtime_ms.unwrap_or(p.mtime * 1000))
@@ -197,7 +197,12 @@ impl ExpectedWrites {
                         continue;
                     }
                 };
-                let entry = Entry::new(&relative, action.size, mtime_ms, None);
+                // An update in place moves no bytes; the object keeps its size.
+                let size = match (action.action, &action.destination) {
+                    (ActionKind::UpdateProperties, Some(destination)) => destination.size,
+                    _ => action.size,
+                };
+                let entry = Entry::new(&relative, size, mtime_ms, None);
                 let entry = Some(Written { entry, by: plan.name.clone() });
                 let key = crate::listing::nfc(&relative);
                 expected.entries.insert((key, relative), entry);
@@ -328,11 +333,13 @@ mod tests {
             source: (!kind.is_delete()).then(|| fingerprint.clone()),
             destination: kind.is_delete().then_some(fingerprint),
             exact_name: false,
+            properties: Vec::new(),
         }
     }
 
     fn plan_of(job: &Job, actions: Vec<Action>) -> TransferPlan {
-        let mut plan = crate::plan::plan_transfer(job, Vec::new(), Vec::new(), None, None).unwrap();
+        let mut plan =
+            crate::plan::plan_transfer(job, Vec::new(), Vec::new(), crate::plan::Checks::default(), None).unwrap();
         plan.actions = actions;
         plan
     }

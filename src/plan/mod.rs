@@ -31,6 +31,9 @@ pub enum ActionKind {
     DeleteRemote,
     /// Remove a local file (a download with `delete: true`).
     DeleteLocal,
+    /// Set the manifest's properties on an object the destination bucket already has, in
+    /// place (`update_properties`): no bytes pass through haul.
+    UpdateProperties,
 }
 
 impl ActionKind {
@@ -41,11 +44,17 @@ impl ActionKind {
             ActionKind::Copy => "copy",
             ActionKind::DeleteRemote => "delete (remote)",
             ActionKind::DeleteLocal => "delete (local)",
+            ActionKind::UpdateProperties => "update properties",
         }
     }
 
     pub fn is_delete(self) -> bool {
         matches!(self, ActionKind::DeleteRemote | ActionKind::DeleteLocal)
+    }
+
+    /// Whether it sends an object's bytes through haul (an upload, a download, a copy).
+    pub fn moves_bytes(self) -> bool {
+        matches!(self, ActionKind::Upload | ActionKind::Download | ActionKind::Copy)
     }
 }
 
@@ -109,6 +118,10 @@ pub struct Action {
     /// source names with one NFC form (twins), each written to its own name.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exact_name: bool,
+    /// Of an `update-properties` action: the properties that differ from the manifest's
+    /// (`acl`, `content_type`, `cache_control`, `content_disposition`, `metadata`, `tags`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub properties: Vec<String>,
 }
 
 /// A multipart upload an earlier run left, to be continued instead of started over.
@@ -412,21 +425,52 @@ pub trait ContentCheck {
     fn compare(&self, pairs: &[(&Entry, &Entry)]) -> Vec<ContentVerdict>;
 }
 
+/// What comparing an object's properties with the manifest's found (`update_properties`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PropertyVerdict {
+    Same,
+    /// The properties that differ, by their manifest names (`content_type`, `tags`, ...).
+    Differs(Vec<String>),
+    /// They could not be read: why, for people.
+    Unreadable(String),
+}
+
+/// Compares the properties of destination objects with what the manifest sets for their
+/// keys (`update_properties`). As with [`ContentCheck`], the caller does the reading.
+pub trait PropertyCheck {
+    /// One verdict per destination entry, in order.
+    fn compare(&self, objects: &[&Entry]) -> Vec<PropertyVerdict>;
+}
+
+/// What planning may read beyond the listings: content (`compare: checksum`) and
+/// properties (`update_properties`). Each is called only where its setting asks for it.
+#[derive(Clone, Copy, Default)]
+pub struct Checks<'a> {
+    pub content: Option<&'a dyn ContentCheck>,
+    pub properties: Option<&'a dyn PropertyCheck>,
+}
+
+impl<'a> Checks<'a> {
+    pub fn content(check: Option<&'a dyn ContentCheck>) -> Self {
+        Checks { content: check, properties: None }
+    }
+}
+
 /// Pairs to verify are resolved in batches of this many, so the reading can run in
 /// parallel while memory stays bounded.
 const VERIFY_BATCH: usize = 256;
 
 /// Builds a transfer's plan from its source and destination listings (each in key order).
-/// `check` reads content for `compare: checksum`; other modes never call it.
+/// `checks` read content and properties where the transfer's settings ask for them.
 pub fn plan_transfer(
     job: &Job,
     source: impl IntoIterator<Item = Item>,
     destination: impl IntoIterator<Item = Item>,
-    check: Option<&dyn ContentCheck>,
+    checks: Checks<'_>,
     shard: Option<Shard>,
 ) -> Result<TransferPlan, PlanError> {
     let mut actions = Vec::new();
-    let mut plan = plan_streamed(job, source, destination, check, shard, &mut |action| actions.push(action))?;
+    let mut plan = plan_streamed(job, source, destination, checks, shard, &mut |action| actions.push(action))?;
     plan.actions = actions;
     Ok(plan)
 }
@@ -440,7 +484,7 @@ pub fn plan_streamed(
     job: &Job,
     source: impl IntoIterator<Item = Item>,
     destination: impl IntoIterator<Item = Item>,
-    check: Option<&dyn ContentCheck>,
+    checks: Checks<'_>,
     shard: Option<Shard>,
     sink: &mut dyn FnMut(Action),
 ) -> Result<TransferPlan, PlanError> {
@@ -451,12 +495,13 @@ pub fn plan_streamed(
     };
     let mut plan = TransferPlan::empty(job, shard);
     let rules = DiffRules::of(job, shard);
-    let mut recorder = Recorder { plan: &mut plan, sink, copy, delete };
+    let check_properties = rules.check_properties;
+    let mut recorder = Recorder { plan: &mut plan, sink, copy, delete, check_properties };
     // Decisions wait here (in key order) while pairs in them are being verified.
     let mut pending: Vec<Decision> = Vec::new();
     let mut verifications = 0;
     for decision in diff::diff(source, destination, rules) {
-        let verify = matches!(decision, Decision::Verify { .. });
+        let verify = matches!(decision, Decision::Verify { .. } | Decision::CheckProperties { .. });
         if !verify && pending.is_empty() {
             recorder.record(decision);
             continue;
@@ -464,11 +509,11 @@ pub fn plan_streamed(
         verifications += usize::from(verify);
         pending.push(decision);
         if verifications >= VERIFY_BATCH {
-            recorder.resolve(&mut pending, check);
+            recorder.resolve(&mut pending, checks);
             verifications = 0;
         }
     }
-    recorder.resolve(&mut pending, check);
+    recorder.resolve(&mut pending, checks);
     if let Some(cap) = job.max_delete.filter(|_| job.delete) {
         let count = plan.deletes();
         if count > cap {
@@ -484,11 +529,14 @@ struct Recorder<'a> {
     sink: &'a mut dyn FnMut(Action),
     copy: ActionKind,
     delete: ActionKind,
+    /// `update_properties`: a pair whose content is the same is checked for its properties.
+    check_properties: bool,
 }
 
 impl Recorder<'_> {
-    /// Verifies the pending pairs and records every pending decision, in order.
-    fn resolve(&mut self, pending: &mut Vec<Decision>, check: Option<&dyn ContentCheck>) {
+    /// Verifies the pending pairs (content, then properties) and records every pending
+    /// decision, in order.
+    fn resolve(&mut self, pending: &mut Vec<Decision>, checks: Checks<'_>) {
         let pairs: Vec<(&Entry, &Entry)> = pending
             .iter()
             .filter_map(|decision| match decision {
@@ -496,14 +544,18 @@ impl Recorder<'_> {
                 _ => None,
             })
             .collect();
-        let mut verdicts = match check {
+        let mut verdicts = match checks.content {
             Some(check) if !pairs.is_empty() => check.compare(&pairs),
             _ => vec![ContentVerdict::Unavailable; pairs.len()],
         }
         .into_iter();
-        for decision in pending.drain(..) {
-            let decision = match decision {
+        let mut decided: Vec<Decision> = pending
+            .drain(..)
+            .map(|decision| match decision {
                 Decision::Verify { source, destination } => match verdicts.next() {
+                    Some(ContentVerdict::Same) if self.check_properties => {
+                        Decision::CheckProperties { source, destination }
+                    }
                     Some(ContentVerdict::Same) => {
                         Decision::Skip { key: source.key, size: source.size, kind: SkipKind::Unchanged }
                     }
@@ -517,9 +569,59 @@ impl Recorder<'_> {
                     }
                 },
                 other => other,
-            };
-            self.record(decision);
+            })
+            .collect();
+        let objects: Vec<&Entry> = decided
+            .iter()
+            .filter_map(|decision| match decision {
+                Decision::CheckProperties { destination, .. } => Some(destination),
+                _ => None,
+            })
+            .collect();
+        let mut verdicts = match checks.properties {
+            Some(check) if !objects.is_empty() => check.compare(&objects),
+            _ => vec![PropertyVerdict::Same; objects.len()],
         }
+        .into_iter();
+        for decision in decided.drain(..) {
+            match decision {
+                Decision::CheckProperties { source, destination } => {
+                    match verdicts.next().unwrap_or(PropertyVerdict::Same) {
+                        PropertyVerdict::Same => self.record(Decision::Skip {
+                            key: source.key,
+                            size: source.size,
+                            kind: SkipKind::Unchanged,
+                        }),
+                        PropertyVerdict::Unreadable(why) => self.record(Decision::Skip {
+                            key: source.key,
+                            size: source.size,
+                            kind: SkipKind::PropertiesUnreadable(why),
+                        }),
+                        PropertyVerdict::Differs(properties) => self.update(source, destination, properties),
+                    }
+                }
+                other => self.record(other),
+            }
+        }
+    }
+
+    /// An object to update in place: no bytes move, so its size is counted under its reason
+    /// only.
+    fn update(&mut self, source: Entry, destination: Entry, properties: Vec<String>) {
+        let plan = &mut *self.plan;
+        plan.by_action.entry(ActionKind::UpdateProperties).or_default().add(0);
+        count(&mut plan.by_reason, Reason::PropertiesDiffer.slug(), destination.size);
+        (self.sink)(Action {
+            resume: None,
+            action: ActionKind::UpdateProperties,
+            key: source.key.clone(),
+            size: 0,
+            reason: Reason::PropertiesDiffer,
+            source: Some(Fingerprint::from(&source)),
+            destination: Some(Fingerprint::from(&destination)),
+            exact_name: false,
+            properties,
+        });
     }
 
     fn record(&mut self, decision: Decision) {
@@ -540,6 +642,7 @@ impl Recorder<'_> {
                     source: Some(Fingerprint::from(&source)),
                     destination: destination.as_ref().map(Fingerprint::from),
                     exact_name,
+                    properties: Vec::new(),
                 });
             }
             Decision::Delete { destination } => {
@@ -554,6 +657,7 @@ impl Recorder<'_> {
                     source: None,
                     destination: Some(Fingerprint::from(&destination)),
                     exact_name: false,
+                    properties: Vec::new(),
                 });
             }
             Decision::Skip { key, size, kind } => {
@@ -562,6 +666,9 @@ impl Recorder<'_> {
                 let detail = match kind {
                     SkipKind::Listing(reason) => skip_detail(&reason),
                     SkipKind::Twin { side, form } => twin_detail(side, form),
+                    SkipKind::PropertiesUnreadable(why) => {
+                        format!("{}: {why}", reason_label("properties-unreadable"))
+                    }
                     SkipKind::Unchanged
                     | SkipKind::Filtered
                     | SkipKind::OtherShard
@@ -571,14 +678,16 @@ impl Recorder<'_> {
                 };
                 plan.skipped.push(NotableSkip { key, slug: slug.to_string(), reason: detail });
             }
-            Decision::Verify { .. } => unreachable!("verifications are resolved before they are recorded"),
+            Decision::Verify { .. } | Decision::CheckProperties { .. } => {
+                unreachable!("verifications are resolved before they are recorded")
+            }
         }
     }
 }
 
 /// Every reason an object is counted under: the slug (JSON keys, stable) and the label (for
 /// people). Moves first, in [`Reason::ALL`] order, then skips.
-pub const REASONS: [(&str, &str); 24] = [
+pub const REASONS: [(&str, &str); 26] = [
     ("new", "new"),
     ("size-differs", "size differs"),
     ("source-newer", "source newer"),
@@ -586,7 +695,9 @@ pub const REASONS: [(&str, &str); 24] = [
     ("checksum-unavailable", "no checksum to compare"),
     ("always", "compare: always"),
     ("missing-at-source", "missing at source"),
+    ("properties-differ", "properties differ"),
     ("unchanged", "unchanged"),
+    ("properties-unreadable", "unchanged; properties not readable (update_properties)"),
     ("filtered", "filtered"),
     ("other-shard", "in other shards"),
     ("too-recent", "modified too recently (older_than)"),
@@ -641,6 +752,7 @@ pub fn skip_slug(kind: &SkipKind) -> &'static str {
         SkipKind::Kept(_) => "kept-existing",
         SkipKind::Listing(reason) => listing_skip_slug(reason),
         SkipKind::Twin { .. } => "same-normalized-name",
+        SkipKind::PropertiesUnreadable(_) => "properties-unreadable",
     }
 }
 
@@ -727,6 +839,7 @@ mod tests {
             destination: Default::default(),
             inventory: None,
             property_rules: Vec::new(),
+            update_properties: false,
         }
     }
 
@@ -740,7 +853,7 @@ mod tests {
             &job(Direction::Download, true, Some(5)),
             entries(&[("a", 10), ("b", 20), ("c", 5)]),
             entries(&[("b", 20), ("c", 6), ("z", 7)]),
-            None,
+            Checks::default(),
             None,
         )
         .unwrap();
@@ -792,7 +905,8 @@ mod tests {
         let destination: Vec<(&str, u64)> =
             keys.iter().filter(|k| *k != "new").map(|k| (k.as_str(), if k == "sized" { 6 } else { 5 })).collect();
         let check = ByName(std::cell::Cell::new(0));
-        let plan = plan_transfer(&job, entries(&source), entries(&destination), Some(&check), None).unwrap();
+        let plan =
+            plan_transfer(&job, entries(&source), entries(&destination), Checks::content(Some(&check)), None).unwrap();
         let moved: Vec<(&str, Reason)> = plan.actions.iter().map(|a| (a.key.as_str(), a.reason)).collect();
         assert_eq!(
             moved,
@@ -806,6 +920,77 @@ mod tests {
         assert_eq!(plan.by_reason["unchanged"].objects, 600);
         // 602 pairs to verify in batches of 256: three calls.
         assert_eq!(check.0.get(), 3);
+    }
+
+    /// Says the properties differ for keys with `tagged` in them, cannot be read for `locked`.
+    struct PropertiesByName(std::cell::RefCell<Vec<String>>);
+
+    impl PropertyCheck for PropertiesByName {
+        fn compare(&self, objects: &[&Entry]) -> Vec<PropertyVerdict> {
+            self.0.borrow_mut().extend(objects.iter().map(|entry| entry.key.clone()));
+            objects
+                .iter()
+                .map(|entry| match &entry.key {
+                    key if key.contains("tagged") => PropertyVerdict::Differs(vec!["tags".into()]),
+                    key if key.contains("locked") => PropertyVerdict::Unreadable("AccessDenied".into()),
+                    _ => PropertyVerdict::Same,
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn unchanged_objects_whose_properties_differ_are_updated_in_place() {
+        let mut job = job(Direction::Upload, false, None);
+        job.update_properties = true;
+        let source = [("a-same", 5), ("locked", 5), ("new", 5), ("sized", 5), ("tagged", 5)];
+        let destination = [("a-same", 5), ("locked", 5), ("sized", 6), ("tagged", 5)];
+        let check = PropertiesByName(Default::default());
+        let checks = Checks { content: None, properties: Some(&check) };
+        let plan = plan_transfer(&job, entries(&source), entries(&destination), checks, None).unwrap();
+        let actions: Vec<(&str, ActionKind, Reason, &[String])> =
+            plan.actions.iter().map(|a| (a.key.as_str(), a.action, a.reason, a.properties.as_slice())).collect();
+        let tags = ["tags".to_string()];
+        assert_eq!(
+            actions,
+            vec![
+                ("new", ActionKind::Upload, Reason::New, &[][..]),
+                ("sized", ActionKind::Upload, Reason::SizeDiffers, &[][..]),
+                ("tagged", ActionKind::UpdateProperties, Reason::PropertiesDiffer, &tags[..]),
+            ]
+        );
+        // Only the pairs `compare` found unchanged are read, and nothing moves for an update.
+        assert_eq!(*check.0.borrow(), ["a-same", "locked", "tagged"]);
+        assert_eq!(plan.by_action[&ActionKind::UpdateProperties], Tally { objects: 1, bytes: 0 });
+        assert_eq!(plan.actions[2].size, 0);
+        assert_eq!(plan.by_reason["properties-differ"], Tally { objects: 1, bytes: 5 });
+        assert_eq!(plan.by_reason["unchanged"].objects, 1);
+        assert_eq!(plan.by_reason["properties-unreadable"].objects, 1);
+        assert_eq!(plan.skipped[0].key, "locked");
+        assert!(plan.skipped[0].reason.ends_with("AccessDenied"), "{}", plan.skipped[0].reason);
+
+        // Without `update_properties` nothing is read.
+        job.update_properties = false;
+        let check = PropertiesByName(Default::default());
+        let checks = Checks { content: None, properties: Some(&check) };
+        let plan = plan_transfer(&job, entries(&source), entries(&destination), checks, None).unwrap();
+        assert!(check.0.borrow().is_empty());
+        assert_eq!(plan.by_reason["unchanged"].objects, 3);
+    }
+
+    #[test]
+    fn under_checksum_only_the_same_content_is_checked_for_properties() {
+        let mut job = job(Direction::Upload, false, None);
+        job.compare = CompareMode::Checksum;
+        job.update_properties = true;
+        let keys = [("diff-tagged", 5), ("same-tagged", 5), ("same-x", 5)];
+        let check = ByName(std::cell::Cell::new(0));
+        let properties = PropertiesByName(Default::default());
+        let checks = Checks { content: Some(&check), properties: Some(&properties) };
+        let plan = plan_transfer(&job, entries(&keys), entries(&keys), checks, None).unwrap();
+        let actions: Vec<(&str, ActionKind)> = plan.actions.iter().map(|a| (a.key.as_str(), a.action)).collect();
+        assert_eq!(actions, vec![("diff-tagged", ActionKind::Upload), ("same-tagged", ActionKind::UpdateProperties)]);
+        assert_eq!(*properties.0.borrow(), ["same-tagged", "same-x"]);
     }
 
     #[test]
@@ -825,7 +1010,7 @@ mod tests {
             &job(Direction::Upload, true, Some(1)),
             entries(&[]),
             entries(&[("x", 1), ("y", 1)]),
-            None,
+            Checks::default(),
             None,
         )
         .unwrap_err();
@@ -835,7 +1020,7 @@ mod tests {
                 &job(Direction::Upload, true, Some(2)),
                 entries(&[]),
                 entries(&[("x", 1), ("y", 1)]),
-                None,
+                Checks::default(),
                 None
             )
             .is_ok()
@@ -853,7 +1038,7 @@ mod tests {
             names.iter().step_by(3).enumerate().map(|(i, k)| (k.clone(), 1 + (i % 2) as u64)).collect();
         destination.extend((0..40).map(|i| (format!("z{i:02}"), 1)));
         let destination: Vec<(&str, u64)> = destination.iter().map(|(k, s)| (k.as_str(), *s)).collect();
-        let whole = plan_transfer(&job, entries(&source), entries(&destination), None, None).unwrap();
+        let whole = plan_transfer(&job, entries(&source), entries(&destination), Checks::default(), None).unwrap();
         let whole_actions: BTreeMap<String, ActionKind> =
             whole.actions.iter().map(|a| (a.key.clone(), a.action)).collect();
         assert!(whole.deletes() == 40 && whole.actions.len() > 200, "{}", whole.actions.len());
@@ -861,7 +1046,8 @@ mod tests {
         let mut unchanged = 0;
         for index in 0..3 {
             let shard = Shard::new(index, 3).unwrap();
-            let part = plan_transfer(&job, entries(&source), entries(&destination), None, Some(shard)).unwrap();
+            let part =
+                plan_transfer(&job, entries(&source), entries(&destination), Checks::default(), Some(shard)).unwrap();
             for action in &part.actions {
                 assert!(shard.owns("t", &action.key), "{} is not shard {shard}'s", action.key);
                 assert!(union.insert(action.key.clone(), action.action).is_none(), "{} planned twice", action.key);

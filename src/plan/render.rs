@@ -54,10 +54,13 @@ impl Table {
     }
 
     pub fn action(&mut self, action: &super::Action, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        let size = if action.size == 0 && action.source.is_none() { "-".into() } else { human_bytes(action.size) };
+        let size = if !action.action.moves_bytes() { "-".into() } else { human_bytes(action.size) };
         let mut reason = action.reason.label().to_string();
         if let Some(writer) = action.source.as_ref().and_then(|source| source.written_by.as_deref()) {
             let _ = write!(reason, " (written by `{}` first)", printable(writer));
+        }
+        if !action.properties.is_empty() {
+            let _ = write!(reason, ": {}", action.properties.join(", "));
         }
         if let Some(resume) = &action.resume {
             let _ = write!(
@@ -124,7 +127,7 @@ impl Table {
 pub fn summary_line(plan: &TransferPlan) -> String {
     let mut parts: Vec<String> = Vec::new();
     for (action, tally) in &plan.by_action {
-        if action.is_delete() {
+        if !action.moves_bytes() {
             parts.push(format!("{} to {}", tally.objects, action.label()));
         } else {
             parts.push(format!("{} to {} ({})", tally.objects, action.label(), human_bytes(tally.bytes)));
@@ -185,6 +188,7 @@ mod tests {
                 destination: None,
                 resume: None,
                 exact_name: false,
+                properties: Vec::new(),
             };
             table.action(&action, &mut out).unwrap();
         }

@@ -725,7 +725,7 @@ impl ShardShare {
     pub fn count(&self, tally: &mut ShareTally, transfer: &str, action: &super::Action) -> bool {
         // A delete is counted by the bytes it removes, as the plan counts it by reason.
         let bytes = match &action.destination {
-            Some(destination) if action.action.is_delete() => destination.size,
+            Some(destination) if !action.action.moves_bytes() => destination.size,
             _ => action.size,
         };
         if !self.owns(transfer, action) {
@@ -811,6 +811,7 @@ mod tests {
             source,
             destination,
             exact_name: false,
+            properties: Vec::new(),
         }
     }
 

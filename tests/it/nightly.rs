@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::common::{BUCKET, Fixture, haul, write};
+use crate::common::{BUCKET, Fixture, decisions, haul, write};
 
 /// The actions of a plan document's first transfer, as `action key` lines.
 fn actions(plan: &serde_json::Value) -> Vec<String> {
@@ -397,4 +397,108 @@ fn uploads_and_copies_carry_the_manifest_s_acl_metadata_and_tags() {
     let relabelled = head("relabelled/report.csv");
     assert_eq!(relabelled.content_type(), Some("application/octet-stream"));
     assert_eq!(tags("relabelled/report.csv"), ["stage=copied"]);
+}
+
+/// `update_properties: true`: objects the destination has unchanged, whose headers or metadata
+/// are not the manifest's, are updated in place (a copy onto itself), their bytes not sent
+/// again; a second plan finds nothing to do. On every server.
+#[test]
+fn update_properties_sets_new_headers_in_place_without_sending_bytes() {
+    for (server, f) in Fixture::every_server() {
+        f.file_written_earlier("a.csv", b"a,b\n1,2\n");
+        f.file_written_earlier("b/c.parquet", b"PAR1");
+        let first = "    content_type: text/plain\n    metadata: {team: ingest}\n";
+        let manifest = f.manifest("upload", first);
+        f.apply(&[&manifest, "--quiet"]).expect_code(0);
+        let changed = "    content_type: text/csv\n    metadata: {team: analytics}\n    update_properties: true\n    properties:\n      - match: \"*.parquet\"\n        content_type: application/vnd.apache.parquet\n        cache_control: no-store\n";
+        let manifest = f.manifest("upload", changed);
+        let plan = f.json(&[&manifest]);
+        let actions: Vec<(String, String, String)> = decisions(&plan);
+        assert_eq!(
+            actions,
+            [
+                ("update-properties".into(), "a.csv".into(), "properties-differ".into()),
+                ("update-properties".into(), "b/c.parquet".into(), "properties-differ".into()),
+            ],
+            "{server}: {plan:#}"
+        );
+        let listed = &plan["transfers"][0]["actions"];
+        assert_eq!(listed[0]["properties"], serde_json::json!(["content_type", "metadata"]), "{server}");
+        assert_eq!(
+            listed[1]["properties"],
+            serde_json::json!(["content_type", "cache_control", "metadata"]),
+            "{server}"
+        );
+        f.plan(&[&manifest]).expect_code(0).expect_stdout(&[
+            "a.csv        properties differ: content_type, metadata",
+            "b/c.parquet  properties differ: content_type, cache_control, metadata",
+            "2 to update properties",
+        ]);
+        let out = f.apply(&[&manifest, "--output", "json", "--quiet"]);
+        out.expect_code(0);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let transfer = &report["transfers"][0];
+        assert_eq!(transfer["properties_updated"]["objects"], 2, "{server}: {report:#}");
+        assert_eq!(transfer["moved"]["objects"], 0, "{server}: {report:#}");
+        let head = |key: &str| f.runtime.block_on(f.client.head_object().bucket(BUCKET).key(key).send()).unwrap();
+        let csv = head("data/a.csv");
+        assert_eq!(csv.content_type(), Some("text/csv"), "{server}");
+        assert_eq!(csv.metadata().and_then(|m| m.get("team")).map(String::as_str), Some("analytics"), "{server}");
+        let parquet = head("data/b/c.parquet");
+        assert_eq!(parquet.content_type(), Some("application/vnd.apache.parquet"), "{server}");
+        assert_eq!(parquet.cache_control(), Some("no-store"), "{server}");
+        assert_eq!(f.get("data/a.csv"), b"a,b\n1,2\n", "{server}");
+        assert_eq!(f.get("data/b/c.parquet"), b"PAR1", "{server}");
+        f.plan(&[&manifest, "--detailed-exitcode"]).expect_code(0);
+    }
+}
+
+/// Tags and ACLs are compared too (moto keeps both): only what differs is put, by
+/// PutObjectTagging and PutObjectAcl; a copy onto itself for new metadata keeps an ACL the
+/// manifest does not set.
+#[test]
+fn update_properties_puts_tags_and_acls_and_a_copy_onto_itself_keeps_the_acl() {
+    let f = Fixture::moto();
+    f.file_written_earlier("a.csv", b"a,b\n");
+    let manifest = f.manifest("upload", "    acl: public-read\n");
+    f.apply(&[&manifest, "--quiet"]).expect_code(0);
+    let public = || {
+        let acl = f.runtime.block_on(f.client.get_object_acl().bucket(BUCKET).key("data/a.csv").send()).unwrap();
+        acl.grants().iter().any(|grant| {
+            grant.grantee().and_then(|grantee| grantee.uri()).is_some_and(|uri| uri.ends_with("/AllUsers"))
+        })
+    };
+    let tags = || {
+        let answer = f.runtime.block_on(f.client.get_object_tagging().bucket(BUCKET).key("data/a.csv").send()).unwrap();
+        answer.tag_set().iter().map(|tag| format!("{}={}", tag.key(), tag.value())).collect::<Vec<_>>()
+    };
+    assert!(public());
+    // The same ACL: nothing to do; new tags: only they differ.
+    let manifest = f.manifest("upload", "    acl: public-read\n    tags: {stage: raw}\n    update_properties: true\n");
+    let plan = f.json(&[&manifest]);
+    assert_eq!(plan["transfers"][0]["actions"][0]["properties"], serde_json::json!(["tags"]), "{plan:#}");
+    f.apply(&[&manifest, "--quiet"]).expect_code(0);
+    assert_eq!(tags(), ["stage=raw"]);
+    assert!(public());
+    f.plan(&[&manifest, "--detailed-exitcode"]).expect_code(0);
+    // Another ACL: only the ACL differs.
+    let manifest = f.manifest("upload", "    acl: private\n    tags: {stage: raw}\n    update_properties: true\n");
+    let plan = f.json(&[&manifest]);
+    assert_eq!(plan["transfers"][0]["actions"][0]["properties"], serde_json::json!(["acl"]), "{plan:#}");
+    f.apply(&[&manifest, "--quiet"]).expect_code(0);
+    assert!(!public());
+    // Back to public-read, then new metadata without an ACL in the manifest: the copy onto
+    // itself keeps the public grant and the tags.
+    let manifest = f.manifest("upload", "    acl: public-read\n    update_properties: true\n");
+    f.apply(&[&manifest, "--quiet"]).expect_code(0);
+    assert!(public());
+    let manifest = f.manifest("upload", "    metadata: {team: analytics}\n    update_properties: true\n");
+    let plan = f.json(&[&manifest]);
+    assert_eq!(plan["transfers"][0]["actions"][0]["properties"], serde_json::json!(["metadata"]), "{plan:#}");
+    f.apply(&[&manifest, "--quiet"]).expect_code(0);
+    let head = f.runtime.block_on(f.client.head_object().bucket(BUCKET).key("data/a.csv").send()).unwrap();
+    assert_eq!(head.metadata().and_then(|m| m.get("team")).map(String::as_str), Some("analytics"));
+    assert!(public(), "the copy onto itself lost the ACL");
+    assert_eq!(tags(), ["stage=raw"]);
+    assert_eq!(f.get("data/a.csv"), b"a,b\n");
 }

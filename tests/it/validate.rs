@@ -682,3 +682,25 @@ fn bandwidth_is_a_rate() {
     let dir = tempfile::tempdir().unwrap();
     haul(dir.path(), &["apply", "m.yaml", "--bwlimit", "fast"]).expect_code(2).expect_stderr(&["`fast` is not a rate"]);
 }
+
+/// `update_properties` without a property to compare is a warning at its line; on a download
+/// it is said to apply to uploads.
+#[test]
+fn update_properties_that_compares_nothing_is_a_warning() {
+    let upload = variant("direction: download", "direction: upload");
+    let idle = upload
+        .replace("    extensions: [csv, parquet]\n", "    extensions: [csv, parquet]\n    update_properties: true\n");
+    check(&idle).expect_code(0).expect_stderr(&[
+        "m.yaml:11:24",
+        "`update_properties: true` compares nothing",
+        "set the properties objects should have",
+    ]);
+    let useful =
+        idle.replace("    update_properties: true\n", "    update_properties: true\n    content_type: text/csv\n");
+    let out = check(&useful);
+    out.expect_code(0);
+    assert!(!out.stderr.contains("compares nothing"), "{}", out.stderr);
+    let download = VALID
+        .replace("    extensions: [csv, parquet]\n", "    extensions: [csv, parquet]\n    update_properties: true\n");
+    check(&download).expect_code(0).expect_stderr(&["`update_properties` applies to uploads"]);
+}
