@@ -665,6 +665,7 @@ mod tests {
             resumed: Default::default(),
             archived: Default::default(),
             inventories: Vec::new(),
+            deadline_shortfall: None,
         };
         let mut report = TransferReport::new(&plan);
         report.record_failure("a.json", ActionKind::Download, 5, failure("AccessDenied"), 1);

@@ -194,6 +194,8 @@ pub fn plan_into(
     plan.temp_files = temp_files;
     plan.unfinished_uploads = left.into_rest();
     plan.resumed = resumed;
+    let start = std::time::UNIX_EPOCH + std::time::Duration::from_secs(started.max(0) as u64);
+    plan.deadline_shortfall = crate::plan::DeadlineShortfall::of(job, plan.copies().bytes, start);
     Ok(plan)
 }
 

@@ -222,6 +222,59 @@ pub struct TransferPlan {
     /// objects changed since a report was made are not in this plan.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inventories: Vec<crate::listing::inventory::ReportUse>,
+    /// The transfer's `bandwidth` cannot move the planned bytes before its deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_shortfall: Option<DeadlineShortfall>,
+}
+
+/// Bytes planned that a transfer's `bandwidth` cannot move before its `deadline` or
+/// `max_duration`: said before the run, not found out at the deadline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineShortfall {
+    /// The bytes to move.
+    pub bytes: u64,
+    /// The cap, bytes per second.
+    pub bandwidth: u64,
+    /// What moving them takes at the cap.
+    pub needed_seconds: u64,
+    /// From the run's start (the plan's time for `haul plan`) to the deadline.
+    pub available_seconds: u64,
+    /// The deadline, RFC 3339 UTC.
+    pub deadline: String,
+}
+
+impl DeadlineShortfall {
+    /// The shortfall of moving `bytes` under `job`'s cap, in a run that starts at `started`;
+    /// `None` without a cap or a deadline, or when there is time enough.
+    pub fn of(job: &Job, bytes: u64, started: std::time::SystemTime) -> Option<Self> {
+        let bandwidth = job.bandwidth.filter(|rate| *rate > 0)?;
+        let deadline = job.deadline.as_ref()?.instant(started);
+        let available_seconds = deadline.duration_since(started).map_or(0, |left| left.as_secs());
+        let needed_seconds = bytes.div_ceil(bandwidth);
+        (needed_seconds > available_seconds).then(|| DeadlineShortfall {
+            bytes,
+            bandwidth,
+            needed_seconds,
+            available_seconds,
+            deadline: humantime::format_rfc3339_seconds(deadline).to_string(),
+        })
+    }
+
+    /// For people: what takes how long, and what happens.
+    pub fn describe(&self) -> String {
+        let time =
+            |seconds: u64| humantime::format_duration(std::time::Duration::from_secs(seconds / 60 * 60)).to_string();
+        let time = |seconds: u64| if seconds < 60 { format!("{seconds}s") } else { time(seconds) };
+        format!(
+            "at `bandwidth: {}/s` the {} to move take {}, but the deadline ({}) is {} away: what has not \
+             started by then is left for the next run (exit 6)",
+            crate::text::human_bytes(self.bandwidth),
+            crate::text::human_bytes(self.bytes),
+            time(self.needed_seconds),
+            self.deadline,
+            time(self.available_seconds)
+        )
+    }
 }
 
 /// The bucket and prefix a copy writes to.
@@ -287,6 +340,7 @@ impl TransferPlan {
             resumed: Tally::default(),
             archived: Tally::default(),
             inventories: Vec::new(),
+            deadline_shortfall: None,
         }
     }
 
@@ -991,6 +1045,29 @@ mod tests {
         let actions: Vec<(&str, ActionKind)> = plan.actions.iter().map(|a| (a.key.as_str(), a.action)).collect();
         assert_eq!(actions, vec![("diff-tagged", ActionKind::Upload), ("same-tagged", ActionKind::UpdateProperties)]);
         assert_eq!(*properties.0.borrow(), ["same-tagged", "same-x"]);
+    }
+
+    #[test]
+    fn a_cap_too_low_for_the_deadline_is_a_shortfall() {
+        let mut job = job(Direction::Upload, false, None);
+        let start = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_000_000);
+        let hour =
+            Some(crate::manifest::Deadline { wall: None, max_duration: Some(std::time::Duration::from_secs(3600)) });
+        // No cap, or no deadline: nothing to say.
+        job.deadline = hour.clone();
+        assert_eq!(DeadlineShortfall::of(&job, 10 << 30, start), None);
+        job.deadline = None;
+        job.bandwidth = Some(1 << 20);
+        assert_eq!(DeadlineShortfall::of(&job, 10 << 30, start), None);
+        // 1 MiB/s moves 3,600 MiB in the hour: 3,600 MiB fit, one byte more does not.
+        job.deadline = hour;
+        assert_eq!(DeadlineShortfall::of(&job, 3600 << 20, start), None);
+        let short = DeadlineShortfall::of(&job, (10 << 30) + 1, start).unwrap();
+        assert_eq!((short.needed_seconds, short.available_seconds), (10 * 1024 + 1, 3600));
+        assert_eq!(short.deadline, "2026-11-30T01:53:20Z");
+        let said = short.describe();
+        assert!(said.contains("the 10.0 GiB to move take 2h 50m"), "{said}");
+        assert!(said.contains("is 1h away"), "{said}");
     }
 
     #[test]

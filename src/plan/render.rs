@@ -94,7 +94,11 @@ impl Table {
                 used.created
             )?;
         }
-        writeln!(out, "  {}", summary_line(plan))
+        writeln!(out, "  {}", summary_line(plan))?;
+        if let Some(shortfall) = &plan.deadline_shortfall {
+            writeln!(out, "  warning: {}", shortfall.describe())?;
+        }
+        Ok(())
     }
 
     fn flush(&mut self, out: &mut dyn std::io::Write) -> std::io::Result<()> {

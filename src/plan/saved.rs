@@ -834,6 +834,7 @@ mod tests {
             resumed: Default::default(),
             archived: Default::default(),
             inventories: Vec::new(),
+            deadline_shortfall: None,
         }
     }
 

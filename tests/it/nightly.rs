@@ -502,3 +502,26 @@ fn update_properties_puts_tags_and_acls_and_a_copy_onto_itself_keeps_the_acl() {
     assert_eq!(tags(), ["stage=raw"]);
     assert_eq!(f.get("data/a.csv"), b"a,b\n");
 }
+
+/// A `bandwidth` that cannot move the planned bytes before the deadline is said by `plan`,
+/// in the table and in the JSON, before the run; with time enough nothing is said.
+#[test]
+fn plan_warns_when_the_bandwidth_cannot_meet_the_deadline() {
+    let f = Fixture::s3s_fs();
+    f.file_written_earlier("big.parquet", &vec![7u8; 3 << 20]);
+    let manifest = f.manifest("upload", "    bandwidth: 1MiB/s\n    max_duration: 2s\n");
+    f.plan(&[&manifest]).expect_code(0).expect_stdout(&[
+        "warning: at `bandwidth: 1.0 MiB/s` the 3.0 MiB to move take 3s, but the deadline (",
+        ") is 2s away: what has not started by then is left for the next run (exit 6)",
+    ]);
+    let plan = f.json(&[&manifest]);
+    let shortfall = &plan["transfers"][0]["deadline_shortfall"];
+    assert_eq!(shortfall["bytes"], 3 << 20, "{plan:#}");
+    assert_eq!(shortfall["needed_seconds"], 3, "{plan:#}");
+    assert_eq!(shortfall["available_seconds"], 2, "{plan:#}");
+    let roomy = f.manifest("upload", "    bandwidth: 1MiB/s\n    max_duration: 1m\n");
+    let out = f.plan(&[&roomy]);
+    out.expect_code(0);
+    assert!(!out.stdout.contains("warning"), "{}", out.stdout);
+    assert!(f.json(&[&roomy])["transfers"][0].get("deadline_shortfall").is_none());
+}
