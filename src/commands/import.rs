@@ -287,6 +287,7 @@ fn translate(words: &[String]) -> Result<Option<Draft>, String> {
     let mut places = Vec::new();
     let mut filters: Vec<(bool, String)> = Vec::new();
     let mut recursive = verb == "sync";
+    let mut exact_timestamps = false;
     let mut rest = words[1..].iter();
     while let Some(word) = rest.next() {
         // Shell redirections end the command.
@@ -320,11 +321,7 @@ fn translate(words: &[String]) -> Result<Option<Draft>, String> {
                 draft.request_payer = true;
             }
             "--size-only" => draft.compare = Some("size".into()),
-            "--exact-timestamps" => draft.notes.push(
-                "`--exact-timestamps` has no equivalent: haul copies when the source is newer or the size differs \
-                 (`compare: size-mtime`, to the millisecond)"
-                    .into(),
-            ),
+            "--exact-timestamps" => exact_timestamps = true,
             "--profile" => draft.profile = Some(value(flag)?),
             "--region" => draft.region = Some(value(flag)?),
             "--endpoint-url" => {
@@ -414,8 +411,35 @@ fn translate(words: &[String]) -> Result<Option<Draft>, String> {
             ));
         }
     }
+    if exact_timestamps {
+        exact_timestamps_rule(&mut draft);
+    }
     filter_rules(&filters, &mut draft);
     Ok(Some(draft))
+}
+
+/// aws-cli's `--exact-timestamps` (S3 to local only): a same-size file is downloaded again
+/// unless its time is the object's exactly, so a local file edited after its download is
+/// replaced. haul's times compare "the object is newer", which leaves such a file alone; the
+/// rule that replaces it is `compare: checksum` (by content, reading each same-size file).
+fn exact_timestamps_rule(draft: &mut Draft) {
+    let download = matches!((&draft.source, &draft.destination), (Some(Side::Bucket { .. }), Some(Side::Folder(_))));
+    if !download {
+        draft.notes.push("`--exact-timestamps` applies to S3-to-local syncs only (aws-cli ignores it here)".into());
+    } else if draft.compare.is_some() {
+        draft.notes.push(
+            "`--exact-timestamps` with `--size-only`: sizes alone decide (`compare: size`); times are not compared"
+                .into(),
+        );
+    } else {
+        draft.compare = Some("checksum".into());
+        draft.remarks.push((
+            "compare",
+            "from --exact-timestamps: a same-size local file that differs from the object is downloaded again \
+             (by content: each same-size file is read)"
+                .into(),
+        ));
+    }
 }
 
 /// aws-cli's `--metadata`: `key=value,key2=value2` (shorthand) or a JSON object.

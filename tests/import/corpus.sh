@@ -11,6 +11,9 @@ aws s3 ls s3://bucket/
 # Dated paths, as crontabs write them (cron needs `\%`), and the environment before a command.
 0 3 * * * AWS_PROFILE=prod aws s3 sync /data/$(date +\%F)/ s3://lake/daily/$(date +\%F)/ --exclude "*.tmp"
 AWS_REGION=eu-west-1 FOO=bar aws s3 sync s3://exports/$(date -u -d yesterday +%Y/%m/%d)/ /srv/exports/$(date -u -d yesterday +%Y%m%d)
+# --exact-timestamps: for a download, replace a same-size local file that differs.
+aws s3 sync s3://bucket/landing/ /srv/landing --exact-timestamps
+aws s3 sync /srv/outbox s3://bucket/outbox/ --exact-timestamps
 export AWS_PROFILE=archive
 aws s3 sync /srv/archive s3://archive-bucket/nightly/ \
     --storage-class GLACIER_IR \

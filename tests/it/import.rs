@@ -52,12 +52,16 @@ fn the_corpus_becomes_the_expected_manifest_and_names_what_it_leaves_out() {
         stdout.contains("acl: \"bucket-owner-full-control\"\n    content_type: \"text/csv\"\n    cache_control: \"max-age=3600\"\n    metadata: {\"team\": \"analytics\", \"source\": \"nightly\"}"),
         "{stdout}"
     );
+    // `--exact-timestamps` on a download: a same-size local file that differs is replaced,
+    // which haul says as `compare: checksum`; on an upload aws-cli ignores it, and so is it said.
+    assert!(stdout.contains("local: \"/srv/landing\"\n    compare: checksum  # from --exact-timestamps"), "{stdout}");
+    assert!(stderr.contains("`bucket-outbox`: `--exact-timestamps` applies to S3-to-local syncs only"), "{stderr}");
     for left_out in ["--exact-timestamps", "--acl", "keep.gz", "single object", "is relative", "`FOO=…`"] {
         assert!(stderr.contains(left_out), "{left_out} not named: {stderr}");
     }
     // It is a valid manifest (import checks it before writing; validate says so again).
     write(dir.path(), "nightly.yaml", &stdout);
-    haul(dir.path(), &["validate", "nightly.yaml"]).expect_code(0).expect_stdout(&["valid, 10 transfers"]);
+    haul(dir.path(), &["validate", "nightly.yaml"]).expect_code(0).expect_stdout(&["valid, 12 transfers"]);
 }
 
 #[test]
