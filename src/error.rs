@@ -68,11 +68,13 @@ pub enum HaulError {
     OnlyWithSavedPlan,
     #[error("`--shard`: this plan was made for shard {planned} alone; only a plan of every key can be split")]
     ShardWithSavedPlan { planned: crate::shard::Shard },
-    /// `apply PLAN --shard` on a plan whose later transfer reads what an earlier one writes.
+    /// `--shard` (on a manifest, or `apply PLAN --shard`) where a later transfer reads what an
+    /// earlier one writes: each shard writes only its own keys, so the reader's shards would
+    /// read (and, under `delete`, delete by) a source other machines have not written yet.
     #[error(
-        "`--shard`: transfer `{reader}` reads what transfer `{writer}` writes, and the shards of a saved plan run on their own, so `{reader}` could read objects another machine has not written yet; nothing was done"
+        "`--shard`: transfer `{reader}` reads what transfer `{writer}` writes, and shards run on their own, so `{reader}` could read objects another machine has not written yet; nothing was done"
     )]
-    ShardedChain { writer: String, reader: String },
+    ShardedChain { writer: String, reader: String, saved_plan: bool },
     #[error("`--at` applies to manifests; a saved plan keeps the time it was made for")]
     AtWithSavedPlan,
     #[error(transparent)]
@@ -204,8 +206,11 @@ impl HaulError {
             HaulError::ShardWithSavedPlan { planned } => Some(format!(
                 "apply it as it is (`haul apply PLAN`, as shard {planned}), or make one plan of every key (`haul plan MANIFEST -o PLAN`) and apply it with `--shard I/N` on each machine"
             )),
-            HaulError::ShardedChain { writer, .. } => Some(format!(
+            HaulError::ShardedChain { writer, saved_plan: true, .. } => Some(format!(
                 "apply the plan whole on one machine, or make one plan of `{writer}` (`--only {writer}`), apply it in shards, then the rest"
+            )),
+            HaulError::ShardedChain { writer, reader, saved_plan: false } => Some(format!(
+                "run `--only {writer}` in shards, and `--only {reader}` (and what follows) once every shard is done; or run the manifest whole without `--shard`"
             )),
             HaulError::AtWithSavedPlan => {
                 Some("make a plan as of that time: `haul plan MANIFEST --at TIME -o FILE`".into())

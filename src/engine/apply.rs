@@ -30,6 +30,7 @@ impl Engine {
         started: i64,
         counters: &Arc<Counters>,
     ) -> Result<Vec<TransferReport>, HaulError> {
+        super::refuse_sharded_chain(jobs, shard)?;
         self.connect(jobs)?;
         let mut reports = Vec::new();
         let count = jobs.len();
@@ -173,6 +174,7 @@ impl Engine {
                 return Err(HaulError::ShardedChain {
                     writer: job.name.clone(),
                     reader: saved.jobs[reader].name.clone(),
+                    saved_plan: true,
                 });
             }
             let (tally, found) = self.stale_by_lookups(job, &mut actions, share)?;

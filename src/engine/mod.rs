@@ -92,6 +92,24 @@ impl Clients {
 }
 
 /// The jobs `--only` names (all of them without it), in manifest order.
+/// `--shard` on transfers of which a later one reads where an earlier one writes: refused
+/// before anything is listed (see `HaulError::ShardedChain`).
+fn refuse_sharded_chain(jobs: &[&Job], shard: Option<crate::shard::Shard>) -> Result<(), HaulError> {
+    if shard.is_none_or(|shard| shard.count <= 1) {
+        return Ok(());
+    }
+    let earlier = crate::plan::expected::EarlierPlans::new(jobs);
+    let chain = (0..jobs.len()).find_map(|writer| earlier.first_reader_of(writer).map(|reader| (writer, reader)));
+    match chain {
+        Some((writer, reader)) => Err(HaulError::ShardedChain {
+            writer: jobs[writer].name.clone(),
+            reader: jobs[reader].name.clone(),
+            saved_plan: false,
+        }),
+        None => Ok(()),
+    }
+}
+
 pub fn select_jobs<'a>(jobs: &'a [Job], only: &[String]) -> Result<Vec<&'a Job>, HaulError> {
     for name in only {
         if !jobs.iter().any(|job| &job.name == name) {

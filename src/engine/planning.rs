@@ -36,6 +36,7 @@ impl super::Engine {
         created: i64,
         sink: &mut dyn PlanSink,
     ) -> Result<(), HaulError> {
+        super::refuse_sharded_chain(jobs, shard)?;
         self.connect(jobs)?;
         let mut earlier = crate::plan::expected::EarlierPlans::new(jobs);
         for (index, job) in jobs.iter().copied().enumerate() {

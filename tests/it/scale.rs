@@ -251,6 +251,28 @@ fn a_saved_plan_whose_transfers_chain_is_not_split_into_shards() {
     assert_eq!(std::fs::read(f.path("back/a.csv")).unwrap(), b"a");
 }
 
+/// The same for a manifest run with `--shard`: each shard writes only its own keys, so a
+/// later transfer's shards would read (and under `delete`, delete by) a source other
+/// machines have not written yet. `plan` and `apply` refuse it alike, before anything is
+/// listed; each transfer on its own (`--only`) may be sharded.
+#[test]
+fn a_manifest_whose_transfers_chain_is_not_run_in_shards() {
+    let f = Fixture::s3s_fs();
+    f.file("a.csv", b"a");
+    let m = f.two_way_manifest(&f.endpoint, "");
+    let refused = ["transfer `down` reads what transfer `up` writes", "run `--only up` in shards, and `--only down`"];
+    f.plan(&[&m, "--shard", "0/2"]).expect_code(2).expect_stderr(&refused);
+    f.apply(&[&m, "--shard", "1/2", "--quiet"]).expect_code(2).expect_stderr(&refused);
+    assert!(f.keys().is_empty(), "nothing moved");
+    for shard in ["0/2", "1/2"] {
+        f.apply(&[&m, "--only", "up", "--shard", shard, "--quiet"]).expect_code(0);
+    }
+    for shard in ["0/2", "1/2"] {
+        f.apply(&[&m, "--only", "down", "--shard", shard, "--quiet"]).expect_code(0);
+    }
+    assert_eq!(std::fs::read(f.path("back/a.csv")).unwrap(), b"a");
+}
+
 /// `destination: head`, a few files into a prefix that holds many more: the plan is the plan a
 /// listing makes (the same actions, keys and reasons), the destination is not listed (no LIST
 /// reaches the server), each source key the filter takes is looked up once, and what it
