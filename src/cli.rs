@@ -399,6 +399,24 @@ pub struct SyncArgs {
     /// A canned ACL for what is written (`bucket-owner-full-control`).
     #[arg(long, value_name = "ACL", value_parser = ["private", "public-read", "public-read-write", "authenticated-read", "aws-exec-read", "bucket-owner-read", "bucket-owner-full-control"])]
     pub acl: Option<String>,
+    /// Content-Type of what is written (default: guessed from the extension for uploads, the
+    /// source's for copies).
+    #[arg(long, value_name = "TYPE")]
+    pub content_type: Option<String>,
+    /// Cache-Control of what is written (`max-age=3600`).
+    #[arg(long, value_name = "VALUE")]
+    pub cache_control: Option<String>,
+    /// Content-Disposition of what is written (`attachment`).
+    #[arg(long, value_name = "VALUE")]
+    pub content_disposition: Option<String>,
+    /// User metadata of what is written, as aws-cli takes it: `team=analytics,source=nightly`
+    /// (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_delimiter = ',', value_parser = metadata_pair)]
+    pub metadata: Vec<(String, String)>,
+    /// Also compare the properties these flags set on objects DST has unchanged, and update
+    /// those that differ in place (a HEAD per such object; no bytes sent again).
+    #[arg(long)]
+    pub update_properties: bool,
     /// The checksum header bodies written go with: `crc32c` (the default), `crc64nvme`, or
     /// `off` for services that refuse checksum headers (bodies then go with Content-MD5).
     #[arg(long, value_name = "MODE", value_parser = ["crc32c", "crc64nvme", "off"])]
@@ -492,4 +510,12 @@ pub struct InitArgs {
 pub struct CompletionsArgs {
     /// The shell.
     pub shell: clap_complete::Shell,
+}
+
+/// `key=value`, one `--metadata` pair.
+fn metadata_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_string(), value.trim().to_string())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
 }

@@ -112,12 +112,17 @@ fn manifest_text(args: &SyncArgs, cwd: &Path) -> Result<String, HaulError> {
         concurrency: args.concurrency,
         bandwidth: args.bwlimit.map(|rate| rate.to_string()),
         acl: args.acl.clone(),
+        content_type: args.content_type.clone(),
+        cache_control: args.cache_control.clone(),
+        content_disposition: args.content_disposition.clone(),
+        metadata: args.metadata.clone(),
         settings: [
             ("older_than", args.older_than.map(|age| draft::quoted(&age.to_string()))),
             ("newer_than", args.newer_than.map(|age| draft::quoted(&age.to_string()))),
             ("min_size", args.min_size.map(|size| draft::quoted(&size.to_string()))),
             ("max_size", args.max_size.map(|size| draft::quoted(&size.to_string()))),
             ("overwrite", args.overwrite.clone()),
+            ("update_properties", args.update_properties.then(|| "true".to_string())),
             ("checksum", args.checksum.clone()),
             ("ca_bundle", args.target.ca_bundle.as_ref().map(|path| draft::quoted(&path.to_string_lossy()))),
         ]
@@ -176,6 +181,17 @@ mod tests {
             "never",
             "--acl",
             "bucket-owner-full-control",
+            "--content-type",
+            "text/csv",
+            "--cache-control",
+            "max-age=60",
+            "--content-disposition",
+            "attachment",
+            "--metadata",
+            "team=analytics,source=nightly",
+            "--metadata",
+            "owner=data",
+            "--update-properties",
         ]);
         let job = &manifest.jobs[0];
         assert_eq!((job.window.min_size, job.window.max_size), (Some(1), Some(10 * manifest::ByteSize::GIB)));
@@ -183,6 +199,15 @@ mod tests {
         assert_eq!(by - since, 86_400_000 - 600_000);
         assert_eq!(job.overwrite, manifest::Overwrite::Never);
         assert_eq!(job.upload.acl, Some(manifest::CannedAcl::BucketOwnerFullControl));
+        assert_eq!(job.upload.content_type.as_deref(), Some("text/csv"));
+        assert_eq!(job.upload.cache_control.as_deref(), Some("max-age=60"));
+        assert_eq!(job.upload.content_disposition.as_deref(), Some("attachment"));
+        let metadata = job.upload.metadata.clone().unwrap();
+        let pairs: Vec<(&str, &str)> = metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(pairs, [("owner", "data"), ("source", "nightly"), ("team", "analytics")]);
+        assert!(job.update_properties);
+        let bad = crate::cli::Cli::try_parse_from(["haul", "sync", "a", "s3://b/", "--metadata", "novalue"]);
+        assert!(bad.unwrap_err().to_string().contains("`novalue` is not KEY=VALUE"));
     }
 
     #[test]
