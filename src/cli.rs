@@ -417,6 +417,16 @@ pub struct SyncArgs {
     /// those that differ in place (a HEAD per such object; no bytes sent again).
     #[arg(long)]
     pub update_properties: bool,
+    /// Look each source key up at DST (a HEAD per object, or a file's metadata) instead of
+    /// listing DST, as rclone's `--no-traverse`: for a few files into a huge bucket. Not with
+    /// `--delete`.
+    #[arg(long)]
+    pub no_traverse: bool,
+    /// List the bucket side (for a bucket-to-bucket sync, SRC) from this S3 Inventory report
+    /// instead of ListObjectsV2: the report's `manifest.json`, or its configuration's folder
+    /// (the newest report is read); one older than 48 hours is refused.
+    #[arg(long, value_name = "S3_URL")]
+    pub inventory: Option<String>,
     /// The checksum header bodies written go with: `crc32c` (the default), `crc64nvme`, or
     /// `off` for services that refuse checksum headers (bodies then go with Content-MD5).
     #[arg(long, value_name = "MODE", value_parser = ["crc32c", "crc64nvme", "off"])]

@@ -94,6 +94,13 @@ fn manifest_text(args: &SyncArgs, cwd: &Path) -> Result<String, HaulError> {
                 .into(),
         });
     }
+    if args.no_traverse && args.delete {
+        return Err(HaulError::SyncUsage {
+            message: "`--no-traverse` with `--delete`: what DST has that SRC does not is found only by listing DST"
+                .into(),
+            help: "drop `--no-traverse` to delete, or `--delete` to look keys up one by one".into(),
+        });
+    }
     let draft = Draft {
         name: "sync".into(),
         source: Some(Side::parse(&args.source, Some(cwd))?),
@@ -123,6 +130,8 @@ fn manifest_text(args: &SyncArgs, cwd: &Path) -> Result<String, HaulError> {
             ("max_size", args.max_size.map(|size| draft::quoted(&size.to_string()))),
             ("overwrite", args.overwrite.clone()),
             ("update_properties", args.update_properties.then(|| "true".to_string())),
+            ("destination", args.no_traverse.then(|| "head".to_string())),
+            ("listing", args.inventory.as_ref().map(|url| format!("{{inventory: {}}}", draft::quoted(url)))),
             ("checksum", args.checksum.clone()),
             ("ca_bundle", args.target.ca_bundle.as_ref().map(|path| draft::quoted(&path.to_string_lossy()))),
         ]
@@ -245,6 +254,24 @@ mod tests {
         assert_eq!(job.target.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         let both_local = manifest_text(&args(&["./a", "./b"]), Path::new("/w")).unwrap_err();
         assert!(both_local.to_string().contains("both sides are local folders"));
+    }
+
+    #[test]
+    fn no_traverse_and_inventory_become_the_huge_bucket_settings() {
+        let manifest =
+            loaded(&["./out", "s3://lake/events/", "--no-traverse", "--inventory", "s3://inventories/lake/daily/"]);
+        let job = &manifest.jobs[0];
+        assert_eq!(job.destination, manifest::DestinationCheck::Head);
+        let inventory = job.inventory.as_ref().expect("an inventory");
+        assert_eq!((inventory.bucket.as_str(), inventory.key.as_str()), ("inventories", "lake/daily/"));
+        let err = manifest_text(
+            &args(&["./o", "s3://l/e/", "--no-traverse", "--delete", "--max-delete", "5"]),
+            Path::new("/w"),
+        );
+        assert!(err.unwrap_err().to_string().contains("`--no-traverse` with `--delete`"));
+        let plain = loaded(&["./out", "s3://lake/events/"]);
+        assert_eq!(plain.jobs[0].destination, manifest::DestinationCheck::List);
+        assert!(plain.jobs[0].inventory.is_none());
     }
 
     #[test]
