@@ -414,7 +414,9 @@ where
                 let code = Some(FailureCode::ChecksumHeaderRefused.as_str().to_string());
                 return RequestFailure { code, status: Some(status), message, transient: false, bucket_region };
             }
-            let transient = status >= 500 || code.as_deref().is_some_and(|code| TRANSIENT_CODES.contains(&code));
+            // 501 Not Implemented: the server lacks the feature, and will next time too.
+            let transient =
+                (status >= 500 && status != 501) || code.as_deref().is_some_and(|code| TRANSIENT_CODES.contains(&code));
             RequestFailure { code, status: Some(status), message, transient, bucket_region }
         }
         // The credentials chain fails before any request is sent: not worth retrying.

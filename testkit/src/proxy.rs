@@ -42,6 +42,8 @@ pub enum Fault {
     InternalError,
     /// `503 SlowDown` instead of forwarding.
     SlowDown,
+    /// `501 NotImplemented` instead of forwarding (a server without that feature).
+    NotImplemented,
     /// The connection is closed without an answer.
     Reset,
     /// Forwarded after a pause.
@@ -321,6 +323,9 @@ async fn forward(
     match fault {
         Some(Fault::InternalError) => return Ok(error_response(500, "InternalError", "injected by the test proxy")),
         Some(Fault::SlowDown) => return Ok(error_response(503, "SlowDown", "injected by the test proxy")),
+        Some(Fault::NotImplemented) => {
+            return Ok(error_response(501, "NotImplemented", "injected by the test proxy"));
+        }
         Some(Fault::Reset) => return Err(BoxError::from("injected connection reset")),
         Some(Fault::Delay(pause)) => tokio::time::sleep(pause).await,
         _ => {}

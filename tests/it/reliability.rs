@@ -467,6 +467,25 @@ fn out_of_retries_is_reported_as_failed_never_as_done() {
     assert!(!f.path("back").exists() || tree(&f.path("back")).is_empty());
 }
 
+/// A server that does not implement a request (501 Not Implemented) fails the object at once,
+/// with the server's words: 501 is not a passing trouble to retry.
+#[test]
+fn a_request_the_server_does_not_implement_is_not_retried() {
+    let f = Fixture::s3s_fs();
+    let proxy = RecordingProxy::start(&f.endpoint).unwrap();
+    f.file("a.csv", b"a,b\n");
+    let m = f.two_way_manifest(proxy.endpoint(), "  retries: 3\n");
+    f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
+    let mut always_501 = FaultRule::new(Fault::NotImplemented, 1, 10_000);
+    always_501.object_gets_only = true;
+    proxy.set_faults(&[always_501]);
+    let out = f.apply(&[&m, "--only", "down", "--report", "run.json"]);
+    out.expect_code(1).expect_stdout(&["FAILED 1", "NotImplemented"]);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(f.path("run.json")).unwrap()).unwrap();
+    let failure = &report["transfers"][0]["failures"][0];
+    assert_eq!((failure["status"].as_u64(), failure["attempts"].as_u64()), (Some(501), Some(1)), "{report:#}");
+}
+
 #[test]
 fn hostile_keys_never_write_outside_the_target() {
     let f = Fixture::moto();
