@@ -187,21 +187,20 @@ pub struct PropertyChecker<'a> {
     /// Where the transfer writes: an upload's bucket, or a copy's `to`.
     pub bucket: &'a str,
     pub prefix: &'a str,
-    /// The bucket's owner (for `bucket-owner-*` ACLs), asked once, when first needed.
-    pub bucket_owner: std::sync::OnceLock<Result<Option<String>, String>>,
+    /// The bucket's owner (for `bucket-owner-*` ACLs), asked once, when first needed (the
+    /// objects read at once wait for that one answer).
+    pub bucket_owner: tokio::sync::OnceCell<Result<Option<String>, String>>,
 }
 
 impl PropertyChecker<'_> {
     async fn bucket_owner(&self) -> Result<Option<String>, String> {
-        if let Some(known) = self.bucket_owner.get() {
-            return known.clone();
-        }
-        let answer = self.client.get_bucket_acl().bucket(self.bucket).send().await;
-        let owner =
+        let asked = self.bucket_owner.get_or_init(|| async {
+            let answer = self.client.get_bucket_acl().bucket(self.bucket).send().await;
             answer.map(|answer| answer.owner().and_then(|owner| owner.id()).map(str::to_string)).map_err(|err| {
                 format!("the bucket's owner could not be read (GetBucketAcl: {})", request_failure(&err).message)
-            });
-        self.bucket_owner.get_or_init(|| owner).clone()
+            })
+        });
+        asked.await.clone()
     }
 
     async fn verdict(&self, entry: &Entry) -> PropertyVerdict {

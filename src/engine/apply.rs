@@ -275,7 +275,7 @@ impl Engine {
 /// check; the report of a transfer that must not start (a signal came, or its deadline
 /// passed), else `None`.
 fn not_started(job: &Job, started: i64) -> Option<TransferReport> {
-    crate::interrupt::set_deadline(job.deadline.as_ref().map(|deadline| deadline.instant(run_start(started))));
+    crate::interrupt::set_deadline(job.deadline.as_ref().map(|deadline| deadline.instant(super::run_start(started))));
     match crate::interrupt::cause()? {
         crate::interrupt::Cause::Signal => Some(TransferReport::interrupted_before_start(&job.name, job.direction)),
         crate::interrupt::Cause::Deadline => Some(TransferReport::past_deadline_before_start(
@@ -286,13 +286,9 @@ fn not_started(job: &Job, started: i64) -> Option<TransferReport> {
     }
 }
 
-fn run_start(started: i64) -> std::time::SystemTime {
-    std::time::UNIX_EPOCH + std::time::Duration::from_secs(started.max(0) as u64)
-}
-
 /// `job`'s deadline in a run that started at `started`, as the report says it (UTC).
 fn deadline_text(job: &Job, started: i64) -> Option<String> {
-    let at = job.deadline.as_ref()?.instant(run_start(started));
+    let at = job.deadline.as_ref()?.instant(super::run_start(started));
     Some(humantime::format_rfc3339_seconds(at).to_string())
 }
 

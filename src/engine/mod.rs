@@ -92,6 +92,11 @@ impl Clients {
 }
 
 /// The jobs `--only` names (all of them without it), in manifest order.
+/// A run's (or a plan's) start, `started` seconds since the epoch: deadlines count from it.
+fn run_start(started: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(started.max(0) as u64)
+}
+
 /// `--shard` on transfers of which a later one reads where an earlier one writes: refused
 /// before anything is listed (see `HaulError::ShardedChain`).
 fn refuse_sharded_chain(jobs: &[&Job], shard: Option<crate::shard::Shard>) -> Result<(), HaulError> {

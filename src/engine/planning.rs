@@ -126,7 +126,7 @@ pub fn plan_into(
             runtime,
             bucket,
             prefix,
-            bucket_owner: std::sync::OnceLock::new(),
+            bucket_owner: tokio::sync::OnceCell::new(),
         }
     });
     let checks = crate::plan::Checks {
@@ -195,8 +195,7 @@ pub fn plan_into(
     plan.temp_files = temp_files;
     plan.unfinished_uploads = left.into_rest();
     plan.resumed = resumed;
-    let start = std::time::UNIX_EPOCH + std::time::Duration::from_secs(started.max(0) as u64);
-    plan.deadline_shortfall = crate::plan::DeadlineShortfall::of(job, plan.copies().bytes, start);
+    plan.deadline_shortfall = crate::plan::DeadlineShortfall::of(job, plan.copies().bytes, super::run_start(started));
     Ok(plan)
 }
 

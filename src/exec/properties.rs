@@ -11,18 +11,13 @@
 //!
 //! No bytes pass through haul.
 
-use aws_sdk_s3::types::{
-    MetadataDirective, ObjectCannedAcl, ServerSideEncryption, StorageClass, Tag, TaggingDirective,
-};
+use aws_sdk_s3::types::{MetadataDirective, ObjectCannedAcl, StorageClass, Tag, TaggingDirective};
 
 use super::Context;
 use crate::etag::ETag;
 use crate::object_properties::differences;
 use crate::plan::Action;
 use crate::s3::{RequestFailure, request_failure};
-
-/// The most CopyObject copies in one request: a larger object would need a multipart copy.
-const COPY_OBJECT_MOST: u64 = 5 * 1024 * 1024 * 1024;
 
 pub(super) async fn update(context: &Context, action: &Action) -> Result<(), RequestFailure> {
     let (client, bucket, prefix) = context.written_bucket();
@@ -42,7 +37,8 @@ pub(super) async fn update(context: &Context, action: &Action) -> Result<(), Req
     let headers = ["content_type", "cache_control", "content_disposition", "metadata"];
     if differ.iter().any(|name| headers.contains(&name.as_str())) {
         let size = head.content_length().unwrap_or_default().max(0) as u64;
-        if size > COPY_OBJECT_MOST {
+        // The most one CopyObject copies: a larger object would need a multipart copy.
+        if size > crate::manifest::builtin::COPY_CUTOFF.0 {
             return Err(RequestFailure::coded(
                 "TooLargeToUpdateInPlace",
                 format!(
@@ -86,11 +82,7 @@ async fn copy_onto_itself(
         Some(metadata) => Some(metadata.clone().into_iter().collect()),
         None => head.metadata().cloned(),
     };
-    let encryption = wanted.sse.map(|sse| match sse {
-        crate::manifest::ServerSideEncryption::Aes256 => ServerSideEncryption::Aes256,
-        crate::manifest::ServerSideEncryption::AwsKms => ServerSideEncryption::AwsKms,
-    });
-    let (encryption, kms_key) = match encryption {
+    let (encryption, kms_key) = match super::sse(wanted) {
         Some(encryption) => (Some(encryption), wanted.sse_kms_key_id.clone()),
         None => (head.server_side_encryption().cloned(), head.ssekms_key_id().map(str::to_string)),
     };

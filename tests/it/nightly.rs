@@ -501,6 +501,13 @@ fn update_properties_puts_tags_and_acls_and_a_copy_onto_itself_keeps_the_acl() {
     assert!(public(), "the copy onto itself lost the ACL");
     assert_eq!(tags(), ["stage=raw"]);
     assert_eq!(f.get("data/a.csv"), b"a,b\n");
+    // `bucket-owner-full-control`, written by the bucket's owner: its grants are the owner's
+    // alone, read against GetBucketAcl's owner, so it is the same as `private` here.
+    let manifest = f.manifest("upload", "    acl: bucket-owner-full-control\n    update_properties: true\n");
+    f.apply(&[&manifest, "--quiet"]).expect_code(0);
+    let plan = f.json(&[&manifest]);
+    assert_eq!(plan["transfers"][0]["actions"].as_array().map(Vec::len), Some(0), "{plan:#}");
+    assert_eq!(plan["transfers"][0]["by_reason"]["unchanged"]["objects"], 1, "compared, not unreadable: {plan:#}");
 }
 
 /// A `bandwidth` that cannot move the planned bytes before the deadline is said by `plan`,
