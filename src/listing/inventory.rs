@@ -313,7 +313,7 @@ impl PageSource for ReportPages {
     fn start(&self, request: PageRequest) -> PageWait {
         let (report, client, runtime, rows) =
             (self.report.clone(), self.client.clone(), self.runtime.clone(), self.rows.clone());
-        Box::new(move || {
+        PageWait::computed(move || {
             let mut rows = rows.lock().expect("inventory rows lock");
             let mut page = Page::default();
             while page.objects.len() < PAGE_ROWS {

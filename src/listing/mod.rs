@@ -6,6 +6,7 @@ pub mod inventory;
 pub mod local;
 #[cfg(test)]
 mod model;
+mod ranges;
 pub mod remote;
 pub mod sides;
 pub mod sorted;

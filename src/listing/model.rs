@@ -21,11 +21,24 @@ enum ServerOrder {
     FolderWalk,
 }
 
+/// How a model server reads StartAfter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StartAfter {
+    /// Names after it in byte order, as S3 specifies.
+    Key,
+    /// Names after it in the server's own order (a folder walk compares folder by folder:
+    /// `a/` comes before `a b.csv`, so StartAfter `a!` leaves `a/` out).
+    Walk,
+    /// Ignored: every listing from the start.
+    Ignored,
+}
+
 #[derive(Debug)]
 struct ModelBucket {
     keys: Vec<String>,
     order: ServerOrder,
     page_size: usize,
+    start_after: StartAfter,
 }
 
 impl ModelBucket {
@@ -53,6 +66,13 @@ impl ModelBucket {
         // A page after the first starts after its token (the last name the page before it
         // gave), wherever the server's order put that.
         let entries = self.entries(request);
+        let entries: Vec<(String, bool)> = match (&request.token, &request.start_after, self.start_after) {
+            (None, Some(after), StartAfter::Key) => entries.into_iter().filter(|(name, _)| name > after).collect(),
+            (None, Some(after), StartAfter::Walk) => {
+                entries.into_iter().filter(|(name, _)| name.split('/').gt(after.split('/'))).collect()
+            }
+            _ => entries,
+        };
         let from = match &request.token {
             None => 0,
             Some(token) => entries.iter().position(|(name, _)| name == token).map_or(entries.len(), |at| at + 1),
@@ -85,7 +105,7 @@ impl PageSource for ModelBucket {
 
     fn start(&self, request: PageRequest) -> PageWait {
         let page = self.page(&request);
-        Box::new(move || Ok(page))
+        PageWait::computed(move || Ok(page))
     }
 }
 
@@ -118,6 +138,21 @@ fn keys() -> impl Strategy<Value = Vec<String>> {
         keys.dedup();
         keys
     })
+}
+
+/// Keys under `p/` of one wide level: numbered names (`n0417`), some of them folders, among
+/// names that sort around `/`.
+fn wide_keys() -> impl Strategy<Value = Vec<String>> {
+    let name = prop_oneof![
+        3 => (0u32..5_000).prop_map(|n| format!("n{n:04}")),
+        1 => (0..NAMES.len()).prop_map(|i| NAMES[i].to_string()),
+    ];
+    let key = (name, prop::option::weighted(0.2, 0..NAMES.len()))
+        .prop_map(|(name, inner)| match inner {
+            Some(inner) => format!("p/{name}/{}", NAMES[inner]),
+            None => format!("p/{name}"),
+        });
+    prop::collection::btree_set(key, 0..400).prop_map(|keys| keys.into_iter().collect())
 }
 
 /// Every entry (stored key relative to `p/`) in the order the merge needs: NFC key, then
@@ -157,10 +192,37 @@ proptest! {
     /// pages and folders, NFD names waiting for their place.
     #[test]
     fn a_server_in_key_order_is_listed_whole_in_merge_order(keys in keys(), page_size in 1usize..5) {
-        let bucket = Arc::new(ModelBucket { keys: keys.clone(), order: ServerOrder::Key, page_size });
+        let bucket =
+            Arc::new(ModelBucket { keys: keys.clone(), order: ServerOrder::Key, page_size, start_after: StartAfter::Key });
         let (items, error) = run(FolderListing::new(bucket, "p/", false));
         prop_assert!(error.is_none(), "{error:?}");
         prop_assert_eq!(listed(&items), in_merge_order(&keys));
+    }
+
+    /// A wide level (hundreds of names in one folder, among names that sort around `/`) is
+    /// listed in key ranges at once: in key order, every key once; in folder-walk order, or
+    /// from a server that reads StartAfter its own way or not at all, never a key misplaced
+    /// or left out unnoticed.
+    #[test]
+    fn a_wide_level_in_key_ranges_misses_nothing_unnoticed(
+        keys in wide_keys(),
+        page_size in 1usize..12,
+        order in prop_oneof![Just(ServerOrder::Key), Just(ServerOrder::FolderWalk)],
+        start_after in prop_oneof![Just(StartAfter::Key), Just(StartAfter::Walk), Just(StartAfter::Ignored)],
+    ) {
+        let bucket = Arc::new(ModelBucket { keys: keys.clone(), order, page_size, start_after });
+        let expected = in_merge_order(&keys);
+        let (items, error) = run(FolderListing::new(bucket, "p/", false));
+        let got = listed(&items);
+        prop_assert!(got.windows(2).all(|pair| pair[0] < pair[1]), "passed on out of order: {got:?}");
+        match error {
+            None => prop_assert!(got == expected, "listed {} of {} keys", got.len(), expected.len()),
+            Some(ListError::OutOfOrder { .. }) => {
+                prop_assert!((order, start_after) != (ServerOrder::Key, StartAfter::Key), "a server in key order fell back");
+                prop_assert!(got.iter().all(|entry| expected.contains(entry)), "{got:?}");
+            }
+            Some(other) => prop_assert!(false, "{other}"),
+        }
     }
 
     /// Out of key order, the streamed listing never passes on a key out of merge order: it
@@ -169,7 +231,12 @@ proptest! {
     /// listing gives every key once in merge order either way.
     #[test]
     fn a_server_out_of_key_order_is_found_before_a_key_is_misplaced(keys in keys(), page_size in 1usize..5) {
-        let bucket = Arc::new(ModelBucket { keys: keys.clone(), order: ServerOrder::FolderWalk, page_size });
+        let bucket = Arc::new(ModelBucket {
+            keys: keys.clone(),
+            order: ServerOrder::FolderWalk,
+            page_size,
+            start_after: StartAfter::Walk,
+        });
         let expected = in_merge_order(&keys);
         let (items, error) = run(FolderListing::new(bucket.clone(), "p/", false));
         let got = listed(&items);
@@ -189,8 +256,9 @@ proptest! {
 #[test]
 fn the_model_lists_folders_first_in_folder_walk_order() {
     let keys = ["p/a b.csv", "p/a.csv", "p/a/b.csv", "p/a/b/c.csv", "p/a0.csv"].map(String::from).to_vec();
-    let bucket = ModelBucket { keys, order: ServerOrder::FolderWalk, page_size: 10 };
-    let request = PageRequest { prefix: "p/".into(), delimited: false, token: None, url_encoded: false };
+    let bucket = ModelBucket { keys, order: ServerOrder::FolderWalk, page_size: 10, start_after: StartAfter::Key };
+    let request =
+        PageRequest { prefix: "p/".into(), delimited: false, token: None, url_encoded: false, start_after: None };
     let page = bucket.page(&request);
     let names: Vec<&str> = page.objects.iter().map(|o| o.key.as_str()).collect();
     assert_eq!(names, ["p/a/b/c.csv", "p/a/b.csv", "p/a b.csv", "p/a.csv", "p/a0.csv"]);

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use aws_sdk_s3::Client;
 use tokio::runtime::Handle;
 
+use super::ranges::LevelRanges;
 use super::{Entry, Item, SkipReason, Skipped, check_key};
 use crate::etag::ETag;
 
@@ -26,6 +27,8 @@ pub struct PageRequest {
     pub token: Option<String>,
     /// Keys asked for with `encoding-type=url`.
     pub url_encoded: bool,
+    /// Only names after this one (StartAfter; sent with the first page's request only).
+    pub start_after: Option<String>,
 }
 
 /// One page as a listing reads it.
@@ -62,8 +65,30 @@ pub enum PageFailure {
     Failed(crate::s3::RequestFailure),
 }
 
-/// A page request already sent: waiting blocks until its page is there.
-pub type PageWait = Box<dyn FnOnce() -> Result<Page, PageFailure> + Send>;
+/// A page request already sent: [`PageWait::wait`] blocks until its page is there;
+/// [`PageWait::ready`] says whether it would block.
+pub struct PageWait {
+    /// Set when the answer is in (never set: the answer is computed on waiting).
+    answered: Option<Arc<std::sync::atomic::AtomicBool>>,
+    wait: Box<dyn FnOnce() -> Result<Page, PageFailure> + Send>,
+}
+
+impl PageWait {
+    /// A page computed when waited for (a model bucket, an inventory report's rows): always
+    /// ready, since waiting costs no round trip.
+    pub fn computed(wait: impl FnOnce() -> Result<Page, PageFailure> + Send + 'static) -> Self {
+        PageWait { answered: None, wait: Box::new(wait) }
+    }
+
+    /// Whether waiting would return at once.
+    pub fn ready(&self) -> bool {
+        self.answered.as_ref().is_none_or(|answered| answered.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    pub fn wait(self) -> Result<Page, PageFailure> {
+        (self.wait)()
+    }
+}
 
 /// Where a listing's pages come from: S3 through the SDK, or, in tests, a model of a bucket
 /// that lists in key order or in another order. The listing's own logic (order checks, NFD
@@ -93,6 +118,9 @@ impl S3Pages {
             .bucket(&self.bucket)
             .prefix(&request.prefix)
             .set_continuation_token(request.token.clone());
+        if request.token.is_none() {
+            builder = builder.set_start_after(request.start_after.clone());
+        }
         if request.delimited {
             builder = builder.delimiter("/");
         }
@@ -108,9 +136,15 @@ impl PageSource for S3Pages {
     fn start(&self, request: PageRequest) -> PageWait {
         let send = self.request(&request);
         let again = self.request(&request);
-        let handle = self.runtime.spawn(async move { send.send().await });
+        let answered = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let answered_in_task = answered.clone();
+        let handle = self.runtime.spawn(async move {
+            let answer = send.send().await;
+            answered_in_task.store(true, std::sync::atomic::Ordering::Release);
+            answer
+        });
         let runtime = self.runtime.clone();
-        Box::new(move || {
+        let wait = Box::new(move || {
             let answer = match runtime.block_on(handle) {
                 Ok(answer) => answer,
                 // The task cannot be cancelled or panic short of a bug in the SDK: ask again, here.
@@ -121,7 +155,8 @@ impl PageSource for S3Pages {
                 Err(err) if unreadable_page(&err) => Err(PageFailure::Unreadable(crate::s3::request_failure(&err))),
                 Err(err) => Err(PageFailure::Failed(crate::s3::request_failure(&err))),
             }
-        })
+        });
+        PageWait { answered: Some(answered), wait }
     }
 }
 
@@ -180,7 +215,8 @@ pub struct RemoteListing {
     last_listed: Option<String>,
     /// Downloads refuse keys that could escape the target folder; uploads only write them.
     check_keys: bool,
-    page: VecDeque<PageEntry>,
+    /// Fetched entries not yet read, with their names as stored (in full).
+    page: VecDeque<(String, PageEntry)>,
     continuation: Option<String>,
     finished: bool,
     failed: bool,
@@ -190,6 +226,21 @@ pub struct RemoteListing {
     check_order: bool,
     /// The request for the next page, already sent (with its token).
     prefetched: Option<(Option<String>, PageWait)>,
+    /// A key range's lower end: only names after it (StartAfter).
+    start_after: Option<String>,
+    /// A key range's upper end, the last name it covers: a page's names past it end the
+    /// listing and are kept in `overrun`, for the next range to list first.
+    until: Option<String>,
+    /// The names of the last page past `until`, in order.
+    overrun: Vec<String>,
+    /// The last name (object or folder, as stored) of the pages so far: each page of a
+    /// delimited listing must start after it.
+    last_name: Option<String>,
+    /// The first and last name of the page last fetched, when more pages follow: how far a
+    /// page reaches, to split the rest of a key range by. Taken by the splitter.
+    pub(super) span: Option<(String, String)>,
+    /// A page fetched ahead of the reader that failed: given to the reader when it gets here.
+    deferred: Option<ListError>,
 }
 
 impl RemoteListing {
@@ -209,6 +260,12 @@ impl RemoteListing {
             url_encoded: false,
             check_order: true,
             prefetched: None,
+            start_after: None,
+            until: None,
+            overrun: Vec::new(),
+            last_name: None,
+            span: None,
+            deferred: None,
         }
     }
 
@@ -219,7 +276,8 @@ impl RemoteListing {
 
     /// The request for the page after `token`.
     fn page_request(&self, token: Option<String>) -> PageRequest {
-        PageRequest { prefix: self.prefix.clone(), delimited: self.delimited, token, url_encoded: self.url_encoded }
+        let start_after = if token.is_none() { self.start_after.clone() } else { None };
+        PageRequest { prefix: self.prefix.clone(), delimited: self.delimited, token, url_encoded: self.url_encoded, start_after }
     }
 
     /// Sends the request for the page after `token`, without waiting for it.
@@ -228,7 +286,7 @@ impl RemoteListing {
     }
 
     fn request_page(&self, token: Option<String>) -> Result<Page, PageFailure> {
-        (self.start_page(token).1)()
+        self.start_page(token).1.wait()
     }
 
     /// Fetches the next page into `self.page`. The request for the page after it is sent at
@@ -237,7 +295,7 @@ impl RemoteListing {
     fn fetch_page(&mut self) -> Result<(), ListError> {
         let token = self.continuation.take();
         let first = match self.prefetched.take() {
-            Some((sent, wait)) if sent == token => wait(),
+            Some((sent, wait)) if sent == token => wait.wait(),
             _ => self.request_page(token.clone()),
         };
         let response = match first {
@@ -259,7 +317,9 @@ impl RemoteListing {
         })?;
         self.continuation = response.next.clone();
         self.finished = self.continuation.is_none();
-        if !self.finished {
+        // A key range sends the next request only once it knows the page did not pass its
+        // end; any other listing at once.
+        if !self.finished && self.until.is_none() {
             self.prefetched = Some(self.start_page(self.continuation.clone()));
         }
         let encoded = self.url_encoded && response.encoded;
@@ -301,9 +361,118 @@ impl RemoteListing {
         }
         if self.delimited {
             entries.sort_by(|a, b| a.0.cmp(&b.0));
+            // Pages of a delimited listing follow each other in key order, folders too: a
+            // server that lists a folder where its name sorts (`a/` before `a b.csv`) is found
+            // here when the two fall on different pages.
+            if let (true, Some(previous), Some((first, _))) = (self.check_order, &self.last_name, entries.first())
+                && first <= previous
+            {
+                return Err(ListError::OutOfOrder { previous: previous.clone(), key: first.clone() });
+            }
         }
-        self.page.extend(entries.into_iter().map(|(_, entry)| entry));
+        // A key range's first page holds only names after its start: a server that ignores
+        // StartAfter would list names another range lists.
+        if self.pages == 1
+            && let Some(after) = &self.start_after
+            && let Some((name, _)) = entries.iter().find(|(name, _)| name <= after)
+        {
+            return Err(ListError::OutOfOrder { previous: after.clone(), key: name.clone() });
+        }
+        if let Some(until) = &self.until {
+            let past = entries.iter().position(|(name, _)| name > until).unwrap_or(entries.len());
+            self.overrun = entries.drain(past..).map(|(name, _)| name).collect();
+            if !self.overrun.is_empty() {
+                self.finished = true;
+                self.continuation = None;
+            } else if !self.finished {
+                self.prefetched = Some(self.start_page(self.continuation.clone()));
+            }
+        }
+        if let Some((last, _)) = entries.last() {
+            self.last_name = Some(last.clone());
+        }
+        self.span = match (self.finished, entries.first(), entries.last()) {
+            (false, Some((first, _)), Some((last, _))) => Some((first.clone(), last.clone())),
+            _ => None,
+        };
+        self.page.extend(entries);
         Ok(())
+    }
+
+    /// Takes in the next page if its answer is already in and fewer than `room` entries wait
+    /// to be read: a key range listed ahead of the reader keeps its chain of pages going. A
+    /// failure waits for the reader. Whether a page came in.
+    pub(super) fn take_ready_page(&mut self, room: usize) -> bool {
+        if self.finished || self.failed || self.deferred.is_some() || self.page.len() >= room {
+            return false;
+        }
+        match &self.prefetched {
+            Some((sent, wait)) if *sent == self.continuation && wait.ready() => {}
+            _ => return false,
+        }
+        if let Err(err) = self.fetch_page() {
+            self.deferred = Some(err);
+        }
+        true
+    }
+
+    /// A request for a page is out.
+    pub(super) fn in_flight(&self) -> bool {
+        self.prefetched.is_some()
+    }
+
+    /// The first page was asked for (or came).
+    pub(super) fn started(&self) -> bool {
+        self.prefetched.is_some() || self.pages > 0 || self.failed || self.deferred.is_some()
+    }
+
+    /// Sends the request for the first page.
+    pub(super) fn start(&mut self) {
+        if !self.started() {
+            self.prefetched = Some(self.start_page(None));
+        }
+    }
+
+    /// Entries fetched and not yet read.
+    pub(super) fn buffered(&self) -> usize {
+        self.page.len()
+    }
+
+    /// The upper end of this key range (`None`: the end of the prefix).
+    pub(super) fn until(&self) -> Option<&str> {
+        self.until.as_deref()
+    }
+
+    /// Ends this key range at `until` (a name after everything it has fetched).
+    pub(super) fn end_at(&mut self, until: String) {
+        self.until = Some(until);
+    }
+
+    /// The names the last page listed past this range's end, taken.
+    pub(super) fn take_overrun(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.overrun)
+    }
+
+    /// All pages fetched (or failed).
+    pub(super) fn is_finished(&self) -> bool {
+        self.finished || self.failed
+    }
+
+    /// The length of this listing's prefix: where names start to differ.
+    pub(super) fn prefix_len(&self) -> usize {
+        self.prefix.len()
+    }
+
+    /// The key range of this (delimited) listing's prefix from after `start_after` to `until`,
+    /// keyed and encoded like this one; not started.
+    pub(super) fn range(&self, start_after: Option<String>, until: Option<String>) -> RemoteListing {
+        let mut listing = RemoteListing::new(self.source.clone(), &self.prefix, self.check_keys);
+        listing.key_base = self.key_base.clone();
+        listing.delimited = true;
+        listing.url_encoded = self.url_encoded;
+        listing.start_after = start_after;
+        listing.until = until;
+        listing
     }
 
     /// One listed object as an item, keyed relative to the transfer's prefix.
@@ -323,14 +492,8 @@ impl RemoteListing {
 
     /// The listing of `folder` (a full prefix this delimited listing returned), keyed like
     /// this one, its first page already requested.
-    fn folder_listing(&self, folder: &str) -> RemoteListing {
+    pub(super) fn folder_listing(&self, folder: &str) -> RemoteListing {
         self.started_listing(folder, false)
-    }
-
-    /// The delimited listing of this listing's prefix from its start (its first page already
-    /// requested).
-    fn delimited(&self) -> RemoteListing {
-        self.started_listing(&self.prefix, true)
     }
 
     /// A listing of `prefix` in the same bucket, keyed and encoded like this one, its first
@@ -346,10 +509,14 @@ impl RemoteListing {
 
     /// The next entry as the pages come. The key order is checked by [`FolderListing`], which
     /// reads every streamed listing.
-    fn next_streamed(&mut self) -> Option<Result<PageEntry, ListError>> {
+    pub(super) fn next_streamed(&mut self) -> Option<Result<(String, PageEntry), ListError>> {
         loop {
             if let Some(entry) = self.page.pop_front() {
                 return Some(Ok(entry));
+            }
+            if let Some(err) = self.deferred.take() {
+                self.failed = true;
+                return Some(Err(err));
             }
             if self.finished {
                 return None;
@@ -408,10 +575,10 @@ impl Iterator for RemoteListing {
                 return None;
             }
             match self.next_streamed()? {
-                Ok(PageEntry::Item(item)) => return Some(Ok(item)),
+                Ok((_, PageEntry::Item(item))) => return Some(Ok(item)),
                 Err(err) => return Some(Err(err)),
                 // Only a delimited listing has folders, and only `FolderListing` reads one.
-                Ok(PageEntry::Folder(_)) => continue,
+                Ok((_, PageEntry::Folder(_))) => continue,
             }
         }
     }
@@ -419,7 +586,7 @@ impl Iterator for RemoteListing {
 
 /// What a page of a listing holds: an object (as an item), or, in a delimited listing, a
 /// folder (its full prefix).
-enum PageEntry {
+pub(super) enum PageEntry {
     Item(Item),
     Folder(String),
 }
@@ -436,7 +603,7 @@ enum PageEntry {
 /// saves.)
 pub struct FolderListing {
     flat: Option<RemoteListing>,
-    top: Option<RemoteListing>,
+    top: Option<LevelRanges>,
     /// Top-level entries read ahead of the consumer, folders already started.
     ahead: VecDeque<Ahead>,
     folders_ahead: usize,
@@ -595,7 +762,7 @@ impl FolderListing {
                 let last = last.strip_prefix(flat.key_base.as_str()).unwrap_or(last).to_string();
                 self.covered =
                     Some(Covered { last, flat: std::mem::take(&mut self.flat_passed), again: Passed::default() });
-                self.top = Some(flat.delimited());
+                self.top = Some(LevelRanges::new(flat.range(None, None)));
                 self.flat = None;
             } else {
                 let next = flat.next();
@@ -638,8 +805,8 @@ impl FolderListing {
                 match top.next_streamed() {
                     None => self.top_done = true,
                     Some(Err(err)) => return Some(Err(err)),
-                    Some(Ok(PageEntry::Item(item))) => self.ahead.push_back(Ahead::Item(item)),
-                    Some(Ok(PageEntry::Folder(folder))) => {
+                    Some(Ok((_, PageEntry::Item(item)))) => self.ahead.push_back(Ahead::Item(item)),
+                    Some(Ok((_, PageEntry::Folder(folder)))) => {
                         self.folders_ahead += 1;
                         self.ahead.push_back(Ahead::Folder(top.folder_listing(&folder)));
                     }

@@ -272,3 +272,45 @@ fn a_sort_without_room_in_the_temp_folder_says_so() {
         "free space in the temp folder, or point TMPDIR at a folder with room",
     ]);
 }
+
+/// A folder wider than the flat pages haul lists before going folder by folder (7,000 names
+/// at one level, among names that sort around `/` and a few folders) is listed in key ranges
+/// at once. On every server, an upload with `delete: true` onto a bucket that holds the folder
+/// already plans exactly the ten new files and the one stale object, spread over the ranges;
+/// on the servers that list in key order it is listed in ranges, not sorted.
+#[test]
+fn a_wide_folder_in_key_ranges_plans_exactly_what_differs_on_every_server() {
+    for (server, f) in Fixture::every_server() {
+        let m = f.two_way_manifest(&f.endpoint.clone(), "  delete: true\n  max_delete: 10\n");
+        let mut names: Vec<String> = (0..7_000).map(|n| format!("n{n:05}.csv")).collect();
+        names.extend(TREE.iter().map(|name| name.to_string()));
+        for name in &names {
+            f.file_written_earlier(name, b"x");
+        }
+        f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
+        let new: Vec<String> = (0..7_000).step_by(700).map(|n| format!("n{n:05}b.csv")).collect();
+        for name in &new {
+            f.file_written_earlier(name, b"new");
+        }
+        f.put("data/n06999a.csv", b"stale");
+
+        let out = common::haul(f.dir.path(), &["plan", &m, "--only", "up", "--output", "json", "--log-level", "debug"]);
+        out.expect_code(0);
+        let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let planned: BTreeSet<(String, String)> = plan["transfers"][0]["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|action| (action["action"].as_str().unwrap().to_string(), action["key"].as_str().unwrap().to_string()))
+            .collect();
+        let mut expected = pairs("upload", &new.iter().map(String::as_str).collect::<Vec<_>>());
+        expected.extend(pairs("delete-remote", &["n06999a.csv"]));
+        assert_eq!(planned, expected, "{server}");
+        if server != "SeaweedFS" {
+            assert!(out.stderr.contains("listing a large folder in key ranges at once"), "{server}: no ranges");
+            assert!(!out.stderr.contains("not in key order"), "{server}: fell back to sorting");
+        }
+        f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
+        settled(&f, &m, "up", server);
+    }
+}
