@@ -147,11 +147,10 @@ fn wide_keys() -> impl Strategy<Value = Vec<String>> {
         3 => (0u32..5_000).prop_map(|n| format!("n{n:04}")),
         1 => (0..NAMES.len()).prop_map(|i| NAMES[i].to_string()),
     ];
-    let key = (name, prop::option::weighted(0.2, 0..NAMES.len()))
-        .prop_map(|(name, inner)| match inner {
-            Some(inner) => format!("p/{name}/{}", NAMES[inner]),
-            None => format!("p/{name}"),
-        });
+    let key = (name, prop::option::weighted(0.2, 0..NAMES.len())).prop_map(|(name, inner)| match inner {
+        Some(inner) => format!("p/{name}/{}", NAMES[inner]),
+        None => format!("p/{name}"),
+    });
     prop::collection::btree_set(key, 0..400).prop_map(|keys| keys.into_iter().collect())
 }
 

@@ -187,8 +187,10 @@ impl LevelRanges {
 const DIGITS: usize = 15;
 /// Bytes before the first one two names differ in that a cut point may change.
 const LOOKBACK: usize = 3;
-/// Bytes from the first one two names differ in that make the alphabet.
-const ALPHABET_PAST: usize = 4;
+/// A byte of a word: a letter, a digit, or part of a non-ASCII character.
+fn is_word(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || byte >= 0x80
+}
 
 /// Names to start new key ranges after, in increasing order, between `last` and `until` (or
 /// past `last`, when the range has no end): a page reached from `first` to `last`, and each
@@ -202,23 +204,24 @@ pub(super) fn cut_points(first: &str, last: &str, until: Option<&str>, floor: us
     if most == 0 || last_bytes <= first_bytes || floor > first_bytes.len() {
         return Vec::new();
     }
-    let differ = first_bytes
-        .iter()
-        .zip(last_bytes)
-        .position(|(a, b)| a != b)
-        .unwrap_or(first_bytes.len().min(last_bytes.len()));
+    let differ =
+        first_bytes.iter().zip(last_bytes).position(|(a, b)| a != b).unwrap_or(first_bytes.len().min(last_bytes.len()));
     let from = differ.saturating_sub(LOOKBACK).max(floor).min(differ);
     let stem = &last_bytes[..from];
     let until_tail = until.map(str::as_bytes).filter(|until| until.starts_with(stem)).map(|until| &until[from..]);
     // The alphabet of the bytes where the names change, not of a suffix they share (`.csv`
     // would bring every letter into a series of digits, and make it look four times longer).
-    let keep = differ + ALPHABET_PAST - from;
-    let near = |tail: &[u8]| tail[..tail.len().min(keep)].to_vec();
-    let alphabet = Alphabet::of(&[
-        &near(&first_bytes[from..]),
-        &near(&last_bytes[from..]),
-        &near(until_tail.unwrap_or_default()),
-    ]);
+    // The alphabet of the word where the names change (a run of letters, digits or non-ASCII
+    // text), not of a suffix they share: `.csv` would bring every letter into a series of
+    // digits, and make it look several times longer than it is.
+    let word = |name: &[u8]| -> Vec<u8> {
+        let end = (differ..name.len()).find(|at| !is_word(name[*at])).unwrap_or(name.len()).max(differ + 1);
+        name[differ.min(name.len())..end.min(name.len())].to_vec()
+    };
+    let until_word = until.filter(|_| until_tail.is_some()).map(|until| word(until.as_bytes())).unwrap_or_default();
+    // The bytes before, which both names share, as they are (`n` of `n00628` brings no
+    // letters).
+    let alphabet = Alphabet::of(&[&word(first_bytes), &word(last_bytes), &until_word], &last_bytes[from..differ]);
     let (x_first, x_last) = (alphabet.number(&first_bytes[from..]), alphabet.number(&last_bytes[from..]));
     let end = until_tail.map_or(alphabet.end(), |tail| alphabet.number(tail));
     let width = x_last.saturating_sub(x_first);
@@ -264,17 +267,20 @@ struct Alphabet {
 }
 
 impl Alphabet {
-    /// The bytes of `tails`; a digit, lower-case or upper-case letter seen brings its whole
-    /// class, since the names between two names use the ones between.
-    fn of(tails: &[&[u8]]) -> Self {
+    /// The bytes of `words`, where a digit, lower-case or upper-case letter brings its whole
+    /// class (the names between two names use the ones between), and the bytes `also`.
+    fn of(words: &[&[u8]], also: &[u8]) -> Self {
         let mut seen = [false; 256];
-        for byte in tails.iter().flat_map(|tail| tail.iter()) {
+        for byte in words.iter().flat_map(|word| word.iter()) {
             seen[usize::from(*byte)] = true;
         }
         for class in [b'0'..=b'9', b'a'..=b'z', b'A'..=b'Z'] {
             if class.clone().any(|byte| seen[usize::from(byte)]) {
                 class.for_each(|byte| seen[usize::from(byte)] = true);
             }
+        }
+        for byte in also {
+            seen[usize::from(*byte)] = true;
         }
         Alphabet { bytes: (0..=255u8).filter(|byte| seen[usize::from(*byte)]).collect() }
     }

@@ -121,11 +121,21 @@ impl S3Pages {
         if request.token.is_none() {
             builder = builder.set_start_after(request.start_after.clone());
         }
+        if let Some(keys) = page_keys() {
+            builder = builder.max_keys(keys);
+        }
         if request.delimited {
             builder = builder.delimiter("/");
         }
         if request.url_encoded { builder.encoding_type(aws_sdk_s3::types::EncodingType::Url) } else { builder }
     }
+}
+
+/// Keys a page holds: the server's page (1,000 on S3) unless a test asks for fewer
+/// (`HAUL_LIST_PAGE_KEYS`), to list many pages without writing thousands of objects.
+fn page_keys() -> Option<i32> {
+    static KEYS: std::sync::OnceLock<Option<i32>> = std::sync::OnceLock::new();
+    *KEYS.get_or_init(|| std::env::var("HAUL_LIST_PAGE_KEYS").ok()?.parse().ok().filter(|keys| *keys > 0))
 }
 
 impl PageSource for S3Pages {
@@ -277,7 +287,13 @@ impl RemoteListing {
     /// The request for the page after `token`.
     fn page_request(&self, token: Option<String>) -> PageRequest {
         let start_after = if token.is_none() { self.start_after.clone() } else { None };
-        PageRequest { prefix: self.prefix.clone(), delimited: self.delimited, token, url_encoded: self.url_encoded, start_after }
+        PageRequest {
+            prefix: self.prefix.clone(),
+            delimited: self.delimited,
+            token,
+            url_encoded: self.url_encoded,
+            start_after,
+        }
     }
 
     /// Sends the request for the page after `token`, without waiting for it.
@@ -658,7 +674,7 @@ impl Ord for Waiting {
 
 enum Ahead {
     Item(Item),
-    Folder(RemoteListing),
+    Folder(Box<RemoteListing>),
 }
 
 /// Pages listed flat before a prefix counts as large.
@@ -808,7 +824,7 @@ impl FolderListing {
                     Some(Ok((_, PageEntry::Item(item)))) => self.ahead.push_back(Ahead::Item(item)),
                     Some(Ok((_, PageEntry::Folder(folder)))) => {
                         self.folders_ahead += 1;
-                        self.ahead.push_back(Ahead::Folder(top.folder_listing(&folder)));
+                        self.ahead.push_back(Ahead::Folder(Box::new(top.folder_listing(&folder))));
                     }
                 }
             }
@@ -816,7 +832,7 @@ impl FolderListing {
                 Ahead::Item(item) => return Some(Ok(item)),
                 Ahead::Folder(listing) => {
                     self.folders_ahead -= 1;
-                    self.current = Some(listing);
+                    self.current = Some(*listing);
                 }
             }
         }
