@@ -2,6 +2,7 @@
 //! key order (UTF-8 byte order of the NFC-normalized key), so `plan` can merge them in one
 //! pass without holding either listing in memory.
 
+pub mod folders;
 pub mod inventory;
 pub mod local;
 #[cfg(test)]

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
-use super::remote::{FolderListing, ListError, ListedObject, Page, PageRequest, PageSource, PageWait};
+use super::folders::FolderListing;
+use super::remote::{ListError, ListedObject, Page, PageRequest, PageSource, PageWait};
 use super::sorted::SortedListing;
 use super::{Item, item_order};
 
@@ -140,18 +141,28 @@ fn keys() -> impl Strategy<Value = Vec<String>> {
     })
 }
 
-/// Keys under `p/` of one wide level: numbered names (`n0417`), some of them folders, among
-/// names that sort around `/`.
+/// Keys under `p/` of one wide level, `p/` itself or the folder `p/a/`: numbered names
+/// (`n0417`), some of them folders, among names that sort around `/`.
 fn wide_keys() -> impl Strategy<Value = Vec<String>> {
     let name = prop_oneof![
         3 => (0u32..5_000).prop_map(|n| format!("n{n:04}")),
         1 => (0..NAMES.len()).prop_map(|i| NAMES[i].to_string()),
     ];
     let key = (name, prop::option::weighted(0.2, 0..NAMES.len())).prop_map(|(name, inner)| match inner {
-        Some(inner) => format!("p/{name}/{}", NAMES[inner]),
-        None => format!("p/{name}"),
+        Some(inner) => format!("{name}/{}", NAMES[inner]),
+        None => name,
     });
-    prop::collection::btree_set(key, 0..400).prop_map(|keys| keys.into_iter().collect())
+    // The wide level is the prefix's own, or a folder's under it (beside a few other keys).
+    (prop::collection::btree_set(key, 0..400), prop::bool::ANY).prop_map(|(names, deeper)| {
+        let level = if deeper { "p/a/" } else { "p/" };
+        let mut keys: Vec<String> = names.into_iter().map(|name| format!("{level}{name}")).collect();
+        if deeper {
+            keys.extend(["p/a b.csv", "p/a!", "p/b.csv"].map(String::from));
+            keys.sort();
+            keys.dedup();
+        }
+        keys
+    })
 }
 
 /// Every entry (stored key relative to `p/`) in the order the merge needs: NFC key, then

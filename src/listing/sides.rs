@@ -12,8 +12,9 @@ use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
+use crate::listing::folders::FolderListing;
 use crate::listing::local::LocalWalk;
-use crate::listing::remote::{FolderListing, ListError};
+use crate::listing::remote::ListError;
 use crate::listing::sorted::SortedListing;
 use crate::listing::{Entry, Item, SkipReason, Skipped};
 use crate::manifest::{DestinationCheck, Direction, Job, S3Target};

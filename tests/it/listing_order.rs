@@ -274,25 +274,25 @@ fn a_sort_without_room_in_the_temp_folder_says_so() {
 }
 
 /// A folder wider than the flat pages haul lists before going folder by folder (1,500 names
-/// at one level in pages of 100, among names that sort around `/` and a few folders) is listed
-/// in key ranges at once. On every server, an upload with `delete: true` onto a bucket that
+/// in `wide/`, listed in pages of 100, beside names that sort around `/` and a few folders) is
+/// listed in key ranges at once. On every server, an upload with `delete: true` onto a bucket that
 /// holds the folder already plans exactly the ten new files and the one stale object, spread
 /// over the ranges; on the servers that list in key order it is listed in ranges, not sorted.
 #[test]
 fn a_wide_folder_in_key_ranges_plans_exactly_what_differs_on_every_server() {
     for (server, f) in Fixture::every_server() {
         let m = f.two_way_manifest(&f.endpoint.clone(), "  delete: true\n  max_delete: 10\n");
-        let mut names: Vec<String> = (0..1_500).map(|n| format!("n{n:05}.csv")).collect();
+        let mut names: Vec<String> = (0..1_500).map(|n| format!("wide/n{n:05}.csv")).collect();
         names.extend(TREE.iter().map(|name| name.to_string()));
         for name in &names {
             f.file_written_earlier(name, b"x");
         }
         f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
-        let new: Vec<String> = (0..1_500).step_by(150).map(|n| format!("n{n:05}b.csv")).collect();
+        let new: Vec<String> = (0..1_500).step_by(150).map(|n| format!("wide/n{n:05}b.csv")).collect();
         for name in &new {
             f.file_written_earlier(name, b"new");
         }
-        f.put("data/n01499a.csv", b"stale");
+        f.put("data/wide/n01499a.csv", b"stale");
 
         let pages = [("HAUL_LIST_PAGE_KEYS", "100")];
         let args = ["plan", &m, "--only", "up", "--output", "json", "--log-level", "debug"];
@@ -306,7 +306,7 @@ fn a_wide_folder_in_key_ranges_plans_exactly_what_differs_on_every_server() {
             .map(|action| (action["action"].as_str().unwrap().to_string(), action["key"].as_str().unwrap().to_string()))
             .collect();
         let mut expected = pairs("upload", &new.iter().map(String::as_str).collect::<Vec<_>>());
-        expected.extend(pairs("delete-remote", &["n01499a.csv"]));
+        expected.extend(pairs("delete-remote", &["wide/n01499a.csv"]));
         assert_eq!(planned, expected, "{server}");
         if server != "SeaweedFS" {
             assert!(out.stderr.contains("listing a large folder in key ranges at once"), "{server}: no ranges");
