@@ -317,3 +317,58 @@ fn a_wide_folder_in_key_ranges_plans_exactly_what_differs_on_every_server() {
         assert_eq!(settled.code, 0, "{server}: the plan after the upload is not empty:\n{}", settled.all());
     }
 }
+
+/// SeaweedFS reads StartAfter as S3 does when a folder's names sort alike in both orders, so a
+/// wide folder there is listed in key ranges too, and the plan is exact. Then two names that
+/// sort differently as a folder walk (`n00500/` before `n00500 x.csv`) come in past the flat
+/// pages, inside the ranges: the plan is still exact, whether the ranges put them in order or
+/// find them out of order and sort.
+#[test]
+fn a_wide_folder_on_seaweedfs_is_listed_in_key_ranges_and_its_walk_order_found() {
+    let f = Fixture::seaweedfs();
+    let m = f.two_way_manifest(&f.endpoint.clone(), "  delete: true\n  max_delete: 10\n");
+    for n in 0..1_500 {
+        f.file_written_earlier(&format!("wide/n{n:05}.csv"), b"x");
+    }
+    f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
+    let pages = [("HAUL_LIST_PAGE_KEYS", "100")];
+    let plan_of = |f: &Fixture| {
+        let args = ["plan", &m, "--only", "up", "--output", "json", "--log-level", "debug"];
+        let out = common::haul_with(f.dir.path(), &pages, &args);
+        out.expect_code(0);
+        let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let planned: BTreeSet<(String, String)> = plan["transfers"][0]["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|action| (action["action"].as_str().unwrap().to_string(), action["key"].as_str().unwrap().to_string()))
+            .collect();
+        (planned, out.stderr)
+    };
+    let apply = |f: &Fixture| {
+        common::haul_with(f.dir.path(), &pages, &["apply", &m, "--only", "up", "--quiet"]).expect_code(0);
+        let settled = common::haul_with(f.dir.path(), &pages, &["plan", &m, "--only", "up", "--detailed-exitcode"]);
+        assert_eq!(settled.code, 0, "the plan after the upload is not empty:\n{}", settled.all());
+    };
+
+    f.file_written_earlier("wide/n01200b.csv", b"new");
+    f.put("data/wide/n00700a.csv", b"stale");
+    let (planned, log) = plan_of(&f);
+    assert!(log.contains("listing a large folder in key ranges at once"), "no ranges:\n{log}");
+    assert!(!log.contains("not in key order"), "fell back to sorting:\n{log}");
+    let mut expected = pairs("upload", &["wide/n01200b.csv"]);
+    expected.extend(pairs("delete-remote", &["wide/n00700a.csv"]));
+    assert_eq!(planned, expected);
+    apply(&f);
+
+    let walk = ["wide/n00500 x.csv", "wide/n00500/x.csv"];
+    for name in walk {
+        f.file_written_earlier(name, b"walk");
+    }
+    f.put("data/wide/n00600a.csv", b"stale");
+    let (planned, _) = plan_of(&f);
+    let mut expected = pairs("upload", &walk);
+    expected.extend(pairs("delete-remote", &["wide/n00600a.csv"]));
+    assert_eq!(planned, expected);
+    apply(&f);
+}
