@@ -48,8 +48,6 @@ pub(super) struct LevelRanges {
     prefix_len: usize,
     /// Entries read since the last look at the ranges ahead.
     since_look: usize,
-    /// Ranges made, for the debug log.
-    made: usize,
     failed: bool,
 }
 
@@ -67,7 +65,6 @@ impl LevelRanges {
             last: None,
             prefix_len,
             since_look: 0,
-            made: 1,
             failed: false,
         }
     }
@@ -176,7 +173,6 @@ impl LevelRanges {
         let new: Vec<RemoteListing> =
             points.iter().cloned().zip(ends).map(|(after, end)| self.template.range(Some(after), end)).collect();
         self.ranges[at].end_at(first_point.clone());
-        self.made += new.len();
         for (offset, range) in new.into_iter().enumerate() {
             self.ranges.insert(at + 1 + offset, range);
         }
