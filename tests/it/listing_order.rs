@@ -273,11 +273,37 @@ fn a_sort_without_room_in_the_temp_folder_says_so() {
     ]);
 }
 
+/// Listed in pages of 100 keys, so that a folder of 1,500 names is wide.
+const SMALL_PAGES: [(&str, &str); 1] = [("HAUL_LIST_PAGE_KEYS", "100")];
+
+/// The upload `up`'s plan in small pages, as `(action, key)` pairs, and its debug log.
+fn wide_plan(f: &Fixture, m: &str) -> (BTreeSet<(String, String)>, String) {
+    let args = ["plan", m, "--only", "up", "--output", "json", "--log-level", "debug"];
+    let out = common::haul_with(f.dir.path(), &SMALL_PAGES, &args);
+    out.expect_code(0);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let planned = plan["transfers"][0]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|action| (action["action"].as_str().unwrap().to_string(), action["key"].as_str().unwrap().to_string()))
+        .collect();
+    (planned, out.stderr)
+}
+
+/// Applies the upload `up` in small pages; the plan after it is empty.
+fn wide_apply(f: &Fixture, m: &str, server: &str) {
+    common::haul_with(f.dir.path(), &SMALL_PAGES, &["apply", m, "--only", "up", "--quiet"]).expect_code(0);
+    let settled = common::haul_with(f.dir.path(), &SMALL_PAGES, &["plan", m, "--only", "up", "--detailed-exitcode"]);
+    assert_eq!(settled.code, 0, "{server}: the plan after the upload is not empty:\n{}", settled.all());
+}
+
 /// A folder wider than the flat pages haul lists before going folder by folder (1,500 names
 /// in `wide/`, listed in pages of 100, beside names that sort around `/` and a few folders) is
-/// listed in key ranges at once. On every server, an upload with `delete: true` onto a bucket that
-/// holds the folder already plans exactly the ten new files and the one stale object, spread
-/// over the ranges; on the servers that list in key order it is listed in ranges, not sorted.
+/// listed in key ranges at once. On every server, an upload with `delete: true` onto a bucket
+/// that holds the folder already plans exactly the ten new files and the one stale object,
+/// spread over the ranges; on the servers that list in key order it is listed in ranges, not
+/// sorted.
 #[test]
 fn a_wide_folder_in_key_ranges_plans_exactly_what_differs_on_every_server() {
     for (server, f) in Fixture::every_server() {
@@ -294,27 +320,15 @@ fn a_wide_folder_in_key_ranges_plans_exactly_what_differs_on_every_server() {
         }
         f.put("data/wide/n01499a.csv", b"stale");
 
-        let pages = [("HAUL_LIST_PAGE_KEYS", "100")];
-        let args = ["plan", &m, "--only", "up", "--output", "json", "--log-level", "debug"];
-        let out = common::haul_with(f.dir.path(), &pages, &args);
-        out.expect_code(0);
-        let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-        let planned: BTreeSet<(String, String)> = plan["transfers"][0]["actions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|action| (action["action"].as_str().unwrap().to_string(), action["key"].as_str().unwrap().to_string()))
-            .collect();
+        let (planned, log) = wide_plan(&f, &m);
         let mut expected = pairs("upload", &new.iter().map(String::as_str).collect::<Vec<_>>());
         expected.extend(pairs("delete-remote", &["wide/n01499a.csv"]));
         assert_eq!(planned, expected, "{server}");
         if server != "SeaweedFS" {
-            assert!(out.stderr.contains("listing a large folder in key ranges at once"), "{server}: no ranges");
-            assert!(!out.stderr.contains("not in key order"), "{server}: fell back to sorting");
+            assert!(log.contains("listing a large folder in key ranges at once"), "{server}: no ranges");
+            assert!(!log.contains("not in key order"), "{server}: fell back to sorting");
         }
-        common::haul_with(f.dir.path(), &pages, &["apply", &m, "--only", "up", "--quiet"]).expect_code(0);
-        let settled = common::haul_with(f.dir.path(), &pages, &["plan", &m, "--only", "up", "--detailed-exitcode"]);
-        assert_eq!(settled.code, 0, "{server}: the plan after the upload is not empty:\n{}", settled.all());
+        wide_apply(&f, &m, server);
     }
 }
 
@@ -331,44 +345,25 @@ fn a_wide_folder_on_seaweedfs_is_listed_in_key_ranges_and_its_walk_order_found()
         f.file_written_earlier(&format!("wide/n{n:05}.csv"), b"x");
     }
     f.apply(&[&m, "--only", "up", "--quiet"]).expect_code(0);
-    let pages = [("HAUL_LIST_PAGE_KEYS", "100")];
-    let plan_of = |f: &Fixture| {
-        let args = ["plan", &m, "--only", "up", "--output", "json", "--log-level", "debug"];
-        let out = common::haul_with(f.dir.path(), &pages, &args);
-        out.expect_code(0);
-        let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-        let planned: BTreeSet<(String, String)> = plan["transfers"][0]["actions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|action| (action["action"].as_str().unwrap().to_string(), action["key"].as_str().unwrap().to_string()))
-            .collect();
-        (planned, out.stderr)
-    };
-    let apply = |f: &Fixture| {
-        common::haul_with(f.dir.path(), &pages, &["apply", &m, "--only", "up", "--quiet"]).expect_code(0);
-        let settled = common::haul_with(f.dir.path(), &pages, &["plan", &m, "--only", "up", "--detailed-exitcode"]);
-        assert_eq!(settled.code, 0, "the plan after the upload is not empty:\n{}", settled.all());
-    };
 
     f.file_written_earlier("wide/n01200b.csv", b"new");
     f.put("data/wide/n00700a.csv", b"stale");
-    let (planned, log) = plan_of(&f);
+    let (planned, log) = wide_plan(&f, &m);
     assert!(log.contains("listing a large folder in key ranges at once"), "no ranges:\n{log}");
     assert!(!log.contains("not in key order"), "fell back to sorting:\n{log}");
     let mut expected = pairs("upload", &["wide/n01200b.csv"]);
     expected.extend(pairs("delete-remote", &["wide/n00700a.csv"]));
     assert_eq!(planned, expected);
-    apply(&f);
+    wide_apply(&f, &m, "SeaweedFS");
 
     let walk = ["wide/n00500 x.csv", "wide/n00500/x.csv"];
     for name in walk {
         f.file_written_earlier(name, b"walk");
     }
     f.put("data/wide/n00600a.csv", b"stale");
-    let (planned, _) = plan_of(&f);
+    let (planned, _) = wide_plan(&f, &m);
     let mut expected = pairs("upload", &walk);
     expected.extend(pairs("delete-remote", &["wide/n00600a.csv"]));
     assert_eq!(planned, expected);
-    apply(&f);
+    wide_apply(&f, &m, "SeaweedFS");
 }
