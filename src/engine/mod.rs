@@ -91,7 +91,6 @@ impl Clients {
     }
 }
 
-/// The jobs `--only` names (all of them without it), in manifest order.
 /// A run's (or a plan's) start, `started` seconds since the epoch: deadlines count from it.
 fn run_start(started: i64) -> std::time::SystemTime {
     std::time::UNIX_EPOCH + std::time::Duration::from_secs(started.max(0) as u64)
@@ -115,6 +114,7 @@ fn refuse_sharded_chain(jobs: &[&Job], shard: Option<crate::shard::Shard>) -> Re
     }
 }
 
+/// The jobs `--only` names (all of them without it), in manifest order.
 pub fn select_jobs<'a>(jobs: &'a [Job], only: &[String]) -> Result<Vec<&'a Job>, HaulError> {
     for name in only {
         if !jobs.iter().any(|job| &job.name == name) {
