@@ -45,6 +45,10 @@ struct ModelBucket {
 }
 
 impl ModelBucket {
+    fn new(keys: Vec<String>, order: ServerOrder, page_size: usize, start_after: StartAfter) -> Self {
+        ModelBucket { keys, order, page_size, start_after, requests: Default::default() }
+    }
+
     /// What a listing of `request.prefix` names, in the server's order: `(name, is_folder)`.
     fn entries(&self, request: &PageRequest) -> Vec<(String, bool)> {
         let mut entries: Vec<(String, bool)> = Vec::new();
@@ -207,13 +211,7 @@ proptest! {
     #[test]
     fn a_server_in_key_order_is_listed_whole_in_merge_order(keys in keys(), page_size in 1usize..5) {
         let bucket =
-            Arc::new(ModelBucket {
-            keys: keys.clone(),
-            order: ServerOrder::Key,
-            page_size,
-            start_after: StartAfter::Key,
-            requests: Default::default(),
-        });
+            Arc::new(ModelBucket::new(keys.clone(), ServerOrder::Key, page_size, StartAfter::Key));
         let (items, error) = run(FolderListing::new(bucket, "p/", false));
         prop_assert!(error.is_none(), "{error:?}");
         prop_assert_eq!(listed(&items), in_merge_order(&keys));
@@ -230,7 +228,7 @@ proptest! {
         order in prop_oneof![Just(ServerOrder::Key), Just(ServerOrder::FolderWalk)],
         start_after in prop_oneof![Just(StartAfter::Key), Just(StartAfter::Walk), Just(StartAfter::Ignored)],
     ) {
-        let bucket = Arc::new(ModelBucket { keys: keys.clone(), order, page_size, start_after, requests: Default::default() });
+        let bucket = Arc::new(ModelBucket::new(keys.clone(), order, page_size, start_after));
         let expected = in_merge_order(&keys);
         let (items, error) = run(FolderListing::new(bucket, "p/", false));
         let got = listed(&items);
@@ -251,13 +249,7 @@ proptest! {
     /// listing gives every key once in merge order either way.
     #[test]
     fn a_server_out_of_key_order_is_found_before_a_key_is_misplaced(keys in keys(), page_size in 1usize..5) {
-        let bucket = Arc::new(ModelBucket {
-            keys: keys.clone(),
-            order: ServerOrder::FolderWalk,
-            page_size,
-            start_after: StartAfter::Walk,
-            requests: Default::default(),
-        });
+        let bucket = Arc::new(ModelBucket::new(keys.clone(), ServerOrder::FolderWalk, page_size, StartAfter::Walk));
         let expected = in_merge_order(&keys);
         let (items, error) = run(FolderListing::new(bucket.clone(), "p/", false));
         let got = listed(&items);
@@ -277,13 +269,7 @@ proptest! {
 #[test]
 fn the_model_lists_folders_first_in_folder_walk_order() {
     let keys = ["p/a b.csv", "p/a.csv", "p/a/b.csv", "p/a/b/c.csv", "p/a0.csv"].map(String::from).to_vec();
-    let bucket = ModelBucket {
-        keys,
-        order: ServerOrder::FolderWalk,
-        page_size: 10,
-        start_after: StartAfter::Key,
-        requests: Default::default(),
-    };
+    let bucket = ModelBucket::new(keys, ServerOrder::FolderWalk, 10, StartAfter::Key);
     let request =
         PageRequest { prefix: "p/".into(), delimited: false, token: None, url_encoded: false, start_after: None };
     let page = bucket.page(&request);
@@ -313,13 +299,7 @@ fn key_ranges_cost_few_requests_more_than_one_chain() {
     for (shape, mut keys) in shapes {
         keys.sort();
         let page_size = 100;
-        let bucket = Arc::new(ModelBucket {
-            keys: keys.clone(),
-            order: ServerOrder::Key,
-            page_size,
-            start_after: StartAfter::Key,
-            requests: Default::default(),
-        });
+        let bucket = Arc::new(ModelBucket::new(keys.clone(), ServerOrder::Key, page_size, StartAfter::Key));
         let (items, error) = run(FolderListing::new(bucket.clone(), "p/", false));
         assert!(error.is_none(), "{shape}: {error:?}");
         assert_eq!(items.len(), keys.len(), "{shape}");

@@ -481,10 +481,7 @@ impl RemoteListing {
     /// The key range of this (delimited) listing's prefix from after `start_after` to `until`,
     /// keyed and encoded like this one; not started.
     pub(super) fn range(&self, start_after: Option<String>, until: Option<String>) -> RemoteListing {
-        let mut listing = RemoteListing::new(self.source.clone(), &self.prefix, self.check_keys);
-        listing.key_base = self.key_base.clone();
-        listing.delimited = true;
-        listing.url_encoded = self.url_encoded;
+        let mut listing = self.sibling(&self.prefix, true);
         listing.start_after = start_after;
         listing.until = until;
         listing
@@ -514,11 +511,17 @@ impl RemoteListing {
     /// A listing of `prefix` in the same bucket, keyed and encoded like this one, its first
     /// page already requested.
     fn started_listing(&self, prefix: &str, delimited: bool) -> RemoteListing {
+        let mut listing = self.sibling(prefix, delimited);
+        listing.start();
+        listing
+    }
+
+    /// A listing of `prefix` in the same bucket, keyed and encoded like this one; not started.
+    fn sibling(&self, prefix: &str, delimited: bool) -> RemoteListing {
         let mut listing = RemoteListing::new(self.source.clone(), prefix, self.check_keys);
         listing.key_base = self.key_base.clone();
         listing.delimited = delimited;
         listing.url_encoded = self.url_encoded;
-        listing.prefetched = Some(listing.start_page(None));
         listing
     }
 
