@@ -5,9 +5,10 @@
 //! 100 ms round trip, 64 small objects in flight move at most 640 a second, however fast the
 //! server. No fixed number suits every link: on 127.0.0.1 more than 64 gains nothing and
 //! costs the server CPU; across regions it takes several hundred. So `auto` climbs, as TCP's
-//! slow start and the .NET thread pool's hill climbing do: it starts at 64, and while every
-//! worker is busy it doubles the level each window and keeps the step only if objects or
-//! bytes a second grew by a tenth; otherwise it goes back to the level before, holds there
+//! slow start and the .NET thread pool's hill climbing do: it starts at 64 (or, for a far
+//! server, from the round trip: `start_for`), and while every worker is busy it doubles the
+//! level each window and keeps the step only if objects or bytes a second grew by a tenth;
+//! otherwise it goes back to the level before, holds there
 //! for a while, and later tries a smaller step. A server's answer asking to slow down (503
 //! SlowDown, 429) or a failed connection halves the level at once (at most once a window),
 //! and a `Retry-After` pauses new starts until then (see `s3::pressure`).
@@ -86,7 +87,10 @@ pub(super) struct Level {
     pub(super) parts: Arc<Gate>,
     now: AtomicU32,
     adaptive: bool,
-    start: u32,
+    /// Where the level started: raised once from the round trip when objects begin to move
+    /// (`start_for`), unless an earlier transfer between the same servers found it.
+    start: AtomicU32,
+    start_from_round_trip: bool,
     most: u32,
     highest: AtomicU32,
     /// Objects being worked on (a pass held, not waiting for one).
@@ -107,12 +111,17 @@ impl Level {
         let adaptive = concurrency == Concurrency::Auto;
         let most = crate::limits::objects_in_flight(concurrency.most()).max(1);
         let start = found.filter(|_| adaptive).unwrap_or(concurrency.starting()).clamp(1, most);
+        let start_from_round_trip = adaptive && found.is_none();
+        if start_from_round_trip {
+            crate::s3::pressure::forget_quickest_answer();
+        }
         Arc::new(Level {
             objects: Gate::new(start),
             parts: Gate::new(start),
             now: AtomicU32::new(start),
             adaptive,
-            start,
+            start: AtomicU32::new(start),
+            start_from_round_trip,
             most,
             highest: AtomicU32::new(start),
             busy: AtomicU32::new(0),
@@ -152,7 +161,7 @@ impl Level {
         let (answers, connections) = crate::s3::pressure::counts();
         crate::report::LevelReport {
             adaptive: self.adaptive,
-            start: self.start,
+            start: self.start.load(Ordering::Acquire),
             settled: self.now(),
             highest: self.highest.load(Ordering::Acquire),
             lowered: self.lowered.load(Ordering::Acquire),
@@ -206,6 +215,7 @@ pub(super) async fn steer(
     let mut window = WindowStart::now(&counters);
     let mut window_length = SHORTEST_WINDOW;
     let mut last_cut: Option<Instant> = None;
+    let mut start_from_round_trip = level.start_from_round_trip;
     let stopped = stop.notified();
     tokio::pin!(stopped);
     loop {
@@ -213,7 +223,24 @@ pub(super) async fn steer(
             _ = &mut stopped => break,
             _ = tick.tick() => {}
         }
-        window.sample(level.busy.load(Ordering::Acquire));
+        let busy = level.busy.load(Ordering::Acquire);
+        // Once objects move and a server has answered (the listing, or the first objects),
+        // how long the quickest answer took says how far the server is; until the first
+        // window ends, after which the climb has it in hand.
+        if let Some(answer) = crate::s3::pressure::quickest_answer().filter(|_| start_from_round_trip && busy > 0) {
+            start_from_round_trip = false;
+            let start = start_for(answer, level.now(), level.most);
+            if start > level.now() {
+                tracing::debug!(level = start, "a far server: objects in flight start higher");
+                climb = Climb::new(start, level.most);
+                level.start.store(start, Ordering::Release);
+                level.proven.store(start, Ordering::Release);
+                move_to(start);
+                window = WindowStart::now(&counters);
+                continue;
+            }
+        }
+        window.sample(busy);
         let seen = pressure_now();
         let new_pressure = seen.saturating_sub(pressure);
         pressure = seen;
@@ -234,6 +261,7 @@ pub(super) async fn steer(
         if window.started.elapsed() < window_length {
             continue;
         }
+        start_from_round_trip = false;
         let seen = window.end(&counters, level.now());
         if let Some(per_object) = seen.time_per_object() {
             window_length = (per_object * ROUNDS_PER_WINDOW).clamp(SHORTEST_WINDOW, LONGEST_WINDOW);
@@ -251,6 +279,25 @@ pub(super) async fn steer(
         }
         window = WindowStart::now(&counters);
     }
+}
+
+/// What one object takes at `auto`'s first level when the server is near: 64 in flight keep
+/// the cores of this project's test machine busy with objects of about this long (W1 at 0 ms:
+/// about 2,000 objects a second).
+const NEAR_OBJECT_TIME: Duration = Duration::from_millis(25);
+
+/// Where `auto` starts when the quickest answer took `answer`: doubled from `start` for each
+/// doubling of the time an object takes (Little's law: the same objects a second take as many
+/// more in flight), so a far server does not wait out the climb's first windows (at 100 ms,
+/// 64 to 256 took about 1.5 s). A near one (under twice `NEAR_OBJECT_TIME`) keeps `start`.
+fn start_for(answer: Duration, start: u32, most: u32) -> u32 {
+    let mut level = start;
+    let mut covered = NEAR_OBJECT_TIME * 2;
+    while answer >= covered && level < most {
+        level = level.saturating_mul(2);
+        covered *= 2;
+    }
+    level.min(most)
 }
 
 /// The counters when a window began, and the busy workers sampled since.
@@ -397,6 +444,18 @@ impl Climb {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_far_server_starts_higher_in_doublings() {
+        let ms = Duration::from_millis;
+        assert_eq!(start_for(ms(1), 64, 512), 64, "a near server");
+        assert_eq!(start_for(ms(49), 64, 512), 64);
+        assert_eq!(start_for(ms(50), 64, 512), 128);
+        assert_eq!(start_for(ms(104), 64, 512), 256, "a 100 ms round trip");
+        assert_eq!(start_for(ms(210), 64, 512), 512, "200 ms");
+        assert_eq!(start_for(ms(5_000), 64, 512), 512, "never above the most");
+        assert_eq!(start_for(ms(5_000), 64, 100), 100);
+    }
 
     /// A window at `level` moving `objects` a second with every worker busy.
     fn busy_window(level: u32, objects: u64) -> Window {

@@ -129,8 +129,8 @@ pub struct Settings {
     pub checksum: Option<UploadChecksum>,
     /// `requester`: you pay for requests and transfer on a requester-pays bucket.
     pub request_payer: Option<RequestPayer>,
-    /// Objects in flight at once: `auto` (the default: from 64, more while it pays, fewer when
-    /// the server asks to slow down) or a fixed number from 1 to 1024.
+    /// Objects in flight at once: `auto` (the default: from 64, or more for a far server, more
+    /// while it pays, fewer when the server asks to slow down) or a fixed number from 1 to 1024.
     pub concurrency: Option<Concurrency>,
     /// Objects at least this large move in parts (`8MiB`; 5MiB to 5GiB).
     pub multipart_threshold: Option<ByteSize>,
