@@ -37,8 +37,8 @@ pub fn paused_until() -> Option<Instant> {
 }
 
 /// The quickest answer a server gave since `forget_quickest_answer`, from the request sent to
-/// the response head: a round trip and the server's time. A request that opened its connection waited a
-/// round trip more, which only the quickest of several leaves out.
+/// the response head: a round trip and the server's time. A request that opened its
+/// connection waited a round trip more, which only the quickest of several leaves out.
 pub fn quickest_answer() -> Option<Duration> {
     let micros = QUICKEST_ANSWER_US.load(Ordering::Acquire);
     (micros != u64::MAX).then(|| Duration::from_micros(micros))
