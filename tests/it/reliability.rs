@@ -719,29 +719,31 @@ fn a_rate_limited_server_is_met_by_fewer_objects_in_flight_and_nothing_fails() {
 /// A far server (a 120 ms round trip through the test kit's delay line): `auto` starts its
 /// objects in flight from how long the server's quickest answer took, not at 64 and a climb of
 /// seconds; a near one starts at 64. In one run, near first: the far transfer goes by its own
-/// server's answers, not the near one's.
+/// server's answers, not the near one's. On every test server.
 #[test]
 fn a_far_server_starts_with_more_objects_in_flight_and_a_near_one_at_64() {
-    let f = Fixture::s3s_fs();
-    for i in 0..100u64 {
-        f.file(&format!("f/{i:03}.csv"), &bytes(1_000, i));
+    for (server, f) in Fixture::every_server() {
+        for i in 0..100u64 {
+            f.file(&format!("f/{i:03}.csv"), &bytes(1_000, i));
+        }
+        let upstream: std::net::SocketAddr = f.endpoint.trim_start_matches("http://").parse().unwrap();
+        let settings = haul_testkit::DelaySettings { round_trip: Duration::from_millis(120), rate: None };
+        let far = haul_testkit::DelayProxy::start("127.0.0.1:0".parse().unwrap(), upstream, settings).unwrap();
+        let m = f.two_way_manifest(&f.endpoint, "").replace("m.yaml", "near-far.yaml");
+        let text = std::fs::read_to_string(f.path("m.yaml"))
+            .unwrap()
+            .replace("    local: ./back\n", &format!("    local: ./back\n    endpoint: {}\n", far.endpoint()));
+        write(f.dir.path(), &m, &text);
+        let out = f.apply(&[&m, "--output", "json"]);
+        out.expect_code(0);
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let (near, far) = (&report["transfers"][0], &report["transfers"][1]);
+        let moved = (near["moved"]["objects"].as_u64(), far["moved"]["objects"].as_u64());
+        assert_eq!(moved, (Some(100), Some(100)), "{server}");
+        assert_eq!(near["concurrency"]["start"], 64, "{server}: {near}");
+        // 120 ms answers: 256 (or 512 where each answer also waited for its connection).
+        let start = far["concurrency"]["start"].as_u64().unwrap();
+        assert!(start >= 256, "{server}: {far}");
+        assert!(far["concurrency"]["highest"].as_u64().unwrap() >= start, "{server}: {far}");
     }
-    let upstream: std::net::SocketAddr = f.endpoint.trim_start_matches("http://").parse().unwrap();
-    let settings = haul_testkit::DelaySettings { round_trip: Duration::from_millis(120), rate: None };
-    let far = haul_testkit::DelayProxy::start("127.0.0.1:0".parse().unwrap(), upstream, settings).unwrap();
-    let m = f.two_way_manifest(&f.endpoint, "").replace("m.yaml", "near-far.yaml");
-    let text = std::fs::read_to_string(f.path("m.yaml"))
-        .unwrap()
-        .replace("    local: ./back\n", &format!("    local: ./back\n    endpoint: {}\n", far.endpoint()));
-    write(f.dir.path(), &m, &text);
-    let out = f.apply(&[&m, "--output", "json"]);
-    out.expect_code(0);
-    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    let (near, far) = (&report["transfers"][0], &report["transfers"][1]);
-    assert_eq!((near["moved"]["objects"].as_u64(), far["moved"]["objects"].as_u64()), (Some(100), Some(100)));
-    assert_eq!(near["concurrency"]["start"], 64, "{near}");
-    // 120 ms answers: 256 (or 512 where each answer also waited for its connection).
-    let start = far["concurrency"]["start"].as_u64().unwrap();
-    assert!(start >= 256, "{far}");
-    assert!(far["concurrency"]["highest"].as_u64().unwrap() >= start, "{far}");
 }
